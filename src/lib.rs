@@ -1,0 +1,3 @@
+//! Replicates Cognite Data Fusion data-modeling instances into Delta Lake tables on S3.
+pub mod cdf;
+pub mod config;
