@@ -100,9 +100,9 @@ ensure_venv() {
     if [[ ! -x $venv/bin/python ]]; then
         log_info "creating $venv"
         create_venv "$venv" || return 1
-        # Keep the environment out of git without touching the repository's .gitignore.
-        printf '*\n' >"$venv/.gitignore"
     fi
+    # Keep the environment out of git without touching the repository's .gitignore.
+    [[ -f $venv/.gitignore ]] || printf '*\n' >"$venv/.gitignore"
 
     wanted=$(requirements_hash "$venv/bin/python" "$requirements" "$constraints") || return 1
     if [[ -f $stamp && $(cat "$stamp") == "$wanted" ]]; then
