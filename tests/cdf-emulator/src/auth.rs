@@ -143,15 +143,13 @@ pub async fn require_project_access(
     req: Request,
     next: Next,
 ) -> Response {
+    let Some(rest) = req.uri().path().strip_prefix("/api/v1/projects/") else {
+        return next.run(req).await;
+    };
     if let Err(e) = check_bearer(&st, req.headers()) {
         return e.into_response();
     }
-    let project = req
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/projects/")
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("");
+    let project = rest.split('/').next().unwrap_or("");
     let project = percent_decode(project);
     if project != st.project {
         return ApiError::new(

@@ -28,7 +28,7 @@ use crate::{auth, control, extpipes, faults, raw, request_log};
 /// Largest accepted request body (after gzip inflation).
 pub const MAX_BODY_BYTES: usize = 512 * 1024 * 1024;
 
-fn project_routes(state: &AppState) -> Router<AppState> {
+fn project_routes() -> Router<AppState> {
     Router::new()
         .route("/models/spaces", post(spaces::apply).get(spaces::list))
         .route("/models/spaces/byids", post(spaces::by_ids))
@@ -93,10 +93,6 @@ fn project_routes(state: &AppState) -> Router<AppState> {
             get(extpipes::list_runs).post(extpipes::create_runs),
         )
         .route("/extpipes/runs/list", post(extpipes::filter_runs))
-        .layer(from_fn_with_state(
-            state.clone(),
-            auth::require_project_access,
-        ))
 }
 
 /// The complete application: public API, token endpoint and control API.
@@ -107,9 +103,13 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/token/inspect",
             get(auth::inspect).layer(from_fn_with_state(state.clone(), auth::require_token)),
         )
-        .nest("/api/v1/projects/{project}", project_routes(&state))
+        .nest("/api/v1/projects/{project}", project_routes())
         .nest("/__emulator", control::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn_with_state(
+            state.clone(),
+            auth::require_project_access,
+        ))
         .layer(from_fn(request_log::gunzip))
         .layer(from_fn_with_state(state.clone(), faults::inject))
         .layer(from_fn_with_state(state.clone(), request_log::observe))
