@@ -129,6 +129,25 @@ fn row_json(key: &str, row: &Row, columns: Option<&[String]>) -> Value {
     json!({"key": key, "columns": cols, "lastUpdatedTime": row.last_updated})
 }
 
+/// Path parameters by name; the enclosing `{project}` segment is ignored.
+#[derive(Debug, Deserialize)]
+pub struct DbPath {
+    db: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TablePath {
+    db: String,
+    table: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RowPath {
+    db: String,
+    table: String,
+    key: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
@@ -304,7 +323,7 @@ pub async fn delete_dbs(
 
 pub async fn list_tables(
     State(st): State<AppState>,
-    ApiPath(db): ApiPath<String>,
+    ApiPath(DbPath { db }): ApiPath<DbPath>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let raw = lock(&st.raw);
@@ -319,7 +338,7 @@ pub async fn list_tables(
 
 pub async fn create_tables(
     State(st): State<AppState>,
-    ApiPath(db): ApiPath<String>,
+    ApiPath(DbPath { db }): ApiPath<DbPath>,
     ApiQuery(q): ApiQuery<ListQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
@@ -359,7 +378,7 @@ pub async fn create_tables(
 
 pub async fn delete_tables(
     State(st): State<AppState>,
-    ApiPath(db): ApiPath<String>,
+    ApiPath(DbPath { db }): ApiPath<DbPath>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     let names = names_of(&body, 1000)?;
@@ -392,7 +411,7 @@ struct RowsBody {
 
 pub async fn insert_rows(
     State(st): State<AppState>,
-    ApiPath((db, table)): ApiPath<(String, String)>,
+    ApiPath(TablePath { db, table }): ApiPath<TablePath>,
     ApiQuery(q): ApiQuery<ListQuery>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
@@ -420,7 +439,7 @@ pub async fn insert_rows(
 
 pub async fn list_rows(
     State(st): State<AppState>,
-    ApiPath((db, table)): ApiPath<(String, String)>,
+    ApiPath(TablePath { db, table }): ApiPath<TablePath>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = check_limit(q.limit, 25, 10_000)?;
@@ -463,7 +482,7 @@ pub async fn list_rows(
 
 pub async fn retrieve_row(
     State(st): State<AppState>,
-    ApiPath((db, table, key)): ApiPath<(String, String, String)>,
+    ApiPath(RowPath { db, table, key }): ApiPath<RowPath>,
 ) -> ApiResult<Json<Value>> {
     let raw = lock(&st.raw);
     let t = raw.table(&db, &table)?;
@@ -477,9 +496,17 @@ pub async fn retrieve_row(
 /// `GET .../rows/delete` is a retrieve of the row whose key is "delete".
 pub async fn retrieve_row_named_delete(
     st: State<AppState>,
-    ApiPath((db, table)): ApiPath<(String, String)>,
+    ApiPath(TablePath { db, table }): ApiPath<TablePath>,
 ) -> ApiResult<Json<Value>> {
-    retrieve_row(st, ApiPath((db, table, "delete".to_string()))).await
+    retrieve_row(
+        st,
+        ApiPath(RowPath {
+            db,
+            table,
+            key: "delete".to_string(),
+        }),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -494,7 +521,7 @@ struct KeysBody {
 
 pub async fn delete_rows(
     State(st): State<AppState>,
-    ApiPath((db, table)): ApiPath<(String, String)>,
+    ApiPath(TablePath { db, table }): ApiPath<TablePath>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let body: KeysBody = crate::error::from_slice(&body)?;
@@ -509,7 +536,7 @@ pub async fn delete_rows(
 /// Splits the (time-filtered) key range into up to `numberOfCursors` partitions.
 pub async fn cursors(
     State(st): State<AppState>,
-    ApiPath((db, table)): ApiPath<(String, String)>,
+    ApiPath(TablePath { db, table }): ApiPath<TablePath>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let n = q.number_of_cursors.unwrap_or(10);
