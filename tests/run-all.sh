@@ -165,13 +165,17 @@ run_interop() {
 
     CDF_EMULATOR_BASE_URL=$base_url CDF_EMULATOR_TOKEN_URL=$token_url CDF_EMULATOR_PROJECT=$project \
         CDF_EMULATOR_CLIENT_ID=$client_id CDF_EMULATOR_CLIENT_SECRET=$client_secret \
-        "$venv/bin/python" -m pytest "$TESTS_ROOT/interop" -p no:cacheprovider -v -rfEX \
+        "$venv/bin/python" -m pytest "$TESTS_ROOT/interop" -p no:cacheprovider -v -rfEX --tb=short \
         --junitxml="$LOG_DIR/interop-$label.xml" || status=$?
 
-    stop_background "$pid"
+    local requests_log="$LOG_DIR/emulator-$label-requests.json"
     if ((status != 0)); then
-        log_error "interop checks with $label failed (pytest exit $status); emulator log: $LOG_DIR/emulator-$label.log"
+        "$HOST_PYTHON" "$TOOLS_DIR/emulator_requests.py" "$base_url" "$requests_log" --print-failures || true
+        log_error "interop checks with $label failed (pytest exit $status); emulator request log: $requests_log"
+    else
+        "$HOST_PYTHON" "$TOOLS_DIR/emulator_requests.py" "$base_url" "$requests_log" || true
     fi
+    stop_background "$pid"
     return "$status"
 }
 

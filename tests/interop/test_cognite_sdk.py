@@ -879,32 +879,42 @@ def test_raw_rows_with_awkward_keys(client: CogniteClient, raw_table: tuple[str,
     assert missing is None, f"retrieving a missing row must give None (404), got {missing!r}"
 
 
-def test_raw_rows_list_paging_columns_and_delete(client: CogniteClient, raw_table: tuple[str, str]) -> None:
+def test_raw_rows_list_paging_and_columns(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     with api("GET /raw/dbs/{db}/tables/{table}/rows?limit=2 (raw.rows.list)"):
         two = client.raw.rows.list(db, table, limit=2)
     assert len(two) == 2
     assert {r.key for r in two} <= set(AWKWARD_ROWS)
 
-    with api("GET /raw/.../rows paged with cursor (raw.rows iterate, chunk_size=2)"):
+    with api("GET /raw/.../rows?limit=2 followed by nextCursor (raw.rows iterate, chunk_size=2)"):
         chunks = list(client.raw.rows(db, table, chunk_size=2))
     assert all(len(chunk) <= 2 for chunk in chunks)
+    assert {r.key: r.columns for chunk in chunks for r in chunk} == AWKWARD_ROWS
     keys = [r.key for chunk in chunks for r in chunk]
     assert sorted(keys) == sorted(AWKWARD_ROWS), f"paging rows must visit every row once, got {keys}"
 
-    with api("GET /raw/.../rows all (raw.rows.list, limit=-1)"):
-        everything = client.raw.rows.list(db, table, limit=-1)
-    assert {r.key: r.columns for r in everything} == AWKWARD_ROWS
-
-    with api("GET /raw/.../rows?columns=n,kind (raw.rows.list)"):
+    with api("GET /raw/.../cursors, then GET /raw/.../rows?columns=n,kind per cursor (raw.rows.list)"):
         narrow = client.raw.rows.list(db, table, columns=["n", "kind"], limit=-1)
-    assert {r.key: r.columns for r in narrow} == {
-        k: {"n": v["n"], "kind": v["kind"]} for k, v in AWKWARD_ROWS.items()
-    }
+    assert {r.key: r.columns for r in narrow} == {k: {"n": v["n"], "kind": v["kind"]} for k, v in AWKWARD_ROWS.items()}
     with api("GET /raw/.../rows?columns=, (raw.rows.list, keys only)"):
         keys_only = client.raw.rows.list(db, table, columns=[], limit=-1)
     assert {r.key: r.columns for r in keys_only} == dict.fromkeys(AWKWARD_ROWS, {})
 
+
+def test_raw_rows_list_everything(client: CogniteClient, raw_table: tuple[str, str]) -> None:
+    """`rows.list(limit=-1)` is how SDK users read a whole table (8.x: parallel cursors, `columns=`)."""
+    db, table = raw_table
+    with api("GET /raw/.../rows with every column (raw.rows.list, limit=-1)"):
+        everything = client.raw.rows.list(db, table, limit=-1)
+    got = {r.key: r.columns for r in everything}
+    assert got == AWKWARD_ROWS, (
+        "GET /raw/.../rows (raw.rows.list, limit=-1; 8.x sends columns= with each partition cursor) "
+        f"must return every row with all its columns, got {got}"
+    )
+
+
+def test_raw_rows_replace_and_delete(client: CogniteClient, raw_table: tuple[str, str]) -> None:
+    db, table = raw_table
     with api("POST /raw/.../rows (raw.rows.insert, replace)"):
         client.raw.rows.insert(db, table, {"plain": {"replaced": "yes"}})
     with api("GET /raw/.../rows/plain (raw.rows.retrieve)"):
@@ -913,9 +923,9 @@ def test_raw_rows_list_paging_columns_and_delete(client: CogniteClient, raw_tabl
 
     with api("POST /raw/dbs/{db}/tables/{table}/rows/delete (raw.rows.delete)"):
         client.raw.rows.delete(db, table, ["a/b", "ø✓", "never existed"])
-    with api("GET /raw/.../rows after delete (raw.rows.list)"):
-        left = client.raw.rows.list(db, table, limit=-1)
-    assert sorted(r.key for r in left) == sorted(["with space", "per%cent?q=1#frag", "plain"])
+    with api("GET /raw/.../rows after delete (raw.rows iterate)"):
+        left = [r.key for chunk in client.raw.rows(db, table, chunk_size=100) for r in chunk]
+    assert sorted(left) == sorted(["with space", "per%cent?q=1#frag", "plain"])
     with api("GET /raw/.../rows/a%2Fb after delete (raw.rows.retrieve)"):
         assert client.raw.rows.retrieve(db, table, "a/b") is None
 
