@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 from cognite.client import ClientConfig, CogniteClient, global_config
 from cognite.client.credentials import OAuthClientCredentials
+
 from sdk_compat import SDK_VERSION
 
 # cognite-sdk 7.x fetches tokens through oauthlib, which refuses plain-http token URLs unless

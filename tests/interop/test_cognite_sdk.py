@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,10 +27,10 @@ from cognite.client.data_classes import data_modeling as dm
 from cognite.client.data_classes import filters as flt
 from cognite.client.data_classes.data_modeling.data_types import Enum, EnumValue, ListablePropertyType
 from cognite.client.exceptions import CogniteAPIError
+
 from conftest import EmulatorSettings, emulator_control, make_client
 from sdk_compat import SDK_MAJOR, ContainerPropertyWrite, edge_sync, node_sync, select_all, sync_query
 
-UTC = timezone.utc
 THREE_DAYS_AND_A_MS = 3 * 24 * 3600 * 1000 + 1
 INVALID_CURSOR_MESSAGE = "Invalid cursor provided."
 EXPIRED_CURSOR_MESSAGE = "Cursor has expired. Try again with a new cursor."
@@ -69,10 +69,44 @@ def expect_api_error(
     pytest.fail(f"{call}: expected HTTP {status} ({message!r}), but the call succeeded and returned {result!r}")
 
 
+# --- known emulator gaps ------------------------------------------------------------------------
+# Each is a strict xfail: once the emulator answers like CDF, the unexpected pass fails the run
+# and the marker must be removed.
+
+EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS = pytest.mark.xfail(
+    SDK_MAJOR < 8,
+    strict=True,
+    reason=(
+        "cognite-sdk 7.x encodes boolean query parameters as Python literals (includeGlobal=False, "
+        "includeInheritedProperties=True, inlineViews=False, ensureParent=False) and CDF accepts them; "
+        "the emulator answers 400 'Invalid query parameters: provided string was not `true` or `false`'"
+    ),
+)
+EMULATOR_TREATS_EMPTY_COLUMNS_AS_KEYS_ONLY = pytest.mark.xfail(
+    SDK_MAJOR >= 8,
+    strict=True,
+    reason=(
+        "cognite-sdk 8.x reads a whole RAW table with GET .../rows?columns=&limit=10000&cursor=<partition> "
+        "(an empty columns value means all columns); the emulator returns every row with columns {}"
+    ),
+)
+EMULATOR_HAS_NO_DATA_SETS = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "an extraction pipeline needs an existing data set (ExtractionPipelineWrite.data_set_id); "
+        "the emulator answers POST /datasets with 404 'no such API endpoint in the emulator'"
+    ),
+)
+
+
 # --- the schema under test ----------------------------------------------------------------------
 
 STATUS_ENUM = Enum(
-    values={"running": EnumValue(name="Running"), "stopped": EnumValue(description="Not running"), "unknown": EnumValue()},
+    values={
+        "running": EnumValue(name="Running"),
+        "stopped": EnumValue(description="Not running"),
+        "unknown": EnumValue(),
+    },
     unknown_value="unknown",
 )
 
@@ -239,7 +273,11 @@ def schema(client: CogniteClient, run_id: str) -> Schema:
     with api("POST /models/datamodels (data_modeling.data_models.apply, second version)"):
         client.data_modeling.data_models.apply(
             dm.DataModelApply(
-                s, "InteropModel", "v2", name="Interop model v2", views=[sch.entity_v2, sch.all_types_view, sch.related_edge]
+                s,
+                "InteropModel",
+                "v2",
+                name="Interop model v2",
+                views=[sch.entity_v2, sch.all_types_view, sch.related_edge],
             )
         )
     return sch
@@ -248,6 +286,7 @@ def schema(client: CogniteClient, run_id: str) -> Schema:
 # --- data modeling schema -----------------------------------------------------------------------
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_spaces_retrieve_and_list(client: CogniteClient, schema: Schema) -> None:
     with api("POST /models/spaces/byids (data_modeling.spaces.retrieve)"):
         got = client.data_modeling.spaces.retrieve([schema.schema_space, schema.inst_space])
@@ -269,6 +308,7 @@ def test_spaces_retrieve_and_list(client: CogniteClient, schema: Schema) -> None
     assert {schema.schema_space, schema.inst_space, schema.sync_space} <= names, f"spaces.list returned {sorted(names)}"
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_containers_round_trip_every_property_type(client: CogniteClient, schema: Schema) -> None:
     with api("POST /models/containers/byids (data_modeling.containers.retrieve)"):
         got = client.data_modeling.containers.retrieve([schema.all_types, schema.edge_props, schema.base])
@@ -278,11 +318,15 @@ def test_containers_round_trip_every_property_type(client: CogniteClient, schema
     all_types = by_id[schema.all_types]
     assert all_types.used_for == "node"
     assert all_types.description == "One property of every type"
-    assert set(all_types.properties) == {"name", *ALL_TYPES}, f"containers.retrieve properties: {sorted(all_types.properties)}"
+    assert set(all_types.properties) == {"name", *ALL_TYPES}, (
+        f"containers.retrieve properties: {sorted(all_types.properties)}"
+    )
     assert all_types.properties["name"].nullable is False, "containers.retrieve: 'name' must stay non-nullable"
     for name, expected in ALL_TYPES.items():
         prop = all_types.properties[name]
-        assert type(prop.type) is type(expected), f"containers.retrieve: {name} has type {prop.type!r}, expected {expected!r}"
+        assert type(prop.type) is type(expected), (
+            f"containers.retrieve: {name} has type {prop.type!r}, expected {expected!r}"
+        )
         assert prop.nullable is True, f"containers.retrieve: {name} must be nullable"
         if isinstance(expected, ListablePropertyType):
             assert prop.type.is_list == expected.is_list, f"containers.retrieve: {name}.list is {prop.type.is_list}"
@@ -301,11 +345,14 @@ def test_containers_round_trip_every_property_type(client: CogniteClient, schema
     assert {c.as_id() for c in listed} == {schema.all_types, schema.edge_props, schema.base}
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_views_round_trip_with_implements_and_edge_connection(client: CogniteClient, schema: Schema) -> None:
     with api("POST /models/views/byids (data_modeling.views.retrieve)"):
         got = client.data_modeling.views.retrieve([schema.all_types_view, schema.related_edge])
     by_id = {v.as_id(): v for v in got}
-    assert set(by_id) == {schema.all_types_view, schema.related_edge}, f"views.retrieve returned {sorted(map(str, by_id))}"
+    assert set(by_id) == {schema.all_types_view, schema.related_edge}, (
+        f"views.retrieve returned {sorted(map(str, by_id))}"
+    )
 
     view = by_id[schema.all_types_view]
     assert view.name == "All types"
@@ -348,6 +395,7 @@ def test_views_round_trip_with_implements_and_edge_connection(client: CogniteCli
     assert "related" in own[0].properties and "int64" in own[0].properties
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_views_latest_version_resolution(client: CogniteClient, schema: Schema) -> None:
     entity = (schema.schema_space, "Entity")
     with api("POST /models/views/byids without version (data_modeling.views.retrieve)"):
@@ -361,11 +409,16 @@ def test_views_latest_version_resolution(client: CogniteClient, schema: Schema) 
     with api("GET /models/views?space=... (data_modeling.views.list)"):
         listed = client.data_modeling.views.list(space=schema.schema_space, limit=-1)
     assert {v.as_id() for v in listed} == {schema.entity_v2, schema.all_types_view, schema.related_edge}, (
-        f"views.list without allVersions must give the newest version of each view, got {sorted(map(str, listed.as_ids()))}"
+        f"views.list without allVersions must give the newest version of each view, got {listed.as_ids()}"
     )
     with api("GET /models/views?allVersions=true (data_modeling.views.list)"):
         every = client.data_modeling.views.list(space=schema.schema_space, all_versions=True, limit=-1)
-    assert {v.as_id() for v in every} == {schema.entity_v1, schema.entity_v2, schema.all_types_view, schema.related_edge}
+    assert {v.as_id() for v in every} == {
+        schema.entity_v1,
+        schema.entity_v2,
+        schema.all_types_view,
+        schema.related_edge,
+    }
     with api("GET /models/views?limit=1 paging (data_modeling.views.list)"):
         paged = list(client.data_modeling.views(chunk_size=1, space=schema.schema_space, all_versions=True))
     assert sorted(str(v.as_id()) for chunk in paged for v in chunk) == sorted(str(v.as_id()) for v in every), (
@@ -373,6 +426,7 @@ def test_views_latest_version_resolution(client: CogniteClient, schema: Schema) 
     )
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_data_models_round_trip_and_inline_views(client: CogniteClient, schema: Schema) -> None:
     with api("POST /models/datamodels/byids (data_modeling.data_models.retrieve)"):
         by_ref = client.data_modeling.data_models.retrieve(schema.model_v1)
@@ -473,7 +527,7 @@ def edge(sch: Schema, space: str, xid: str, start: str, end: str, props: dict[st
 
 def props_of(instance: dm.Node | dm.Edge, view: dm.ViewId) -> dict[str, Any]:
     assert view in instance.properties, (
-        f"{instance.instance_type} {instance.external_id}: no properties for {view}; got views {list(instance.properties)}"
+        f"{instance.instance_type} {instance.external_id}: no properties for {view}; got {list(instance.properties)}"
     )
     return dict(instance.properties[view])
 
@@ -484,7 +538,7 @@ def assert_properties(call: str, instance: dm.Node | dm.Edge, view: dm.ViewId, e
         assert key in got, f"{call}: {instance.external_id}.{key} is missing (got keys {sorted(got)})"
         assert got[key] == value, f"{call}: {instance.external_id}.{key} is {got[key]!r}, expected {value!r}"
         assert type(got[key]) is type(value), (
-            f"{call}: {instance.external_id}.{key} has JSON type {type(got[key]).__name__}, expected {type(value).__name__}"
+            f"{call}: {instance.external_id}.{key} is a {type(got[key]).__name__}, expected {type(value).__name__}"
         )
 
 
@@ -523,7 +577,9 @@ def test_instances_apply_reports_versions(written: WrittenInstances) -> None:
         assert item.created_time == item.last_updated_time > 0
 
 
-def test_instances_retrieve_every_property_type(client: CogniteClient, schema: Schema, written: WrittenInstances) -> None:
+def test_instances_retrieve_every_property_type(
+    client: CogniteClient, schema: Schema, written: WrittenInstances
+) -> None:
     sp = schema.inst_space
     call = "POST /models/instances/byids (data_modeling.instances.retrieve)"
     with api(call):
@@ -660,7 +716,9 @@ def sync_once(client: CogniteClient, query: Any, call: str) -> SyncPage:
     )
 
 
-def sync_until_short_page(client: CogniteClient, query: Any, call: str, max_calls: int = 10) -> tuple[list[SyncPage], int]:
+def sync_until_short_page(
+    client: CogniteClient, query: Any, call: str, max_calls: int = 10
+) -> tuple[list[SyncPage], int]:
     """Follow cursors until every result set returns fewer items than its limit (caught up)."""
     pages: list[SyncPage] = []
     limits = {key: expr.limit for key, expr in query.with_.items()}
@@ -693,7 +751,9 @@ def sync_nodes_filter(schema: Schema) -> flt.Filter:
 def sync_edges_filter(schema: Schema) -> flt.Filter:
     return flt.And(
         flt.Equals(["edge", "space"], schema.sync_space),
-        flt.Equals(["edge", "type"], {"space": schema.related_type.space, "externalId": schema.related_type.external_id}),
+        flt.Equals(
+            ["edge", "type"], {"space": schema.related_type.space, "externalId": schema.related_type.external_id}
+        ),
     )
 
 
@@ -756,8 +816,12 @@ def test_sync_two_phase_backfill_then_changes_and_tombstones(
     pages, _ = sync_until_short_page(client, query, "stream after backfill")
     changed_nodes = by_xid([n for p in pages for n in p.nodes])
     changed_edges = by_xid([e for p in pages for e in p.edges])
-    assert set(changed_nodes) == {"s1", "s2", "s5"}, f"sync must deliver exactly the changed nodes, got {sorted(changed_nodes)}"
-    assert set(changed_edges) == {"se0", "se1"}, f"sync must deliver the updated and the cascaded edge, got {sorted(changed_edges)}"
+    assert set(changed_nodes) == {"s1", "s2", "s5"}, (
+        f"sync must deliver exactly the changed nodes, got {sorted(changed_nodes)}"
+    )
+    assert set(changed_edges) == {"se0", "se1"}, (
+        f"sync must deliver the updated and the cascaded edge, got {sorted(changed_edges)}"
+    )
 
     s1 = changed_nodes["s1"]
     assert s1.deleted_time is None and s1.version == 2
@@ -780,7 +844,9 @@ def test_sync_two_phase_backfill_then_changes_and_tombstones(
     assert final.cursors["nodes"] and final.cursors["edges"], "an empty page must still return cursors"
 
 
-def test_sync_one_phase_returns_live_instances_once(client: CogniteClient, schema: Schema, sync_seed: dict[str, Any]) -> None:
+def test_sync_one_phase_returns_live_instances_once(
+    client: CogniteClient, schema: Schema, sync_seed: dict[str, Any]
+) -> None:
     query = sync_query_for(schema, "one_phase", node_limit=3)
     pages, _ = sync_until_short_page(client, query, "one_phase from scratch")
     seen = by_xid([n for p in pages for n in p.nodes])
@@ -790,7 +856,9 @@ def test_sync_one_phase_returns_live_instances_once(client: CogniteClient, schem
     assert all(n.deleted_time is None for n in seen.values())
 
 
-def test_sync_no_backfill_sees_only_later_changes(client: CogniteClient, schema: Schema, sync_seed: dict[str, Any]) -> None:
+def test_sync_no_backfill_sees_only_later_changes(
+    client: CogniteClient, schema: Schema, sync_seed: dict[str, Any]
+) -> None:
     sp, view = schema.sync_space, schema.all_types_view
     query = sync_query_for(schema, "no_backfill", node_limit=100)
     first = sync_once(client, query, "no_backfill first call")
@@ -853,6 +921,7 @@ def raw_table(client: CogniteClient, run_id: str) -> tuple[str, str]:
     return db, table
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_raw_databases_and_tables(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     with api("GET /raw/dbs (raw.databases.list)"):
@@ -864,6 +933,7 @@ def test_raw_databases_and_tables(client: CogniteClient, raw_table: tuple[str, s
     expect_api_error("POST /raw/dbs with an existing name", 400, None, client.raw.databases.create, db)
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_raw_rows_with_awkward_keys(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     for key, columns in AWKWARD_ROWS.items():
@@ -879,6 +949,7 @@ def test_raw_rows_with_awkward_keys(client: CogniteClient, raw_table: tuple[str,
     assert missing is None, f"retrieving a missing row must give None (404), got {missing!r}"
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_raw_rows_list_paging_and_columns(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     with api("GET /raw/dbs/{db}/tables/{table}/rows?limit=2 (raw.rows.list)"):
@@ -901,6 +972,8 @@ def test_raw_rows_list_paging_and_columns(client: CogniteClient, raw_table: tupl
     assert {r.key: r.columns for r in keys_only} == dict.fromkeys(AWKWARD_ROWS, {})
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
+@EMULATOR_TREATS_EMPTY_COLUMNS_AS_KEYS_ONLY
 def test_raw_rows_list_everything(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     """`rows.list(limit=-1)` is how SDK users read a whole table (8.x: parallel cursors, `columns=`)."""
     db, table = raw_table
@@ -913,6 +986,7 @@ def test_raw_rows_list_everything(client: CogniteClient, raw_table: tuple[str, s
     )
 
 
+@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_raw_rows_replace_and_delete(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     with api("POST /raw/.../rows (raw.rows.insert, replace)"):
@@ -933,7 +1007,7 @@ def test_raw_rows_replace_and_delete(client: CogniteClient, raw_table: tuple[str
 # --- extraction pipelines -------------------------------------------------------------------------
 
 PIPELINE_CONFIG_V1 = "sync:\n  space: plant_data\n  page-size: 1000\n"
-PIPELINE_CONFIG_V2 = "sync:\n  space: plant_data\n  page-size: 2000  # raised\nnotes: \"ø ✓\"\n"
+PIPELINE_CONFIG_V2 = 'sync:\n  space: plant_data\n  page-size: 2000  # raised\nnotes: "ø ✓"\n'
 
 
 @pytest.fixture(scope="module")
@@ -941,6 +1015,7 @@ def pipeline_xid(run_id: str) -> str:
     return f"interop-pipeline-{run_id}"
 
 
+@EMULATOR_HAS_NO_DATA_SETS
 def test_extraction_pipeline_create(client: CogniteClient, pipeline_xid: str) -> None:
     """Real CDF needs a data set and the pipeline before configs or runs can be stored."""
     with api("POST /datasets (data_sets.create)"):
@@ -965,7 +1040,9 @@ def test_extraction_pipeline_config_revisions(client: CogniteClient, pipeline_xi
     assert isinstance(first.revision, int)
     with api(call):
         second = client.extraction_pipelines.config.create(
-            ExtractionPipelineConfigWrite(external_id=pipeline_xid, config=PIPELINE_CONFIG_V2, description="raise page size")
+            ExtractionPipelineConfigWrite(
+                external_id=pipeline_xid, config=PIPELINE_CONFIG_V2, description="raise page size"
+            )
         )
     assert second.revision == first.revision + 1, f"revisions {first.revision} then {second.revision}"
 
@@ -1043,7 +1120,9 @@ def test_wrong_client_secret_is_refused(emulator: EmulatorSettings) -> None:
 # --- runs last: moves the emulator clock three days ahead --------------------------------------------
 
 
-def test_sync_expired_cursor_after_three_days(emulator: EmulatorSettings, client: CogniteClient, schema: Schema) -> None:
+def test_sync_expired_cursor_after_three_days(
+    emulator: EmulatorSettings, client: CogniteClient, schema: Schema
+) -> None:
     query = sync_query_for(schema, "one_phase", node_limit=1000)
     sync_once(client, query, "cursor that is about to expire")
     stale = dict(query.cursors)

@@ -35,8 +35,10 @@ def main() -> int:
 
     if args.print_failures:
         failed = [r for r in records if not 200 <= (r.get("status") or 0) < 300]
-        print(f"cdf-emulator answered {len(failed)} of {len(records)} requests with a non-2xx status "
-              "(the error-path checks expect some of these):")
+        print(
+            f"cdf-emulator answered {len(failed)} of {len(records)} requests with a non-2xx status "
+            "(the error-path checks expect some of these):"
+        )
         for r in failed:
             query = f"?{r['query']}" if r.get("query") else ""
             print(f"  {r.get('status')} {r.get('method')} {r.get('path')}{query}  [{r.get('request_id')}]")
