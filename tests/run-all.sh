@@ -14,6 +14,12 @@
 #   --quick       skip the SDK interop runs
 #   --no-install  use the existing virtual environments as they are (no pip)
 #
+# What cargo test gets in its environment:
+#   CDF_S3_TEST_S3_ENDPOINT           moto's URL (S3); AWS_ENDPOINT_URL_SECRETSMANAGER is the same
+#   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION   testing / testing / us-east-1
+#   CDF_S3_TEST_PYTHON                tests/.venv's python: deltalake, duckdb, pyarrow, polars
+#   CDF_S3_TEST_DUCKDB_EXTENSION_DIR  SET extension_directory for LOAD delta / httpfs / aws
+#
 # Every server binds 127.0.0.1 only and is stopped on exit, also on failure or Ctrl-C. Server
 # logs go to target/test-logs/ and their tails are printed when the run fails. The exit status
 # is non-zero when any step failed.
@@ -24,7 +30,8 @@ TESTS_ROOT="$REPO_ROOT/tests"
 # shellcheck source=tests/tools/lib.sh
 source "$TESTS_ROOT/tools/lib.sh"
 
-usage() { sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+# The header comment above, up to the first line of code.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"; }
 
 QUICK=0
 SETUP_ARGS=()
