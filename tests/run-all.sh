@@ -172,7 +172,7 @@ run_interop() {
 
     CDF_EMULATOR_BASE_URL=$base_url CDF_EMULATOR_TOKEN_URL=$token_url CDF_EMULATOR_PROJECT=$project \
         CDF_EMULATOR_CLIENT_ID=$client_id CDF_EMULATOR_CLIENT_SECRET=$client_secret \
-        "$venv/bin/python" -m pytest "$TESTS_ROOT/interop" -p no:cacheprovider -v -rfEX --tb=short \
+        "$venv/bin/python" -m pytest "$TESTS_ROOT/interop" -p no:cacheprovider -v -rfExX --tb=short \
         --junitxml="$LOG_DIR/interop-$label.xml" || status=$?
 
     local requests_log="$LOG_DIR/emulator-$label-requests.json"
