@@ -124,6 +124,9 @@ start_moto() {
 }
 
 export_python_readers() {
+    # Tests that need the S3 server or the Python readers fail instead of skipping when
+    # run from here, so a broken setup can never pass as "nothing to check".
+    export CDF_S3_TEST_REQUIRE_ALL=1
     export CDF_S3_TEST_PYTHON="$MAIN_VENV/bin/python"
     # DuckDB loads delta/httpfs/aws from the duckdb-ext-* wheels; it cannot download them here.
     CDF_S3_TEST_DUCKDB_EXTENSION_DIR=$("$CDF_S3_TEST_PYTHON" -c \
