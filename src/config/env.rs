@@ -356,10 +356,16 @@ mod tests {
         let err = run("a: ${NAME").unwrap_err();
         assert!(err.issues()[0].message.contains("unterminated"));
         let err = run("a: ${1X}").unwrap_err();
+        assert_eq!(err.issues()[0].path, "a");
         assert!(
             err.issues()[0]
                 .message
-                .contains("invalid variable reference `${1X}`")
+                .starts_with("invalid variable reference;")
+        );
+        let err = run("secret: ab${cd-ef}gh").unwrap_err();
+        assert!(
+            !err.to_string().contains("cd-ef"),
+            "values are not repeated: {err}"
         );
     }
 
