@@ -1,0 +1,240 @@
+//! YAML text to value tree, and value tree to the typed document, with errors that name the
+//! key path.
+
+use serde_yaml_ng::Value;
+
+use super::env::key_text;
+use super::error::{ConfigError, ConfigIssue, index, join};
+use super::model::ConfigFile;
+
+/// Parses YAML text into a value tree (with `<<` merge keys applied).
+pub(crate) fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
+    let syntax = |err: serde_yaml_ng::Error| {
+        let location = err.location();
+        ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: err.to_string(),
+            line: location.as_ref().map(|l| l.line()),
+            column: location.as_ref().map(|l| l.column()),
+        }
+    };
+    let mut value: Value = serde_yaml_ng::from_str(text).map_err(syntax)?;
+    value.apply_merge().map_err(syntax)?;
+    Ok(value)
+}
+
+/// Checks that the document is a non-empty mapping: a clearer message than serde's.
+pub(crate) fn require_mapping(value: &Value, what: &str) -> Result<(), ConfigError> {
+    let problem = match value {
+        Value::Mapping(map) if !map.is_empty() => return Ok(()),
+        Value::Mapping(_) | Value::Null => format!("{what} is empty"),
+        Value::Sequence(_) => format!("{what} is a list"),
+        _ => format!("{what} is a single value"),
+    };
+    Err(ConfigError::Invalid(vec![ConfigIssue::new(
+        "",
+        format!(
+            "{problem}; expected a mapping with the sections cognite, data_modeling and \
+             destination (and optionally type, logger, extractor)"
+        ),
+    )]))
+}
+
+/// Deserializes the value tree; an error names the key path of the offending value.
+/// Returns notes about keys given in both spellings (see [`collapse_spellings`]).
+pub(crate) fn to_config_file(
+    mut value: Value,
+) -> Result<(ConfigFile, Vec<ConfigIssue>), ConfigError> {
+    let mut notes = Vec::new();
+    collapse_spellings(&mut value, "", &mut notes);
+    let file = serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = render_path(err.path());
+        let message = err.inner().to_string();
+        ConfigError::Invalid(vec![describe(path, &message)])
+    })?;
+    Ok((file, notes))
+}
+
+/// Keeps only the later of two keys that differ only in `-` versus `_` (`poll-time` and
+/// `poll_time`) in one mapping, and notes it. The original replicator read both spellings
+/// as one key with the later value winning, and its documented way of editing a remote
+/// configuration (load, set `poll_time`, dump) produces exactly such pairs.
+pub(crate) fn collapse_spellings(value: &mut Value, path: &str, notes: &mut Vec<ConfigIssue>) {
+    match value {
+        Value::Mapping(map) => {
+            let entries = std::mem::take(map);
+            for (key, item) in entries {
+                if let Some(earlier) = map.keys().find(|k| same_key(k, &key)).cloned() {
+                    map.remove(&earlier);
+                    let (earlier, later) = (key_text(&earlier), key_text(&key));
+                    notes.push(ConfigIssue::new(
+                        join(path, &later),
+                        format!(
+                            "the key is given twice, as `{earlier}` and `{later}`; the later \
+                             one (`{later}`) is used"
+                        ),
+                    ));
+                }
+                map.insert(key, item);
+            }
+            for (key, item) in map.iter_mut() {
+                collapse_spellings(item, &join(path, &key_text(key)), notes);
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                collapse_spellings(item, &index(path, i), notes);
+            }
+        }
+        Value::Tagged(tagged) => collapse_spellings(&mut tagged.value, path, notes),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+}
+
+/// Whether two mapping keys name the same configuration key (`-` and `_` are equivalent).
+pub(crate) fn same_key(a: &Value, b: &Value) -> bool {
+    match (a.as_str(), b.as_str()) {
+        (Some(a), Some(b)) => same_spelling(a, b),
+        _ => a == b,
+    }
+}
+
+fn render_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        out = match segment {
+            Segment::Seq { index: i } => index(&out, *i),
+            Segment::Map { key } => join(&out, key),
+            Segment::Enum { variant } => join(&out, variant),
+            Segment::Unknown => join(&out, "?"),
+        };
+    }
+    out
+}
+
+/// Rewrites serde's messages into the words of a configuration file.
+fn describe(path: String, message: &str) -> ConfigIssue {
+    if let Some((field, expected)) = parse_unknown_field(message) {
+        let path = if path == field || path.ends_with(&format!(".{field}")) {
+            path
+        } else {
+            join(&path, &field)
+        };
+        return ConfigIssue::new(path, unknown_key_message(&field, &expected));
+    }
+    let mut message = message
+        .replace("unit value", "null (empty value)")
+        .replace("invalid type: ", "wrong type: ")
+        .replace("expected a sequence", "expected a list");
+    // serde names the Rust type (`expected struct LocalFile`); users think in mappings.
+    if let Some(at) = message.find("expected struct ") {
+        message.truncate(at);
+        message.push_str("expected a mapping of keys");
+    }
+    ConfigIssue::new(path, message)
+}
+
+/// Reads serde's `unknown field `x`, expected one of `a`, `b`` message.
+fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let end = rest.find('`')?;
+    let field = rest[..end].to_string();
+    let expected = rest[end + 1..]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((field, expected))
+}
+
+fn unknown_key_message(field: &str, expected: &[String]) -> String {
+    // Each key is accepted in two spellings (`poll-time`, `poll_time`); show each once, in the
+    // spelling the documentation uses.
+    let in_data_model = expected.iter().any(|k| k == "views");
+    let documented = |key: &str| match key {
+        "data_modeling" | "data_models" => true,
+        "external_id" => in_data_model,
+        _ => !key.contains('_'),
+    };
+    let mut keys: Vec<&str> = Vec::new();
+    for key in expected {
+        match keys.iter().position(|k| same_spelling(k, key)) {
+            None => keys.push(key),
+            Some(i) if documented(key) => keys[i] = key,
+            Some(_) => {}
+        }
+    }
+    let mut message = format!("unknown key `{field}`");
+    if let Some(best) = suggestion(field, &keys) {
+        message.push_str(&format!("; did you mean `{best}`?"));
+    }
+    if field == "views" && keys.contains(&"data_models") {
+        message.push_str(" (views are listed per data model, under data_models[].views)");
+    }
+    let sep = if message.ends_with('?') { " " } else { "; " };
+    if keys.is_empty() {
+        message.push_str(&format!("{sep}this section takes no keys"));
+    } else {
+        message.push_str(&format!("{sep}expected one of: {}", keys.join(", ")));
+    }
+    message
+}
+
+fn same_spelling(a: &str, b: &str) -> bool {
+    a.replace('_', "-") == b.replace('_', "-")
+}
+
+/// The closest known key, if it is close enough to be a likely typo.
+fn suggestion<'a>(field: &str, keys: &[&'a str]) -> Option<&'a str> {
+    let squash = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let wanted = squash(field);
+    keys.iter()
+        .map(|key| (edit_distance(&wanted, &squash(key)), *key))
+        .filter(|(distance, _)| *distance <= 2.min(wanted.len() / 3 + 1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, key)| key)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = prev[j] + usize::from(ca != *cb);
+            row[j + 1] = substitution.min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        prev = row;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_for_typos() {
+        let keys = ["token-url", "client-id", "secret", "scopes"];
+        assert_eq!(suggestion("clientid", &keys), Some("client-id"));
+        assert_eq!(suggestion("Client_ID", &keys), Some("client-id"));
+        assert_eq!(suggestion("scope", &keys), Some("scopes"));
+        assert_eq!(suggestion("secrte", &keys), Some("secret"));
+        assert_eq!(suggestion("banana", &keys), None);
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("abc", "abd"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

@@ -1,0 +1,236 @@
+//! The validated configuration, with every default applied and plain Rust types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::ConfigIssue;
+use super::secret::Secret;
+
+/// CDF's largest page for `instances/sync`; larger configured values are clamped to it.
+pub const MAX_SYNC_PAGE_SIZE: u32 = 2_000;
+/// CDF allows 8 concurrent instance reads per project by default.
+pub const MAX_PARALLELISM: u32 = 8;
+
+/// The complete, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Whether this configuration came from the local file alone or was merged with the
+    /// remote configuration of an extraction pipeline (then it is reloaded on every run).
+    pub kind: ConfigKind,
+    pub logger: LoggerSettings,
+    pub cognite: CogniteSettings,
+    pub extractor: ExtractorSettings,
+    /// The data models to replicate, grouped by the space that holds each model.
+    pub data_modeling: Vec<SpaceSelection>,
+    pub destination: Destination,
+    /// Non-fatal notes for the operator, e.g. a value clamped to a CDF limit. Log them.
+    pub warnings: Vec<ConfigIssue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigKind {
+    #[default]
+    Local,
+    Remote,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoggerSettings {
+    pub level: LogLevel,
+    /// `None` lets the binary choose: JSON in Lambda, text elsewhere.
+    pub format: Option<LogFormat>,
+}
+
+impl LoggerSettings {
+    /// The format to use, given whether the process runs in AWS Lambda.
+    pub fn format_or_default(&self, in_lambda: bool) -> LogFormat {
+        self.format.unwrap_or(if in_lambda {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    /// The level as a `tracing` / `EnvFilter` directive.
+    pub fn as_filter(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CogniteSettings {
+    /// Base URL of the CDF cluster, without a trailing slash, e.g. `https://api.cognitedata.com`.
+    pub host: String,
+    pub project: String,
+    pub credentials: ClientCredentials,
+    /// External id of the extraction pipeline: run reports go there, and with `type: remote`
+    /// the configuration comes from it.
+    pub extraction_pipeline: Option<String>,
+    /// Time limit for one HTTP request.
+    pub timeout: Duration,
+    /// Retries of one request on throttling, 5xx and connection errors.
+    pub max_retries: u32,
+}
+
+/// OAuth2 client-credentials grant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCredentials {
+    pub token_url: String,
+    pub client_id: String,
+    pub secret: Secret,
+    /// Individual scopes; a configured value with spaces is split, as OAuth2 scopes are
+    /// space-separated.
+    pub scopes: Vec<String>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractorSettings {
+    /// RAW database and table holding one state row per stream.
+    pub state_store: RawStateStore,
+    /// Pause between sync cycles of the long-running `run` command.
+    pub poll_time: Duration,
+    /// Pause between publish snapshots of the long-running `run` command.
+    pub snapshot_interval: Duration,
+    /// The `subscription-batch-size` as configured (may exceed CDF's limit).
+    pub subscription_batch_size: u32,
+    /// The page size sent to `instances/sync`: `subscription_batch_size` clamped to
+    /// [`MAX_SYNC_PAGE_SIZE`].
+    pub sync_page_size: u32,
+    /// Rows buffered per stream before one Delta commit.
+    pub ingest_batch_size: usize,
+    /// Rows per Parquet row group in the raw tables.
+    pub s3_ingest_batch_size: usize,
+    /// Bytes buffered per stream before one Delta commit, whichever budget is reached first.
+    pub ingest_batch_bytes: u64,
+    /// Streams synced at the same time (1..=8).
+    pub parallelism: u32,
+    /// Time one sync invocation may take outside Lambda; `None` runs until all streams are
+    /// caught up. In Lambda the invocation's deadline applies instead.
+    pub time_budget: Option<Duration>,
+    /// Time kept free before the deadline for the last flush and checkpoint.
+    pub deadline_margin: Duration,
+    pub snapshot: SnapshotSettings,
+    pub maintenance: MaintenanceSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawStateStore {
+    pub database: String,
+    pub table: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSettings {
+    /// Local directory for spill files of the snapshot merge.
+    pub temp_dir: PathBuf,
+    /// Memory the snapshot merge may hold before spilling to `temp_dir`.
+    pub memory_budget_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceSettings {
+    pub enabled: bool,
+    /// Age after which files no longer referenced by the Delta log are deleted.
+    pub vacuum_retention: Duration,
+    /// Write a Delta checkpoint every this many commits.
+    pub checkpoint_interval: u64,
+    /// Compact a table's small files once it has at least this many.
+    pub compact_min_files: usize,
+}
+
+/// Defaults of the `extractor` section.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const STATE_DATABASE: &str = "s3_replicator_state";
+    pub const STATE_TABLE: &str = "data_modeling_state";
+    pub const POLL_TIME: Duration = Duration::from_secs(900);
+    pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(900);
+    pub const SUBSCRIPTION_BATCH_SIZE: u32 = 1_000;
+    pub const INGEST_BATCH_SIZE: usize = 100_000;
+    pub const S3_INGEST_BATCH_SIZE: usize = 10_000;
+    pub const INGEST_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+    pub const PARALLELISM: u32 = 2;
+    pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+    pub const SNAPSHOT_MEMORY_BUDGET_MB: u64 = 256;
+    pub const VACUUM_RETENTION_HOURS: u64 = 168;
+    pub const CHECKPOINT_INTERVAL: u64 = 10;
+    pub const COMPACT_MIN_FILES: usize = 10;
+    pub const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const MAX_RETRIES: u32 = 8;
+}
+
+/// A space and the data models of it to replicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceSelection {
+    pub space: String,
+    pub data_models: Vec<DataModelSelection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataModelSelection {
+    pub external_id: String,
+    /// `None` follows the newest version of the model.
+    pub version: Option<String>,
+    /// View externalIds to replicate; `None` replicates every view of the model.
+    pub views: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    S3(S3Destination),
+    /// A local directory, for trials and tests without S3.
+    Local(LocalDestination),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Destination {
+    pub bucket: String,
+    /// Key prefix: empty, or segments joined by `/` with exactly one trailing `/`
+    /// (`cdf-data/`), so that `format!("{prefix}raw/...")` is always right.
+    pub prefix: String,
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store; `None` means AWS S3.
+    pub endpoint_url: Option<String>,
+    pub allow_http: bool,
+    /// Static keys; `None` uses the default AWS credential chain (IAM role in AWS).
+    pub credentials: Option<StaticS3Credentials>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticS3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDestination {
+    /// As configured; a relative path is relative to the current directory.
+    pub path: PathBuf,
+}
