@@ -1,0 +1,315 @@
+//! Exactly-once appends: the data files, a `txn` action and the stream metadata land in one
+//! Delta commit, or not at all.
+//!
+//! The model is kafka-delta-ingest's: a stream (the app) numbers its commits with a strictly
+//! increasing txn version. Before writing, the table's txn version for the stream is checked;
+//! if it already reached this commit's version, the commit happened before (for example just
+//! before a crash, ahead of the external checkpoint) and nothing is written. A concurrent
+//! writer that slips in between is caught by the commit itself: delta-rs refuses a commit
+//! whose `txn` appId was also written by a commit it did not read, and S3 refuses a second
+//! `_delta_log/<version>.json` (put-if-absent). The loser reloads, re-checks and retries.
+
+use deltalake::DeltaTableError;
+use deltalake::arrow::array::RecordBatch;
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitProperties, TableReference, TransactionError,
+};
+use deltalake::kernel::{Action, Add, MetadataExt as _, Transaction};
+use deltalake::Path;
+use deltalake::logstore::object_store::ObjectStoreExt as _;
+use deltalake::protocol::{DeltaOperation, OutputMode};
+use deltalake::table::config::TablePropertiesExt as _;
+use deltalake::writer::{DeltaWriter as _, RecordBatchWriter, WriteMode};
+use serde_json::{Map, Value, json};
+
+use super::error::{LakeError, LakeResult};
+use super::log::STREAM_COMMIT_INFO_KEY;
+use super::schema_evolution::{self, SchemaPlan};
+use super::table::LakeTable;
+
+/// Identifies one commit of one stream, and what to remember with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamCommit {
+    /// The stream key; becomes the `txn` appId.
+    pub app_id: String,
+    /// The stream's commit sequence number; strictly increasing per `app_id`.
+    pub txn_version: i64,
+    /// Opaque caller metadata (cursor, generation, phase, counts, ...), stored in commitInfo.
+    pub metadata: Map<String, Value>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The commit landed.
+    Committed(CommitReport),
+    /// The table already holds this stream at `table_txn_version >= txn_version`; nothing
+    /// was written.
+    AlreadyCommitted {
+        /// The stream's txn version in the table.
+        table_txn_version: i64,
+        /// Commit races lost before this was discovered (0 when the first check found it).
+        conflicts: u32,
+    },
+}
+
+/// Details of a landed commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitReport {
+    /// The Delta version of the commit.
+    pub delta_version: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Data files written (normally one).
+    pub files: usize,
+    /// Bytes of data files written.
+    pub bytes: u64,
+    /// Columns added to the table schema by this commit.
+    pub added_columns: Vec<String>,
+    /// Whether this commit created the table.
+    pub created_table: bool,
+    /// Commit races lost (and retried) before this commit landed.
+    pub conflicts: u32,
+}
+
+impl LakeTable {
+    /// Appends `batches` with a `txn` action and stream metadata in one commit.
+    ///
+    /// All batches must share one schema. Batches with zero rows still count for the schema
+    /// (and may create the table or add columns); an append of only empty batches commits
+    /// just the txn and metadata, which records progress (for example the opening of a new
+    /// generation whose backfill is empty). The table is created on the first append.
+    pub async fn append(
+        &mut self,
+        batches: &[RecordBatch],
+        commit: StreamCommit,
+    ) -> LakeResult<CommitOutcome> {
+        if commit.txn_version < 0 || commit.app_id.is_empty() {
+            return Err(LakeError::InvalidTxnVersion {
+                app_id: commit.app_id,
+                txn_version: commit.txn_version,
+            });
+        }
+        if let Some(first) = batches.first() {
+            if let Some(index) = batches
+                .iter()
+                .position(|b| b.schema().fields() != first.schema().fields())
+            {
+                return Err(LakeError::MixedBatchSchemas {
+                    url: self.url.to_string(),
+                    index,
+                });
+            }
+        }
+
+        let mut created_table = false;
+        let mut conflicts = 0u32;
+        loop {
+            if !self.exists() {
+                let Some(first) = batches.first() else {
+                    return Err(LakeError::TableMissing {
+                        url: self.url.to_string(),
+                    });
+                };
+                let schema = schema_evolution::delta_schema_of(self.url.as_str(), &first.schema())?;
+                self.create(&schema).await?;
+                created_table = self.version() == Some(0);
+            }
+
+            if let Some(table_txn_version) = self.txn_version(&commit.app_id).await?
+                && table_txn_version >= commit.txn_version
+            {
+                return Ok(CommitOutcome::AlreadyCommitted {
+                    table_txn_version,
+                    conflicts,
+                });
+            }
+
+            let plan = self.plan_schema(batches)?;
+            let adds = self.write_files(batches, &plan).await?;
+            match self.commit(&adds, &plan, &commit).await {
+                Ok(delta_version) => {
+                    self.checkpoint_if_due(delta_version).await;
+                    return Ok(CommitOutcome::Committed(CommitReport {
+                        delta_version,
+                        rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+                        files: adds.len(),
+                        bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
+                        added_columns: plan.added_columns,
+                        created_table,
+                        conflicts,
+                    }));
+                }
+                Err(error) if is_commit_race(&error) => {
+                    conflicts += 1;
+                    tracing::warn!(
+                        table = %self.url,
+                        app_id = %commit.app_id,
+                        txn_version = commit.txn_version,
+                        attempt = conflicts,
+                        error = %error,
+                        "lost a commit race; reloading and re-checking"
+                    );
+                    self.refresh().await?;
+                    if let Some(table_txn_version) = self.txn_version(&commit.app_id).await?
+                        && table_txn_version >= commit.txn_version
+                    {
+                        // Another writer committed this stream's data. (Or this writer did,
+                        // and only the response to its PUT was lost: then the files are
+                        // referenced, which is why they are not deleted here.)
+                        return Ok(CommitOutcome::AlreadyCommitted {
+                            table_txn_version,
+                            conflicts,
+                        });
+                    }
+                    // No commit carries this txn version, so these files are unreferenced.
+                    self.delete_unreferenced(&adds).await;
+                    if conflicts >= self.options.max_commit_attempts {
+                        return Err(LakeError::Conflict {
+                            url: self.url.to_string(),
+                            app_id: commit.app_id,
+                            txn_version: commit.txn_version,
+                            attempts: conflicts,
+                            last_error: error.to_string(),
+                        });
+                    }
+                }
+                Err(error) => {
+                    // The commit may or may not have landed (a timeout after the PUT); the
+                    // files stay, and the next attempt's txn check tells which.
+                    return Err(LakeError::delta(&self.url, "committing an append", error));
+                }
+            }
+        }
+    }
+
+    fn plan_schema(&self, batches: &[RecordBatch]) -> LakeResult<SchemaPlan> {
+        let url = self.url.as_str();
+        let state = self.table.snapshot().map_err(|e| LakeError::delta(&url, "reading the schema", e))?;
+        let table_schema = state.schema();
+        match batches.first() {
+            Some(first) => schema_evolution::plan(url, &table_schema, &first.schema()),
+            None => {
+                let arrow = state.snapshot().arrow_schema();
+                schema_evolution::plan(url, &table_schema, &arrow)
+            }
+        }
+    }
+
+    /// Writes all rows into one Parquet file (row groups of `rows_per_row_group`).
+    async fn write_files(&self, batches: &[RecordBatch], plan: &SchemaPlan) -> LakeResult<Vec<Add>> {
+        let url = self.url.as_str();
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(Vec::new());
+        }
+        let mut writer = RecordBatchWriter::for_table(&self.table)
+            .map_err(|e| LakeError::delta(&url, "preparing the Parquet writer", e))?
+            .with_writer_properties(self.options.writer_properties(&self.url)?);
+        let mode = if plan.evolves() {
+            WriteMode::MergeSchema
+        } else {
+            WriteMode::Default
+        };
+        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+            let batch = schema_evolution::conform(url, batch, plan)?;
+            writer
+                .write_with_mode(batch, mode)
+                .await
+                .map_err(|e| LakeError::delta(&url, "writing a Parquet file", e))?;
+        }
+        writer
+            .flush()
+            .await
+            .map_err(|e| LakeError::delta(&url, "finishing the Parquet file", e))
+    }
+
+    async fn commit(
+        &mut self,
+        adds: &[Add],
+        plan: &SchemaPlan,
+        commit: &StreamCommit,
+    ) -> Result<u64, DeltaTableError> {
+        let state = self.table.snapshot()?;
+        let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
+        if plan.evolves() {
+            let metadata = state.metadata().clone().with_schema(&plan.table_schema)?;
+            actions.push(Action::Metadata(metadata));
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let stream_info = json!({
+            "appId": commit.app_id,
+            "txnVersion": commit.txn_version,
+            "metadata": commit.metadata,
+        });
+        let properties = CommitProperties::default()
+            .with_metadata([(STREAM_COMMIT_INFO_KEY.to_string(), stream_info)])
+            .with_application_transaction(Transaction::new_with_last_update(
+                &commit.app_id,
+                commit.txn_version,
+                Some(now_ms),
+            ))
+            // Checkpoints run after the commit, where their failure cannot make a landed
+            // commit look failed; log cleanup belongs to maintenance.
+            .with_create_checkpoint(false)
+            .with_cleanup_expired_logs(Some(false));
+        let operation = DeltaOperation::StreamingUpdate {
+            output_mode: OutputMode::Append,
+            query_id: commit.app_id.clone(),
+            epoch_id: commit.txn_version,
+        };
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(state as &dyn TableReference),
+                self.table.log_store(),
+                operation,
+            )
+            .await?;
+        let version = finalized.version;
+        self.table.state = Some(finalized.snapshot);
+        Ok(version)
+    }
+
+    /// Writes a checkpoint when the table's checkpoint interval is reached. A failure only
+    /// costs read performance, so it is logged, not returned.
+    async fn checkpoint_if_due(&mut self, version: u64) {
+        let interval = match self.table.snapshot() {
+            Ok(state) => state.table_config().checkpoint_interval().get(),
+            Err(_) => return,
+        };
+        if (version + 1).is_multiple_of(interval)
+            && let Err(error) = deltalake::checkpoints::create_checkpoint(&self.table, None).await
+        {
+            tracing::warn!(table = %self.url, version, error = %error, "checkpoint failed");
+        }
+    }
+
+    /// Removes data files of a commit that definitely did not land.
+    async fn delete_unreferenced(&self, adds: &[Add]) {
+        let store = self.table.object_store();
+        for add in adds {
+            let path = match Path::parse(&add.path) {
+                Ok(path) => path,
+                Err(_) => Path::from(add.path.as_str()),
+            };
+            if let Err(error) = store.delete(&path).await {
+                tracing::warn!(table = %self.url, file = %add.path, error = %error,
+                    "could not delete a data file of a lost commit; vacuum (full) removes it");
+            }
+        }
+    }
+}
+
+/// Whether the commit failed because another writer committed first. Only then is it certain
+/// that this attempt's commit file was not written.
+fn is_commit_race(error: &DeltaTableError) -> bool {
+    matches!(
+        error,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+            }
+    )
+}

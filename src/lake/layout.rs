@@ -1,0 +1,262 @@
+//! Where each table and published file lives, relative to the destination prefix.
+//!
+//! The layout is shared with the original Python replicator so existing readers keep
+//! working:
+//!
+//! ```text
+//! raw/<space>/<model>/<version>/views/<view>/nodes/          Delta table
+//! raw/<space>/<model>/<version>/views/<view>/edges/          Delta table
+//! publish/<space>/<model>/<version>/<view>/nodes.parquet
+//! publish/<space>/<model>/<version>/<view>/edges.parquet
+//! publish/<space>/<model>/<version>/<view>/_manifest.json
+//! ```
+//!
+//! `<view>` is a [`ViewFolder`]: the view's externalId, or `<viewSpace>.<viewExternalId>`
+//! when two views of one model share an externalId (views of a model may come from
+//! different spaces).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::error::{LakeError, LakeResult};
+
+/// Checks that a CDF identifier can be used as exactly one path segment.
+///
+/// CDF identifiers cannot contain `/`, but config files and remote configs are user input, and
+/// a segment such as `..` would silently write outside the prefix.
+pub fn validate_segment(what: &'static str, value: &str) -> LakeResult<()> {
+    let reject = |reason| {
+        Err(LakeError::InvalidSegment {
+            what,
+            value: value.to_string(),
+            reason,
+        })
+    };
+    if value.is_empty() {
+        return reject("it is empty");
+    }
+    if value == "." || value == ".." {
+        return reject("relative path components are not allowed");
+    }
+    if value.contains('/') || value.contains('\\') {
+        return reject("it contains a path separator");
+    }
+    if value.chars().any(char::is_control) {
+        return reject("it contains control characters");
+    }
+    Ok(())
+}
+
+/// The configured data model whose views are replicated: `<space>/<model>/<version>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelRef {
+    space: String,
+    external_id: String,
+    version: String,
+}
+
+impl ModelRef {
+    /// Validates the three identifiers as path segments.
+    pub fn new(
+        space: impl Into<String>,
+        external_id: impl Into<String>,
+        version: impl Into<String>,
+    ) -> LakeResult<Self> {
+        let (space, external_id, version) = (space.into(), external_id.into(), version.into());
+        validate_segment("data model space", &space)?;
+        validate_segment("data model externalId", &external_id)?;
+        validate_segment("data model version", &version)?;
+        Ok(ModelRef {
+            space,
+            external_id,
+            version,
+        })
+    }
+
+    /// The data model's space.
+    pub fn space(&self) -> &str {
+        &self.space
+    }
+
+    /// The data model's externalId.
+    pub fn external_id(&self) -> &str {
+        &self.external_id
+    }
+
+    /// The data model's version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn relative(&self) -> String {
+        format!("{}/{}/{}", self.space, self.external_id, self.version)
+    }
+}
+
+/// The folder name of one view inside a model's raw and publish trees.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ViewFolder(String);
+
+impl ViewFolder {
+    /// The plain folder: the view externalId.
+    pub fn plain(view_external_id: &str) -> LakeResult<Self> {
+        validate_segment("view externalId", view_external_id)?;
+        Ok(ViewFolder(view_external_id.to_string()))
+    }
+
+    /// The space-qualified folder `<viewSpace>.<viewExternalId>`, used when another view of
+    /// the same model has the same externalId.
+    pub fn qualified(view_space: &str, view_external_id: &str) -> LakeResult<Self> {
+        validate_segment("view space", view_space)?;
+        validate_segment("view externalId", view_external_id)?;
+        Ok(ViewFolder(format!("{view_space}.{view_external_id}")))
+    }
+
+    /// Folders for all views of one model, in input order, given as `(space, externalId)`.
+    ///
+    /// A view gets the qualified folder exactly when its externalId occurs more than once in
+    /// the list, so the folder of a view only changes when the model's view list does, which
+    /// comes with a new model version and therefore new paths anyway.
+    pub fn for_views<S: AsRef<str>, X: AsRef<str>>(views: &[(S, X)]) -> LakeResult<Vec<Self>> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for (_, xid) in views {
+            *counts.entry(xid.as_ref()).or_default() += 1;
+        }
+        views
+            .iter()
+            .map(|(space, xid)| {
+                let (space, xid) = (space.as_ref(), xid.as_ref());
+                if counts.get(xid).copied().unwrap_or(0) > 1 {
+                    ViewFolder::qualified(space, xid)
+                } else {
+                    ViewFolder::plain(xid)
+                }
+            })
+            .collect()
+    }
+
+    /// The folder name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ViewFolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a raw table holds node or edge changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InstanceKind {
+    /// Node changes of a view.
+    Nodes,
+    /// Edge changes of a view (its edge connections, or the edge view itself).
+    Edges,
+}
+
+impl InstanceKind {
+    /// The folder / file stem: `nodes` or `edges`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceKind::Nodes => "nodes",
+            InstanceKind::Edges => "edges",
+        }
+    }
+}
+
+impl fmt::Display for InstanceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Path of a raw Delta table relative to the destination prefix, without a trailing slash:
+/// `raw/<space>/<model>/<version>/views/<view>/<nodes|edges>`.
+pub fn raw_table_path(model: &ModelRef, view: &ViewFolder, kind: InstanceKind) -> String {
+    format!("raw/{}/views/{}/{}", model.relative(), view, kind)
+}
+
+/// The publish-layer object paths of one view, relative to the destination prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishPaths {
+    /// `publish/<space>/<model>/<version>/<view>`
+    pub dir: String,
+    /// `<dir>/nodes.parquet`
+    pub nodes: String,
+    /// `<dir>/edges.parquet`
+    pub edges: String,
+    /// `<dir>/_manifest.json`, written last.
+    pub manifest: String,
+}
+
+impl PublishPaths {
+    /// The data file of `kind`.
+    pub fn data_file(&self, kind: InstanceKind) -> &str {
+        match kind {
+            InstanceKind::Nodes => &self.nodes,
+            InstanceKind::Edges => &self.edges,
+        }
+    }
+}
+
+/// The publish-layer paths of one view.
+pub fn publish_paths(model: &ModelRef, view: &ViewFolder) -> PublishPaths {
+    let dir = format!("publish/{}/{}", model.relative(), view);
+    PublishPaths {
+        nodes: format!("{dir}/nodes.parquet"),
+        edges: format!("{dir}/edges.parquet"),
+        manifest: format!("{dir}/_manifest.json"),
+        dir,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelRef {
+        ModelRef::new("sp", "Model", "v1.2").unwrap()
+    }
+
+    #[test]
+    fn raw_and_publish_paths_follow_the_layout() {
+        let view = ViewFolder::plain("Pump").unwrap();
+        assert_eq!(
+            raw_table_path(&model(), &view, InstanceKind::Nodes),
+            "raw/sp/Model/v1.2/views/Pump/nodes"
+        );
+        assert_eq!(
+            raw_table_path(&model(), &view, InstanceKind::Edges),
+            "raw/sp/Model/v1.2/views/Pump/edges"
+        );
+        let publish = publish_paths(&model(), &view);
+        assert_eq!(publish.dir, "publish/sp/Model/v1.2/Pump");
+        assert_eq!(publish.nodes, "publish/sp/Model/v1.2/Pump/nodes.parquet");
+        assert_eq!(publish.edges, "publish/sp/Model/v1.2/Pump/edges.parquet");
+        assert_eq!(publish.manifest, "publish/sp/Model/v1.2/Pump/_manifest.json");
+        assert_eq!(publish.data_file(InstanceKind::Edges), publish.edges);
+    }
+
+    #[test]
+    fn duplicate_view_external_ids_are_qualified_with_their_space() {
+        let folders =
+            ViewFolder::for_views(&[("a", "Pump"), ("b", "Pump"), ("a", "Valve")]).unwrap();
+        let names: Vec<&str> = folders.iter().map(ViewFolder::as_str).collect();
+        assert_eq!(names, ["a.Pump", "b.Pump", "Valve"]);
+    }
+
+    #[test]
+    fn dangerous_segments_are_rejected() {
+        for bad in ["", ".", "..", "a/b", "a\\b", "x\ny"] {
+            let err = ViewFolder::plain(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("view externalId"),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(ModelRef::new("sp", "..", "1").is_err());
+        assert!(ViewFolder::qualified("a/b", "V").is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! The raw layer: Delta Lake tables on S3 (or a local directory), written exactly once per
+//! stream commit.
+//!
+//! - [`destination`]: bucket/prefix or directory, table URLs and the storage options that make
+//!   S3 commits conditional (put-if-absent).
+//! - [`layout`]: where each table and published file lives.
+//! - [`LakeTable`]: open or create a table, [`LakeTable::append`] batches with a `txn` action
+//!   and stream metadata in one commit, read a stream's state back
+//!   ([`LakeTable::txn_version`], [`LakeTable::last_stream_commit`]), read the log
+//!   ([`LakeTable::active_files`], [`LakeTable::changes_since`]) and maintain the table
+//!   ([`LakeTable::create_checkpoint`], [`LakeTable::vacuum`]).
+
+mod append;
+pub mod destination;
+mod error;
+pub mod layout;
+mod log;
+mod maintenance;
+mod schema_evolution;
+mod stream_state;
+mod table;
+
+pub use append::{CommitOutcome, CommitReport, StreamCommit};
+pub use destination::{Destination, LocalDestination, S3Destination, StaticCredentials};
+pub use error::{LakeError, LakeResult};
+pub use layout::{InstanceKind, ModelRef, PublishPaths, ViewFolder};
+pub use log::{
+    ActiveFile, AppTransaction, DataFile, STREAM_COMMIT_INFO_KEY, StreamCommitInfo,
+    VersionChanges,
+};
+pub use maintenance::{VacuumReport, VacuumScope};
+pub use stream_state::{DEFAULT_STREAM_COMMIT_SCAN, StreamCommitRecord};
+pub use table::{FileCompression, LakeTable, WriteOptions};

@@ -1,0 +1,229 @@
+//! A handle on one raw Delta table: open it, create it on first write, refresh it.
+
+use std::collections::HashMap;
+
+use deltalake::arrow::datatypes::SchemaRef as ArrowSchemaRef;
+use deltalake::kernel::StructType;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use super::destination::{Destination, register_storage_handlers};
+use super::error::{LakeError, LakeResult};
+
+/// Parquet compression of data files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileCompression {
+    /// Snappy: fastest, read by every Parquet reader.
+    Snappy,
+    /// Zstandard at the given level (1..=22): smaller files at a modest CPU cost.
+    Zstd(i32),
+}
+
+/// How appends write their files and how hard they fight for a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Maximum rows per Parquet row group. Each append writes one file; large appends get
+    /// several row groups so that readers can parallelize and skip.
+    pub rows_per_row_group: usize,
+    /// Data file compression.
+    pub compression: FileCompression,
+    /// How many times one append tries to commit when concurrent writers win the race.
+    pub max_commit_attempts: u32,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            rows_per_row_group: 256 * 1024,
+            compression: FileCompression::Zstd(3),
+            max_commit_attempts: 5,
+        }
+    }
+}
+
+impl WriteOptions {
+    pub(crate) fn writer_properties(&self, url: &Url) -> LakeResult<WriterProperties> {
+        let compression = match self.compression {
+            FileCompression::Snappy => Compression::SNAPPY,
+            FileCompression::Zstd(level) => {
+                let level = ZstdLevel::try_new(level).map_err(|e| LakeError::InvalidDestination {
+                    field: "zstd compression level",
+                    value: level.to_string(),
+                    reason: e.to_string(),
+                })?;
+                Compression::ZSTD(level)
+            }
+        };
+        if self.rows_per_row_group == 0 {
+            return Err(LakeError::InvalidDestination {
+                field: "rows-per-row-group",
+                value: "0".into(),
+                reason: format!("expected a positive row count (table {url})"),
+            });
+        }
+        Ok(WriterProperties::builder()
+            .set_created_by(format!(
+                "cdf-s3-replicator {} (delta-rs {})",
+                env!("CARGO_PKG_VERSION"),
+                deltalake::crate_version()
+            ))
+            .set_compression(compression)
+            .set_max_row_group_row_count(Some(self.rows_per_row_group))
+            .build())
+    }
+}
+
+/// One Delta table of the raw layer.
+///
+/// The handle caches the table snapshot it last loaded or committed. Reads (txn versions,
+/// files, schema) answer from that snapshot; [`LakeTable::refresh`] moves it to the newest
+/// version. A stale snapshot never causes a wrong write: appends are checked against
+/// concurrent commits when they commit.
+pub struct LakeTable {
+    pub(crate) url: Url,
+    pub(crate) table: DeltaTable,
+    pub(crate) options: WriteOptions,
+}
+
+impl std::fmt::Debug for LakeTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeTable")
+            .field("url", &self.url.as_str())
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+impl LakeTable {
+    /// Opens the table at `url` of `destination`, loading its newest snapshot. A table that
+    /// does not exist yet is not an error: the first append creates it.
+    pub async fn open(destination: &Destination, url: Url, options: WriteOptions) -> LakeResult<Self> {
+        if let Destination::Local(_) = destination {
+            let path = url.to_file_path().map_err(|()| LakeError::InvalidDestination {
+                field: "path",
+                value: url.to_string(),
+                reason: "expected a file:// URL for a local destination".into(),
+            })?;
+            std::fs::create_dir_all(&path).map_err(|source| LakeError::LocalIo {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        Self::open_with_storage_options(url, destination.storage_options(), options).await
+    }
+
+    /// Opens a table with explicit delta-rs storage options.
+    pub async fn open_with_storage_options(
+        url: Url,
+        storage_options: HashMap<String, String>,
+        options: WriteOptions,
+    ) -> LakeResult<Self> {
+        register_storage_handlers();
+        options.writer_properties(&url)?;
+        let table = DeltaTableBuilder::from_url(url.clone())
+            .and_then(|builder| builder.with_storage_options(storage_options).build())
+            .map_err(|e| LakeError::delta(&url, "configuring the table storage", e))?;
+        let mut handle = LakeTable {
+            url,
+            table,
+            options,
+        };
+        handle.refresh().await?;
+        Ok(handle)
+    }
+
+    /// The table URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Whether the table exists (as of the last load or refresh).
+    pub fn exists(&self) -> bool {
+        self.table.state.is_some()
+    }
+
+    /// The loaded Delta version, `None` while the table does not exist.
+    pub fn version(&self) -> Option<u64> {
+        self.table.version()
+    }
+
+    /// The table schema in Arrow form, `None` while the table does not exist.
+    pub fn arrow_schema(&self) -> Option<ArrowSchemaRef> {
+        self.table
+            .state
+            .as_ref()
+            .map(|state| state.snapshot().arrow_schema())
+    }
+
+    /// The write options of this handle.
+    pub fn write_options(&self) -> &WriteOptions {
+        &self.options
+    }
+
+    /// An object store rooted at the table directory; data file paths from
+    /// [`LakeTable::active_files`](super::log::ActiveFile) and
+    /// [`LakeTable::changes_since`] are relative to it.
+    pub fn object_store(&self) -> ObjectStoreRef {
+        self.table.object_store()
+    }
+
+    /// The underlying delta-rs table, for operations this layer does not wrap.
+    pub fn delta_table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// Loads the newest version of the table (or notices that it was created meanwhile).
+    pub async fn refresh(&mut self) -> LakeResult<()> {
+        let result = if self.table.state.is_some() {
+            self.table.update_state().await
+        } else {
+            self.table.load().await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(DeltaTableError::NotATable(_)) if self.table.state.is_none() => Ok(()),
+            Err(e) => Err(LakeError::delta(&self.url, "loading the table", e)),
+        }
+    }
+
+    /// Creates the table with `schema` as version 0, unless another writer already did.
+    ///
+    /// The create commit gets no retries: if two writers race for version 0, the loser must
+    /// not commit its protocol and schema again as version 1 (delta-rs would, on retry), it
+    /// must load the winner's table instead.
+    pub(crate) async fn create(&mut self, schema: &StructType) -> LakeResult<()> {
+        let created = self
+            .table
+            .create()
+            .with_columns(schema.fields().cloned())
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .with_commit_properties(
+                CommitProperties::default()
+                    .with_max_retries(0)
+                    .with_create_checkpoint(false)
+                    .with_cleanup_expired_logs(Some(false)),
+            )
+            .await;
+        match created {
+            Ok(table) => {
+                self.table = table;
+                Ok(())
+            }
+            Err(error) => {
+                // Lost the race (or the table appeared since the last refresh): use theirs.
+                self.refresh().await?;
+                if self.exists() {
+                    tracing::info!(table = %self.url, "table was created concurrently; using it");
+                    Ok(())
+                } else {
+                    Err(LakeError::delta(&self.url, "creating the table", error))
+                }
+            }
+        }
+    }
+}
