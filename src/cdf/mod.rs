@@ -1,1 +1,34 @@
-//! CDF client.
+//! Client for the parts of the Cognite Data Fusion (CDF) REST API the replicator uses:
+//! data models and views, instance sync, RAW (the cursor state store) and extraction
+//! pipelines (remote config and run reports).
+//!
+//! One [`CdfClient`] serves one project. It gets OAuth2 client-credentials tokens and caches
+//! them, sends the identifying headers, retries transient failures with backoff, and turns
+//! every failure into a [`CdfError`] that says which call failed and why.
+
+mod auth;
+mod client;
+mod credentials;
+pub mod dto;
+mod error;
+mod extpipes_api;
+mod models_api;
+mod path;
+mod raw_api;
+mod retry;
+mod settings;
+mod sync_api;
+
+pub use client::CdfClient;
+pub use credentials::{ClientCredentials, Secret};
+pub use error::{ApiError, CdfError, ErrorBody, parse_error_body};
+pub use extpipes_api::MAX_RUN_MESSAGE_CHARS;
+pub use models_api::DataModelListQuery;
+pub use path::encode_segment;
+pub use raw_api::RAW_INSERT_CHUNK;
+pub use retry::{
+    Idempotency, RetryPolicy, TransportFailure, is_retryable_status, is_retryable_transport,
+    parse_retry_after,
+};
+pub use settings::{CDF_API_VERSION, ClientSettings, DEFAULT_APP_NAME, SDK_ID};
+pub use sync_api::MAX_SYNC_LIMIT;

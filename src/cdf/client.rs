@@ -1,0 +1,457 @@
+//! The HTTP core shared by every endpoint: URL building, headers, bearer token, retries and
+//! turning responses into values or typed errors.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::Method;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::auth::{AccessToken, ClientCredentialsFetcher, TokenCache};
+use super::error::{
+    ApiError, body_snippet, is_cursor_expired_message, is_invalid_cursor_message, parse_error_body,
+};
+use super::path::encode_segment;
+use super::retry::{
+    Idempotency, TransportFailure, is_retryable_status, is_retryable_transport, parse_retry_after,
+};
+use super::settings::{CDF_API_VERSION, SDK_ID};
+use super::{CdfError, ClientSettings, RetryPolicy};
+
+const REQUEST_ID_HEADER: &str = "x-request-id";
+const AUTO_RETRYABLE_HEADER: &str = "cdf-is-auto-retryable";
+
+/// A client for one CDF project. Cheap to clone: clones share the connection pool and the
+/// token cache.
+#[derive(Clone)]
+pub struct CdfClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    http: reqwest::Client,
+    /// `<base>/api/v1/projects/<project>`, without a trailing slash.
+    api_base: String,
+    project: String,
+    /// Headers for CDF calls only; the token endpoint never sees them.
+    cdf_headers: HeaderMap,
+    tokens: TokenCache<ClientCredentialsFetcher>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for CdfClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdfClient")
+            .field("api_base", &self.inner.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One logical API call; the retry loop may send it several times.
+pub(crate) struct ApiRequest {
+    pub method: Method,
+    /// Relative to the project base, starting with `/`, user segments already encoded.
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Bytes>,
+    pub idempotency: Idempotency,
+}
+
+impl ApiRequest {
+    pub(crate) fn get(path: String) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            query: Vec::new(),
+            body: None,
+            idempotency: Idempotency::Idempotent,
+        }
+    }
+
+    pub(crate) fn post(path: String, body: &impl Serialize) -> Result<Self, CdfError> {
+        let body = serde_json::to_vec(body).map_err(|e| {
+            CdfError::InvalidRequest(format!("request body for POST {path} is not JSON: {e}"))
+        })?;
+        Ok(Self {
+            method: Method::POST,
+            path,
+            query: Vec::new(),
+            body: Some(Bytes::from(body)),
+            idempotency: Idempotency::Idempotent,
+        })
+    }
+
+    pub(crate) fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+
+    pub(crate) fn non_idempotent(mut self) -> Self {
+        self.idempotency = Idempotency::NonIdempotent;
+        self
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// Why one attempt failed, with what the retry loop needs to decide.
+struct AttemptFailure {
+    error: CdfError,
+    retryable: bool,
+    retry_after: Option<Duration>,
+    status: Option<u16>,
+    request_id: Option<String>,
+    /// Set when CDF answered 401 to this token.
+    rejected_token: Option<AccessToken>,
+}
+
+impl AttemptFailure {
+    fn from_error(error: CdfError) -> Self {
+        Self {
+            retryable: error.is_retryable(),
+            status: error.status(),
+            error,
+            retry_after: None,
+            request_id: None,
+            rejected_token: None,
+        }
+    }
+}
+
+impl CdfClient {
+    pub fn new(settings: ClientSettings) -> Result<Self, CdfError> {
+        let base =
+            url::Url::parse(settings.base_url.trim()).map_err(|e| CdfError::InvalidSettings {
+                field: "base_url",
+                reason: format!("`{}` is not a URL: {e}", settings.base_url),
+            })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(CdfError::InvalidSettings {
+                field: "base_url",
+                reason: format!(
+                    "`{}` must be an http(s) URL such as https://api.cognitedata.com",
+                    settings.base_url
+                ),
+            });
+        }
+        if url::Url::parse(&settings.credentials.token_url).is_err() {
+            return Err(CdfError::InvalidSettings {
+                field: "credentials.token_url",
+                reason: format!("`{}` is not a URL", settings.credentials.token_url),
+            });
+        }
+        let project = encode_segment("project", &settings.project).map_err(|e| {
+            CdfError::InvalidSettings {
+                field: "project",
+                reason: e.to_string(),
+            }
+        })?;
+        let api_base = format!(
+            "{}/api/v1/projects/{project}",
+            base.as_str().trim_end_matches('/')
+        );
+
+        let http = reqwest::Client::builder()
+            .user_agent(SDK_ID)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
+            // CDF does not redirect; following one could carry the bearer token elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| CdfError::InvalidSettings {
+                field: "timeout",
+                reason: format!("cannot build the HTTP client: {e}"),
+            })?;
+
+        let app =
+            HeaderValue::from_str(&settings.app_name).map_err(|_| CdfError::InvalidSettings {
+                field: "app_name",
+                reason: format!(
+                    "`{}` is not a valid HTTP header value (use visible ASCII)",
+                    settings.app_name
+                ),
+            })?;
+        let mut cdf_headers = HeaderMap::new();
+        cdf_headers.insert(HeaderName::from_static("x-cdp-app"), app);
+        cdf_headers.insert(
+            HeaderName::from_static("x-cdp-sdk"),
+            HeaderValue::from_static(SDK_ID),
+        );
+        cdf_headers.insert(
+            HeaderName::from_static("cdf-version"),
+            HeaderValue::from_static(CDF_API_VERSION),
+        );
+        cdf_headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+
+        let tokens = TokenCache::new(ClientCredentialsFetcher::new(
+            http.clone(),
+            settings.credentials,
+        ));
+        Ok(Self {
+            inner: Arc::new(ClientInner {
+                http,
+                api_base,
+                project: settings.project,
+                cdf_headers,
+                tokens,
+                retry: settings.retry,
+            }),
+        })
+    }
+
+    pub fn project(&self) -> &str {
+        &self.inner.project
+    }
+
+    /// `<base>/api/v1/projects/<project>`.
+    pub fn api_base_url(&self) -> &str {
+        &self.inner.api_base
+    }
+
+    /// Sends `request` and decodes a JSON success body into `T`.
+    pub(crate) async fn send_json<T: DeserializeOwned>(
+        &self,
+        request: &ApiRequest,
+    ) -> Result<T, CdfError> {
+        self.send_with(request, |body| serde_json::from_slice(body))
+            .await
+    }
+
+    /// Sends `request` and ignores the success body (RAW writes answer `{}`).
+    pub(crate) async fn send_ignoring_body(&self, request: &ApiRequest) -> Result<(), CdfError> {
+        self.send_with(request, |_| Ok(())).await
+    }
+
+    /// The retry loop: one attempt at a time, refreshing the token once on 401 and backing
+    /// off between retryable failures.
+    async fn send_with<T>(
+        &self,
+        request: &ApiRequest,
+        decode: impl Fn(&[u8]) -> Result<T, serde_json::Error>,
+    ) -> Result<T, CdfError> {
+        let max_attempts = self.inner.retry.attempts_for(request.idempotency);
+        let mut attempt = 0u32;
+        let mut refreshed_after_401 = false;
+        loop {
+            attempt += 1;
+            let mut failure = match self.attempt(request, &decode).await {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+
+            if let Some(rejected) = failure.rejected_token.take()
+                && !refreshed_after_401
+            {
+                refreshed_after_401 = true;
+                tracing::info!(
+                    method = %request.method,
+                    path = %request.path,
+                    request_id = failure.request_id.as_deref().unwrap_or("-"),
+                    "CDF rejected the access token (401); refreshing it and retrying once"
+                );
+                match self.inner.tokens.refresh_rejected(&rejected).await {
+                    Ok(_) => {
+                        // The 401 retry has its own budget of one.
+                        attempt -= 1;
+                        continue;
+                    }
+                    Err(error) => failure = AttemptFailure::from_error(error),
+                }
+            }
+
+            if !failure.retryable {
+                log_failure(request, &failure, attempt, "CDF call failed");
+                return Err(failure.error);
+            }
+            if attempt >= max_attempts {
+                log_failure(
+                    request,
+                    &failure,
+                    attempt,
+                    "CDF call failed; retries exhausted",
+                );
+                return Err(CdfError::RetriesExhausted {
+                    attempts: attempt,
+                    last: Box::new(failure.error),
+                });
+            }
+            let delay =
+                self.inner
+                    .retry
+                    .delay(attempt - 1, failure.retry_after, rand::random::<f64>());
+            tracing::warn!(
+                method = %request.method,
+                path = %request.path,
+                status = failure.status,
+                request_id = failure.request_id.as_deref().unwrap_or("-"),
+                attempt,
+                max_attempts,
+                delay_ms = delay.as_millis() as u64,
+                error = %failure.error,
+                "CDF call failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt<T>(
+        &self,
+        request: &ApiRequest,
+        decode: &impl Fn(&[u8]) -> Result<T, serde_json::Error>,
+    ) -> Result<T, AttemptFailure> {
+        let token = self
+            .inner
+            .tokens
+            .token()
+            .await
+            .map_err(AttemptFailure::from_error)?;
+        let url = format!("{}{}", self.inner.api_base, request.path);
+        let mut builder = self
+            .inner
+            .http
+            .request(request.method.clone(), url)
+            .headers(self.inner.cdf_headers.clone())
+            .bearer_auth(token.secret.expose());
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+
+        let transport = |source: reqwest::Error| {
+            let retryable = is_retryable_transport(transport_failure(&source), request.idempotency);
+            AttemptFailure::from_error(CdfError::Transport {
+                endpoint: request.endpoint(),
+                retryable,
+                source,
+            })
+        };
+        let response = builder.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers();
+        let request_id = header_text(headers, REQUEST_ID_HEADER);
+        let auto_retryable = header_text(headers, AUTO_RETRYABLE_HEADER)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let retry_after = header_text(headers, header::RETRY_AFTER.as_str())
+            .and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let body = response.bytes().await.map_err(|source| {
+            let mut failure = transport(source);
+            failure.status = Some(status);
+            failure.request_id = request_id.clone();
+            failure
+        })?;
+
+        if (200..300).contains(&status) {
+            return decode(&body).map_err(|source| {
+                // A body cut short (EOF) is a transfer problem worth another try on a read;
+                // a body of the wrong shape will not change on retry.
+                let retryable = source.is_eof() && request.idempotency == Idempotency::Idempotent;
+                AttemptFailure {
+                    error: CdfError::Decode {
+                        endpoint: request.endpoint(),
+                        body_snippet: body_snippet(&body),
+                        source,
+                    },
+                    retryable,
+                    retry_after: None,
+                    status: Some(status),
+                    request_id: request_id.clone(),
+                    rejected_token: None,
+                }
+            });
+        }
+
+        let retryable = is_retryable_status(status, auto_retryable, request.idempotency);
+        Err(AttemptFailure {
+            error: api_error(request, status, request_id.clone(), retryable, &body),
+            retryable,
+            retry_after,
+            status: Some(status),
+            request_id,
+            rejected_token: (status == 401).then_some(token),
+        })
+    }
+}
+
+/// Builds the typed error for an error status, recognising the two sync cursor errors.
+fn api_error(
+    request: &ApiRequest,
+    status: u16,
+    request_id: Option<String>,
+    retryable: bool,
+    body: &[u8],
+) -> CdfError {
+    let parsed = parse_error_body(body);
+    if status == 400 && !retryable {
+        if is_cursor_expired_message(&parsed.message) {
+            return CdfError::CursorExpired { request_id };
+        }
+        if is_invalid_cursor_message(&parsed.message) {
+            return CdfError::InvalidCursor { request_id };
+        }
+    }
+    let message = if parsed.message.is_empty() {
+        reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("no error message")
+            .to_owned()
+    } else {
+        parsed.message
+    };
+    CdfError::Api(Box::new(ApiError {
+        endpoint: request.endpoint(),
+        status,
+        code: parsed.code,
+        message,
+        request_id,
+        missing: parsed.missing,
+        duplicated: parsed.duplicated,
+        retryable,
+    }))
+}
+
+fn transport_failure(error: &reqwest::Error) -> TransportFailure {
+    if error.is_connect() {
+        TransportFailure::Connect
+    } else if error.is_timeout() {
+        TransportFailure::Timeout
+    } else if error.is_builder() || error.is_redirect() {
+        TransportFailure::Permanent
+    } else {
+        TransportFailure::Interrupted
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Every failed call is logged with method, path, status and request id. A 404 is often an
+/// expected answer (a missing RAW row), so it is logged at debug level only.
+fn log_failure(request: &ApiRequest, failure: &AttemptFailure, attempts: u32, what: &str) {
+    let status = failure.status;
+    let request_id = failure.request_id.as_deref().unwrap_or("-");
+    if status == Some(404) {
+        tracing::debug!(
+            method = %request.method, path = %request.path, status, request_id, attempts,
+            error = %failure.error, "{what}"
+        );
+    } else {
+        tracing::warn!(
+            method = %request.method, path = %request.path, status, request_id, attempts,
+            error = %failure.error, "{what}"
+        );
+    }
+}

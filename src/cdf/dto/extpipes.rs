@@ -1,0 +1,78 @@
+//! Extraction-pipeline remote configuration and run reports.
+
+use serde::{Deserialize, Serialize};
+
+/// One configuration revision of an extraction pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtpipeConfig {
+    pub external_id: String,
+    pub revision: i64,
+    #[serde(default)]
+    pub created_time: Option<i64>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Normally YAML; may be missing, which callers should treat as "keep the old config".
+    #[serde(default)]
+    pub config: Option<String>,
+}
+
+/// A new configuration revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtpipeConfigWrite {
+    pub external_id: String,
+    pub config: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtpipeRunStatus {
+    Success,
+    Failure,
+    /// A heartbeat.
+    Seen,
+}
+
+/// A run report to send. Messages longer than the API limit are shortened by the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtpipeRunWrite {
+    pub external_id: String,
+    pub status: ExtpipeRunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<i64>,
+}
+
+impl ExtpipeRunWrite {
+    pub fn new(
+        external_id: impl Into<String>,
+        status: ExtpipeRunStatus,
+        message: Option<String>,
+    ) -> Self {
+        Self {
+            external_id: external_id.into(),
+            status,
+            message,
+            created_time: None,
+        }
+    }
+}
+
+/// A stored run as CDF returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtpipeRun {
+    #[serde(default)]
+    pub id: Option<i64>,
+    pub external_id: String,
+    pub status: ExtpipeRunStatus,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub created_time: Option<i64>,
+}

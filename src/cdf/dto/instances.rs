@@ -1,0 +1,83 @@
+//! Nodes and edges as returned by sync (and by list/byids).
+//!
+//! This is the hot path of replication: a page is decoded straight from the response bytes
+//! into these structs. Property values stay `serde_json::Value`s (int64 beyond 2^53 stays an
+//! exact integer, never an f64), so the Arrow flattener reads them without parsing again.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use super::refs::{NodeReference, ViewReference};
+
+/// One view's (or container's) property values, keyed by property identifier. A property
+/// without a value may be absent or `null`; treat both alike.
+pub type PropertyValues = serde_json::Map<String, Value>;
+
+/// `space → "<viewExternalId>/<viewVersion>" → property → value`.
+pub type InstanceProperties = BTreeMap<String, BTreeMap<String, PropertyValues>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceType {
+    Node,
+    Edge,
+}
+
+impl InstanceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceType::Node => "node",
+            InstanceType::Edge => "edge",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    pub instance_type: InstanceType,
+    pub space: String,
+    pub external_id: String,
+    pub version: i64,
+    /// The node type, or the edge type (always set on edges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<NodeReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_node: Option<NodeReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_node: Option<NodeReference>,
+    pub created_time: i64,
+    pub last_updated_time: i64,
+    /// Set only on soft-deleted instances, which only sync returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_time: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub properties: InstanceProperties,
+}
+
+impl Instance {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_time.is_some()
+    }
+
+    /// The values returned for `view`, if the instance has any.
+    pub fn view_properties(&self, view: &ViewReference) -> Option<&PropertyValues> {
+        self.properties
+            .get(&view.space)?
+            .get(&view.properties_key())
+    }
+
+    /// The values under an explicit `space` / `"xid/version"` key pair.
+    pub fn properties_at(&self, space: &str, key: &str) -> Option<&PropertyValues> {
+        self.properties.get(space)?.get(key)
+    }
+}
+
+/// `properties` may be missing, `{}` or (defensively) `null` when nothing was selected.
+fn null_as_empty<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<InstanceProperties, D::Error> {
+    Ok(Option::<InstanceProperties>::deserialize(deserializer)?.unwrap_or_default())
+}

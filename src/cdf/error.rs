@@ -1,0 +1,405 @@
+//! The error type of every CDF call, and parsing of CDF error bodies.
+
+use serde_json::Value;
+
+/// Bytes of a response body kept in errors and logs; enough to recognise the payload.
+const BODY_SNIPPET_CHARS: usize = 200;
+/// Longest raw-text error message kept from a non-JSON error body.
+const RAW_MESSAGE_CHARS: usize = 1000;
+
+/// A failed CDF call.
+#[derive(Debug, thiserror::Error)]
+pub enum CdfError {
+    /// CDF answered with an error status (other than the two cursor errors below).
+    #[error("{0}")]
+    Api(Box<ApiError>),
+
+    /// The sync cursor is older than the cursor lifetime (3 days). The caller must drop its
+    /// cursors and start a new backfill; retrying the same cursor never helps.
+    #[error(
+        "sync cursor has expired; start a new sync without cursors (request id {})",
+        request_id.as_deref().unwrap_or("-")
+    )]
+    CursorExpired { request_id: Option<String> },
+
+    /// The cursor was rejected as malformed, foreign or made for a different query.
+    #[error(
+        "cursor was rejected as invalid; start a new sync without cursors (request id {})",
+        request_id.as_deref().unwrap_or("-")
+    )]
+    InvalidCursor { request_id: Option<String> },
+
+    /// The identity provider refused to issue a token, or could not be reached.
+    #[error(
+        "token request to {token_url} failed{}: {error}{}",
+        status.map(|s| format!(" with HTTP {s}")).unwrap_or_default(),
+        description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+    )]
+    Auth {
+        token_url: String,
+        status: Option<u16>,
+        /// The RFC 6749 `error` code (e.g. `invalid_client`) or a short local description.
+        error: String,
+        description: Option<String>,
+        retryable: bool,
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+
+    /// The request never got an HTTP status: connect failure, timeout, dropped connection.
+    #[error("{endpoint}: transport failure: {source}")]
+    Transport {
+        endpoint: String,
+        retryable: bool,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// A success response whose body is not the JSON this client expects.
+    #[error("{endpoint}: unexpected response body ({source}); body starts with: {body_snippet}")]
+    Decode {
+        endpoint: String,
+        body_snippet: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A success response that is valid JSON but lacks what the call promised.
+    #[error("{endpoint}: unexpected response: {reason}")]
+    UnexpectedResponse { endpoint: String, reason: String },
+
+    /// The request could not be built from the given arguments (e.g. an empty RAW key).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    /// The settings given to `CdfClient::new` are unusable.
+    #[error("invalid CDF client setting `{field}`: {reason}")]
+    InvalidSettings { field: &'static str, reason: String },
+
+    /// Every allowed attempt failed with a retryable error; `last` is the final failure.
+    #[error("giving up after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        attempts: u32,
+        #[source]
+        last: Box<CdfError>,
+    },
+}
+
+/// An error status from CDF with the details of the error envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// `METHOD /path` relative to the project base URL.
+    pub endpoint: String,
+    /// The HTTP status. This is the truth; `code` is whatever the body claimed.
+    pub status: u16,
+    pub code: Option<i64>,
+    pub message: String,
+    pub request_id: Option<String>,
+    /// Identifier objects listed under `missing`; empty when the body had none.
+    pub missing: Vec<Value>,
+    /// Identifier objects listed under `duplicated`; empty when the body had none.
+    pub duplicated: Vec<Value>,
+    /// Whether the retry policy considered this status transient.
+    pub retryable: bool,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failed with HTTP {}: {} (request id {})",
+            self.endpoint,
+            self.status,
+            self.message,
+            self.request_id.as_deref().unwrap_or("-")
+        )?;
+        if !self.missing.is_empty() {
+            write!(f, "; missing: {}", Value::Array(self.missing.clone()))?;
+        }
+        if !self.duplicated.is_empty() {
+            write!(f, "; duplicated: {}", Value::Array(self.duplicated.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+impl CdfError {
+    /// The error that ended the call, looking through `RetriesExhausted`.
+    pub fn root(&self) -> &CdfError {
+        match self {
+            CdfError::RetriesExhausted { last, .. } => last.root(),
+            other => other,
+        }
+    }
+
+    /// The HTTP status from CDF or the identity provider, if one was received.
+    pub fn status(&self) -> Option<u16> {
+        match self.root() {
+            CdfError::Api(api) => Some(api.status),
+            CdfError::CursorExpired { .. } | CdfError::InvalidCursor { .. } => Some(400),
+            CdfError::Auth { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// The `x-request-id` of the failing response, for support tickets.
+    pub fn request_id(&self) -> Option<&str> {
+        match self.root() {
+            CdfError::Api(api) => api.request_id.as_deref(),
+            CdfError::CursorExpired { request_id } | CdfError::InvalidCursor { request_id } => {
+                request_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the failure was transient, i.e. the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        match self.root() {
+            CdfError::Api(api) => api.retryable,
+            CdfError::Auth { retryable, .. } | CdfError::Transport { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// True for HTTP 404 from CDF.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.root(), CdfError::Api(api) if api.status == 404)
+    }
+
+    /// True for any 4xx from CDF (cursor errors included). Extraction-pipeline config reads
+    /// use this to tell "no remote config" apart from an outage.
+    pub fn is_client_error(&self) -> bool {
+        self.status().is_some_and(|s| (400..500).contains(&s))
+            && !matches!(self.root(), CdfError::Auth { .. })
+    }
+
+    /// True when the sync cursors must be dropped and a new backfill started.
+    pub fn requires_resync(&self) -> bool {
+        matches!(
+            self.root(),
+            CdfError::CursorExpired { .. } | CdfError::InvalidCursor { .. }
+        )
+    }
+}
+
+/// The fields recovered from an error response body.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ErrorBody {
+    pub code: Option<i64>,
+    pub message: String,
+    pub missing: Vec<Value>,
+    pub duplicated: Vec<Value>,
+}
+
+/// Reads an error body in the order the contract prescribes: `{"error":{...}}`,
+/// `{"error":"text"}`, a flat `{code, message}`, and finally the raw text.
+pub fn parse_error_body(body: &[u8]) -> ErrorBody {
+    if let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(body) {
+        match object.remove("error") {
+            Some(Value::Object(mut inner)) => return envelope_fields(&mut inner),
+            Some(Value::String(message)) => {
+                return ErrorBody {
+                    code: object.get("code").and_then(as_code),
+                    message,
+                    ..ErrorBody::default()
+                };
+            }
+            Some(other) => {
+                object.insert("error".to_owned(), other);
+            }
+            None => {}
+        }
+        if object.contains_key("message") || object.contains_key("code") {
+            return envelope_fields(&mut object);
+        }
+    }
+    ErrorBody {
+        message: truncate_chars(String::from_utf8_lossy(body).trim(), RAW_MESSAGE_CHARS),
+        ..ErrorBody::default()
+    }
+}
+
+fn envelope_fields(object: &mut serde_json::Map<String, Value>) -> ErrorBody {
+    let message = match object.remove("message") {
+        Some(Value::String(text)) => text,
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    ErrorBody {
+        code: object.get("code").and_then(as_code),
+        message,
+        missing: identifier_list(object.remove("missing")),
+        duplicated: identifier_list(object.remove("duplicated")),
+    }
+}
+
+fn as_code(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn identifier_list(value: Option<Value>) -> Vec<Value> {
+    match value {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None => Vec::new(),
+        Some(single) => vec![single],
+    }
+}
+
+/// The start of a body, lossily decoded, for error messages and logs.
+pub fn body_snippet(body: &[u8]) -> String {
+    // Decode at most a few bytes per char more than needed; lossy decoding copes with a cut
+    // in the middle of a multi-byte sequence.
+    let head = &body[..body.len().min(BODY_SNIPPET_CHARS * 4)];
+    truncate_chars(&String::from_utf8_lossy(head), BODY_SNIPPET_CHARS)
+}
+
+/// Cuts `text` to at most `max` chars, marking a cut with "...".
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let keep = max.saturating_sub(3);
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str("...");
+    out
+}
+
+/// Whether a 400 message is CDF's expired-cursor error. Cognite's own replicators match on
+/// this text, and it is the only way to tell it apart from other bad requests.
+pub(crate) fn is_cursor_expired_message(message: &str) -> bool {
+    message.to_lowercase().contains("cursor has expired")
+}
+
+/// Whether a 400 message is CDF's invalid-cursor error ("Invalid cursor provided.").
+pub(crate) fn is_invalid_cursor_message(message: &str) -> bool {
+    message
+        .trim()
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case("invalid cursor provided")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_wrapped_envelope_with_missing_and_duplicated() {
+        let body = br#"{"error":{"code":400,"message":"Invalid cursor provided.",
+            "missing":[{"space":"plant_data","externalId":"nope"}],
+            "duplicated":[{"name":"db1"}],"extra":1}}"#;
+        let parsed = parse_error_body(body);
+        assert_eq!(parsed.code, Some(400));
+        assert_eq!(parsed.message, "Invalid cursor provided.");
+        assert_eq!(
+            parsed.missing,
+            vec![json!({"space":"plant_data","externalId":"nope"})]
+        );
+        assert_eq!(parsed.duplicated, vec![json!({"name":"db1"})]);
+    }
+
+    #[test]
+    fn parses_error_as_plain_string() {
+        let parsed = parse_error_body(br#"{"error":"token expired","code":"401"}"#);
+        assert_eq!(parsed.message, "token expired");
+        assert_eq!(parsed.code, Some(401));
+        assert!(parsed.missing.is_empty());
+    }
+
+    #[test]
+    fn parses_flat_code_and_message() {
+        let parsed =
+            parse_error_body(br#"{"code":404,"message":"db not found","missingFields":["x"]}"#);
+        assert_eq!(parsed.code, Some(404));
+        assert_eq!(parsed.message, "db not found");
+    }
+
+    #[test]
+    fn keeps_raw_text_for_non_json_bodies() {
+        let parsed = parse_error_body(b"<html>502 Bad Gateway</html>\n");
+        assert_eq!(parsed.code, None);
+        assert_eq!(parsed.message, "<html>502 Bad Gateway</html>");
+    }
+
+    #[test]
+    fn keeps_raw_text_for_truncated_json() {
+        let body = br#"{"error":{"code":500,"mess"#;
+        let parsed = parse_error_body(body);
+        assert_eq!(parsed.message, r#"{"error":{"code":500,"mess"#);
+        assert_eq!(parsed.code, None);
+    }
+
+    #[test]
+    fn keeps_raw_text_for_json_without_error_fields() {
+        let parsed = parse_error_body(br#"{"items":[]}"#);
+        assert_eq!(parsed.message, r#"{"items":[]}"#);
+        let parsed = parse_error_body(br#"[1,2]"#);
+        assert_eq!(parsed.message, "[1,2]");
+        let parsed = parse_error_body(b"");
+        assert_eq!(parsed.message, "");
+    }
+
+    #[test]
+    fn long_raw_bodies_are_truncated() {
+        let body = "x".repeat(5000);
+        let parsed = parse_error_body(body.as_bytes());
+        assert_eq!(parsed.message.chars().count(), RAW_MESSAGE_CHARS);
+        assert!(parsed.message.ends_with("..."));
+    }
+
+    #[test]
+    fn body_snippet_is_short_and_char_safe() {
+        let body = "ø".repeat(1000);
+        let snippet = body_snippet(body.as_bytes());
+        assert_eq!(snippet.chars().count(), BODY_SNIPPET_CHARS);
+        assert!(snippet.starts_with("øø"));
+        assert_eq!(body_snippet(b"{\"a\""), "{\"a\"");
+    }
+
+    #[test]
+    fn cursor_messages_are_recognised() {
+        assert!(is_cursor_expired_message(
+            "Cursor has expired. Try again with a new cursor."
+        ));
+        assert!(is_cursor_expired_message("the CURSOR HAS EXPIRED"));
+        assert!(!is_cursor_expired_message("Invalid cursor provided."));
+        assert!(is_invalid_cursor_message("Invalid cursor provided."));
+        assert!(is_invalid_cursor_message("invalid cursor provided"));
+        assert!(!is_invalid_cursor_message("Cursor has expired."));
+    }
+
+    #[test]
+    fn accessors_look_through_retries_exhausted() {
+        let api = CdfError::Api(Box::new(ApiError {
+            endpoint: "POST /models/instances/sync".into(),
+            status: 503,
+            code: Some(503),
+            message: "busy".into(),
+            request_id: Some("req-1".into()),
+            missing: vec![],
+            duplicated: vec![],
+            retryable: true,
+        }));
+        let err = CdfError::RetriesExhausted {
+            attempts: 8,
+            last: Box::new(api),
+        };
+        assert_eq!(err.status(), Some(503));
+        assert_eq!(err.request_id(), Some("req-1"));
+        assert!(err.is_retryable());
+        assert!(!err.is_client_error());
+        let text = err.to_string();
+        assert!(text.contains("8 attempts"), "{text}");
+        assert!(text.contains("POST /models/instances/sync"), "{text}");
+        assert!(text.contains("req-1"), "{text}");
+
+        let expired = CdfError::CursorExpired { request_id: None };
+        assert!(expired.requires_resync());
+        assert!(expired.is_client_error());
+    }
+}

@@ -1,0 +1,66 @@
+//! Extraction pipelines: remote configuration and run reports.
+
+use super::client::ApiRequest;
+use super::dto::{ExtpipeConfig, ExtpipeConfigWrite, ExtpipeRun, ExtpipeRunWrite, Items, ItemsRef};
+use super::error::truncate_chars;
+use super::{CdfClient, CdfError};
+
+/// Longest run message CDF accepts.
+pub const MAX_RUN_MESSAGE_CHARS: usize = 1000;
+
+impl CdfClient {
+    /// The pipeline's configuration: the latest revision, or `revision` when given.
+    ///
+    /// An unknown pipeline or one without any revision is a 4xx from CDF and comes back as
+    /// an error for which `CdfError::is_client_error()` is true (the emulator uses 404,
+    /// which also makes `is_not_found()` true). Callers that treat "no remote config" as a
+    /// normal state check that; 5xx and transport failures are retried and then returned.
+    pub async fn get_extpipe_config(
+        &self,
+        external_id: &str,
+        revision: Option<i64>,
+    ) -> Result<ExtpipeConfig, CdfError> {
+        let mut request =
+            ApiRequest::get("/extpipes/config".to_owned()).query("externalId", external_id);
+        if let Some(revision) = revision {
+            request = request.query("revision", revision);
+        }
+        self.send_json(&request).await
+    }
+
+    /// Stores a new configuration revision. Not idempotent: at most one retry, and only
+    /// when the first attempt cannot have reached CDF or CDF answered 5xx.
+    pub async fn post_extpipe_config(
+        &self,
+        config: &ExtpipeConfigWrite,
+    ) -> Result<ExtpipeConfig, CdfError> {
+        let request = ApiRequest::post("/extpipes/config".to_owned(), config)?.non_idempotent();
+        self.send_json(&request).await
+    }
+
+    /// Reports one run (success, failure or a `seen` heartbeat). Messages longer than
+    /// `MAX_RUN_MESSAGE_CHARS` are cut and end in "...". Not idempotent, retried like
+    /// `post_extpipe_config`; a lost heartbeat is acceptable, a duplicated failure is not.
+    pub async fn post_extpipe_run(&self, run: &ExtpipeRunWrite) -> Result<ExtpipeRun, CdfError> {
+        let mut run = run.clone();
+        run.message = run
+            .message
+            .map(|m| truncate_chars(&m, MAX_RUN_MESSAGE_CHARS));
+        let body = ItemsRef {
+            items: std::slice::from_ref(&run),
+        };
+        let request = ApiRequest::post("/extpipes/runs".to_owned(), &body)?.non_idempotent();
+        let created: Items<ExtpipeRun> = self.send_json(&request).await?;
+        created
+            .items
+            .into_iter()
+            .next()
+            .ok_or_else(|| CdfError::UnexpectedResponse {
+                endpoint: "POST /extpipes/runs".to_owned(),
+                reason: format!(
+                    "the run for extraction pipeline `{}` was accepted but no item came back",
+                    run.external_id
+                ),
+            })
+    }
+}

@@ -1,0 +1,230 @@
+//! Instance writes, validation, deletes, list and byids.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn msg(r: &Resp) -> String {
+    r.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn writes_are_validated_against_container_types() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    let r = h
+        .post(
+            "/models/instances",
+            json!({"items": [pump("a", json!({"tag": "t", "ratedKw": "fast"}))]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        msg(&r).contains("ratedKw") && msg(&r).contains("float64") && msg(&r).contains("fast"),
+        "{}",
+        msg(&r)
+    );
+    let r = h
+        .post(
+            "/models/instances",
+            json!({"items": [pump("a", json!({"tag": "t", "nope": 1}))]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        msg(&r).contains("nope") && msg(&r).contains("schema:Pump/1"),
+        "{}",
+        msg(&r)
+    );
+    let r = h
+        .post(
+            "/models/instances",
+            json!({"items": [pump("a", json!({"ratedKw": 1.0}))]}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "non-nullable tag is required");
+    assert!(msg(&r).contains("tag"));
+    for (prop, bad) in [
+        ("count32", json!(3_000_000_000i64)),
+        ("count64", json!(1.5)),
+        ("at", json!("yesterday")),
+        ("day", json!("2024-02-30")),
+        ("extra", json!([1, 2])),
+        ("site", json!({"space": "s"})),
+        ("status", json!("exploded")),
+        ("aliases", json!("not-a-list")),
+        ("ok", json!("true")),
+        ("flows", json!([])),
+    ] {
+        let r = h
+            .post(
+                "/models/instances",
+                json!({"items": [pump("a", json!({"tag": "t", prop: bad}))]}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{prop} = {bad} must be rejected");
+        assert!(msg(&r).contains(prop), "{prop}: {}", msg(&r));
+    }
+    // Nothing was written by the failed batches.
+    assert_eq!(h.ctl().instance_counts(), (0, 0));
+    let r = h
+        .post(
+            "/models/instances",
+            json!({"items": [{"instanceType": "edge", "space": "data", "externalId": "e"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn versions_no_ops_conflicts_and_replace() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    let r = h
+        .ok(
+            "/models/instances",
+            json!({"items": [pump("a", json!({"tag": "t", "ratedKw": 1.0}))]}),
+        )
+        .await;
+    let first = &r["items"][0];
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["wasModified"], true);
+    assert!(first["createdTime"].is_i64() && first["lastUpdatedTime"].is_i64());
+    let again = h
+        .ok(
+            "/models/instances",
+            json!({"items": [pump("a", json!({"tag": "t"}))]}),
+        )
+        .await;
+    assert_eq!(again["items"][0]["wasModified"], false);
+    assert_eq!(
+        again["items"][0]["lastUpdatedTime"],
+        first["lastUpdatedTime"]
+    );
+    let mut item = pump("a", json!({"tag": "t2"}));
+    item["existingVersion"] = json!(0);
+    let r = h
+        .post("/models/instances", json!({"items": [item.clone()]}))
+        .await;
+    assert_eq!(r.status, 409);
+    let skipped = h
+        .ok(
+            "/models/instances",
+            json!({"items": [item], "skipOnVersionConflict": true}),
+        )
+        .await;
+    assert_eq!(skipped["items"][0]["wasModified"], false);
+    let mut item = pump("a", json!({"tag": "t3"}));
+    item["existingVersion"] = json!(1);
+    let r = h.ok("/models/instances", json!({"items": [item]})).await;
+    assert_eq!(r["items"][0]["version"], 2);
+    // replace resets properties that the request leaves out.
+    h.ok(
+        "/models/instances",
+        json!({"items": [pump("a", json!({"tag": "t3"}))], "replace": true}),
+    )
+    .await;
+    let live = h
+        .ctl()
+        .live_instances(&cdf_emulator::ViewId::new("schema", "Pump", "1"))
+        .unwrap();
+    assert!(
+        live[0]["properties"]["schema"]["Pump/1"]
+            .get("ratedKw")
+            .is_none()
+    );
+    assert_eq!(live[0]["version"], 3);
+}
+
+#[tokio::test]
+async fn direct_relations_and_edge_ends() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    let r = h
+        .post("/models/instances", json!({"items": [pump("a", json!({"tag": "t", "site": {"space": "data", "externalId": "oslo"}}))], "autoCreateDirectRelations": false}))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["missing"][0]["externalId"], "oslo");
+    h.ok("/models/instances", json!({"items": [pump("a", json!({"tag": "t", "site": {"space": "data", "externalId": "oslo"}}))]})).await;
+    assert_eq!(
+        h.ctl().instance_counts().0,
+        2,
+        "the target node was auto-created"
+    );
+    let r = h
+        .post(
+            "/models/instances",
+            json!({"items": [flow("e", "a", "ghost", 1.0)]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    h.ok(
+        "/models/instances",
+        json!({"items": [flow("e", "a", "ghost", 1.0)], "autoCreateEndNodes": true}),
+    )
+    .await;
+    assert_eq!(h.ctl().instance_counts().0, 4);
+}
+
+#[tokio::test]
+async fn apply_with_delete_and_recreate() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    h.ok(
+        "/models/instances",
+        json!({"items": [pump("a", json!({"tag": "t"})), pump("b", json!({"tag": "b"}))]}),
+    )
+    .await;
+    let r = h
+        .ok("/models/instances", json!({"items": [pump("c", json!({"tag": "c"}))], "delete": [{"instanceType": "node", "space": "data", "externalId": "b"}]}))
+        .await;
+    assert_eq!(r["deleted"][0]["externalId"], "b");
+    assert_eq!(h.ctl().instance_counts(), (2, 1));
+    let r = h
+        .ok(
+            "/models/instances",
+            json!({"items": [pump("b", json!({"tag": "back"}))]}),
+        )
+        .await;
+    assert_eq!(
+        r["items"][0]["version"], 3,
+        "a recreated instance continues the version count"
+    );
+    assert_eq!(h.ctl().instance_counts(), (3, 0));
+}
+
+#[tokio::test]
+async fn list_and_byids() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    let items: Vec<Value> = (0..5)
+        .map(|i| {
+            pump(
+                &format!("p{i}"),
+                json!({"tag": format!("t{i}"), "count64": 10 - i}),
+            )
+        })
+        .collect();
+    h.ok("/models/instances", json!({"items": items})).await;
+    let r = h
+        .ok("/models/instances/list", json!({"instanceType": "node", "sources": [{"source": pump_view()}], "filter": {"hasData": [pump_view()]}, "limit": 2,
+            "sort": [{"property": ["schema", "Pump/1", "count64"], "direction": "ascending"}]}))
+        .await;
+    assert_eq!(xids(&r["items"]), ["p4", "p3"]);
+    let r2 = h
+        .ok("/models/instances/list", json!({"instanceType": "node", "sources": [{"source": pump_view()}], "filter": {"hasData": [pump_view()]}, "limit": 2,
+            "sort": [{"property": ["schema", "Pump/1", "count64"], "direction": "ascending"}], "cursor": r["nextCursor"]}))
+        .await;
+    assert_eq!(xids(&r2["items"]), ["p2", "p1"]);
+    let r = h
+        .ok("/models/instances/byids", json!({"items": [{"instanceType": "node", "space": "data", "externalId": "p1"}, {"instanceType": "node", "space": "data", "externalId": "zz"}],
+            "sources": [{"source": pump_view()}], "includeTyping": true}))
+        .await;
+    assert_eq!(xids(&r["items"]), ["p1"]);
+    assert_eq!(r["items"][0]["properties"]["schema"]["Pump/1"]["tag"], "t1");
+    assert!(r["typing"]["schema"]["Pump/1"]["tag"].is_object());
+}
