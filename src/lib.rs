@@ -1,4 +1,16 @@
-//! Replicates Cognite Data Fusion data-modeling instances into Delta Lake tables on S3.
+//! Replicates Cognite Data Fusion (CDF) data-modeling instances into Delta Lake tables on S3
+//! and publishes Parquet snapshots for BI tools.
+//!
+//! Data flow: [`config`] → [`context`] (clients) → [`sync`] (CDF [`cdf`] sync pages →
+//! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW).
+
 pub mod cdf;
 pub mod config;
+pub mod context;
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod flatten;
 pub mod lake;
+pub mod schema;
+pub mod sync;
+pub mod telemetry;

@@ -1,3 +1,235 @@
-fn main() {
-    println!("cdf-s3-replicator");
+//! `cdf-s3-replicator`: the command-line entry point (outside Lambda).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cdf_s3_replicator::config::{LogFormat, ProcessEnv};
+use cdf_s3_replicator::context::{Context, load_config};
+use cdf_s3_replicator::sync::{self, SyncOptions};
+use cdf_s3_replicator::telemetry;
+use clap::{Parser, Subcommand};
+use tokio::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Replicates CDF data-modeling instances into Delta Lake tables and Parquet snapshots"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one sync time slice over every configured view and prints its summary as JSON.
+    Sync {
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+        /// Only these views (externalIds, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        views: Option<Vec<String>>,
+        /// Restart these streams (stream keys or view externalIds) with a full backfill.
+        #[arg(long, value_delimiter = ',')]
+        resync: Vec<String>,
+        /// Seconds this slice may take; defaults to `extractor.time-budget`, else no limit.
+        #[arg(long)]
+        time_budget: Option<u64>,
+        /// Resolve the models and plan the streams without reading or writing data.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Runs until stopped: a sync slice every `extractor.poll-time`.
+    Run {
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+    },
+    /// Runs the whole sync path locally: starts the bundled CDF emulator, seeds a sample
+    /// plant model, syncs it into a local directory, applies changes, syncs again.
+    #[cfg(feature = "demo")]
+    Demo {
+        /// Directory that receives the Delta tables.
+        #[arg(long, default_value = "./lake")]
+        lake: PathBuf,
+        /// Number of sample pumps (each brings two work orders and two edges).
+        #[arg(long, default_value_t = 200)]
+        pumps: usize,
+    },
+    /// Loads and validates the configuration (fetching a remote one), then prints it
+    /// without secrets.
+    CheckConfig {
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::CheckConfig { config } => {
+            let config = load(&config).await?;
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!("{config:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync {
+            config,
+            views,
+            resync,
+            time_budget,
+            dry_run,
+        } => {
+            let context = start(&config).await?;
+            let budget = time_budget
+                .map(Duration::from_secs)
+                .or(context.config.extractor.time_budget);
+            let options = SyncOptions {
+                deadline: deadline_after(budget),
+                views,
+                force_resync: resync,
+                dry_run,
+            };
+            let summary = sync::run(&context.sync_job(), &options).await;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(if summary.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        #[cfg(feature = "demo")]
+        Command::Demo { lake, pumps } => {
+            telemetry::init(
+                cdf_s3_replicator::config::LogLevel::Warning,
+                LogFormat::Text,
+            );
+            let report = cdf_s3_replicator::demo::run(&lake, pumps).await?;
+            print_demo(&report);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config } => {
+            let mut context = start(&config).await?;
+            loop {
+                let cycle = Instant::now();
+                let budget = context.config.extractor.time_budget;
+                let summary = sync::run(
+                    &context.sync_job(),
+                    &SyncOptions::until(deadline_after(budget)),
+                )
+                .await;
+                tracing::info!(summary = %serde_json::to_string(&summary)?, "sync cycle finished");
+                let poll = context.config.extractor.poll_time;
+                let sleep = poll.saturating_sub(cycle.elapsed());
+                tracing::info!(
+                    sleep_secs = sleep.as_secs(),
+                    "sleeping until the next cycle"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(sleep) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                }
+                // Remote configuration is re-read every cycle, so edits apply without a restart.
+                match load(&config)
+                    .await
+                    .and_then(|c| Context::new(c).map_err(Into::into))
+                {
+                    Ok(reloaded) => context = reloaded,
+                    Err(error) => {
+                        tracing::warn!(error = %format!("{error:#}"), "keeping the previous configuration")
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn load(path: &Path) -> anyhow::Result<cdf_s3_replicator::config::Config> {
+    let env = ProcessEnv::for_config_file(path)?;
+    load_config(path, &env)
+        .await
+        .with_context(|| format!("configuration {}", path.display()))
+}
+
+async fn start(path: &Path) -> anyhow::Result<Context> {
+    let config = load(path).await?;
+    let format = config.logger.format.unwrap_or(LogFormat::Text);
+    telemetry::init(config.logger.level, format);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(Context::new(config)?)
+}
+
+/// No budget means no deadline in practice: a slice then ends when every stream caught up.
+fn deadline_after(budget: Option<Duration>) -> Instant {
+    let far = Duration::from_secs(100 * 365 * 24 * 3600);
+    Instant::now() + budget.unwrap_or(far)
+}
+
+#[cfg(feature = "demo")]
+fn print_demo(report: &cdf_s3_replicator::demo::DemoReport) {
+    let lake = report.lake.display();
+    println!("Synced the sample plant model from the bundled CDF emulator into {lake}\n");
+    for (title, summary) in [
+        ("Backfill", &report.backfill),
+        ("Updates and deletes", &report.changes),
+    ] {
+        println!("{title}: {}", summary.one_line());
+        for stream in &summary.streams {
+            println!(
+                "  {:<60} {:>7} rows {:>3} commits  {:?}",
+                stream.stream, stream.rows, stream.commits, stream.status
+            );
+        }
+        println!();
+    }
+    println!("Delta tables (raw layer, full change history):");
+    let raw = report.lake.join("raw");
+    let mut tables = Vec::new();
+    find_tables(&raw, &mut tables);
+    tables.sort();
+    for table in &tables {
+        println!("  {}", table.display());
+    }
+    if let Some(pumps) = tables.iter().find(|t| t.ends_with("Pump/nodes")) {
+        let pumps = pumps.display();
+        println!("\nQuery them with DuckDB (delta extension):");
+        println!(
+            "  duckdb -c \"INSTALL delta; LOAD delta; SELECT externalId, version, ratedKw, deletedTime FROM delta_scan('{pumps}') ORDER BY externalId, version LIMIT 10\""
+        );
+        println!("or with Python:");
+        println!(
+            "  python -c \"from deltalake import DeltaTable; print(DeltaTable('{pumps}').to_pyarrow_table().slice(0, 5))\""
+        );
+    }
+}
+
+#[cfg(feature = "demo")]
+fn find_tables(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.join("_delta_log").is_dir() {
+            out.push(path);
+        } else if path.is_dir() {
+            find_tables(&path, out);
+        }
+    }
 }

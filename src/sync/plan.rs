@@ -1,0 +1,370 @@
+//! Which sync streams a resolved data model gives, and the exact query of each.
+//!
+//! A stream is one sync query with its own cursor: the nodes of a view, the edges that have
+//! data in an edge view, or the edges of one edge-connection type declared by a node view.
+//! Each stream appends to one Delta table; the edge streams of a view share its `edges`
+//! table (never one table for all edge views, which mixed unrelated schemas).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cdf::dto::{
+    DataModel, Filter, NodeReference, SyncExpression, SyncMode, SyncRequest, SyncSelect, UsedFor,
+    ViewDefinition, ViewReference,
+};
+use crate::lake::{InstanceKind, ModelRef, ViewFolder};
+use crate::schema::TableKind;
+
+/// `space:externalId/version`, how CDF tools print a data model id.
+pub fn model_label(model: &ModelRef) -> String {
+    format!(
+        "{}:{}/{}",
+        model.space(),
+        model.external_id(),
+        model.version()
+    )
+}
+
+/// The model of a CDF data model, as the lake lays it out.
+pub fn model_ref(model: &DataModel) -> Result<ModelRef, crate::lake::LakeError> {
+    ModelRef::new(&model.space, &model.external_id, &model.version)
+}
+
+/// What a stream reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamSource {
+    /// Nodes with data in the view.
+    Nodes,
+    /// Edges with data in an edge view (`usedFor: edge` or `all`).
+    EdgeView,
+    /// Edges of one type, declared by an edge-connection property of a node view.
+    EdgeConnection { edge_type: NodeReference },
+}
+
+/// One stream: its state key, where it writes and what it asks CDF for.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// `<space>/<model>/<version>/<view folder>/<nodes|edges>[/<type space>/<type xid>]`, the
+    /// RAW state row key and the Delta `txn` app id.
+    pub key: String,
+    pub model: ModelRef,
+    /// The view the stream belongs to (its table folder).
+    pub view: ViewReference,
+    /// The folder of the view under the model: its externalId, or `<space>.<externalId>`
+    /// when two views of the model share an externalId.
+    pub view_folder: ViewFolder,
+    pub source: StreamSource,
+    pub table: TableKind,
+    /// The view whose properties the stream selects (the view itself, or the connection's
+    /// `edgeSource`); `None` selects no properties.
+    pub properties_from: Option<ViewDefinition>,
+    /// The sync expression and select, without a cursor.
+    pub expression: SyncExpression,
+    pub select: SyncSelect,
+}
+
+/// The result-set name of every stream's single-result-set sync request.
+pub const RESULT_SET: &str = "changes";
+
+impl StreamSpec {
+    /// The request for one page, continuing from `cursor`.
+    pub fn request(&self, cursor: Option<String>) -> SyncRequest {
+        SyncRequest::single(RESULT_SET, self.expression.clone(), self.select.clone())
+            .with_cursor(RESULT_SET, cursor)
+    }
+
+    /// Identifies the query shape: a cursor issued for another query cannot continue.
+    /// The page size is left out because CDF pages the same query at any size.
+    pub fn query_hash(&self) -> String {
+        let mut expression = self.expression.clone();
+        expression.limit = 0;
+        let shape = serde_json::json!({ "with": expression, "select": self.select });
+        format!("{:016x}", fnv1a64(shape.to_string().as_bytes()))
+    }
+
+    /// The lake's name for the stream's table kind.
+    pub fn instance_kind(&self) -> InstanceKind {
+        match self.table {
+            TableKind::Nodes => InstanceKind::Nodes,
+            TableKind::Edges => InstanceKind::Edges,
+        }
+    }
+}
+
+/// FNV-1a: tiny, stable across releases and platforms (unlike `DefaultHasher`), and a
+/// query hash needs no collision resistance against an adversary.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Folders for the views of one model, keyed by view. The lake qualifies an externalId
+/// with its space only where two views share it.
+pub fn view_folders(
+    views: &[ViewReference],
+) -> Result<BTreeMap<ViewReference, ViewFolder>, crate::lake::LakeError> {
+    let ids: Vec<(&str, &str)> = views
+        .iter()
+        .map(|v| (v.space.as_str(), v.external_id.as_str()))
+        .collect();
+    let folders = ViewFolder::for_views(&ids)?;
+    Ok(views.iter().cloned().zip(folders).collect())
+}
+
+/// The streams of one view of a resolved model. `edge_sources` holds the definitions of the
+/// views named as `edgeSource` by the view's connections.
+pub fn streams_of_view(
+    model: &ModelRef,
+    view: &ViewDefinition,
+    view_folder: &ViewFolder,
+    edge_sources: &BTreeMap<ViewReference, ViewDefinition>,
+    page_size: u32,
+) -> Vec<StreamSpec> {
+    let base = format!(
+        "{}/{}/{}/{}",
+        model.space(),
+        model.external_id(),
+        model.version(),
+        view_folder
+    );
+    let spec =
+        |key: String, source, table, properties_from: Option<&ViewDefinition>, expression| {
+            let select = properties_from
+                .map(|v| SyncSelect::all_of(v.reference()))
+                .unwrap_or_default();
+            StreamSpec {
+                key,
+                model: model.clone(),
+                view: view.reference(),
+                view_folder: view_folder.clone(),
+                source,
+                table,
+                properties_from: properties_from.cloned(),
+                expression,
+                select,
+            }
+        };
+    let mut streams = Vec::new();
+    if matches!(view.used_for, UsedFor::Node | UsedFor::All) {
+        streams.push(spec(
+            format!("{base}/nodes"),
+            StreamSource::Nodes,
+            TableKind::Nodes,
+            Some(view),
+            SyncExpression::nodes(
+                Some(Filter::has_data_view(view.reference())),
+                page_size,
+                SyncMode::TwoPhase,
+            ),
+        ));
+    }
+    if matches!(view.used_for, UsedFor::Edge | UsedFor::All) {
+        streams.push(spec(
+            format!("{base}/edges"),
+            StreamSource::EdgeView,
+            TableKind::Edges,
+            Some(view),
+            SyncExpression::edges(
+                Some(Filter::has_data_view(view.reference())),
+                page_size,
+                SyncMode::TwoPhase,
+            ),
+        ));
+    }
+    // Two connections of one type (say, outwards and inwards) read the same edges: one
+    // stream per type. The first connection, in property-name order, names the edge source.
+    let mut seen_types = BTreeSet::new();
+    for (_, connection) in view.edge_connections() {
+        let edge_type = &connection.edge_type;
+        if !seen_types.insert((edge_type.space.clone(), edge_type.external_id.clone())) {
+            continue;
+        }
+        let properties_from = connection
+            .edge_source
+            .as_ref()
+            .and_then(|r| edge_sources.get(r));
+        streams.push(spec(
+            format!("{base}/edges/{}/{}", edge_type.space, edge_type.external_id),
+            StreamSource::EdgeConnection {
+                edge_type: edge_type.clone(),
+            },
+            TableKind::Edges,
+            properties_from,
+            SyncExpression::edges(
+                Some(Filter::edge_type(edge_type)),
+                page_size,
+                SyncMode::TwoPhase,
+            ),
+        ));
+    }
+    streams
+}
+
+/// Picks the configured views out of a model, by externalId. A name the model does not
+/// have is an error that lists what the model has; the other views still sync.
+pub fn select_views(
+    model: &DataModel,
+    configured: Option<&[String]>,
+) -> (Vec<ViewReference>, Vec<String>) {
+    let available = model.view_references();
+    let Some(names) = configured else {
+        return (available, Vec::new());
+    };
+    let mut selected = Vec::new();
+    let mut errors = Vec::new();
+    for name in names {
+        let matches: Vec<&ViewReference> = available
+            .iter()
+            .filter(|v| &v.external_id == name)
+            .collect();
+        match matches.as_slice() {
+            [] => errors.push(format!(
+                "view {name} is not in data model {}:{}/{}; the model has: {}",
+                model.space,
+                model.external_id,
+                model.version,
+                list_or_none(available.iter().map(|v| v.external_id.as_str()))
+            )),
+            [one] => selected.push((*one).clone()),
+            several => errors.push(format!(
+                "view {name} is ambiguous in data model {}:{}/{}: it exists in spaces {}",
+                model.space,
+                model.external_id,
+                model.version,
+                list_or_none(several.iter().map(|v| v.space.as_str()))
+            )),
+        }
+    }
+    (selected, errors)
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "no views".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn view(value: serde_json::Value) -> ViewDefinition {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn pump() -> ViewDefinition {
+        view(json!({
+            "space": "s", "externalId": "Pump", "version": "1", "createdTime": 0,
+            "lastUpdatedTime": 0, "usedFor": "node",
+            "properties": {
+                "tag": {"container": {"type": "container", "space": "s", "externalId": "C"},
+                        "containerPropertyIdentifier": "tag", "type": {"type": "text"}},
+                "workOrders": {"connectionType": "multi_edge_connection",
+                               "type": {"space": "s", "externalId": "Pump.workOrders"},
+                               "source": {"type": "view", "space": "s", "externalId": "WorkOrder", "version": "1"},
+                               "edgeSource": {"type": "view", "space": "s", "externalId": "Link", "version": "1"}},
+                "workOrdersIn": {"connectionType": "multi_edge_connection", "direction": "inwards",
+                                 "type": {"space": "s", "externalId": "Pump.workOrders"},
+                                 "source": {"type": "view", "space": "s", "externalId": "WorkOrder", "version": "1"}},
+                "alarms": {"connectionType": "multi_reverse_direct_relation",
+                           "source": {"type": "view", "space": "s", "externalId": "Alarm", "version": "1"},
+                           "through": {"source": {"type": "view", "space": "s", "externalId": "Alarm", "version": "1"}, "identifier": "pump"}}
+            }
+        }))
+    }
+
+    fn model() -> ModelRef {
+        ModelRef::new("s", "Plant", "3").unwrap()
+    }
+
+    fn folder(name: &str) -> ViewFolder {
+        ViewFolder::plain(name).unwrap()
+    }
+
+    #[test]
+    fn a_node_view_gives_a_node_stream_and_one_stream_per_edge_type() {
+        let link = view(json!({"space": "s", "externalId": "Link", "version": "1",
+            "createdTime": 0, "lastUpdatedTime": 0, "usedFor": "edge", "properties": {}}));
+        let sources = BTreeMap::from([(link.reference(), link)]);
+        let streams = streams_of_view(&model(), &pump(), &folder("Pump"), &sources, 1000);
+        let keys: Vec<&str> = streams.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "s/Plant/3/Pump/nodes",
+                "s/Plant/3/Pump/edges/s/Pump.workOrders"
+            ]
+        );
+        let edges = &streams[1];
+        assert_eq!(edges.table, TableKind::Edges);
+        assert_eq!(
+            edges
+                .properties_from
+                .as_ref()
+                .map(|v| v.external_id.as_str()),
+            Some("Link")
+        );
+        let request = serde_json::to_value(edges.request(None)).unwrap();
+        assert_eq!(
+            request["with"][RESULT_SET]["edges"]["filter"],
+            json!({"equals": {"property": ["edge", "type"], "value": {"space": "s", "externalId": "Pump.workOrders"}}})
+        );
+        assert_eq!(request["with"][RESULT_SET]["mode"], "twoPhase");
+        assert_eq!(
+            request["select"][RESULT_SET]["sources"][0]["source"]["externalId"],
+            "Link"
+        );
+    }
+
+    #[test]
+    fn an_edge_view_gives_an_edge_stream_only() {
+        let link = view(json!({"space": "s", "externalId": "Link", "version": "1",
+            "createdTime": 0, "lastUpdatedTime": 0, "usedFor": "edge", "properties": {}}));
+        let streams = streams_of_view(&model(), &link, &folder("Link"), &BTreeMap::new(), 1000);
+        assert_eq!(streams.len(), 1);
+        assert_eq!(streams[0].key, "s/Plant/3/Link/edges");
+        assert_eq!(streams[0].source, StreamSource::EdgeView);
+    }
+
+    #[test]
+    fn query_hash_ignores_page_size_and_cursor_but_not_the_filter() {
+        let a = streams_of_view(&model(), &pump(), &folder("Pump"), &BTreeMap::new(), 1000);
+        let b = streams_of_view(&model(), &pump(), &folder("Pump"), &BTreeMap::new(), 200);
+        assert_eq!(a[0].query_hash(), b[0].query_hash());
+        assert_ne!(a[0].query_hash(), a[1].query_hash());
+    }
+
+    #[test]
+    fn shared_external_ids_are_qualified_with_their_space() {
+        let views = [
+            ViewReference::new("a", "Asset", "1"),
+            ViewReference::new("b", "Asset", "1"),
+            ViewReference::new("a", "Pump", "1"),
+        ];
+        let folders = view_folders(&views).unwrap();
+        assert_eq!(folders[&views[0]].as_str(), "a.Asset");
+        assert_eq!(folders[&views[1]].as_str(), "b.Asset");
+        assert_eq!(folders[&views[2]].as_str(), "Pump");
+    }
+
+    #[test]
+    fn a_missing_configured_view_is_named_with_the_models_views() {
+        let model: DataModel = serde_json::from_value(json!({
+            "space": "s", "externalId": "Plant", "version": "3", "createdTime": 0,
+            "lastUpdatedTime": 0, "isGlobal": false,
+            "views": [{"type": "view", "space": "s", "externalId": "Pump", "version": "1"},
+                      {"type": "view", "space": "s", "externalId": "Site", "version": "1"}]
+        }))
+        .unwrap();
+        let (selected, errors) = select_views(&model, Some(&["Pump".into(), "Valve".into()]));
+        assert_eq!(selected, [ViewReference::new("s", "Pump", "1")]);
+        assert_eq!(
+            errors,
+            ["view Valve is not in data model s:Plant/3; the model has: Pump, Site"]
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! The page loop of one stream: fetch sync pages, buffer them as Arrow batches, commit them
+//! to Delta together with the cursor, then checkpoint in RAW.
+//!
+//! Order of effects per commit, and why it is crash-safe:
+//! 1. Delta commit: data files + `txn` (appId = stream key, version = seq) + checkpoint in
+//!    the commit metadata. Atomic; a retry of the same seq is refused by the txn check.
+//! 2. RAW row with the same checkpoint. If the process dies before this, the next run finds
+//!    the newer checkpoint in the Delta log ([`super::state::reconcile`]).
+//!
+//! A cursor is only ever stored (in either place) together with, or after, the data of every
+//! page before it, so a crash can repeat a page's fetch but never skip or duplicate its rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deltalake::arrow::array::RecordBatch;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::plan::{RESULT_SET, StreamSpec};
+use super::scheduler::Turn;
+use super::state::{COMMIT_METADATA_KEY, Resume, StreamCheckpoint, new_generation, reconcile};
+use super::state_store::StateStore;
+use super::summary::{StreamReport, StreamStatus};
+use crate::cdf::dto::Instance;
+use crate::cdf::{CdfClient, CdfError};
+use crate::flatten::Flattener;
+use crate::lake::{CommitOutcome, Destination, LakeTable, StreamCommit, WriteOptions};
+use crate::schema::{PropertySource, ViewSchema};
+
+/// Commit-metadata flag of the first commit of a generation: the snapshot forgets older
+/// generations' instances once this generation's backfill is complete.
+pub const OPENS_GENERATION: &str = "opensGeneration";
+/// Commit-metadata flag of the commit that holds the last backfill page of a generation.
+pub const BACKFILL_COMPLETE: &str = "backfillComplete";
+
+/// How many commits back to look for a stream's newest commit; streams commit in order, so
+/// the one a crash left un-checkpointed is always among the newest.
+const COMMIT_SCAN_LIMIT: u64 = 200;
+
+/// What every stream of a run shares.
+#[derive(Debug, Clone)]
+pub struct StreamContext {
+    pub client: CdfClient,
+    pub destination: Destination,
+    pub state_store: StateStore,
+    pub write_options: WriteOptions,
+    /// Buffer this many rows (or `byte_budget` bytes) before committing.
+    pub row_budget: usize,
+    pub byte_budget: usize,
+    /// Time kept free before the deadline for the last flush and checkpoint.
+    pub deadline_margin: Duration,
+}
+
+/// A stream in progress: everything carried from one turn to the next.
+pub struct StreamRun {
+    spec: Arc<StreamSpec>,
+    table: LakeTable,
+    flattener: Flattener,
+    /// Finished batches not yet committed.
+    pending: Vec<RecordBatch>,
+    /// The cursor that follows the newest page in `pending` (or the newest empty page).
+    pending_cursor: Option<String>,
+    checkpoint: StreamCheckpoint,
+    opens_generation: bool,
+    report: StreamReport,
+}
+
+impl StreamRun {
+    /// Opens the stream's table and decides where to resume.
+    pub async fn start(
+        ctx: &StreamContext,
+        spec: Arc<StreamSpec>,
+        state_row: Option<StreamCheckpoint>,
+        force_resync: bool,
+    ) -> Result<Self, String> {
+        let url = ctx
+            .destination
+            .raw_table_url(&spec.model, &spec.view_folder, spec.instance_kind())
+            .map_err(|e| e.to_string())?;
+        let table = LakeTable::open(&ctx.destination, url, ctx.write_options.clone())
+            .await
+            .map_err(|e| format!("opening the Delta table: {e}"))?;
+        let from_table = table
+            .last_stream_commit(&spec.key, COMMIT_SCAN_LIMIT)
+            .await
+            .map_err(|e| format!("reading the stream's last commit: {e}"))?
+            .map(|record| checkpoint_from_metadata(&record.metadata, record.txn_version));
+        let query_hash = spec.query_hash();
+        let mut resume = reconcile(state_row, from_table, &query_hash);
+        if force_resync && matches!(resume, Resume::Continue(_)) {
+            resume = Resume::Restart(
+                new_generation(resume.checkpoint(), &query_hash),
+                super::state::RestartReason::Forced,
+            );
+        }
+        let mut report = StreamReport::new(spec.key.clone(), StreamStatus::Behind);
+        let opens_generation = match &resume {
+            // A stream without a cursor is at the start of its generation's backfill: a
+            // run that restarted it may have stopped before its first commit.
+            Resume::Continue(checkpoint) => checkpoint.cursor.is_none(),
+            Resume::Restart(checkpoint, reason) => {
+                tracing::info!(stream = %spec.key, generation = checkpoint.generation, ?reason, "starting a new generation");
+                if checkpoint.generation > 1 {
+                    report.cursor_resets += 1;
+                }
+                true
+            }
+        };
+        let checkpoint = match resume {
+            Resume::Continue(c) | Resume::Restart(c, _) => c,
+        };
+        report.generation = checkpoint.generation;
+        let schema = stream_schema(&spec);
+        Ok(Self {
+            flattener: Flattener::new(&schema),
+            spec,
+            table,
+            pending: Vec::new(),
+            pending_cursor: checkpoint.cursor.clone(),
+            checkpoint,
+            opens_generation,
+            report,
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.spec.key
+    }
+
+    /// The figures so far, for a stream the deadline left between turns (nothing is
+    /// buffered then: a turn only yields after a commit).
+    pub fn into_report(mut self, status: StreamStatus) -> StreamReport {
+        self.report.status = status;
+        self.report.lag_ms = self.checkpoint.newest_change.map(|t| now_ms() - t);
+        self.report
+    }
+
+    /// How long ago the stream last succeeded; the scheduler serves the most overdue first.
+    pub fn last_success(&self) -> Option<i64> {
+        self.checkpoint.last_success
+    }
+
+    /// Runs pages until the stream is caught up, has made one budget-sized commit (then it
+    /// yields its turn), fails, or the deadline is near.
+    pub async fn turn(
+        mut self,
+        ctx: &StreamContext,
+        deadline: Instant,
+    ) -> Turn<Self, StreamReport> {
+        loop {
+            if Instant::now() + ctx.deadline_margin >= deadline {
+                return self.finish(ctx, StreamStatus::Behind, None).await;
+            }
+            let request = self.spec.request(self.pending_cursor.clone());
+            let mut response = match ctx.client.sync(&request).await {
+                Ok(response) => response,
+                Err(error) if error.requires_resync() => {
+                    if let Err(done) = self.restart_generation(ctx, &error).await {
+                        return done;
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    let message = format!("sync failed: {error}");
+                    return self.finish(ctx, StreamStatus::Failed, Some(message)).await;
+                }
+            };
+            self.report.pages += 1;
+            let Some(next_cursor) = response.cursor_of(RESULT_SET).map(str::to_owned) else {
+                let message = "the sync response carried no cursor for the stream".to_owned();
+                return self.finish(ctx, StreamStatus::Failed, Some(message)).await;
+            };
+            let items = response.take_items(RESULT_SET);
+            let short_page = items.len() < self.spec.expression.limit as usize;
+            if let Err(error) = self.buffer_page(items) {
+                // The page is dropped and its cursor not stored: the next run reads it again.
+                self.flattener = Flattener::new(&stream_schema(&self.spec));
+                let message = error.to_string();
+                return self.finish(ctx, StreamStatus::Failed, Some(message)).await;
+            }
+            self.pending_cursor = Some(next_cursor);
+            self.checkpoint.last_success = Some(now_ms());
+
+            let backfill_done =
+                self.checkpoint.phase == super::state::Phase::Backfill && short_page;
+            if backfill_done {
+                self.checkpoint.phase = super::state::Phase::Streaming;
+            }
+            if backfill_done || self.opens_generation && short_page {
+                // Always commit at the end of a backfill, even without rows: the snapshot
+                // learns from this commit which generation is complete.
+                if let Err(done) = self.commit(ctx, backfill_done).await {
+                    return done;
+                }
+            }
+            if short_page {
+                self.checkpoint.caught_up = true;
+                return self.finish(ctx, StreamStatus::CaughtUp, None).await;
+            }
+            self.checkpoint.caught_up = false;
+            if self.buffered_rows() >= ctx.row_budget || self.buffered_bytes() >= ctx.byte_budget {
+                if let Err(done) = self.commit(ctx, false).await {
+                    return done;
+                }
+                return Turn::Again(self);
+            }
+        }
+    }
+
+    /// Flattens a page. Tombstones go before live rows: CDF applies a page's deletes before
+    /// its upserts, and the snapshot takes the last row of a key as its state.
+    fn buffer_page(
+        &mut self,
+        mut items: Vec<Instance>,
+    ) -> Result<(), crate::flatten::FlattenError> {
+        items.sort_by_key(|item| !item.is_deleted());
+        for item in &items {
+            self.flattener.push(item)?;
+            let changed = item.deleted_time.unwrap_or(item.last_updated_time);
+            self.checkpoint.newest_change = self.checkpoint.newest_change.max(Some(changed));
+        }
+        if self.flattener.len() >= BATCH_ROWS {
+            let batch = self.flattener.finish()?;
+            self.pending.push(batch);
+        }
+        Ok(())
+    }
+
+    fn buffered_rows(&self) -> usize {
+        self.pending
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+            + self.flattener.len()
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.pending
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum::<usize>()
+            + self.flattener.estimated_bytes()
+    }
+
+    /// An expired or invalid cursor: keep what was read under the old generation, then
+    /// start a new generation with a full backfill.
+    async fn restart_generation(
+        &mut self,
+        ctx: &StreamContext,
+        error: &CdfError,
+    ) -> Result<(), Turn<Self, StreamReport>> {
+        tracing::warn!(stream = %self.spec.key, %error, "cursor rejected; starting a new generation with a full backfill");
+        if self.buffered_rows() > 0 {
+            self.commit(ctx, false).await?;
+        }
+        self.checkpoint = new_generation(&self.checkpoint, &self.spec.query_hash());
+        self.pending_cursor = None;
+        self.opens_generation = true;
+        self.report.cursor_resets += 1;
+        self.report.generation = self.checkpoint.generation;
+        Ok(())
+    }
+
+    /// Commits everything buffered (possibly nothing, to record a generation marker) with
+    /// the next sequence number, then checkpoints in RAW. On a lost race the stream stops
+    /// for this invocation: another sync owns it right now.
+    async fn commit(
+        &mut self,
+        ctx: &StreamContext,
+        backfill_complete: bool,
+    ) -> Result<(), Turn<Self, StreamReport>> {
+        let mut batches = std::mem::take(&mut self.pending);
+        match self.flattener.finish() {
+            Ok(batch) if batch.num_rows() > 0 || batches.is_empty() => batches.push(batch),
+            Ok(_) => {}
+            Err(error) => return Err(self.fail_now(error.to_string())),
+        }
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let mut next = self.checkpoint.clone();
+        next.seq += 1;
+        next.cursor = self.pending_cursor.clone();
+        next.rows_total += rows;
+        next.last_error = None;
+        let commit = StreamCommit {
+            app_id: self.spec.key.clone(),
+            txn_version: next.seq,
+            metadata: commit_metadata(&next, self.opens_generation, backfill_complete),
+        };
+        match self.table.append(&batches, commit).await {
+            Ok(CommitOutcome::Committed(report)) => {
+                self.report.commits += 1;
+                self.report.rows += rows;
+                self.report.bytes += report.bytes;
+                self.checkpoint = next;
+                self.opens_generation = false;
+                self.save_checkpoint(ctx).await;
+                Ok(())
+            }
+            Ok(CommitOutcome::AlreadyCommitted {
+                table_txn_version, ..
+            }) => {
+                let message = format!(
+                    "another sync committed step {table_txn_version} of this stream first; this invocation leaves it alone"
+                );
+                tracing::warn!(stream = %self.spec.key, "{message}");
+                self.report.status = StreamStatus::Superseded;
+                self.report.error = Some(message);
+                Err(Turn::Done(self.report.clone()))
+            }
+            Err(error) => Err(self.fail_now(format!("Delta commit failed: {error}"))),
+        }
+    }
+
+    fn fail_now(&mut self, message: String) -> Turn<Self, StreamReport> {
+        self.report.status = StreamStatus::Failed;
+        self.report.error = Some(message);
+        Turn::Done(self.report.clone())
+    }
+
+    /// RAW is the second copy of the checkpoint, so a failed write only costs a log line:
+    /// the next run reads the checkpoint from the Delta log.
+    async fn save_checkpoint(&self, ctx: &StreamContext) {
+        if let Err(error) = ctx.state_store.save(&self.spec.key, &self.checkpoint).await {
+            tracing::warn!(stream = %self.spec.key, %error, "could not write the checkpoint to RAW; the Delta log has it");
+        }
+    }
+
+    /// Ends the turn: commits what is buffered, or (when nothing is buffered) stores the
+    /// newest cursor so that idle streams keep a fresh one.
+    async fn finish(
+        mut self,
+        ctx: &StreamContext,
+        status: StreamStatus,
+        error: Option<String>,
+    ) -> Turn<Self, StreamReport> {
+        if self.buffered_rows() > 0 {
+            if let Err(done) = self.commit(ctx, false).await {
+                return done;
+            }
+        } else if self.pending_cursor != self.checkpoint.cursor
+            || error.is_some()
+            || status == StreamStatus::CaughtUp
+        {
+            self.checkpoint.cursor = self.pending_cursor.clone();
+            self.checkpoint.last_error = error.clone();
+            self.save_checkpoint(ctx).await;
+        }
+        self.report.status = status;
+        self.report.error = error;
+        self.report.lag_ms = self.checkpoint.newest_change.map(|t| now_ms() - t);
+        Turn::Done(self.report)
+    }
+}
+
+/// Rows per Arrow batch inside the buffer; keeps builders small while commits stay large.
+const BATCH_ROWS: usize = 8192;
+
+/// The schema a stream writes: its view's (or edge source's) properties, or only the
+/// system columns for edge connections without an edge source.
+pub fn stream_schema(spec: &StreamSpec) -> ViewSchema {
+    match &spec.properties_from {
+        Some(view) => ViewSchema::for_view(view, spec.table),
+        None => ViewSchema::without_properties(spec.table, PropertySource::of_view(&spec.view)),
+    }
+}
+
+fn commit_metadata(
+    checkpoint: &StreamCheckpoint,
+    opens_generation: bool,
+    backfill_complete: bool,
+) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    metadata.insert(COMMIT_METADATA_KEY.to_owned(), json!(checkpoint));
+    metadata.insert(OPENS_GENERATION.to_owned(), json!(opens_generation));
+    metadata.insert(BACKFILL_COMPLETE.to_owned(), json!(backfill_complete));
+    metadata.insert("generation".to_owned(), json!(checkpoint.generation));
+    metadata
+}
+
+/// The checkpoint stored with a commit. Commits written by other tools carry none; then
+/// only the sequence is known and the stream restarts its generation from there.
+fn checkpoint_from_metadata(metadata: &Map<String, Value>, txn_version: i64) -> StreamCheckpoint {
+    let mut checkpoint = metadata
+        .get(COMMIT_METADATA_KEY)
+        .and_then(|value| serde_json::from_value::<StreamCheckpoint>(value.clone()).ok())
+        .unwrap_or_default();
+    checkpoint.seq = txn_version;
+    checkpoint
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

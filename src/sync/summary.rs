@@ -1,0 +1,145 @@
+//! What one sync invocation did, as returned to the caller (CLI, Lambda) and logged.
+
+use serde::Serialize;
+
+/// How a stream's part of the invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StreamStatus {
+    /// The last page was short: nothing else was waiting.
+    CaughtUp,
+    /// The deadline came first; the stream continues in the next invocation.
+    Behind,
+    /// Another sync committed the same step first; this invocation left the stream alone.
+    Superseded,
+    /// The stream failed; the error says why. Other streams were not affected.
+    Failed,
+    /// Dry run: the plan was checked, nothing was read or written.
+    Planned,
+}
+
+/// One stream's figures.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamReport {
+    pub stream: String,
+    pub status: StreamStatus,
+    pub generation: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub commits: u64,
+    pub pages: u64,
+    /// Times the stream had to start a new generation (expired or invalid cursor, changed
+    /// query, lost state) in this invocation.
+    pub cursor_resets: u64,
+    /// Milliseconds between now and the newest `lastUpdatedTime` the stream has seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl StreamReport {
+    pub fn new(stream: impl Into<String>, status: StreamStatus) -> Self {
+        Self {
+            stream: stream.into(),
+            status,
+            generation: 0,
+            rows: 0,
+            bytes: 0,
+            commits: 0,
+            pages: 0,
+            cursor_resets: 0,
+            lag_ms: None,
+            error: None,
+        }
+    }
+
+    pub fn failed(stream: impl Into<String>, error: impl Into<String>) -> Self {
+        Self {
+            error: Some(error.into()),
+            ..Self::new(stream, StreamStatus::Failed)
+        }
+    }
+}
+
+/// The whole invocation.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub streams_total: usize,
+    pub streams_caught_up: usize,
+    pub streams_behind: usize,
+    pub streams_failed: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub commits: u64,
+    pub cursor_resets: u64,
+    /// The largest lag over all streams, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_lag_ms: Option<i64>,
+    pub duration_ms: u64,
+    /// Problems that stopped a view or model from being planned at all (unknown model,
+    /// missing view), each naming what failed.
+    pub plan_errors: Vec<String>,
+    pub streams: Vec<StreamReport>,
+}
+
+impl RunSummary {
+    pub fn from_reports(
+        mut streams: Vec<StreamReport>,
+        plan_errors: Vec<String>,
+        duration_ms: u64,
+    ) -> Self {
+        streams.sort_by(|a, b| a.stream.cmp(&b.stream));
+        let count = |status| streams.iter().filter(|s| s.status == status).count();
+        Self {
+            streams_total: streams.len(),
+            streams_caught_up: count(StreamStatus::CaughtUp),
+            streams_behind: count(StreamStatus::Behind) + count(StreamStatus::Superseded),
+            streams_failed: count(StreamStatus::Failed),
+            rows: streams.iter().map(|s| s.rows).sum(),
+            bytes: streams.iter().map(|s| s.bytes).sum(),
+            commits: streams.iter().map(|s| s.commits).sum(),
+            cursor_resets: streams.iter().map(|s| s.cursor_resets).sum(),
+            max_lag_ms: streams.iter().filter_map(|s| s.lag_ms).max(),
+            duration_ms,
+            plan_errors,
+            streams,
+        }
+    }
+
+    /// True when every stream and every configured view could be served.
+    pub fn is_success(&self) -> bool {
+        self.streams_failed == 0 && self.plan_errors.is_empty()
+    }
+
+    /// One line for the extraction pipeline run message (CDF caps it at 1000 characters).
+    pub fn one_line(&self) -> String {
+        let mut line = format!(
+            "{} streams: {} caught up, {} behind, {} failed; {} rows in {} commits; {} cursor resets",
+            self.streams_total,
+            self.streams_caught_up,
+            self.streams_behind,
+            self.streams_failed,
+            self.rows,
+            self.commits,
+            self.cursor_resets
+        );
+        let problems: Vec<String> = self
+            .plan_errors
+            .iter()
+            .cloned()
+            .chain(
+                self.streams
+                    .iter()
+                    .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.stream))),
+            )
+            .collect();
+        if !problems.is_empty() {
+            line.push_str(". Errors: ");
+            line.push_str(&problems.join("; "));
+        }
+        line
+    }
+}
