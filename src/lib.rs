@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod failpoint;
 pub mod flatten;
 pub mod lake;
 pub mod schema;

@@ -287,8 +287,10 @@ impl StreamRun {
             txn_version: next.seq,
             metadata: commit_metadata(&next, self.opens_generation, backfill_complete),
         };
+        crate::failpoint::hit("before-delta-commit");
         match self.table.append(&batches, commit).await {
             Ok(CommitOutcome::Committed(report)) => {
+                crate::failpoint::hit("after-delta-commit");
                 self.report.commits += 1;
                 self.report.rows += rows;
                 self.report.bytes += report.bytes;
@@ -324,6 +326,7 @@ impl StreamRun {
         if let Err(error) = ctx.state_store.save(&self.spec.key, &self.checkpoint).await {
             tracing::warn!(stream = %self.spec.key, %error, "could not write the checkpoint to RAW; the Delta log has it");
         }
+        crate::failpoint::hit("after-raw-checkpoint");
     }
 
     /// Ends the turn: commits what is buffered, or (when nothing is buffered) stores the
