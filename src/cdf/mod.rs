@@ -21,14 +21,10 @@ mod sync_api;
 
 pub use client::CdfClient;
 pub use credentials::{ClientCredentials, Secret};
-pub use error::{ApiError, CdfError, ErrorBody, parse_error_body};
+pub use error::{ApiError, CdfError};
 pub use extpipes_api::MAX_RUN_MESSAGE_CHARS;
 pub use models_api::DataModelListQuery;
-pub use path::encode_segment;
 pub use raw_api::RAW_INSERT_CHUNK;
-pub use retry::{
-    Idempotency, RetryPolicy, TransportFailure, is_retryable_status, is_retryable_transport,
-    parse_retry_after,
-};
+pub use retry::{Idempotency, RetryPolicy};
 pub use settings::{CDF_API_VERSION, ClientSettings, DEFAULT_APP_NAME, SDK_ID};
 pub use sync_api::MAX_SYNC_LIMIT;

@@ -9,6 +9,7 @@ use super::filters::Filter;
 use super::instances::Instance;
 use super::property_type::PropertyType;
 use super::refs::ViewReference;
+use super::views::default_true;
 
 /// A sync request. Result-set names are the keys of `with`; the client keeps `select` and
 /// `cursors` on the same keys.
@@ -215,10 +216,6 @@ pub struct TypingProperty {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// The API promises a string cursor per result set; a `null` is read as "no cursor" rather

@@ -149,7 +149,7 @@ pub struct MappedProperty {
     pub constraint_state: Option<ConstraintState>,
 }
 
-fn default_true() -> bool {
+pub(super) fn default_true() -> bool {
     true
 }
 
