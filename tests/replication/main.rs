@@ -1,0 +1,5 @@
+//! Replication tests against the CDF emulator, a real S3 protocol server on loopback and
+//! independent readers (Python `deltalake`, DuckDB). One test binary, one module per theme.
+
+mod end_to_end;
+mod support;

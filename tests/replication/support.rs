@@ -1,0 +1,241 @@
+//! Shared set-up for the replication tests: the CDF emulator seeded with the sample plant
+//! model, a lake (local directory or the S3 server on loopback), the configuration a user
+//! would write, and the independent Python readers that compare the lake with the
+//! emulator's truth.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
+use cdf_s3_replicator::config::MapEnv;
+use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::demo::sample_model::{self, DATA_SPACE, MODEL, MODEL_VERSION, SCHEMA_SPACE};
+use serde_json::{Value, json};
+
+/// Returns the variable, or `None` after printing why the test is skipped. Under
+/// `tests/run-all.sh` (`CDF_S3_TEST_REQUIRE_ALL=1`) a missing variable fails the test.
+pub fn required_env(var: &str, why: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            assert!(
+                std::env::var("CDF_S3_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+                "{var} is not set ({why}) but CDF_S3_TEST_REQUIRE_ALL=1"
+            );
+            eprintln!("SKIPPED ({var} not set: {why}): run tests/run-all.sh");
+            None
+        }
+    }
+}
+
+pub fn python() -> Option<String> {
+    required_env("CDF_S3_TEST_PYTHON", "the Python deltalake and DuckDB readers")
+}
+
+/// Where a test writes its lake.
+#[derive(Debug, Clone)]
+pub enum Lake {
+    Local(PathBuf),
+    S3 { endpoint: String, bucket: String },
+}
+
+impl Lake {
+    pub fn local(dir: &Path) -> Self {
+        Lake::Local(dir.join("lake"))
+    }
+
+    /// A fresh bucket on the S3 server, or `None` (skip) when none runs.
+    pub async fn s3() -> Option<Self> {
+        let endpoint = required_env("CDF_S3_TEST_S3_ENDPOINT", "the S3 protocol server")?;
+        let bucket = format!("lake-{:016x}", rand::random::<u64>());
+        let response = reqwest::Client::new()
+            .put(format!("{endpoint}/{bucket}"))
+            .send()
+            .await
+            .expect("creating a bucket on the S3 server");
+        assert!(response.status().is_success(), "creating bucket {bucket}: {}", response.status());
+        Some(Lake::S3 { endpoint, bucket })
+    }
+
+    pub fn destination_yaml(&self) -> String {
+        match self {
+            Lake::Local(path) => format!("  local:\n    path: \"{}\"\n", path.display()),
+            Lake::S3 { endpoint, bucket } => format!(
+                "  s3:\n    bucket: {bucket}\n    prefix: cdf-data\n    region: us-east-1\n    endpoint-url: {endpoint}\n    allow-http: true\n"
+            ),
+        }
+    }
+
+    /// URI of a raw table under the sample model, as the Python readers open it.
+    pub fn raw_table_uri(&self, view_folder: &str, kind: &str) -> String {
+        let relative = format!("raw/{SCHEMA_SPACE}/{MODEL}/{MODEL_VERSION}/views/{view_folder}/{kind}");
+        match self {
+            Lake::Local(path) => path.join(relative).display().to_string(),
+            Lake::S3 { bucket, .. } => format!("s3://{bucket}/cdf-data/{relative}"),
+        }
+    }
+
+    pub fn storage_options(&self) -> Value {
+        match self {
+            Lake::Local(_) => json!({}),
+            Lake::S3 { endpoint, .. } => json!({
+                "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            }),
+        }
+    }
+}
+
+/// The emulator with the sample model, and a lake to replicate into.
+pub struct Lab {
+    pub emulator: Emulator,
+    pub lake: Lake,
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Emulator seeded with `pumps` sample pumps; `lake` picks the destination (`None`:
+    /// a local directory).
+    pub async fn start(pumps: usize, lake: Option<Lake>) -> Self {
+        let emulator = Emulator::start(EmulatorConfig::default()).await.expect("emulator starts");
+        let control = emulator.control();
+        control.apply_schema(sample_model::schema()).expect("sample schema");
+        control
+            .apply_instances(sample_model::initial_instances(pumps))
+            .expect("sample instances");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lake = lake.unwrap_or_else(|| Lake::local(dir.path()));
+        Self { emulator, lake, dir }
+    }
+
+    /// The configuration a user would write, with extra `extractor` keys (YAML lines
+    /// indented by two spaces) and an optional `views` list.
+    pub fn config_yaml(&self, extractor: &str, views: Option<&[&str]>) -> String {
+        let views = views
+            .map(|v| format!("        views: [{}]\n", v.join(", ")))
+            .unwrap_or_default();
+        format!(
+            "cognite:\n  host: {base}\n  project: {project}\n  idp-authentication:\n    token-url: {token}\n    client-id: emulator-client\n    secret: emulator-secret\n  extraction-pipeline:\n    external-id: replicator\nextractor:\n  state-store:\n    raw:\n      database: state\n      table: streams\n{extractor}data_modeling:\n  - space: {SCHEMA_SPACE}\n    data_models:\n      - external_id: {MODEL}\n{views}destination:\n{destination}",
+            base = self.emulator.base_url(),
+            project = self.emulator.project(),
+            token = self.emulator.token_url(),
+            destination = self.lake.destination_yaml(),
+        )
+    }
+
+    pub async fn context(&self, extractor: &str) -> Context {
+        self.context_with(extractor, None).await
+    }
+
+    pub async fn context_with(&self, extractor: &str, views: Option<&[&str]>) -> Context {
+        let yaml = self.config_yaml(extractor, views);
+        let config = load_config_text(&yaml, "test configuration", &MapEnv::new())
+            .await
+            .unwrap_or_else(|e| panic!("test configuration loads: {e}\n{yaml}"));
+        Context::new(config).expect("context")
+    }
+
+    /// Writes the configuration to a file for the CLI binary.
+    pub fn config_file(&self, extractor: &str) -> PathBuf {
+        let path = self.dir.path().join("config.yaml");
+        std::fs::write(&path, self.config_yaml(extractor, None)).expect("config file");
+        path
+    }
+
+    /// The live nodes of a sample view, as CDF renders them.
+    pub fn truth_nodes(&self, view: &str) -> Vec<Value> {
+        let view = ViewId { space: SCHEMA_SPACE.into(), external_id: view.into(), version: "1".into() };
+        self.emulator
+            .control()
+            .live_instances_matching(InstanceKind::Node, Some(json!({"hasData": [view.to_json()]})), &[view])
+            .expect("truth")
+    }
+
+    /// The live edges of the `Pump.workOrders` type with their `PumpWorkOrder` properties.
+    pub fn truth_work_order_edges(&self) -> Vec<Value> {
+        let source = ViewId { space: SCHEMA_SPACE.into(), external_id: "PumpWorkOrder".into(), version: "1".into() };
+        let filter = json!({"equals": {"property": ["edge", "type"], "value": {"space": SCHEMA_SPACE, "externalId": "Pump.workOrders"}}});
+        self.emulator
+            .control()
+            .live_instances_matching(InstanceKind::Edge, Some(filter), &[source])
+            .expect("truth")
+    }
+
+    /// Compares a raw table with the truth using both Python readers; returns the report.
+    pub fn compare(&self, view_folder: &str, kind: &str, properties_of: &str, truth: Vec<Value>) -> Option<Value> {
+        let python = python()?;
+        let request = json!({
+            "uri": self.lake.raw_table_uri(view_folder, kind),
+            "storage_options": self.lake.storage_options(),
+            "kind": kind,
+            "view_space": SCHEMA_SPACE,
+            "view_key": format!("{properties_of}/1"),
+            "properties": sample_property_types(properties_of),
+            "truth": truth,
+        });
+        Some(run_reader(&python, "compare", &request, self.dir.path()))
+    }
+
+    /// Every raw row of a table (read with the Python `deltalake` package).
+    pub fn raw_rows(&self, view_folder: &str, kind: &str) -> Option<Vec<Value>> {
+        let python = python()?;
+        let request = json!({
+            "uri": self.lake.raw_table_uri(view_folder, kind),
+            "storage_options": self.lake.storage_options(),
+        });
+        let rows = run_reader(&python, "rows", &request, self.dir.path());
+        Some(rows.as_array().cloned().unwrap_or_default())
+    }
+}
+
+/// `{property: {type, list}}` of a sample view, from the sample schema's containers.
+pub fn sample_property_types(view: &str) -> Value {
+    let schema = sample_model::schema();
+    let container = format!("{view}C");
+    let containers = schema["containers"].as_array().cloned().unwrap_or_default();
+    let props = containers
+        .iter()
+        .find(|c| c["externalId"] == container.as_str())
+        .map(|c| c["properties"].clone())
+        .unwrap_or_else(|| panic!("sample container {container}"));
+    let mut out = serde_json::Map::new();
+    for (name, prop) in props.as_object().into_iter().flatten() {
+        out.insert(
+            name.clone(),
+            json!({"type": prop["type"]["type"], "list": prop["type"]["list"].as_bool().unwrap_or(false)}),
+        );
+    }
+    Value::Object(out)
+}
+
+fn run_reader(python: &str, command: &str, request: &Value, dir: &Path) -> Value {
+    let request_file = dir.join(format!("reader-{:016x}.json", rand::random::<u64>()));
+    std::fs::write(&request_file, request.to_string()).expect("reader request");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/raw_tables.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(command)
+        .arg(&request_file)
+        .output()
+        .expect("running the Python reader");
+    assert!(
+        output.status.success(),
+        "Python reader failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout).expect("reader prints JSON")
+}
+
+/// Asserts that both readers saw exactly the truth: no mismatch, no duplicated change.
+pub fn assert_matches_truth(report: &Value, expected_rows: usize, label: &str) {
+    for reader in ["deltalake", "duckdb"] {
+        let r = &report[reader];
+        assert_eq!(r["mismatch_count"], 0, "{label} ({reader}): {}", r["mismatches"]);
+        assert_eq!(r["duplicate_count"], 0, "{label} ({reader}): {}", r["duplicates"]);
+        assert_eq!(r["rows_compared"], expected_rows, "{label} ({reader})");
+        assert_eq!(r["live_rows"], expected_rows, "{label} ({reader})");
+    }
+}
+
+pub const SAMPLE_DATA_SPACE: &str = DATA_SPACE;
