@@ -118,7 +118,9 @@ pub enum LakeError {
     },
 
     /// The table does not exist yet and there is no data (no schema) to create it from.
-    #[error("Delta table {url} does not exist and the append carries no batch to take a schema from")]
+    #[error(
+        "Delta table {url} does not exist and the append carries no batch to take a schema from"
+    )]
     TableMissing {
         /// The table URL.
         url: String,
@@ -186,7 +188,11 @@ pub enum LakeError {
 }
 
 impl LakeError {
-    pub(crate) fn delta(url: &impl ToString, context: &'static str, source: DeltaTableError) -> Self {
+    pub(crate) fn delta(
+        url: &impl ToString,
+        context: &'static str,
+        source: DeltaTableError,
+    ) -> Self {
         LakeError::Delta {
             url: url.to_string(),
             context,
@@ -194,7 +200,11 @@ impl LakeError {
         }
     }
 
-    pub(crate) fn arrow(url: &impl ToString, context: impl Into<String>, source: ArrowError) -> Self {
+    pub(crate) fn arrow(
+        url: &impl ToString,
+        context: impl Into<String>,
+        source: ArrowError,
+    ) -> Self {
         LakeError::Arrow {
             url: url.to_string(),
             context: context.into(),

@@ -51,11 +51,12 @@ impl WriteOptions {
         let compression = match self.compression {
             FileCompression::Snappy => Compression::SNAPPY,
             FileCompression::Zstd(level) => {
-                let level = ZstdLevel::try_new(level).map_err(|e| LakeError::InvalidDestination {
-                    field: "zstd compression level",
-                    value: level.to_string(),
-                    reason: e.to_string(),
-                })?;
+                let level =
+                    ZstdLevel::try_new(level).map_err(|e| LakeError::InvalidDestination {
+                        field: "zstd compression level",
+                        value: level.to_string(),
+                        reason: e.to_string(),
+                    })?;
                 Compression::ZSTD(level)
             }
         };
@@ -102,13 +103,19 @@ impl std::fmt::Debug for LakeTable {
 impl LakeTable {
     /// Opens the table at `url` of `destination`, loading its newest snapshot. A table that
     /// does not exist yet is not an error: the first append creates it.
-    pub async fn open(destination: &Destination, url: Url, options: WriteOptions) -> LakeResult<Self> {
+    pub async fn open(
+        destination: &Destination,
+        url: Url,
+        options: WriteOptions,
+    ) -> LakeResult<Self> {
         if let Destination::Local(_) = destination {
-            let path = url.to_file_path().map_err(|()| LakeError::InvalidDestination {
-                field: "path",
-                value: url.to_string(),
-                reason: "expected a file:// URL for a local destination".into(),
-            })?;
+            let path = url
+                .to_file_path()
+                .map_err(|()| LakeError::InvalidDestination {
+                    field: "path",
+                    value: url.to_string(),
+                    reason: "expected a file:// URL for a local destination".into(),
+                })?;
             std::fs::create_dir_all(&path).map_err(|source| LakeError::LocalIo {
                 path: path.display().to_string(),
                 source,
