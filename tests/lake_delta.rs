@@ -560,6 +560,26 @@ async fn local_maintenance_checkpoints_and_vacuums_unreferenced_files() {
     assert_eq!(done.files.len(), 1);
     assert!(!stray.exists());
 
+    // The destination-level store writes under the destination root (publish layer).
+    let model = ModelRef::new("sp", "Model", "1").unwrap();
+    let view = ViewFolder::plain("Pump").unwrap();
+    let manifest = lake.destination.publish_paths(&model, &view).manifest;
+    lake.destination
+        .object_store()
+        .unwrap()
+        .put(
+            &deltalake::Path::from(manifest.as_str()),
+            PutPayload::from_static(b"{}"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        lake._dir
+            .path()
+            .join("publish/sp/Model/1/Pump/_manifest.json")
+            .exists()
+    );
+
     let reopened = open(&lake.destination, &lake.url).await;
     assert_eq!(table_rows(&reopened), 30);
     assert_eq!(reopened.txn_version(NODES_APP).await.unwrap(), Some(3));
@@ -582,13 +602,17 @@ async fn local_concurrent_writers() {
 
 /// Races writers against one table. Returns all ids that must be in the table.
 async fn concurrent_writers(destination: &Destination, url: &Url) -> BTreeSet<i64> {
+    // Two writers find no table: one creates it, the other loses that race and uses it.
     let mut first = open(destination, url).await;
-    committed(
-        &first
-            .append(&[batch(0..100)], commit(NODES_APP, 1, "c1"))
-            .await
-            .unwrap(),
+    let mut other = open(destination, url).await;
+    let (batch_first, batch_other) = ([batch(0..100)], [batch(240..250)]);
+    let (r1, r2) = tokio::join!(
+        first.append(&batch_first, commit(NODES_APP, 1, "c1")),
+        other.append(&batch_other, commit("sp/Model/1/Pump/edges/0", 1, "z1")),
     );
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    let created = [committed(&r1).created_table, committed(&r2).created_table];
+    assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
 
     // Two writers with the same stream commit, both past the txn check: exactly one lands.
     let mut a = open(destination, url).await;
@@ -634,7 +658,19 @@ async fn concurrent_writers(destination: &Destination, url: &Url) -> BTreeSet<i6
     committed(&rd.unwrap());
 
     let check = open(destination, url).await;
-    assert_eq!(table_rows(&check), 240, "no duplicated or lost rows");
+    assert_eq!(table_rows(&check), 250, "no duplicated or lost rows");
+    let changes = check.changes_since(None).await.unwrap();
+    let schema_commits: Vec<u64> = changes
+        .iter()
+        .filter(|c| c.metadata_changed)
+        .map(|c| c.version)
+        .collect();
+    assert_eq!(schema_commits, [0], "the table is created exactly once");
+    let stream_commits = changes.iter().filter(|c| c.stream_commit.is_some()).count();
+    assert_eq!(
+        stream_commits, 6,
+        "two creators, one of two duplicates, retry, two streams"
+    );
     assert_eq!(check.txn_version(NODES_APP).await.unwrap(), Some(3));
     let last = check
         .last_stream_commit(NODES_APP, 100)
@@ -664,7 +700,7 @@ async fn concurrent_writers(destination: &Destination, url: &Url) -> BTreeSet<i6
         .map(|f| f.path)
         .collect();
     assert_eq!(listed, active);
-    (0..240).collect()
+    (0..250).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,7 +814,8 @@ async fn s3_conditional_commits_on_moto() {
             json!({
                 "uri": url.as_str(),
                 "storage_options": storage_options,
-                "app_ids": [NODES_APP, "sp/Model/1/Pump/edges/a", "sp/Model/1/Pump/edges/b"],
+                "app_ids": [NODES_APP, "sp/Model/1/Pump/edges/a", "sp/Model/1/Pump/edges/b",
+                            "sp/Model/1/Pump/edges/0"],
                 "columns": ["externalId", "version", "name", "lastUpdated", "tags"],
             }),
         );
@@ -786,6 +823,7 @@ async fn s3_conditional_commits_on_moto() {
         assert_eq!(read["txn"][NODES_APP], 3);
         assert_eq!(read["txn"]["sp/Model/1/Pump/edges/a"], 1);
         assert_eq!(read["txn"]["sp/Model/1/Pump/edges/b"], 1);
+        assert_eq!(read["txn"]["sp/Model/1/Pump/edges/0"], 1);
         let nodes_commits: Vec<i64> = read["stream_commits"]
             .as_array()
             .unwrap()
@@ -795,4 +833,62 @@ async fn s3_conditional_commits_on_moto() {
             .collect();
         assert_eq!(nodes_commits, [3, 2, 1], "each txn version committed once");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_conflict_error_when_the_retry_budget_is_spent() {
+    let lake = local_lake();
+    let mut winner = open(&lake.destination, &lake.url).await;
+    winner
+        .append(&[batch(0..10)], commit(NODES_APP, 1, "c1"))
+        .await
+        .unwrap();
+    let mut stale = LakeTable::open(
+        &lake.destination,
+        lake.url.clone(),
+        WriteOptions {
+            max_commit_attempts: 1,
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    winner
+        .append(&[batch(10..20)], commit(NODES_APP, 2, "c2"))
+        .await
+        .unwrap();
+
+    match stale
+        .append(&[batch(20..30)], commit(NODES_APP, 3, "c3"))
+        .await
+    {
+        Err(LakeError::Conflict {
+            app_id,
+            txn_version,
+            attempts,
+            ..
+        }) => assert_eq!((app_id.as_str(), txn_version, attempts), (NODES_APP, 3, 1)),
+        other => panic!("expected a Conflict error, got {other:?}"),
+    }
+    let check = open(&lake.destination, &lake.url).await;
+    assert_eq!(table_rows(&check), 20);
+    assert_eq!(check.txn_version(NODES_APP).await.unwrap(), Some(2));
+    let parquet_files = std::fs::read_dir(lake.url.to_file_path().unwrap())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".parquet")
+        })
+        .count();
+    assert_eq!(parquet_files, 2, "the lost commit's file was deleted");
+
+    // The same handle succeeds on the next call: it reloaded the table.
+    let retried = stale
+        .append(&[batch(20..30)], commit(NODES_APP, 3, "c3"))
+        .await
+        .unwrap();
+    assert_eq!(committed(&retried).conflicts, 0);
 }

@@ -114,8 +114,7 @@ impl LakeTable {
                     });
                 };
                 let schema = schema_evolution::delta_schema_of(self.url.as_str(), &first.schema())?;
-                self.create(&schema).await?;
-                created_table = self.version() == Some(0);
+                created_table = self.create(&schema).await?;
             }
 
             if let Some(table_txn_version) = self.txn_version(&commit.app_id).await?

@@ -35,6 +35,17 @@ pub enum LakeError {
         reason: String,
     },
 
+    /// A write or maintenance option is out of range.
+    #[error("invalid {option} {value:?}: {reason}")]
+    InvalidOption {
+        /// The option (for example `rows-per-row-group`).
+        option: &'static str,
+        /// The rejected value.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+
     /// A local directory could not be prepared.
     #[error("cannot prepare local table directory {path}: {source}")]
     LocalIo {

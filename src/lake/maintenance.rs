@@ -67,8 +67,8 @@ impl LakeTable {
             });
         }
         let retention =
-            chrono::Duration::from_std(retention).map_err(|e| LakeError::InvalidDestination {
-                field: "vacuum retention",
+            chrono::Duration::from_std(retention).map_err(|e| LakeError::InvalidOption {
+                option: "vacuum retention",
                 value: format!("{retention:?}"),
                 reason: e.to_string(),
             })?;

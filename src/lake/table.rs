@@ -51,18 +51,17 @@ impl WriteOptions {
         let compression = match self.compression {
             FileCompression::Snappy => Compression::SNAPPY,
             FileCompression::Zstd(level) => {
-                let level =
-                    ZstdLevel::try_new(level).map_err(|e| LakeError::InvalidDestination {
-                        field: "zstd compression level",
-                        value: level.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let level = ZstdLevel::try_new(level).map_err(|e| LakeError::InvalidOption {
+                    option: "zstd compression level",
+                    value: level.to_string(),
+                    reason: e.to_string(),
+                })?;
                 Compression::ZSTD(level)
             }
         };
         if self.rows_per_row_group == 0 {
-            return Err(LakeError::InvalidDestination {
-                field: "rows-per-row-group",
+            return Err(LakeError::InvalidOption {
+                option: "rows-per-row-group",
                 value: "0".into(),
                 reason: format!("expected a positive row count (table {url})"),
             });
@@ -199,11 +198,12 @@ impl LakeTable {
     }
 
     /// Creates the table with `schema` as version 0, unless another writer already did.
+    /// Returns whether this call created it.
     ///
     /// The create commit gets no retries: if two writers race for version 0, the loser must
     /// not commit its protocol and schema again as version 1 (delta-rs would, on retry), it
     /// must load the winner's table instead.
-    pub(crate) async fn create(&mut self, schema: &StructType) -> LakeResult<()> {
+    pub(crate) async fn create(&mut self, schema: &StructType) -> LakeResult<bool> {
         let created = self
             .table
             .create()
@@ -219,14 +219,14 @@ impl LakeTable {
         match created {
             Ok(table) => {
                 self.table = table;
-                Ok(())
+                Ok(true)
             }
             Err(error) => {
                 // Lost the race (or the table appeared since the last refresh): use theirs.
                 self.refresh().await?;
                 if self.exists() {
                     tracing::info!(table = %self.url, "table was created concurrently; using it");
-                    Ok(())
+                    Ok(false)
                 } else {
                     Err(LakeError::delta(&self.url, "creating the table", error))
                 }
