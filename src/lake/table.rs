@@ -172,8 +172,7 @@ impl LakeTable {
     }
 
     /// An object store rooted at the table directory; data file paths from
-    /// [`LakeTable::active_files`](super::log::ActiveFile) and
-    /// [`LakeTable::changes_since`] are relative to it.
+    /// [`LakeTable::active_files`] and [`LakeTable::changes_since`] are relative to it.
     pub fn object_store(&self) -> ObjectStoreRef {
         self.table.object_store()
     }
