@@ -9,17 +9,20 @@
 //! whose `txn` appId was also written by a commit it did not read, and S3 refuses a second
 //! `_delta_log/<version>.json` (put-if-absent). The loser reloads, re-checks and retries.
 
+use std::collections::HashSet;
+
 use deltalake::DeltaTableError;
+use deltalake::Path;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::transaction::{
     CommitBuilder, CommitProperties, TableReference, TransactionError,
 };
 use deltalake::kernel::{Action, Add, MetadataExt as _, Transaction};
-use deltalake::Path;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use deltalake::protocol::{DeltaOperation, OutputMode};
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter, WriteMode};
+use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
 
 use super::error::{LakeError, LakeResult};
@@ -90,16 +93,15 @@ impl LakeTable {
                 txn_version: commit.txn_version,
             });
         }
-        if let Some(first) = batches.first() {
-            if let Some(index) = batches
+        if let Some(first) = batches.first()
+            && let Some(index) = batches
                 .iter()
                 .position(|b| b.schema().fields() != first.schema().fields())
-            {
-                return Err(LakeError::MixedBatchSchemas {
-                    url: self.url.to_string(),
-                    index,
-                });
-            }
+        {
+            return Err(LakeError::MixedBatchSchemas {
+                url: self.url.to_string(),
+                index,
+            });
         }
 
         let mut created_table = false;
@@ -112,8 +114,7 @@ impl LakeTable {
                     });
                 };
                 let schema = schema_evolution::delta_schema_of(self.url.as_str(), &first.schema())?;
-                self.create(&schema).await?;
-                created_table = self.version() == Some(0);
+                created_table = self.create(&schema).await?;
             }
 
             if let Some(table_txn_version) = self.txn_version(&commit.app_id).await?
@@ -154,9 +155,12 @@ impl LakeTable {
                     if let Some(table_txn_version) = self.txn_version(&commit.app_id).await?
                         && table_txn_version >= commit.txn_version
                     {
-                        // Another writer committed this stream's data. (Or this writer did,
-                        // and only the response to its PUT was lost: then the files are
-                        // referenced, which is why they are not deleted here.)
+                        // Another writer committed this stream's data, or this writer did
+                        // and only the response to its PUT was lost. Only in the first case
+                        // are the files unreferenced.
+                        if !self.references_any(&adds)? {
+                            self.delete_unreferenced(&adds).await;
+                        }
                         return Ok(CommitOutcome::AlreadyCommitted {
                             table_txn_version,
                             conflicts,
@@ -185,7 +189,10 @@ impl LakeTable {
 
     fn plan_schema(&self, batches: &[RecordBatch]) -> LakeResult<SchemaPlan> {
         let url = self.url.as_str();
-        let state = self.table.snapshot().map_err(|e| LakeError::delta(&url, "reading the schema", e))?;
+        let state = self
+            .table
+            .snapshot()
+            .map_err(|e| LakeError::delta(&url, "reading the schema", e))?;
         let table_schema = state.schema();
         match batches.first() {
             Some(first) => schema_evolution::plan(url, &table_schema, &first.schema()),
@@ -197,7 +204,11 @@ impl LakeTable {
     }
 
     /// Writes all rows into one Parquet file (row groups of `rows_per_row_group`).
-    async fn write_files(&self, batches: &[RecordBatch], plan: &SchemaPlan) -> LakeResult<Vec<Add>> {
+    async fn write_files(
+        &self,
+        batches: &[RecordBatch],
+        plan: &SchemaPlan,
+    ) -> LakeResult<Vec<Add>> {
         let url = self.url.as_str();
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(Vec::new());
@@ -282,6 +293,22 @@ impl LakeTable {
         {
             tracing::warn!(table = %self.url, version, error = %error, "checkpoint failed");
         }
+    }
+
+    /// Whether the loaded snapshot contains any of these files.
+    fn references_any(&self, adds: &[Add]) -> LakeResult<bool> {
+        if adds.is_empty() {
+            return Ok(false);
+        }
+        let active: HashSet<String> = self
+            .active_files()?
+            .into_iter()
+            .map(|file| file.path)
+            .collect();
+        Ok(adds.iter().any(|add| {
+            let path = percent_decode_str(&add.path).decode_utf8_lossy();
+            active.contains(path.as_ref())
+        }))
     }
 
     /// Removes data files of a commit that definitely did not land.

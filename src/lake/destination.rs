@@ -77,8 +77,9 @@ impl S3Destination {
             return Err(LakeError::InvalidDestination {
                 field: "bucket",
                 value: bucket,
-                reason: "expected a bucket name (letters, digits, '-', '.', '_'), not a URL or path"
-                    .into(),
+                reason:
+                    "expected a bucket name (letters, digits, '-', '.', '_'), not a URL or path"
+                        .into(),
             });
         }
         Ok(S3Destination {
@@ -197,6 +198,9 @@ impl Destination {
     pub fn directory_url(&self, relative: &str) -> LakeResult<Url> {
         let relative = relative.trim_matches('/');
         let url = match self {
+            Destination::S3(s3) if relative.is_empty() => {
+                format!("s3://{}/{}", s3.bucket, s3.prefix)
+            }
             Destination::S3(s3) => {
                 format!("s3://{}/{}{}/", s3.bucket, s3.prefix, relative)
             }
@@ -357,6 +361,7 @@ mod tests {
             s3.object_key(&dest.publish_paths(&model, &view).manifest),
             "lake/publish/sp/M/1/V/_manifest.json"
         );
+        assert_eq!(dest.root_url().unwrap().as_str(), "s3://bkt/lake/");
         let bare = Destination::S3(S3Destination::new("bkt", "").unwrap());
         assert_eq!(bare.root_url().unwrap().as_str(), "s3://bkt/");
     }
@@ -367,7 +372,11 @@ mod tests {
         let options = dest.storage_options();
         assert_eq!(options.get(S3_CONDITIONAL_PUT_KEY).unwrap(), "etag");
         assert_eq!(options.get(S3_ALLOW_UNSAFE_RENAME_KEY).unwrap(), "false");
-        assert!(!options.keys().any(|k| k.contains("KEY") || k.contains("TOKEN")));
+        assert!(
+            !options
+                .keys()
+                .any(|k| k.contains("KEY") || k.contains("TOKEN"))
+        );
         assert!(!options.contains_key("AWS_REGION"));
     }
 
@@ -386,7 +395,10 @@ mod tests {
             .with_allow_http(true)
             .with_static_credentials(credentials);
         let debug = format!("{s3:?}");
-        assert!(!debug.contains("very-secret") && !debug.contains("tok\""), "{debug}");
+        assert!(
+            !debug.contains("very-secret") && !debug.contains("tok\""),
+            "{debug}"
+        );
         let options = Destination::S3(s3).storage_options();
         assert_eq!(options["AWS_REGION"], "eu-west-1");
         assert_eq!(options["AWS_ENDPOINT_URL"], "http://127.0.0.1:9000");

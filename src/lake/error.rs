@@ -35,6 +35,17 @@ pub enum LakeError {
         reason: String,
     },
 
+    /// A write or maintenance option is out of range.
+    #[error("invalid {option} {value:?}: {reason}")]
+    InvalidOption {
+        /// The option (for example `rows-per-row-group`).
+        option: &'static str,
+        /// The rejected value.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+
     /// A local directory could not be prepared.
     #[error("cannot prepare local table directory {path}: {source}")]
     LocalIo {
@@ -118,7 +129,9 @@ pub enum LakeError {
     },
 
     /// The table does not exist yet and there is no data (no schema) to create it from.
-    #[error("Delta table {url} does not exist and the append carries no batch to take a schema from")]
+    #[error(
+        "Delta table {url} does not exist and the append carries no batch to take a schema from"
+    )]
     TableMissing {
         /// The table URL.
         url: String,
@@ -186,7 +199,11 @@ pub enum LakeError {
 }
 
 impl LakeError {
-    pub(crate) fn delta(url: &impl ToString, context: &'static str, source: DeltaTableError) -> Self {
+    pub(crate) fn delta(
+        url: &impl ToString,
+        context: &'static str,
+        source: DeltaTableError,
+    ) -> Self {
         LakeError::Delta {
             url: url.to_string(),
             context,
@@ -194,7 +211,11 @@ impl LakeError {
         }
     }
 
-    pub(crate) fn arrow(url: &impl ToString, context: impl Into<String>, source: ArrowError) -> Self {
+    pub(crate) fn arrow(
+        url: &impl ToString,
+        context: impl Into<String>,
+        source: ArrowError,
+    ) -> Self {
         LakeError::Arrow {
             url: url.to_string(),
             context: context.into(),

@@ -235,7 +235,10 @@ mod tests {
         assert_eq!(publish.dir, "publish/sp/Model/v1.2/Pump");
         assert_eq!(publish.nodes, "publish/sp/Model/v1.2/Pump/nodes.parquet");
         assert_eq!(publish.edges, "publish/sp/Model/v1.2/Pump/edges.parquet");
-        assert_eq!(publish.manifest, "publish/sp/Model/v1.2/Pump/_manifest.json");
+        assert_eq!(
+            publish.manifest,
+            "publish/sp/Model/v1.2/Pump/_manifest.json"
+        );
         assert_eq!(publish.data_file(InstanceKind::Edges), publish.edges);
     }
 

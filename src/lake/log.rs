@@ -160,7 +160,9 @@ pub(crate) fn parse_commit(url: &str, version: u64, bytes: &[u8]) -> LakeResult<
             changes.adds.push(data_file(add, true).map_err(&malformed)?);
         }
         if let Some(remove) = action.remove {
-            changes.removes.push(data_file(remove, true).map_err(&malformed)?);
+            changes
+                .removes
+                .push(data_file(remove, true).map_err(&malformed)?);
         }
         if let Some(txn) = action.txn {
             changes.txns.push(AppTransaction {
@@ -196,7 +198,12 @@ pub(crate) fn parse_commit(url: &str, version: u64, bytes: &[u8]) -> LakeResult<
 fn data_file(raw: RawFile, default_data_change: bool) -> Result<DataFile, String> {
     let path = percent_decode_str(&raw.path)
         .decode_utf8()
-        .map_err(|e| format!("file path {:?} is not valid UTF-8 once decoded: {e}", raw.path))?
+        .map_err(|e| {
+            format!(
+                "file path {:?} is not valid UTF-8 once decoded: {e}",
+                raw.path
+            )
+        })?
         .into_owned();
     let num_records = raw
         .stats

@@ -66,13 +66,12 @@ impl LakeTable {
                 dry_run,
             });
         }
-        let retention = chrono::Duration::from_std(retention).map_err(|e| {
-            LakeError::InvalidDestination {
-                field: "vacuum retention",
+        let retention =
+            chrono::Duration::from_std(retention).map_err(|e| LakeError::InvalidOption {
+                option: "vacuum retention",
                 value: format!("{retention:?}"),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let mode = match scope {
             VacuumScope::RemovedFiles => VacuumMode::Lite,
             VacuumScope::AllUnreferenced => VacuumMode::Full,

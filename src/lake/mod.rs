@@ -25,8 +25,7 @@ pub use destination::{Destination, LocalDestination, S3Destination, StaticCreden
 pub use error::{LakeError, LakeResult};
 pub use layout::{InstanceKind, ModelRef, PublishPaths, ViewFolder};
 pub use log::{
-    ActiveFile, AppTransaction, DataFile, STREAM_COMMIT_INFO_KEY, StreamCommitInfo,
-    VersionChanges,
+    ActiveFile, AppTransaction, DataFile, STREAM_COMMIT_INFO_KEY, StreamCommitInfo, VersionChanges,
 };
 pub use maintenance::{VacuumReport, VacuumScope};
 pub use stream_state::{DEFAULT_STREAM_COMMIT_SCAN, StreamCommitRecord};

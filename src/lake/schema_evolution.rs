@@ -63,13 +63,14 @@ pub(crate) fn plan(
     for table_field in table_schema.fields() {
         match batch_schema.field_with_name(table_field.name()) {
             Ok(batch_field) => {
-                let batch_type = DataType::try_from_arrow(batch_field.data_type()).map_err(|e| {
-                    LakeError::arrow(
-                        &url,
-                        format!("converting column {:?} to a Delta type", batch_field.name()),
-                        e,
-                    )
-                })?;
+                let batch_type =
+                    DataType::try_from_arrow(batch_field.data_type()).map_err(|e| {
+                        LakeError::arrow(
+                            &url,
+                            format!("converting column {:?} to a Delta type", batch_field.name()),
+                            e,
+                        )
+                    })?;
                 if !fits_losslessly(&batch_type, table_field.data_type()) {
                     return Err(LakeError::IncompatibleType {
                         url: url.to_string(),
@@ -98,7 +99,10 @@ pub(crate) fn plan(
         let field = StructField::try_from_arrow(batch_field.as_ref()).map_err(|e| {
             LakeError::arrow(
                 &url,
-                format!("converting new column {:?} to a Delta field", batch_field.name()),
+                format!(
+                    "converting new column {:?} to a Delta field",
+                    batch_field.name()
+                ),
                 e,
             )
         })?;
@@ -130,8 +134,10 @@ fn fits_losslessly(new: &DataType, stored: &DataType) -> bool {
             new == stored
                 || matches!(
                     (new, stored),
-                    (P::Byte, P::Short | P::Integer | P::Long | P::Float | P::Double)
-                        | (P::Short, P::Integer | P::Long | P::Float | P::Double)
+                    (
+                        P::Byte,
+                        P::Short | P::Integer | P::Long | P::Float | P::Double
+                    ) | (P::Short, P::Integer | P::Long | P::Float | P::Double)
                         | (P::Integer, P::Long | P::Double)
                         | (P::Float, P::Double)
                 )
@@ -166,7 +172,11 @@ fn same_ignoring_nullability(a: &DataType, b: &DataType) -> bool {
 
 /// Casts a batch to the planned Arrow schema: reorders columns, casts lossless widenings and
 /// representation differences, and fills absent nullable columns with nulls.
-pub(crate) fn conform(url: &str, batch: &RecordBatch, plan: &SchemaPlan) -> LakeResult<RecordBatch> {
+pub(crate) fn conform(
+    url: &str,
+    batch: &RecordBatch,
+    plan: &SchemaPlan,
+) -> LakeResult<RecordBatch> {
     if batch.schema() == plan.arrow_schema {
         return Ok(batch.clone());
     }
@@ -251,11 +261,7 @@ mod tests {
         )
         .unwrap();
         let out = conform("t", &batch, &plan).unwrap();
-        let n = out
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
+        let n = out.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(n.value(0), i64::from(i32::MIN));
         assert!(n.is_null(1));
         let s = out

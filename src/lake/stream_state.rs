@@ -65,7 +65,9 @@ impl LakeTable {
         'scan: loop {
             let lower = upper.saturating_sub(SCAN_CHUNK - 1).max(oldest);
             let versions: Vec<u64> = (lower..=upper).rev().collect();
-            let commits = futures::future::try_join_all(versions.iter().map(|&v| self.read_commit(v))).await?;
+            let commits =
+                futures::future::try_join_all(versions.iter().map(|&v| self.read_commit(v)))
+                    .await?;
             for (version, commit) in versions.into_iter().zip(commits) {
                 scanned += 1;
                 let Some(commit) = commit else {

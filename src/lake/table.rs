@@ -51,8 +51,8 @@ impl WriteOptions {
         let compression = match self.compression {
             FileCompression::Snappy => Compression::SNAPPY,
             FileCompression::Zstd(level) => {
-                let level = ZstdLevel::try_new(level).map_err(|e| LakeError::InvalidDestination {
-                    field: "zstd compression level",
+                let level = ZstdLevel::try_new(level).map_err(|e| LakeError::InvalidOption {
+                    option: "zstd compression level",
                     value: level.to_string(),
                     reason: e.to_string(),
                 })?;
@@ -60,8 +60,8 @@ impl WriteOptions {
             }
         };
         if self.rows_per_row_group == 0 {
-            return Err(LakeError::InvalidDestination {
-                field: "rows-per-row-group",
+            return Err(LakeError::InvalidOption {
+                option: "rows-per-row-group",
                 value: "0".into(),
                 reason: format!("expected a positive row count (table {url})"),
             });
@@ -102,13 +102,19 @@ impl std::fmt::Debug for LakeTable {
 impl LakeTable {
     /// Opens the table at `url` of `destination`, loading its newest snapshot. A table that
     /// does not exist yet is not an error: the first append creates it.
-    pub async fn open(destination: &Destination, url: Url, options: WriteOptions) -> LakeResult<Self> {
+    pub async fn open(
+        destination: &Destination,
+        url: Url,
+        options: WriteOptions,
+    ) -> LakeResult<Self> {
         if let Destination::Local(_) = destination {
-            let path = url.to_file_path().map_err(|()| LakeError::InvalidDestination {
-                field: "path",
-                value: url.to_string(),
-                reason: "expected a file:// URL for a local destination".into(),
-            })?;
+            let path = url
+                .to_file_path()
+                .map_err(|()| LakeError::InvalidDestination {
+                    field: "path",
+                    value: url.to_string(),
+                    reason: "expected a file:// URL for a local destination".into(),
+                })?;
             std::fs::create_dir_all(&path).map_err(|source| LakeError::LocalIo {
                 path: path.display().to_string(),
                 source,
@@ -166,8 +172,7 @@ impl LakeTable {
     }
 
     /// An object store rooted at the table directory; data file paths from
-    /// [`LakeTable::active_files`](super::log::ActiveFile) and
-    /// [`LakeTable::changes_since`] are relative to it.
+    /// [`LakeTable::active_files`] and [`LakeTable::changes_since`] are relative to it.
     pub fn object_store(&self) -> ObjectStoreRef {
         self.table.object_store()
     }
@@ -192,11 +197,12 @@ impl LakeTable {
     }
 
     /// Creates the table with `schema` as version 0, unless another writer already did.
+    /// Returns whether this call created it.
     ///
     /// The create commit gets no retries: if two writers race for version 0, the loser must
     /// not commit its protocol and schema again as version 1 (delta-rs would, on retry), it
     /// must load the winner's table instead.
-    pub(crate) async fn create(&mut self, schema: &StructType) -> LakeResult<()> {
+    pub(crate) async fn create(&mut self, schema: &StructType) -> LakeResult<bool> {
         let created = self
             .table
             .create()
@@ -212,14 +218,14 @@ impl LakeTable {
         match created {
             Ok(table) => {
                 self.table = table;
-                Ok(())
+                Ok(true)
             }
             Err(error) => {
                 // Lost the race (or the table appeared since the last refresh): use theirs.
                 self.refresh().await?;
                 if self.exists() {
                     tracing::info!(table = %self.url, "table was created concurrently; using it");
-                    Ok(())
+                    Ok(false)
                 } else {
                     Err(LakeError::delta(&self.url, "creating the table", error))
                 }
