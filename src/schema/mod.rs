@@ -1,0 +1,40 @@
+//! Table schemas derived from CDF view definitions.
+//!
+//! The raw (Delta) schema of a view's nodes or edges comes from the view definition (or the
+//! identical `includeTyping` answer of sync), never from the values of a page: two pages of
+//! one view must always produce the same columns and types, whatever values they hold.
+//!
+//! | CDF type | raw (Delta) | publish (Parquet) |
+//! |---|---|---|
+//! | text, enum, timeseries/file/sequence | Utf8 | Utf8 |
+//! | int32 / int64 / float32 / float64 / boolean | same | same |
+//! | timestamp | Timestamp(µs, UTC) | Timestamp(µs, UTC) |
+//! | date | Date32 | Date32 |
+//! | json | Utf8 (compact JSON text) | Utf8 |
+//! | direct | `<p>.space`, `<p>.externalId` (Utf8) | same |
+//! | list of X | List<X> (direct: List<Struct{space, externalId}>) | Utf8 (JSON text) |
+//! | a type unknown to this version | Utf8 (JSON text of the whole value) | Utf8 |
+//!
+//! System columns come first (see [`system`]); property columns follow, sorted by property
+//! identifier, all nullable (tombstones carry no properties). Collisions with system columns
+//! are renamed as described in [`naming`]. Every property column carries field metadata
+//! `cdf.property` (the identifier), `cdf.type` (the CDF type name) and, for lists,
+//! `cdf.list = "true"`.
+
+pub mod evolution;
+pub mod json_text;
+pub mod naming;
+pub mod publish;
+pub mod system;
+pub mod temporal;
+pub mod value_type;
+pub mod view_schema;
+
+pub use evolution::{
+    AlignError, SchemaChange, TypeChange, align_batch, compare_schemas, widens_losslessly,
+};
+pub use naming::PropertyColumnNames;
+pub use publish::{PublishError, publish_batch, publish_column, publish_schema};
+pub use system::TableKind;
+pub use value_type::ValueType;
+pub use view_schema::{MissingTyping, PropertyColumn, PropertySource, ViewSchema};

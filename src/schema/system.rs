@@ -1,0 +1,153 @@
+//! The system columns every raw and publish table starts with.
+//!
+//! The names are those of the original Python replicator, so that BI workbooks built on its
+//! tables keep working. Times stay epoch milliseconds (Int64) as CDF sends them: that is
+//! exact and matches the original tables.
+
+use std::sync::Arc;
+
+use deltalake::arrow::datatypes::{DataType, Field, FieldRef};
+
+pub const SPACE: &str = "space";
+pub const EXTERNAL_ID: &str = "externalId";
+pub const INSTANCE_TYPE: &str = "instanceType";
+pub const VERSION: &str = "version";
+pub const CREATED_TIME: &str = "createdTime";
+pub const LAST_UPDATED_TIME: &str = "lastUpdatedTime";
+pub const DELETED_TIME: &str = "deletedTime";
+pub const TYPE_SPACE: &str = "type.space";
+pub const TYPE_EXTERNAL_ID: &str = "type.externalId";
+pub const START_NODE_SPACE: &str = "startNode.space";
+pub const START_NODE_EXTERNAL_ID: &str = "startNode.externalId";
+pub const END_NODE_SPACE: &str = "endNode.space";
+pub const END_NODE_EXTERNAL_ID: &str = "endNode.externalId";
+
+/// Whether a table holds the nodes or the edges of a view; the two have different system
+/// columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TableKind {
+    Nodes,
+    Edges,
+}
+
+impl TableKind {
+    /// The folder name of the table (`nodes` / `edges`), as in the S3 layout and stream keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Nodes => "nodes",
+            TableKind::Edges => "edges",
+        }
+    }
+
+    /// The system column names of this kind of table, in table order.
+    pub fn system_column_names(self) -> &'static [&'static str] {
+        match self {
+            TableKind::Nodes => &NODE_COLUMNS,
+            TableKind::Edges => &EDGE_COLUMNS,
+        }
+    }
+
+    /// The system columns as Arrow fields, in table order.
+    ///
+    /// Identity and times are never null in CDF's answers. The node type is optional, and
+    /// the edge endpoints are declared nullable as well so that one malformed edge cannot
+    /// stop a table; `deletedTime` is null on every live row.
+    pub fn system_fields(self) -> Vec<FieldRef> {
+        self.system_column_names()
+            .iter()
+            .map(|&name| {
+                let (data_type, nullable) = match name {
+                    VERSION | CREATED_TIME | LAST_UPDATED_TIME => (DataType::Int64, false),
+                    DELETED_TIME => (DataType::Int64, true),
+                    SPACE | EXTERNAL_ID | INSTANCE_TYPE => (DataType::Utf8, false),
+                    _ => (DataType::Utf8, true),
+                };
+                Arc::new(Field::new(name, data_type, nullable))
+            })
+            .collect()
+    }
+
+    /// Whether `name` is one of this kind's system columns.
+    pub fn is_system_column(self, name: &str) -> bool {
+        self.system_column_names().contains(&name)
+    }
+}
+
+impl std::fmt::Display for TableKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const NODE_COLUMNS: [&str; 9] = [
+    SPACE,
+    EXTERNAL_ID,
+    INSTANCE_TYPE,
+    VERSION,
+    CREATED_TIME,
+    LAST_UPDATED_TIME,
+    DELETED_TIME,
+    TYPE_SPACE,
+    TYPE_EXTERNAL_ID,
+];
+
+const EDGE_COLUMNS: [&str; 13] = [
+    SPACE,
+    EXTERNAL_ID,
+    INSTANCE_TYPE,
+    VERSION,
+    CREATED_TIME,
+    LAST_UPDATED_TIME,
+    DELETED_TIME,
+    TYPE_SPACE,
+    TYPE_EXTERNAL_ID,
+    START_NODE_SPACE,
+    START_NODE_EXTERNAL_ID,
+    END_NODE_SPACE,
+    END_NODE_EXTERNAL_ID,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_and_edge_system_columns_in_table_order() {
+        let names = |kind: TableKind| -> Vec<String> {
+            kind.system_fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        };
+        assert_eq!(
+            names(TableKind::Nodes),
+            [
+                "space",
+                "externalId",
+                "instanceType",
+                "version",
+                "createdTime",
+                "lastUpdatedTime",
+                "deletedTime",
+                "type.space",
+                "type.externalId"
+            ]
+        );
+        assert_eq!(
+            names(TableKind::Edges)[9..],
+            [
+                "startNode.space",
+                "startNode.externalId",
+                "endNode.space",
+                "endNode.externalId"
+            ]
+        );
+        let fields = TableKind::Edges.system_fields();
+        let deleted = fields.iter().find(|f| f.name() == "deletedTime").unwrap();
+        assert_eq!(deleted.data_type(), &DataType::Int64);
+        assert!(deleted.is_nullable());
+        let version = fields.iter().find(|f| f.name() == "version").unwrap();
+        assert_eq!(version.data_type(), &DataType::Int64);
+        assert!(!version.is_nullable());
+    }
+}
