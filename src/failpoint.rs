@@ -25,7 +25,11 @@ fn armed() -> Option<&'static Armed> {
                 Some((name, nth)) => (name.to_owned(), nth.parse().unwrap_or(1)),
                 None => (spec, 1),
             };
-            Some(Armed { name, nth, hits: AtomicU64::new(0) })
+            Some(Armed {
+                name,
+                nth,
+                hits: AtomicU64::new(0),
+            })
         })
         .as_ref()
 }

@@ -4,6 +4,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogLevel};
 
+/// The Delta libraries log every snapshot load at INFO and a missing table (the normal
+/// state before a stream's first commit) at ERROR; the lake reports real failures itself.
+const QUIET_DEPENDENCIES: &str = "buoyant_kernel=off,deltalake_core=warn,deltalake_aws=warn";
+
 /// Installs the global subscriber once. `RUST_LOG` (or Lambda's `AWS_LAMBDA_LOG_LEVEL`)
 /// overrides the configured level, so operators can turn up logging without a redeploy.
 pub fn init(level: LogLevel, format: LogFormat) {
@@ -15,7 +19,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
                 .map(|l| l.to_lowercase())
         })
         .and_then(|directive| EnvFilter::try_new(directive).ok())
-        .unwrap_or_else(|| EnvFilter::new(level.as_filter()));
+        .unwrap_or_else(|| EnvFilter::new(format!("{},{QUIET_DEPENDENCIES}", level.as_filter())));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -68,7 +68,7 @@ pub async fn run(lake: &Path, pumps: usize) -> Result<DemoReport, DemoError> {
     let backfill = sync::run(&job, &options()).await;
     seed(
         "updates",
-        control.apply_instances(sample_model::updates(pumps)),
+        control.apply_instances(sample_model::updates(pumps, 1)),
     )?;
     seed(
         "deletes",

@@ -152,22 +152,21 @@ pub fn initial_instances(pumps: usize) -> Value {
     json!({"items": items, "autoCreateDirectRelations": true})
 }
 
-/// Later changes: every fifth pump is updated, every seventh work order done.
-pub fn updates(pumps: usize) -> Value {
+/// Later changes, round `round` (1, 2, ...): every fifth pump that [`deletions`] keeps gets
+/// new values, and every seventh work order is marked done (or not done again).
+pub fn updates(pumps: usize, round: u32) -> Value {
     let mut items = Vec::new();
-    for p in (0..pumps).step_by(5) {
-        items.push(node(
-            &format!("pump-{p:04}"),
-            "Pump",
-            json!({"ratedKw": 99.5, "status": "running", "aliases": ["updated"]}),
-        ));
+    for p in (0..pumps).step_by(5).filter(|p| p % 11 != 0) {
+        let values = json!({
+            "ratedKw": 99.5 + f64::from(round),
+            "status": "running",
+            "aliases": ["updated", format!("round {round}")],
+        });
+        items.push(node(&format!("pump-{p:04}"), "Pump", values));
     }
     for p in (0..pumps).step_by(7) {
-        items.push(node(
-            &format!("wo-{p:04}-1"),
-            "WorkOrder",
-            json!({"done": true}),
-        ));
+        let values = json!({"done": round % 2 == 1});
+        items.push(node(&format!("wo-{p:04}-1"), "WorkOrder", values));
     }
     json!({"items": items})
 }

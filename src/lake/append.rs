@@ -128,6 +128,7 @@ impl LakeTable {
 
             let plan = self.plan_schema(batches)?;
             let adds = self.write_files(batches, &plan).await?;
+            crate::failpoint::hit("after-data-upload");
             match self.commit(&adds, &plan, &commit).await {
                 Ok(delta_version) => {
                     self.checkpoint_if_due(delta_version).await;

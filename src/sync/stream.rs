@@ -107,10 +107,20 @@ impl StreamRun {
                 true
             }
         };
+        let restarted = matches!(resume, Resume::Restart(..));
         let checkpoint = match resume {
             Resume::Continue(c) | Resume::Restart(c, _) => c,
         };
         report.generation = checkpoint.generation;
+        if restarted {
+            // Record the decision before the first commit: from now on a missing RAW row
+            // can only mean that an operator deleted it, never that a run crashed between
+            // its first Delta commit and its first checkpoint.
+            ctx.state_store
+                .save(&spec.key, &checkpoint)
+                .await
+                .map_err(|e| format!("writing the state row of the new generation: {e}"))?;
+        }
         let schema = stream_schema(&spec);
         Ok(Self {
             flattener: Flattener::new(&schema),
@@ -255,6 +265,11 @@ impl StreamRun {
             self.commit(ctx, false).await?;
         }
         self.checkpoint = new_generation(&self.checkpoint, &self.spec.query_hash());
+        if let Err(error) = ctx.state_store.save(&self.spec.key, &self.checkpoint).await {
+            return Err(self.fail_now(format!(
+                "writing the state row of the new generation: {error}"
+            )));
+        }
         self.pending_cursor = None;
         self.opens_generation = true;
         self.report.cursor_resets += 1;

@@ -27,12 +27,25 @@ async fn replicate_and_compare(lab: Lab) {
     let first = sync::run(&job, &slice()).await;
     assert!(first.is_success(), "{first:#?}");
     assert_eq!(first.streams_total, 5, "{first:#?}");
-    assert!(first.streams.iter().all(|s| s.status == StreamStatus::CaughtUp), "{first:#?}");
-    assert!(first.streams.iter().any(|s| s.commits > 1), "small budgets give several commits");
+    assert!(
+        first
+            .streams
+            .iter()
+            .all(|s| s.status == StreamStatus::CaughtUp),
+        "{first:#?}"
+    );
+    assert!(
+        first.streams.iter().any(|s| s.commits > 1),
+        "small budgets give several commits"
+    );
 
     let control = lab.emulator.control();
-    control.apply_instances(sample_model::updates(PUMPS)).expect("updates");
-    control.delete_instances(sample_model::deletions(PUMPS)).expect("deletes");
+    control
+        .apply_instances(sample_model::updates(PUMPS, 1))
+        .expect("updates");
+    control
+        .delete_instances(sample_model::deletions(PUMPS))
+        .expect("deletes");
     let second = sync::run(&job, &slice()).await;
     assert!(second.is_success(), "{second:#?}");
     assert!(second.rows > 0);
@@ -45,15 +58,25 @@ async fn replicate_and_compare(lab: Lab) {
         let truth = lab.truth_nodes(view);
         let expected = truth.len();
         assert!(expected > 0, "{view} has live nodes");
-        let Some(report) = lab.compare(view, "nodes", view, truth) else { return };
+        let Some(report) = lab.compare(view, "nodes", view, truth) else {
+            return;
+        };
         assert_matches_truth(&report, expected, &format!("{view} nodes"));
     }
     let edges = lab.truth_work_order_edges();
     let expected = edges.len();
-    assert_eq!(expected, (PUMPS - PUMPS.div_ceil(11)) * 2, "live edges after pump deletes");
-    let report = lab.compare("Pump", "edges", "PumpWorkOrder", edges.clone()).expect("python");
+    assert_eq!(
+        expected,
+        (PUMPS - PUMPS.div_ceil(11)) * 2,
+        "live edges after pump deletes"
+    );
+    let report = lab
+        .compare("Pump", "edges", "PumpWorkOrder", edges.clone())
+        .expect("python");
     assert_matches_truth(&report, expected, "Pump.workOrders edges");
-    let report = lab.compare("PumpWorkOrder", "edges", "PumpWorkOrder", edges).expect("python");
+    let report = lab
+        .compare("PumpWorkOrder", "edges", "PumpWorkOrder", edges)
+        .expect("python");
     assert_matches_truth(&report, expected, "PumpWorkOrder edge view");
 
     // The tombstones are in the raw history: one per deleted pump.

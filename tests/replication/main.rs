@@ -2,4 +2,5 @@
 //! independent readers (Python `deltalake`, DuckDB). One test binary, one module per theme.
 
 mod end_to_end;
+mod exactly_once;
 mod support;

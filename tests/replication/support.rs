@@ -9,7 +9,7 @@ use std::process::Command;
 use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
-use cdf_s3_replicator::demo::sample_model::{self, DATA_SPACE, MODEL, MODEL_VERSION, SCHEMA_SPACE};
+use cdf_s3_replicator::demo::sample_model::{self, MODEL, MODEL_VERSION, SCHEMA_SPACE};
 use serde_json::{Value, json};
 
 /// Returns the variable, or `None` after printing why the test is skipped. Under
@@ -29,7 +29,10 @@ pub fn required_env(var: &str, why: &str) -> Option<String> {
 }
 
 pub fn python() -> Option<String> {
-    required_env("CDF_S3_TEST_PYTHON", "the Python deltalake and DuckDB readers")
+    required_env(
+        "CDF_S3_TEST_PYTHON",
+        "the Python deltalake and DuckDB readers",
+    )
 }
 
 /// Where a test writes its lake.
@@ -53,7 +56,11 @@ impl Lake {
             .send()
             .await
             .expect("creating a bucket on the S3 server");
-        assert!(response.status().is_success(), "creating bucket {bucket}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "creating bucket {bucket}: {}",
+            response.status()
+        );
         Some(Lake::S3 { endpoint, bucket })
     }
 
@@ -68,7 +75,8 @@ impl Lake {
 
     /// URI of a raw table under the sample model, as the Python readers open it.
     pub fn raw_table_uri(&self, view_folder: &str, kind: &str) -> String {
-        let relative = format!("raw/{SCHEMA_SPACE}/{MODEL}/{MODEL_VERSION}/views/{view_folder}/{kind}");
+        let relative =
+            format!("raw/{SCHEMA_SPACE}/{MODEL}/{MODEL_VERSION}/views/{view_folder}/{kind}");
         match self {
             Lake::Local(path) => path.join(relative).display().to_string(),
             Lake::S3 { bucket, .. } => format!("s3://{bucket}/cdf-data/{relative}"),
@@ -97,15 +105,23 @@ impl Lab {
     /// Emulator seeded with `pumps` sample pumps; `lake` picks the destination (`None`:
     /// a local directory).
     pub async fn start(pumps: usize, lake: Option<Lake>) -> Self {
-        let emulator = Emulator::start(EmulatorConfig::default()).await.expect("emulator starts");
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("emulator starts");
         let control = emulator.control();
-        control.apply_schema(sample_model::schema()).expect("sample schema");
+        control
+            .apply_schema(sample_model::schema())
+            .expect("sample schema");
         control
             .apply_instances(sample_model::initial_instances(pumps))
             .expect("sample instances");
         let dir = tempfile::tempdir().expect("temp dir");
         let lake = lake.unwrap_or_else(|| Lake::local(dir.path()));
-        Self { emulator, lake, dir }
+        Self {
+            emulator,
+            lake,
+            dir,
+        }
     }
 
     /// The configuration a user would write, with extra `extractor` keys (YAML lines
@@ -144,16 +160,28 @@ impl Lab {
 
     /// The live nodes of a sample view, as CDF renders them.
     pub fn truth_nodes(&self, view: &str) -> Vec<Value> {
-        let view = ViewId { space: SCHEMA_SPACE.into(), external_id: view.into(), version: "1".into() };
+        let view = ViewId {
+            space: SCHEMA_SPACE.into(),
+            external_id: view.into(),
+            version: "1".into(),
+        };
         self.emulator
             .control()
-            .live_instances_matching(InstanceKind::Node, Some(json!({"hasData": [view.to_json()]})), &[view])
+            .live_instances_matching(
+                InstanceKind::Node,
+                Some(json!({"hasData": [view.to_json()]})),
+                &[view],
+            )
             .expect("truth")
     }
 
     /// The live edges of the `Pump.workOrders` type with their `PumpWorkOrder` properties.
     pub fn truth_work_order_edges(&self) -> Vec<Value> {
-        let source = ViewId { space: SCHEMA_SPACE.into(), external_id: "PumpWorkOrder".into(), version: "1".into() };
+        let source = ViewId {
+            space: SCHEMA_SPACE.into(),
+            external_id: "PumpWorkOrder".into(),
+            version: "1".into(),
+        };
         let filter = json!({"equals": {"property": ["edge", "type"], "value": {"space": SCHEMA_SPACE, "externalId": "Pump.workOrders"}}});
         self.emulator
             .control()
@@ -162,7 +190,13 @@ impl Lab {
     }
 
     /// Compares a raw table with the truth using both Python readers; returns the report.
-    pub fn compare(&self, view_folder: &str, kind: &str, properties_of: &str, truth: Vec<Value>) -> Option<Value> {
+    pub fn compare(
+        &self,
+        view_folder: &str,
+        kind: &str,
+        properties_of: &str,
+        truth: Vec<Value>,
+    ) -> Option<Value> {
         let python = python()?;
         let request = json!({
             "uri": self.lake.raw_table_uri(view_folder, kind),
@@ -231,11 +265,17 @@ fn run_reader(python: &str, command: &str, request: &Value, dir: &Path) -> Value
 pub fn assert_matches_truth(report: &Value, expected_rows: usize, label: &str) {
     for reader in ["deltalake", "duckdb"] {
         let r = &report[reader];
-        assert_eq!(r["mismatch_count"], 0, "{label} ({reader}): {}", r["mismatches"]);
-        assert_eq!(r["duplicate_count"], 0, "{label} ({reader}): {}", r["duplicates"]);
+        assert_eq!(
+            r["mismatch_count"], 0,
+            "{label} ({reader}): {}",
+            r["mismatches"]
+        );
+        assert_eq!(
+            r["duplicate_count"], 0,
+            "{label} ({reader}): {}",
+            r["duplicates"]
+        );
         assert_eq!(r["rows_compared"], expected_rows, "{label} ({reader})");
         assert_eq!(r["live_rows"], expected_rows, "{label} ({reader})");
     }
 }
-
-pub const SAMPLE_DATA_SPACE: &str = DATA_SPACE;

@@ -1,0 +1,165 @@
+//! Exactly once under crashes and races: the CLI is killed (`abort`, no cleanup) at each
+//! step of a commit, then run again; two syncs run at once on the same streams. The raw
+//! tables must hold every change once and match the truth.
+
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use cdf_s3_replicator::demo::sample_model;
+use cdf_s3_replicator::sync::{self, SyncOptions};
+use tokio::time::Instant;
+
+use crate::support::{Lab, Lake, assert_matches_truth, python};
+
+const PUMPS: usize = 30;
+const SMALL_BATCHES: &str =
+    "  subscription-batch-size: 10\n  ingest-batch-size: 20\n  parallelism: 1\n";
+
+async fn run_cli(config: &Path, failpoint: Option<&str>) -> ExitStatus {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdf-s3-replicator"));
+    command.args(["sync", "--config"]).arg(config);
+    command.stdout(std::process::Stdio::null());
+    match failpoint {
+        Some(point) => command.env(cdf_s3_replicator::failpoint::ENV, point),
+        None => command.env_remove(cdf_s3_replicator::failpoint::ENV),
+    };
+    tokio::task::spawn_blocking(move || command.status().expect("CLI runs"))
+        .await
+        .expect("CLI task")
+}
+
+fn assert_all_tables_match(lab: &Lab, label: &str) {
+    for view in ["Site", "Pump", "WorkOrder"] {
+        let truth = lab.truth_nodes(view);
+        let expected = truth.len();
+        let report = lab.compare(view, "nodes", view, truth).expect("python");
+        assert_matches_truth(&report, expected, &format!("{label}: {view} nodes"));
+    }
+    let edges = lab.truth_work_order_edges();
+    let expected = edges.len();
+    for folder in ["Pump", "PumpWorkOrder"] {
+        let report = lab
+            .compare(folder, "edges", "PumpWorkOrder", edges.clone())
+            .expect("python");
+        assert_matches_truth(&report, expected, &format!("{label}: {folder} edges"));
+    }
+}
+
+/// Crash at `failpoint`, apply changes, recover, and compare.
+async fn crash_and_recover(failpoint: &str, lake: Option<Lake>) {
+    let lab = Lab::start(PUMPS, lake).await;
+    let config = lab.config_file(SMALL_BATCHES);
+    let crashed = run_cli(&config, Some(failpoint)).await;
+    assert!(
+        !crashed.success(),
+        "{failpoint}: the armed failpoint must stop the process"
+    );
+
+    let control = lab.emulator.control();
+    control
+        .apply_instances(sample_model::updates(PUMPS, 1))
+        .expect("updates");
+    control
+        .delete_instances(sample_model::deletions(PUMPS))
+        .expect("deletes");
+
+    let recovered = run_cli(&config, None).await;
+    assert!(recovered.success(), "{failpoint}: the next run recovers");
+    // Crash again in the middle of streaming the changes, then recover once more.
+    control
+        .apply_instances(sample_model::updates(PUMPS, 2))
+        .expect("second updates");
+    let _ = run_cli(&config, Some(failpoint)).await;
+    assert!(
+        run_cli(&config, None).await.success(),
+        "{failpoint}: second recovery"
+    );
+    assert_all_tables_match(&lab, failpoint);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_before_the_delta_commit() {
+    if python().is_none() {
+        return;
+    }
+    crash_and_recover("before-delta-commit:3", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_delta_commit_before_the_raw_checkpoint() {
+    if python().is_none() {
+        return;
+    }
+    crash_and_recover("after-delta-commit:1", None).await;
+    crash_and_recover("after-delta-commit:4", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_raw_checkpoint() {
+    if python().is_none() {
+        return;
+    }
+    crash_and_recover("after-raw-checkpoint:2", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_upload_on_s3() {
+    let Some(lake) = Lake::s3().await else { return };
+    if python().is_none() {
+        return;
+    }
+    crash_and_recover("after-data-upload:2", Some(lake)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_delta_commit_on_s3() {
+    let Some(lake) = Lake::s3().await else { return };
+    if python().is_none() {
+        return;
+    }
+    crash_and_recover("after-delta-commit:2", Some(lake)).await;
+}
+
+async fn concurrent_syncs(lake: Option<Lake>) {
+    let lab = Lab::start(PUMPS, lake).await;
+    let extractor = "  subscription-batch-size: 10\n  ingest-batch-size: 20\n  parallelism: 2\n";
+    let (a, b) = (lab.context(extractor).await, lab.context(extractor).await);
+    let options = SyncOptions::until(Instant::now() + Duration::from_secs(120));
+    let (job_a, job_b) = (a.sync_job(), b.sync_job());
+    let (first, second) = tokio::join!(sync::run(&job_a, &options), sync::run(&job_b, &options));
+    // Losers stop cleanly (superseded); whatever is left is picked up by the next run.
+    for summary in [&first, &second] {
+        assert_eq!(summary.streams_failed, 0, "{summary:#?}");
+    }
+    lab.emulator
+        .control()
+        .apply_instances(sample_model::updates(PUMPS, 1))
+        .expect("updates");
+    let (third, fourth) = tokio::join!(sync::run(&job_a, &options), sync::run(&job_b, &options));
+    assert_eq!(
+        third.streams_failed + fourth.streams_failed,
+        0,
+        "{third:#?} {fourth:#?}"
+    );
+    let last = sync::run(&job_a, &options).await;
+    assert!(last.is_success(), "{last:#?}");
+    assert_all_tables_match(&lab, "concurrent syncs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_at_once_do_not_duplicate_local() {
+    if python().is_none() {
+        return;
+    }
+    concurrent_syncs(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_at_once_do_not_duplicate_on_s3() {
+    let Some(lake) = Lake::s3().await else { return };
+    if python().is_none() {
+        return;
+    }
+    concurrent_syncs(Some(lake)).await;
+}
