@@ -7,7 +7,8 @@
 //! Key spelling: kebab-case, except `data_modeling`, `data_models` and `external_id`, which the
 //! original replicator spelled in snake_case. The original (Python extractor-utils) also
 //! accepted the other spelling of every key (it translated `-` to `_`), so each key has that
-//! spelling as an alias. Giving both spellings of one key in one mapping is an error.
+//! spelling as an alias. When one mapping holds both spellings, the later one is kept before
+//! deserializing (see `parse::collapse_spellings`), as the original did.
 
 use std::fmt;
 

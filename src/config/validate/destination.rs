@@ -1,0 +1,160 @@
+//! `destination`: exactly one of an S3 bucket or a local directory.
+
+use std::path::PathBuf;
+
+use url::Url;
+
+use super::values::{optional_text, required_text};
+use crate::config::error::{Issues, join};
+use crate::config::identifiers::check_bucket;
+use crate::config::model::{DestinationFile, S3File, Text};
+use crate::config::settings::{Destination, LocalDestination, S3Destination, StaticS3Credentials};
+
+pub(super) fn destination(file: Option<&DestinationFile>, issues: &mut Issues) -> Destination {
+    let placeholder = Destination::Local(LocalDestination {
+        path: PathBuf::new(),
+    });
+    let Some(file) = file else {
+        issues.push(
+            "destination",
+            "required section is missing; expected `s3` (bucket, prefix, region) or `local` \
+             (path)",
+        );
+        return placeholder;
+    };
+    match (&file.s3, &file.local) {
+        (Some(_), Some(_)) => {
+            issues.push(
+                "destination",
+                "both `s3` and `local` are given; expected exactly one destination",
+            );
+            placeholder
+        }
+        (None, None) => {
+            issues.push(
+                "destination",
+                "no destination given; expected exactly one of `s3` or `local`",
+            );
+            placeholder
+        }
+        (Some(s3), None) => Destination::S3(s3_destination(s3, issues)),
+        (None, Some(local)) => {
+            let path = required_text(local.path.as_ref(), "destination.local.path", issues)
+                .unwrap_or_default();
+            Destination::Local(LocalDestination {
+                path: PathBuf::from(path),
+            })
+        }
+    }
+}
+
+fn s3_destination(file: &S3File, issues: &mut Issues) -> S3Destination {
+    let p = |key: &str| join("destination.s3", key);
+    let endpoint_url = optional_text(file.endpoint_url.as_ref());
+    let allow_http = file.allow_http.unwrap_or(false);
+    if let Some(endpoint) = &endpoint_url {
+        match Url::parse(endpoint) {
+            Err(err) => issues.push(
+                p("endpoint-url"),
+                format!("{endpoint:?} is not a URL ({err}); expected e.g. https://s3.example.com"),
+            ),
+            Ok(url) => match url.scheme() {
+                "https" => {}
+                "http" if allow_http => {}
+                "http" => issues.push(
+                    p("endpoint-url"),
+                    format!("{endpoint:?} uses plain http; set `allow-http: true` to allow it"),
+                ),
+                other => issues.push(
+                    p("endpoint-url"),
+                    format!("{endpoint:?} has scheme `{other}`; expected http(s)"),
+                ),
+            },
+        }
+    }
+
+    let bucket = required_text(file.bucket.as_ref(), &p("bucket"), issues).unwrap_or_default();
+    if !bucket.is_empty()
+        && let Err(expected) = check_bucket(&bucket, endpoint_url.is_none())
+    {
+        issues.push(p("bucket"), format!("{bucket:?}: {expected}"));
+    }
+
+    let prefix = match file.prefix.as_ref() {
+        None => String::new(),
+        Some(Text(raw)) => normalize_prefix(raw).unwrap_or_else(|expected| {
+            issues.push(p("prefix"), format!("{raw:?}: {expected}"));
+            String::new()
+        }),
+    };
+
+    let region = optional_text(file.region.as_ref());
+    if let Some(region) = &region
+        && region.contains(char::is_whitespace)
+    {
+        issues.push(
+            p("region"),
+            format!("{region:?}: expected a region name such as us-east-1"),
+        );
+    }
+
+    let access_key_id = optional_text(file.access_key_id.as_ref());
+    let secret_access_key = file
+        .secret_access_key
+        .as_ref()
+        .filter(|s| !s.expose().trim().is_empty());
+    let credentials = match (access_key_id, secret_access_key) {
+        (Some(access_key_id), Some(secret)) => Some(StaticS3Credentials {
+            access_key_id,
+            secret_access_key: secret.clone(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            issues.push(
+                p("secret-access-key"),
+                "missing while access-key-id is set; give both static keys or neither (then \
+                 the default AWS credential chain is used)",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            issues.push(
+                p("access-key-id"),
+                "missing while secret-access-key is set; give both static keys or neither \
+                 (then the default AWS credential chain is used)",
+            );
+            None
+        }
+    };
+
+    S3Destination {
+        bucket,
+        prefix,
+        region,
+        endpoint_url: endpoint_url.map(|e| e.trim_end_matches('/').to_string()),
+        allow_http,
+        credentials,
+    }
+}
+
+/// `""`, `/`, `a`, `/a/b/` -> `""`, `""`, `a/`, `a/b/`.
+fn normalize_prefix(raw: &str) -> Result<String, String> {
+    if raw.starts_with("s3://") {
+        return Err(
+            "expected a key prefix such as `cdf-data/`, not an s3:// URL; the bucket goes into \
+             `bucket`"
+                .to_string(),
+        );
+    }
+    let body = raw.trim_start_matches('/').trim_end_matches('/');
+    if body.is_empty() {
+        return Ok(String::new());
+    }
+    if body.split('/').any(|seg| seg.is_empty()) {
+        return Err("expected a key prefix without empty segments (`//`)".to_string());
+    }
+    if body.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err("expected a key prefix without `.` or `..` segments".to_string());
+    }
+    Ok(format!("{body}/"))
+}
