@@ -3,4 +3,6 @@
 
 mod end_to_end;
 mod exactly_once;
+mod resilience;
+mod schema_changes;
 mod support;

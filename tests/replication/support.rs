@@ -279,3 +279,43 @@ pub fn assert_matches_truth(report: &Value, expected_rows: usize, label: &str) {
         assert_eq!(r["live_rows"], expected_rows, "{label} ({reader})");
     }
 }
+
+impl Lab {
+    /// Every raw row of a table of another version of the sample model.
+    pub fn raw_rows_of_model_version(
+        &self,
+        model_version: &str,
+        view_folder: &str,
+        kind: &str,
+    ) -> Option<Vec<Value>> {
+        let python = python()?;
+        let uri = self.lake.raw_table_uri(view_folder, kind).replace(
+            &format!("/{MODEL}/{MODEL_VERSION}/"),
+            &format!("/{MODEL}/{model_version}/"),
+        );
+        let request = json!({"uri": uri, "storage_options": self.lake.storage_options()});
+        let rows = run_reader(&python, "rows", &request, self.dir.path());
+        Some(rows.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Calls the emulator's public API (for operations the in-process control lacks).
+    pub async fn api_post(&self, path: &str, body: Value) -> Value {
+        let control = self.emulator.control();
+        let url = format!(
+            "{}/api/v1/projects/{}{path}",
+            self.emulator.base_url(),
+            self.emulator.project()
+        );
+        let response = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(control.issue_token())
+            .json(&body)
+            .send()
+            .await
+            .expect("emulator answers");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        assert!(status.is_success(), "POST {path}: {status} {body}");
+        body
+    }
+}

@@ -1,0 +1,186 @@
+//! Streams that must recover on their own: a rejected cursor restarts one stream only, idle
+//! streams keep their cursors fresh, a deadline in the middle of a backfill is picked up by
+//! the next slice, and bad configuration or data is reported per view while the rest syncs.
+
+use std::time::Duration;
+
+use cdf_s3_replicator::cdf::dto::RawRowWrite;
+use cdf_s3_replicator::sync::summary::{RunSummary, StreamReport, StreamStatus};
+use cdf_s3_replicator::sync::{self, SyncOptions};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::support::{Lab, assert_matches_truth, python};
+
+const PUMP_NODES: &str = "plant_schema/PlantModel/1/Pump/nodes";
+
+fn slice() -> SyncOptions {
+    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+}
+
+fn stream<'a>(summary: &'a RunSummary, key: &str) -> &'a StreamReport {
+    summary
+        .streams
+        .iter()
+        .find(|s| s.stream == key)
+        .unwrap_or_else(|| panic!("no stream {key} in {summary:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_cursor_restarts_only_its_stream() {
+    let lab = Lab::start(20, None).await;
+    let context = lab.context("").await;
+    let job = context.sync_job();
+    let first = sync::run(&job, &slice()).await;
+    assert!(first.is_success(), "{first:#?}");
+
+    // Corrupt one stream's cursor in the state table, as a foreign or damaged cursor would be.
+    let rows = context
+        .client
+        .list_all_rows("state", "streams", None)
+        .await
+        .expect("state rows");
+    let mut row = rows
+        .into_iter()
+        .find(|r| r.key == PUMP_NODES)
+        .expect("Pump state row");
+    row.columns.insert("cursor".into(), json!("not-a-cursor"));
+    context
+        .client
+        .insert_rows(
+            "state",
+            "streams",
+            &[RawRowWrite::new(PUMP_NODES, row.columns)],
+        )
+        .await
+        .expect("corrupt the cursor");
+
+    let second = sync::run(&job, &slice()).await;
+    assert!(second.is_success(), "{second:#?}");
+    let pumps = stream(&second, PUMP_NODES);
+    assert_eq!(
+        (pumps.cursor_resets, pumps.generation),
+        (1, 2),
+        "{pumps:#?}"
+    );
+    assert_eq!(
+        pumps.rows, 20,
+        "the new generation backfills every pump again"
+    );
+    for other in second.streams.iter().filter(|s| s.stream != PUMP_NODES) {
+        assert_eq!(
+            (other.cursor_resets, other.generation, other.rows),
+            (0, 1, 0),
+            "{other:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_streams_keep_a_fresh_cursor_and_expired_ones_resync() {
+    let lab = Lab::start(10, None).await;
+    let context = lab.context("").await;
+    let job = context.sync_job();
+    let control = lab.emulator.control();
+    assert!(sync::run(&job, &slice()).await.is_success());
+
+    // Two days idle, twice: each idle run stores the cursor of its empty page, so the
+    // cursor is never older than three days.
+    for _ in 0..2 {
+        control.advance_clock(Duration::from_secs(2 * 24 * 3600));
+        let idle = sync::run(&job, &slice()).await;
+        assert!(idle.is_success(), "{idle:#?}");
+        assert_eq!(idle.cursor_resets, 0, "{idle:#?}");
+        assert_eq!(idle.rows, 0);
+    }
+    // Four days without a run: every cursor expired; each stream starts a new generation.
+    control.advance_clock(Duration::from_secs(4 * 24 * 3600));
+    let expired = sync::run(&job, &slice()).await;
+    assert!(expired.is_success(), "{expired:#?}");
+    assert_eq!(
+        expired.cursor_resets as usize, expired.streams_total,
+        "{expired:#?}"
+    );
+    assert!(
+        expired
+            .streams
+            .iter()
+            .all(|s| s.generation == 2 && s.status == StreamStatus::CaughtUp)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_mid_backfill_is_finished_by_later_slices() {
+    if python().is_none() {
+        return;
+    }
+    let lab = Lab::start(150, None).await;
+    let extractor = "  subscription-batch-size: 10\n  ingest-batch-size: 20\n  parallelism: 1\n  deadline-margin: 0s\n";
+    let context = lab.context(extractor).await;
+    let job = context.sync_job();
+    // Every sync call takes at least 100 ms, so a one-second slice holds at most ten pages
+    // of the ~60 the backfill needs, however fast the machine is.
+    let slow_pages = cdf_emulator::FaultSpec::delay("/models/instances/sync", 100, 1_000_000);
+    lab.emulator.control().add_fault(slow_pages);
+    let mut slices = 0;
+    let mut behind_seen = false;
+    loop {
+        slices += 1;
+        assert!(slices < 200, "the backfill never finished");
+        let summary = sync::run(
+            &job,
+            &SyncOptions::until(Instant::now() + Duration::from_millis(1000)),
+        )
+        .await;
+        assert_eq!(summary.streams_failed, 0, "{summary:#?}");
+        behind_seen |= summary.streams_behind > 0;
+        if summary.streams_caught_up == summary.streams_total {
+            break;
+        }
+    }
+    assert!(
+        behind_seen && slices > 2,
+        "the slices must have ended mid-backfill ({slices} slices)"
+    );
+    for view in ["Site", "Pump", "WorkOrder"] {
+        let truth = lab.truth_nodes(view);
+        let expected = truth.len();
+        let report = lab.compare(view, "nodes", view, truth).expect("python");
+        assert_matches_truth(&report, expected, &format!("{view} after sliced backfill"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_view_and_an_unknown_model_are_reported_and_the_rest_syncs() {
+    let lab = Lab::start(5, None).await;
+    let context = lab.context_with("", Some(&["Pump", "Valve"])).await;
+    let summary = sync::run(&context.sync_job(), &slice()).await;
+    assert!(!summary.is_success());
+    assert_eq!(
+        summary.plan_errors,
+        [
+            "view Valve is not in data model plant_schema:PlantModel/1; the model has: Site, Pump, WorkOrder, PumpWorkOrder"
+        ]
+    );
+    assert_eq!(
+        summary.streams_caught_up, 2,
+        "Pump nodes and its edges still sync: {summary:#?}"
+    );
+
+    let mut config = context.config.clone();
+    config.data_modeling[0]
+        .data_models
+        .push(cdf_s3_replicator::config::DataModelSelection {
+            external_id: "NoSuchModel".into(),
+            version: None,
+            views: None,
+        });
+    config.data_modeling[0].data_models[0].views = None;
+    let context = cdf_s3_replicator::context::Context::new(config).expect("context");
+    let summary = sync::run(&context.sync_job(), &slice()).await;
+    assert_eq!(
+        summary.plan_errors,
+        ["data model plant_schema:NoSuchModel (latest version) does not exist"]
+    );
+    assert_eq!(summary.streams_caught_up, 5, "{summary:#?}");
+}
