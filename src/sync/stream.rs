@@ -309,6 +309,7 @@ impl StreamRun {
                 self.report.commits += 1;
                 self.report.rows += rows;
                 self.report.bytes += report.bytes;
+                self.report.files += report.files as u64;
                 self.checkpoint = next;
                 self.opens_generation = false;
                 self.save_checkpoint(ctx).await;

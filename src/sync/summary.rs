@@ -28,6 +28,8 @@ pub struct StreamReport {
     pub rows: u64,
     pub bytes: u64,
     pub commits: u64,
+    /// Data files written (normally one per commit).
+    pub files: u64,
     pub pages: u64,
     /// Times the stream had to start a new generation (expired or invalid cursor, changed
     /// query, lost state) in this invocation.
@@ -48,6 +50,7 @@ impl StreamReport {
             rows: 0,
             bytes: 0,
             commits: 0,
+            files: 0,
             pages: 0,
             cursor_resets: 0,
             lag_ms: None,
@@ -74,6 +77,7 @@ pub struct RunSummary {
     pub rows: u64,
     pub bytes: u64,
     pub commits: u64,
+    pub files: u64,
     pub cursor_resets: u64,
     /// The largest lag over all streams, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +105,7 @@ impl RunSummary {
             rows: streams.iter().map(|s| s.rows).sum(),
             bytes: streams.iter().map(|s| s.bytes).sum(),
             commits: streams.iter().map(|s| s.commits).sum(),
+            files: streams.iter().map(|s| s.files).sum(),
             cursor_resets: streams.iter().map(|s| s.cursor_resets).sum(),
             max_lag_ms: streams.iter().filter_map(|s| s.lag_ms).max(),
             duration_ms,

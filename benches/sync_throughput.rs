@@ -1,0 +1,268 @@
+//! Sync throughput: N instances with 20 properties, from the CDF emulator into Delta tables
+//! on local disk and on the S3 server, next to a parse-only baseline measured in the same
+//! run (fetch and JSON-decode the same pages, nothing else).
+//!
+//! `cargo bench --bench sync_throughput -- [--instances N] [--page-size P]`
+//!
+//! Every phase runs in its own child process so that its peak RSS (VmHWM) is its own: the
+//! emulator serves from one child, the baseline and each sync run in others.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cdf_emulator::{Emulator, EmulatorConfig};
+use cdf_s3_replicator::cdf::dto::{Filter, SyncExpression, SyncMode, SyncRequest, SyncSelect, ViewReference};
+use cdf_s3_replicator::cdf::{CdfClient, ClientCredentials, ClientSettings, Secret};
+use cdf_s3_replicator::config::MapEnv;
+use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::sync::{self, SyncOptions};
+use serde_json::{Value, json};
+
+const SPACE: &str = "bench";
+const VIEW: &str = "Reading";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let instances: usize = arg("--instances").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let page_size: u32 = arg("--page-size").and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    match arg("--child").as_deref() {
+        Some("serve") => runtime.block_on(serve(instances)),
+        Some("baseline") => runtime.block_on(baseline(&arg("--url").unwrap_or_default(), page_size)),
+        Some("sync") => runtime.block_on(sync_phase(
+            &arg("--url").unwrap_or_default(),
+            &arg("--destination").unwrap_or_default(),
+            page_size,
+        )),
+        _ => parent(instances, page_size),
+    }
+}
+
+/// The parent: starts the emulator child, runs each phase child, prints the table.
+fn parent(instances: usize, page_size: u32) {
+    let exe = std::env::current_exe().expect("bench executable");
+    let mut server = Command::new(&exe)
+        .args(["--child", "serve", "--instances", &instances.to_string()])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("emulator child");
+    let url = ready_line(&mut server);
+    println!("sync benchmark: {instances} instances x 20 properties, pages of {page_size}");
+
+    let phase = |name: &str, extra: &[&str]| -> Value {
+        let mut command = Command::new(&exe);
+        command.args(["--child", name, "--url", &url, "--page-size", &page_size.to_string()]).args(extra);
+        let output = command.output().expect("phase child");
+        assert!(output.status.success(), "{name} failed: {}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("phase prints JSON")
+    };
+    let baseline = phase("baseline", &[]);
+    let lake = std::env::temp_dir().join(format!("sync-bench-{}", std::process::id()));
+    let local = phase("sync", &["--destination", &format!("local:{}", lake.display())]);
+    let _ = std::fs::remove_dir_all(&lake);
+    let s3 = std::env::var("CDF_S3_TEST_S3_ENDPOINT").ok().map(|endpoint| {
+        let bucket = format!("sync-bench-{}", std::process::id());
+        let created = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")]).status();
+        assert!(created.map(|s| s.success()).unwrap_or(false), "creating bucket {bucket}");
+        phase("sync", &["--destination", &format!("s3:{endpoint}/{bucket}")])
+    });
+    if let Some(stdin) = server.stdin.as_mut() {
+        let _ = stdin.write_all(b"stop\n");
+    }
+    let _ = server.wait();
+
+    let base_secs = baseline["seconds"].as_f64().unwrap_or(f64::NAN);
+    println!("{:<28} {:>10} {:>12} {:>9} {:>8} {:>6} {:>10} {:>9}", "phase", "seconds", "instances/s", "MB/s", "commits", "files", "peak RSS", "vs parse");
+    let row = |name: &str, r: &Value| {
+        let secs = r["seconds"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:<28} {:>10.2} {:>12.0} {:>9.1} {:>8} {:>6} {:>7.0} MiB {:>8.2}x",
+            name,
+            secs,
+            r["instances"].as_f64().unwrap_or(0.0) / secs,
+            r["bytes"].as_f64().unwrap_or(0.0) / secs / 1e6,
+            r["commits"],
+            r["files"],
+            r["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            secs / base_secs,
+        );
+    };
+    row("parse-only baseline", &baseline);
+    row("sync -> Delta, local disk", &local);
+    if let Some(s3) = &s3 {
+        row("sync -> Delta, S3 server", s3);
+    }
+    println!("(MB/s: Parquet bytes written; the baseline writes nothing)");
+}
+
+fn ready_line(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("emulator stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("ready ") => return line["ready ".len()..].to_owned(),
+            Some(Ok(_)) => continue,
+            _ => panic!("the emulator child stopped before it was ready"),
+        }
+    }
+}
+
+fn schema() -> Value {
+    let mut props = serde_json::Map::new();
+    let types = [
+        ("text", 5),
+        ("int64", 4),
+        ("float64", 4),
+        ("boolean", 2),
+        ("timestamp", 2),
+        ("date", 1),
+        ("json", 1),
+        ("direct", 1),
+    ];
+    for (kind, count) in types {
+        for i in 0..count {
+            props.insert(format!("{kind}{i}"), json!({"type": {"type": kind}}));
+        }
+    }
+    let view_props: serde_json::Map<String, Value> = props
+        .keys()
+        .map(|name| {
+            (name.clone(), json!({"container": {"type": "container", "space": SPACE, "externalId": "ReadingC"}, "containerPropertyIdentifier": name}))
+        })
+        .collect();
+    json!({
+        "spaces": [{"space": SPACE}],
+        "containers": [{"space": SPACE, "externalId": "ReadingC", "properties": props, "usedFor": "node"}],
+        "views": [{"space": SPACE, "externalId": VIEW, "version": "1", "properties": view_props}],
+        "dataModels": [{"space": SPACE, "externalId": "BenchModel", "version": "1",
+            "views": [{"type": "view", "space": SPACE, "externalId": VIEW, "version": "1"}]}],
+    })
+}
+
+fn instance(i: usize) -> Value {
+    let mut p = serde_json::Map::new();
+    for k in 0..5 {
+        p.insert(format!("text{k}"), json!(format!("reading {i} field {k} with some text")));
+    }
+    for k in 0..4 {
+        p.insert(format!("int64{k}"), json!(i as i64 * 1_000_003 + k));
+        p.insert(format!("float64{k}"), json!(i as f64 * 0.5 + k as f64));
+    }
+    p.insert("boolean0".into(), json!(i % 2 == 0));
+    p.insert("boolean1".into(), json!(i % 3 == 0));
+    p.insert("timestamp0".into(), json!(format!("2024-0{}-1{}T08:30:00.{:03}+00:00", 1 + i % 9, i % 10, i % 1000)));
+    p.insert("timestamp1".into(), json!("2025-01-02T03:04:05.678+00:00"));
+    p.insert("date0".into(), json!(format!("2024-{:02}-{:02}", 1 + i % 12, 1 + i % 28)));
+    p.insert("json0".into(), json!({"k": i, "tags": ["a", "b"]}));
+    p.insert("direct0".into(), json!({"space": SPACE, "externalId": format!("site-{}", i % 100)}));
+    json!({"instanceType": "node", "space": SPACE, "externalId": format!("r-{i:08}"),
+           "sources": [{"source": {"type": "view", "space": SPACE, "externalId": VIEW, "version": "1"}, "properties": p}]})
+}
+
+async fn serve(instances: usize) {
+    let config = EmulatorConfig { cursor_expiry: Duration::from_secs(30 * 24 * 3600), ..EmulatorConfig::default() };
+    let emulator = Emulator::start(config).await.expect("emulator");
+    let control = emulator.control();
+    control.apply_schema(schema()).expect("schema");
+    let started = Instant::now();
+    for chunk in (0..instances).collect::<Vec<_>>().chunks(10_000) {
+        let items: Vec<Value> = chunk.iter().map(|&i| instance(i)).collect();
+        control
+            .apply_instances(json!({"items": items, "autoCreateDirectRelations": true}))
+            .expect("seed");
+    }
+    eprintln!("seeded {instances} instances in {:.1}s", started.elapsed().as_secs_f64());
+    println!("ready {}", emulator.base_url());
+    let _ = std::io::stdout().flush();
+    // Serve until the parent writes to (or closes) stdin.
+    let _ = tokio::task::spawn_blocking(|| std::io::stdin().lines().next()).await;
+    emulator.shutdown().await;
+}
+
+fn client(url: &str) -> CdfClient {
+    let credentials = ClientCredentials {
+        token_url: format!("{url}/oauth2/token"),
+        client_id: "emulator-client".into(),
+        client_secret: Secret::new("emulator-secret"),
+        scopes: Vec::new(),
+        audience: None,
+        resource: None,
+    };
+    CdfClient::new(ClientSettings::new(url, "emulated-project", credentials)).expect("client")
+}
+
+/// Fetch and decode every page of the view's sync, nothing else.
+async fn baseline(url: &str, page_size: u32) {
+    let client = client(url);
+    let view = ViewReference::new(SPACE, VIEW, "1");
+    let expression = SyncExpression::nodes(Some(Filter::has_data_view(view.clone())), page_size, SyncMode::TwoPhase);
+    let mut request = SyncRequest::single("changes", expression, SyncSelect::all_of(view));
+    let started = Instant::now();
+    let (mut instances, mut pages) = (0usize, 0usize);
+    loop {
+        let mut response = client.sync(&request).await.expect("sync page");
+        let items = response.take_items("changes");
+        instances += items.len();
+        pages += 1;
+        let short = items.len() < page_size as usize;
+        drop(items);
+        let cursor = response.cursor_of("changes").map(str::to_owned);
+        request = request.with_cursor("changes", cursor);
+        if short {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"instances": instances, "pages": pages, "seconds": seconds, "commits": 0, "files": 0,
+               "bytes": 0, "peak_rss_kib": peak_rss_kib()})
+    );
+}
+
+async fn sync_phase(url: &str, destination: &str, page_size: u32) {
+    let destination_yaml = if let Some(path) = destination.strip_prefix("local:") {
+        format!("  local:\n    path: \"{path}\"\n")
+    } else if let Some(rest) = destination.strip_prefix("s3:") {
+        let (endpoint, bucket) = rest.rsplit_once('/').expect("s3:<endpoint>/<bucket>");
+        format!("  s3:\n    bucket: {bucket}\n    region: us-east-1\n    endpoint-url: {endpoint}\n    allow-http: true\n")
+    } else {
+        panic!("unknown destination {destination}");
+    };
+    let yaml = format!(
+        "logger:\n  console:\n    level: WARNING\ncognite:\n  host: {url}\n  project: emulated-project\n  idp-authentication:\n    token-url: {url}/oauth2/token\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  subscription-batch-size: {page_size}\ndata_modeling:\n  - space: {SPACE}\n    data_models:\n      - external_id: BenchModel\ndestination:\n{destination_yaml}"
+    );
+    let config = load_config_text(&yaml, "bench", &MapEnv::new()).await.expect("config");
+    let context = Context::new(config).expect("context");
+    let started = Instant::now();
+    let summary = sync::run(
+        &context.sync_job(),
+        &SyncOptions::until(tokio::time::Instant::now() + Duration::from_secs(3600)),
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(summary.is_success(), "{summary:#?}");
+    println!(
+        "{}",
+        json!({"instances": summary.rows, "seconds": seconds, "commits": summary.commits, "files": summary.files,
+               "bytes": summary.bytes, "peak_rss_kib": peak_rss_kib()})
+    );
+}
+
+/// Peak resident set size of this process (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
