@@ -12,6 +12,7 @@ pub mod demo;
 pub mod failpoint;
 pub mod flatten;
 pub mod lake;
+pub mod lambda;
 pub mod schema;
 pub mod sync;
 pub mod telemetry;

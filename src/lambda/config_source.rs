@@ -1,0 +1,168 @@
+//! Where a function reads its configuration, and loading it on every invocation.
+//!
+//! - `CDF_S3_CONFIG`: the YAML itself, in a function environment variable (the SAM template
+//!   fills it from a parameter, or from a small `type: remote` bootstrap document);
+//! - `CDF_S3_CONFIG_PATH`: a file, bundled in the deployment package (relative paths are
+//!   relative to the working directory, which in Lambda is the package root `/var/task`) or
+//!   on a mounted file system.
+//!
+//! Exactly one of them must be set. The text or file is read again on every invocation, and
+//! with `type: remote` so is the extraction pipeline's configuration, so an edit applies to
+//! the next run without a redeploy.
+
+use std::path::PathBuf;
+
+use crate::config::{self, Config, EnvSource, RawConfig};
+use crate::context::LoadError;
+
+use super::clients::ClientCache;
+
+/// Environment variable holding the configuration YAML.
+pub const CONFIG_ENV: &str = "CDF_S3_CONFIG";
+/// Environment variable holding the path of the configuration file.
+pub const CONFIG_PATH_ENV: &str = "CDF_S3_CONFIG_PATH";
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// YAML text from `CDF_S3_CONFIG`.
+    Inline(String),
+    /// A file named by `CDF_S3_CONFIG_PATH`.
+    File(PathBuf),
+}
+
+/// Why no configuration source could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigSourceError {
+    #[error(
+        "no configuration: set {CONFIG_ENV} (the YAML itself) or {CONFIG_PATH_ENV} (a file in the deployment package)"
+    )]
+    Missing,
+    #[error(
+        "both {CONFIG_ENV} and {CONFIG_PATH_ENV} are set; set exactly one so it is clear which configuration runs"
+    )]
+    Both,
+    /// A local `.env` file could not be read.
+    #[error("{0}")]
+    DotEnv(String),
+}
+
+impl ConfigSource {
+    /// Chooses the source from the environment. Empty variables count as unset.
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigSourceError> {
+        let inline = env.get(CONFIG_ENV).filter(|v| !v.trim().is_empty());
+        let path = env.get(CONFIG_PATH_ENV).filter(|v| !v.trim().is_empty());
+        match (inline, path) {
+            (Some(_), Some(_)) => Err(ConfigSourceError::Both),
+            (Some(text), None) => Ok(ConfigSource::Inline(text)),
+            (None, Some(path)) => Ok(ConfigSource::File(PathBuf::from(path))),
+            (None, None) => Err(ConfigSourceError::Missing),
+        }
+    }
+
+    /// How errors and logs refer to this source.
+    pub fn origin(&self) -> String {
+        match self {
+            ConfigSource::Inline(_) => format!("the {CONFIG_ENV} environment variable"),
+            ConfigSource::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// The `.env` files a local run reads for `${VAR}` (none in AWS, where the secret and
+    /// the function's environment provide the variables): the one next to a configuration
+    /// file, then the one in the working directory.
+    pub fn dotenv_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let ConfigSource::File(path) = self
+            && let Some(dir) = path.parent()
+        {
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            };
+            files.push(dir.join(".env"));
+        }
+        if let Ok(cwd) = std::env::current_dir() {
+            files.push(cwd.join(".env"));
+        }
+        files
+    }
+
+    /// Reads, substitutes and validates the configuration; with `type: remote`, fetches the
+    /// extraction pipeline's configuration through the cached CDF client and merges it.
+    pub async fn load(
+        &self,
+        env: &dyn EnvSource,
+        clients: &ClientCache,
+    ) -> Result<Config, LoadError> {
+        let raw = match self {
+            ConfigSource::Inline(text) => RawConfig::from_yaml(text, &self.origin(), env)?,
+            ConfigSource::File(path) => RawConfig::load(path, env)?,
+        };
+        match raw {
+            RawConfig::Complete(config) => Ok(*config),
+            RawConfig::NeedsRemote {
+                local,
+                cognite,
+                pipeline_external_id,
+                ..
+            } => {
+                let client = clients
+                    .client_for(&cognite)
+                    .map_err(|e| LoadError::Context(e.into()))?;
+                let remote = client
+                    .get_extpipe_config(&pipeline_external_id, None)
+                    .await
+                    .map_err(|source| LoadError::RemoteFetch {
+                        pipeline: pipeline_external_id.clone(),
+                        source,
+                    })?;
+                let Some(text) = remote.config else {
+                    return Err(LoadError::RemoteEmpty {
+                        pipeline: pipeline_external_id,
+                    });
+                };
+                Ok(config::merge_remote(&local, &text, env)?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MapEnv;
+
+    #[test]
+    fn exactly_one_source() {
+        let inline = MapEnv::new().with(CONFIG_ENV, "cognite: {}");
+        assert_eq!(
+            ConfigSource::from_env(&inline).unwrap(),
+            ConfigSource::Inline("cognite: {}".into())
+        );
+        let file = MapEnv::new()
+            .with(CONFIG_PATH_ENV, "config.yaml")
+            .with(CONFIG_ENV, " ");
+        assert_eq!(
+            ConfigSource::from_env(&file).unwrap(),
+            ConfigSource::File("config.yaml".into())
+        );
+        let both = inline.clone().with(CONFIG_PATH_ENV, "config.yaml");
+        assert_eq!(ConfigSource::from_env(&both), Err(ConfigSourceError::Both));
+        let err = ConfigSource::from_env(&MapEnv::new()).unwrap_err();
+        assert!(err.to_string().contains(CONFIG_ENV) && err.to_string().contains(CONFIG_PATH_ENV));
+    }
+
+    #[tokio::test]
+    async fn inline_errors_name_the_variable_and_the_key() {
+        let source = ConfigSource::Inline("cognite:\n  host: ${NOT_SET_ANYWHERE}\n".into());
+        let err = source
+            .load(&MapEnv::new(), &ClientCache::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NOT_SET_ANYWHERE"), "{err}");
+        assert!(err.contains("cognite.host"), "{err}");
+    }
+}

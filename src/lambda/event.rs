@@ -1,0 +1,406 @@
+//! The invocation payload: what a scheduled or manual invocation asks the function to do.
+//!
+//! Three shapes arrive:
+//! - an EventBridge event (a scheduled rule's `Scheduled Event`, or any event routed to the
+//!   function): recognised by its `detail-type` and `source` keys; its `detail` object, if
+//!   not empty, holds the options below;
+//! - an EventBridge Scheduler (ScheduleV2) target input: the schedule's `Input` JSON as is,
+//!   which is the options object (often `{}`);
+//! - a manual invocation (console, `aws lambda invoke`, `cargo lambda invoke`): the options
+//!   object, or no payload at all.
+//!
+//! Options (camelCase, all optional): `views`, `resync`, `dryRun`, `maintenance`,
+//! `timeBudgetSeconds`. A key this function does not know, or one that belongs to the other
+//! function, is an error naming it: a mistyped option must not silently run a full sync.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::FunctionKind;
+
+/// Option keys and the functions that accept them.
+const OPTION_KEYS: [(&str, &[FunctionKind]); 5] = [
+    ("views", &[FunctionKind::Sync, FunctionKind::Snapshot]),
+    ("resync", &[FunctionKind::Sync]),
+    ("dryRun", &[FunctionKind::Sync]),
+    ("maintenance", &[FunctionKind::Snapshot]),
+    ("timeBudgetSeconds", &[FunctionKind::Sync]),
+];
+
+/// The longest budget a payload may ask for: Lambda's maximum timeout.
+const MAX_TIME_BUDGET: Duration = Duration::from_secs(900);
+
+/// What started the invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Trigger {
+    /// A payload without an EventBridge envelope: a manual invocation or a ScheduleV2 input.
+    #[default]
+    Direct,
+    /// An EventBridge event.
+    EventBridge {
+        /// `detail-type`, e.g. `Scheduled Event`.
+        detail_type: String,
+        /// `source`, e.g. `aws.events` or `aws.scheduler`.
+        source: String,
+        /// `resources`: the rule or schedule ARNs that matched.
+        resources: Vec<String>,
+        /// `time`: when the event was emitted, as sent.
+        time: Option<String>,
+    },
+}
+
+/// The options of one invocation, validated for the function that received them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Request {
+    pub trigger: Trigger,
+    /// Only these views (externalIds); `None` for every configured view.
+    pub views: Option<Vec<String>>,
+    /// Streams (stream keys or view externalIds) to restart with a full backfill.
+    pub resync: Vec<String>,
+    /// Plan only: resolve models and streams, read and write no data.
+    pub dry_run: bool,
+    /// Snapshot function: run table maintenance after publishing (`None`: as configured).
+    pub maintenance: Option<bool>,
+    /// Shortens the invocation's deadline to at most this long from its start.
+    pub time_budget: Option<Duration>,
+}
+
+/// Why a payload was refused. Never retryable: the same payload fails the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadError {
+    /// The offending key (`detail.views[2]`, `dryRun`), or `None` for the payload as a whole.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "invocation payload key `{key}`: {}", self.message),
+            None => write!(f, "invocation payload: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for PayloadError {}
+
+impl PayloadError {
+    fn at(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses the payload received by `function`.
+pub fn parse_request(function: FunctionKind, payload: &Value) -> Result<Request, PayloadError> {
+    match payload {
+        Value::Null => Ok(Request::default()),
+        Value::Object(map) if is_eventbridge_envelope(map) => parse_eventbridge(function, map),
+        Value::Object(map) => parse_options(function, map, ""),
+        other => Err(PayloadError {
+            key: None,
+            message: format!(
+                "expected a JSON object (or no payload), got {}",
+                json_kind(other)
+            ),
+        }),
+    }
+}
+
+/// EventBridge always sends both keys; an options object never has them.
+fn is_eventbridge_envelope(map: &Map<String, Value>) -> bool {
+    map.contains_key("detail-type") && map.contains_key("source")
+}
+
+fn parse_eventbridge(
+    function: FunctionKind,
+    envelope: &Map<String, Value>,
+) -> Result<Request, PayloadError> {
+    let text = |key: &str| -> Result<Option<String>, PayloadError> {
+        match envelope.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(PayloadError::at(
+                key,
+                format!("expected a string, got {}", json_kind(other)),
+            )),
+        }
+    };
+    let resources = match envelope.get("resources") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => string_list(value, "resources", true)?,
+    };
+    let trigger = Trigger::EventBridge {
+        detail_type: text("detail-type")?.unwrap_or_default(),
+        source: text("source")?.unwrap_or_default(),
+        resources,
+        time: text("time")?,
+    };
+    let mut request = match envelope.get("detail") {
+        None | Some(Value::Null) => Request::default(),
+        Some(Value::Object(detail)) => parse_options(function, detail, "detail.")?,
+        Some(other) => {
+            return Err(PayloadError::at(
+                "detail",
+                format!("expected an object of options, got {}", json_kind(other)),
+            ));
+        }
+    };
+    request.trigger = trigger;
+    Ok(request)
+}
+
+fn parse_options(
+    function: FunctionKind,
+    options: &Map<String, Value>,
+    prefix: &str,
+) -> Result<Request, PayloadError> {
+    let mut request = Request::default();
+    for (key, value) in options {
+        let path = format!("{prefix}{key}");
+        check_accepted(function, key, &path)?;
+        match key.as_str() {
+            "views" | "resync" if value.is_null() => {}
+            "views" => {
+                let views = string_list(value, &path, false)?;
+                if views.is_empty() {
+                    return Err(PayloadError::at(
+                        path,
+                        "expected at least one view externalId; leave `views` out to run every configured view",
+                    ));
+                }
+                request.views = Some(views);
+            }
+            "resync" => request.resync = string_list(value, &path, false)?,
+            "dryRun" => request.dry_run = optional_bool(value, &path)?.unwrap_or(false),
+            "maintenance" => request.maintenance = optional_bool(value, &path)?,
+            "timeBudgetSeconds" => request.time_budget = time_budget(value, &path)?,
+            // `check_accepted` refused every other key.
+            _ => {}
+        }
+    }
+    Ok(request)
+}
+
+/// Refuses a key that no function knows, or that belongs to the other function.
+fn check_accepted(function: FunctionKind, key: &str, path: &str) -> Result<(), PayloadError> {
+    let Some((_, accepted_by)) = OPTION_KEYS.iter().find(|(name, _)| *name == key) else {
+        return Err(PayloadError::at(
+            path,
+            format!(
+                "unknown option; the {function} function accepts {}",
+                accepted_keys(function)
+            ),
+        ));
+    };
+    if accepted_by.contains(&function) {
+        return Ok(());
+    }
+    let owners: Vec<String> = accepted_by.iter().map(ToString::to_string).collect();
+    Err(PayloadError::at(
+        path,
+        format!(
+            "applies to the {} function, not to {function}; the {function} function accepts {}",
+            owners.join(" and "),
+            accepted_keys(function)
+        ),
+    ))
+}
+
+fn accepted_keys(function: FunctionKind) -> String {
+    OPTION_KEYS
+        .iter()
+        .filter(|(_, accepted_by)| accepted_by.contains(&function))
+        .map(|(name, _)| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn string_list(
+    value: &Value,
+    path: &str,
+    allow_empty_items: bool,
+) -> Result<Vec<String>, PayloadError> {
+    let Value::Array(items) = value else {
+        return Err(PayloadError::at(
+            path,
+            format!("expected a list of strings, got {}", json_kind(value)),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) if allow_empty_items || !s.trim().is_empty() => Ok(s.clone()),
+            Value::String(_) => Err(PayloadError::at(
+                format!("{path}[{i}]"),
+                "expected a non-empty string",
+            )),
+            other => Err(PayloadError::at(
+                format!("{path}[{i}]"),
+                format!("expected a string, got {}", json_kind(other)),
+            )),
+        })
+        .collect()
+}
+
+fn optional_bool(value: &Value, path: &str) -> Result<Option<bool>, PayloadError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        other => Err(PayloadError::at(
+            path,
+            format!("expected true or false, got {}", json_kind(other)),
+        )),
+    }
+}
+
+fn time_budget(value: &Value, path: &str) -> Result<Option<Duration>, PayloadError> {
+    let seconds = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_u64().filter(|&s| s > 0),
+        _ => None,
+    };
+    match seconds {
+        Some(s) if Duration::from_secs(s) <= MAX_TIME_BUDGET => Ok(Some(Duration::from_secs(s))),
+        _ => Err(PayloadError::at(
+            path,
+            format!(
+                "expected a whole number of seconds from 1 to {}, got {value}",
+                MAX_TIME_BUDGET.as_secs()
+            ),
+        )),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sync(payload: Value) -> Result<Request, PayloadError> {
+        parse_request(FunctionKind::Sync, &payload)
+    }
+
+    fn snapshot(payload: Value) -> Result<Request, PayloadError> {
+        parse_request(FunctionKind::Snapshot, &payload)
+    }
+
+    #[test]
+    fn no_payload_and_empty_object_mean_defaults() {
+        assert_eq!(sync(Value::Null).unwrap(), Request::default());
+        assert_eq!(sync(json!({})).unwrap(), Request::default());
+    }
+
+    #[test]
+    fn manual_sync_options() {
+        let request = sync(json!({
+            "views": ["Pump", "Valve"], "resync": ["Pump"], "dryRun": true, "timeBudgetSeconds": 120
+        }))
+        .unwrap();
+        assert_eq!(request.views, Some(vec!["Pump".into(), "Valve".into()]));
+        assert_eq!(request.resync, vec!["Pump".to_string()]);
+        assert!(request.dry_run);
+        assert_eq!(request.time_budget, Some(Duration::from_secs(120)));
+        assert_eq!(request.trigger, Trigger::Direct);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = sync(json!({"view": ["Pump"]})).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("view"));
+        let text = err.to_string();
+        assert!(
+            text.contains("`view`") && text.contains("unknown option"),
+            "{text}"
+        );
+        assert!(text.contains("`views`"), "lists what is accepted: {text}");
+    }
+
+    #[test]
+    fn option_of_the_other_function_is_refused_with_a_reason() {
+        let err = sync(json!({"maintenance": true})).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("maintenance"));
+        assert!(err.message.contains("snapshot function"), "{err}");
+        let err = snapshot(json!({"resync": ["Pump"]})).unwrap_err();
+        assert!(err.message.contains("sync function"), "{err}");
+        let request = snapshot(json!({"views": ["Pump"], "maintenance": false})).unwrap();
+        assert_eq!(request.maintenance, Some(false));
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_and_index() {
+        assert_eq!(
+            sync(json!({"views": "Pump"})).unwrap_err().key.as_deref(),
+            Some("views")
+        );
+        assert_eq!(
+            sync(json!({"views": ["Pump", 3]}))
+                .unwrap_err()
+                .key
+                .as_deref(),
+            Some("views[1]")
+        );
+        assert_eq!(
+            sync(json!({"views": []})).unwrap_err().key.as_deref(),
+            Some("views")
+        );
+        assert_eq!(
+            sync(json!({"dryRun": "yes"})).unwrap_err().key.as_deref(),
+            Some("dryRun")
+        );
+        for budget in [json!(0), json!(-5), json!(1.5), json!("60"), json!(901)] {
+            let err = sync(json!({ "timeBudgetSeconds": budget })).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some("timeBudgetSeconds"), "{budget}");
+        }
+        assert!(sync(json!(["views"])).unwrap_err().key.is_none());
+    }
+
+    #[test]
+    fn eventbridge_scheduled_event() {
+        let request = sync(json!({
+            "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2024-05-01T12:00:00Z", "region": "eu-west-1",
+            "resources": ["arn:aws:events:eu-west-1:123456789012:rule/sync"], "detail": {}
+        }))
+        .unwrap();
+        assert_eq!(
+            request.trigger,
+            Trigger::EventBridge {
+                detail_type: "Scheduled Event".into(),
+                source: "aws.events".into(),
+                resources: vec!["arn:aws:events:eu-west-1:123456789012:rule/sync".into()],
+                time: Some("2024-05-01T12:00:00Z".into()),
+            }
+        );
+        assert_eq!(request.views, None);
+    }
+
+    #[test]
+    fn eventbridge_detail_carries_options_with_prefixed_errors() {
+        let envelope = |detail: Value| json!({"detail-type": "Replicate", "source": "my.app", "detail": detail});
+        let request = sync(envelope(json!({"views": ["Pump"]}))).unwrap();
+        assert_eq!(request.views, Some(vec!["Pump".into()]));
+        let err = sync(envelope(json!({"bogus": 1}))).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("detail.bogus"));
+        let err = sync(envelope(json!("text"))).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("detail"));
+    }
+}

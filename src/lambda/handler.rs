@@ -1,0 +1,325 @@
+//! One invocation: payload → secret → configuration → run → summary, metrics and response.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::config::{Config, EnvSource, Layered};
+use crate::context::{self, Context, ContextError, LoadError};
+use crate::sync::summary::RunSummary;
+use crate::sync::{self, SyncOptions};
+
+use super::FunctionKind;
+use super::clients::ClientCache;
+use super::config_source::{ConfigSource, ConfigSourceError};
+use super::error::FunctionError;
+use super::event::{Request, Trigger, parse_request};
+use super::logging::{LogControl, panic_message};
+use super::metrics::{MetricSet, MetricsSink};
+use super::secrets::SecretSource;
+
+/// What the runtime tells about one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The AWS request id, repeated in the logs and metrics of the invocation.
+    pub request_id: String,
+    /// When Lambda ends the invocation (the function timeout).
+    pub deadline: SystemTime,
+}
+
+/// The parts of a function that live as long as its container.
+pub struct FunctionSetup {
+    pub kind: FunctionKind,
+    /// The value of the metrics' `Function` dimension (the Lambda function name).
+    pub name: String,
+    /// Variables for `${VAR}` that win over the secret (the process environment).
+    pub env: Box<dyn EnvSource + Send + Sync>,
+    pub config_source: Result<ConfigSource, ConfigSourceError>,
+    /// The CDF credentials secret, when one is configured.
+    pub secrets: Option<SecretSource>,
+    pub metrics: Arc<dyn MetricsSink>,
+    pub logs: LogControl,
+}
+
+/// A Lambda function: built once per container, invoked many times.
+pub struct Function {
+    setup: FunctionSetup,
+    clients: ClientCache,
+}
+
+/// What a finished run produced, before it becomes the response.
+enum Report {
+    Sync { summary: RunSummary, dry_run: bool },
+}
+
+impl Function {
+    pub fn new(setup: FunctionSetup) -> Self {
+        Self {
+            setup,
+            clients: ClientCache::default(),
+        }
+    }
+
+    pub fn kind(&self) -> FunctionKind {
+        self.setup.kind
+    }
+
+    /// Runs one invocation and returns the response document (the run summary), or the
+    /// failure to report. Panics are caught and reported as [`FunctionError::Panic`]; the
+    /// container stays usable. Logs one summary line and, for runs that did work, one EMF
+    /// metrics line.
+    pub async fn invoke(
+        &self,
+        payload: Value,
+        invocation: &Invocation,
+    ) -> Result<Value, FunctionError> {
+        let span = tracing::info_span!(
+            "invocation",
+            requestId = %invocation.request_id,
+            function = %self.setup.kind
+        );
+        let started = Instant::now();
+        let outcome = AssertUnwindSafe(self.run(payload, invocation).instrument(span.clone()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(FunctionError::Panic(panic_message(panic.as_ref()))));
+        let _entered = span.enter();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(report) => self.finish(report, invocation, elapsed_ms),
+            Err(error) => {
+                tracing::error!(
+                    outcome = "error",
+                    error_type = %error.error_type(),
+                    error = %error,
+                    duration_ms = elapsed_ms,
+                    "{} invocation failed",
+                    self.setup.kind
+                );
+                Err(error)
+            }
+        }
+    }
+
+    async fn run(&self, payload: Value, invocation: &Invocation) -> Result<Report, FunctionError> {
+        let request = parse_request(self.setup.kind, &payload)?;
+        log_request(&request);
+        let config = self.load_config().await?;
+        self.setup.logs.apply_config_level(config.logger.level);
+        for warning in &config.warnings {
+            tracing::warn!("configuration: {warning}");
+        }
+        let context = self.context(config)?;
+        match self.setup.kind {
+            FunctionKind::Sync => self.run_sync(&context, request, invocation).await,
+            FunctionKind::Snapshot => Err(FunctionError::Unsupported(
+                "the publish layer (snapshot) is not part of this build".to_owned(),
+            )),
+        }
+    }
+
+    /// Reloads the configuration: the secret (cached), then the source, then (with
+    /// `type: remote`) the extraction pipeline's configuration.
+    async fn load_config(&self) -> Result<Config, FunctionError> {
+        let source = self.setup.config_source.clone()?;
+        let secret = match &self.setup.secrets {
+            Some(secrets) => Some(secrets.variables().await?),
+            None => None,
+        };
+        let process: &dyn EnvSource = &*self.setup.env;
+        let layered;
+        let env: &dyn EnvSource = match &secret {
+            Some(secret) => {
+                layered = Layered(process, secret.as_ref());
+                &layered
+            }
+            None => process,
+        };
+        match source.load(env, &self.clients).await {
+            Ok(config) => Ok(config),
+            Err(error) => {
+                if let (Some(secrets), LoadError::RemoteFetch { source, .. }) =
+                    (&self.setup.secrets, &error)
+                    && matches!(source.root(), crate::cdf::CdfError::Auth { .. })
+                    && !source.is_retryable()
+                {
+                    // The credentials were refused: read the secret again next time, in
+                    // case it was rotated after this container read it.
+                    secrets.forget().await;
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The clients for this configuration, reusing the container's CDF client when the
+    /// connection settings are unchanged.
+    fn context(&self, config: Config) -> Result<Context, FunctionError> {
+        let client = self
+            .clients
+            .client_for(&config.cognite)
+            .map_err(ContextError::from)?;
+        let destination = context::destination(&config.destination).map_err(ContextError::from)?;
+        Ok(Context {
+            config,
+            client,
+            destination,
+        })
+    }
+
+    async fn run_sync(
+        &self,
+        context: &Context,
+        request: Request,
+        invocation: &Invocation,
+    ) -> Result<Report, FunctionError> {
+        let margin = context.config.extractor.deadline_margin;
+        let deadline = if request.dry_run {
+            Instant::now() + remaining(invocation.deadline, request.time_budget)
+        } else {
+            deadline(invocation.deadline, request.time_budget, margin)?
+        };
+        let options = SyncOptions {
+            deadline,
+            views: request.views,
+            force_resync: request.resync,
+            dry_run: request.dry_run,
+        };
+        let summary = sync::run(&context.sync_job(), &options).await;
+        Ok(Report::Sync {
+            summary,
+            dry_run: request.dry_run,
+        })
+    }
+
+    /// Metrics line, summary line, and the response or the failure it amounts to.
+    fn finish(
+        &self,
+        report: Report,
+        invocation: &Invocation,
+        elapsed_ms: u64,
+    ) -> Result<Value, FunctionError> {
+        match report {
+            Report::Sync { summary, dry_run } => {
+                if !dry_run {
+                    let emf = MetricSet::for_sync(&summary).to_emf(
+                        &self.setup.name,
+                        now_ms(),
+                        &[("requestId", json!(invocation.request_id))],
+                    );
+                    self.setup.metrics.emit(&emf.to_string());
+                }
+                let success = summary.is_success();
+                tracing::info!(
+                    outcome = if success { "success" } else { "failed" },
+                    dry_run,
+                    streams_total = summary.streams_total,
+                    streams_caught_up = summary.streams_caught_up,
+                    streams_behind = summary.streams_behind,
+                    streams_failed = summary.streams_failed,
+                    plan_errors = summary.plan_errors.len(),
+                    rows = summary.rows,
+                    bytes = summary.bytes,
+                    commits = summary.commits,
+                    cursor_resets = summary.cursor_resets,
+                    max_lag_ms = summary.max_lag_ms,
+                    run_ms = summary.duration_ms,
+                    duration_ms = elapsed_ms,
+                    "sync finished: {}",
+                    summary.one_line()
+                );
+                if success {
+                    serde_json::to_value(&summary).map_err(|e| {
+                        FunctionError::RunFailed(format!("the summary could not be encoded: {e}"))
+                    })
+                } else {
+                    Err(FunctionError::RunFailed(summary.one_line()))
+                }
+            }
+        }
+    }
+}
+
+fn log_request(request: &Request) {
+    let trigger = match &request.trigger {
+        Trigger::Direct => "direct".to_owned(),
+        Trigger::EventBridge {
+            detail_type,
+            source,
+            ..
+        } => format!("{source}: {detail_type}"),
+    };
+    tracing::info!(
+        %trigger,
+        views = ?request.views,
+        resync = ?request.resync,
+        dry_run = request.dry_run,
+        maintenance = ?request.maintenance,
+        time_budget_s = request.time_budget.map(|b| b.as_secs()),
+        "invocation started"
+    );
+}
+
+/// Time until the invocation's deadline, shortened to the payload's budget.
+fn remaining(invocation_deadline: SystemTime, budget: Option<Duration>) -> Duration {
+    let left = invocation_deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    budget.map_or(left, |budget| budget.min(left))
+}
+
+/// The run's deadline: Lambda's (or the payload's budget, if shorter). The sync engine keeps
+/// `extractor.deadline-margin` of it free for the last flush and checkpoint, so at least
+/// that much must be left.
+fn deadline(
+    invocation_deadline: SystemTime,
+    budget: Option<Duration>,
+    margin: Duration,
+) -> Result<Instant, FunctionError> {
+    let left = remaining(invocation_deadline, budget);
+    if left <= margin {
+        return Err(FunctionError::NoTimeLeft {
+            remaining_ms: left.as_millis(),
+            margin_ms: margin.as_millis(),
+        });
+    }
+    Ok(Instant::now() + left)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_lambdas_or_the_shorter_budget() {
+        let in_ten_minutes = SystemTime::now() + Duration::from_secs(600);
+        let margin = Duration::from_secs(20);
+        let full = deadline(in_ten_minutes, None, margin).unwrap();
+        let left = full - Instant::now();
+        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
+        let budget = deadline(in_ten_minutes, Some(Duration::from_secs(60)), margin).unwrap();
+        assert!(budget - Instant::now() <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn no_time_left_after_the_margin_is_an_error() {
+        let soon = SystemTime::now() + Duration::from_secs(15);
+        let err = deadline(soon, None, Duration::from_secs(20)).unwrap_err();
+        assert_eq!(err.error_type(), "Permanent.InvalidConfiguration");
+        assert!(err.to_string().contains("deadline-margin"), "{err}");
+        let past = SystemTime::now() - Duration::from_secs(1);
+        assert!(deadline(past, None, Duration::ZERO).is_err());
+    }
+}

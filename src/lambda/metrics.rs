@@ -1,0 +1,220 @@
+//! CloudWatch metrics as Embedded Metric Format (EMF) log lines.
+//!
+//! Lambda sends every stdout line to CloudWatch Logs, which turns a JSON line with an `_aws`
+//! block into metrics: no API calls, no extra permissions, no latency in the function.
+//! Namespace [`NAMESPACE`], one dimension `Function` (the function's name), one line per
+//! invocation that ran. Dry runs emit nothing, so they never move an alarm.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value, json};
+
+use crate::sync::summary::RunSummary;
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "CdfS3Replicator";
+/// The one dimension: the Lambda function name.
+pub const DIMENSION: &str = "Function";
+
+/// CloudWatch units used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Bytes,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Bytes => "Bytes",
+            Unit::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// One value of one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub value: f64,
+}
+
+/// The metrics of one invocation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricSet {
+    pub metrics: Vec<Metric>,
+}
+
+impl MetricSet {
+    pub fn push(&mut self, name: &'static str, unit: Unit, value: f64) {
+        self.metrics.push(Metric { name, unit, value });
+    }
+
+    /// The figures of a sync run. `Lag` is left out when no stream saw a change yet.
+    pub fn for_sync(summary: &RunSummary) -> Self {
+        let mut set = Self::default();
+        let count = |n: usize| n as f64;
+        set.push("Rows", Unit::Count, summary.rows as f64);
+        set.push("Bytes", Unit::Bytes, summary.bytes as f64);
+        set.push("Commits", Unit::Count, summary.commits as f64);
+        set.push("Files", Unit::Count, summary.files as f64);
+        set.push("StreamsTotal", Unit::Count, count(summary.streams_total));
+        set.push(
+            "StreamsCaughtUp",
+            Unit::Count,
+            count(summary.streams_caught_up),
+        );
+        set.push("StreamsBehind", Unit::Count, count(summary.streams_behind));
+        set.push("StreamsFailed", Unit::Count, count(summary.streams_failed));
+        set.push("PlanErrors", Unit::Count, count(summary.plan_errors.len()));
+        set.push("CursorResets", Unit::Count, summary.cursor_resets as f64);
+        if let Some(lag) = summary.max_lag_ms {
+            set.push("Lag", Unit::Milliseconds, lag.max(0) as f64);
+        }
+        set.push(
+            "RunDuration",
+            Unit::Milliseconds,
+            summary.duration_ms as f64,
+        );
+        set
+    }
+
+    /// The EMF document: the `_aws` directive, the dimension value, each metric as a
+    /// top-level member, and `properties` (searchable in Logs Insights, not metrics).
+    pub fn to_emf(&self, function: &str, timestamp_ms: i64, properties: &[(&str, Value)]) -> Value {
+        let definitions: Vec<Value> = self
+            .metrics
+            .iter()
+            .map(|m| json!({"Name": m.name, "Unit": m.unit.as_str()}))
+            .collect();
+        let mut document = Map::new();
+        document.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [[DIMENSION]],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        document.insert(DIMENSION.into(), Value::from(function));
+        for (name, value) in properties {
+            document.insert((*name).into(), value.clone());
+        }
+        for metric in &self.metrics {
+            document.insert(metric.name.into(), json!(metric.value));
+        }
+        Value::Object(document)
+    }
+}
+
+/// Where EMF lines go.
+pub trait MetricsSink: Send + Sync {
+    fn emit(&self, line: &str);
+}
+
+/// Standard output, one line per document; CloudWatch Logs extracts the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdoutSink;
+
+impl MetricsSink for StdoutSink {
+    fn emit(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        // Losing a metrics line must not fail the invocation whose work is already done.
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+}
+
+/// Keeps the lines in memory, for tests and local tools.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    lines: Mutex<Vec<String>>,
+}
+
+impl MemorySink {
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl MetricsSink for MemorySink {
+    fn emit(&self, line: &str) {
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(line.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::summary::{StreamReport, StreamStatus};
+
+    #[test]
+    fn sync_summary_as_emf() {
+        let mut behind = StreamReport::new("s/m/1/Pump/nodes", StreamStatus::Behind);
+        behind.rows = 1500;
+        behind.bytes = 64_000;
+        behind.commits = 2;
+        behind.files = 2;
+        behind.cursor_resets = 1;
+        behind.lag_ms = Some(42_000);
+        let done = StreamReport::new("s/m/1/Valve/nodes", StreamStatus::CaughtUp);
+        let summary = RunSummary::from_reports(vec![behind, done], Vec::new(), 1234);
+
+        let emf = MetricSet::for_sync(&summary).to_emf(
+            "cdf-s3-sync",
+            1_700_000_000_000,
+            &[("requestId", json!("req-1"))],
+        );
+        let directive = &emf["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(emf["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(directive["Dimensions"], json!([["Function"]]));
+        assert_eq!(emf["Function"], "cdf-s3-sync");
+        assert_eq!(emf["requestId"], "req-1");
+        assert_eq!(emf["Rows"], 1500.0);
+        assert_eq!(emf["Bytes"], 64_000.0);
+        assert_eq!(emf["StreamsBehind"], 1.0);
+        assert_eq!(emf["StreamsCaughtUp"], 1.0);
+        assert_eq!(emf["CursorResets"], 1.0);
+        assert_eq!(emf["Lag"], 42_000.0);
+        assert_eq!(emf["RunDuration"], 1234.0);
+        // Every metric member has a definition with a unit, and vice versa.
+        let defined: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["Name"].as_str().unwrap())
+            .collect();
+        for name in &defined {
+            assert!(emf[*name].is_number(), "{name}");
+        }
+        assert!(defined.contains(&"Lag") && defined.contains(&"Bytes"));
+        let units: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["Unit"].as_str().unwrap())
+            .collect();
+        assert!(units.contains(&"Milliseconds") && units.contains(&"Bytes"));
+    }
+
+    #[test]
+    fn lag_is_left_out_when_unknown() {
+        let summary = RunSummary::from_reports(Vec::new(), Vec::new(), 5);
+        let emf = MetricSet::for_sync(&summary).to_emf("f", 0, &[]);
+        assert!(emf.get("Lag").is_none());
+        assert_eq!(emf["StreamsTotal"], 0.0);
+    }
+}
