@@ -84,7 +84,9 @@ impl Function {
             function = %self.setup.kind
         );
         let started = Instant::now();
-        let outcome = AssertUnwindSafe(self.run(payload, invocation).instrument(span.clone()))
+        // Boxed: the sync future is deep, and the runtime nests it further.
+        let run = Box::pin(self.run(payload, invocation).instrument(span.clone()));
+        let outcome = AssertUnwindSafe(run)
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(FunctionError::Panic(panic_message(panic.as_ref()))));
