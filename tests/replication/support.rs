@@ -319,3 +319,88 @@ impl Lab {
         body
     }
 }
+
+impl Lab {
+    /// Like [`Lab::start`], with an emulator of the given settings (e.g. its own client
+    /// secret).
+    pub async fn start_with(config: EmulatorConfig, pumps: usize, lake: Option<Lake>) -> Self {
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let control = emulator.control();
+        control
+            .apply_schema(sample_model::schema())
+            .expect("sample schema");
+        control
+            .apply_instances(sample_model::initial_instances(pumps))
+            .expect("sample instances");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lake = lake.unwrap_or_else(|| Lake::local(dir.path()));
+        Self {
+            emulator,
+            lake,
+            dir,
+        }
+    }
+
+    /// Requests the emulator's token endpoint received so far.
+    pub fn token_requests(&self) -> usize {
+        let token_path = url::Url::parse(&self.emulator.token_url())
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        self.emulator
+            .control()
+            .request_log()
+            .iter()
+            .filter(|r| r.path == token_path)
+            .count()
+    }
+}
+
+/// Every log line written while it is installed, for asserting on what the product logs.
+/// Install with `tracing::subscriber::set_default(capture.subscriber())` on a current-thread
+/// runtime, so that every task of the test logs through it.
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// JSON lines as the Lambda functions write them, every level, every crate except the
+    /// emulator (which is not part of the product).
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        use tracing_subscriber::layer::SubscriberExt;
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::TRACE)
+            .with_target("cdf_emulator", tracing::level_filters::LevelFilter::OFF);
+        tracing_subscriber::registry().with(filter).with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_writer(self.clone()),
+        )
+    }
+
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
