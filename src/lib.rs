@@ -13,5 +13,6 @@ pub mod failpoint;
 pub mod flatten;
 pub mod lake;
 pub mod schema;
+pub mod secret;
 pub mod sync;
 pub mod telemetry;

@@ -319,3 +319,26 @@ impl Lab {
         body
     }
 }
+
+impl Lab {
+    /// Every raw table of the sample model equals the truth, read by both Python readers:
+    /// the nodes of each node view, and the work-order edges both in the Pump connection's
+    /// table and in the edge view's table.
+    pub fn assert_all_tables_match(&self, label: &str) {
+        for view in ["Site", "Pump", "WorkOrder"] {
+            let truth = self.truth_nodes(view);
+            let expected = truth.len();
+            assert!(expected > 0, "{label}: {view} has live nodes");
+            let report = self.compare(view, "nodes", view, truth).expect("python");
+            assert_matches_truth(&report, expected, &format!("{label}: {view} nodes"));
+        }
+        let edges = self.truth_work_order_edges();
+        let expected = edges.len();
+        for folder in ["Pump", "PumpWorkOrder"] {
+            let report = self
+                .compare(folder, "edges", "PumpWorkOrder", edges.clone())
+                .expect("python");
+            assert_matches_truth(&report, expected, &format!("{label}: {folder} edges"));
+        }
+    }
+}
