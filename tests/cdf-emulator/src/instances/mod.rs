@@ -8,6 +8,7 @@ pub mod render;
 pub mod store;
 pub mod sync;
 pub mod values;
+pub mod write_plan;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
