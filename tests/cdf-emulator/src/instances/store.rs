@@ -108,6 +108,7 @@ pub struct Store {
     tombstones: BTreeSet<(i64, Slot)>,
     edges_by_node: HashMap<NodeId, Vec<Slot>>,
     seq: u64,
+    kind_counts: [usize; 2],
 }
 
 impl Store {
@@ -133,10 +134,17 @@ impl Store {
 
     /// Live instance by parts, for callers that hold borrowed strings.
     pub fn live_by_parts(&self, kind: Kind, space: &str, external_id: &str) -> Option<&Instance> {
-        // BTreeMap lookups need an owned key; instances of the other kind are rare, so first
-        // check cheaply whether any instance with this space/externalId could exist at all.
-        let probe = InstanceKey::new(kind, space, external_id);
-        self.live(&probe)
+        // BTreeMap lookups need an owned key; skip building one when no instance of this kind
+        // exists at all (the common case when seeding only nodes).
+        if self.count_by_kind(kind) == 0 {
+            return None;
+        }
+        self.live(&InstanceKey::new(kind, space, external_id))
+    }
+
+    /// Instances (live or tombstoned) of one kind.
+    pub fn count_by_kind(&self, kind: Kind) -> usize {
+        self.kind_counts[kind as usize]
     }
 
     pub fn node_exists(&self, id: &NodeId) -> bool {
@@ -268,6 +276,7 @@ impl Store {
                         Slot::try_from(self.slots.len() - 1).unwrap_or(Slot::MAX)
                     }
                 };
+                self.kind_counts[key.kind as usize] += 1;
                 self.by_key.insert(key.clone(), slot);
                 self.slots[slot as usize] = Some(Instance {
                     key,
@@ -330,6 +339,7 @@ impl Store {
         for (t, slot) in &doomed {
             self.tombstones.remove(&(*t, *slot));
             if let Some(inst) = self.slots[*slot as usize].take() {
+                self.kind_counts[inst.key.kind as usize] -= 1;
                 self.by_key.remove(&inst.key);
                 self.by_seq.remove(&inst.seq);
                 self.free.push(*slot);
