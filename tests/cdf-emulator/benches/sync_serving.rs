@@ -68,28 +68,65 @@ fn item(i: usize, view: &Value) -> Value {
     Value::Object(item)
 }
 
+fn value(i: usize, j: usize) -> Value {
+    match j % 5 {
+        0 => Value::String(format!("tag-{i}-{j}")),
+        1 => Value::String(format!("some longer descriptive text for instance {i}")),
+        2 => Value::from(i as f64 * 0.25 + j as f64),
+        3 => Value::from(i as i64 * 1_000 + j as i64),
+        _ => Value::String(format!(
+            "2024-01-{:02}T{:02}:{:02}:00.000+00:00",
+            1 + i % 28,
+            i % 24,
+            j
+        )),
+    }
+}
+
+/// Seeds the first tenth through `apply_instances` (JSON bodies, like the HTTP API) and the
+/// rest through `seed_nodes` (the bulk path), reporting both rates in CPU time.
 fn seed(ctl: &Control, n: usize) {
     ctl.apply_schema(schema()).expect("schema applies");
-    let t = Instant::now();
+    let json_part = (n / 10).max(1).min(n);
+    let view_ref = json!({"type": "view", "space": "bench", "externalId": "Bench", "version": "1"});
+    let cpu = thread_cpu_secs();
     let mut i = 0;
-    let mut building = std::time::Duration::ZERO;
-    while i < n {
-        let end = (i + 10_000).min(n);
-        let b = Instant::now();
-        let view = json!({"type": "view", "space": "bench", "externalId": "Bench", "version": "1"});
-        let items: Vec<Value> = (i..end).map(|i| item(i, &view)).collect();
+    while i < json_part {
+        let end = (i + 10_000).min(json_part);
+        let items: Vec<Value> = (i..end).map(|i| item(i, &view_ref)).collect();
         let mut body = Map::new();
         body.insert("items".into(), Value::Array(items));
-        building += b.elapsed();
         ctl.apply_instances(Value::Object(body))
             .expect("seed batch applies");
         i = end;
     }
-    let secs = t.elapsed().as_secs_f64();
+    let json_cpu = thread_cpu_secs() - cpu;
     println!(
-        "seeded {n} instances x {PROPS} properties in {secs:.2} s ({:.0} instances/s; {:.2} s of it building the request JSON)",
-        n as f64 / secs,
-        building.as_secs_f64()
+        "seeded {json_part} instances via apply_instances (JSON bodies): {json_cpu:.2} s CPU = {:.0} instances per CPU-second",
+        json_part as f64 / json_cpu.max(0.01)
+    );
+    let view = cdf_emulator::ViewId::new("bench", "Bench", "1");
+    let names: Vec<String> = (0..PROPS).map(|j| format!("p{j:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    let cpu = thread_cpu_secs();
+    while i < n {
+        let end = (i + 100_000).min(n);
+        let batch = (i..end).map(|i| cdf_emulator::SeedNode {
+            space: "bench".into(),
+            external_id: format!("node-{i:08}"),
+            values: (0..PROPS).map(|j| value(i, j)).collect(),
+        });
+        ctl.seed_nodes(&view, &names, batch)
+            .expect("seed batch applies");
+        i = end;
+    }
+    let bulk = n - json_part;
+    let bulk_cpu = thread_cpu_secs() - cpu;
+    println!(
+        "seeded {bulk} instances via seed_nodes (bulk): {:.2} s wall, {bulk_cpu:.2} s CPU = {:.0} instances per CPU-second",
+        t.elapsed().as_secs_f64(),
+        bulk as f64 / bulk_cpu.max(0.01)
     );
 }
 
@@ -141,12 +178,7 @@ fn main() {
         rx.blocking_recv().expect("server thread answers")
     };
     let (api, ctl) = info_rx.recv().expect("server thread reports its address");
-    let cpu0 = thread_cpu_secs();
     seed(&ctl, n);
-    println!(
-        "  (seeding used {:.2} s of CPU on the seeding thread)",
-        thread_cpu_secs() - cpu0
-    );
     let token = ctl.issue_token();
     let server_cpu_before = server_cpu();
 

@@ -205,7 +205,54 @@ fn write_values(
     Ok(())
 }
 
-fn default_row(schema: &Schema, idx: ContainerIdx) -> ContainerRow {
+/// Enforces non-nullable and immutable properties on the containers an item writes.
+pub(crate) fn check_constraints(
+    schema: &Schema,
+    rows: &[ContainerRow],
+    touched: &[ContainerIdx],
+    old_rows: &[ContainerRow],
+    what: &dyn Fn() -> String,
+    id_text: &dyn Fn() -> String,
+) -> ApiResult<()> {
+    for r in rows {
+        if !touched.contains(&r.container) {
+            continue;
+        }
+        let Some(c) = schema.container_at(r.container) else {
+            continue;
+        };
+        for (slot, p) in c.properties.iter().enumerate() {
+            let value = r.values.get(slot).and_then(Option::as_ref);
+            if !p.nullable && !p.auto_increment && value.is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "{}: property `{}` of container {} is not nullable and has no default; a value is required for {}",
+                    what(),
+                    p.identifier,
+                    c.id,
+                    id_text()
+                )));
+            }
+            if p.immutable
+                && let Some(old) = old_rows
+                    .iter()
+                    .find(|o| o.container == r.container)
+                    .and_then(|o| o.values.get(slot))
+                    .and_then(Option::as_ref)
+                && Some(old) != value
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{}: property `{}` of container {} is immutable and already set to {old}",
+                    what(),
+                    p.identifier,
+                    c.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn default_row(schema: &Schema, idx: ContainerIdx) -> ContainerRow {
     let values = schema
         .container_at(idx)
         .map(|c| {
@@ -390,39 +437,14 @@ impl DataModeling {
             }
             rows.sort_by_key(|r| r.container);
             write_values(&self.schema, resolved, &mut rows, &mut direct_targets, i)?;
-            for r in &rows {
-                if !touched.contains(&r.container) {
-                    continue;
-                }
-                let Some(c) = self.schema.container_at(r.container) else {
-                    continue;
-                };
-                for (slot, p) in c.properties.iter().enumerate() {
-                    let value = r.values.get(slot).and_then(Option::as_ref);
-                    if !p.nullable && !p.auto_increment && value.is_none() {
-                        return Err(ApiError::bad_request(format!(
-                            "items[{i}]: property `{}` of container {} is not nullable and has no default; \
-                             a value is required for {}",
-                            p.identifier,
-                            c.id,
-                            id_text()
-                        )));
-                    }
-                    if p.immutable
-                        && let Some(old) = old_rows
-                            .iter()
-                            .find(|o| o.container == r.container)
-                            .and_then(|o| o.values.get(slot))
-                            .and_then(Option::as_ref)
-                        && Some(old) != value
-                    {
-                        return Err(ApiError::bad_request(format!(
-                            "items[{i}]: property `{}` of container {} is immutable and already set to {old}",
-                            p.identifier, c.id
-                        )));
-                    }
-                }
-            }
+            check_constraints(
+                &self.schema,
+                &rows,
+                &touched,
+                old_rows,
+                &|| format!("items[{i}]"),
+                &id_text,
+            )?;
 
             for (node, is_start) in [(&start, true), (&end, false)] {
                 if let Some(n) = node
@@ -552,7 +574,7 @@ impl DataModeling {
     }
 }
 
-fn collect_direct_targets(
+pub(crate) fn collect_direct_targets(
     schema: &Schema,
     idx: ContainerIdx,
     slot: usize,

@@ -5,6 +5,7 @@ pub mod cursor;
 pub mod filter;
 pub mod list;
 pub mod render;
+pub mod seed;
 pub mod store;
 pub mod sync;
 pub mod values;
