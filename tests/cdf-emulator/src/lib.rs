@@ -33,6 +33,7 @@ pub use error::ApiError;
 pub use faults::FaultSpec;
 pub use ids::{ContainerId, NodeId, ViewId};
 pub use instances::cursor::{EXPIRED_CURSOR, INVALID_CURSOR};
+pub use instances::seed::SeedNode;
 pub use instances::store::Kind as InstanceKind;
 pub use instances::sync::BACKFILL_SORT_NEEDS_TWO_PHASE;
 pub use request_log::RequestRecord;

@@ -156,6 +156,7 @@ pub struct ListQuery {
     pub columns: Option<String>,
     pub min_last_updated_time: Option<i64>,
     pub max_last_updated_time: Option<i64>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub ensure_parent: Option<bool>,
     pub number_of_cursors: Option<i64>,
 }

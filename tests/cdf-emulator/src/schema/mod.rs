@@ -74,9 +74,13 @@ pub struct ListParams {
     pub space: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub all_versions: Option<bool>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub include_inherited_properties: Option<bool>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub include_global: Option<bool>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub inline_views: Option<bool>,
 }
 
