@@ -202,8 +202,8 @@ fn instance(i: usize) -> Value {
         p.insert(format!("int64{k}"), json!(i as i64 * 1_000_003 + k));
         p.insert(format!("float64{k}"), json!(i as f64 * 0.5 + k as f64));
     }
-    p.insert("boolean0".into(), json!(i % 2 == 0));
-    p.insert("boolean1".into(), json!(i % 3 == 0));
+    p.insert("boolean0".into(), json!(i.is_multiple_of(2)));
+    p.insert("boolean1".into(), json!(i.is_multiple_of(3)));
     p.insert(
         "timestamp0".into(),
         json!(format!(
