@@ -179,3 +179,37 @@ async fn a_missing_view_and_an_unknown_model_are_reported_and_the_rest_syncs() {
     );
     assert_eq!(summary.streams_caught_up, 5, "{summary:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_a_value_of_the_wrong_type_fails_its_stream_only() {
+    let lab = Lab::start(5, None).await;
+    let context = lab.context("  parallelism: 1\n").await;
+    let job = context.sync_job();
+    // Every sync page that carries a pump's `stages` gets a string there instead of an int32.
+    let wrong = cdf_emulator::FaultSpec::rewrite_body(
+        "/models/instances/sync",
+        "\"stages\":2",
+        "\"stages\":\"two\"",
+        100,
+    );
+    lab.emulator.control().add_fault(wrong);
+    let summary = sync::run(&job, &slice()).await;
+    assert_eq!(summary.streams_failed, 1, "{summary:#?}");
+    let pumps = stream(&summary, PUMP_NODES);
+    assert_eq!(pumps.status, StreamStatus::Failed);
+    let error = pumps.error.as_deref().unwrap_or_default();
+    for part in ["Pump", "stages", "pump-0001", "\"two\""] {
+        assert!(error.contains(part), "the error names {part}: {error}");
+    }
+    assert_eq!(pumps.rows, 0, "nothing of the bad page is written");
+    assert_eq!(
+        summary.streams_caught_up, 4,
+        "the other streams sync: {summary:#?}"
+    );
+
+    // Once the data is right again, the stream picks up where it stopped.
+    lab.emulator.control().clear_faults();
+    let retried = sync::run(&job, &slice()).await;
+    assert!(retried.is_success(), "{retried:#?}");
+    assert_eq!(stream(&retried, PUMP_NODES).rows, 5);
+}
