@@ -15,6 +15,7 @@ mod auth;
 mod clock;
 mod config;
 mod control;
+mod datasets;
 mod error;
 mod extpipes;
 mod faults;

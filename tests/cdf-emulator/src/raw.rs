@@ -214,8 +214,9 @@ impl RowCursor {
     }
 }
 
+/// `columns` absent or empty: all columns; `,` alone: keys only; `a,b`: those columns.
 fn parse_columns(columns: &Option<String>) -> Option<Vec<String>> {
-    columns.as_ref().map(|c| {
+    columns.as_ref().filter(|c| !c.trim().is_empty()).map(|c| {
         c.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())

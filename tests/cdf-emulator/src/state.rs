@@ -37,6 +37,7 @@ pub struct Shared {
     dm: Mutex<DataModeling>,
     pub raw: Mutex<RawStore>,
     pub extpipes: Mutex<ExtpipeStore>,
+    pub datasets: Mutex<crate::datasets::DataSetStore>,
     pub faults: Mutex<Vec<FaultSpec>>,
     pub log: Mutex<VecDeque<RequestRecord>>,
     pub request_ids: AtomicU64,
@@ -68,6 +69,7 @@ impl Shared {
             dm: Mutex::default(),
             raw: Mutex::default(),
             extpipes: Mutex::default(),
+            datasets: Mutex::default(),
             faults: Mutex::default(),
             log: Mutex::default(),
             request_ids: AtomicU64::new(0),
@@ -109,6 +111,7 @@ impl Shared {
         *self.dm() = DataModeling::default();
         *lock(&self.raw) = RawStore::default();
         *lock(&self.extpipes) = ExtpipeStore::default();
+        *lock(&self.datasets) = crate::datasets::DataSetStore::default();
         lock(&self.faults).clear();
         lock(&self.log).clear();
     }
