@@ -123,17 +123,16 @@ impl CommitOrigin {
         if let Some(compaction) = info
             .and_then(|i| i.get(COMPACTION))
             .and_then(Value::as_object)
+            && let Some(app_id) = compaction.get("appId").and_then(Value::as_str)
         {
-            if let Some(app_id) = compaction.get("appId").and_then(Value::as_str) {
-                return CommitOrigin::Compaction {
-                    app_id: app_id.to_owned(),
-                    generation: compaction.get(GENERATION).and_then(Value::as_u64),
-                    last_version: compaction
-                        .get("lastVersion")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(changes.version),
-                };
-            }
+            return CommitOrigin::Compaction {
+                app_id: app_id.to_owned(),
+                generation: compaction.get(GENERATION).and_then(Value::as_u64),
+                last_version: compaction
+                    .get("lastVersion")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(changes.version),
+            };
         }
         match &changes.stream_commit {
             Some(stream) => CommitOrigin::Stream {

@@ -36,14 +36,14 @@ pub enum SnapshotError {
     Align {
         path: String,
         #[source]
-        source: AlignError,
+        source: Box<AlignError>,
     },
 
     #[error("raw file {path}: converting to the publish form: {source}")]
     Publish {
         path: String,
         #[source]
-        source: PublishError,
+        source: Box<PublishError>,
     },
 
     #[error("{context}: {source}")]

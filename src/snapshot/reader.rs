@@ -151,11 +151,11 @@ pub fn publish_batches<'a>(
             let aligned =
                 align_batch(&batch, &raw_schema).map_err(|source| SnapshotError::Align {
                     path: path.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })?;
             publish_batch(&aligned).map_err(|source| SnapshotError::Publish {
                 path: path.to_owned(),
-                source,
+                source: Box::new(source),
             })
         })
         .boxed()

@@ -141,6 +141,6 @@ fn files_in_arrival_order(
             }
         }
     }
-    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    ordered.sort_by_key(|a| a.0);
     Ok(ordered.into_iter().map(|(_, file)| file).collect())
 }
