@@ -5,4 +5,5 @@ mod end_to_end;
 mod exactly_once;
 mod resilience;
 mod schema_changes;
+mod snapshot;
 mod support;
