@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cdf_emulator::{Emulator, EmulatorConfig};
-use cdf_s3_replicator::cdf::dto::{Filter, SyncExpression, SyncMode, SyncRequest, SyncSelect, ViewReference};
+use cdf_s3_replicator::cdf::dto::{
+    Filter, SyncExpression, SyncMode, SyncRequest, SyncSelect, ViewReference,
+};
 use cdf_s3_replicator::cdf::{CdfClient, ClientCredentials, ClientSettings, Secret};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
@@ -24,13 +26,27 @@ const VIEW: &str = "Reading";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let instances: usize = arg("--instances").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let page_size: u32 = arg("--page-size").and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let instances: usize = arg("--instances")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let page_size: u32 = arg("--page-size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     match arg("--child").as_deref() {
         Some("serve") => runtime.block_on(serve(instances)),
-        Some("baseline") => runtime.block_on(baseline(&arg("--url").unwrap_or_default(), page_size)),
+        Some("baseline") => {
+            runtime.block_on(baseline(&arg("--url").unwrap_or_default(), page_size))
+        }
         Some("sync") => runtime.block_on(sync_phase(
             &arg("--url").unwrap_or_default(),
             &arg("--destination").unwrap_or_default(),
@@ -54,29 +70,58 @@ fn parent(instances: usize, page_size: u32) {
 
     let phase = |name: &str, extra: &[&str]| -> Value {
         let mut command = Command::new(&exe);
-        command.args(["--child", name, "--url", &url, "--page-size", &page_size.to_string()]).args(extra);
+        command
+            .args([
+                "--child",
+                name,
+                "--url",
+                &url,
+                "--page-size",
+                &page_size.to_string(),
+            ])
+            .args(extra);
         let output = command.output().expect("phase child");
-        assert!(output.status.success(), "{name} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{name} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let stdout = String::from_utf8_lossy(&output.stdout);
         serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("phase prints JSON")
     };
     let baseline = phase("baseline", &[]);
     let lake = std::env::temp_dir().join(format!("sync-bench-{}", std::process::id()));
-    let local = phase("sync", &["--destination", &format!("local:{}", lake.display())]);
+    let local = phase(
+        "sync",
+        &["--destination", &format!("local:{}", lake.display())],
+    );
     let _ = std::fs::remove_dir_all(&lake);
-    let s3 = std::env::var("CDF_S3_TEST_S3_ENDPOINT").ok().map(|endpoint| {
-        let bucket = format!("sync-bench-{}", std::process::id());
-        let created = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")]).status();
-        assert!(created.map(|s| s.success()).unwrap_or(false), "creating bucket {bucket}");
-        phase("sync", &["--destination", &format!("s3:{endpoint}/{bucket}")])
-    });
+    let s3 = std::env::var("CDF_S3_TEST_S3_ENDPOINT")
+        .ok()
+        .map(|endpoint| {
+            let bucket = format!("sync-bench-{}", std::process::id());
+            let created = Command::new("curl")
+                .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+                .status();
+            assert!(
+                created.map(|s| s.success()).unwrap_or(false),
+                "creating bucket {bucket}"
+            );
+            phase(
+                "sync",
+                &["--destination", &format!("s3:{endpoint}/{bucket}")],
+            )
+        });
     if let Some(stdin) = server.stdin.as_mut() {
         let _ = stdin.write_all(b"stop\n");
     }
     let _ = server.wait();
 
     let base_secs = baseline["seconds"].as_f64().unwrap_or(f64::NAN);
-    println!("{:<28} {:>10} {:>12} {:>9} {:>8} {:>6} {:>10} {:>9}", "phase", "seconds", "instances/s", "MB/s", "commits", "files", "peak RSS", "vs parse");
+    println!(
+        "{:<28} {:>10} {:>12} {:>9} {:>8} {:>6} {:>10} {:>9}",
+        "phase", "seconds", "instances/s", "MB/s", "commits", "files", "peak RSS", "vs parse"
+    );
     let row = |name: &str, r: &Value| {
         let secs = r["seconds"].as_f64().unwrap_or(f64::NAN);
         println!(
@@ -104,7 +149,9 @@ fn ready_line(child: &mut Child) -> String {
     let mut lines = BufReader::new(stdout).lines();
     loop {
         match lines.next() {
-            Some(Ok(line)) if line.starts_with("ready ") => return line["ready ".len()..].to_owned(),
+            Some(Ok(line)) if line.starts_with("ready ") => {
+                return line["ready ".len()..].to_owned();
+            }
             Some(Ok(_)) => continue,
             _ => panic!("the emulator child stopped before it was ready"),
         }
@@ -146,25 +193,45 @@ fn schema() -> Value {
 fn instance(i: usize) -> Value {
     let mut p = serde_json::Map::new();
     for k in 0..5 {
-        p.insert(format!("text{k}"), json!(format!("reading {i} field {k} with some text")));
+        p.insert(
+            format!("text{k}"),
+            json!(format!("reading {i} field {k} with some text")),
+        );
     }
     for k in 0..4 {
         p.insert(format!("int64{k}"), json!(i as i64 * 1_000_003 + k));
         p.insert(format!("float64{k}"), json!(i as f64 * 0.5 + k as f64));
     }
-    p.insert("boolean0".into(), json!(i % 2 == 0));
-    p.insert("boolean1".into(), json!(i % 3 == 0));
-    p.insert("timestamp0".into(), json!(format!("2024-0{}-1{}T08:30:00.{:03}+00:00", 1 + i % 9, i % 10, i % 1000)));
+    p.insert("boolean0".into(), json!(i.is_multiple_of(2)));
+    p.insert("boolean1".into(), json!(i.is_multiple_of(3)));
+    p.insert(
+        "timestamp0".into(),
+        json!(format!(
+            "2024-0{}-1{}T08:30:00.{:03}+00:00",
+            1 + i % 9,
+            i % 10,
+            i % 1000
+        )),
+    );
     p.insert("timestamp1".into(), json!("2025-01-02T03:04:05.678+00:00"));
-    p.insert("date0".into(), json!(format!("2024-{:02}-{:02}", 1 + i % 12, 1 + i % 28)));
+    p.insert(
+        "date0".into(),
+        json!(format!("2024-{:02}-{:02}", 1 + i % 12, 1 + i % 28)),
+    );
     p.insert("json0".into(), json!({"k": i, "tags": ["a", "b"]}));
-    p.insert("direct0".into(), json!({"space": SPACE, "externalId": format!("site-{}", i % 100)}));
+    p.insert(
+        "direct0".into(),
+        json!({"space": SPACE, "externalId": format!("site-{}", i % 100)}),
+    );
     json!({"instanceType": "node", "space": SPACE, "externalId": format!("r-{i:08}"),
            "sources": [{"source": {"type": "view", "space": SPACE, "externalId": VIEW, "version": "1"}, "properties": p}]})
 }
 
 async fn serve(instances: usize) {
-    let config = EmulatorConfig { cursor_expiry: Duration::from_secs(30 * 24 * 3600), ..EmulatorConfig::default() };
+    let config = EmulatorConfig {
+        cursor_expiry: Duration::from_secs(30 * 24 * 3600),
+        ..EmulatorConfig::default()
+    };
     let emulator = Emulator::start(config).await.expect("emulator");
     let control = emulator.control();
     control.apply_schema(schema()).expect("schema");
@@ -175,7 +242,10 @@ async fn serve(instances: usize) {
             .apply_instances(json!({"items": items, "autoCreateDirectRelations": true}))
             .expect("seed");
     }
-    eprintln!("seeded {instances} instances in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "seeded {instances} instances in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     println!("ready {}", emulator.base_url());
     let _ = std::io::stdout().flush();
     // Serve until the parent writes to (or closes) stdin.
@@ -199,7 +269,11 @@ fn client(url: &str) -> CdfClient {
 async fn baseline(url: &str, page_size: u32) {
     let client = client(url);
     let view = ViewReference::new(SPACE, VIEW, "1");
-    let expression = SyncExpression::nodes(Some(Filter::has_data_view(view.clone())), page_size, SyncMode::TwoPhase);
+    let expression = SyncExpression::nodes(
+        Some(Filter::has_data_view(view.clone())),
+        page_size,
+        SyncMode::TwoPhase,
+    );
     let mut request = SyncRequest::single("changes", expression, SyncSelect::all_of(view));
     let started = Instant::now();
     let (mut instances, mut pages) = (0usize, 0usize);
@@ -229,14 +303,18 @@ async fn sync_phase(url: &str, destination: &str, page_size: u32) {
         format!("  local:\n    path: \"{path}\"\n")
     } else if let Some(rest) = destination.strip_prefix("s3:") {
         let (endpoint, bucket) = rest.rsplit_once('/').expect("s3:<endpoint>/<bucket>");
-        format!("  s3:\n    bucket: {bucket}\n    region: us-east-1\n    endpoint-url: {endpoint}\n    allow-http: true\n")
+        format!(
+            "  s3:\n    bucket: {bucket}\n    region: us-east-1\n    endpoint-url: {endpoint}\n    allow-http: true\n"
+        )
     } else {
         panic!("unknown destination {destination}");
     };
     let yaml = format!(
         "logger:\n  console:\n    level: WARNING\ncognite:\n  host: {url}\n  project: emulated-project\n  idp-authentication:\n    token-url: {url}/oauth2/token\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  subscription-batch-size: {page_size}\ndata_modeling:\n  - space: {SPACE}\n    data_models:\n      - external_id: BenchModel\ndestination:\n{destination_yaml}"
     );
-    let config = load_config_text(&yaml, "bench", &MapEnv::new()).await.expect("config");
+    let config = load_config_text(&yaml, "bench", &MapEnv::new())
+        .await
+        .expect("config");
     let context = Context::new(config).expect("context");
     let started = Instant::now();
     let summary = sync::run(

@@ -71,7 +71,7 @@ pub fn client_settings(cognite: &config::CogniteSettings) -> ClientSettings {
     let credentials = cdf::ClientCredentials {
         token_url: cognite.credentials.token_url.clone(),
         client_id: cognite.credentials.client_id.clone(),
-        client_secret: cdf::Secret::new(cognite.credentials.secret.expose()),
+        client_secret: cognite.credentials.secret.clone(),
         scopes: cognite.credentials.scopes.clone(),
         audience: cognite.credentials.audience.clone(),
         resource: cognite.credentials.resource.clone(),

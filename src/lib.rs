@@ -2,7 +2,8 @@
 //! and publishes Parquet snapshots for BI tools.
 //!
 //! Data flow: [`config`] → [`context`] (clients) → [`sync`] (CDF [`cdf`] sync pages →
-//! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW).
+//! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW) →
+//! [`snapshot`] (deduplicated Parquet files per view in the publish layer).
 
 pub mod cdf;
 pub mod config;
@@ -14,5 +15,7 @@ pub mod flatten;
 pub mod lake;
 pub mod lambda;
 pub mod schema;
+pub mod secret;
+pub mod snapshot;
 pub mod sync;
 pub mod telemetry;

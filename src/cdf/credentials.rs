@@ -1,49 +1,6 @@
 //! OAuth2 client-credentials settings and the redacting secret type that carries them.
 
-use std::fmt;
-
-/// A string that must never reach logs: client secrets and access tokens.
-///
-/// `Debug` and `Display` print `***`, so a secret that ends up inside a logged struct or
-/// an error message stays hidden. The value is only reachable through [`Secret::expose`],
-/// which makes every use easy to find in review.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The clear-text value, for the one place that must send it over the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
+pub use crate::secret::Secret;
 
 /// Identity provider settings for the OAuth2 client-credentials grant.
 ///

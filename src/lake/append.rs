@@ -178,6 +178,10 @@ impl LakeTable {
                             last_error: error.to_string(),
                         });
                     }
+                    // Writers that collided once tend to collide again when they retry in
+                    // lockstep; a random pause spreads them out.
+                    let pause_ms = rand::random_range(0..50u64 << conflicts.min(5));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
                 }
                 Err(error) => {
                     // The commit may or may not have landed (a timeout after the PUT); the

@@ -41,7 +41,7 @@ impl Default for WriteOptions {
         WriteOptions {
             rows_per_row_group: 256 * 1024,
             compression: FileCompression::Zstd(3),
-            max_commit_attempts: 5,
+            max_commit_attempts: 10,
         }
     }
 }

@@ -69,34 +69,7 @@ def expect_api_error(
     pytest.fail(f"{call}: expected HTTP {status} ({message!r}), but the call succeeded and returned {result!r}")
 
 
-# --- known emulator gaps ------------------------------------------------------------------------
-# Each is a strict xfail: once the emulator answers like CDF, the unexpected pass fails the run
-# and the marker must be removed.
 
-EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS = pytest.mark.xfail(
-    SDK_MAJOR < 8,
-    strict=True,
-    reason=(
-        "cognite-sdk 7.x encodes boolean query parameters as Python literals (includeGlobal=False, "
-        "includeInheritedProperties=True, inlineViews=False, ensureParent=False) and CDF accepts them; "
-        "the emulator answers 400 'Invalid query parameters: provided string was not `true` or `false`'"
-    ),
-)
-EMULATOR_TREATS_EMPTY_COLUMNS_AS_KEYS_ONLY = pytest.mark.xfail(
-    SDK_MAJOR >= 8,
-    strict=True,
-    reason=(
-        "cognite-sdk 8.x reads a whole RAW table with GET .../rows?columns=&limit=10000&cursor=<partition> "
-        "(an empty columns value means all columns); the emulator returns every row with columns {}"
-    ),
-)
-EMULATOR_HAS_NO_DATA_SETS = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "an extraction pipeline needs an existing data set (ExtractionPipelineWrite.data_set_id); "
-        "the emulator answers POST /datasets with 404 'no such API endpoint in the emulator'"
-    ),
-)
 
 
 # --- the schema under test ----------------------------------------------------------------------
@@ -286,7 +259,6 @@ def schema(client: CogniteClient, run_id: str) -> Schema:
 # --- data modeling schema -----------------------------------------------------------------------
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_spaces_retrieve_and_list(client: CogniteClient, schema: Schema) -> None:
     with api("POST /models/spaces/byids (data_modeling.spaces.retrieve)"):
         got = client.data_modeling.spaces.retrieve([schema.schema_space, schema.inst_space])
@@ -308,7 +280,6 @@ def test_spaces_retrieve_and_list(client: CogniteClient, schema: Schema) -> None
     assert {schema.schema_space, schema.inst_space, schema.sync_space} <= names, f"spaces.list returned {sorted(names)}"
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_containers_round_trip_every_property_type(client: CogniteClient, schema: Schema) -> None:
     with api("POST /models/containers/byids (data_modeling.containers.retrieve)"):
         got = client.data_modeling.containers.retrieve([schema.all_types, schema.edge_props, schema.base])
@@ -345,7 +316,6 @@ def test_containers_round_trip_every_property_type(client: CogniteClient, schema
     assert {c.as_id() for c in listed} == {schema.all_types, schema.edge_props, schema.base}
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_views_round_trip_with_implements_and_edge_connection(client: CogniteClient, schema: Schema) -> None:
     with api("POST /models/views/byids (data_modeling.views.retrieve)"):
         got = client.data_modeling.views.retrieve([schema.all_types_view, schema.related_edge])
@@ -395,7 +365,6 @@ def test_views_round_trip_with_implements_and_edge_connection(client: CogniteCli
     assert "related" in own[0].properties and "int64" in own[0].properties
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_views_latest_version_resolution(client: CogniteClient, schema: Schema) -> None:
     entity = (schema.schema_space, "Entity")
     with api("POST /models/views/byids without version (data_modeling.views.retrieve)"):
@@ -426,7 +395,6 @@ def test_views_latest_version_resolution(client: CogniteClient, schema: Schema) 
     )
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_data_models_round_trip_and_inline_views(client: CogniteClient, schema: Schema) -> None:
     with api("POST /models/datamodels/byids (data_modeling.data_models.retrieve)"):
         by_ref = client.data_modeling.data_models.retrieve(schema.model_v1)
@@ -921,7 +889,6 @@ def raw_table(client: CogniteClient, run_id: str) -> tuple[str, str]:
     return db, table
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_raw_databases_and_tables(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     with api("GET /raw/dbs (raw.databases.list)"):
@@ -933,7 +900,6 @@ def test_raw_databases_and_tables(client: CogniteClient, raw_table: tuple[str, s
     expect_api_error("POST /raw/dbs with an existing name", 400, None, client.raw.databases.create, db)
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_raw_rows_with_awkward_keys(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     for key, columns in AWKWARD_ROWS.items():
@@ -949,7 +915,6 @@ def test_raw_rows_with_awkward_keys(client: CogniteClient, raw_table: tuple[str,
     assert missing is None, f"retrieving a missing row must give None (404), got {missing!r}"
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_raw_rows_list_paging_and_columns(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     with api("GET /raw/dbs/{db}/tables/{table}/rows?limit=2 (raw.rows.list)"):
@@ -972,8 +937,6 @@ def test_raw_rows_list_paging_and_columns(client: CogniteClient, raw_table: tupl
     assert {r.key: r.columns for r in keys_only} == dict.fromkeys(AWKWARD_ROWS, {})
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
-@EMULATOR_TREATS_EMPTY_COLUMNS_AS_KEYS_ONLY
 def test_raw_rows_list_everything(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     """`rows.list(limit=-1)` is how SDK users read a whole table (8.x: parallel cursors, `columns=`)."""
     db, table = raw_table
@@ -986,7 +949,6 @@ def test_raw_rows_list_everything(client: CogniteClient, raw_table: tuple[str, s
     )
 
 
-@EMULATOR_REJECTS_PYTHON_STYLE_BOOLEANS
 def test_raw_rows_replace_and_delete(client: CogniteClient, raw_table: tuple[str, str]) -> None:
     db, table = raw_table
     with api("POST /raw/.../rows (raw.rows.insert, replace)"):
@@ -1015,7 +977,6 @@ def pipeline_xid(run_id: str) -> str:
     return f"interop-pipeline-{run_id}"
 
 
-@EMULATOR_HAS_NO_DATA_SETS
 def test_extraction_pipeline_create(client: CogniteClient, pipeline_xid: str) -> None:
     """Real CDF needs a data set and the pipeline before configs or runs can be stored."""
     with api("POST /datasets (data_sets.create)"):

@@ -10,7 +10,7 @@ use cdf_s3_replicator::demo::sample_model;
 use cdf_s3_replicator::sync::{self, SyncOptions};
 use tokio::time::Instant;
 
-use crate::support::{Lab, Lake, assert_matches_truth, python};
+use crate::support::{Lab, Lake, python};
 
 const PUMPS: usize = 30;
 const SMALL_BATCHES: &str =
@@ -27,23 +27,6 @@ async fn run_cli(config: &Path, failpoint: Option<&str>) -> ExitStatus {
     tokio::task::spawn_blocking(move || command.status().expect("CLI runs"))
         .await
         .expect("CLI task")
-}
-
-fn assert_all_tables_match(lab: &Lab, label: &str) {
-    for view in ["Site", "Pump", "WorkOrder"] {
-        let truth = lab.truth_nodes(view);
-        let expected = truth.len();
-        let report = lab.compare(view, "nodes", view, truth).expect("python");
-        assert_matches_truth(&report, expected, &format!("{label}: {view} nodes"));
-    }
-    let edges = lab.truth_work_order_edges();
-    let expected = edges.len();
-    for folder in ["Pump", "PumpWorkOrder"] {
-        let report = lab
-            .compare(folder, "edges", "PumpWorkOrder", edges.clone())
-            .expect("python");
-        assert_matches_truth(&report, expected, &format!("{label}: {folder} edges"));
-    }
 }
 
 /// Crash at `failpoint`, apply changes, recover, and compare.
@@ -75,7 +58,7 @@ async fn crash_and_recover(failpoint: &str, lake: Option<Lake>) {
         run_cli(&config, None).await.success(),
         "{failpoint}: second recovery"
     );
-    assert_all_tables_match(&lab, failpoint);
+    lab.assert_all_tables_match(failpoint);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +127,7 @@ async fn concurrent_syncs(lake: Option<Lake>) {
     );
     let last = sync::run(&job_a, &options).await;
     assert!(last.is_success(), "{last:#?}");
-    assert_all_tables_match(&lab, "concurrent syncs");
+    lab.assert_all_tables_match("concurrent syncs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

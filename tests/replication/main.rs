@@ -6,4 +6,5 @@ mod exactly_once;
 mod lambda;
 mod resilience;
 mod schema_changes;
+mod snapshot;
 mod support;

@@ -404,3 +404,68 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
         self.clone()
     }
 }
+
+impl Lab {
+    /// Every raw table of the sample model equals the truth, read by both Python readers:
+    /// the nodes of each node view, and the work-order edges both in the Pump connection's
+    /// table and in the edge view's table.
+    pub fn assert_all_tables_match(&self, label: &str) {
+        for view in ["Site", "Pump", "WorkOrder"] {
+            let truth = self.truth_nodes(view);
+            let expected = truth.len();
+            assert!(expected > 0, "{label}: {view} has live nodes");
+            let report = self.compare(view, "nodes", view, truth).expect("python");
+            assert_matches_truth(&report, expected, &format!("{label}: {view} nodes"));
+        }
+        let edges = self.truth_work_order_edges();
+        let expected = edges.len();
+        for folder in ["Pump", "PumpWorkOrder"] {
+            let report = self
+                .compare(folder, "edges", "PumpWorkOrder", edges.clone())
+                .expect("python");
+            assert_matches_truth(&report, expected, &format!("{label}: {folder} edges"));
+        }
+    }
+}
+
+/// URI of a view's publish folder under the sample model, as the Python readers open it.
+pub fn publish_dir_uri(lake: &Lake, view_folder: &str) -> String {
+    let relative = format!("publish/{SCHEMA_SPACE}/{MODEL}/{MODEL_VERSION}/{view_folder}");
+    match lake {
+        Lake::Local(path) => path.join(relative).display().to_string(),
+        Lake::S3 { bucket, .. } => format!("s3://{bucket}/cdf-data/{relative}"),
+    }
+}
+
+impl Lab {
+    /// Reads a view's published files with pyarrow and DuckDB and compares them with the
+    /// truth; `files` maps `nodes`/`edges` to `{kind, view_space, view_key, properties,
+    /// truth}`. Returns the report of `tests/readers/publish_files.py`.
+    pub fn check_published(&self, view_folder: &str, files: Value) -> Option<Value> {
+        let python = python()?;
+        let request = json!({
+            "dir": publish_dir_uri(&self.lake, view_folder),
+            "storage_options": self.lake.storage_options(),
+            "files": files,
+        });
+        let request_file = self
+            .dir
+            .path()
+            .join(format!("publish-{:016x}.json", rand::random::<u64>()));
+        std::fs::write(&request_file, request.to_string()).expect("checker request");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/publish_files.py");
+        let output = Command::new(python)
+            .arg(script)
+            .arg("check")
+            .arg(&request_file)
+            .output()
+            .expect("running the publish checker");
+        assert!(
+            output.status.success(),
+            "publish checker failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        Some(serde_json::from_slice(&output.stdout).expect("checker prints JSON"))
+    }
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Settings an emulator starts with. Most of them can be changed later through
 /// [`crate::Control`] or `POST /__emulator/settings`, so tests can shorten lifetimes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// The only project the emulator serves; any other project answers 403.
     pub project: String,
@@ -22,6 +22,21 @@ pub struct EmulatorConfig {
     pub explicit_nulls: bool,
 }
 
+/// Leaves the client secret out of debug output.
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("project", &self.project)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("token_ttl", &self.token_ttl)
+            .field("cursor_expiry", &self.cursor_expiry)
+            .field("tombstone_retention", &self.tombstone_retention)
+            .field("explicit_nulls", &self.explicit_nulls)
+            .finish()
+    }
+}
+
 /// Three days, the CDF cursor lifetime and tombstone grace period.
 pub const THREE_DAYS: Duration = Duration::from_secs(3 * 24 * 3600);
 
@@ -36,5 +51,15 @@ impl Default for EmulatorConfig {
             tombstone_retention: THREE_DAYS,
             explicit_nulls: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let text = format!("{:?}", super::EmulatorConfig::default());
+        assert!(!text.contains("emulator-secret"), "{text}");
+        assert!(text.contains("emulator-client"));
     }
 }

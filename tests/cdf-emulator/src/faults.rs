@@ -46,6 +46,10 @@ pub struct FaultSpec {
     /// Error message for `status` faults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Serve the real response with every occurrence of `.0` in its body replaced by `.1`:
+    /// a well-formed answer with wrong content (say, a value of the wrong type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_body: Option<(String, String)>,
 }
 
 impl FaultSpec {
@@ -102,6 +106,16 @@ impl FaultSpec {
         self
     }
 
+    /// Serves matching responses with `find` replaced by `replace` in the body, `count` times.
+    pub fn rewrite_body(path: impl Into<String>, find: &str, replace: &str, count: u32) -> Self {
+        Self {
+            path: path.into(),
+            count: Some(count),
+            rewrite_body: Some((find.to_owned(), replace.to_owned())),
+            ..Self::default()
+        }
+    }
+
     fn matches(&self, method: &str, path: &str) -> bool {
         let path_ok = path == self.path || (!self.path.is_empty() && path.ends_with(&self.path));
         path_ok
@@ -152,6 +166,16 @@ pub async fn inject(State(st): State<AppState>, req: Request, next: Next) -> Res
             "connection dropped by fault injection",
         )
         .into_response();
+    }
+    if let Some((find, replace)) = &fault.rewrite_body {
+        let response = next.run(req).await;
+        let (mut parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let rewritten = String::from_utf8_lossy(&bytes).replace(find.as_str(), replace);
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(rewritten));
     }
     if fault.truncate_body {
         let response = next.run(req).await;

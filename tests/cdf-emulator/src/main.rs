@@ -9,7 +9,7 @@ use cdf_emulator::{Emulator, EmulatorConfig};
 use clap::Parser;
 
 /// Stateful emulator of the CDF REST API used by cdf-s3-replicator's tests, benchmarks and demo.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "cdf-emulator", version)]
 struct Args {
     /// Address to listen on (loopback only is recommended).

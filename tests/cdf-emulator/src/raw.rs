@@ -156,6 +156,7 @@ pub struct ListQuery {
     pub columns: Option<String>,
     pub min_last_updated_time: Option<i64>,
     pub max_last_updated_time: Option<i64>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub ensure_parent: Option<bool>,
     pub number_of_cursors: Option<i64>,
 }
@@ -213,8 +214,9 @@ impl RowCursor {
     }
 }
 
+/// `columns` absent or empty: all columns; `,` alone: keys only; `a,b`: those columns.
 fn parse_columns(columns: &Option<String>) -> Option<Vec<String>> {
-    columns.as_ref().map(|c| {
+    columns.as_ref().filter(|c| !c.trim().is_empty()).map(|c| {
         c.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())

@@ -83,11 +83,23 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
-    if !is_json && (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED) {
-        let message = if status == StatusCode::NOT_FOUND {
-            "Not found: no such API endpoint in the emulator"
-        } else {
-            "Method not allowed for this endpoint"
+    if !is_json && (status.is_client_error() || status.is_server_error()) {
+        // Router-level and extractor rejections come as plain text; wrap them in the envelope.
+        let message = match status {
+            StatusCode::NOT_FOUND => "Not found: no such API endpoint in the emulator".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed for this endpoint".to_string(),
+            _ => {
+                let (_, body) = response.into_parts();
+                let text = axum::body::to_bytes(body, 64 * 1024)
+                    .await
+                    .unwrap_or_default();
+                let text = String::from_utf8_lossy(&text).trim().to_string();
+                if text.is_empty() {
+                    status.canonical_reason().unwrap_or("error").to_string()
+                } else {
+                    text
+                }
+            }
         };
         response = ApiError::new(status, message).into_response();
     }

@@ -23,7 +23,7 @@ use crate::faults::ConnKill;
 use crate::instances;
 use crate::schema::{containers, datamodels, spaces, views};
 use crate::state::{AppState, Shared};
-use crate::{auth, control, extpipes, faults, raw, request_log};
+use crate::{auth, control, datasets, extpipes, faults, raw, request_log};
 
 /// Largest accepted request body (after gzip inflation).
 pub const MAX_BODY_BYTES: usize = 512 * 1024 * 1024;
@@ -73,6 +73,9 @@ fn project_routes() -> Router<AppState> {
             get(raw::retrieve_row),
         )
         .route("/raw/dbs/{db}/tables/{table}/cursors", get(raw::cursors))
+        .route("/datasets", post(datasets::create))
+        .route("/datasets/byids", post(datasets::by_ids))
+        .route("/datasets/list", post(datasets::list))
         .route(
             "/extpipes",
             post(extpipes::create_pipelines).get(extpipes::list_pipelines),

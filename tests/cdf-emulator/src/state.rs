@@ -23,7 +23,6 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How many request-log entries are kept (oldest dropped first).
 pub const REQUEST_LOG_CAP: usize = 100_000;
 
-#[derive(Debug)]
 pub struct Shared {
     pub project: String,
     pub client_id: String,
@@ -38,9 +37,21 @@ pub struct Shared {
     dm: Mutex<DataModeling>,
     pub raw: Mutex<RawStore>,
     pub extpipes: Mutex<ExtpipeStore>,
+    pub datasets: Mutex<crate::datasets::DataSetStore>,
     pub faults: Mutex<Vec<FaultSpec>>,
     pub log: Mutex<VecDeque<RequestRecord>>,
     pub request_ids: AtomicU64,
+}
+
+/// Shows identity only: the client secret and issued tokens never appear in debug output.
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("project", &self.project)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -58,6 +69,7 @@ impl Shared {
             dm: Mutex::default(),
             raw: Mutex::default(),
             extpipes: Mutex::default(),
+            datasets: Mutex::default(),
             faults: Mutex::default(),
             log: Mutex::default(),
             request_ids: AtomicU64::new(0),
@@ -99,6 +111,7 @@ impl Shared {
         *self.dm() = DataModeling::default();
         *lock(&self.raw) = RawStore::default();
         *lock(&self.extpipes) = ExtpipeStore::default();
+        *lock(&self.datasets) = crate::datasets::DataSetStore::default();
         lock(&self.faults).clear();
         lock(&self.log).clear();
     }

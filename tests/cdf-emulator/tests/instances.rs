@@ -228,3 +228,74 @@ async fn list_and_byids() {
     assert_eq!(r["items"][0]["properties"]["schema"]["Pump/1"]["tag"], "t1");
     assert!(r["typing"]["schema"]["Pump/1"]["tag"].is_object());
 }
+
+#[tokio::test]
+async fn bulk_seeding_validates_and_detects_no_ops() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    let view = cdf_emulator::ViewId::new("schema", "Pump", "1");
+    let node = |x: &str, tag: Value, kw: Value| cdf_emulator::SeedNode {
+        space: "data".into(),
+        external_id: x.into(),
+        values: vec![tag, kw, json!({"space": "data", "externalId": "site-1"})],
+    };
+    let n = h
+        .ctl()
+        .seed_nodes(
+            &view,
+            &["tag", "ratedKw", "site"],
+            vec![
+                node("a", json!("A"), json!(1.5)),
+                node("b", json!("B"), Value::Null),
+            ],
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        h.ctl().instance_counts().0,
+        3,
+        "direct-relation target auto-created"
+    );
+    let again = h
+        .ctl()
+        .seed_nodes(
+            &view,
+            &["tag", "ratedKw", "site"],
+            vec![node("a", json!("A"), json!(1.5))],
+        )
+        .unwrap();
+    assert_eq!(again, 0, "identical values are a no-op");
+    let err = h
+        .ctl()
+        .seed_nodes(
+            &view,
+            &["tag", "ratedKw", "site"],
+            vec![node("c", json!("C"), json!("x"))],
+        )
+        .unwrap_err();
+    assert!(err.message.contains("ratedKw"), "{}", err.message);
+    let err = h
+        .ctl()
+        .seed_nodes(
+            &view,
+            &["ratedKw"],
+            vec![cdf_emulator::SeedNode {
+                space: "data".into(),
+                external_id: "d".into(),
+                values: vec![json!(1)],
+            }],
+        )
+        .unwrap_err();
+    assert!(
+        err.message.contains("tag"),
+        "non-nullable tag is required: {}",
+        err.message
+    );
+    assert!(h.ctl().seed_nodes(&view, &["nope"], Vec::new()).is_err());
+    let live = h.ctl().live_instances(&view).unwrap();
+    assert_eq!(xids(&Value::Array(live.clone())), ["a", "b"]);
+    assert_eq!(
+        live[0]["properties"]["schema"]["Pump/1"]["kind"], "pump",
+        "container defaults apply"
+    );
+}

@@ -5,6 +5,8 @@
 //! sequence, so sync emits nothing for them.
 
 use std::collections::{BTreeSet, HashSet};
+use std::hash::BuildHasher;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -12,9 +14,9 @@ use serde_json::{Map, Value, json};
 use super::DataModeling;
 use super::store::{ContainerRow, InstanceData, InstanceKey, Kind};
 use super::values::normalize_value;
+use super::write_plan::{PlanCache, SourcePlan, Target};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{NodeId, SourceRef, parse_source_ref, validate_instance_xid, validate_space};
-use crate::schema::views::ViewProperty;
+use crate::ids::{NodeId, validate_instance_xid, validate_space};
 use crate::schema::{ContainerIdx, Schema};
 
 fn yes() -> bool {
@@ -104,123 +106,153 @@ struct Planned {
     changed: bool,
 }
 
-/// One container property assignment: `(slot, value)`.
-type Assign = (usize, Option<Value>);
-
-fn kind_of(item: &ApplyItem, what: &str) -> ApiResult<Kind> {
+fn kind_of(item: &ApplyItem, i: usize) -> ApiResult<Kind> {
     Kind::parse(&item.instance_type).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "{what}: `instanceType` must be node or edge, got `{}`",
+            "items[{i}]: `instanceType` must be node or edge, got `{}`",
             item.instance_type
         ))
     })
 }
 
-/// Collects the container assignments of an item's sources and the containers it touches.
-fn collect_writes(
+/// A source of one item, resolved to its plan, with the values still to be written.
+type Resolved = (Rc<SourcePlan>, Option<Map<String, Value>>);
+
+/// Resolves an item's sources and lists the containers it touches.
+fn resolve_sources(
     schema: &Schema,
-    item: &ApplyItem,
+    plans: &mut PlanCache,
+    sources: Option<Vec<SourceWrite>>,
     kind: Kind,
-    what: &str,
-) -> ApiResult<(BTreeSet<ContainerIdx>, Vec<(ContainerIdx, Assign)>)> {
-    let mut touched = BTreeSet::new();
-    let mut writes = Vec::new();
-    for (j, sw) in item.sources.iter().flatten().enumerate() {
-        let swhat = format!("{what}.sources[{j}]");
-        match parse_source_ref(&sw.source, &format!("{swhat}.source"))? {
-            SourceRef::View(vid) => {
-                let view = schema.view(&vid).ok_or_else(|| {
-                    ApiError::bad_request(format!("{swhat}: view {vid} does not exist"))
-                        .with_missing(vec![vid.to_json()])
-                })?;
-                if !view.used_for.allows(kind) {
-                    return Err(ApiError::bad_request(format!(
-                        "{swhat}: view {vid} is used for {}s and cannot hold {} data",
-                        view.used_for.as_str(),
-                        kind.as_str()
-                    )));
-                }
-                for cid in view.mapped_containers() {
-                    let (idx, c) = schema.container(&cid).ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "{swhat}: view {vid} maps container {cid}, which no longer exists"
-                        ))
-                    })?;
-                    if !c.used_for.allows(kind) {
-                        return Err(ApiError::bad_request(format!(
-                            "{swhat}: container {cid} (mapped by view {vid}) is used for {}s and cannot hold {} data",
-                            c.used_for.as_str(),
-                            kind.as_str()
-                        )));
-                    }
-                    touched.insert(idx);
-                }
-                for (pname, value) in sw.properties.iter().flatten() {
-                    let mapped = match view.property(pname) {
-                        Some(ViewProperty::Mapped(m)) => m,
-                        Some(ViewProperty::Connection(_)) => {
-                            return Err(ApiError::bad_request(format!(
-                                "{swhat}: property `{pname}` of view {vid} is a connection; connections have no stored values"
-                            )));
-                        }
-                        None => {
-                            return Err(ApiError::bad_request(format!(
-                                "{swhat}: property `{pname}` does not exist in view {vid}"
-                            )));
-                        }
-                    };
-                    let Some((idx, c)) = schema.container(&mapped.container) else {
-                        return Err(ApiError::bad_request(format!(
-                            "{swhat}: container {} of property `{pname}` no longer exists",
-                            mapped.container
-                        )));
-                    };
-                    let Some((slot, cp)) = c.prop(&mapped.container_prop) else {
-                        return Err(ApiError::bad_request(format!(
-                            "{swhat}: container {} has no property `{}` (mapped by `{pname}` in view {vid})",
-                            mapped.container, mapped.container_prop
-                        )));
-                    };
-                    let v = normalize_value(value.clone(), &cp.ty, &|| {
+    i: usize,
+) -> ApiResult<(Vec<ContainerIdx>, Vec<Resolved>)> {
+    let mut touched = Vec::new();
+    let mut resolved = Vec::new();
+    for (j, sw) in sources.into_iter().flatten().enumerate() {
+        let swhat = || format!("items[{i}].sources[{j}]");
+        let plan = plans.get(schema, &sw.source, &swhat)?;
+        plan.check_kind(kind)
+            .map_err(|m| ApiError::bad_request(format!("{}: {m}", swhat())))?;
+        for (idx, _, _) in &plan.containers {
+            if !touched.contains(idx) {
+                touched.push(*idx);
+            }
+        }
+        resolved.push((plan, sw.properties));
+    }
+    Ok((touched, resolved))
+}
+
+/// Validates the values of resolved sources and writes them straight into `rows`.
+/// Consumes the values so they move into the store without copies.
+fn write_values(
+    schema: &Schema,
+    resolved: Vec<Resolved>,
+    rows: &mut [ContainerRow],
+    direct_targets: &mut Vec<(NodeId, usize)>,
+    i: usize,
+) -> ApiResult<()> {
+    for (j, (plan, props)) in resolved.into_iter().enumerate() {
+        let swhat = || format!("items[{i}].sources[{j}]");
+        for (pname, value) in props.into_iter().flatten() {
+            match plan.props.get(&pname) {
+                Some(Target::Cell {
+                    container,
+                    slot,
+                    ty,
+                    label,
+                }) => {
+                    let v = normalize_value(value, ty, &|| {
                         format!(
-                            "{swhat}: invalid value for property `{pname}` of view {vid} (container {}.{})",
-                            mapped.container, mapped.container_prop
+                            "{}: invalid value for property `{pname}` of {} ({label})",
+                            swhat(),
+                            plan.label
                         )
                     })?;
-                    writes.push((idx, (slot, v)));
+                    if let Some(Value::Object(_) | Value::Array(_)) = &v {
+                        collect_direct_targets(
+                            schema,
+                            *container,
+                            *slot,
+                            v.as_ref(),
+                            direct_targets,
+                            i,
+                        );
+                    }
+                    if let Some(r) = rows.iter_mut().find(|r| r.container == *container)
+                        && let Some(cell) = r.values.get_mut(*slot)
+                    {
+                        *cell = v;
+                    }
                 }
-            }
-            SourceRef::Container(cid) => {
-                let (idx, c) = schema.container(&cid).ok_or_else(|| {
-                    ApiError::bad_request(format!("{swhat}: container {cid} does not exist"))
-                        .with_missing(vec![cid.to_json()])
-                })?;
-                if !c.used_for.allows(kind) {
+                Some(Target::Connection) => {
                     return Err(ApiError::bad_request(format!(
-                        "{swhat}: container {cid} is used for {}s and cannot hold {} data",
-                        c.used_for.as_str(),
-                        kind.as_str()
+                        "{}: property `{pname}` of {} is a connection; connections have no stored values",
+                        swhat(),
+                        plan.label
                     )));
                 }
-                touched.insert(idx);
-                for (pname, value) in sw.properties.iter().flatten() {
-                    let (slot, cp) = c.prop(pname).ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "{swhat}: property `{pname}` does not exist in container {cid}"
-                        ))
-                    })?;
-                    let v = normalize_value(value.clone(), &cp.ty, &|| {
-                        format!("{swhat}: invalid value for property `{pname}` of container {cid}")
-                    })?;
-                    writes.push((idx, (slot, v)));
+                None => {
+                    return Err(ApiError::bad_request(format!(
+                        "{}: property `{pname}` does not exist in {}",
+                        swhat(),
+                        plan.label
+                    )));
                 }
             }
         }
     }
-    Ok((touched, writes))
+    Ok(())
 }
 
-fn default_row(schema: &Schema, idx: ContainerIdx) -> ContainerRow {
+/// Enforces non-nullable and immutable properties on the containers an item writes.
+pub(crate) fn check_constraints(
+    schema: &Schema,
+    rows: &[ContainerRow],
+    touched: &[ContainerIdx],
+    old_rows: &[ContainerRow],
+    what: &dyn Fn() -> String,
+    id_text: &dyn Fn() -> String,
+) -> ApiResult<()> {
+    for r in rows {
+        if !touched.contains(&r.container) {
+            continue;
+        }
+        let Some(c) = schema.container_at(r.container) else {
+            continue;
+        };
+        for (slot, p) in c.properties.iter().enumerate() {
+            let value = r.values.get(slot).and_then(Option::as_ref);
+            if !p.nullable && !p.auto_increment && value.is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "{}: property `{}` of container {} is not nullable and has no default; a value is required for {}",
+                    what(),
+                    p.identifier,
+                    c.id,
+                    id_text()
+                )));
+            }
+            if p.immutable
+                && let Some(old) = old_rows
+                    .iter()
+                    .find(|o| o.container == r.container)
+                    .and_then(|o| o.values.get(slot))
+                    .and_then(Option::as_ref)
+                && Some(old) != value
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{}: property `{}` of container {} is immutable and already set to {old}",
+                    what(),
+                    p.identifier,
+                    c.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn default_row(schema: &Schema, idx: ContainerIdx) -> ContainerRow {
     let values = schema
         .container_at(idx)
         .map(|c| {
@@ -252,7 +284,16 @@ impl DataModeling {
                 req.items.len()
             )));
         }
-        let delete_keys = match &req.delete {
+        let ApplyRequest {
+            items,
+            delete,
+            auto_create_direct_relations,
+            auto_create_start_nodes,
+            auto_create_end_nodes,
+            skip_on_version_conflict,
+            replace,
+        } = req;
+        let delete_keys = match &delete {
             Some(list) => list
                 .iter()
                 .enumerate()
@@ -261,50 +302,59 @@ impl DataModeling {
             None => Vec::new(),
         };
         let deleting: HashSet<&InstanceKey> = delete_keys.iter().collect();
-
-        let batch_nodes: HashSet<NodeId> = req
-            .items
-            .iter()
-            .filter(|i| i.instance_type == "node")
-            .map(|i| NodeId::new(&i.space, &i.external_id))
-            .collect();
-        let mut keys = HashSet::with_capacity(req.items.len());
-        let mut planned: Vec<Planned> = Vec::with_capacity(req.items.len());
+        // Duplicate detection by key hash (verified against the planned key on a hit), so keys
+        // are not cloned per item.
+        let hasher = std::hash::RandomState::new();
+        let mut seen: std::collections::HashMap<u64, usize> =
+            std::collections::HashMap::with_capacity(items.len());
+        // Edge ends that must exist: (node, item, is_start).
+        let mut edge_ends: Vec<(NodeId, usize, bool)> = Vec::new();
+        let mut planned: Vec<Planned> = Vec::with_capacity(items.len());
         let mut auto_nodes: BTreeSet<NodeId> = BTreeSet::new();
-        let mut direct_targets: Vec<(NodeId, String)> = Vec::new();
+        let mut direct_targets: Vec<(NodeId, usize)> = Vec::new();
+        let mut plans = PlanCache::default();
 
-        for (i, item) in req.items.iter().enumerate() {
-            let what = format!("items[{i}]");
-            let kind = kind_of(item, &what)?;
+        for (i, mut item) in items.into_iter().enumerate() {
+            let kind = kind_of(&item, i)?;
             validate_space(&item.space)
-                .map_err(|e| ApiError::bad_request(format!("{what}: {}", e.message)))?;
+                .map_err(|e| ApiError::bad_request(format!("items[{i}]: {}", e.message)))?;
             validate_instance_xid(&item.external_id)
-                .map_err(|e| ApiError::bad_request(format!("{what}: {}", e.message)))?;
-            let key = InstanceKey::new(kind, &item.space, &item.external_id);
-            if !keys.insert(key.clone()) {
+                .map_err(|e| ApiError::bad_request(format!("items[{i}]: {}", e.message)))?;
+            let key = InstanceKey::new(
+                kind,
+                std::mem::take(&mut item.space),
+                std::mem::take(&mut item.external_id),
+            );
+            let id_text = || format!("{} {}:{}", key.kind.as_str(), key.space, key.external_id);
+            let h = hasher.hash_one(&key);
+            let duplicate = match seen.get(&h) {
+                Some(&at) => {
+                    planned.get(at).is_some_and(|p| p.key == key)
+                        || planned.iter().any(|p| p.key == key)
+                }
+                None => false,
+            };
+            if duplicate {
                 return Err(ApiError::bad_request(format!(
-                    "{what}: {} {}:{} appears more than once in the request",
-                    kind.as_str(),
-                    item.space,
-                    item.external_id
+                    "items[{i}]: {} appears more than once in the request",
+                    id_text()
                 ))
                 .with_duplicated(vec![key.to_json()]));
             }
-            let other = InstanceKey::new(
-                if kind == Kind::Node {
-                    Kind::Edge
-                } else {
-                    Kind::Node
-                },
-                &item.space,
-                &item.external_id,
-            );
-            if self.store.live(&other).is_some() {
+            let other_kind = if kind == Kind::Node {
+                Kind::Edge
+            } else {
+                Kind::Node
+            };
+            if let Some(other) = self
+                .store
+                .live_by_parts(other_kind, &key.space, &key.external_id)
+            {
                 return Err(ApiError::bad_request(format!(
-                    "{what}: {}:{} already exists as a {}; an instance cannot change instanceType",
-                    item.space,
-                    item.external_id,
-                    other.kind.as_str()
+                    "items[{i}]: {}:{} already exists as a {}; an instance cannot change instanceType",
+                    key.space,
+                    key.external_id,
+                    other.key.kind.as_str()
                 )));
             }
             let existing = if deleting.contains(&key) {
@@ -316,19 +366,19 @@ impl DataModeling {
             if let (Some(ev), Some(cur)) = (item.existing_version, existing)
                 && (ev == 0 || i64::try_from(cur.version).unwrap_or(i64::MAX) > ev)
             {
-                if req.skip_on_version_conflict {
+                if skip_on_version_conflict {
+                    let data = cur.data.clone();
+                    seen.insert(h, planned.len());
                     planned.push(Planned {
                         key,
-                        data: cur.data.clone(),
+                        data,
                         changed: false,
                     });
                     continue;
                 }
                 return Err(ApiError::conflict(format!(
-                    "{what}: version conflict for {} {}:{}: existingVersion is {ev} but the current version is {}",
-                    kind.as_str(),
-                    item.space,
-                    item.external_id,
+                    "items[{i}]: version conflict for {}: existingVersion is {ev} but the current version is {}",
+                    id_text(),
                     cur.version
                 ))
                 .with_duplicated(vec![key.to_json()]));
@@ -338,7 +388,7 @@ impl DataModeling {
                 Kind::Node => {
                     if item.start_node.is_some() || item.end_node.is_some() {
                         return Err(ApiError::bad_request(format!(
-                            "{what}: nodes cannot have startNode or endNode"
+                            "items[{i}]: nodes cannot have startNode or endNode"
                         )));
                     }
                     let ty = match &item.ty {
@@ -350,7 +400,7 @@ impl DataModeling {
                 Kind::Edge => {
                     let need = |v: &Option<NodeRefJson>, name: &str| {
                         v.as_ref().map(NodeRefJson::id).ok_or_else(|| {
-                            ApiError::bad_request(format!("{what}: edges require `{name}`"))
+                            ApiError::bad_request(format!("items[{i}]: edges require `{name}`"))
                         })
                     };
                     (
@@ -361,8 +411,9 @@ impl DataModeling {
                 }
             };
 
-            let (touched, writes) = collect_writes(&self.schema, item, kind, &what)?;
-            let old_rows = existing.map(|e| e.data.rows.clone()).unwrap_or_default();
+            let (touched, resolved) =
+                resolve_sources(&self.schema, &mut plans, item.sources.take(), kind, i)?;
+            let old_rows: &[ContainerRow] = existing.map_or(&[], |e| &e.data.rows);
             let mut rows: Vec<ContainerRow> = old_rows
                 .iter()
                 .filter(|r| self.schema.container_at(r.container).is_some())
@@ -370,7 +421,7 @@ impl DataModeling {
                 .collect();
             for idx in &touched {
                 match rows.iter_mut().find(|r| r.container == *idx) {
-                    Some(r) if req.replace => *r = default_row(&self.schema, *idx),
+                    Some(r) if replace => *r = default_row(&self.schema, *idx),
                     Some(r) => {
                         // Containers may have gained properties since the row was written.
                         let len = self
@@ -385,76 +436,21 @@ impl DataModeling {
                 }
             }
             rows.sort_by_key(|r| r.container);
-            for (idx, (slot, v)) in writes {
-                if let Some(r) = rows.iter_mut().find(|r| r.container == idx)
-                    && let Some(cell) = r.values.get_mut(slot)
-                {
-                    if let Value::Object(_) | Value::Array(_) = v.as_ref().unwrap_or(&Value::Null) {
-                        collect_direct_targets(
-                            &self.schema,
-                            idx,
-                            slot,
-                            v.as_ref(),
-                            &mut direct_targets,
-                            &what,
-                        );
-                    }
-                    *cell = v;
-                }
-            }
-            for r in &rows {
-                if !touched.contains(&r.container) {
-                    continue;
-                }
-                let Some(c) = self.schema.container_at(r.container) else {
-                    continue;
-                };
-                for (slot, p) in c.properties.iter().enumerate() {
-                    let value = r.values.get(slot).and_then(Option::as_ref);
-                    if !p.nullable && !p.auto_increment && value.is_none() {
-                        return Err(ApiError::bad_request(format!(
-                            "{what}: property `{}` of container {} is not nullable and has no default; \
-                             a value is required for {} {}:{}",
-                            p.identifier,
-                            c.id,
-                            kind.as_str(),
-                            item.space,
-                            item.external_id
-                        )));
-                    }
-                    if p.immutable
-                        && let Some(old) = old_rows
-                            .iter()
-                            .find(|o| o.container == r.container)
-                            .and_then(|o| o.values.get(slot))
-                            .and_then(Option::as_ref)
-                        && Some(old) != value
-                    {
-                        return Err(ApiError::bad_request(format!(
-                            "{what}: property `{}` of container {} is immutable and already set to {old}",
-                            p.identifier, c.id
-                        )));
-                    }
-                }
-            }
+            write_values(&self.schema, resolved, &mut rows, &mut direct_targets, i)?;
+            check_constraints(
+                &self.schema,
+                &rows,
+                &touched,
+                old_rows,
+                &|| format!("items[{i}]"),
+                &id_text,
+            )?;
 
-            for (node, flag, name) in [
-                (&start, req.auto_create_start_nodes, "startNode"),
-                (&end, req.auto_create_end_nodes, "endNode"),
-            ] {
+            for (node, is_start) in [(&start, true), (&end, false)] {
                 if let Some(n) = node
                     && !self.store.node_exists(n)
-                    && !batch_nodes.contains(n)
                 {
-                    if flag {
-                        auto_nodes.insert(n.clone());
-                    } else {
-                        return Err(ApiError::bad_request(format!(
-                            "{what}: edge {name} {n} does not exist; create it first or set autoCreate{}Nodes",
-                            if name == "startNode" { "Start" } else { "End" }
-                        ))
-                        .with_missing(vec![n.to_json()]));
-                    }
+                    edge_ends.push((n.clone(), i, is_start));
                 }
             }
 
@@ -465,30 +461,63 @@ impl DataModeling {
                 rows,
             };
             let changed = existing.is_none_or(|e| e.data != data);
+            seen.insert(h, planned.len());
             planned.push(Planned { key, data, changed });
         }
 
-        for (target, what) in direct_targets {
-            if self.store.node_exists(&target) || batch_nodes.contains(&target) {
+        // Nodes created by this batch count as existing for edge ends and direct relations.
+        let batch_nodes: HashSet<(&str, &str)> =
+            if edge_ends.is_empty() && direct_targets.is_empty() {
+                HashSet::new()
+            } else {
+                planned
+                    .iter()
+                    .filter(|p| p.key.kind == Kind::Node)
+                    .map(|p| (p.key.space.as_str(), p.key.external_id.as_str()))
+                    .collect()
+            };
+        let in_batch =
+            |n: &NodeId| batch_nodes.contains(&(n.space.as_str(), n.external_id.as_str()));
+        for (n, i, is_start) in edge_ends {
+            if in_batch(&n) {
                 continue;
             }
-            if req.auto_create_direct_relations {
+            if (is_start && auto_create_start_nodes) || (!is_start && auto_create_end_nodes) {
+                auto_nodes.insert(n);
+            } else {
+                let (name, flag) = if is_start {
+                    ("startNode", "Start")
+                } else {
+                    ("endNode", "End")
+                };
+                return Err(ApiError::bad_request(format!(
+                    "items[{i}]: edge {name} {n} does not exist; create it first or set autoCreate{flag}Nodes"
+                ))
+                .with_missing(vec![n.to_json()]));
+            }
+        }
+        for (target, i) in direct_targets {
+            if self.store.node_exists(&target) || in_batch(&target) {
+                continue;
+            }
+            if auto_create_direct_relations {
                 auto_nodes.insert(target);
             } else {
                 return Err(ApiError::bad_request(format!(
-                    "{what}: direct relation target {target} does not exist and autoCreateDirectRelations is false"
+                    "items[{i}]: direct relation target {target} does not exist and autoCreateDirectRelations is false"
                 ))
                 .with_missing(vec![target.to_json()]));
             }
         }
 
+        drop(batch_nodes);
         // Validation is complete: mutate.
         let deleted = self.delete(&delete_keys, now);
         for n in auto_nodes {
-            let key = InstanceKey::new(Kind::Node, &n.space, &n.external_id);
+            let key = InstanceKey::new(Kind::Node, n.space, n.external_id);
             if self.store.live(&key).is_none() {
                 self.store.write(
-                    &key,
+                    key,
                     InstanceData {
                         ty: None,
                         start: None,
@@ -501,20 +530,31 @@ impl DataModeling {
         }
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
-            if p.changed {
-                self.store.write(&p.key, p.data, now);
-            }
-            let Some(inst) = self.store.live(&p.key) else {
-                continue;
+            let inst = if p.changed {
+                let slot = self.store.write(p.key, p.data, now);
+                self.store.get(slot)
+            } else {
+                self.store.live(&p.key)
             };
-            out.push(json!({
-                "instanceType": p.key.kind.as_str(), "space": p.key.space, "externalId": p.key.external_id,
-                "version": inst.version, "wasModified": p.changed,
-                "createdTime": inst.created, "lastUpdatedTime": inst.updated,
-            }));
+            let Some(inst) = inst else { continue };
+            let mut m = Map::new();
+            m.insert(
+                "instanceType".into(),
+                Value::String(inst.key.kind.as_str().into()),
+            );
+            m.insert("space".into(), Value::String(inst.key.space.clone()));
+            m.insert(
+                "externalId".into(),
+                Value::String(inst.key.external_id.clone()),
+            );
+            m.insert("version".into(), Value::from(inst.version));
+            m.insert("wasModified".into(), Value::Bool(p.changed));
+            m.insert("createdTime".into(), Value::from(inst.created));
+            m.insert("lastUpdatedTime".into(), Value::from(inst.updated));
+            out.push(Value::Object(m));
         }
         let mut resp = json!({ "items": out });
-        if req.delete.is_some() {
+        if delete.is_some() {
             resp["deleted"] = Value::Array(deleted.iter().map(InstanceKey::to_json).collect());
         }
         Ok(resp)
@@ -534,13 +574,13 @@ impl DataModeling {
     }
 }
 
-fn collect_direct_targets(
+pub(crate) fn collect_direct_targets(
     schema: &Schema,
     idx: ContainerIdx,
     slot: usize,
     v: Option<&Value>,
-    out: &mut Vec<(NodeId, String)>,
-    what: &str,
+    out: &mut Vec<(NodeId, usize)>,
+    item: usize,
 ) {
     use crate::schema::types::TypeKind;
     let is_direct = schema
@@ -555,12 +595,143 @@ fn collect_direct_targets(
             o.get("space").and_then(Value::as_str),
             o.get("externalId").and_then(Value::as_str),
         ) {
-            out.push((NodeId::new(s, x), what.to_string()));
+            out.push((NodeId::new(s, x), item));
         }
     };
     match v {
         Some(Value::Array(a)) => a.iter().for_each(&mut push),
         Some(o @ Value::Object(_)) => push(o),
         _ => {}
+    }
+}
+
+/// Conversion of an already-parsed JSON body, moving values instead of re-deserializing them
+/// (in-process seeding of large batches spends most of its time here otherwise).
+impl ApplyRequest {
+    pub fn from_json(body: Value) -> ApiResult<ApplyRequest> {
+        let Value::Object(mut o) = body else {
+            return Err(ApiError::bad_request(
+                "The instances body must be a JSON object",
+            ));
+        };
+        let items = match o.remove("items") {
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| ApplyItem::from_json(v, i))
+                .collect::<ApiResult<Vec<_>>>()?,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "The instances body needs an `items` array",
+                ));
+            }
+        };
+        let mut flag = |key: &str, default: bool| -> ApiResult<bool> {
+            match o.remove(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(b),
+                Some(other) => Err(ApiError::bad_request(format!(
+                    "`{key}` must be a boolean, got {other}"
+                ))),
+            }
+        };
+        let auto_create_direct_relations = flag("autoCreateDirectRelations", true)?;
+        let auto_create_start_nodes = flag("autoCreateStartNodes", false)?;
+        let auto_create_end_nodes = flag("autoCreateEndNodes", false)?;
+        let skip_on_version_conflict = flag("skipOnVersionConflict", false)?;
+        let replace = flag("replace", false)?;
+        let delete = match o.remove("delete") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(crate::error::from_value(v, "delete list")?),
+        };
+        Ok(ApplyRequest {
+            items,
+            delete,
+            auto_create_direct_relations,
+            auto_create_start_nodes,
+            auto_create_end_nodes,
+            skip_on_version_conflict,
+            replace,
+        })
+    }
+}
+
+impl ApplyItem {
+    fn from_json(v: Value, i: usize) -> ApiResult<ApplyItem> {
+        let Value::Object(mut o) = v else {
+            return Err(ApiError::bad_request(format!(
+                "items[{i}] must be an object"
+            )));
+        };
+        let mut string = |key: &str| -> ApiResult<String> {
+            match o.remove(key) {
+                Some(Value::String(s)) => Ok(s),
+                Some(other) => Err(ApiError::bad_request(format!(
+                    "items[{i}].{key} must be a string, got {other}"
+                ))),
+                None => Err(ApiError::bad_request(format!(
+                    "items[{i}]: missing required field `{key}`"
+                ))),
+            }
+        };
+        let instance_type = string("instanceType")?;
+        let space = string("space")?;
+        let external_id = string("externalId")?;
+        let mut node_ref = |key: &str| -> ApiResult<Option<NodeRefJson>> {
+            match o.remove(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => crate::error::from_value(v, &format!("items[{i}].{key}")).map(Some),
+            }
+        };
+        let ty = node_ref("type")?;
+        let start_node = node_ref("startNode")?;
+        let end_node = node_ref("endNode")?;
+        let existing_version = match o.remove("existingVersion") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_i64().ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "items[{i}].existingVersion must be an integer, got {v}"
+                ))
+            })?),
+        };
+        let sources = match o.remove("sources") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => Some(
+                a.into_iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        let Value::Object(mut so) = s else {
+                            return Err(ApiError::bad_request(format!("items[{i}].sources[{j}] must be an object")));
+                        };
+                        let source = so.remove("source").ok_or_else(|| {
+                            ApiError::bad_request(format!("items[{i}].sources[{j}]: missing required field `source`"))
+                        })?;
+                        let properties = match so.remove("properties") {
+                            None | Some(Value::Null) => None,
+                            Some(Value::Object(m)) => Some(m),
+                            Some(other) => {
+                                return Err(ApiError::bad_request(format!(
+                                    "items[{i}].sources[{j}].properties must be an object, got {other}"
+                                )));
+                            }
+                        };
+                        Ok(SourceWrite { source, properties })
+                    })
+                    .collect::<ApiResult<Vec<_>>>()?,
+            ),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("items[{i}].sources must be an array, got {other}")));
+            }
+        };
+        Ok(ApplyItem {
+            instance_type,
+            space,
+            external_id,
+            ty,
+            start_node,
+            end_node,
+            existing_version,
+            sources,
+        })
     }
 }

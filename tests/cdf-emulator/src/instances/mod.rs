@@ -5,9 +5,11 @@ pub mod cursor;
 pub mod filter;
 pub mod list;
 pub mod render;
+pub mod seed;
 pub mod store;
 pub mod sync;
 pub mod values;
+pub mod write_plan;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;

@@ -126,10 +126,6 @@ fn view_props<'a>(
 }
 
 impl SelectPlan {
-    pub fn empty() -> Self {
-        SelectPlan { groups: Vec::new() }
-    }
-
     pub fn build(schema: &Schema, sources: &[SelectSource], what: &str) -> ApiResult<SelectPlan> {
         let compiler = Compiler {
             schema,

@@ -108,6 +108,7 @@ pub struct Store {
     tombstones: BTreeSet<(i64, Slot)>,
     edges_by_node: HashMap<NodeId, Vec<Slot>>,
     seq: u64,
+    kind_counts: [usize; 2],
 }
 
 impl Store {
@@ -129,6 +130,21 @@ impl Store {
         self.lookup(key)
             .map(|(_, i)| i)
             .filter(|i| i.deleted.is_none())
+    }
+
+    /// Live instance by parts, for callers that hold borrowed strings.
+    pub fn live_by_parts(&self, kind: Kind, space: &str, external_id: &str) -> Option<&Instance> {
+        // BTreeMap lookups need an owned key; skip building one when no instance of this kind
+        // exists at all (the common case when seeding only nodes).
+        if self.count_by_kind(kind) == 0 {
+            return None;
+        }
+        self.live(&InstanceKey::new(kind, space, external_id))
+    }
+
+    /// Instances (live or tombstoned) of one kind.
+    pub fn count_by_kind(&self, kind: Kind) -> usize {
+        self.kind_counts[kind as usize]
     }
 
     pub fn node_exists(&self, id: &NodeId) -> bool {
@@ -194,8 +210,8 @@ impl Store {
         self.seq
     }
 
-    fn index_edge(&mut self, slot: Slot, data: &InstanceData) {
-        for n in [&data.start, &data.end].into_iter().flatten() {
+    fn index_edge(&mut self, slot: Slot, ends: &[Option<NodeId>; 2]) {
+        for n in ends.iter().flatten() {
             let v = self.edges_by_node.entry(n.clone()).or_default();
             if !v.contains(&slot) {
                 v.push(slot);
@@ -203,8 +219,8 @@ impl Store {
         }
     }
 
-    fn unindex_edge(&mut self, slot: Slot, data: &InstanceData) {
-        for n in [&data.start, &data.end].into_iter().flatten() {
+    fn unindex_edge(&mut self, slot: Slot, ends: &[Option<NodeId>; 2]) {
+        for n in ends.iter().flatten() {
             if let Some(v) = self.edges_by_node.get_mut(n) {
                 v.retain(|s| *s != slot);
                 if v.is_empty() {
@@ -216,18 +232,24 @@ impl Store {
 
     /// Writes new data for an instance, creating it (or reviving a tombstone) as needed.
     /// Returns the instance's slot. Callers only call this for real changes.
-    pub fn write(&mut self, key: &InstanceKey, data: InstanceData, now: i64) -> Slot {
+    pub fn write(&mut self, key: InstanceKey, data: InstanceData, now: i64) -> Slot {
         let seq = self.next_seq();
-        let slot = match self.by_key.get(key).copied() {
+        let slot = match self.by_key.get(&key).copied() {
             Some(slot) => {
                 let old = self.slots[slot as usize].take();
-                let (version, created, old_seq, was_deleted, old_data) = match old {
-                    Some(o) => (o.version, o.created, o.seq, o.deleted, o.data),
-                    None => (0, now, 0, None, data.clone()),
+                let (version, created, old_seq, was_deleted, old_ends) = match old {
+                    Some(o) => (
+                        o.version,
+                        o.created,
+                        o.seq,
+                        o.deleted,
+                        [o.data.start, o.data.end],
+                    ),
+                    None => (0, now, 0, None, [None, None]),
                 };
                 self.by_seq.remove(&old_seq);
                 if key.kind == Kind::Edge && was_deleted.is_none() {
-                    self.unindex_edge(slot, &old_data);
+                    self.unindex_edge(slot, &old_ends);
                 }
                 if let Some(t) = was_deleted {
                     self.tombstones.remove(&(t, slot));
@@ -236,7 +258,7 @@ impl Store {
                 // version" clients never mistake the new instance for a stale one.
                 let created = if was_deleted.is_some() { now } else { created };
                 self.slots[slot as usize] = Some(Instance {
-                    key: key.clone(),
+                    key,
                     version: version + 1,
                     created,
                     updated: now,
@@ -247,35 +269,33 @@ impl Store {
                 slot
             }
             None => {
-                let inst = Instance {
-                    key: key.clone(),
+                let slot = match self.free.pop() {
+                    Some(s) => s,
+                    None => {
+                        self.slots.push(None);
+                        Slot::try_from(self.slots.len() - 1).unwrap_or(Slot::MAX)
+                    }
+                };
+                self.kind_counts[key.kind as usize] += 1;
+                self.by_key.insert(key.clone(), slot);
+                self.slots[slot as usize] = Some(Instance {
+                    key,
                     version: 1,
                     created: now,
                     updated: now,
                     seq,
                     deleted: None,
                     data,
-                };
-                let slot = match self.free.pop() {
-                    Some(s) => {
-                        self.slots[s as usize] = Some(inst);
-                        s
-                    }
-                    None => {
-                        self.slots.push(Some(inst));
-                        Slot::try_from(self.slots.len() - 1).unwrap_or(Slot::MAX)
-                    }
-                };
-                self.by_key.insert(key.clone(), slot);
+                });
                 slot
             }
         };
         self.by_seq.insert(seq, slot);
-        if key.kind == Kind::Edge
-            && let Some(Some(inst)) = self.slots.get(slot as usize)
+        if let Some(Some(inst)) = self.slots.get(slot as usize)
+            && inst.key.kind == Kind::Edge
         {
-            let data = inst.data.clone();
-            self.index_edge(slot, &data);
+            let ends = [inst.data.start.clone(), inst.data.end.clone()];
+            self.index_edge(slot, &ends);
         }
         slot
     }
@@ -298,12 +318,13 @@ impl Store {
         inst.version += 1;
         inst.updated = now;
         inst.deleted = Some(now);
-        let data = (key.kind == Kind::Edge).then(|| inst.data.clone());
+        let ends =
+            (key.kind == Kind::Edge).then(|| [inst.data.start.clone(), inst.data.end.clone()]);
         self.by_seq.remove(&old_seq);
         self.by_seq.insert(seq, slot);
         self.tombstones.insert((now, slot));
-        if let Some(d) = data {
-            self.unindex_edge(slot, &d);
+        if let Some(e) = ends {
+            self.unindex_edge(slot, &e);
         }
         true
     }
@@ -318,6 +339,7 @@ impl Store {
         for (t, slot) in &doomed {
             self.tombstones.remove(&(*t, *slot));
             if let Some(inst) = self.slots[*slot as usize].take() {
+                self.kind_counts[inst.key.kind as usize] -= 1;
                 self.by_key.remove(&inst.key);
                 self.by_seq.remove(&inst.seq);
                 self.free.push(*slot);

@@ -179,9 +179,11 @@ fn parse_result_set(
             )));
         }
     };
-    if select.get("sort").is_some_and(|s| !s.is_null())
-        || select.get("limit").is_some_and(|s| !s.is_null())
-    {
+    let has_sort = select
+        .get("sort")
+        .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()) || v.is_object());
+    let has_limit = select.get("limit").is_some_and(|v| !v.is_null());
+    if has_sort || has_limit {
         return Err(ApiError::bad_request(format!(
             "select.{name}: sync does not support `sort` or `limit` in select"
         )));

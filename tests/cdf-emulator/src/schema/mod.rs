@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ContainerId, NodeId, ViewId};
-pub use containers::{Container, ContainerProperty, UsedFor};
+pub use containers::{Container, UsedFor};
 pub use datamodels::DataModel;
 pub use spaces::Space;
-pub use views::{MappedProperty, View, ViewProperty};
+pub use views::{MappedProperty, View};
 
 /// Index of a container in [`Schema::containers`]. Stable for the container's lifetime;
 /// a deleted and re-created container gets a new index, so stale instance data never resurfaces.
@@ -74,9 +74,15 @@ pub struct ListParams {
     pub space: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub all_versions: Option<bool>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub include_inherited_properties: Option<bool>,
+    /// Accepted and ignored: the emulator holds no global (Cognite-provided) schema.
+    #[allow(dead_code)]
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub include_global: Option<bool>,
+    #[serde(default, deserialize_with = "crate::error::lenient_bool")]
     pub inline_views: Option<bool>,
 }
 

@@ -1,0 +1,534 @@
+//! Publish-layer benchmark: full rebuild, incremental merge and a plain copy baseline.
+//!
+//! `cargo bench --bench snapshot -- --rows N` (default 10,000,000):
+//! 1. `build`: a raw Delta table of N node rows with 20 properties (text, numbers, booleans,
+//!    timestamps, a date, a list), in keys of random order, appended in large commits;
+//! 2. `full`: the snapshot rebuilds `nodes.parquet` from it (sort with spilling);
+//! 3. `copy`: baseline, stream-copy that `nodes.parquet` (read batches, write them);
+//! 4. `append`: 1% of the rows change (a tenth of them are deletions), in one commit;
+//! 5. `incremental`: the snapshot merges that commit into the previous file.
+//!
+//! Each phase runs in its own child process, which reports its peak resident memory
+//! (`VmHWM`), so phases do not inflate each other's figure. Targets: incremental at most 3×
+//! the copy, incremental peak ≤ 512 MiB, full rebuild peak ≤ 1 GiB (default 256 MiB sort
+//! budget).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cdf_s3_replicator::cdf::dto::PropertyType;
+use cdf_s3_replicator::lake::{
+    Destination, InstanceKind, LakeTable, LocalDestination, ModelRef, StreamCommit, ViewFolder,
+    WriteOptions,
+};
+use cdf_s3_replicator::schema::{PropertySource, TableKind, ViewSchema};
+use cdf_s3_replicator::snapshot::writer::writer_properties;
+use cdf_s3_replicator::snapshot::{FileAction, PublishSettings, TableTarget, ViewTarget};
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListBuilder,
+    RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use deltalake::arrow::datatypes::{DataType, FieldRef, SchemaRef};
+use deltalake::logstore::object_store::buffered::BufWriter;
+use deltalake::parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+
+const SPACE: &str = "bench";
+const MODEL: &str = "BenchModel";
+const VIEW: &str = "Item";
+const STREAM: &str = "bench/BenchModel/1/Item/nodes";
+const BATCH_ROWS: u64 = 65_536;
+const COMMIT_ROWS: u64 = 1_000_000;
+const BUDGET_MIB: u64 = 256;
+
+struct Args {
+    rows: u64,
+    phase: Option<String>,
+    dir: PathBuf,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        rows: 10_000_000,
+        phase: None,
+        dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-snapshot"),
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--rows" => {
+                args.rows = iter
+                    .next()
+                    .and_then(|v| v.replace('_', "").parse().ok())
+                    .unwrap_or_else(|| fail("--rows expects a row count"));
+            }
+            "--phase" => args.phase = iter.next(),
+            "--dir" => args.dir = iter.next().map(PathBuf::from).unwrap_or(args.dir),
+            // `cargo bench` passes `--bench`; anything else is ignored the same way.
+            _ => {}
+        }
+    }
+    args
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("snapshot bench: {message}");
+    std::process::exit(2)
+}
+
+fn main() {
+    let args = parse_args();
+    match args.phase.clone() {
+        Some(phase) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| fail(&format!("tokio runtime: {e}")));
+            let started = Instant::now();
+            let detail = runtime.block_on(run_phase(&phase, &args));
+            let report = json!({
+                "phase": phase,
+                "seconds": started.elapsed().as_secs_f64(),
+                "peak_rss_mib": peak_rss_mib(),
+                "detail": detail,
+            });
+            println!("{report}");
+        }
+        None => orchestrate(&args),
+    }
+}
+
+/// Peak resident set size of this process, MiB (`VmHWM` in `/proc/self/status`).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn orchestrate(args: &Args) {
+    if args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir)
+            .unwrap_or_else(|e| fail(&format!("cleaning {}: {e}", args.dir.display())));
+    }
+    std::fs::create_dir_all(args.dir.join("tmp"))
+        .unwrap_or_else(|e| fail(&format!("creating {}: {e}", args.dir.display())));
+    println!(
+        "snapshot bench: {} rows, 20 properties, sort budget {BUDGET_MIB} MiB",
+        args.rows
+    );
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("own binary: {e}")));
+    let mut results = Vec::new();
+    for phase in ["build", "full", "copy", "append", "incremental"] {
+        let output = Command::new(&exe)
+            .args(["--phase", phase, "--rows", &args.rows.to_string(), "--dir"])
+            .arg(&args.dir)
+            .output()
+            .unwrap_or_else(|e| fail(&format!("running phase {phase}: {e}")));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let Some(report) = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        else {
+            fail(&format!(
+                "phase {phase} failed ({}):\n{stdout}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        };
+        println!(
+            "  {phase:<12} {:>9.2} s   peak RSS {:>8.1} MiB   {}",
+            report["seconds"].as_f64().unwrap_or(f64::NAN),
+            report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            report["detail"]
+        );
+        results.push(report);
+    }
+    let of = |phase: &str, key: &str| {
+        results
+            .iter()
+            .find(|r| r["phase"] == phase)
+            .and_then(|r| r[key].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let ratio = of("incremental", "seconds") / of("copy", "seconds");
+    let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+    println!(
+        "incremental / copy = {ratio:.2}x (target <= 3x: {})",
+        verdict(ratio <= 3.0)
+    );
+    let incremental_rss = of("incremental", "peak_rss_mib");
+    println!(
+        "incremental peak RSS {incremental_rss:.1} MiB (target <= 512 MiB: {})",
+        verdict(incremental_rss <= 512.0)
+    );
+    let full_rss = of("full", "peak_rss_mib");
+    println!(
+        "full rebuild peak RSS {full_rss:.1} MiB (target <= 1024 MiB: {})",
+        verdict(full_rss <= 1024.0)
+    );
+}
+
+async fn run_phase(phase: &str, args: &Args) -> Value {
+    let destination = Destination::Local(
+        LocalDestination::new(args.dir.join("lake"))
+            .unwrap_or_else(|e| fail(&format!("destination: {e}"))),
+    );
+    match phase {
+        "build" => build(&destination, args.rows).await,
+        "append" => append_changes(&destination, args.rows).await,
+        "full" | "incremental" => publish(&destination, args, phase).await,
+        "copy" => copy(&destination).await,
+        other => fail(&format!("unknown phase {other}")),
+    }
+}
+
+fn model() -> ModelRef {
+    ModelRef::new(SPACE, MODEL, "1").unwrap_or_else(|e| fail(&e.to_string()))
+}
+
+fn folder() -> ViewFolder {
+    ViewFolder::plain(VIEW).unwrap_or_else(|e| fail(&e.to_string()))
+}
+
+/// The raw schema: node system columns and 20 properties.
+fn raw_schema() -> SchemaRef {
+    let kinds = [
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "int64",
+        "int64",
+        "int64",
+        "int64",
+        "float64",
+        "float64",
+        "float64",
+        "boolean",
+        "boolean",
+        "timestamp",
+        "timestamp",
+        "date",
+        "int32",
+    ];
+    let mut types: Vec<(String, PropertyType)> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| (format!("p{i:02}"), property_type(json!({"type": kind}))))
+        .collect();
+    types.push((
+        "p19".into(),
+        property_type(json!({"type": "text", "list": true})),
+    ));
+    let source = PropertySource {
+        space: SPACE.into(),
+        key: format!("{VIEW}/1"),
+    };
+    ViewSchema::from_property_types(
+        TableKind::Nodes,
+        source,
+        types.iter().map(|(n, t)| (n.as_str(), t)),
+    )
+    .arrow_schema()
+    .clone()
+}
+
+fn property_type(value: Value) -> PropertyType {
+    serde_json::from_value(value).unwrap_or_else(|e| fail(&format!("property type: {e}")))
+}
+
+/// A permutation of 0..n, so that keys arrive in scattered order.
+struct Permutation {
+    n: u64,
+    step: u64,
+}
+
+impl Permutation {
+    fn new(n: u64) -> Self {
+        let mut step: u64 = 2_654_435_761;
+        while gcd(step, n.max(1)) != 1 {
+            step += 2;
+        }
+        Self { n: n.max(1), step }
+    }
+
+    fn at(&self, i: u64) -> u64 {
+        ((i as u128 * self.step as u128) % self.n as u128) as u64
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Rows `keys` (key numbers) of round `round`; `deleted` marks tombstones.
+fn batch(
+    schema: &SchemaRef,
+    keys: &[u64],
+    round: u64,
+    deleted: &dyn Fn(u64) -> bool,
+) -> RecordBatch {
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, field)| column(field, c as u64, keys, round, deleted))
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns).unwrap_or_else(|e| fail(&format!("batch: {e}")))
+}
+
+fn column(
+    field: &FieldRef,
+    c: u64,
+    keys: &[u64],
+    round: u64,
+    deleted: &dyn Fn(u64) -> bool,
+) -> ArrayRef {
+    let created = |k: u64| 1_600_000_000_000 + k as i64;
+    match field.name().as_str() {
+        "space" => return Arc::new(StringArray::from(vec!["bench-data"; keys.len()])),
+        "externalId" => {
+            return Arc::new(StringArray::from_iter_values(
+                keys.iter().map(|k| format!("item-{k:010}")),
+            ));
+        }
+        "instanceType" => return Arc::new(StringArray::from(vec!["node"; keys.len()])),
+        "version" => {
+            return Arc::new(Int64Array::from_iter_values(
+                keys.iter().map(|_| 1 + round as i64),
+            ));
+        }
+        "createdTime" => {
+            return Arc::new(Int64Array::from_iter_values(
+                keys.iter().map(|&k| created(k)),
+            ));
+        }
+        "lastUpdatedTime" => {
+            return Arc::new(Int64Array::from_iter_values(
+                keys.iter().map(|&k| created(k) + round as i64 * 1000),
+            ));
+        }
+        "deletedTime" => {
+            return Arc::new(Int64Array::from_iter(
+                keys.iter().map(|&k| deleted(k).then(|| created(k) + 5000)),
+            ));
+        }
+        "type.space" | "type.externalId" => {
+            return Arc::new(StringArray::from(vec![None::<&str>; keys.len()]));
+        }
+        _ => {}
+    }
+    let v = |k: u64| k.wrapping_mul(c + 1).wrapping_add(round * 7);
+    match field.data_type() {
+        DataType::Utf8 => Arc::new(StringArray::from_iter_values(
+            keys.iter()
+                .map(|&k| format!("value {c} {} r{round}", v(k) % 100_000)),
+        )),
+        DataType::Int64 => Arc::new(Int64Array::from_iter_values(
+            keys.iter().map(|&k| v(k) as i64),
+        )),
+        DataType::Int32 => Arc::new(Int32Array::from_iter_values(
+            keys.iter().map(|&k| (v(k) % 1_000_000) as i32),
+        )),
+        DataType::Float64 => Arc::new(Float64Array::from_iter_values(
+            keys.iter().map(|&k| v(k) as f64 * 0.25),
+        )),
+        DataType::Boolean => Arc::new(BooleanArray::from_iter(
+            keys.iter().map(|&k| Some(v(k) % 2 == 0)),
+        )),
+        DataType::Timestamp(_, tz) => Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                keys.iter()
+                    .map(|&k| 1_600_000_000_000_000 + (v(k) % 1_000_000_000) as i64 * 1000),
+            )
+            .with_timezone_opt(tz.clone()),
+        ),
+        DataType::Date32 => Arc::new(Date32Array::from_iter_values(
+            keys.iter().map(|&k| 18_000 + (v(k) % 3_000) as i32),
+        )),
+        DataType::List(element) => {
+            let mut list = ListBuilder::new(StringBuilder::new()).with_field(element.clone());
+            for &k in keys {
+                list.values().append_value(format!("a{}", v(k) % 10));
+                list.values().append_value(format!("b{}", v(k) % 7));
+                list.append(true);
+            }
+            Arc::new(list.finish())
+        }
+        other => fail(&format!("no generator for {other}")),
+    }
+}
+
+async fn open_table(destination: &Destination) -> LakeTable {
+    let url = destination
+        .raw_table_url(&model(), &folder(), InstanceKind::Nodes)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let options = WriteOptions {
+        rows_per_row_group: 128 * 1024,
+        ..WriteOptions::default()
+    };
+    LakeTable::open(destination, url, options)
+        .await
+        .unwrap_or_else(|e| fail(&format!("opening the raw table: {e}")))
+}
+
+async fn commit(table: &mut LakeTable, batches: &[RecordBatch], seq: i64, complete: bool) {
+    let metadata =
+        json!({"generation": 1, "opensGeneration": seq == 1, "backfillComplete": complete});
+    let commit = StreamCommit {
+        app_id: STREAM.into(),
+        txn_version: seq,
+        metadata: metadata.as_object().cloned().unwrap_or_default(),
+    };
+    table
+        .append(batches, commit)
+        .await
+        .unwrap_or_else(|e| fail(&format!("append: {e}")));
+}
+
+async fn build(destination: &Destination, rows: u64) -> Value {
+    let schema = raw_schema();
+    let permutation = Permutation::new(rows);
+    let mut table = open_table(destination).await;
+    let mut seq = 0;
+    let mut start = 0;
+    while start < rows {
+        let end = (start + COMMIT_ROWS).min(rows);
+        let batches: Vec<RecordBatch> = (start..end)
+            .step_by(BATCH_ROWS as usize)
+            .map(|from| {
+                let keys: Vec<u64> = (from..(from + BATCH_ROWS).min(end))
+                    .map(|i| permutation.at(i))
+                    .collect();
+                batch(&schema, &keys, 0, &|_| false)
+            })
+            .collect();
+        seq += 1;
+        commit(&mut table, &batches, seq, end == rows).await;
+        start = end;
+    }
+    json!({"rows": rows, "commits": seq, "version": table.version()})
+}
+
+async fn append_changes(destination: &Destination, rows: u64) -> Value {
+    let schema = raw_schema();
+    let mut table = open_table(destination).await;
+    let permutation = Permutation::new(rows);
+    let changed: Vec<u64> = (0..rows / 100)
+        .map(|k| permutation.at(k * 100 + 7))
+        .collect();
+    let deleted = |k: u64| k % 10 == 3;
+    let batches: Vec<RecordBatch> = changed
+        .chunks(BATCH_ROWS as usize)
+        .map(|keys| batch(&schema, keys, 1, &deleted))
+        .collect();
+    let seq = i64::try_from(rows.div_ceil(COMMIT_ROWS)).unwrap_or(i64::MAX) + 1;
+    commit(&mut table, &batches, seq, false).await;
+    let tombstones = changed.iter().filter(|&&k| deleted(k)).count();
+    json!({"changed": changed.len(), "deleted": tombstones, "version": table.version()})
+}
+
+fn target() -> ViewTarget {
+    let source = PropertySource {
+        space: SPACE.into(),
+        key: format!("{VIEW}/1"),
+    };
+    ViewTarget {
+        model: model(),
+        folder: folder(),
+        nodes: TableTarget {
+            kind: InstanceKind::Nodes,
+            streams: vec![STREAM.into()],
+            schema_without_table: raw_schema(),
+        },
+        edges: TableTarget::without_streams(InstanceKind::Edges, source),
+    }
+}
+
+async fn publish(destination: &Destination, args: &Args, phase: &str) -> Value {
+    let settings = PublishSettings {
+        memory_budget_bytes: BUDGET_MIB * 1024 * 1024,
+        temp_dir: args.dir.join("tmp"),
+    };
+    let reports = cdf_s3_replicator::snapshot::publish_views(destination, &[target()], &settings)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let nodes = reports
+        .first()
+        .and_then(|r| r.file(InstanceKind::Nodes))
+        .unwrap_or_else(|| fail("no nodes report"));
+    let expected = if phase == "full" {
+        FileAction::Rebuilt
+    } else {
+        FileAction::Incremental
+    };
+    if nodes.action != expected {
+        fail(&format!("{phase}: expected {expected:?}, got {nodes:?}"));
+    }
+    json!({"action": nodes.action, "rows": nodes.rows, "bytes": nodes.bytes,
+           "rows_read": nodes.rows_read, "spilled_runs": nodes.spilled_runs})
+}
+
+fn published(destination: &Destination, name: &str) -> String {
+    let paths = destination.publish_paths(&model(), &folder());
+    format!("{}/{name}", paths.dir)
+}
+
+async fn copy(destination: &Destination) -> Value {
+    let Destination::Local(local) = destination else {
+        fail("the bench writes to a local directory")
+    };
+    let source = local.root().join(published(destination, "nodes.parquet"));
+    let file = tokio::fs::File::open(&source)
+        .await
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", source.display())));
+    let builder = ParquetRecordBatchStreamBuilder::new(file)
+        .await
+        .unwrap_or_else(|e| fail(&format!("reading the footer: {e}")));
+    let schema = builder.schema().clone();
+    let mut batches = builder
+        .with_batch_size(8192)
+        .build()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let store = destination
+        .object_store()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let upload = BufWriter::with_capacity(
+        store,
+        deltalake::Path::from(published(destination, "copy.parquet")),
+        8 * 1024 * 1024,
+    );
+    let mut writer = AsyncArrowWriter::try_new(upload, schema, Some(writer_properties()))
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let mut rows = 0u64;
+    while let Some(batch) = batches
+        .try_next()
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()))
+    {
+        rows += batch.num_rows() as u64;
+        writer
+            .write(&batch)
+            .await
+            .unwrap_or_else(|e| fail(&e.to_string()));
+    }
+    writer
+        .close()
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    json!({"rows": rows})
+}

@@ -1,0 +1,382 @@
+//! Which stream and generation wrote each raw data file, and where its rows sit in arrival
+//! order, read from the Delta log.
+//!
+//! Arrival order is (commit version, position of the file in the commit, row in the file):
+//! the sync writes each page's rows in the order CDF returned them (tombstones first), so
+//! the last arrival of a key is its current state.
+//!
+//! Generations: each stream commit records the stream (`appId`) and its `generation`; the
+//! commit holding the last backfill page of a generation says `backfillComplete`. Once a
+//! stream has completed generation `g`, its rows from generations before `g` no longer
+//! count: an instance that the completed backfill did not return was deleted meanwhile (its
+//! tombstone may have been purged before the stream could see it).
+//!
+//! Compaction rewrites files of one stream without changing data. Its commit carries
+//! `cdfS3Replicator.compaction = {appId, generation, firstVersion, lastVersion}`; the new
+//! file's rows arrive at `lastVersion`, the newest commit they came from.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::lake::{STREAM_COMMIT_INFO_KEY, VersionChanges};
+use crate::sync::stream::{BACKFILL_COMPLETE, OPENS_GENERATION};
+
+/// Commit-metadata key of a stream commit's generation.
+const GENERATION: &str = "generation";
+/// Key (under [`STREAM_COMMIT_INFO_KEY`]) of a compaction commit's origin.
+pub const COMPACTION: &str = "compaction";
+
+/// Where a file's rows sit in arrival order and who wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOrigin {
+    /// The commit version the rows arrived with.
+    pub version: u64,
+    /// Position of the file among the commit's added files.
+    pub position: u32,
+    /// The stream that wrote the rows; `None` for commits written by other tools.
+    pub stream: Option<String>,
+    /// The stream's generation; `None` when the commit does not say.
+    pub generation: Option<u64>,
+}
+
+impl FileOrigin {
+    /// The sort key of arrival order.
+    pub fn order(&self) -> (u64, u32) {
+        (self.version, self.position)
+    }
+}
+
+/// What one stream's generations look like, as far as the published file is concerned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerationState {
+    /// The newest generation whose backfill completed; 0 when none has yet.
+    pub completed_generation: u64,
+    /// The oldest generation whose rows count (are at least `completed_generation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowest_generation: Option<u64>,
+}
+
+/// A generation completion that invalidates rows already published: the stream has
+/// counted rows of an older generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Supersession {
+    pub stream: String,
+    pub generation: u64,
+    pub version: u64,
+}
+
+impl GenerationState {
+    /// Whether rows of `generation` count.
+    pub fn counts(&self, generation: u64) -> bool {
+        generation >= self.completed_generation
+    }
+
+    /// Takes one commit of the stream into account. Returns `true` when the commit
+    /// completes a generation newer than rows counted so far, which then stop counting.
+    pub fn observe(&mut self, generation: u64, backfill_complete: bool) -> bool {
+        if !self.counts(generation) {
+            return false;
+        }
+        self.lowest_generation = Some(
+            self.lowest_generation
+                .map_or(generation, |l| l.min(generation)),
+        );
+        if backfill_complete && generation > self.completed_generation {
+            self.completed_generation = generation;
+            let superseded = self.lowest_generation.is_some_and(|l| l < generation);
+            self.lowest_generation = Some(generation);
+            return superseded;
+        }
+        false
+    }
+}
+
+/// Per stream key.
+pub type StreamStates = BTreeMap<String, GenerationState>;
+
+/// Who wrote a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOrigin {
+    /// An append of a sync stream.
+    Stream {
+        app_id: String,
+        generation: Option<u64>,
+        opens_generation: bool,
+        backfill_complete: bool,
+    },
+    /// A compaction of one stream's files; no data change.
+    Compaction {
+        app_id: String,
+        generation: Option<u64>,
+        last_version: u64,
+    },
+    /// Anything else (table creation, maintenance without data, other tools).
+    Other,
+}
+
+impl CommitOrigin {
+    pub fn of(changes: &VersionChanges) -> Self {
+        let info = changes.commit_info.get(STREAM_COMMIT_INFO_KEY);
+        if let Some(compaction) = info
+            .and_then(|i| i.get(COMPACTION))
+            .and_then(Value::as_object)
+            && let Some(app_id) = compaction.get("appId").and_then(Value::as_str)
+        {
+            return CommitOrigin::Compaction {
+                app_id: app_id.to_owned(),
+                generation: compaction.get(GENERATION).and_then(Value::as_u64),
+                last_version: compaction
+                    .get("lastVersion")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(changes.version),
+            };
+        }
+        match &changes.stream_commit {
+            Some(stream) => CommitOrigin::Stream {
+                app_id: stream.app_id.clone(),
+                generation: generation_of(&stream.metadata),
+                opens_generation: flag(&stream.metadata, OPENS_GENERATION),
+                backfill_complete: flag(&stream.metadata, BACKFILL_COMPLETE),
+            },
+            None => CommitOrigin::Other,
+        }
+    }
+}
+
+fn generation_of(metadata: &Map<String, Value>) -> Option<u64> {
+    metadata
+        .get(GENERATION)
+        .and_then(Value::as_u64)
+        .or_else(|| {
+            metadata
+                .get(STREAM_COMMIT_INFO_KEY)
+                .and_then(|checkpoint| checkpoint.get(GENERATION))
+                .and_then(Value::as_u64)
+        })
+}
+
+fn flag(metadata: &Map<String, Value>, key: &str) -> bool {
+    metadata.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// The origin of every file added in a range of commits, and the streams' generation state
+/// after them.
+#[derive(Debug, Clone, Default)]
+pub struct LogIndex {
+    pub origins: HashMap<String, FileOrigin>,
+    pub streams: StreamStates,
+    /// The oldest commit that could be read (older ones were removed by log retention).
+    pub first_version: u64,
+    /// The first commit that completed a generation while older rows of its stream were
+    /// counted: a published file built before it holds instances that may be gone.
+    pub superseded: Option<Supersession>,
+    /// Per stream and generation: whether the first readable commit of that generation
+    /// is the one that opened it (then every commit of the generation is readable).
+    first_commit_opens: HashMap<(String, u64), bool>,
+}
+
+impl LogIndex {
+    /// Indexes `commits` (in version order), starting from `streams`.
+    pub fn build(commits: &[VersionChanges], streams: StreamStates) -> Self {
+        let mut index = LogIndex {
+            streams,
+            first_version: commits.first().map_or(0, |c| c.version),
+            ..LogIndex::default()
+        };
+        for commit in commits {
+            index.add_commit(commit);
+        }
+        index
+    }
+
+    fn add_commit(&mut self, commit: &VersionChanges) {
+        let (stream, generation, version) = match CommitOrigin::of(commit) {
+            CommitOrigin::Stream {
+                app_id,
+                generation,
+                opens_generation,
+                backfill_complete,
+            } => {
+                if let Some(generation) = generation {
+                    self.first_commit_opens
+                        .entry((app_id.clone(), generation))
+                        .or_insert(opens_generation);
+                    let superseding = self
+                        .streams
+                        .entry(app_id.clone())
+                        .or_default()
+                        .observe(generation, backfill_complete);
+                    if superseding && self.superseded.is_none() {
+                        self.superseded = Some(Supersession {
+                            stream: app_id.clone(),
+                            generation,
+                            version: commit.version,
+                        });
+                    }
+                }
+                (Some(app_id), generation, commit.version)
+            }
+            CommitOrigin::Compaction {
+                app_id,
+                generation,
+                last_version,
+            } => (Some(app_id), generation, last_version),
+            CommitOrigin::Other => (None, None, commit.version),
+        };
+        for (position, add) in commit.adds.iter().enumerate() {
+            self.origins.insert(
+                add.path.clone(),
+                FileOrigin {
+                    version,
+                    position: u32::try_from(position).unwrap_or(u32::MAX),
+                    stream: stream.clone(),
+                    generation,
+                },
+            );
+        }
+    }
+
+    /// Whether the rows of a file with this origin count.
+    pub fn qualifies(&self, origin: &FileOrigin) -> bool {
+        match (&origin.stream, origin.generation) {
+            (Some(stream), Some(generation)) => self
+                .streams
+                .get(stream)
+                .is_none_or(|state| state.counts(generation)),
+            _ => true,
+        }
+    }
+
+    /// Whether an active file whose commit is older than the readable log still counts.
+    ///
+    /// Such a file's stream and generation are unknown. It is certainly superseded when
+    /// every stream of the table has completed a generation that opened within the
+    /// readable log: then all rows of the counting generations are in readable commits,
+    /// and the file belongs to an older generation. Otherwise it is kept.
+    pub fn keeps_unattributed(&self, table_streams: &[String]) -> bool {
+        if table_streams.is_empty() {
+            return true;
+        }
+        !table_streams.iter().all(|stream| {
+            self.streams.get(stream).is_some_and(|state| {
+                state.completed_generation > 0
+                    && self
+                        .first_commit_opens
+                        .get(&(stream.clone(), state.completed_generation))
+                        .copied()
+                        .unwrap_or(false)
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::{DataFile, StreamCommitInfo};
+    use serde_json::json;
+
+    fn commit(
+        version: u64,
+        app: &str,
+        generation: u64,
+        complete: bool,
+        files: &[&str],
+    ) -> VersionChanges {
+        let metadata = json!({"generation": generation, "backfillComplete": complete,
+            "opensGeneration": false});
+        VersionChanges {
+            version,
+            timestamp_ms: None,
+            operation: None,
+            adds: files
+                .iter()
+                .map(|f| DataFile {
+                    path: (*f).into(),
+                    size: None,
+                    data_change: true,
+                    num_records: None,
+                })
+                .collect(),
+            removes: Vec::new(),
+            txns: Vec::new(),
+            stream_commit: Some(StreamCommitInfo {
+                app_id: app.into(),
+                txn_version: version as i64,
+                metadata: metadata.as_object().cloned().unwrap_or_default(),
+            }),
+            metadata_changed: false,
+            commit_info: Map::new(),
+        }
+    }
+
+    #[test]
+    fn completing_a_newer_generation_drops_older_rows() {
+        let commits = [
+            commit(1, "s", 1, false, &["a"]),
+            commit(2, "s", 1, true, &["b"]),
+            commit(3, "s", 1, false, &["c"]),
+            commit(4, "s", 2, false, &["d"]),
+            commit(5, "s", 2, true, &["e"]),
+        ];
+        let index = LogIndex::build(&commits, StreamStates::new());
+        let kept: Vec<&str> = ["a", "b", "c", "d", "e"]
+            .into_iter()
+            .filter(|f| index.qualifies(&index.origins[*f]))
+            .collect();
+        assert_eq!(kept, ["d", "e"]);
+        assert_eq!(
+            index.streams["s"],
+            GenerationState {
+                completed_generation: 2,
+                lowest_generation: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn a_generation_in_backfill_keeps_the_older_rows() {
+        let commits = [
+            commit(1, "s", 1, true, &["a"]),
+            commit(2, "s", 2, false, &["b"]),
+        ];
+        let index = LogIndex::build(&commits, StreamStates::new());
+        assert!(index.qualifies(&index.origins["a"]));
+        assert!(index.qualifies(&index.origins["b"]));
+        assert_eq!(index.streams["s"].lowest_generation, Some(1));
+    }
+
+    #[test]
+    fn the_first_completion_supersedes_nothing() {
+        let mut state = GenerationState::default();
+        assert!(!state.observe(1, false));
+        assert!(!state.observe(1, true));
+        assert!(!state.observe(2, false));
+        assert!(state.observe(2, true));
+        assert!(!state.counts(1));
+    }
+
+    #[test]
+    fn compaction_files_arrive_at_their_last_version() {
+        let mut compaction = commit(9, "x", 0, false, &["big"]);
+        compaction.stream_commit = None;
+        compaction.commit_info = json!({"cdfS3Replicator": {"compaction":
+            {"appId": "s", "generation": 1, "firstVersion": 1, "lastVersion": 4}}})
+        .as_object()
+        .cloned()
+        .unwrap();
+        let index = LogIndex::build(
+            &[commit(5, "s", 1, false, &["late"]), compaction],
+            StreamStates::new(),
+        );
+        let big = &index.origins["big"];
+        assert_eq!(
+            (big.version, big.stream.as_deref(), big.generation),
+            (4, Some("s"), Some(1))
+        );
+        assert!(big.order() < index.origins["late"].order());
+    }
+}

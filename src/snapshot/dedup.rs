@@ -1,0 +1,185 @@
+//! The last row per key within a buffer of batches that arrived in order.
+//!
+//! A buffer is filled with publish batches in arrival order. Sorting it by key with a
+//! stable sort keeps each key's rows in arrival order, so the last row of each run of equal
+//! keys is that key's latest state within the buffer (tombstones included: a later buffer
+//! or the merge decides whether a deletion removes anything).
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::compute::interleave_record_batch;
+use deltalake::arrow::datatypes::SchemaRef;
+use futures::stream;
+
+use super::error::{SnapshotError, SnapshotResult};
+use super::keys::KeyColumns;
+use super::reader::BatchStream;
+
+/// Batches collected in arrival order, with their memory use.
+pub struct SortBuffer {
+    schema: SchemaRef,
+    keys: KeyColumns,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
+}
+
+impl SortBuffer {
+    pub fn new(schema: SchemaRef, keys: KeyColumns) -> Self {
+        Self {
+            schema,
+            keys,
+            batches: Vec::new(),
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    pub fn push(&mut self, batch: RecordBatch) {
+        if batch.num_rows() == 0 {
+            return;
+        }
+        self.rows += batch.num_rows();
+        self.bytes += batch.get_array_memory_size();
+        self.batches.push(batch);
+    }
+
+    /// Memory held by the buffered batches.
+    pub fn memory_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Sorts by key and keeps the last arrival of each key.
+    pub fn finish(self) -> SnapshotResult<SortedBuffer> {
+        let views = self
+            .batches
+            .iter()
+            .map(|b| self.keys.view(b))
+            .collect::<SnapshotResult<Vec<_>>>()?;
+        let mut order: Vec<(u32, u32)> = Vec::with_capacity(self.rows);
+        for (b, batch) in self.batches.iter().enumerate() {
+            // Buffers hold at most a memory budget of rows, far below u32::MAX batches/rows.
+            let b = b as u32;
+            order.extend((0..batch.num_rows() as u32).map(|r| (b, r)));
+        }
+        // Stable: equal keys keep their arrival order.
+        order.sort_by(|&(ba, ra), &(bb, rb)| {
+            views[ba as usize].compare(ra as usize, &views[bb as usize], rb as usize)
+        });
+        let mut latest: Vec<(usize, usize)> = Vec::with_capacity(order.len());
+        for (i, &(b, r)) in order.iter().enumerate() {
+            let superseded = order.get(i + 1).is_some_and(|&(nb, nr)| {
+                views[b as usize].key(r as usize) == views[nb as usize].key(nr as usize)
+            });
+            if !superseded {
+                latest.push((b as usize, r as usize));
+            }
+        }
+        drop(views);
+        Ok(SortedBuffer {
+            schema: self.schema,
+            batches: self.batches,
+            order: latest,
+        })
+    }
+}
+
+/// A buffer's rows in key order, one row per key, not yet materialized.
+pub struct SortedBuffer {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    order: Vec<(usize, usize)>,
+}
+
+impl SortedBuffer {
+    pub fn rows(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Rows `start..start + len` of the sorted order as one batch.
+    pub fn chunk(&self, start: usize, len: usize) -> SnapshotResult<RecordBatch> {
+        let end = (start + len).min(self.order.len());
+        let refs: Vec<&RecordBatch> = self.batches.iter().collect();
+        if refs.is_empty() {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        }
+        interleave_record_batch(&refs, &self.order[start..end])
+            .map_err(|e| SnapshotError::arrow("gathering sorted rows", e))
+    }
+
+    /// The sorted rows as a stream of batches of `chunk_rows`, built one at a time so the
+    /// buffer is never held twice.
+    pub fn into_stream(self, chunk_rows: usize) -> BatchStream<'static> {
+        let this = Arc::new(self);
+        let total = this.rows();
+        let chunk_rows = chunk_rows.max(1);
+        Box::pin(stream::iter(
+            (0..total)
+                .step_by(chunk_rows)
+                .map(move |start| this.chunk(start, chunk_rows)),
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use deltalake::arrow::array::{Array, AsArray, Int64Array, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use futures::TryStreamExt;
+
+    pub(crate) fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("space", DataType::Utf8, false),
+            Field::new("externalId", DataType::Utf8, false),
+            Field::new("deletedTime", DataType::Int64, true),
+            Field::new("value", DataType::Int64, true),
+        ]))
+    }
+
+    pub(crate) fn batch(rows: &[(&str, Option<i64>, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(vec!["s"; rows.len()])),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn keeps_the_last_arrival_per_key_in_key_order() {
+        let keys = KeyColumns::of(&schema(), "t").unwrap();
+        let mut buffer = SortBuffer::new(schema(), keys);
+        buffer.push(batch(&[("b", None, 1), ("a", None, 2), ("b", Some(5), 3)]));
+        buffer.push(batch(&[("c", Some(1), 4), ("b", None, 5), ("a", None, 6)]));
+        let sorted = buffer.finish().unwrap();
+        let batches: Vec<RecordBatch> = sorted.into_stream(2).try_collect().await.unwrap();
+        assert_eq!(batches.len(), 2);
+        let all = deltalake::arrow::compute::concat_batches(&schema(), &batches).unwrap();
+        let ids: Vec<&str> = all.column(1).as_string::<i32>().iter().flatten().collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let values = all.column(3).as_primitive::<Int64Type>();
+        assert_eq!(values.values().to_vec(), [6, 5, 4]);
+        // The tombstone of c is kept: a later buffer or the merge resolves it.
+        assert!(all.column(2).is_valid(2));
+    }
+}

@@ -1,0 +1,121 @@
+//! Errors of the publish layer. Each names the object, table or local file involved, because
+//! they end up in a log line and in the run summary, where nobody can attach a debugger.
+
+use deltalake::ObjectStoreError;
+use deltalake::arrow::error::ArrowError;
+use deltalake::parquet::errors::ParquetError;
+
+use crate::lake::LakeError;
+use crate::schema::{AlignError, PublishError};
+
+pub type SnapshotResult<T> = Result<T, SnapshotError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+
+    #[error("{operation} {path}: {source}")]
+    Store {
+        /// What was being done (`reading`, `writing`, `checking`).
+        operation: &'static str,
+        path: String,
+        #[source]
+        source: ObjectStoreError,
+    },
+
+    #[error("Parquet file {path}: {context}: {source}")]
+    Parquet {
+        path: String,
+        context: &'static str,
+        #[source]
+        source: ParquetError,
+    },
+
+    #[error("raw file {path}: does not fit the table schema: {source}")]
+    Align {
+        path: String,
+        #[source]
+        source: Box<AlignError>,
+    },
+
+    #[error("raw file {path}: converting to the publish form: {source}")]
+    Publish {
+        path: String,
+        #[source]
+        source: Box<PublishError>,
+    },
+
+    #[error("{context}: {source}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: ArrowError,
+    },
+
+    #[error("local spill file {path}: {context}: {source}")]
+    Spill {
+        path: String,
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("local spill file {path}: {context}: {source}")]
+    SpillFormat {
+        path: String,
+        context: &'static str,
+        #[source]
+        source: ArrowError,
+    },
+
+    #[error("manifest {path}: {reason}")]
+    Manifest { path: String, reason: String },
+
+    #[error("raw table {table}: column {column:?} is missing or is not a string column")]
+    MissingKeyColumn { table: String, column: &'static str },
+}
+
+impl SnapshotError {
+    pub(crate) fn store(
+        operation: &'static str,
+        path: impl Into<String>,
+        source: ObjectStoreError,
+    ) -> Self {
+        SnapshotError::Store {
+            operation,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn parquet(
+        path: impl Into<String>,
+        context: &'static str,
+        source: ParquetError,
+    ) -> Self {
+        SnapshotError::Parquet {
+            path: path.into(),
+            context,
+            source,
+        }
+    }
+
+    pub(crate) fn arrow(context: impl Into<String>, source: ArrowError) -> Self {
+        SnapshotError::Arrow {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Whether the error says that an object does not exist (as opposed to being unreadable).
+    pub(crate) fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            SnapshotError::Store {
+                source: ObjectStoreError::NotFound { .. },
+                ..
+            }
+        )
+    }
+}

@@ -1,0 +1,173 @@
+//! Incremental publish: merge the commits after the published version into the previous
+//! file, so that the cost follows the changes, not the history.
+//!
+//! The new commits' files are read in arrival order and reduced to the last row per key
+//! (tombstones included), then stream-merged with the previous file. Both sides are sorted
+//! by key; the changes are the newer run, so their row (or deletion) wins.
+//!
+//! Re-applying commits that the previous file already reflects is harmless: the last
+//! arrival wins, so every key ends in the state after its last change whether the older
+//! state came from the file or was replayed. This is what makes a crash between replacing a
+//! data file and writing the manifest safe: the manifest still names the older version, the
+//! next run replays the commits since then onto the newer file, and the result equals what
+//! merging onto the older file gives. (A commit in that range that completes a generation
+//! or changes the schema forces a rebuild either way.)
+
+use deltalake::arrow::datatypes::{Schema, SchemaRef};
+use deltalake::logstore::ObjectStoreRef;
+
+use super::arrival::{CommitOrigin, LogIndex};
+use super::build::{Built, RawFile, ReadStats, feed_files, write_merged};
+use super::error::SnapshotResult;
+use super::keys::KeyColumns;
+use super::manifest::FileEntry;
+use super::reader;
+use super::sorter::{SortSettings, Sorter};
+use crate::lake::{LakeError, LakeTable};
+use crate::schema::evolution::equivalent_types;
+
+/// The previous file and what the merge needs to know about it.
+pub struct MergeTarget<'a> {
+    pub store: &'a ObjectStoreRef,
+    pub path: &'a str,
+    pub previous: &'a FileEntry,
+    pub raw_schema: SchemaRef,
+    pub raw_fingerprint: &'a str,
+    pub publish_schema: SchemaRef,
+    pub keys: KeyColumns,
+    pub sort: &'a SortSettings,
+}
+
+/// Either the merged file, or why only a full rebuild gives the right result.
+pub enum MergeOutcome {
+    Merged(Built),
+    NeedsRebuild(String),
+}
+
+/// Merges the commits after the previous file's version up to the table's loaded version.
+pub async fn merge_changes(
+    table: &LakeTable,
+    target: &MergeTarget<'_>,
+) -> SnapshotResult<MergeOutcome> {
+    let rebuild = |reason: String| Ok(MergeOutcome::NeedsRebuild(reason));
+    let (Some(previous_version), Some(version)) = (target.previous.table_version, table.version())
+    else {
+        return rebuild("the previous file predates the raw table".into());
+    };
+    if version < previous_version {
+        return rebuild(format!(
+            "the raw table is at version {version}, older than the published version {previous_version} (was it recreated?)"
+        ));
+    }
+    if target.previous.raw_schema_fingerprint != target.raw_fingerprint {
+        return rebuild(
+            "the raw table schema differs from the one the previous file was built from".into(),
+        );
+    }
+    let commits = match table.changes_between(previous_version + 1, version).await {
+        Ok(commits) => commits,
+        Err(LakeError::LogUnavailable { version, .. }) => {
+            return rebuild(format!(
+                "commit {version}, needed to merge incrementally, was removed by log retention"
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(commit) = commits.iter().find(|c| c.metadata_changed) {
+        return rebuild(format!(
+            "the raw table schema changed at version {}",
+            commit.version
+        ));
+    }
+    let index = LogIndex::build(&commits, target.previous.streams.clone());
+    if let Some(s) = &index.superseded {
+        return rebuild(format!(
+            "stream {} completed generation {} at version {}: instances missing from it must disappear",
+            s.stream, s.generation, s.version
+        ));
+    }
+
+    let previous = match reader::open(target.store, target.path, None).await {
+        Ok(previous) => previous,
+        Err(error) if error.is_not_found() => {
+            return rebuild(format!("{} is missing", target.path));
+        }
+        Err(error) => return rebuild(format!("the previous file is unreadable: {error}")),
+    };
+    if !same_columns(&previous.schema, &target.publish_schema) {
+        return rebuild(format!(
+            "the columns of {} differ from the publish schema",
+            target.path
+        ));
+    }
+
+    // Compaction rewrites rows these commits (or older ones) already hold.
+    let mut files = Vec::new();
+    for commit in &commits {
+        if matches!(CommitOrigin::of(commit), CommitOrigin::Compaction { .. }) {
+            continue;
+        }
+        for add in commit.adds.iter().filter(|a| a.data_change) {
+            let counts = index
+                .origins
+                .get(&add.path)
+                .is_none_or(|o| index.qualifies(o));
+            if counts {
+                files.push(RawFile {
+                    path: add.path.clone(),
+                    size: add.size.and_then(|s| u64::try_from(s).ok()),
+                });
+            }
+        }
+    }
+    let mut stats = ReadStats {
+        commits_read: commits.len() as u64,
+        ..ReadStats::default()
+    };
+    let mut sorter = Sorter::new(
+        target.publish_schema.clone(),
+        target.keys,
+        target.sort.clone(),
+    );
+    feed_files(
+        &mut sorter,
+        &table.object_store(),
+        &files,
+        &target.raw_schema,
+        &mut stats,
+    )
+    .await?;
+    let changes = sorter.finish().await?;
+    stats.spilled_runs = changes.spilled_runs;
+    let mut runs = Vec::with_capacity(changes.streams.len() + 1);
+    runs.push(reader::batches_as(
+        previous,
+        target.path,
+        target.publish_schema.clone(),
+    ));
+    runs.extend(changes.streams);
+    let written = write_merged(
+        target.store,
+        target.path,
+        target.publish_schema.clone(),
+        target.keys,
+        runs,
+    )
+    .await?;
+    drop(changes.spill_dir);
+    Ok(MergeOutcome::Merged(Built {
+        written,
+        streams: index.streams,
+        stats,
+    }))
+}
+
+/// Whether a file's columns are the publish schema's (names and types, in order).
+fn same_columns(file: &Schema, publish: &Schema) -> bool {
+    file.fields().len() == publish.fields().len()
+        && file
+            .fields()
+            .iter()
+            .zip(publish.fields())
+            .all(|(a, b)| a.name() == b.name() && equivalent_types(a.data_type(), b.data_type()))
+}

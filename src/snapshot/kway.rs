@@ -1,0 +1,282 @@
+//! K-way merge of sorted runs into one sorted stream with one row per key.
+//!
+//! Every run is sorted by key and holds each key at most once. Runs are given oldest
+//! first: when several runs hold a key, the newest run's row is the key's latest state.
+//! The final merge drops keys whose latest row is a tombstone; intermediate merges (more
+//! runs than the fan-in) keep tombstones, which must still delete rows of older runs.
+//!
+//! Rows are copied in slices: the winning run keeps emitting while its keys stay below
+//! every other run's current key, so merging a large previous file with a few changes
+//! costs little more than copying it.
+
+use std::future::Future;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::compute::BatchCoalescer;
+use deltalake::arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+
+use super::error::{SnapshotError, SnapshotResult};
+use super::keys::{BatchKeys, KeyColumns};
+use super::reader::BatchStream;
+use super::spill::{RunWriter, SPILL_BATCH_ROWS};
+
+/// Where merged batches go.
+pub trait BatchSink {
+    fn write(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send;
+}
+
+impl BatchSink for RunWriter {
+    #[allow(clippy::manual_async_fn)]
+    fn write(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send {
+        async move { RunWriter::write(self, &batch) }
+    }
+}
+
+/// Whether the merge output keeps tombstones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tombstones {
+    /// Final output: deleted keys disappear.
+    Drop,
+    /// Intermediate run: deletions still have to meet older runs.
+    Keep,
+}
+
+struct Cursor<'a> {
+    stream: BatchStream<'a>,
+    batch: Option<(RecordBatch, BatchKeys)>,
+    row: usize,
+}
+
+impl Cursor<'_> {
+    /// Moves to the next non-empty batch, or to the end of the run.
+    async fn load(&mut self, keys: &KeyColumns) -> SnapshotResult<()> {
+        self.row = 0;
+        self.batch = None;
+        while let Some(batch) = self.stream.next().await {
+            let batch = batch?;
+            if batch.num_rows() > 0 {
+                let view = keys.view(&batch)?;
+                self.batch = Some((batch, view));
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn advance(&mut self, by: usize, keys: &KeyColumns) -> SnapshotResult<()> {
+        self.row += by;
+        if self
+            .batch
+            .as_ref()
+            .is_some_and(|(batch, _)| self.row >= batch.num_rows())
+        {
+            self.load(keys).await?;
+        }
+        Ok(())
+    }
+
+    fn key(&self) -> Option<(&str, &str)> {
+        self.batch.as_ref().map(|(_, keys)| keys.key(self.row))
+    }
+}
+
+/// Merges `runs` (oldest first) into `sink`; returns the rows written.
+pub async fn merge<S: BatchSink + Send>(
+    runs: Vec<BatchStream<'_>>,
+    schema: SchemaRef,
+    keys: KeyColumns,
+    tombstones: Tombstones,
+    sink: &mut S,
+) -> SnapshotResult<u64> {
+    let mut cursors: Vec<Cursor<'_>> = runs
+        .into_iter()
+        .map(|stream| Cursor {
+            stream,
+            batch: None,
+            row: 0,
+        })
+        .collect();
+    for cursor in &mut cursors {
+        cursor.load(&keys).await?;
+    }
+    let mut out = Output::new(schema);
+    loop {
+        // The smallest key; among equal keys the newest run.
+        let mut winner: Option<usize> = None;
+        for (i, cursor) in cursors.iter().enumerate() {
+            let Some(key) = cursor.key() else { continue };
+            let better = match winner.and_then(|w| cursors[w].key()) {
+                None => true,
+                Some(best) => key <= best,
+            };
+            if better {
+                winner = Some(i);
+            }
+        }
+        let Some(w) = winner else { break };
+
+        // Older runs' rows of the same key are superseded.
+        let superseded: Vec<usize> = {
+            let winning_key = cursors[w].key();
+            (0..w)
+                .filter(|&i| cursors[i].key().is_some() && cursors[i].key() == winning_key)
+                .collect()
+        };
+        for i in superseded {
+            cursors[i].advance(1, &keys).await?;
+        }
+
+        let (batch, view) = match &cursors[w].batch {
+            Some(current) => current,
+            None => continue,
+        };
+        let start = cursors[w].row;
+        if tombstones == Tombstones::Drop && view.is_tombstone(start) {
+            cursors[w].advance(1, &keys).await?;
+            continue;
+        }
+        // Every other run is now past the winning key: emit while below their smallest key.
+        let bound = cursors
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != w)
+            .filter_map(|(_, c)| c.key())
+            .min();
+        let mut end = start + 1;
+        while end < batch.num_rows()
+            && bound.is_none_or(|bound| view.key(end) < bound)
+            && !(tombstones == Tombstones::Drop && view.is_tombstone(end))
+        {
+            end += 1;
+        }
+        let slice = batch.slice(start, end - start);
+        out.push(slice, sink).await?;
+        cursors[w].advance(end - start, &keys).await?;
+    }
+    out.finish(sink).await
+}
+
+/// Gathers slices into batches of a useful size before they reach the sink.
+struct Output {
+    coalescer: BatchCoalescer,
+    rows: u64,
+}
+
+impl Output {
+    fn new(schema: SchemaRef) -> Self {
+        Self {
+            // Large slices pass through without another copy.
+            coalescer: BatchCoalescer::new(schema, SPILL_BATCH_ROWS)
+                .with_biggest_coalesce_batch_size(Some(SPILL_BATCH_ROWS / 2)),
+            rows: 0,
+        }
+    }
+
+    async fn push<S: BatchSink>(&mut self, slice: RecordBatch, sink: &mut S) -> SnapshotResult<()> {
+        self.rows += slice.num_rows() as u64;
+        self.coalescer
+            .push_batch(slice)
+            .map_err(|e| SnapshotError::arrow("collecting merged rows", e))?;
+        while let Some(batch) = self.coalescer.next_completed_batch() {
+            sink.write(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish<S: BatchSink>(mut self, sink: &mut S) -> SnapshotResult<u64> {
+        self.coalescer
+            .finish_buffered_batch()
+            .map_err(|e| SnapshotError::arrow("collecting merged rows", e))?;
+        while let Some(batch) = self.coalescer.next_completed_batch() {
+            sink.write(batch).await?;
+        }
+        Ok(self.rows)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::snapshot::dedup::tests::{batch, schema};
+    use deltalake::arrow::array::{AsArray, RecordBatch};
+    use deltalake::arrow::datatypes::Int64Type;
+    use futures::stream;
+
+    /// Collects what a merge writes.
+    #[derive(Default)]
+    pub(crate) struct Collect(pub Vec<RecordBatch>);
+
+    impl BatchSink for Collect {
+        #[allow(clippy::manual_async_fn)]
+        fn write(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send {
+            async move {
+                self.0.push(batch);
+                Ok(())
+            }
+        }
+    }
+
+    impl Collect {
+        pub(crate) fn rows(&self) -> Vec<(String, i64)> {
+            self.0
+                .iter()
+                .flat_map(|b| {
+                    let ids = b.column(1).as_string::<i32>().clone();
+                    let values = b.column(3).as_primitive::<Int64Type>().clone();
+                    (0..b.num_rows())
+                        .map(move |i| (ids.value(i).to_owned(), values.value(i)))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        }
+    }
+
+    fn run(batches: Vec<RecordBatch>) -> BatchStream<'static> {
+        Box::pin(stream::iter(batches.into_iter().map(Ok)))
+    }
+
+    #[tokio::test]
+    async fn newest_run_wins_and_deletions_disappear() {
+        let keys = KeyColumns::of(&schema(), "t").unwrap();
+        let old = run(vec![
+            batch(&[("a", None, 1), ("b", None, 1), ("c", None, 1)]),
+            batch(&[("d", None, 1), ("e", None, 1)]),
+        ]);
+        let mid = run(vec![batch(&[("b", Some(9), 2), ("d", None, 2)])]);
+        let new = run(vec![
+            batch(&[]),
+            batch(&[("b", None, 3), ("e", Some(9), 3), ("f", None, 3)]),
+        ]);
+        let mut sink = Collect::default();
+        let rows = merge(
+            vec![old, mid, new],
+            schema(),
+            keys,
+            Tombstones::Drop,
+            &mut sink,
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, 5);
+        let got = sink.rows();
+        let expected: Vec<(String, i64)> = [("a", 1), ("b", 3), ("c", 1), ("d", 2), ("f", 3)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn intermediate_merges_keep_tombstones() {
+        let keys = KeyColumns::of(&schema(), "t").unwrap();
+        let old = run(vec![batch(&[("a", None, 1)])]);
+        let new = run(vec![batch(&[("a", Some(5), 2), ("b", Some(5), 2)])]);
+        let mut sink = Collect::default();
+        let rows = merge(vec![old, new], schema(), keys, Tombstones::Keep, &mut sink)
+            .await
+            .unwrap();
+        assert_eq!(rows, 2);
+        assert_eq!(sink.rows(), [("a".to_string(), 2), ("b".to_string(), 2)]);
+    }
+}

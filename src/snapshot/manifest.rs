@@ -1,0 +1,243 @@
+//! `_manifest.json`: what the published files of a view reflect.
+//!
+//! Written after both data files, so a reader (or the next run) that finds a manifest finds
+//! the files it describes or newer ones. Per file it records the raw table's Delta version,
+//! each stream's generation state, the row count, the publish schema and a fingerprint of
+//! the raw schema the file was built from. The next run merges only the commits after that
+//! version, as long as the schema fingerprint and the generations still hold.
+
+use std::collections::BTreeMap;
+
+use deltalake::arrow::datatypes::Schema;
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::logstore::object_store::ObjectStoreExt as _;
+use deltalake::{ObjectStoreError, Path};
+use serde::{Deserialize, Serialize};
+
+use super::arrival::StreamStates;
+use super::error::{SnapshotError, SnapshotResult};
+use crate::lake::InstanceKind;
+
+/// Version of the manifest layout; a manifest of another version is rebuilt from scratch.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The columns every published file is sorted by.
+pub const SORT_COLUMNS: [&str; 2] = ["space", "externalId"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub format_version: u32,
+    /// `space:model/version` of the data model.
+    pub model: String,
+    /// The view folder.
+    pub view: String,
+    /// RFC 3339, UTC.
+    pub written_at: String,
+    pub tool_version: String,
+    /// Per kind (`nodes`, `edges`).
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+/// One published file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    /// File name, relative to the manifest's folder.
+    pub path: String,
+    /// The raw table, relative to the destination prefix.
+    pub source_table: String,
+    /// The raw table's Delta version the file reflects; `None` while the table does not exist.
+    pub table_version: Option<u64>,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Generation state of each stream writing to the raw table.
+    pub streams: StreamStates,
+    /// Fingerprint of the raw table schema the file was built from.
+    pub raw_schema_fingerprint: String,
+    pub publish_schema: Vec<ColumnSpec>,
+    pub sorted_by: Vec<String>,
+    pub written_at: String,
+    pub tool_version: String,
+}
+
+/// One column of a published file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnSpec {
+    pub name: String,
+    /// The Arrow type, as Arrow prints it (for example `Timestamp(µs, "UTC")`).
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The columns of a schema, for the manifest.
+pub fn column_specs(schema: &Schema) -> Vec<ColumnSpec> {
+    schema
+        .fields()
+        .iter()
+        .map(|field| ColumnSpec {
+            name: field.name().clone(),
+            data_type: field.data_type().to_string(),
+            nullable: field.is_nullable(),
+            metadata: field
+                .metadata()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// A stable fingerprint of a raw schema: names, types, nullability and field metadata.
+///
+/// It only has to tell "same schema" from "different schema" between two runs; a release
+/// that prints types differently costs one rebuild.
+pub fn schema_fingerprint(schema: &Schema) -> String {
+    let mut text = String::new();
+    for spec in column_specs(schema) {
+        text.push_str(&format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1e}",
+            spec.name, spec.data_type, spec.nullable, spec.metadata
+        ));
+    }
+    format!("{:016x}", fnv1a64(text.as_bytes()))
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The tool and version that wrote a manifest.
+pub fn tool_version() -> String {
+    format!("cdf-s3-replicator {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Now, as the manifest records times.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// What was found at the manifest path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ManifestState {
+    Missing,
+    /// Present but unusable; the reason says why. Treated like a missing manifest.
+    Unusable(String),
+    Found(Box<Manifest>),
+}
+
+impl ManifestState {
+    /// The entry of one kind, if the manifest is usable and has it.
+    pub fn entry(&self, kind: InstanceKind) -> Option<&FileEntry> {
+        match self {
+            ManifestState::Found(manifest) => manifest.files.get(kind.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the manifest at `path`. Only failures that say nothing about the manifest itself
+/// (there is none) are `Missing`; everything else that prevents using it is `Unusable`.
+pub async fn read(store: &ObjectStoreRef, path: &str) -> ManifestState {
+    let location = Path::from(path);
+    let bytes = match store.get(&location).await {
+        Ok(result) => match result.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) => return ManifestState::Unusable(format!("reading {path}: {error}")),
+        },
+        Err(ObjectStoreError::NotFound { .. }) => return ManifestState::Missing,
+        Err(error) => return ManifestState::Unusable(format!("reading {path}: {error}")),
+    };
+    match serde_json::from_slice::<Manifest>(&bytes) {
+        Ok(manifest) if manifest.format_version == FORMAT_VERSION => {
+            ManifestState::Found(Box::new(manifest))
+        }
+        Ok(manifest) => ManifestState::Unusable(format!(
+            "{path} has format version {}, expected {FORMAT_VERSION}",
+            manifest.format_version
+        )),
+        Err(error) => ManifestState::Unusable(format!("{path} is not a valid manifest: {error}")),
+    }
+}
+
+/// Writes the manifest with one PUT, which replaces the previous one atomically.
+pub async fn write(store: &ObjectStoreRef, path: &str, manifest: &Manifest) -> SnapshotResult<()> {
+    let body = serde_json::to_vec_pretty(manifest).map_err(|e| SnapshotError::Manifest {
+        path: path.to_owned(),
+        reason: format!("serializing: {e}"),
+    })?;
+    store
+        .put(&Path::from(path), body.into())
+        .await
+        .map_err(|e| SnapshotError::store("writing", path, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::datatypes::{DataType, Field, TimeUnit};
+
+    #[test]
+    fn fingerprints_change_with_types_and_columns() {
+        let base = Schema::new(vec![
+            Field::new("space", DataType::Utf8, false),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]);
+        let widened = Schema::new(vec![
+            Field::new("space", DataType::Utf8, false),
+            Field::new("at", DataType::Utf8, true),
+        ]);
+        let mut fields = base.fields().to_vec();
+        fields.push(std::sync::Arc::new(Field::new(
+            "new",
+            DataType::Int64,
+            true,
+        )));
+        let added = Schema::new(fields);
+        let f = schema_fingerprint(&base);
+        assert_eq!(f, schema_fingerprint(&base.clone()));
+        assert_ne!(f, schema_fingerprint(&widened));
+        assert_ne!(f, schema_fingerprint(&added));
+    }
+
+    #[test]
+    fn manifests_round_trip_as_json() {
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            model: "s:M/1".into(),
+            view: "Pump".into(),
+            written_at: now_rfc3339(),
+            tool_version: tool_version(),
+            files: BTreeMap::from([(
+                "nodes".to_owned(),
+                FileEntry {
+                    path: "nodes.parquet".into(),
+                    source_table: "raw/s/M/1/views/Pump/nodes".into(),
+                    table_version: Some(7),
+                    rows: 3,
+                    bytes: 100,
+                    streams: StreamStates::new(),
+                    raw_schema_fingerprint: "00".into(),
+                    publish_schema: Vec::new(),
+                    sorted_by: SORT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+                    written_at: now_rfc3339(),
+                    tool_version: tool_version(),
+                },
+            )]),
+        };
+        let text = serde_json::to_string(&manifest).unwrap();
+        assert!(text.contains("\"tableVersion\":7"), "{text}");
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), manifest);
+    }
+}

@@ -1,0 +1,132 @@
+//! The publish layer: per view, the latest state of every live instance as
+//! `publish/<space>/<model>/<version>/<view>/{nodes,edges}.parquet`, plus `_manifest.json`
+//! written last.
+//!
+//! - Latest = the change that arrived last for (`space`, `externalId`), by Delta commit
+//!   version, then position in the commit ([`arrival`]). Deleted instances are removed; so
+//!   are instances that a stream's completed new-generation backfill no longer returned.
+//! - Files are sorted by (`space`, `externalId`), flat ([`crate::schema::publish`]: lists as
+//!   JSON text), Snappy-compressed with statistics ([`writer`]).
+//! - Incremental: an unchanged table is skipped; otherwise only the commits after the
+//!   manifest's version are read and stream-merged into the previous file ([`incremental`]).
+//!   A completed generation, a schema change, a missing log or an unusable previous state
+//!   falls back to a full rebuild ([`rebuild`]), which sorts in memory-budget-sized runs
+//!   spilled to local disk ([`sorter`], [`spill`], [`kway`]).
+//! - Files are written straight to their final key, so a crash leaves the previous file
+//!   and manifest readable ([`writer`], [`view`]).
+//!
+//! Snapshot runs of one destination must not overlap (like syncs: one scheduled function,
+//! reserved concurrency 1); two runs racing could leave a manifest naming a newer version
+//! than its file.
+
+pub mod arrival;
+mod build;
+mod dedup;
+pub mod error;
+mod file;
+mod incremental;
+mod keys;
+mod kway;
+pub mod manifest;
+pub mod plan;
+mod reader;
+mod rebuild;
+mod sorter;
+mod spill;
+pub mod summary;
+mod view;
+pub mod writer;
+
+use std::path::PathBuf;
+
+use tokio::time::Instant;
+
+pub use self::error::{SnapshotError, SnapshotResult};
+pub use self::plan::{TableTarget, ViewTarget, plan_views};
+pub use self::summary::{FileAction, FileReport, SnapshotSummary, ViewReport};
+use crate::config::SnapshotSettings;
+use crate::context::Context;
+use crate::lake::{Destination, WriteOptions};
+
+/// What an invocation should do, beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    /// Only these views (by view externalId); `None` for all configured views.
+    pub views: Option<Vec<String>>,
+}
+
+/// How files are built: the memory the sort may hold before spilling, and where it spills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishSettings {
+    pub memory_budget_bytes: u64,
+    pub temp_dir: PathBuf,
+}
+
+impl From<&SnapshotSettings> for PublishSettings {
+    fn from(settings: &SnapshotSettings) -> Self {
+        Self {
+            memory_budget_bytes: settings.memory_budget_bytes,
+            temp_dir: settings.temp_dir.clone(),
+        }
+    }
+}
+
+/// Publishes every configured view (or the selected ones). Never fails as a whole: each
+/// view's problems are reported in the summary and the other views go on.
+pub async fn run(context: &Context, options: &SnapshotOptions) -> SnapshotSummary {
+    let started = Instant::now();
+    let extractor = &context.config.extractor;
+    let (mut specs, mut plan_errors) = crate::sync::resolve_streams(
+        &context.client,
+        &context.config.data_modeling,
+        extractor.sync_page_size,
+    )
+    .await;
+    if let Some(views) = &options.views {
+        specs.retain(|spec| views.iter().any(|v| v == &spec.view.external_id));
+        for view in views {
+            if !specs.iter().any(|s| &s.view.external_id == view) {
+                plan_errors.push(format!(
+                    "view {view} is not a view of the configured data models"
+                ));
+            }
+        }
+    }
+    let targets = plan_views(&specs);
+    let settings = PublishSettings::from(&extractor.snapshot);
+    let reports = match publish_views(&context.destination, &targets, &settings).await {
+        Ok(reports) => reports,
+        Err(error) => {
+            plan_errors.push(format!("publish destination: {error}"));
+            Vec::new()
+        }
+    };
+    let summary =
+        SnapshotSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
+    tracing::info!(summary = %summary.one_line(), "snapshot finished");
+    summary
+}
+
+/// Publishes planned views one after the other (each holds at most the memory budget).
+/// Fails only when the destination's object store cannot be set up.
+pub async fn publish_views(
+    destination: &Destination,
+    targets: &[ViewTarget],
+    settings: &PublishSettings,
+) -> SnapshotResult<Vec<ViewReport>> {
+    let ctx = file::PublishContext {
+        destination,
+        store: destination.object_store()?,
+        sort: sorter::SortSettings {
+            memory_budget_bytes: usize::try_from(settings.memory_budget_bytes)
+                .unwrap_or(usize::MAX),
+            temp_dir: settings.temp_dir.clone(),
+        },
+        table_options: WriteOptions::default(),
+    };
+    let mut reports = Vec::with_capacity(targets.len());
+    for target in targets {
+        reports.push(view::publish_view(&ctx, target).await);
+    }
+    Ok(reports)
+}

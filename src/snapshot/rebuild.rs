@@ -1,0 +1,146 @@
+//! Full rebuild of a published file from every active file of the raw table, in bounded
+//! memory: files are read in arrival order, sorted in budget-sized runs (spilled to local
+//! temp space), and the runs are merged into the new file.
+
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::logstore::ObjectStoreRef;
+
+use super::arrival::{LogIndex, StreamStates};
+use super::build::{Built, RawFile, ReadStats, feed_files, write_merged};
+use super::error::SnapshotResult;
+use super::keys::KeyColumns;
+use super::sorter::{SortSettings, Sorter};
+use crate::lake::{LakeError, LakeTable, VersionChanges};
+
+/// Where the rebuilt file goes and how it is built.
+pub struct RebuildTarget<'a> {
+    pub store: &'a ObjectStoreRef,
+    pub path: &'a str,
+    pub raw_schema: SchemaRef,
+    pub publish_schema: SchemaRef,
+    pub keys: KeyColumns,
+    /// Stream keys writing to the table (for files older than the readable log).
+    pub streams: &'a [String],
+    pub sort: &'a SortSettings,
+}
+
+/// Rebuilds the file from `table`, or writes an empty file when there is no table.
+pub async fn rebuild(
+    table: Option<&LakeTable>,
+    target: &RebuildTarget<'_>,
+) -> SnapshotResult<Built> {
+    let mut stats = ReadStats::default();
+    let Some(table) = table.filter(|t| t.exists()) else {
+        let written = write_merged(
+            target.store,
+            target.path,
+            target.publish_schema.clone(),
+            target.keys,
+            Vec::new(),
+        )
+        .await?;
+        return Ok(Built {
+            written,
+            streams: StreamStates::new(),
+            stats,
+        });
+    };
+    let commits = readable_log(table).await?;
+    stats.commits_read = commits.len() as u64;
+    let index = LogIndex::build(&commits, StreamStates::new());
+    drop(commits);
+    let files = files_in_arrival_order(table, &index, target.streams)?;
+
+    let mut sorter = Sorter::new(
+        target.publish_schema.clone(),
+        target.keys,
+        target.sort.clone(),
+    );
+    feed_files(
+        &mut sorter,
+        &table.object_store(),
+        &files,
+        &target.raw_schema,
+        &mut stats,
+    )
+    .await?;
+    let runs = sorter.finish().await?;
+    stats.spilled_runs = runs.spilled_runs;
+    let written = write_merged(
+        target.store,
+        target.path,
+        target.publish_schema.clone(),
+        target.keys,
+        runs.streams,
+    )
+    .await?;
+    drop(runs.spill_dir);
+    Ok(Built {
+        written,
+        streams: index.streams,
+        stats,
+    })
+}
+
+/// Every commit of the table that can still be read: all of them, or (when log retention
+/// removed the oldest) those from the oldest readable one on.
+async fn readable_log(table: &LakeTable) -> SnapshotResult<Vec<VersionChanges>> {
+    match table.changes_since(None).await {
+        Ok(commits) => Ok(commits),
+        Err(LakeError::LogUnavailable { .. }) => {
+            let Some(newest) = table.version() else {
+                return Ok(Vec::new());
+            };
+            let oldest = oldest_readable(table, newest).await?;
+            tracing::info!(table = %table.url(), oldest, "older commits were removed by log retention; files they added are attributed conservatively");
+            Ok(table.changes_between(oldest, newest).await?)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The oldest readable commit. Retention removes a prefix of the log, so readability is
+/// monotonic in the version and a binary search finds the boundary.
+async fn oldest_readable(table: &LakeTable, newest: u64) -> SnapshotResult<u64> {
+    let (mut low, mut high) = (0u64, newest);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match table.version_changes(mid).await {
+            Ok(_) => high = mid,
+            Err(LakeError::LogUnavailable { .. }) => low = mid + 1,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(low)
+}
+
+/// The active files whose rows count, in arrival order.
+fn files_in_arrival_order(
+    table: &LakeTable,
+    index: &LogIndex,
+    streams: &[String],
+) -> SnapshotResult<Vec<RawFile>> {
+    let keep_unattributed = index.keeps_unattributed(streams);
+    // Files older than the readable log come first, by modification time.
+    let mut ordered: Vec<((u8, u64, u32, i64), RawFile)> = Vec::new();
+    for file in table.active_files()? {
+        let raw = RawFile {
+            path: file.path.clone(),
+            size: u64::try_from(file.size).ok(),
+        };
+        match index.origins.get(&file.path) {
+            Some(origin) if index.qualifies(origin) => {
+                ordered.push(((1, origin.version, origin.position, 0), raw));
+            }
+            Some(_) => {}
+            None if keep_unattributed => {
+                ordered.push(((0, 0, 0, file.modification_time_ms), raw));
+            }
+            None => {
+                tracing::info!(table = %table.url(), file = %file.path, "dropping a file from before the newest completed generation");
+            }
+        }
+    }
+    ordered.sort_by_key(|a| a.0);
+    Ok(ordered.into_iter().map(|(_, file)| file).collect())
+}

@@ -1,0 +1,199 @@
+//! What one snapshot invocation did, as returned to the caller (CLI, Lambda) and logged.
+
+use serde::Serialize;
+
+use crate::lake::InstanceKind;
+
+/// What happened to one published file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FileAction {
+    /// The raw table did not change since the published file: nothing was written.
+    Skipped,
+    /// Only the commits after the published version were read and merged into the
+    /// previous file.
+    Incremental,
+    /// The file was built from every active file of the raw table.
+    Rebuilt,
+    /// The file could not be published; the previous file (if any) is still in place.
+    Failed,
+}
+
+/// One published file (`nodes.parquet` or `edges.parquet`) of one view.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileReport {
+    pub kind: &'static str,
+    pub action: FileAction,
+    /// Rows in the published file (live instances).
+    pub rows: u64,
+    /// Size of the published file in bytes (of the previous file when skipped).
+    pub bytes: u64,
+    /// The raw table's Delta version the file reflects; `None` while the table does not exist.
+    pub source_version: Option<u64>,
+    /// The version the previous file reflected, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<u64>,
+    /// Delta commits read from the log.
+    pub commits_read: u64,
+    /// Raw data files read.
+    pub files_read: u64,
+    /// Raw rows read (changes, tombstones included).
+    pub rows_read: u64,
+    /// Sorted runs spilled to local temp space.
+    pub spilled_runs: u64,
+    pub duration_ms: u64,
+    /// Why a file was rebuilt rather than merged incrementally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl FileReport {
+    pub(crate) fn new(kind: InstanceKind, action: FileAction) -> Self {
+        Self {
+            kind: kind.as_str(),
+            action,
+            rows: 0,
+            bytes: 0,
+            source_version: None,
+            previous_version: None,
+            commits_read: 0,
+            files_read: 0,
+            rows_read: 0,
+            spilled_runs: 0,
+            duration_ms: 0,
+            reason: None,
+            error: None,
+        }
+    }
+
+    pub(crate) fn failed(kind: InstanceKind, error: impl Into<String>) -> Self {
+        Self {
+            error: Some(error.into()),
+            ..Self::new(kind, FileAction::Failed)
+        }
+    }
+}
+
+/// One view: its two files and whether its manifest was written.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewReport {
+    /// `space:model/version` of the data model.
+    pub model: String,
+    /// The view's folder under the model (its externalId, space-qualified when ambiguous).
+    pub view: String,
+    pub files: Vec<FileReport>,
+    /// Whether `_manifest.json` was (re)written by this invocation.
+    pub manifest_written: bool,
+    pub duration_ms: u64,
+    /// A failure that concerns the whole view (for example the manifest write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ViewReport {
+    /// Whether every file of the view is published and current.
+    pub fn is_success(&self) -> bool {
+        self.error.is_none() && self.files.iter().all(|f| f.action != FileAction::Failed)
+    }
+
+    /// The report of one kind of file, if the view has it.
+    pub fn file(&self, kind: InstanceKind) -> Option<&FileReport> {
+        self.files.iter().find(|f| f.kind == kind.as_str())
+    }
+}
+
+/// The whole invocation.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotSummary {
+    pub views_total: usize,
+    pub views_failed: usize,
+    pub files_skipped: usize,
+    pub files_incremental: usize,
+    pub files_rebuilt: usize,
+    pub files_failed: usize,
+    /// Rows in the files written by this invocation.
+    pub rows: u64,
+    /// Bytes of the files written by this invocation.
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// Problems that stopped a model or view from being planned (unknown model, missing
+    /// view), each naming what failed.
+    pub plan_errors: Vec<String>,
+    pub views: Vec<ViewReport>,
+}
+
+impl SnapshotSummary {
+    pub fn from_reports(
+        views: Vec<ViewReport>,
+        plan_errors: Vec<String>,
+        duration_ms: u64,
+    ) -> Self {
+        let files = || views.iter().flat_map(|v| v.files.iter());
+        let count = |action| files().filter(|f| f.action == action).count();
+        let written = || {
+            files().filter(|f| matches!(f.action, FileAction::Incremental | FileAction::Rebuilt))
+        };
+        Self {
+            views_total: views.len(),
+            views_failed: views.iter().filter(|v| !v.is_success()).count(),
+            files_skipped: count(FileAction::Skipped),
+            files_incremental: count(FileAction::Incremental),
+            files_rebuilt: count(FileAction::Rebuilt),
+            files_failed: count(FileAction::Failed),
+            rows: written().map(|f| f.rows).sum(),
+            bytes: written().map(|f| f.bytes).sum(),
+            duration_ms,
+            plan_errors,
+            views,
+        }
+    }
+
+    /// True when every configured view was planned and published.
+    pub fn is_success(&self) -> bool {
+        self.views_failed == 0 && self.plan_errors.is_empty()
+    }
+
+    /// The report of one view, by folder name.
+    pub fn view(&self, folder: &str) -> Option<&ViewReport> {
+        self.views.iter().find(|v| v.view == folder)
+    }
+
+    /// One line for logs and the extraction pipeline run message.
+    pub fn one_line(&self) -> String {
+        let mut line = format!(
+            "{} views ({} failed): {} files rebuilt, {} merged, {} unchanged, {} failed; {} rows, {} bytes written",
+            self.views_total,
+            self.views_failed,
+            self.files_rebuilt,
+            self.files_incremental,
+            self.files_skipped,
+            self.files_failed,
+            self.rows,
+            self.bytes
+        );
+        let problems: Vec<String> = self
+            .plan_errors
+            .iter()
+            .cloned()
+            .chain(self.views.iter().flat_map(|v| {
+                let view_error = v.error.as_ref().map(|e| format!("{}: {e}", v.view));
+                let file_errors = v.files.iter().filter_map(move |f| {
+                    f.error
+                        .as_ref()
+                        .map(|e| format!("{}/{}: {e}", v.view, f.kind))
+                });
+                view_error.into_iter().chain(file_errors)
+            }))
+            .collect();
+        if !problems.is_empty() {
+            line.push_str(". Errors: ");
+            line.push_str(&problems.join("; "));
+        }
+        line
+    }
+}
