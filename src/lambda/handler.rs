@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::config::{Config, EnvSource, Layered};
 use crate::context::{self, Context, ContextError, LoadError};
+use crate::snapshot::{self, SnapshotOptions, SnapshotSummary};
 use crate::sync::summary::RunSummary;
 use crate::sync::{self, SyncOptions};
 
@@ -55,6 +56,7 @@ pub struct Function {
 /// What a finished run produced, before it becomes the response.
 enum Report {
     Sync { summary: RunSummary, dry_run: bool },
+    Snapshot { summary: SnapshotSummary },
 }
 
 impl Function {
@@ -119,9 +121,7 @@ impl Function {
         let context = self.context(config)?;
         match self.setup.kind {
             FunctionKind::Sync => self.run_sync(&context, request, invocation).await,
-            FunctionKind::Snapshot => Err(FunctionError::Unsupported(
-                "the publish layer (snapshot) is not part of this build".to_owned(),
-            )),
+            FunctionKind::Snapshot => self.run_snapshot(&context, request).await,
         }
     }
 
@@ -199,6 +199,23 @@ impl Function {
         })
     }
 
+    async fn run_snapshot(
+        &self,
+        context: &Context,
+        request: Request,
+    ) -> Result<Report, FunctionError> {
+        if request.maintenance == Some(true) {
+            return Err(FunctionError::Unsupported(
+                "`maintenance: true`: table maintenance is not part of this build".to_owned(),
+            ));
+        }
+        let options = SnapshotOptions {
+            views: request.views,
+        };
+        let summary = snapshot::run(context, &options).await;
+        Ok(Report::Snapshot { summary })
+    }
+
     /// Metrics line, summary line, and the response or the failure it amounts to.
     fn finish(
         &self,
@@ -235,16 +252,50 @@ impl Function {
                     "sync finished: {}",
                     summary.one_line()
                 );
-                if success {
-                    serde_json::to_value(&summary).map_err(|e| {
-                        FunctionError::RunFailed(format!("the summary could not be encoded: {e}"))
-                    })
-                } else {
-                    Err(FunctionError::RunFailed(summary.one_line()))
-                }
+                respond(&summary, success, || summary.one_line())
+            }
+            Report::Snapshot { summary } => {
+                let emf = MetricSet::for_snapshot(&summary).to_emf(
+                    &self.setup.name,
+                    now_ms(),
+                    &[("requestId", json!(invocation.request_id))],
+                );
+                self.setup.metrics.emit(&emf.to_string());
+                let success = summary.is_success();
+                tracing::info!(
+                    outcome = if success { "success" } else { "failed" },
+                    views_total = summary.views_total,
+                    views_failed = summary.views_failed,
+                    files_rebuilt = summary.files_rebuilt,
+                    files_incremental = summary.files_incremental,
+                    files_skipped = summary.files_skipped,
+                    files_failed = summary.files_failed,
+                    plan_errors = summary.plan_errors.len(),
+                    rows = summary.rows,
+                    bytes = summary.bytes,
+                    run_ms = summary.duration_ms,
+                    duration_ms = elapsed_ms,
+                    "snapshot finished: {}",
+                    summary.one_line()
+                );
+                respond(&summary, success, || summary.one_line())
             }
         }
     }
+}
+
+/// The summary as the response, or, when something failed, the failure naming it (the
+/// figures are in the summary line).
+fn respond<S: serde::Serialize>(
+    summary: &S,
+    success: bool,
+    one_line: impl FnOnce() -> String,
+) -> Result<Value, FunctionError> {
+    if !success {
+        return Err(FunctionError::RunFailed(one_line()));
+    }
+    serde_json::to_value(summary)
+        .map_err(|e| FunctionError::RunFailed(format!("the summary could not be encoded: {e}")))
 }
 
 fn log_request(request: &Request) {

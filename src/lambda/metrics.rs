@@ -3,13 +3,14 @@
 //! Lambda sends every stdout line to CloudWatch Logs, which turns a JSON line with an `_aws`
 //! block into metrics: no API calls, no extra permissions, no latency in the function.
 //! Namespace [`NAMESPACE`], one dimension `Function` (the function's name), one line per
-//! invocation that ran. Dry runs emit nothing, so they never move an alarm.
+//! invocation that ran. Sync dry runs emit nothing, so they never move an alarm.
 
 use std::io::Write;
 use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
 
+use crate::snapshot::SnapshotSummary;
 use crate::sync::summary::RunSummary;
 
 /// The CloudWatch namespace of every metric.
@@ -75,6 +76,28 @@ impl MetricSet {
         if let Some(lag) = summary.max_lag_ms {
             set.push("Lag", Unit::Milliseconds, lag.max(0) as f64);
         }
+        set.push(
+            "RunDuration",
+            Unit::Milliseconds,
+            summary.duration_ms as f64,
+        );
+        set
+    }
+
+    /// The figures of a snapshot run: rows and bytes of the files written, files by what
+    /// happened to them.
+    pub fn for_snapshot(summary: &SnapshotSummary) -> Self {
+        let mut set = Self::default();
+        let count = |n: usize| n as f64;
+        set.push("Rows", Unit::Count, summary.rows as f64);
+        set.push("Bytes", Unit::Bytes, summary.bytes as f64);
+        set.push("ViewsTotal", Unit::Count, count(summary.views_total));
+        set.push("ViewsFailed", Unit::Count, count(summary.views_failed));
+        set.push("FilesRebuilt", Unit::Count, count(summary.files_rebuilt));
+        set.push("FilesMerged", Unit::Count, count(summary.files_incremental));
+        set.push("FilesUnchanged", Unit::Count, count(summary.files_skipped));
+        set.push("FilesFailed", Unit::Count, count(summary.files_failed));
+        set.push("PlanErrors", Unit::Count, count(summary.plan_errors.len()));
         set.push(
             "RunDuration",
             Unit::Milliseconds,
@@ -208,6 +231,24 @@ mod tests {
             .map(|d| d["Unit"].as_str().unwrap())
             .collect();
         assert!(units.contains(&"Milliseconds") && units.contains(&"Bytes"));
+    }
+
+    #[test]
+    fn snapshot_summary_as_emf() {
+        let summary = SnapshotSummary::from_reports(
+            Vec::new(),
+            vec!["view Turbine is not a view of the configured data models".into()],
+            77,
+        );
+        let emf = MetricSet::for_snapshot(&summary).to_emf("cdf-s3-snapshot", 1, &[]);
+        assert_eq!(emf["PlanErrors"], 1.0);
+        assert_eq!(emf["ViewsTotal"], 0.0);
+        assert_eq!(emf["RunDuration"], 77.0);
+        assert_eq!(emf["Function"], "cdf-s3-snapshot");
+        let metrics = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        assert_eq!(metrics.len(), 10);
     }
 
     #[test]
