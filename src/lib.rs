@@ -2,7 +2,8 @@
 //! and publishes Parquet snapshots for BI tools.
 //!
 //! Data flow: [`config`] → [`context`] (clients) → [`sync`] (CDF [`cdf`] sync pages →
-//! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW).
+//! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW);
+//! [`maintenance`] compacts, checkpoints and vacuums the raw tables on its own schedule.
 
 pub mod cdf;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod demo;
 pub mod failpoint;
 pub mod flatten;
 pub mod lake;
+pub mod maintenance;
 pub mod schema;
 pub mod sync;
 pub mod telemetry;
