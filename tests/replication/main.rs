@@ -3,4 +3,5 @@
 
 mod end_to_end;
 mod exactly_once;
+mod maintenance;
 mod support;
