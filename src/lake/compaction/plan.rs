@@ -214,7 +214,8 @@ mod tests {
             unplaced,
             unit("a4", 10, "a", 1, 7, 7),
         ];
-        let got: Vec<Vec<&str>> = group_runs(&units, 100).iter().map(paths).collect();
+        let groups = group_runs(&units, 100);
+        let got: Vec<Vec<&str>> = groups.iter().map(paths).collect();
         assert_eq!(got, [vec!["a1", "a2"]]);
     }
 
@@ -227,7 +228,8 @@ mod tests {
             unit("d", 40, "s", 1, 4, 4),
             unit("e", 40, "s", 1, 5, 5),
         ];
-        let got: Vec<Vec<&str>> = group_runs(&units, 100).iter().map(paths).collect();
+        let groups = group_runs(&units, 100);
+        let got: Vec<Vec<&str>> = groups.iter().map(paths).collect();
         assert_eq!(got, [vec!["a", "b"], vec!["c", "d"]]);
     }
 
