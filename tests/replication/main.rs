@@ -3,6 +3,7 @@
 
 mod end_to_end;
 mod exactly_once;
+mod maintenance;
 mod resilience;
 mod schema_changes;
 mod snapshot;
