@@ -17,6 +17,8 @@ pub enum TableStatus {
     Failed,
     /// Dry run: the figures say what would be done; nothing was written or deleted.
     Planned,
+    /// The deadline came before every requested step ran; the next run continues.
+    Deferred,
 }
 
 /// One compaction commit (or, in a dry run, one planned group).
@@ -120,6 +122,8 @@ pub struct MaintenanceSummary {
     pub dry_run: bool,
     pub tables_total: usize,
     pub tables_failed: usize,
+    /// Tables the deadline left (partly) undone.
+    pub tables_deferred: usize,
     pub files_compacted: usize,
     pub files_written: usize,
     pub bytes_compacted: u64,
@@ -148,6 +152,10 @@ impl MaintenanceSummary {
                 .iter()
                 .filter(|t| t.status == TableStatus::Failed)
                 .count(),
+            tables_deferred: tables
+                .iter()
+                .filter(|t| t.status == TableStatus::Deferred)
+                .count(),
             files_compacted: tables.iter().map(|t| t.files_compacted).sum(),
             files_written: tables.iter().map(|t| t.files_written).sum(),
             bytes_compacted: tables.iter().map(|t| t.bytes_compacted).sum(),
@@ -175,10 +183,11 @@ impl MaintenanceSummary {
             return "maintenance is disabled (extractor.maintenance.enabled: false)".into();
         }
         let mut line = format!(
-            "{}{} tables ({} failed): {} small files merged into {}, {} checkpoints, {} files vacuumed, {} log files deleted",
+            "{}{} tables ({} failed, {} deferred): {} small files merged into {}, {} checkpoints, {} files vacuumed, {} log files deleted",
             if self.dry_run { "dry run: " } else { "" },
             self.tables_total,
             self.tables_failed,
+            self.tables_deferred,
             self.files_compacted,
             self.files_written,
             self.checkpoints,

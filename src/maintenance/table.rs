@@ -53,10 +53,15 @@ pub async fn maintain(
     report.version = table.version();
     report.files_before = count_files(&table, &mut report);
 
-    if options.compact {
+    let mut deferred = false;
+    let mut step_due = |wanted: bool| {
+        deferred |= wanted && options.deadline_passed();
+        wanted && !deferred
+    };
+    if step_due(options.compact) {
         compact(&mut table, settings, options.dry_run, &mut report).await;
     }
-    if options.checkpoint {
+    if step_due(options.checkpoint) {
         let result = if options.dry_run {
             table.checkpoint_due(settings.checkpoint_interval).await
         } else {
@@ -69,7 +74,7 @@ pub async fn maintain(
             Err(error) => report.errors.push(format!("checkpoint: {error}")),
         }
     }
-    if options.vacuum {
+    if step_due(options.vacuum) {
         vacuum(&mut table, settings, options.dry_run, &mut report).await;
     }
 
@@ -79,6 +84,8 @@ pub async fn maintain(
     report.files_after = count_files(&table, &mut report);
     report.status = if !report.errors.is_empty() {
         TableStatus::Failed
+    } else if deferred {
+        TableStatus::Deferred
     } else if options.dry_run {
         TableStatus::Planned
     } else {
