@@ -8,7 +8,8 @@ use super::MaintenanceOptions;
 use super::plan::MaintenanceTarget;
 use super::summary::{CompactionCommit, TableReport, TableStatus};
 use crate::lake::{
-    CompactionOptions, CompactionOutcome, Destination, LakeTable, VacuumScope, WriteOptions,
+    CompactionOptions, CompactionOutcome, Destination, LakeResult, LakeTable, VacuumScope,
+    WriteOptions,
 };
 
 /// The settings every table of a run shares.
@@ -28,17 +29,11 @@ pub async fn maintain(
     options: &MaintenanceOptions,
 ) -> TableReport {
     let mut report = TableReport::new(target.path.clone());
-    let table =
-        match settings
-            .destination
-            .raw_table_url(&target.model, &target.view_folder, target.kind)
-        {
-            Ok(url) => {
-                LakeTable::open(&settings.destination, url, settings.write_options.clone()).await
-            }
-            Err(error) => Err(error),
-        };
-    let mut table = match table {
+    if options.deadline_passed() {
+        report.status = TableStatus::Deferred;
+        return report;
+    }
+    let mut table = match open(target, settings).await {
         Ok(table) => table,
         Err(error) => {
             report.errors.push(format!("opening the table: {error}"));
@@ -95,6 +90,14 @@ pub async fn maintain(
         tracing::warn!(table = %report.table, errors = ?report.errors, "maintenance step failed");
     }
     report
+}
+
+async fn open(target: &MaintenanceTarget, settings: &TableSettings) -> LakeResult<LakeTable> {
+    let url =
+        settings
+            .destination
+            .raw_table_url(&target.model, &target.view_folder, target.kind)?;
+    LakeTable::open(&settings.destination, url, settings.write_options.clone()).await
 }
 
 async fn compact(
