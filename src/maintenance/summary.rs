@@ -205,3 +205,47 @@ impl MaintenanceSummary {
         line
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_in_camel_case_with_the_compaction_contract_fields() {
+        let mut table = TableReport::new("raw/s/M/1/views/V/nodes");
+        table.files_before = 12;
+        table.files_compacted = 10;
+        table.files_written = 1;
+        table.checkpoint_version = Some(14);
+        table.compactions.push(CompactionCommit {
+            info: CompactionInfo {
+                app_id: "s/M/1/V/nodes".into(),
+                generation: 1,
+                first_version: 1,
+                last_version: 10,
+                source_files: 10,
+            },
+            delta_version: Some(13),
+            bytes_removed: 1000,
+            bytes_written: 400,
+            rows: 100,
+            conflicts: 1,
+            skipped: None,
+        });
+        let summary = MaintenanceSummary::from_reports(vec![table], Vec::new(), false, 5);
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["filesCompacted"], 10);
+        assert_eq!(json["checkpoints"], 1);
+        let table = &json["tables"][0];
+        assert_eq!(table["status"], "done");
+        assert_eq!(table["checkpointVersion"], 14);
+        let compaction = &table["compactions"][0];
+        assert_eq!(compaction["appId"], "s/M/1/V/nodes");
+        assert_eq!(compaction["firstVersion"], 1);
+        assert_eq!(compaction["sourceFiles"], 10);
+        assert_eq!(compaction["deltaVersion"], 13);
+        assert!(compaction.get("skipped").is_none());
+        assert!(summary.is_success());
+        assert!(summary.one_line().contains("10 small files merged into 1"));
+    }
+}
