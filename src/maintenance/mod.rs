@@ -46,6 +46,9 @@ pub struct MaintenanceOptions {
     /// Size of a compacted file; files at least this large are left alone. Default
     /// [`DEFAULT_TARGET_FILE_SIZE`].
     pub target_file_size: Option<u64>,
+    /// No table and no step starts after this instant (a Lambda's remaining time); the
+    /// tables and steps left over are reported as deferred and run next time.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for MaintenanceOptions {
@@ -59,6 +62,7 @@ impl Default for MaintenanceOptions {
             dry_run: false,
             vacuum_retention: None,
             target_file_size: None,
+            deadline: None,
         }
     }
 }
@@ -116,4 +120,12 @@ pub async fn run(context: &Context, options: &MaintenanceOptions) -> Maintenance
     );
     tracing::info!(summary = %summary.one_line(), "maintenance finished");
     summary
+}
+
+impl MaintenanceOptions {
+    /// Whether the deadline (if any) has passed.
+    pub fn deadline_passed(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
 }

@@ -17,6 +17,8 @@ pub enum TableStatus {
     Failed,
     /// Dry run: the figures say what would be done; nothing was written or deleted.
     Planned,
+    /// The deadline came before every requested step ran; the next run continues.
+    Deferred,
 }
 
 /// One compaction commit (or, in a dry run, one planned group).
@@ -120,6 +122,8 @@ pub struct MaintenanceSummary {
     pub dry_run: bool,
     pub tables_total: usize,
     pub tables_failed: usize,
+    /// Tables the deadline left (partly) undone.
+    pub tables_deferred: usize,
     pub files_compacted: usize,
     pub files_written: usize,
     pub bytes_compacted: u64,
@@ -148,6 +152,10 @@ impl MaintenanceSummary {
                 .iter()
                 .filter(|t| t.status == TableStatus::Failed)
                 .count(),
+            tables_deferred: tables
+                .iter()
+                .filter(|t| t.status == TableStatus::Deferred)
+                .count(),
             files_compacted: tables.iter().map(|t| t.files_compacted).sum(),
             files_written: tables.iter().map(|t| t.files_written).sum(),
             bytes_compacted: tables.iter().map(|t| t.bytes_compacted).sum(),
@@ -175,10 +183,11 @@ impl MaintenanceSummary {
             return "maintenance is disabled (extractor.maintenance.enabled: false)".into();
         }
         let mut line = format!(
-            "{}{} tables ({} failed): {} small files merged into {}, {} checkpoints, {} files vacuumed, {} log files deleted",
+            "{}{} tables ({} failed, {} deferred): {} small files merged into {}, {} checkpoints, {} files vacuumed, {} log files deleted",
             if self.dry_run { "dry run: " } else { "" },
             self.tables_total,
             self.tables_failed,
+            self.tables_deferred,
             self.files_compacted,
             self.files_written,
             self.checkpoints,
@@ -194,5 +203,49 @@ impl MaintenanceSummary {
             line.push_str(error);
         }
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_in_camel_case_with_the_compaction_contract_fields() {
+        let mut table = TableReport::new("raw/s/M/1/views/V/nodes");
+        table.files_before = 12;
+        table.files_compacted = 10;
+        table.files_written = 1;
+        table.checkpoint_version = Some(14);
+        table.compactions.push(CompactionCommit {
+            info: CompactionInfo {
+                app_id: "s/M/1/V/nodes".into(),
+                generation: 1,
+                first_version: 1,
+                last_version: 10,
+                source_files: 10,
+            },
+            delta_version: Some(13),
+            bytes_removed: 1000,
+            bytes_written: 400,
+            rows: 100,
+            conflicts: 1,
+            skipped: None,
+        });
+        let summary = MaintenanceSummary::from_reports(vec![table], Vec::new(), false, 5);
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["filesCompacted"], 10);
+        assert_eq!(json["checkpoints"], 1);
+        let table = &json["tables"][0];
+        assert_eq!(table["status"], "done");
+        assert_eq!(table["checkpointVersion"], 14);
+        let compaction = &table["compactions"][0];
+        assert_eq!(compaction["appId"], "s/M/1/V/nodes");
+        assert_eq!(compaction["firstVersion"], 1);
+        assert_eq!(compaction["sourceFiles"], 10);
+        assert_eq!(compaction["deltaVersion"], 13);
+        assert!(compaction.get("skipped").is_none());
+        assert!(summary.is_success());
+        assert!(summary.one_line().contains("10 small files merged into 1"));
     }
 }

@@ -8,7 +8,8 @@ use super::MaintenanceOptions;
 use super::plan::MaintenanceTarget;
 use super::summary::{CompactionCommit, TableReport, TableStatus};
 use crate::lake::{
-    CompactionOptions, CompactionOutcome, Destination, LakeTable, VacuumScope, WriteOptions,
+    CompactionOptions, CompactionOutcome, Destination, LakeResult, LakeTable, VacuumScope,
+    WriteOptions,
 };
 
 /// The settings every table of a run shares.
@@ -28,17 +29,11 @@ pub async fn maintain(
     options: &MaintenanceOptions,
 ) -> TableReport {
     let mut report = TableReport::new(target.path.clone());
-    let table =
-        match settings
-            .destination
-            .raw_table_url(&target.model, &target.view_folder, target.kind)
-        {
-            Ok(url) => {
-                LakeTable::open(&settings.destination, url, settings.write_options.clone()).await
-            }
-            Err(error) => Err(error),
-        };
-    let mut table = match table {
+    if options.deadline_passed() {
+        report.status = TableStatus::Deferred;
+        return report;
+    }
+    let mut table = match open(target, settings).await {
         Ok(table) => table,
         Err(error) => {
             report.errors.push(format!("opening the table: {error}"));
@@ -53,10 +48,15 @@ pub async fn maintain(
     report.version = table.version();
     report.files_before = count_files(&table, &mut report);
 
-    if options.compact {
+    let mut deferred = false;
+    let mut step_due = |wanted: bool| {
+        deferred |= wanted && options.deadline_passed();
+        wanted && !deferred
+    };
+    if step_due(options.compact) {
         compact(&mut table, settings, options.dry_run, &mut report).await;
     }
-    if options.checkpoint {
+    if step_due(options.checkpoint) {
         let result = if options.dry_run {
             table.checkpoint_due(settings.checkpoint_interval).await
         } else {
@@ -69,7 +69,7 @@ pub async fn maintain(
             Err(error) => report.errors.push(format!("checkpoint: {error}")),
         }
     }
-    if options.vacuum {
+    if step_due(options.vacuum) {
         vacuum(&mut table, settings, options.dry_run, &mut report).await;
     }
 
@@ -79,6 +79,8 @@ pub async fn maintain(
     report.files_after = count_files(&table, &mut report);
     report.status = if !report.errors.is_empty() {
         TableStatus::Failed
+    } else if deferred {
+        TableStatus::Deferred
     } else if options.dry_run {
         TableStatus::Planned
     } else {
@@ -88,6 +90,14 @@ pub async fn maintain(
         tracing::warn!(table = %report.table, errors = ?report.errors, "maintenance step failed");
     }
     report
+}
+
+async fn open(target: &MaintenanceTarget, settings: &TableSettings) -> LakeResult<LakeTable> {
+    let url =
+        settings
+            .destination
+            .raw_table_url(&target.model, &target.view_folder, target.kind)?;
+    LakeTable::open(&settings.destination, url, settings.write_options.clone()).await
 }
 
 async fn compact(

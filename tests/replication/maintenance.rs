@@ -378,12 +378,22 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
     assert_success(&dry);
     assert!(dry.files_compacted > 0, "{dry:#?}");
     assert!(dry.tables.iter().all(|t| t.status == TableStatus::Planned));
+    // A run whose deadline has passed defers every table.
+    let late = maintenance::run(
+        &context,
+        &MaintenanceOptions {
+            deadline: Some(Instant::now()),
+            ..MaintenanceOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(late.tables_deferred, TABLES.len(), "{late:#?}");
     for (folder, kind, _) in TABLES {
         let table = open_table(&context, folder, kind).await;
         assert_eq!(
             table.version(),
             Some(before[&(folder, kind)].0),
-            "dry run wrote"
+            "dry and late runs write nothing"
         );
     }
 
