@@ -4,6 +4,8 @@
 //! Data flow: [`config`] → [`context`] (clients) → [`sync`] (CDF [`cdf`] sync pages →
 //! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW) →
 //! [`snapshot`] (deduplicated Parquet files per view in the publish layer).
+//! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW);
+//! [`maintenance`] compacts, checkpoints and vacuums the raw tables on its own schedule.
 
 pub mod cdf;
 pub mod config;
@@ -14,6 +16,7 @@ pub mod failpoint;
 pub mod flatten;
 pub mod lake;
 pub mod lambda;
+pub mod maintenance;
 pub mod schema;
 pub mod secret;
 pub mod snapshot;

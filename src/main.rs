@@ -7,9 +7,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cdf_s3_replicator::config::{LogFormat, ProcessEnv};
 use cdf_s3_replicator::context::{Context, load_config};
+use cdf_s3_replicator::maintenance::{self, MaintenanceOptions, MaintenanceSummary};
+use cdf_s3_replicator::snapshot::{self, SnapshotOptions, SnapshotSummary};
 use cdf_s3_replicator::sync::{self, SyncOptions};
 use cdf_s3_replicator::telemetry;
 use clap::{Parser, Subcommand};
+use serde_json::json;
 use tokio::time::Instant;
 
 #[derive(Parser)]
@@ -41,7 +44,20 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Runs until stopped: a sync slice every `extractor.poll-time`.
+    /// Publishes `nodes.parquet` / `edges.parquet` for every configured view (or the given
+    /// ones) and, unless `--no-maintenance`, maintains the raw Delta tables.
+    Snapshot {
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+        /// Only these views (externalIds, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        views: Option<Vec<String>>,
+        /// Skip compaction, checkpoints and vacuum of the raw tables.
+        #[arg(long)]
+        no_maintenance: bool,
+    },
+    /// Runs until stopped: a sync slice every `extractor.poll-time`, a snapshot every
+    /// `extractor.snapshot-interval`.
     Run {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
@@ -122,8 +138,29 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print_demo(&report);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Snapshot {
+            config,
+            views,
+            no_maintenance,
+        } => {
+            let context = start(&config).await?;
+            let (snapshot, maintenance) = publish(&context, views, !no_maintenance).await;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"snapshot": snapshot, "maintenance": maintenance})
+                )?
+            );
+            let ok = snapshot.is_success() && maintenance.as_ref().is_none_or(|m| m.is_success());
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
         Command::Run { config } => {
             let mut context = start(&config).await?;
+            let mut last_snapshot: Option<Instant> = None;
             loop {
                 let cycle = Instant::now();
                 let budget = context.config.extractor.time_budget;
@@ -133,6 +170,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 )
                 .await;
                 tracing::info!(summary = %serde_json::to_string(&summary)?, "sync cycle finished");
+                if last_snapshot
+                    .is_none_or(|t| t.elapsed() >= context.config.extractor.snapshot_interval)
+                {
+                    let (snapshot, maintenance) = publish(&context, None, true).await;
+                    tracing::info!(
+                        snapshot = %serde_json::to_string(&snapshot)?,
+                        maintenance = %serde_json::to_string(&maintenance)?,
+                        "snapshot finished"
+                    );
+                    last_snapshot = Some(Instant::now());
+                }
                 let poll = context.config.extractor.poll_time;
                 let sleep = poll.saturating_sub(cycle.elapsed());
                 tracing::info!(
@@ -156,6 +204,34 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// One publish pass, then (when asked) table maintenance.
+async fn publish(
+    context: &Context,
+    views: Option<Vec<String>>,
+    maintain: bool,
+) -> (SnapshotSummary, Option<MaintenanceSummary>) {
+    let snapshot = snapshot::run(
+        context,
+        &SnapshotOptions {
+            views: views.clone(),
+        },
+    )
+    .await;
+    let maintenance = if maintain {
+        let options = MaintenanceOptions {
+            views,
+            compact: true,
+            vacuum: true,
+            checkpoint: true,
+            ..MaintenanceOptions::default()
+        };
+        Some(maintenance::run(context, &options).await)
+    } else {
+        None
+    };
+    (snapshot, maintenance)
 }
 
 async fn load(path: &Path) -> anyhow::Result<cdf_s3_replicator::config::Config> {
@@ -206,9 +282,29 @@ fn print_demo(report: &cdf_s3_replicator::demo::DemoReport) {
     for table in &tables {
         println!("  {}", table.display());
     }
+    println!("\nPublish layer (latest state of every live instance, for BI tools):");
+    let mut published = Vec::new();
+    find_files(&report.lake.join("publish"), &mut published);
+    published.sort();
+    for file in &published {
+        println!("  {}", file.display());
+    }
+    if !report.snapshot.is_success() {
+        println!(
+            "  snapshot problems: {}",
+            serde_json::to_string(&report.snapshot).unwrap_or_default()
+        );
+    }
+    if let Some(pumps) = published.iter().find(|f| f.ends_with("Pump/nodes.parquet")) {
+        println!("\nRead it with DuckDB:");
+        println!(
+            "  duckdb -c \"SELECT externalId, tag, ratedKw, status FROM '{}' LIMIT 10\"",
+            pumps.display()
+        );
+    }
     if let Some(pumps) = tables.iter().find(|t| t.ends_with("Pump/nodes")) {
         let pumps = pumps.display();
-        println!("\nQuery them with DuckDB (delta extension):");
+        println!("\nQuery the change history with DuckDB (delta extension):");
         println!(
             "  duckdb -c \"INSTALL delta; LOAD delta; SELECT externalId, version, ratedKw, deletedTime FROM delta_scan('{pumps}') ORDER BY externalId, version LIMIT 10\""
         );
@@ -216,6 +312,21 @@ fn print_demo(report: &cdf_s3_replicator::demo::DemoReport) {
         println!(
             "  python -c \"from deltalake import DeltaTable; print(DeltaTable('{pumps}').to_pyarrow_table().slice(0, 5))\""
         );
+    }
+}
+
+#[cfg(feature = "demo")]
+fn find_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            find_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
     }
 }
 

@@ -35,6 +35,7 @@ pub struct DemoReport {
     pub lake: PathBuf,
     pub backfill: RunSummary,
     pub changes: RunSummary,
+    pub snapshot: crate::snapshot::SnapshotSummary,
 }
 
 /// Runs the demo into `lake` with `pumps` sample pumps.
@@ -75,11 +76,14 @@ pub async fn run(lake: &Path, pumps: usize) -> Result<DemoReport, DemoError> {
         control.delete_instances(sample_model::deletions(pumps)),
     )?;
     let changes = sync::run(&job, &options()).await;
+    let snapshot =
+        crate::snapshot::run(&context, &crate::snapshot::SnapshotOptions::default()).await;
     emulator.shutdown().await;
     Ok(DemoReport {
         lake,
         backfill,
         changes,
+        snapshot,
     })
 }
 

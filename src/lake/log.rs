@@ -180,7 +180,11 @@ pub(crate) fn parse_commit(url: &str, version: u64, bytes: &[u8]) -> LakeResult<
                 .get("operation")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            if let Some(stream) = info.get(STREAM_COMMIT_INFO_KEY) {
+            // Other replicator commits (compaction) carry other objects under the same key.
+            if let Some(stream) = info
+                .get(STREAM_COMMIT_INFO_KEY)
+                .filter(|value| value.get("appId").is_some())
+            {
                 let stream: RawStreamCommit = serde_json::from_value(stream.clone())
                     .map_err(|e| malformed(format!("commitInfo.{STREAM_COMMIT_INFO_KEY}: {e}")))?;
                 changes.stream_commit = Some(StreamCommitInfo {

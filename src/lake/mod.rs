@@ -8,9 +8,10 @@
 //!   and stream metadata in one commit, read a stream's state back
 //!   ([`LakeTable::txn_version`], [`LakeTable::last_stream_commit`]), read the log
 //!   ([`LakeTable::active_files`], [`LakeTable::changes_since`]) and maintain the table
-//!   ([`LakeTable::create_checkpoint`], [`LakeTable::vacuum`]).
+//!   ([`LakeTable::compact`], [`LakeTable::create_checkpoint`], [`LakeTable::vacuum`]).
 
 mod append;
+mod compaction;
 pub mod destination;
 mod error;
 pub mod layout;
@@ -21,6 +22,11 @@ mod stream_state;
 mod table;
 
 pub use append::{CommitOutcome, CommitReport, StreamCommit};
+pub use compaction::{
+    COMPACTION_INFO_KEY, CompactedGroup, CompactionGroup, CompactionInfo, CompactionOptions,
+    CompactionOutcome, CompactionPlan, CompactionReport, DEFAULT_MAX_LOG_SCAN,
+    DEFAULT_TARGET_FILE_SIZE, GENERATION_METADATA_KEY, PreparedCompaction, SourceFile,
+};
 pub use destination::{Destination, LocalDestination, S3Destination, StaticCredentials};
 pub use error::{LakeError, LakeResult};
 pub use layout::{InstanceKind, ModelRef, PublishPaths, ViewFolder};

@@ -38,9 +38,6 @@ pub enum FunctionError {
     /// summary with every figure is in the invocation's summary log line.
     #[error("{0}")]
     RunFailed(String),
-    /// The publish layer is not part of this build.
-    #[error("{0}")]
-    Unsupported(String),
     /// A bug: the invocation panicked. The panic message is kept; the process lives on.
     #[error("the invocation panicked: {0}")]
     Panic(String),
@@ -94,7 +91,6 @@ impl FunctionError {
             }
             FunctionError::NoTimeLeft { .. } => (Retry::Useless, "InvalidConfiguration"),
             FunctionError::RunFailed(_) => (Retry::Helps, "RunIncomplete"),
-            FunctionError::Unsupported(_) => (Retry::Useless, "Unsupported"),
             FunctionError::Panic(_) => (Retry::Useless, "InternalError"),
         }
     }

@@ -26,7 +26,10 @@ const OPTION_KEYS: [(&str, &[FunctionKind]); 5] = [
     ("resync", &[FunctionKind::Sync]),
     ("dryRun", &[FunctionKind::Sync]),
     ("maintenance", &[FunctionKind::Snapshot]),
-    ("timeBudgetSeconds", &[FunctionKind::Sync]),
+    (
+        "timeBudgetSeconds",
+        &[FunctionKind::Sync, FunctionKind::Snapshot],
+    ),
 ];
 
 /// The longest budget a payload may ask for: Lambda's maximum timeout.
@@ -63,7 +66,8 @@ pub struct Request {
     pub dry_run: bool,
     /// Snapshot function: run table maintenance after publishing (`None`: as configured).
     pub maintenance: Option<bool>,
-    /// Shortens the invocation's deadline to at most this long from its start.
+    /// Shortens the invocation's deadline to at most this long from its start (sync: the
+    /// run; snapshot: the maintenance that follows publishing).
     pub time_budget: Option<Duration>,
 }
 

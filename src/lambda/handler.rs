@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::config::{Config, EnvSource, Layered};
 use crate::context::{self, Context, ContextError, LoadError};
+use crate::maintenance::{self, MaintenanceOptions, MaintenanceSummary};
 use crate::snapshot::{self, SnapshotOptions, SnapshotSummary};
 use crate::sync::summary::RunSummary;
 use crate::sync::{self, SyncOptions};
@@ -55,8 +56,15 @@ pub struct Function {
 
 /// What a finished run produced, before it becomes the response.
 enum Report {
-    Sync { summary: RunSummary, dry_run: bool },
-    Snapshot { summary: SnapshotSummary },
+    Sync {
+        summary: RunSummary,
+        dry_run: bool,
+    },
+    Snapshot {
+        summary: SnapshotSummary,
+        /// `None` when the payload said `maintenance: false`.
+        maintenance: Option<MaintenanceSummary>,
+    },
 }
 
 impl Function {
@@ -121,7 +129,7 @@ impl Function {
         let context = self.context(config)?;
         match self.setup.kind {
             FunctionKind::Sync => self.run_sync(&context, request, invocation).await,
-            FunctionKind::Snapshot => self.run_snapshot(&context, request).await,
+            FunctionKind::Snapshot => self.run_snapshot(&context, request, invocation).await,
         }
     }
 
@@ -199,21 +207,41 @@ impl Function {
         })
     }
 
+    /// Publishes, then (unless the payload says `maintenance: false`) maintains the raw
+    /// tables in the time left: maintenance starts no table or step later than the
+    /// invocation's deadline less `extractor.deadline-margin`, and continues next time.
+    /// `extractor.maintenance.enabled: false` turns maintenance off for every run.
     async fn run_snapshot(
         &self,
         context: &Context,
         request: Request,
+        invocation: &Invocation,
     ) -> Result<Report, FunctionError> {
-        if request.maintenance == Some(true) {
-            return Err(FunctionError::Unsupported(
-                "`maintenance: true`: table maintenance is not part of this build".to_owned(),
-            ));
-        }
-        let options = SnapshotOptions {
-            views: request.views,
+        let margin = context.config.extractor.deadline_margin;
+        let maintenance_deadline = Instant::now()
+            + remaining(invocation.deadline, request.time_budget).saturating_sub(margin);
+        let summary = snapshot::run(
+            context,
+            &SnapshotOptions {
+                views: request.views.clone(),
+            },
+        )
+        .await;
+        let maintenance = match request.maintenance {
+            Some(false) => None,
+            Some(true) | None => {
+                let options = MaintenanceOptions {
+                    views: request.views,
+                    deadline: Some(maintenance_deadline),
+                    ..MaintenanceOptions::default()
+                };
+                Some(maintenance::run(context, &options).await)
+            }
         };
-        let summary = snapshot::run(context, &options).await;
-        Ok(Report::Snapshot { summary })
+        Ok(Report::Snapshot {
+            summary,
+            maintenance,
+        })
     }
 
     /// Metrics line, summary line, and the response or the failure it amounts to.
@@ -254,14 +282,26 @@ impl Function {
                 );
                 respond(&summary, success, || summary.one_line())
             }
-            Report::Snapshot { summary } => {
-                let emf = MetricSet::for_snapshot(&summary).to_emf(
+            Report::Snapshot {
+                summary,
+                maintenance,
+            } => {
+                let mut metrics = MetricSet::for_snapshot(&summary);
+                if let Some(maintenance) = &maintenance {
+                    metrics.extend_with_maintenance(maintenance);
+                }
+                let emf = metrics.to_emf(
                     &self.setup.name,
                     now_ms(),
                     &[("requestId", json!(invocation.request_id))],
                 );
                 self.setup.metrics.emit(&emf.to_string());
-                let success = summary.is_success();
+                let success =
+                    summary.is_success() && maintenance.as_ref().is_none_or(|m| m.is_success());
+                let one_line = match &maintenance {
+                    Some(m) => format!("{}; maintenance: {}", summary.one_line(), m.one_line()),
+                    None => summary.one_line(),
+                };
                 tracing::info!(
                     outcome = if success { "success" } else { "failed" },
                     views_total = summary.views_total,
@@ -273,12 +313,17 @@ impl Function {
                     plan_errors = summary.plan_errors.len(),
                     rows = summary.rows,
                     bytes = summary.bytes,
+                    maintenance = maintenance.is_some(),
+                    tables_failed = maintenance.as_ref().map(|m| m.tables_failed),
+                    tables_deferred = maintenance.as_ref().map(|m| m.tables_deferred),
+                    files_compacted = maintenance.as_ref().map(|m| m.files_compacted),
+                    files_vacuumed = maintenance.as_ref().map(|m| m.files_vacuumed),
                     run_ms = summary.duration_ms,
                     duration_ms = elapsed_ms,
-                    "snapshot finished: {}",
-                    summary.one_line()
+                    "snapshot finished: {one_line}"
                 );
-                respond(&summary, success, || summary.one_line())
+                let response = json!({"snapshot": summary, "maintenance": maintenance});
+                respond(&response, success, || one_line)
             }
         }
     }

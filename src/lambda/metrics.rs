@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
 
+use crate::maintenance::MaintenanceSummary;
 use crate::snapshot::SnapshotSummary;
 use crate::sync::summary::RunSummary;
 
@@ -104,6 +105,39 @@ impl MetricSet {
             summary.duration_ms as f64,
         );
         set
+    }
+
+    /// Adds the figures of the maintenance run that followed a snapshot.
+    pub fn extend_with_maintenance(&mut self, summary: &MaintenanceSummary) {
+        let count = |n: usize| n as f64;
+        self.push("TablesMaintained", Unit::Count, count(summary.tables_total));
+        self.push(
+            "TablesMaintenanceFailed",
+            Unit::Count,
+            count(summary.tables_failed),
+        );
+        self.push(
+            "TablesDeferred",
+            Unit::Count,
+            count(summary.tables_deferred),
+        );
+        self.push(
+            "FilesCompacted",
+            Unit::Count,
+            count(summary.files_compacted),
+        );
+        self.push(
+            "BytesCompacted",
+            Unit::Bytes,
+            summary.bytes_compacted as f64,
+        );
+        self.push("Checkpoints", Unit::Count, count(summary.checkpoints));
+        self.push("FilesVacuumed", Unit::Count, count(summary.files_vacuumed));
+        self.push(
+            "MaintenanceDuration",
+            Unit::Milliseconds,
+            summary.duration_ms as f64,
+        );
     }
 
     /// The EMF document: the `_aws` directive, the dimension value, each metric as a

@@ -56,3 +56,7 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # The deltalake extension can abort in its own teardown after the answer is printed
+    # ("terminate called without an active exception"); leave without running it.
+    sys.stdout.flush()
+    os._exit(0)

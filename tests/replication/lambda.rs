@@ -20,7 +20,9 @@ use cdf_s3_replicator::lambda::{Function, FunctionError, FunctionKind, FunctionS
 use serde_json::{Value, json};
 use serde_yaml_ng::Value as Yaml;
 
-use crate::support::{Lab, Lake, LogCapture, assert_matches_truth, required_env};
+use crate::support::{
+    Lab, Lake, LogCapture, assert_matches_truth, required_env, sample_property_types,
+};
 
 const PUMPS: usize = 30;
 const PUMP_NODES: &str = "plant_schema/PlantModel/1/Pump/nodes";
@@ -228,6 +230,121 @@ async fn sync_function_runs_the_sample_events_against_s3() {
     assert!(runs.iter().all(|r| r["status"] == "success"), "{runs:#?}");
 }
 
+/// The Pump view's published files, read by pyarrow and DuckDB, hold exactly the live
+/// pumps and their work-order edges.
+fn assert_pump_published(lab: &Lab, label: &str) {
+    let nodes = lab.truth_nodes("Pump");
+    let edges = lab.truth_work_order_edges();
+    let files = json!({
+        "nodes": {"kind": "nodes", "view_space": SCHEMA_SPACE, "view_key": "Pump/1",
+                  "properties": sample_property_types("Pump"), "truth": nodes},
+        "edges": {"kind": "edges", "view_space": SCHEMA_SPACE, "view_key": "PumpWorkOrder/1",
+                  "properties": sample_property_types("PumpWorkOrder"), "truth": edges},
+    });
+    let Some(report) = lab.check_published("Pump", files.clone()) else {
+        return;
+    };
+    for kind in ["nodes", "edges"] {
+        let expected = files[kind]["truth"].as_array().map_or(0, Vec::len);
+        assert!(expected > 0, "{label}: Pump {kind} has live instances");
+        for reader in ["pyarrow", "duckdb"] {
+            let r = &report["files"][kind][reader];
+            let what = format!("{label}: Pump/{kind} ({reader})");
+            assert_eq!(r["mismatch_count"], 0, "{what}: {}", r["mismatches"]);
+            assert_eq!(r["duplicates"], json!([]), "{what}");
+            assert_eq!(r["rows"], expected, "{what}");
+        }
+    }
+}
+
+/// The sync function writes, the snapshot function publishes and maintains: the scheduled
+/// event (everything), the manual event (Pump only, maintenance on) and a payload that
+/// turns maintenance off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_function_publishes_what_the_sync_function_wrote() {
+    let Some(lake) = Lake::s3().await else { return };
+    let lab = Lab::start(PUMPS, Some(lake)).await;
+    let yaml = lab.config_yaml(
+        "  subscription-batch-size: 25\n  ingest-batch-size: 40\n",
+        None,
+    );
+    let env = MapEnv::new().with(CONFIG_ENV, yaml);
+    let (sync, _) = function(FunctionKind::Sync, env.clone(), None);
+    let (snapshot, metrics) = function(FunctionKind::Snapshot, env, None);
+
+    sync.invoke(event("sync-scheduled-event.json"), &five_minutes())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", e.error_type()));
+    let first = snapshot
+        .invoke(event("snapshot-scheduled-event.json"), &five_minutes())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", e.error_type()));
+    let published = &first["snapshot"];
+    assert_eq!(published["viewsTotal"], 4, "{first:#}");
+    assert_eq!(published["filesFailed"], 0, "{first:#}");
+    assert!(published["filesRebuilt"].as_u64().unwrap() > 0, "{first:#}");
+    let maintained = &first["maintenance"];
+    assert_eq!(maintained["tablesTotal"], 5, "{first:#}");
+    assert_eq!(maintained["tablesFailed"], 0, "{first:#}");
+    let tables = maintained["tables"].as_array().unwrap();
+    assert!(
+        tables
+            .iter()
+            .all(|t| t["status"] == "done" && t["version"].is_u64()),
+        "every raw table was visited: {first:#}"
+    );
+    let lines = metrics.lines();
+    assert_eq!(lines.len(), 1, "one EMF line per invocation");
+    let emf = emf(&lines[0]);
+    assert_eq!(emf["Function"], "test-cdf-s3-snapshot");
+    assert_eq!(emf["Rows"].as_f64(), published["rows"].as_f64());
+    assert_eq!(emf["ViewsTotal"].as_f64(), Some(4.0));
+    assert_eq!(emf["TablesMaintained"].as_f64(), Some(5.0));
+    assert_eq!(emf["TablesMaintenanceFailed"].as_f64(), Some(0.0));
+    assert_pump_published(&lab, "after the scheduled snapshot");
+
+    // Changes reach the Pump view; the manual event publishes only that view.
+    let control = lab.emulator.control();
+    control
+        .apply_instances(sample_model::updates(PUMPS, 1))
+        .expect("updates");
+    control
+        .delete_instances(sample_model::deletions(PUMPS))
+        .expect("deletes");
+    sync.invoke(event("sync-manual.json"), &five_minutes())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", e.error_type()));
+    let manual = snapshot
+        .invoke(event("snapshot-manual.json"), &five_minutes())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", e.error_type()));
+    let views: Vec<&str> = manual["snapshot"]["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["view"].as_str().unwrap())
+        .collect();
+    assert_eq!(views, vec!["Pump"], "{manual:#}");
+    assert!(manual["maintenance"].is_object(), "{manual:#}");
+    assert_pump_published(&lab, "after updates, deletes and the manual snapshot");
+
+    // Maintenance off: nothing changed since, so nothing is rewritten either.
+    let quiet = snapshot
+        .invoke(json!({"maintenance": false}), &five_minutes())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", e.error_type()));
+    assert!(quiet["maintenance"].is_null(), "{quiet:#}");
+    assert_eq!(quiet["snapshot"]["rows"], 0, "{quiet:#}");
+    assert_eq!(metrics.lines().len(), 3);
+
+    let err = snapshot
+        .invoke(event("sync-resync.json"), &five_minutes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.InvalidPayload");
+    assert!(err.to_string().contains("`resync`"), "{err}");
+}
+
 /// Runs a sync whose CDF credentials come from the Secrets Manager secret, logging every
 /// level of every crate, and searches the logs, the metrics and the summary for the client
 /// secret and for any access token the emulator issued.
@@ -310,11 +427,15 @@ async fn secret_from_secrets_manager_is_used_and_never_logged() {
     assert_eq!(second["rows"], 0, "nothing new: {second:#}");
 
     let logs = capture.text();
-    let summary_lines = logs
+    let summary_lines: Vec<&str> = logs
         .lines()
-        .filter(|l| l.contains("\"sync finished: "))
-        .count();
-    assert_eq!(summary_lines, 2, "one summary line per invocation:\n{logs}");
+        .filter(|l| l.contains("\"message\":\"sync finished: "))
+        .collect();
+    assert_eq!(
+        summary_lines.len(),
+        2,
+        "one summary line per invocation: {summary_lines:#?}"
+    );
     assert!(
         logs.contains("read the CDF credentials secret") && logs.contains(&secret_id),
         "the secret was read (and named) in the logs:\n{logs}"
@@ -654,11 +775,7 @@ fn conditional_branches(value: Yaml) -> Vec<Yaml> {
                 .collect(),
             other => panic!("malformed !If: {other:?}"),
         },
-        Yaml::Tagged(tagged)
-            if tagged.tag == "Ref" && tagged.value == Yaml::from("AWS::NoValue") =>
-        {
-            Vec::new()
-        }
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" && tagged.value == "AWS::NoValue" => Vec::new(),
         other => vec![other],
     }
 }
@@ -771,7 +888,7 @@ fn template_schedules_never_retry_and_sync_runs_alone() {
         };
         let schedules: Vec<&Yaml> = events
             .values()
-            .filter(|e| e["Type"] == Yaml::from("ScheduleV2"))
+            .filter(|e| e["Type"] == "ScheduleV2")
             .collect();
         assert_eq!(schedules.len(), 1, "{function}: one schedule");
         let schedule = &schedules[0]["Properties"];

@@ -4,6 +4,7 @@
 mod end_to_end;
 mod exactly_once;
 mod lambda;
+mod maintenance;
 mod resilience;
 mod schema_changes;
 mod snapshot;

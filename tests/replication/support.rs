@@ -366,6 +366,15 @@ impl LogCapture {
     /// emulator (which is not part of the product).
     pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
         use tracing_subscriber::layer::SubscriberExt;
+        // While a single dispatcher exists, tracing decides whether a log statement is
+        // enabled (once, for good) by asking the *current thread's* dispatcher: a statement
+        // first reached by another test's thread would stay disabled for this capture too.
+        // A second, idle dispatcher that lives as long as the test binary makes tracing ask
+        // every dispatcher instead.
+        static SECOND_DISPATCHER: std::sync::OnceLock<tracing::Dispatch> =
+            std::sync::OnceLock::new();
+        SECOND_DISPATCHER
+            .get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let filter = tracing_subscriber::filter::Targets::new()
             .with_default(tracing::Level::TRACE)
             .with_target("cdf_emulator", tracing::level_filters::LevelFilter::OFF);

@@ -1,0 +1,543 @@
+//! Compaction: many small raw files become one large file, in a `dataChange=false` commit.
+//!
+//! Syncs commit often (every page budget, and at least once per run), so a raw table
+//! collects many small files, and every reader pays for each of them. Compaction rewrites
+//! them without changing the table's data, under three rules that keep the snapshot right:
+//!
+//! - **Arrival order survives.** The snapshot orders a key's rows by Delta version, then by
+//!   position in the file. A group is a run of files that are adjacent in arrival order and
+//!   all belong to one stream and one generation; the new file holds their rows in exactly
+//!   that order (version order, then row order within each file). Its commit records which
+//!   stream, generation and versions it replaces, under `commitInfo.cdfS3Replicator.compaction`
+//!   (see [`CompactionInfo`]), and carries no `txn` action, so a stream's progress is unaffected.
+//! - **Generations stay apart.** Files of a generation the stream has since replaced are
+//!   still history; they are compacted too, but never together with another generation.
+//! - **Concurrent syncs lose nothing.** A sync only appends. The compaction commit is tried
+//!   without delta-rs' own retry (whose conflict check lets two rewrites of the same files
+//!   both land, which would duplicate rows): when another commit wins the race, the table is
+//!   reloaded, and the compaction retries only if every file it replaces is still active and
+//!   the schema is unchanged; otherwise it is skipped and its output deleted. A sync that
+//!   loses its race against a compaction retries through delta-rs' conflict check, which
+//!   accepts appends next to a `dataChange=false` rewrite of other files.
+//!
+//! Rewrites run on Arrow and Parquet without DataFusion, with delta-rs' writer (which
+//! streams the new file to storage) and commit API.
+
+mod origin;
+mod plan;
+mod rewrite;
+
+use std::collections::HashSet;
+
+use deltalake::DeltaTableError;
+use deltalake::arrow::datatypes::SchemaRef as ArrowSchemaRef;
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitProperties, TableReference, TransactionError,
+};
+use deltalake::kernel::{Action, Add};
+use deltalake::protocol::DeltaOperation;
+use percent_encoding::percent_decode_str;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::{LakeError, LakeResult};
+use super::log::{STREAM_COMMIT_INFO_KEY, VersionChanges};
+use super::table::LakeTable;
+
+/// Key, inside `commitInfo.cdfS3Replicator`, of a compaction commit's [`CompactionInfo`].
+pub const COMPACTION_INFO_KEY: &str = "compaction";
+
+/// Key of the stream generation in the metadata a sync stores with each commit.
+pub const GENERATION_METADATA_KEY: &str = "generation";
+
+/// Default size of a compacted file; files at least this large are left alone.
+pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+
+/// Default number of newest commits read to find where each active file came from.
+pub const DEFAULT_MAX_LOG_SCAN: u64 = 10_000;
+
+/// What a compaction commit replaced: the rows of stream `app_id`, generation `generation`,
+/// committed in versions `first_version..=last_version`, now in one file in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompactionInfo {
+    /// The stream key (the `txn` appId of the replaced commits).
+    pub app_id: String,
+    /// The stream generation of every replaced row.
+    pub generation: u64,
+    /// The oldest Delta version whose rows the new file holds.
+    pub first_version: u64,
+    /// The newest Delta version whose rows the new file holds.
+    pub last_version: u64,
+    /// How many files the commit replaced.
+    pub source_files: usize,
+}
+
+impl CompactionInfo {
+    /// The compaction recorded by a commit, `None` for every other commit.
+    pub fn of_commit(changes: &VersionChanges) -> Option<Self> {
+        let value = changes
+            .commit_info
+            .get(STREAM_COMMIT_INFO_KEY)?
+            .get(COMPACTION_INFO_KEY)?;
+        serde_json::from_value(value.clone()).ok()
+    }
+}
+
+/// How compaction chooses and writes files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionOptions {
+    /// Size a compacted file grows to; files at least this large are not rewritten.
+    pub target_file_size: u64,
+    /// Compact only when at least this many files would be merged.
+    pub min_files: usize,
+    /// How many of the newest commits are read to learn where files came from. Files
+    /// added before that are left alone.
+    pub max_log_scan: u64,
+    /// Commit attempts per group when concurrent writers keep winning the race.
+    pub max_commit_attempts: u32,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        Self {
+            target_file_size: DEFAULT_TARGET_FILE_SIZE,
+            min_files: 10,
+            max_log_scan: DEFAULT_MAX_LOG_SCAN,
+            max_commit_attempts: 5,
+        }
+    }
+}
+
+impl CompactionOptions {
+    fn validate(&self, url: &url::Url) -> LakeResult<()> {
+        if self.target_file_size == 0 {
+            return Err(LakeError::InvalidOption {
+                option: "compaction target file size",
+                value: "0".into(),
+                reason: format!("expected a positive number of bytes (table {url})"),
+            });
+        }
+        if self.max_commit_attempts == 0 {
+            return Err(LakeError::InvalidOption {
+                option: "compaction commit attempts",
+                value: "0".into(),
+                reason: format!("expected at least 1 (table {url})"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A data file that a compaction reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the table root (decoded).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Row count from the file statistics, when recorded.
+    pub rows: Option<u64>,
+}
+
+/// Files to merge into one, in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionGroup {
+    /// What the commit will record.
+    pub info: CompactionInfo,
+    /// The files, oldest first.
+    pub files: Vec<SourceFile>,
+}
+
+impl CompactionGroup {
+    /// Bytes of the files to merge.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// What compaction would do to the loaded version of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionPlan {
+    /// The table version the plan was made on.
+    pub table_version: Option<u64>,
+    /// Active files of that version.
+    pub active_files: usize,
+    /// Active files smaller than the target size.
+    pub small_files: usize,
+    /// Commits read to find where files came from.
+    pub scanned_commits: u64,
+    /// The groups to merge, in arrival order.
+    pub groups: Vec<CompactionGroup>,
+}
+
+impl CompactionPlan {
+    /// Files the groups would merge.
+    pub fn candidate_files(&self) -> usize {
+        self.groups.iter().map(|g| g.files.len()).sum()
+    }
+}
+
+/// A group whose merged file is written but not yet committed.
+#[derive(Debug)]
+pub struct PreparedCompaction {
+    group: CompactionGroup,
+    add: Add,
+    rows: u64,
+    schema: ArrowSchemaRef,
+}
+
+impl PreparedCompaction {
+    /// The group this file replaces.
+    pub fn group(&self) -> &CompactionGroup {
+        &self.group
+    }
+
+    /// Path of the merged file, relative to the table root.
+    pub fn output_path(&self) -> String {
+        percent_decode_str(&self.add.path)
+            .decode_utf8_lossy()
+            .into_owned()
+    }
+
+    /// Rows written.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes of the merged file.
+    pub fn bytes(&self) -> u64 {
+        self.add.size.max(0) as u64
+    }
+}
+
+/// How a compaction commit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompactionOutcome {
+    /// The commit landed at `delta_version` (unknown only when the response to a landed
+    /// commit was lost and its version could not be found again).
+    Committed {
+        delta_version: Option<u64>,
+        /// Commit races lost (and retried) before it landed.
+        conflicts: u32,
+    },
+    /// The group was left as it was and the merged file deleted.
+    Skipped {
+        /// Why, for example a concurrent commit that removed one of the files.
+        reason: String,
+        conflicts: u32,
+    },
+}
+
+/// One group's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactedGroup {
+    pub info: CompactionInfo,
+    /// Bytes of the files replaced.
+    pub bytes_removed: u64,
+    /// Bytes of the merged file.
+    pub bytes_written: u64,
+    pub rows: u64,
+    pub output_path: String,
+    pub outcome: CompactionOutcome,
+}
+
+/// What [`LakeTable::compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CompactionReport {
+    /// Active and small files of the version the plan was made on.
+    pub active_files: usize,
+    pub small_files: usize,
+    /// Files the plan would merge.
+    pub candidate_files: usize,
+    /// Whether fewer than the minimum number of files could be merged, so nothing was done.
+    pub below_minimum: bool,
+    /// Committed and skipped groups, in arrival order.
+    pub groups: Vec<CompactedGroup>,
+    /// Groups that failed, with the error.
+    pub failures: Vec<(CompactionInfo, String)>,
+}
+
+impl CompactionReport {
+    /// Groups whose commit landed.
+    pub fn committed(&self) -> impl Iterator<Item = &CompactedGroup> {
+        self.groups
+            .iter()
+            .filter(|g| matches!(g.outcome, CompactionOutcome::Committed { .. }))
+    }
+}
+
+impl LakeTable {
+    /// Plans the compaction of the loaded version: finds where each active file came from
+    /// and groups the small ones. Reads the log, writes nothing.
+    pub async fn plan_compaction(&self, options: &CompactionOptions) -> LakeResult<CompactionPlan> {
+        options.validate(&self.url)?;
+        let located = self
+            .locate_active_files(options.target_file_size, options.max_log_scan)
+            .await?;
+        let groups = plan::group_runs(&located.units, options.target_file_size);
+        Ok(CompactionPlan {
+            table_version: self.version(),
+            active_files: located.active_files,
+            small_files: located.small_files,
+            scanned_commits: located.scanned_commits,
+            groups,
+        })
+    }
+
+    /// Reloads the table, plans, and compacts every group, each in its own commit. Groups
+    /// that fail are reported and the others still run. Does nothing when fewer than
+    /// `options.min_files` files would be merged.
+    pub async fn compact(&mut self, options: &CompactionOptions) -> LakeResult<CompactionReport> {
+        self.refresh().await?;
+        let plan = self.plan_compaction(options).await?;
+        let mut report = CompactionReport {
+            active_files: plan.active_files,
+            small_files: plan.small_files,
+            candidate_files: plan.candidate_files(),
+            ..CompactionReport::default()
+        };
+        if report.candidate_files < options.min_files.max(2) {
+            report.below_minimum = true;
+            return Ok(report);
+        }
+        for group in plan.groups {
+            let prepared = match self.prepare_compaction(&group).await {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    report.failures.push((group.info, error.to_string()));
+                    continue;
+                }
+            };
+            let (rows, bytes_written, output_path) =
+                (prepared.rows, prepared.bytes(), prepared.output_path());
+            match self.commit_compaction(prepared, options).await {
+                Ok(outcome) => report.groups.push(CompactedGroup {
+                    bytes_removed: group.bytes(),
+                    info: group.info,
+                    bytes_written,
+                    rows,
+                    output_path,
+                    outcome,
+                }),
+                Err(error) => report.failures.push((group.info, error.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Writes the merged file of `group` (rows in arrival order, in the table schema of the
+    /// loaded version). Nothing is committed yet.
+    pub async fn prepare_compaction(
+        &self,
+        group: &CompactionGroup,
+    ) -> LakeResult<PreparedCompaction> {
+        let (add, rows, schema) = self.rewrite_group(group).await?;
+        Ok(PreparedCompaction {
+            group: group.clone(),
+            add,
+            rows,
+            schema,
+        })
+    }
+
+    /// Commits a prepared compaction, retrying on lost races while its files are still
+    /// active; otherwise skips it and deletes the merged file.
+    pub async fn commit_compaction(
+        &mut self,
+        prepared: PreparedCompaction,
+        options: &CompactionOptions,
+    ) -> LakeResult<CompactionOutcome> {
+        let output = prepared.output_path();
+        let mut conflicts = 0u32;
+        loop {
+            if let Some(reason) = self.compaction_obstacle(&prepared)? {
+                if self.is_active(&output)? {
+                    // The commit landed; only the response to it was lost.
+                    let delta_version = self.version_adding(&output).await;
+                    return Ok(CompactionOutcome::Committed {
+                        delta_version,
+                        conflicts,
+                    });
+                }
+                self.delete_files(std::slice::from_ref(&output)).await;
+                tracing::info!(table = %self.url, app_id = %prepared.group.info.app_id, %reason, "compaction skipped");
+                return Ok(CompactionOutcome::Skipped { reason, conflicts });
+            }
+            match self.try_commit_compaction(&prepared, options).await {
+                Ok(version) => {
+                    return Ok(CompactionOutcome::Committed {
+                        delta_version: Some(version),
+                        conflicts,
+                    });
+                }
+                Err(error) if is_commit_race(&error) => {
+                    conflicts += 1;
+                    tracing::info!(table = %self.url, attempt = conflicts, %error,
+                        "compaction lost a commit race; reloading and re-checking its files");
+                    self.refresh().await?;
+                    if conflicts >= options.max_commit_attempts && !self.is_active(&output)? {
+                        self.delete_files(std::slice::from_ref(&output)).await;
+                        return Ok(CompactionOutcome::Skipped {
+                            reason: format!(
+                                "lost the commit race {conflicts} times against concurrent writers"
+                            ),
+                            conflicts,
+                        });
+                    }
+                }
+                Err(error) => {
+                    // The commit may or may not have landed (a timeout after the PUT): the
+                    // merged file stays; if unreferenced, vacuum (full) removes it.
+                    return Err(LakeError::delta(
+                        &self.url,
+                        "committing a compaction",
+                        error,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Why a prepared compaction can no longer commit on the loaded version, if it cannot.
+    fn compaction_obstacle(&self, prepared: &PreparedCompaction) -> LakeResult<Option<String>> {
+        let active: HashSet<String> = self
+            .active_files()?
+            .into_iter()
+            .map(|file| file.path)
+            .collect();
+        if let Some(gone) = prepared
+            .group
+            .files
+            .iter()
+            .find(|file| !active.contains(&file.path))
+        {
+            return Ok(Some(format!(
+                "file {} was removed by a concurrent commit",
+                gone.path
+            )));
+        }
+        let schema_unchanged = self
+            .arrow_schema()
+            .is_some_and(|schema| schema.fields() == prepared.schema.fields());
+        if !schema_unchanged {
+            return Ok(Some(
+                "the table schema changed since the merged file was written".into(),
+            ));
+        }
+        Ok(None)
+    }
+
+    async fn try_commit_compaction(
+        &mut self,
+        prepared: &PreparedCompaction,
+        options: &CompactionOptions,
+    ) -> Result<u64, DeltaTableError> {
+        let state = self.table.snapshot()?;
+        let sources: HashSet<&str> = prepared
+            .group
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect();
+        let mut actions = vec![Action::Add(prepared.add.clone())];
+        actions.extend(
+            state
+                .log_data()
+                .iter()
+                .filter(|file| sources.contains(file.path().as_ref()))
+                .map(|file| Action::Remove(file.remove_action(false))),
+        );
+        let info = json!({ COMPACTION_INFO_KEY: prepared.group.info });
+        let properties = CommitProperties::default()
+            .with_metadata([(STREAM_COMMIT_INFO_KEY.to_string(), info)])
+            // One attempt per call: the retry decision needs the check above.
+            .with_max_retries(0)
+            .with_create_checkpoint(false)
+            .with_cleanup_expired_logs(Some(false));
+        let operation = DeltaOperation::Optimize {
+            predicate: None,
+            target_size: i64::try_from(options.target_file_size).unwrap_or(i64::MAX),
+        };
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(state as &dyn TableReference),
+                self.table.log_store(),
+                operation,
+            )
+            .await?;
+        let version = finalized.version;
+        self.table.state = Some(finalized.snapshot);
+        Ok(version)
+    }
+
+    fn is_active(&self, path: &str) -> LakeResult<bool> {
+        Ok(self.active_files()?.iter().any(|file| file.path == path))
+    }
+
+    /// The version of the newest commit that added `path`, looking at recent commits only.
+    async fn version_adding(&self, path: &str) -> Option<u64> {
+        let newest = self.version()?;
+        for version in (newest.saturating_sub(64)..=newest).rev() {
+            if let Ok(Some(changes)) = self.read_commit(version).await
+                && changes.adds.iter().any(|add| add.path == path)
+            {
+                return Some(version);
+            }
+        }
+        None
+    }
+}
+
+/// Whether the commit failed because another writer committed first.
+fn is_commit_race(error: &DeltaTableError) -> bool {
+    matches!(
+        error,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+            }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::log::parse_commit;
+
+    #[test]
+    fn a_compaction_commit_parses_without_stream_commit_and_yields_its_info() {
+        let log = concat!(
+            r#"{"commitInfo":{"timestamp":5,"operation":"OPTIMIZE","cdfS3Replicator":{"compaction":{"appId":"s/m/1/V/nodes","generation":2,"firstVersion":3,"lastVersion":9,"sourceFiles":4}}}}"#,
+            "\n",
+            r#"{"add":{"path":"merged.parquet","size":10,"dataChange":false,"partitionValues":{},"modificationTime":1}}"#,
+            "\n",
+            r#"{"remove":{"path":"a.parquet","dataChange":false,"deletionTimestamp":5}}"#,
+        );
+        let changes = parse_commit("t", 10, log.as_bytes()).unwrap();
+        assert!(changes.stream_commit.is_none());
+        assert!(changes.txns.is_empty());
+        let info = CompactionInfo::of_commit(&changes).unwrap();
+        assert_eq!(
+            info,
+            CompactionInfo {
+                app_id: "s/m/1/V/nodes".into(),
+                generation: 2,
+                first_version: 3,
+                last_version: 9,
+                source_files: 4,
+            }
+        );
+    }
+
+    #[test]
+    fn stream_commits_carry_no_compaction_info() {
+        let log = r#"{"commitInfo":{"cdfS3Replicator":{"appId":"a","txnVersion":1,"metadata":{"generation":1}}}}"#;
+        let changes = parse_commit("t", 1, log.as_bytes()).unwrap();
+        assert!(CompactionInfo::of_commit(&changes).is_none());
+        assert!(changes.stream_commit.is_some());
+    }
+}

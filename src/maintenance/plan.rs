@@ -1,0 +1,41 @@
+//! The tables a maintenance run visits: one per model, view folder and instance kind,
+//! derived from the same stream plan the sync uses, so both always agree on the tables.
+
+use std::collections::BTreeMap;
+
+use crate::lake::{InstanceKind, ModelRef, ViewFolder, layout};
+use crate::sync::plan::StreamSpec;
+
+/// One raw table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceTarget {
+    pub model: ModelRef,
+    pub view_folder: ViewFolder,
+    pub kind: InstanceKind,
+    /// The table path relative to the destination prefix; names the table in reports.
+    pub path: String,
+}
+
+/// The distinct tables of `streams` (several edge streams share a view's edge table), in
+/// path order; with `views`, only the tables of those view externalIds.
+pub fn tables_of(streams: &[StreamSpec], views: Option<&[String]>) -> Vec<MaintenanceTarget> {
+    let mut tables = BTreeMap::new();
+    for spec in streams {
+        if let Some(views) = views
+            && !views.iter().any(|v| v == &spec.view.external_id)
+        {
+            continue;
+        }
+        let kind = spec.instance_kind();
+        let path = layout::raw_table_path(&spec.model, &spec.view_folder, kind);
+        tables
+            .entry(path.clone())
+            .or_insert_with(|| MaintenanceTarget {
+                model: spec.model.clone(),
+                view_folder: spec.view_folder.clone(),
+                kind,
+                path,
+            });
+    }
+    tables.into_values().collect()
+}
