@@ -7,15 +7,18 @@
 #   2. moto server   S3 + Secrets Manager on 127.0.0.1 for the Rust integration tests
 #   3. cargo build   --workspace --all-targets
 #   4. cargo test    --workspace
-#   5. interop       the official Cognite Python SDK (8.x, then 7.8x) against a fresh
+#   5. lambda        cfn-lint of template.yaml; both Lambda functions under `cargo lambda
+#                    watch`, invoked with events/ (tests/tools/lambda-roundtrip.sh)
+#   6. interop       the official Cognite Python SDK (8.x, then 7.8x) against a fresh
 #                    cdf-emulator each (tests/interop, pytest)
 #
 # Usage: bash tests/run-all.sh [--quick] [--no-install]
-#   --quick       skip the SDK interop runs
+#   --quick       skip the SDK interop runs and the Lambda round trip
 #   --no-install  use the existing virtual environments as they are (no pip)
 #
 # What cargo test gets in its environment:
-#   CDF_S3_TEST_S3_ENDPOINT           moto's URL (S3); AWS_ENDPOINT_URL_SECRETSMANAGER is the same
+#   CDF_S3_TEST_S3_ENDPOINT           moto's URL (S3); AWS_ENDPOINT_URL_SECRETS_MANAGER (the AWS
+#                                     SDKs' name) and AWS_ENDPOINT_URL_SECRETSMANAGER are the same
 #   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION   testing / testing / us-east-1
 #   CDF_S3_TEST_PYTHON                tests/.venv's python: deltalake, duckdb, pyarrow, polars
 #   CDF_S3_TEST_DUCKDB_EXTENSION_DIR  SET extension_directory for LOAD delta / httpfs / aws
@@ -113,6 +116,7 @@ start_moto() {
 
     export CDF_S3_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
     export AWS_ENDPOINT_URL_SECRETSMANAGER="http://127.0.0.1:$port"
+    export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$port"
     export AWS_ACCESS_KEY_ID=testing
     export AWS_SECRET_ACCESS_KEY=testing
     export AWS_REGION=us-east-1
@@ -189,6 +193,14 @@ run_interop() {
     return "$status"
 }
 
+cfn_lint() {
+    "$MAIN_VENV/bin/cfn-lint" "$REPO_ROOT/template.yaml"
+}
+
+lambda_roundtrip() {
+    bash "$TOOLS_DIR/lambda-roundtrip.sh"
+}
+
 sdk_label() {
     "$1/bin/python" -c 'import cognite.client; print("cognite-sdk-" + cognite.client.__version__)' 2>/dev/null \
         || echo "cognite-sdk-unknown"
@@ -232,10 +244,23 @@ if ! last_step_passed; then
 fi
 
 run_step "cargo build --workspace --all-targets" cargo_build
+BUILT=0
 if last_step_passed; then
+    BUILT=1
+fi
+if ((BUILT)); then
     run_step "cargo test --workspace" cargo_test
 else
     skip_step "cargo test --workspace" "the build failed"
+fi
+
+run_step "cfn-lint template.yaml" cfn_lint
+if ((QUICK)); then
+    skip_step "lambda round trip (cargo lambda)" "--quick"
+elif ((BUILT)); then
+    run_step "lambda round trip (cargo lambda)" lambda_roundtrip
+else
+    skip_step "lambda round trip (cargo lambda)" "the build failed"
 fi
 
 if ((QUICK)); then

@@ -34,6 +34,27 @@ pub struct Invocation {
     pub deadline: SystemTime,
 }
 
+/// Runtime deadlines below this (epoch ms, September 2001) cannot be instants.
+const EARLIEST_ABSOLUTE_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+impl Invocation {
+    /// From the runtime API's `Lambda-Runtime-Deadline-Ms`: epoch milliseconds in AWS. Local
+    /// runtime emulators (`cargo lambda watch` sends `600000`) put a duration there instead;
+    /// a value too small to be an instant is read as that many milliseconds from now, so a
+    /// local run gets the time its emulator means rather than a deadline in 1970.
+    pub fn from_runtime_deadline(request_id: impl Into<String>, deadline_ms: u64) -> Self {
+        let deadline = if deadline_ms < EARLIEST_ABSOLUTE_DEADLINE_MS {
+            SystemTime::now() + Duration::from_millis(deadline_ms)
+        } else {
+            SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms)
+        };
+        Self {
+            request_id: request_id.into(),
+            deadline,
+        }
+    }
+}
+
 /// The parts of a function that live as long as its container.
 pub struct FunctionSetup {
     pub kind: FunctionKind,
@@ -120,7 +141,7 @@ impl Function {
 
     async fn run(&self, payload: Value, invocation: &Invocation) -> Result<Report, FunctionError> {
         let request = parse_request(self.setup.kind, &payload)?;
-        log_request(&request);
+        log_request(&request, invocation);
         let config = self.load_config().await?;
         self.setup.logs.apply_config_level(config.logger.level);
         for warning in &config.warnings {
@@ -343,7 +364,7 @@ fn respond<S: serde::Serialize>(
         .map_err(|e| FunctionError::RunFailed(format!("the summary could not be encoded: {e}")))
 }
 
-fn log_request(request: &Request) {
+fn log_request(request: &Request, invocation: &Invocation) {
     let trigger = match &request.trigger {
         Trigger::Direct => "direct".to_owned(),
         Trigger::EventBridge {
@@ -354,6 +375,7 @@ fn log_request(request: &Request) {
     };
     tracing::info!(
         %trigger,
+        remaining_ms = remaining(invocation.deadline, None).as_millis() as u64,
         views = ?request.views,
         resync = ?request.resync,
         dry_run = request.dry_run,
@@ -409,6 +431,19 @@ mod tests {
         assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
         let budget = deadline(in_ten_minutes, Some(Duration::from_secs(60)), margin).unwrap();
         assert!(budget - Instant::now() <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn runtime_deadlines_absolute_and_local() {
+        let in_aws = 1_800_000_000_000;
+        let aws = Invocation::from_runtime_deadline("r", in_aws);
+        assert_eq!(
+            aws.deadline,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(in_aws)
+        );
+        let local = Invocation::from_runtime_deadline("r", 600_000);
+        let left = local.deadline.duration_since(SystemTime::now()).unwrap();
+        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
     }
 
     #[test]

@@ -17,10 +17,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(function: Arc<Function>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    let invocation = Invocation {
-        request_id: event.context.request_id.clone(),
-        deadline: event.context.deadline(),
-    };
+    let invocation =
+        Invocation::from_runtime_deadline(event.context.request_id.clone(), event.context.deadline);
     function
         .invoke(event.payload, &invocation)
         .await
