@@ -494,8 +494,10 @@ async fn remote_configuration_is_reloaded_on_every_invocation() {
         .split_once("extractor:")
         .expect("the lab configuration has an extractor block");
     let bootstrap = format!("type: remote\n{cognite}");
+    // The remote part sets its own request timeout: the run uses other client settings than
+    // the fetch of the remote configuration.
     let remote_with = |views: &str| {
-        format!("extractor:{rest}").replace(
+        format!("cognite:\n  timeout: 45\nextractor:{rest}").replace(
             &format!("      - external_id: {MODEL}\n"),
             &format!("      - external_id: {MODEL}\n        views: [{views}]\n"),
         )
@@ -532,8 +534,8 @@ async fn remote_configuration_is_reloaded_on_every_invocation() {
     );
     assert_eq!(
         lab.token_requests(),
-        1,
-        "one token for both loads and both runs"
+        2,
+        "one token for the configuration fetches and one for the runs, each reused"
     );
 }
 
