@@ -92,8 +92,9 @@ pub fn destination(destination: &config::Destination) -> Result<Destination, Lak
             &local.path,
         )?)),
         config::Destination::S3(s3) => {
-            let mut target =
-                lake::S3Destination::new(&s3.bucket, &s3.prefix)?.with_allow_http(s3.allow_http);
+            let mut target = lake::S3Destination::new(&s3.bucket, &s3.prefix)?
+                .with_allow_http(s3.allow_http)
+                .with_request_timeout(s3.request_timeout);
             if let Some(region) = &s3.region {
                 target = target.with_region(region);
             }

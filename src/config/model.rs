@@ -171,6 +171,8 @@ pub(crate) struct S3File {
     pub endpoint_url: Option<Text>,
     #[serde(alias = "allow_http")]
     pub allow_http: Option<bool>,
+    #[serde(alias = "request_timeout")]
+    pub request_timeout: Option<DurationValue>,
     #[serde(alias = "access_key_id")]
     pub access_key_id: Option<Text>,
     #[serde(alias = "secret_access_key")]

@@ -178,6 +178,9 @@ pub mod defaults {
     pub const INGEST_BATCH_BYTES: u64 = 64 * 1024 * 1024;
     pub const PARALLELISM: u32 = 2;
     pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+    /// A stuck S3 request must not eat a time slice; healthy requests of 64 MiB files
+    /// finish well within this.
+    pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     pub const SNAPSHOT_MEMORY_BUDGET_MB: u64 = 256;
     pub const VACUUM_RETENTION_HOURS: u64 = 168;
     pub const CHECKPOINT_INTERVAL: u64 = 10;
@@ -219,6 +222,8 @@ pub struct S3Destination {
     /// Endpoint of an S3-compatible store; `None` means AWS S3.
     pub endpoint_url: Option<String>,
     pub allow_http: bool,
+    /// How long one S3 request may take before it is abandoned and retried.
+    pub request_timeout: Duration,
     /// Static keys; `None` uses the default AWS credential chain (IAM role in AWS).
     pub credentials: Option<StaticS3Credentials>,
 }

@@ -26,6 +26,9 @@ pub const S3_CONDITIONAL_PUT_VALUE: &str = "etag";
 /// Storage option that would let delta-rs commit by copy-and-rename without any protection.
 pub const S3_ALLOW_UNSAFE_RENAME_KEY: &str = "AWS_S3_ALLOW_UNSAFE_RENAME";
 
+/// object_store's per-request timeout (the whole request, connect to last byte).
+pub const S3_REQUEST_TIMEOUT_KEY: &str = "timeout";
+
 /// Static S3 credentials, only for setups that configure them explicitly.
 ///
 /// Without them nothing credential-related is passed on, so the default AWS chain applies:
@@ -62,6 +65,7 @@ pub struct S3Destination {
     region: Option<String>,
     endpoint_url: Option<String>,
     allow_http: bool,
+    request_timeout: Option<std::time::Duration>,
     credentials: Option<StaticCredentials>,
 }
 
@@ -88,6 +92,7 @@ impl S3Destination {
             region: None,
             endpoint_url: None,
             allow_http: false,
+            request_timeout: None,
             credentials: None,
         })
     }
@@ -120,6 +125,12 @@ impl S3Destination {
     /// Allow plain-HTTP endpoints (local S3-compatible servers).
     pub fn with_allow_http(mut self, allow_http: bool) -> Self {
         self.allow_http = allow_http;
+        self
+    }
+
+    /// Abandon (and retry) an S3 request after this long instead of the client default.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = Some(timeout);
         self
     }
 
@@ -264,6 +275,12 @@ impl Destination {
             if s3.allow_http {
                 options.insert("AWS_ALLOW_HTTP".to_string(), "true".to_string());
             }
+            if let Some(timeout) = s3.request_timeout {
+                options.insert(
+                    S3_REQUEST_TIMEOUT_KEY.to_string(),
+                    format!("{}ms", timeout.as_millis()),
+                );
+            }
             if let Some(credentials) = &s3.credentials {
                 options.insert(
                     "AWS_ACCESS_KEY_ID".to_string(),
@@ -393,6 +410,7 @@ mod tests {
             .with_endpoint_url("http://127.0.0.1:9000/")
             .unwrap()
             .with_allow_http(true)
+            .with_request_timeout(std::time::Duration::from_millis(2500))
             .with_static_credentials(credentials);
         let debug = format!("{s3:?}");
         assert!(
@@ -405,6 +423,7 @@ mod tests {
         assert_eq!(options["AWS_ALLOW_HTTP"], "true");
         assert_eq!(options["AWS_SECRET_ACCESS_KEY"], "very-secret");
         assert_eq!(options["AWS_SESSION_TOKEN"], "tok");
+        assert_eq!(options[S3_REQUEST_TIMEOUT_KEY], "2500ms");
         assert!(
             S3Destination::new("b", "")
                 .unwrap()

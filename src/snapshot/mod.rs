@@ -42,6 +42,7 @@ use std::path::PathBuf;
 use tokio::time::Instant;
 
 pub use self::error::{SnapshotError, SnapshotResult};
+pub use self::kway::BatchSink;
 pub use self::plan::{TableTarget, ViewTarget, plan_views};
 pub use self::summary::{FileAction, FileReport, SnapshotSummary, ViewReport};
 use crate::config::SnapshotSettings;

@@ -1,11 +1,13 @@
 //! Replication tests against the CDF emulator, a real S3 protocol server on loopback and
 //! independent readers (Python `deltalake`, DuckDB). One test binary, one module per theme.
 
+mod chaos;
 mod end_to_end;
 mod exactly_once;
 mod lambda;
 mod maintenance;
 mod resilience;
+mod s3_faults;
 mod schema_changes;
 mod snapshot;
 mod support;

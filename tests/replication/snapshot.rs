@@ -22,20 +22,13 @@ use deltalake::logstore::object_store::ObjectStoreExt as _;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{Lab, Lake, python, sample_property_types};
+use crate::support::{Lab, Lake, VIEWS, published_file_spec, python, sample_property_types};
 
 const PUMPS: usize = 40;
 const SMALL_BATCHES: &str = "  subscription-batch-size: 25\n  ingest-batch-size: 40\n";
 
 /// The views of the sample model and what each publishes: (folder, properties of the nodes
 /// file, properties of the edges file).
-const VIEWS: [(&str, Option<&str>, Option<&str>); 4] = [
-    ("Site", Some("Site"), None),
-    ("Pump", Some("Pump"), Some("PumpWorkOrder")),
-    ("WorkOrder", Some("WorkOrder"), None),
-    ("PumpWorkOrder", None, Some("PumpWorkOrder")),
-];
-
 fn slice() -> SyncOptions {
     SyncOptions::until(Instant::now() + Duration::from_secs(300))
 }
@@ -64,33 +57,6 @@ fn file<'a>(
         .unwrap_or_else(|| panic!("{view}/{kind} in {summary:#?}"))
 }
 
-fn file_spec(
-    lab: &Lab,
-    kind: &str,
-    properties_of: Option<&str>,
-    view: &str,
-    extra: &Value,
-) -> Value {
-    let (properties, truth) = match (kind, properties_of) {
-        (_, None) => (json!({}), Vec::new()),
-        ("nodes", Some(of)) => {
-            let mut properties = sample_property_types(of);
-            if let (Some(props), Some(extra)) = (properties.as_object_mut(), extra.as_object()) {
-                props.extend(extra.clone());
-            }
-            (properties, lab.truth_nodes(view))
-        }
-        (_, Some(of)) => (sample_property_types(of), lab.truth_work_order_edges()),
-    };
-    json!({
-        "kind": kind,
-        "view_space": SCHEMA_SPACE,
-        "view_key": format!("{}/1", properties_of.unwrap_or(view)),
-        "properties": properties,
-        "truth": truth,
-    })
-}
-
 /// Every view's files, read by pyarrow and DuckDB, equal the truth; the manifest describes
 /// them. `extra_pump_properties` adds properties the sample schema does not have.
 fn assert_published(lab: &Lab, label: &str, extra_pump_properties: &Value) {
@@ -101,8 +67,8 @@ fn assert_published(lab: &Lab, label: &str, extra_pump_properties: &Value) {
             json!({})
         };
         let files = json!({
-            "nodes": file_spec(lab, "nodes", nodes_of, view, &extra),
-            "edges": file_spec(lab, "edges", edges_of, view, &json!({})),
+            "nodes": published_file_spec(lab, "nodes", nodes_of, view, &extra),
+            "edges": published_file_spec(lab, "edges", edges_of, view, &json!({})),
         });
         let Some(report) = lab.check_published(view, files.clone()) else {
             return;
@@ -150,7 +116,8 @@ fn assert_published(lab: &Lab, label: &str, extra_pump_properties: &Value) {
 
 /// The typed columns the publish layer promises, as pyarrow reads them.
 fn assert_pump_column_types(lab: &Lab) {
-    let files = json!({"nodes": file_spec(lab, "nodes", Some("Pump"), "Pump", &json!({}))});
+    let files =
+        json!({"nodes": published_file_spec(lab, "nodes", Some("Pump"), "Pump", &json!({}))});
     let Some(report) = lab.check_published("Pump", files) else {
         return;
     };

@@ -10,6 +10,7 @@ use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
 use cdf_s3_replicator::demo::sample_model::{self, MODEL, MODEL_VERSION, SCHEMA_SPACE};
+use s3_fault_proxy::S3FaultProxy;
 use serde_json::{Value, json};
 
 /// Returns the variable, or `None` after printing why the test is skipped. Under
@@ -477,4 +478,57 @@ impl Lab {
         );
         Some(serde_json::from_slice(&output.stdout).expect("checker prints JSON"))
     }
+}
+
+/// The sample views with the views their node and edge files take properties from.
+pub const VIEWS: [(&str, Option<&str>, Option<&str>); 4] = [
+    ("Site", Some("Site"), None),
+    ("Pump", Some("Pump"), Some("PumpWorkOrder")),
+    ("WorkOrder", Some("WorkOrder"), None),
+    ("PumpWorkOrder", None, Some("PumpWorkOrder")),
+];
+
+/// The checker's description of one published file of a sample view: its properties and
+/// the truth it must equal.
+pub fn published_file_spec(
+    lab: &Lab,
+    kind: &str,
+    properties_of: Option<&str>,
+    view: &str,
+    extra: &Value,
+) -> Value {
+    let (properties, truth) = match (kind, properties_of) {
+        (_, None) => (json!({}), Vec::new()),
+        ("nodes", Some(of)) => {
+            let mut properties = sample_property_types(of);
+            if let (Some(props), Some(extra)) = (properties.as_object_mut(), extra.as_object()) {
+                props.extend(extra.clone());
+            }
+            (properties, lab.truth_nodes(view))
+        }
+        (_, Some(of)) => (sample_property_types(of), lab.truth_work_order_edges()),
+    };
+    json!({
+        "kind": kind,
+        "view_space": SCHEMA_SPACE,
+        "view_key": format!("{}/1", properties_of.unwrap_or(view)),
+        "properties": properties,
+        "truth": truth,
+    })
+}
+
+/// The sample lab on S3 behind the fault-injecting proxy, or `None` (skip) without an S3
+/// server. The proxy's counters and rules belong to the caller.
+pub async fn lab_behind_proxy(pumps: usize, seed: u64) -> Option<(Lab, S3FaultProxy)> {
+    let Lake::S3 { endpoint, bucket } = Lake::s3().await? else {
+        unreachable!("Lake::s3 gives an S3 lake");
+    };
+    let proxy = S3FaultProxy::start(&endpoint, seed)
+        .await
+        .expect("S3 fault proxy starts");
+    let lake = Lake::S3 {
+        endpoint: proxy.url(),
+        bucket,
+    };
+    Some((Lab::start(pumps, Some(lake)).await, proxy))
 }

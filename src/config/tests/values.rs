@@ -248,7 +248,7 @@ fn yaml_merge_keys_are_applied() {
 fn s3_destination_values() {
     let config = load(&with_s3(
         "  s3:\n    bucket: my-bucket\n    prefix: /team/cdf\n    region: eu-west-1\n\
-         \x20   endpoint-url: http://127.0.0.1:5000/\n    allow-http: true\n\
+         \x20   endpoint-url: http://127.0.0.1:5000/\n    allow-http: true\n    request-timeout: 5s\n\
          \x20   access-key-id: AKIAEXAMPLE\n    secret-access-key: wJalrEXAMPLE\n",
     ))
     .unwrap();
@@ -260,6 +260,7 @@ fn s3_destination_values() {
     assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
     assert_eq!(s3.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
     assert!(s3.allow_http);
+    assert_eq!(s3.request_timeout, std::time::Duration::from_secs(5));
     assert_eq!(
         s3.credentials,
         Some(StaticS3Credentials {

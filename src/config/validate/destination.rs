@@ -4,11 +4,15 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use super::values::{optional_text, required_text};
+use std::time::Duration;
+
+use super::values::{duration, optional_text, required_text};
 use crate::config::error::{Issues, join};
 use crate::config::identifiers::check_bucket;
 use crate::config::model::{DestinationFile, S3File, Text};
-use crate::config::settings::{Destination, LocalDestination, S3Destination, StaticS3Credentials};
+use crate::config::settings::{
+    Destination, LocalDestination, S3Destination, StaticS3Credentials, defaults,
+};
 
 pub(super) fn destination(file: Option<&DestinationFile>, issues: &mut Issues) -> Destination {
     let placeholder = Destination::Local(LocalDestination {
@@ -127,12 +131,22 @@ fn s3_destination(file: &S3File, issues: &mut Issues) -> S3Destination {
         }
     };
 
+    let request_timeout = duration(
+        file.request_timeout.as_ref(),
+        &p("request-timeout"),
+        defaults::S3_REQUEST_TIMEOUT,
+        Duration::from_secs(1),
+        Some(Duration::from_secs(900)),
+        issues,
+    );
+
     S3Destination {
         bucket,
         prefix,
         region,
         endpoint_url: endpoint_url.map(|e| e.trim_end_matches('/').to_string()),
         allow_http,
+        request_timeout,
         credentials,
     }
 }
