@@ -59,6 +59,9 @@ pub enum RestartReason {
     QueryChanged,
     /// An operator asked for a full resync.
     Forced,
+    /// The stream's newest commit (and with it its cursor) is older than the Delta log
+    /// retention, and RAW does not have it either.
+    CommitOutOfReach { table_seq: i64 },
 }
 
 /// The outcome of comparing the RAW row with the Delta log at the start of a run.

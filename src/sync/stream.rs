@@ -19,13 +19,15 @@ use tokio::time::Instant;
 
 use super::plan::{RESULT_SET, StreamSpec};
 use super::scheduler::Turn;
-use super::state::{COMMIT_METADATA_KEY, Resume, StreamCheckpoint, new_generation, reconcile};
+use super::state::{
+    COMMIT_METADATA_KEY, RestartReason, Resume, StreamCheckpoint, new_generation, reconcile,
+};
 use super::state_store::StateStore;
 use super::summary::{StreamReport, StreamStatus};
 use crate::cdf::dto::Instance;
 use crate::cdf::{CdfClient, CdfError};
 use crate::flatten::Flattener;
-use crate::lake::{CommitOutcome, Destination, LakeTable, StreamCommit, WriteOptions};
+use crate::lake::{CommitOutcome, Destination, LakeError, LakeTable, StreamCommit, WriteOptions};
 use crate::schema::{PropertySource, ViewSchema};
 
 /// Commit-metadata flag of the first commit of a generation: the snapshot forgets older
@@ -34,9 +36,14 @@ pub const OPENS_GENERATION: &str = "opensGeneration";
 /// Commit-metadata flag of the commit that holds the last backfill page of a generation.
 pub const BACKFILL_COMPLETE: &str = "backfillComplete";
 
-/// How many commits back to look for a stream's newest commit; streams commit in order, so
-/// the one a crash left un-checkpointed is always among the newest.
-const COMMIT_SCAN_LIMIT: u64 = 200;
+/// What the Delta table knows about a stream at the start of a run.
+enum TableState {
+    /// The checkpoint of the stream's newest commit (`None`: the stream never committed).
+    Known(Option<StreamCheckpoint>),
+    /// The table holds commits of the stream up to `seq`, but the newest one is no longer in
+    /// the log (log retention removed it), so its cursor is unknown.
+    CommitOutOfReach { seq: i64, table_version: u64 },
+}
 
 /// What every stream of a run shares.
 #[derive(Debug, Clone)]
@@ -81,17 +88,29 @@ impl StreamRun {
         let table = LakeTable::open(&ctx.destination, url, ctx.write_options.clone())
             .await
             .map_err(|e| format!("opening the Delta table: {e}"))?;
-        let from_table = table
-            .last_stream_commit(&spec.key, COMMIT_SCAN_LIMIT)
-            .await
-            .map_err(|e| format!("reading the stream's last commit: {e}"))?
-            .map(|record| checkpoint_from_metadata(&record.metadata, record.txn_version));
         let query_hash = spec.query_hash();
-        let mut resume = reconcile(state_row, from_table, &query_hash);
+        let mut resume = match table_state(&table, &spec.key, state_row.as_ref()).await? {
+            TableState::Known(from_table) => reconcile(state_row, from_table, &query_hash),
+            TableState::CommitOutOfReach { seq, table_version } => {
+                // No generation of this stream can be numbered above the table's version
+                // (each generation that committed used at least one commit), so starting
+                // above it keeps generations increasing without knowing the lost one.
+                let previous = state_row.unwrap_or_default();
+                let lost = StreamCheckpoint {
+                    seq,
+                    generation: previous.generation.max(table_version),
+                    ..previous
+                };
+                Resume::Restart(
+                    new_generation(&lost, &query_hash),
+                    RestartReason::CommitOutOfReach { table_seq: seq },
+                )
+            }
+        };
         if force_resync && matches!(resume, Resume::Continue(_)) {
             resume = Resume::Restart(
                 new_generation(resume.checkpoint(), &query_hash),
-                super::state::RestartReason::Forced,
+                RestartReason::Forced,
             );
         }
         let mut report = StreamReport::new(spec.key.clone(), StreamStatus::Behind);
@@ -399,6 +418,43 @@ fn commit_metadata(
 
 /// The checkpoint stored with a commit. Commits written by other tools carry none; then
 /// only the sequence is known and the stream restarts its generation from there.
+/// Reads the stream's checkpoint from the Delta table. The txn version comes from the loaded
+/// snapshot; the log is searched for the commit itself only when RAW does not already hold
+/// that version, that is after a crash between a commit and its RAW write, or when the RAW
+/// row is gone. Then the whole retained log is searched, because other streams of the same
+/// table may have committed any number of times since.
+async fn table_state(
+    table: &LakeTable,
+    key: &str,
+    state_row: Option<&StreamCheckpoint>,
+) -> Result<TableState, String> {
+    let Some(seq) = table
+        .txn_version(key)
+        .await
+        .map_err(|e| format!("reading the stream's txn version: {e}"))?
+    else {
+        return Ok(TableState::Known(None));
+    };
+    if let Some(row) = state_row
+        && row.seq >= seq
+    {
+        return Ok(TableState::Known(Some(StreamCheckpoint {
+            seq,
+            ..row.clone()
+        })));
+    }
+    match table.last_stream_commit(key, u64::MAX).await {
+        Ok(record) => Ok(TableState::Known(record.map(|record| {
+            checkpoint_from_metadata(&record.metadata, record.txn_version)
+        }))),
+        Err(LakeError::StreamCommitNotFound { .. }) => Ok(TableState::CommitOutOfReach {
+            seq,
+            table_version: table.version().unwrap_or_default(),
+        }),
+        Err(e) => Err(format!("reading the stream's last commit: {e}")),
+    }
+}
+
 fn checkpoint_from_metadata(metadata: &Map<String, Value>, txn_version: i64) -> StreamCheckpoint {
     let mut checkpoint = metadata
         .get(COMMIT_METADATA_KEY)

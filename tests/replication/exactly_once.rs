@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cdf_s3_replicator::demo::sample_model;
 use cdf_s3_replicator::sync::{self, SyncOptions};
+use serde_json::json;
 use tokio::time::Instant;
 
 use crate::support::{Lab, Lake, python};
@@ -145,4 +146,103 @@ async fn two_syncs_at_once_do_not_duplicate_on_s3() {
         return;
     }
     concurrent_syncs(Some(lake)).await;
+}
+
+/// Appends `count` commits of another stream (empty appends: only a txn and metadata) to a
+/// raw table, as a busy neighbour sharing the table would.
+async fn neighbour_commits(lab: &Lab, folder: &str, kind: &str, first: i64, count: i64) {
+    let uri = lab.lake.raw_table_uri(folder, kind);
+    let url = url::Url::from_directory_path(&uri).expect("local table URL");
+    let mut table = cdf_s3_replicator::lake::LakeTable::open_with_storage_options(
+        url,
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .expect("raw table");
+    for txn_version in first..first + count {
+        let outcome = table
+            .append(
+                &[],
+                cdf_s3_replicator::lake::StreamCommit {
+                    app_id: "neighbour".into(),
+                    txn_version,
+                    metadata: Default::default(),
+                },
+            )
+            .await
+            .expect("neighbour commit");
+        assert!(matches!(
+            outcome,
+            cdf_s3_replicator::lake::CommitOutcome::Committed(_)
+        ));
+    }
+}
+
+/// A stream whose newest commit lies hundreds of commits back, behind the commits of other
+/// streams of its table, still resumes from it: both when RAW holds that commit's
+/// checkpoint, and when RAW is behind it (a crash between the commit and the RAW write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_outpaced_by_its_table_neighbours_resumes() {
+    let lab = Lab::start(PUMPS, None).await;
+    let context = lab.context(SMALL_BATCHES).await;
+    let job = context.sync_job();
+    let slice = || SyncOptions::until(Instant::now() + Duration::from_secs(300));
+    let run = || async {
+        let summary = sync::run(&job, &slice()).await;
+        assert!(summary.is_success(), "{summary:#?}");
+        assert_eq!(
+            summary.cursor_resets, 0,
+            "no stream starts over: {summary:#?}"
+        );
+        summary
+    };
+    run().await;
+    let control = lab.emulator.control();
+    let pump_key = "plant_schema/PlantModel/1/Pump/nodes";
+    let stale_row = control
+        .raw_rows("state", "streams")
+        .expect("state rows")
+        .into_iter()
+        .find(|row| row["key"] == pump_key)
+        .expect("the Pump stream's row");
+
+    control
+        .apply_instances(sample_model::updates(PUMPS, 1))
+        .expect("updates");
+    run().await;
+    neighbour_commits(&lab, "Pump", "nodes", 1, 230).await;
+    // RAW loses the last checkpoint: the cursor is only in a commit 230 versions back.
+    lab.api_post(
+        "/raw/dbs/state/tables/streams/rows",
+        json!({"items": [{"key": pump_key, "columns": stale_row["columns"]}]}),
+    )
+    .await;
+    control
+        .apply_instances(sample_model::updates(PUMPS, 2))
+        .expect("second updates");
+    run().await;
+
+    // RAW is current, and the stream's commit is again far behind its neighbour's.
+    neighbour_commits(&lab, "Pump", "nodes", 231, 230).await;
+    control
+        .apply_instances(sample_model::updates(PUMPS, 3))
+        .expect("third updates");
+    let summary = run().await;
+    let pump = summary
+        .streams
+        .iter()
+        .find(|s| s.stream == pump_key)
+        .expect("Pump stream report");
+    assert_eq!(pump.generation, 1, "{pump:#?}");
+
+    let Some(rows) = lab.raw_rows("Pump", "nodes") else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    for row in &rows {
+        let key = (row["externalId"].to_string(), row["version"].to_string());
+        assert!(seen.insert(key.clone()), "{key:?} twice");
+    }
+    lab.assert_all_tables_match("after resuming behind neighbours");
 }
