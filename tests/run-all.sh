@@ -20,7 +20,7 @@
 #   CDF_S3_TEST_S3_ENDPOINT           moto's URL (S3); AWS_ENDPOINT_URL_SECRETS_MANAGER (the AWS
 #                                     SDKs' name) and AWS_ENDPOINT_URL_SECRETSMANAGER are the same
 #   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION   testing / testing / us-east-1
-#   CDF_S3_TEST_PYTHON                tests/.venv's python: deltalake, duckdb, pyarrow, polars
+#   CDF_S3_TEST_PYTHON                tests/.venv's python: deltalake, duckdb, pyarrow
 #   CDF_S3_TEST_DUCKDB_EXTENSION_DIR  SET extension_directory for LOAD delta / httpfs / aws
 #
 # Every server binds 127.0.0.1 only and is stopped on exit, also on failure or Ctrl-C. Server

@@ -299,6 +299,12 @@ impl CdfClient {
         }
     }
 
+    /// Obtains an access token now (or reuses the cached one). Callers use it to tell a
+    /// refused identity from the per-stream failures it would otherwise cause one by one.
+    pub async fn authenticate(&self) -> Result<(), CdfError> {
+        self.inner.tokens.token().await.map(|_| ())
+    }
+
     async fn attempt<T>(
         &self,
         request: &ApiRequest,

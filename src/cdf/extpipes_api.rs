@@ -1,7 +1,10 @@
 //! Extraction pipelines: remote configuration and run reports.
 
 use super::client::ApiRequest;
-use super::dto::{ExtpipeConfig, ExtpipeConfigWrite, ExtpipeRun, ExtpipeRunWrite, Items, ItemsRef};
+use super::dto::{
+    ExtpipeConfig, ExtpipeConfigWrite, ExtpipeRun, ExtpipeRunStatus, ExtpipeRunWrite, Items,
+    ItemsRef,
+};
 use super::error::truncate_chars;
 use super::{CdfClient, CdfError};
 
@@ -36,6 +39,22 @@ impl CdfClient {
     ) -> Result<ExtpipeConfig, CdfError> {
         let request = ApiRequest::post("/extpipes/config".to_owned(), config)?.non_idempotent();
         self.send_json(&request).await
+    }
+
+    /// Reports the outcome of one invocation to `pipeline`, if one is configured. A report
+    /// that cannot be delivered is logged, never an error: the data work it describes is
+    /// already done.
+    pub async fn report_invocation(&self, pipeline: Option<&str>, success: bool, message: String) {
+        let Some(pipeline) = pipeline else { return };
+        let status = if success {
+            ExtpipeRunStatus::Success
+        } else {
+            ExtpipeRunStatus::Failure
+        };
+        let run = ExtpipeRunWrite::new(pipeline, status, Some(message));
+        if let Err(error) = self.post_extpipe_run(&run).await {
+            tracing::warn!(pipeline, %error, "could not report the run to the extraction pipeline");
+        }
     }
 
     /// Reports one run (success, failure or a `seen` heartbeat). Messages longer than

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::cdf::CdfError;
 use crate::config::{Config, EnvSource, Layered};
 use crate::context::{self, Context, ContextError, LoadError};
 use crate::maintenance::{self, MaintenanceOptions, MaintenanceSummary};
@@ -148,6 +149,10 @@ impl Function {
             tracing::warn!("configuration: {warning}");
         }
         let context = self.context(config)?;
+        if let Err(error) = context.client.authenticate().await {
+            self.forget_refused_secret(&error).await;
+            return Err(ContextError::Cdf(error).into());
+        }
         match self.setup.kind {
             FunctionKind::Sync => self.run_sync(&context, request, invocation).await,
             FunctionKind::Snapshot => self.run_snapshot(&context, request, invocation).await,
@@ -174,17 +179,22 @@ impl Function {
         match source.load(env, &self.clients).await {
             Ok(config) => Ok(config),
             Err(error) => {
-                if let (Some(secrets), LoadError::RemoteFetch { source, .. }) =
-                    (&self.setup.secrets, &error)
-                    && matches!(source.root(), crate::cdf::CdfError::Auth { .. })
-                    && !source.is_retryable()
-                {
-                    // The credentials were refused: read the secret again next time, in
-                    // case it was rotated after this container read it.
-                    secrets.forget().await;
+                if let LoadError::RemoteFetch { source, .. } = &error {
+                    self.forget_refused_secret(source).await;
                 }
                 Err(error.into())
             }
+        }
+    }
+
+    /// When CDF refused the credentials, reads the secret again next time, in case it was
+    /// rotated after this container read it.
+    async fn forget_refused_secret(&self, error: &CdfError) {
+        if let Some(secrets) = &self.setup.secrets
+            && matches!(error.root(), CdfError::Auth { .. })
+            && !error.is_retryable()
+        {
+            secrets.forget().await;
         }
     }
 

@@ -200,7 +200,7 @@ impl SecretSource {
     }
 
     /// A source with a client from the default AWS configuration chain: the function's role
-    /// in Lambda; `AWS_ENDPOINT_URL_SECRETSMANAGER` points it at another endpoint.
+    /// in Lambda; `AWS_ENDPOINT_URL_SECRETS_MANAGER` points it at another endpoint.
     pub async fn from_default_chain(secret_id: impl Into<String>) -> Self {
         let config = aws_config::load_from_env().await;
         Self::new(aws_sdk_secretsmanager::Client::new(&config), secret_id)

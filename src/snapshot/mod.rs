@@ -105,6 +105,14 @@ pub async fn run(context: &Context, options: &SnapshotOptions) -> SnapshotSummar
     let summary =
         SnapshotSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
     tracing::info!(summary = %summary.one_line(), "snapshot finished");
+    context
+        .client
+        .report_invocation(
+            context.config.cognite.extraction_pipeline.as_deref(),
+            summary.is_success(),
+            format!("snapshot: {}", summary.one_line()),
+        )
+        .await;
     summary
 }
 

@@ -24,7 +24,7 @@ use self::state::StreamCheckpoint;
 use self::stream::{StreamContext, StreamRun};
 use self::summary::{RunSummary, StreamReport, StreamStatus};
 use crate::cdf::CdfClient;
-use crate::cdf::dto::{ExtpipeRunStatus, ExtpipeRunWrite, ViewDefinition, ViewReference};
+use crate::cdf::dto::{ViewDefinition, ViewReference};
 use crate::config::SpaceSelection;
 
 /// What an invocation should do, beyond the configuration.
@@ -70,8 +70,17 @@ pub async fn run(job: &SyncJob, options: &SyncOptions) -> RunSummary {
     let (mut specs, mut plan_errors) =
         resolve_streams(&job.streams.client, &job.data_modeling, job.page_size).await;
     if let Some(views) = &options.views {
+        plan_errors.extend(unknown_names("views", views, &specs, |spec, name| {
+            spec.view.external_id == name
+        }));
         specs.retain(|spec| views.iter().any(|v| v == &spec.view.external_id));
     }
+    plan_errors.extend(unknown_names(
+        "resync",
+        &options.force_resync,
+        &specs,
+        |spec, name| spec.key == name || spec.view.external_id == name,
+    ));
     let reports = if options.dry_run {
         specs
             .iter()
@@ -93,14 +102,39 @@ pub async fn run(job: &SyncJob, options: &SyncOptions) -> RunSummary {
     let summary =
         RunSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
     if !options.dry_run {
-        report_run(
-            &job.streams.client,
-            job.extraction_pipeline.as_deref(),
-            &summary,
-        )
-        .await;
+        job.streams
+            .client
+            .report_invocation(
+                job.extraction_pipeline.as_deref(),
+                summary.is_success(),
+                summary.one_line(),
+            )
+            .await;
     }
     summary
+}
+
+/// Names an operator gave (`--views`, `--resync`, or the Lambda payload) that match no
+/// planned stream. A typo must not pass for a run that did what was asked.
+fn unknown_names(
+    option: &str,
+    names: &[String],
+    specs: &[StreamSpec],
+    matches: impl Fn(&StreamSpec, &str) -> bool,
+) -> Vec<String> {
+    names
+        .iter()
+        .filter(|name| !specs.iter().any(|spec| matches(spec, name)))
+        .map(|name| {
+            let mut views: Vec<&str> = specs.iter().map(|s| s.view.external_id.as_str()).collect();
+            views.sort_unstable();
+            views.dedup();
+            format!(
+                "{option}: `{name}` matches no stream of this run (views: {})",
+                views.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// A stream waiting for its first turn, or one between turns.
@@ -307,19 +341,4 @@ async fn fetch_views(
     let ids: Vec<_> = references.iter().map(ViewReference::to_id).collect();
     let views = client.retrieve_views(&ids).await?;
     Ok(views.into_iter().map(|v| (v.reference(), v)).collect())
-}
-
-/// One extraction-pipeline run per invocation. Losing it costs only a status entry, so a
-/// failure to report is logged, not raised.
-async fn report_run(client: &CdfClient, pipeline: Option<&str>, summary: &RunSummary) {
-    let Some(pipeline) = pipeline else { return };
-    let status = if summary.is_success() {
-        ExtpipeRunStatus::Success
-    } else {
-        ExtpipeRunStatus::Failure
-    };
-    let run = ExtpipeRunWrite::new(pipeline, status, Some(summary.one_line()));
-    if let Err(error) = client.post_extpipe_run(&run).await {
-        tracing::warn!(pipeline, %error, "could not report the run to the extraction pipeline");
-    }
 }

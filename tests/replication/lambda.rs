@@ -336,6 +336,18 @@ async fn snapshot_function_publishes_what_the_sync_function_wrote() {
     assert!(quiet["maintenance"].is_null(), "{quiet:#}");
     assert_eq!(quiet["snapshot"]["rows"], 0, "{quiet:#}");
     assert_eq!(metrics.lines().len(), 3);
+    // Two sync and three snapshot invocations, one extraction-pipeline run each.
+    let runs = control.extpipe_runs("replicator");
+    let snapshot_runs = runs
+        .iter()
+        .filter(|r| {
+            r["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("snapshot: "))
+        })
+        .count();
+    assert_eq!((runs.len(), snapshot_runs), (5, 3), "{runs:#?}");
+    assert!(runs.iter().all(|r| r["status"] == "success"), "{runs:#?}");
 
     let err = snapshot
         .invoke(event("sync-resync.json"), &five_minutes())
@@ -586,6 +598,22 @@ async fn failures_say_whether_a_retry_helps() {
         1,
         "only the run that did work emitted metrics"
     );
+
+    // Refused credentials stop the invocation before any stream runs, as a permanent error.
+    let (refused, _) = function(
+        FunctionKind::Sync,
+        MapEnv::new().with(
+            CONFIG_ENV,
+            yaml.replace("secret: emulator-secret", "secret: not-the-secret"),
+        ),
+        None,
+    );
+    let err = refused
+        .invoke(json!({}), &five_minutes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.CdfAuthentication", "{err}");
+    assert!(!err.to_string().contains("not-the-secret"), "{err}");
 
     // Lambda's time is shorter than the configured margin (20 s by default).
     let err = sync

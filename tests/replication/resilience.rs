@@ -213,3 +213,35 @@ async fn a_page_with_a_value_of_the_wrong_type_fails_its_stream_only() {
     assert!(retried.is_success(), "{retried:#?}");
     assert_eq!(stream(&retried, PUMP_NODES).rows, 5);
 }
+
+/// A typo in `views` or `resync` is reported by name; the streams that were named right
+/// still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_in_views_and_resync_are_reported() {
+    let lab = Lab::start(4, None).await;
+    let context = lab.context("").await;
+    let options = SyncOptions {
+        views: Some(vec!["Pump".into(), "Pmup".into()]),
+        force_resync: vec!["Siet".into(), PUMP_NODES.into()],
+        ..slice()
+    };
+    let summary = sync::run(&context.sync_job(), &options).await;
+    assert!(!summary.is_success(), "{summary:#?}");
+    let errors = summary.plan_errors.join("\n");
+    assert!(
+        errors.contains("views: `Pmup` matches no stream"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("resync: `Siet` matches no stream"),
+        "{errors}"
+    );
+    assert!(errors.contains("(views: Pump)"), "{errors}");
+    assert_eq!(summary.plan_errors.len(), 2, "{errors}");
+    assert_eq!(stream(&summary, PUMP_NODES).status, StreamStatus::CaughtUp);
+    assert_eq!(
+        summary.streams.len(),
+        2,
+        "only the Pump streams ran: {summary:#?}"
+    );
+}

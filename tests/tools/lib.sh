@@ -16,7 +16,7 @@ log_error() { printf 'run-all: error: %s\n' "$*" >&2; }
 
 # --- Python interpreters ----------------------------------------------------------------------
 
-# The interpreter used to create the virtual environments. The pinned wheels (pyarrow, polars,
+# The interpreter used to create the virtual environments. The pinned wheels (pyarrow,
 # deltalake) need Python >= 3.10; PYTHON overrides the search.
 find_host_python() {
     local candidate
