@@ -6,7 +6,8 @@ use crate::config::{LogFormat, LogLevel};
 
 /// The Delta libraries log every snapshot load at INFO and a missing table (the normal
 /// state before a stream's first commit) at ERROR; the lake reports real failures itself.
-const QUIET_DEPENDENCIES: &str = "buoyant_kernel=off,deltalake_core=warn,deltalake_aws=warn";
+pub(crate) const QUIET_DEPENDENCIES: &str =
+    "buoyant_kernel=off,deltalake_core=warn,deltalake_aws=warn";
 
 /// Installs the global subscriber once. `RUST_LOG` (or Lambda's `AWS_LAMBDA_LOG_LEVEL`)
 /// overrides the configured level, so operators can turn up logging without a redeploy.

@@ -21,8 +21,7 @@ pub const LOG_FORMAT_ENV: &str = "AWS_LAMBDA_LOG_FORMAT";
 /// Lambda's application log level setting.
 pub const LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
 
-/// Mirrors the CLI's choice of what dependencies may say.
-const QUIET_DEPENDENCIES: &str = "buoyant_kernel=off,deltalake_core=warn,deltalake_aws=warn";
+use crate::telemetry::QUIET_DEPENDENCIES;
 
 /// Output format of the function's logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@ mod chaos;
 mod end_to_end;
 mod exactly_once;
 mod lambda;
+mod load;
 mod maintenance;
 mod resilience;
 mod s3_faults;
