@@ -26,14 +26,12 @@ use cdf_s3_replicator::lake::LakeTable;
 use cdf_s3_replicator::snapshot::arrival::CommitOrigin;
 use deltalake::arrow::array::{Array, AsArray as _, RecordBatch};
 use deltalake::arrow::datatypes::Int64Type;
-use deltalake::logstore::object_store::ObjectStoreExt as _;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use s3_fault_proxy::{FaultKind, FaultRule, S3FaultProxy, S3Op};
 use serde_json::{Value, json};
 
-use crate::support::{Lab, VIEWS, lab_behind_proxy, published_file_spec};
+use crate::support::{Lab, VIEWS, lab_behind_proxy, parquet_object_batches, published_file_spec};
 
 /// The CLI's request timeout for S3 in this run; stalls outlast it.
 const S3_TIMEOUT_SECS: u64 = 2;
@@ -642,19 +640,7 @@ async fn check_raw_tables(lab: &Lab) -> RawCheck {
             }
             for add in commit.adds.iter().filter(|a| a.data_change) {
                 let path = deltalake::Path::parse(&add.path).expect("file path");
-                let bytes = store
-                    .get(&path)
-                    .await
-                    .expect("raw data file")
-                    .bytes()
-                    .await
-                    .expect("raw data file bytes");
-                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                    .expect("Parquet footer")
-                    .build()
-                    .expect("Parquet reader");
-                for batch in reader {
-                    let batch = batch.expect("row group");
+                for batch in parquet_object_batches(&store, &path).await {
                     for (space, external_id, version) in keys(&batch) {
                         check.rows += 1;
                         let key = (app_id.clone(), generation, space, external_id, version);

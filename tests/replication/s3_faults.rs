@@ -12,13 +12,12 @@ use cdf_s3_replicator::sync::{self, SyncOptions};
 use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::{Rng as _, SeedableRng as _};
 use s3_fault_proxy::{FaultKind, FaultRule, S3Op};
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use crate::support::lab_behind_proxy;
+use crate::support::{lab_behind_proxy, parquet_object_batches};
 
 fn slice() -> SyncOptions {
     SyncOptions::until(Instant::now() + Duration::from_secs(300))
@@ -132,20 +131,8 @@ async fn write_file(
 }
 
 async fn read_ids(store: &deltalake::logstore::ObjectStoreRef, path: &str) -> Vec<i64> {
-    let bytes = store
-        .get(&deltalake::Path::from(path))
-        .await
-        .expect("published object")
-        .bytes()
-        .await
-        .expect("object bytes");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .expect("a complete Parquet file")
-        .build()
-        .expect("reader");
     let mut ids = Vec::new();
-    for batch in reader {
-        let batch = batch.expect("row group");
+    for batch in parquet_object_batches(store, &deltalake::Path::from(path)).await {
         let column = batch
             .column_by_name("id")
             .expect("id column")

@@ -532,3 +532,25 @@ pub async fn lab_behind_proxy(pumps: usize, seed: u64) -> Option<(Lab, S3FaultPr
     };
     Some((Lab::start(pumps, Some(lake)).await, proxy))
 }
+
+/// Every batch of a Parquet object, read whole with the arrow-rs reader (which fails on a
+/// truncated or otherwise incomplete file).
+pub async fn parquet_object_batches(
+    store: &deltalake::logstore::ObjectStoreRef,
+    path: &deltalake::Path,
+) -> Vec<deltalake::arrow::array::RecordBatch> {
+    use deltalake::logstore::object_store::ObjectStoreExt as _;
+    let bytes = store
+        .get(path)
+        .await
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap_or_else(|e| panic!("{path} is a complete Parquet file: {e}"))
+        .build()
+        .expect("Parquet reader")
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("{path}: row groups: {e}"))
+}
