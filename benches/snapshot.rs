@@ -1,11 +1,12 @@
 //! Publish-layer benchmark: full rebuild, incremental merge and a plain copy baseline.
 //!
-//! `cargo bench --bench snapshot -- --rows N` (default 10,000,000):
+//! `cargo bench --bench snapshot -- --rows N [--change-permille P]` (default 10,000,000 rows,
+//! 10 per mille = 1% changed):
 //! 1. `build`: a raw Delta table of N node rows with 20 properties (text, numbers, booleans,
 //!    timestamps, a date, a list), in keys of random order, appended in large commits;
 //! 2. `full`: the snapshot rebuilds `nodes.parquet` from it (sort with spilling);
 //! 3. `copy`: baseline, stream-copy that `nodes.parquet` (read batches, write them);
-//! 4. `append`: 1% of the rows change (a tenth of them are deletions), in one commit;
+//! 4. `append`: P per mille of the rows change (a tenth of them are deletions), one commit;
 //! 5. `incremental`: the snapshot merges that commit into the previous file.
 //!
 //! Each phase runs in its own child process, which reports its peak resident memory
@@ -46,6 +47,8 @@ const BUDGET_MIB: u64 = 256;
 
 struct Args {
     rows: u64,
+    /// Rows changed by the `append` phase, per thousand (10 = 1%).
+    change_permille: u64,
     phase: Option<String>,
     dir: PathBuf,
 }
@@ -53,6 +56,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         rows: 10_000_000,
+        change_permille: 10,
         phase: None,
         dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-snapshot"),
     };
@@ -64,6 +68,13 @@ fn parse_args() -> Args {
                     .next()
                     .and_then(|v| v.replace('_', "").parse().ok())
                     .unwrap_or_else(|| fail("--rows expects a row count"));
+            }
+            "--change-permille" => {
+                args.change_permille = iter
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|p| (1..=1000).contains(p))
+                    .unwrap_or_else(|| fail("--change-permille expects 1 to 1000"));
             }
             "--phase" => args.phase = iter.next(),
             "--dir" => args.dir = iter.next().map(PathBuf::from).unwrap_or(args.dir),
@@ -124,14 +135,20 @@ fn orchestrate(args: &Args) {
     std::fs::create_dir_all(args.dir.join("tmp"))
         .unwrap_or_else(|e| fail(&format!("creating {}: {e}", args.dir.display())));
     println!(
-        "snapshot bench: {} rows, 20 properties, sort budget {BUDGET_MIB} MiB",
-        args.rows
+        "snapshot bench: {} rows, 20 properties, {:.1}% changed, sort budget {BUDGET_MIB} MiB",
+        args.rows,
+        args.change_permille as f64 / 10.0
     );
     let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("own binary: {e}")));
     let mut results = Vec::new();
     for phase in ["build", "full", "copy", "append", "incremental"] {
         let output = Command::new(&exe)
-            .args(["--phase", phase, "--rows", &args.rows.to_string(), "--dir"])
+            .args(["--phase", phase, "--rows", &args.rows.to_string()])
+            .args([
+                "--change-permille",
+                &args.change_permille.to_string(),
+                "--dir",
+            ])
             .arg(&args.dir)
             .output()
             .unwrap_or_else(|e| fail(&format!("running phase {phase}: {e}")));
@@ -187,7 +204,7 @@ async fn run_phase(phase: &str, args: &Args) -> Value {
     );
     match phase {
         "build" => build(&destination, args.rows).await,
-        "append" => append_changes(&destination, args.rows).await,
+        "append" => append_changes(&destination, args.rows, args.change_permille).await,
         "full" | "incremental" => publish(&destination, args, phase).await,
         "copy" => copy(&destination).await,
         other => fail(&format!("unknown phase {other}")),
@@ -424,12 +441,13 @@ async fn build(destination: &Destination, rows: u64) -> Value {
     json!({"rows": rows, "commits": seq, "version": table.version()})
 }
 
-async fn append_changes(destination: &Destination, rows: u64) -> Value {
+async fn append_changes(destination: &Destination, rows: u64, permille: u64) -> Value {
     let schema = raw_schema();
     let mut table = open_table(destination).await;
     let permutation = Permutation::new(rows);
-    let changed: Vec<u64> = (0..rows / 100)
-        .map(|k| permutation.at(k * 100 + 7))
+    let stride = (1000 / permille).max(1);
+    let changed: Vec<u64> = (0..rows / stride)
+        .map(|k| permutation.at(k * stride + stride / 2))
         .collect();
     let deleted = |k: u64| k % 10 == 3;
     let batches: Vec<RecordBatch> = changed

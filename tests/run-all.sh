@@ -12,9 +12,12 @@
 #   6. interop       the official Cognite Python SDK (8.x, then 7.8x) against a fresh
 #                    cdf-emulator each (tests/interop, pytest)
 #
-# Usage: bash tests/run-all.sh [--quick] [--no-install]
+# Usage: bash tests/run-all.sh [--quick] [--no-install] [--run COMMAND...]
 #   --quick       skip the SDK interop runs and the Lambda round trip
 #   --no-install  use the existing virtual environments as they are (no pip)
+#   --run         set up the tools and servers of steps 1-2, run only COMMAND in that
+#                 environment (everything after --run), stop the servers; for example
+#                 --run cargo test --test replication chaos_long -- --ignored --nocapture
 #
 # What cargo test gets in its environment:
 #   CDF_S3_TEST_S3_ENDPOINT           moto's URL (S3); AWS_ENDPOINT_URL_SECRETS_MANAGER (the AWS
@@ -38,9 +41,16 @@ usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' 
 
 QUICK=0
 SETUP_ARGS=()
+RUN_COMMAND=()
 while (($#)); do
     case "$1" in
         --quick) QUICK=1 ;;
+        --run)
+            shift
+            RUN_COMMAND=("$@")
+            (($#)) || { log_error "--run needs a command"; exit 2; }
+            break
+            ;;
         --no-install) SETUP_ARGS=(--no-install) ;;
         -h | --help) usage; exit 0 ;;
         *) log_error "unknown argument: $1"; usage >&2; exit 2 ;;
@@ -241,6 +251,12 @@ run_step "moto server (S3 + Secrets Manager)" start_moto
 if ! last_step_passed; then
     print_summary || true
     exit 1
+fi
+
+if ((${#RUN_COMMAND[@]})); then
+    run_step "${RUN_COMMAND[*]}" "${RUN_COMMAND[@]}"
+    print_summary
+    exit $?
 fi
 
 run_step "cargo build --workspace --all-targets" cargo_build

@@ -76,6 +76,8 @@ struct Tally {
     cdf_faults: BTreeMap<&'static str, u64>,
     workload: BTreeMap<String, u64>,
     resyncs_reported: u64,
+    files_compacted: u64,
+    checkpoints: u64,
 }
 
 impl Tally {
@@ -216,6 +218,10 @@ async fn run(chaos: Chaos) {
     println!(
         "  raw: {} stream commits, {} change rows, {} duplicate changes, {} txn versions committed twice",
         raw.commits, raw.rows, raw.duplicate_changes, raw.duplicate_txns
+    );
+    println!(
+        "  maintenance by completed snapshots: {} small files compacted, {} checkpoints",
+        tally.files_compacted, tally.checkpoints
     );
     println!("  publish: {rows_compared} rows compared, {mismatches} mismatches");
 
@@ -520,8 +526,14 @@ fn record(tally: &mut Tally, outcome: &Outcome, sync: bool) {
         eprintln!("an invocation panicked:\n{}", outcome.stderr_tail());
     }
     *tally.exits.entry(exit).or_default() += 1;
-    if sync && let Ok(summary) = serde_json::from_str::<Value>(outcome.stdout.trim()) {
-        tally.resyncs_reported += summary["cursorResets"].as_u64().unwrap_or(0);
+    if let Ok(summary) = serde_json::from_str::<Value>(outcome.stdout.trim()) {
+        if sync {
+            tally.resyncs_reported += summary["cursorResets"].as_u64().unwrap_or(0);
+        } else {
+            let maintenance = &summary["maintenance"];
+            tally.files_compacted += maintenance["filesCompacted"].as_u64().unwrap_or(0);
+            tally.checkpoints += maintenance["checkpoints"].as_u64().unwrap_or(0);
+        }
     }
 }
 
