@@ -449,7 +449,9 @@ async fn append_changes(destination: &Destination, rows: u64, permille: u64) -> 
     let changed: Vec<u64> = (0..rows / stride)
         .map(|k| permutation.at(k * stride + stride / 2))
         .collect();
-    let deleted = |k: u64| k % 10 == 3;
+    // A tenth of the changes are deletions, spread over the keys by a multiplicative hash
+    // (the changed keys follow a pattern that a plain `k % 10` would miss entirely).
+    let deleted = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 10 == 3;
     let batches: Vec<RecordBatch> = changed
         .chunks(BATCH_ROWS as usize)
         .map(|keys| batch(&schema, keys, 1, &deleted))

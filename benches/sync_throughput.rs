@@ -190,6 +190,7 @@ fn schema() -> Value {
     })
 }
 
+/// The 20 property values of instance `i`, by property name.
 fn instance(i: usize) -> Value {
     let mut p = serde_json::Map::new();
     for k in 0..5 {
@@ -223,8 +224,7 @@ fn instance(i: usize) -> Value {
         "direct0".into(),
         json!({"space": SPACE, "externalId": format!("site-{}", i % 100)}),
     );
-    json!({"instanceType": "node", "space": SPACE, "externalId": format!("r-{i:08}"),
-           "sources": [{"source": {"type": "view", "space": SPACE, "externalId": VIEW, "version": "1"}, "properties": p}]})
+    Value::Object(p)
 }
 
 async fn serve(instances: usize) {
@@ -236,11 +236,28 @@ async fn serve(instances: usize) {
     let control = emulator.control();
     control.apply_schema(schema()).expect("schema");
     let started = Instant::now();
-    for chunk in (0..instances).collect::<Vec<_>>().chunks(10_000) {
-        let items: Vec<Value> = chunk.iter().map(|&i| instance(i)).collect();
-        control
-            .apply_instances(json!({"items": items, "autoCreateDirectRelations": true}))
-            .expect("seed");
+    // Bulk seeding through the control API: the same upsert semantics as the JSON API
+    // without building a request body per instance.
+    let view = cdf_emulator::ViewId {
+        space: SPACE.into(),
+        external_id: VIEW.into(),
+        version: "1".into(),
+    };
+    let names: Vec<String> = instance(0)
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for chunk in (0..instances).collect::<Vec<_>>().chunks(50_000) {
+        let nodes = chunk.iter().map(|&i| {
+            let mut values = instance(i);
+            cdf_emulator::SeedNode {
+                space: SPACE.into(),
+                external_id: format!("r-{i:08}"),
+                values: names.iter().map(|n| values[*n].take()).collect(),
+            }
+        });
+        control.seed_nodes(&view, &names, nodes).expect("seed");
     }
     eprintln!(
         "seeded {instances} instances in {:.1}s",
