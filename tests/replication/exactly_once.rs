@@ -11,7 +11,7 @@ use cdf_s3_replicator::sync::{self, SyncOptions};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::support::{Lab, Lake, python};
+use crate::support::{Lab, Lake, neighbour_commits, python};
 
 const PUMPS: usize = 30;
 const SMALL_BATCHES: &str =
@@ -146,37 +146,6 @@ async fn two_syncs_at_once_do_not_duplicate_on_s3() {
         return;
     }
     concurrent_syncs(Some(lake)).await;
-}
-
-/// Appends `count` commits of another stream (empty appends: only a txn and metadata) to a
-/// raw table, as a busy neighbour sharing the table would.
-async fn neighbour_commits(lab: &Lab, folder: &str, kind: &str, first: i64, count: i64) {
-    let uri = lab.lake.raw_table_uri(folder, kind);
-    let url = url::Url::from_directory_path(&uri).expect("local table URL");
-    let mut table = cdf_s3_replicator::lake::LakeTable::open_with_storage_options(
-        url,
-        Default::default(),
-        Default::default(),
-    )
-    .await
-    .expect("raw table");
-    for txn_version in first..first + count {
-        let outcome = table
-            .append(
-                &[],
-                cdf_s3_replicator::lake::StreamCommit {
-                    app_id: "neighbour".into(),
-                    txn_version,
-                    metadata: Default::default(),
-                },
-            )
-            .await
-            .expect("neighbour commit");
-        assert!(matches!(
-            outcome,
-            cdf_s3_replicator::lake::CommitOutcome::Committed(_)
-        ));
-    }
 }
 
 /// A stream whose newest commit lies hundreds of commits back, behind the commits of other

@@ -14,12 +14,15 @@ use cdf_s3_replicator::lake::{
     VersionChanges, ViewFolder,
 };
 use cdf_s3_replicator::maintenance::{self, MaintenanceOptions, MaintenanceSummary, TableStatus};
+use cdf_s3_replicator::snapshot::{self, SnapshotOptions};
 use cdf_s3_replicator::sync::summary::RunSummary;
 use cdf_s3_replicator::sync::{self, SyncOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{Lab, Lake, assert_matches_truth, python};
+use crate::support::{
+    Lab, Lake, assert_matches_truth, neighbour_commits, published_file_spec, python,
+};
 
 /// Every table of the sample model: (view folder, kind, view whose properties it holds).
 const TABLES: [(&str, &str, &str); 5] = [
@@ -928,4 +931,80 @@ async fn compaction_during_sync_loses_nothing_local() {
 async fn compaction_during_sync_loses_nothing_on_s3() {
     let Some(lake) = Lake::s3().await else { return };
     compaction_during_sync(Some(lake)).await;
+}
+
+/// A stream whose newest commit is gone from the log (log cleanup) while RAW is behind it (a
+/// crash between that commit and its RAW write, long ago) cannot know its cursor. It starts
+/// a new generation numbered above every earlier one instead of failing on every run, and
+/// the published files still equal the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_commit_left_the_log_starts_a_new_generation() {
+    if python().is_none() {
+        return;
+    }
+    const PUMPS: usize = 20;
+    let pump_key = "plant_schema/PlantModel/1/Pump/nodes";
+    let lab = Lab::start(PUMPS, None).await;
+    let context = lab.context(TINY_BATCHES).await;
+    sync_ok(&context).await;
+    let control = lab.emulator.control();
+    let stale_row = control
+        .raw_rows("state", "streams")
+        .unwrap()
+        .into_iter()
+        .find(|row| row["key"] == pump_key)
+        .expect("the Pump stream's row");
+    control
+        .apply_instances(sample_model::updates(PUMPS, 1))
+        .unwrap();
+    sync_ok(&context).await;
+    neighbour_commits(&lab, "Pump", "nodes", 1, 3).await;
+
+    let mut table = open_table(&context, "Pump", "nodes").await;
+    table.create_checkpoint().await.unwrap();
+    let checkpoint = table.last_checkpoint_version().await.unwrap().unwrap();
+    let log_dir = local_table_dir(&lab, "Pump", "nodes").join("_delta_log");
+    for version in 0..checkpoint {
+        age(&log_dir.join(format!("{version:020}.json")), 40);
+    }
+    let removed = table
+        .cleanup_logs(Duration::from_secs(30 * 24 * 3600))
+        .await
+        .unwrap();
+    assert!(removed > 0, "the stream's commits left the log");
+    lab.api_post(
+        "/raw/dbs/state/tables/streams/rows",
+        json!({"items": [{"key": pump_key, "columns": stale_row["columns"]}]}),
+    )
+    .await;
+
+    control
+        .apply_instances(sample_model::updates(PUMPS, 2))
+        .unwrap();
+    control
+        .delete_instances(sample_model::deletions(PUMPS))
+        .unwrap();
+    let summary = sync_ok(&context).await;
+    let pump = summary
+        .streams
+        .iter()
+        .find(|s| s.stream == pump_key)
+        .expect("Pump stream report");
+    assert_eq!(pump.cursor_resets, 1, "{pump:#?}");
+    assert!(pump.generation > checkpoint, "{pump:#?}");
+    let published = snapshot::run(&context, &SnapshotOptions::default()).await;
+    assert!(published.is_success(), "{published:#?}");
+    let files = json!({
+        "nodes": published_file_spec(&lab, "nodes", Some("Pump"), "Pump", &json!({})),
+        "edges": published_file_spec(&lab, "edges", Some("PumpWorkOrder"), "Pump", &json!({})),
+    });
+    let report = lab.check_published("Pump", files.clone()).expect("python");
+    for kind in ["nodes", "edges"] {
+        let expected = files[kind]["truth"].as_array().map_or(0, Vec::len);
+        for reader in ["pyarrow", "duckdb"] {
+            let r = &report["files"][kind][reader];
+            assert_eq!(r["mismatch_count"], 0, "Pump/{kind} ({reader}): {r}");
+            assert_eq!(r["rows"], expected, "Pump/{kind} ({reader}) rows");
+        }
+    }
 }

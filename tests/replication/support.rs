@@ -554,3 +554,34 @@ pub async fn parquet_object_batches(
         .collect::<Result<Vec<_>, _>>()
         .unwrap_or_else(|e| panic!("{path}: row groups: {e}"))
 }
+
+/// Appends `count` commits of another stream (empty appends: only a txn and metadata) to a
+/// raw table, as a busy neighbour sharing the table would.
+pub async fn neighbour_commits(lab: &Lab, folder: &str, kind: &str, first: i64, count: i64) {
+    let uri = lab.lake.raw_table_uri(folder, kind);
+    let url = url::Url::from_directory_path(&uri).expect("local table URL");
+    let mut table = cdf_s3_replicator::lake::LakeTable::open_with_storage_options(
+        url,
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .expect("raw table");
+    for txn_version in first..first + count {
+        let outcome = table
+            .append(
+                &[],
+                cdf_s3_replicator::lake::StreamCommit {
+                    app_id: "neighbour".into(),
+                    txn_version,
+                    metadata: Default::default(),
+                },
+            )
+            .await
+            .expect("neighbour commit");
+        assert!(matches!(
+            outcome,
+            cdf_s3_replicator::lake::CommitOutcome::Committed(_)
+        ));
+    }
+}
