@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use cdf_s3_replicator::demo::sample_model;
 use cdf_s3_replicator::sync::{self, SyncOptions};
-use serde_json::json;
 use tokio::time::Instant;
 
 use crate::support::{Lab, Lake, neighbour_commits, python};
@@ -169,12 +168,7 @@ async fn a_stream_outpaced_by_its_table_neighbours_resumes() {
     run().await;
     let control = lab.emulator.control();
     let pump_key = "plant_schema/PlantModel/1/Pump/nodes";
-    let stale_row = control
-        .raw_rows("state", "streams")
-        .expect("state rows")
-        .into_iter()
-        .find(|row| row["key"] == pump_key)
-        .expect("the Pump stream's row");
+    let stale_row = lab.state_row(pump_key);
 
     control
         .apply_instances(sample_model::updates(PUMPS, 1))
@@ -182,11 +176,7 @@ async fn a_stream_outpaced_by_its_table_neighbours_resumes() {
     run().await;
     neighbour_commits(&lab, "Pump", "nodes", 1, 230).await;
     // RAW loses the last checkpoint: the cursor is only in a commit 230 versions back.
-    lab.api_post(
-        "/raw/dbs/state/tables/streams/rows",
-        json!({"items": [{"key": pump_key, "columns": stale_row["columns"]}]}),
-    )
-    .await;
+    lab.put_state_row(&stale_row).await;
     control
         .apply_instances(sample_model::updates(PUMPS, 2))
         .expect("second updates");

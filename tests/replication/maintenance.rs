@@ -948,12 +948,7 @@ async fn a_stream_whose_commit_left_the_log_starts_a_new_generation() {
     let context = lab.context(TINY_BATCHES).await;
     sync_ok(&context).await;
     let control = lab.emulator.control();
-    let stale_row = control
-        .raw_rows("state", "streams")
-        .unwrap()
-        .into_iter()
-        .find(|row| row["key"] == pump_key)
-        .expect("the Pump stream's row");
+    let stale_row = lab.state_row(pump_key);
     control
         .apply_instances(sample_model::updates(PUMPS, 1))
         .unwrap();
@@ -972,11 +967,7 @@ async fn a_stream_whose_commit_left_the_log_starts_a_new_generation() {
         .await
         .unwrap();
     assert!(removed > 0, "the stream's commits left the log");
-    lab.api_post(
-        "/raw/dbs/state/tables/streams/rows",
-        json!({"items": [{"key": pump_key, "columns": stale_row["columns"]}]}),
-    )
-    .await;
+    lab.put_state_row(&stale_row).await;
 
     control
         .apply_instances(sample_model::updates(PUMPS, 2))

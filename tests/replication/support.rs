@@ -585,3 +585,26 @@ pub async fn neighbour_commits(lab: &Lab, folder: &str, kind: &str, first: i64, 
         ));
     }
 }
+
+impl Lab {
+    /// The RAW state row of a stream (`{key, columns, lastUpdatedTime}`), as the tests'
+    /// configuration stores it (`state`/`streams`).
+    pub fn state_row(&self, stream_key: &str) -> Value {
+        self.emulator
+            .control()
+            .raw_rows("state", "streams")
+            .expect("state rows")
+            .into_iter()
+            .find(|row| row["key"] == stream_key)
+            .unwrap_or_else(|| panic!("no state row for {stream_key}"))
+    }
+
+    /// Writes a state row back, as an operator (or a lost RAW write) would leave it.
+    pub async fn put_state_row(&self, row: &Value) {
+        self.api_post(
+            "/raw/dbs/state/tables/streams/rows",
+            json!({"items": [{"key": row["key"], "columns": row["columns"]}]}),
+        )
+        .await;
+    }
+}
