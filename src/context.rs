@@ -154,6 +154,20 @@ async fn resolve_remote(
     raw: config::RawConfig,
     env: &dyn config::EnvSource,
 ) -> Result<Config, LoadError> {
+    resolve_remote_with(raw, env, |cognite| {
+        CdfClient::new(client_settings(cognite)).map_err(ContextError::from)
+    })
+    .await
+}
+
+/// A complete configuration as it is; with `type: remote`, the extraction pipeline's stored
+/// configuration, fetched with the client `connect` gives for the local `cognite` block,
+/// merged over the local file.
+pub(crate) async fn resolve_remote_with(
+    raw: config::RawConfig,
+    env: &dyn config::EnvSource,
+    connect: impl FnOnce(&config::CogniteSettings) -> Result<CdfClient, ContextError>,
+) -> Result<Config, LoadError> {
     match raw {
         config::RawConfig::Complete(config) => Ok(*config),
         config::RawConfig::NeedsRemote {
@@ -162,7 +176,7 @@ async fn resolve_remote(
             pipeline_external_id,
             ..
         } => {
-            let client = CdfClient::new(client_settings(&cognite)).map_err(ContextError::from)?;
+            let client = connect(&cognite)?;
             let remote = client
                 .get_extpipe_config(&pipeline_external_id, None)
                 .await

@@ -12,13 +12,9 @@
 use std::collections::HashSet;
 
 use deltalake::DeltaTableError;
-use deltalake::Path;
 use deltalake::arrow::array::RecordBatch;
-use deltalake::kernel::transaction::{
-    CommitBuilder, CommitProperties, TableReference, TransactionError,
-};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Add, MetadataExt as _, Transaction};
-use deltalake::logstore::object_store::ObjectStoreExt as _;
 use deltalake::protocol::{DeltaOperation, OutputMode};
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter, WriteMode};
@@ -28,7 +24,7 @@ use serde_json::{Map, Value, json};
 use super::error::{LakeError, LakeResult};
 use super::log::STREAM_COMMIT_INFO_KEY;
 use super::schema_evolution::{self, SchemaPlan};
-use super::table::LakeTable;
+use super::table::{LOST_COMMIT, LakeTable, is_commit_race};
 
 /// Identifies one commit of one stream, and what to remember with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,7 +156,7 @@ impl LakeTable {
                         // and only the response to its PUT was lost. Only in the first case
                         // are the files unreferenced.
                         if !self.references_any(&adds)? {
-                            self.delete_unreferenced(&adds).await;
+                            self.delete_orphans(&added_paths(&adds), LOST_COMMIT).await;
                         }
                         return Ok(CommitOutcome::AlreadyCommitted {
                             table_txn_version,
@@ -168,7 +164,7 @@ impl LakeTable {
                         });
                     }
                     // No commit carries this txn version, so these files are unreferenced.
-                    self.delete_unreferenced(&adds).await;
+                    self.delete_orphans(&added_paths(&adds), LOST_COMMIT).await;
                     if conflicts >= self.options.max_commit_attempts {
                         return Err(LakeError::Conflict {
                             url: self.url.to_string(),
@@ -263,27 +259,14 @@ impl LakeTable {
                 &commit.app_id,
                 commit.txn_version,
                 Some(now_ms),
-            ))
-            // Checkpoints run after the commit, where their failure cannot make a landed
-            // commit look failed; log cleanup belongs to maintenance.
-            .with_create_checkpoint(false)
-            .with_cleanup_expired_logs(Some(false));
+            ));
         let operation = DeltaOperation::StreamingUpdate {
             output_mode: OutputMode::Append,
             query_id: commit.app_id.clone(),
             epoch_id: commit.txn_version,
         };
-        let finalized = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(
-                Some(state as &dyn TableReference),
-                self.table.log_store(),
-                operation,
-            )
-            .await?;
-        let version = finalized.version;
-        self.table.state = Some(finalized.snapshot);
-        Ok(version)
+        self.commit_on_snapshot(properties, actions, operation)
+            .await
     }
 
     /// Writes a checkpoint when the table's checkpoint interval is reached. A failure only
@@ -315,33 +298,8 @@ impl LakeTable {
             active.contains(path.as_ref())
         }))
     }
-
-    /// Removes data files of a commit that definitely did not land.
-    async fn delete_unreferenced(&self, adds: &[Add]) {
-        let store = self.table.object_store();
-        for add in adds {
-            let path = match Path::parse(&add.path) {
-                Ok(path) => path,
-                Err(_) => Path::from(add.path.as_str()),
-            };
-            if let Err(error) = store.delete(&path).await {
-                tracing::warn!(table = %self.url, file = %add.path, error = %error,
-                    "could not delete a data file of a lost commit; vacuum (full) removes it");
-            }
-        }
-    }
 }
 
-/// Whether the commit failed because another writer committed first. Only then is it certain
-/// that this attempt's commit file was not written.
-fn is_commit_race(error: &DeltaTableError) -> bool {
-    matches!(
-        error,
-        DeltaTableError::VersionAlreadyExists(_)
-            | DeltaTableError::Transaction {
-                source: TransactionError::CommitConflict(_)
-                    | TransactionError::MaxCommitAttempts(_)
-                    | TransactionError::VersionAlreadyExists(_)
-            }
-    )
+fn added_paths(adds: &[Add]) -> Vec<&str> {
+    adds.iter().map(|add| add.path.as_str()).collect()
 }

@@ -31,9 +31,7 @@ use std::collections::HashSet;
 
 use deltalake::DeltaTableError;
 use deltalake::arrow::datatypes::SchemaRef as ArrowSchemaRef;
-use deltalake::kernel::transaction::{
-    CommitBuilder, CommitProperties, TableReference, TransactionError,
-};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Add};
 use deltalake::protocol::DeltaOperation;
 use percent_encoding::percent_decode_str;
@@ -42,7 +40,7 @@ use serde_json::json;
 
 use super::error::{LakeError, LakeResult};
 use super::log::{STREAM_COMMIT_INFO_KEY, VersionChanges};
-use super::table::LakeTable;
+use super::table::{LakeTable, UNCOMMITTED_COMPACTION, is_commit_race};
 
 /// Key, inside `commitInfo.cdfS3Replicator`, of a compaction commit's [`CompactionInfo`].
 pub const COMPACTION_INFO_KEY: &str = "compaction";
@@ -360,7 +358,8 @@ impl LakeTable {
                         conflicts,
                     });
                 }
-                self.delete_files(std::slice::from_ref(&output)).await;
+                self.delete_orphans(std::slice::from_ref(&output), UNCOMMITTED_COMPACTION)
+                    .await;
                 tracing::info!(table = %self.url, app_id = %prepared.group.info.app_id, %reason, "compaction skipped");
                 return Ok(CompactionOutcome::Skipped { reason, conflicts });
             }
@@ -377,7 +376,8 @@ impl LakeTable {
                         "compaction lost a commit race; reloading and re-checking its files");
                     self.refresh().await?;
                     if conflicts >= options.max_commit_attempts && !self.is_active(&output)? {
-                        self.delete_files(std::slice::from_ref(&output)).await;
+                        self.delete_orphans(std::slice::from_ref(&output), UNCOMMITTED_COMPACTION)
+                            .await;
                         return Ok(CompactionOutcome::Skipped {
                             reason: format!(
                                 "lost the commit race {conflicts} times against concurrent writers"
@@ -452,24 +452,13 @@ impl LakeTable {
         let properties = CommitProperties::default()
             .with_metadata([(STREAM_COMMIT_INFO_KEY.to_string(), info)])
             // One attempt per call: the retry decision needs the check above.
-            .with_max_retries(0)
-            .with_create_checkpoint(false)
-            .with_cleanup_expired_logs(Some(false));
+            .with_max_retries(0);
         let operation = DeltaOperation::Optimize {
             predicate: None,
             target_size: i64::try_from(options.target_file_size).unwrap_or(i64::MAX),
         };
-        let finalized = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(
-                Some(state as &dyn TableReference),
-                self.table.log_store(),
-                operation,
-            )
-            .await?;
-        let version = finalized.version;
-        self.table.state = Some(finalized.snapshot);
-        Ok(version)
+        self.commit_on_snapshot(properties, actions, operation)
+            .await
     }
 
     fn is_active(&self, path: &str) -> LakeResult<bool> {
@@ -488,19 +477,6 @@ impl LakeTable {
         }
         None
     }
-}
-
-/// Whether the commit failed because another writer committed first.
-fn is_commit_race(error: &DeltaTableError) -> bool {
-    matches!(
-        error,
-        DeltaTableError::VersionAlreadyExists(_)
-            | DeltaTableError::Transaction {
-                source: TransactionError::CommitConflict(_)
-                    | TransactionError::MaxCommitAttempts(_)
-                    | TransactionError::VersionAlreadyExists(_)
-            }
-    )
 }
 
 #[cfg(test)]

@@ -2,14 +2,21 @@
 
 use std::collections::HashMap;
 
+use deltalake::Path;
 use deltalake::arrow::datatypes::SchemaRef as ArrowSchemaRef;
+use deltalake::kernel::Action;
 use deltalake::kernel::StructType;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitProperties, TableReference, TransactionError,
+};
 use deltalake::logstore::ObjectStoreRef;
+use deltalake::logstore::object_store::ObjectStoreExt as _;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use percent_encoding::percent_decode_str;
 use url::Url;
 
 use super::destination::{Destination, register_storage_handlers};
@@ -196,6 +203,33 @@ impl LakeTable {
         }
     }
 
+    /// Commits `actions` on top of the loaded snapshot and loads the result. Checkpoints and
+    /// log cleanup never run inside a data commit: a checkpoint follows the commit, where its
+    /// failure cannot make a landed commit look failed, and log cleanup belongs to
+    /// maintenance.
+    pub(crate) async fn commit_on_snapshot(
+        &mut self,
+        properties: CommitProperties,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+    ) -> Result<u64, DeltaTableError> {
+        let state = self.table.snapshot()?;
+        let properties = properties
+            .with_create_checkpoint(false)
+            .with_cleanup_expired_logs(Some(false));
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(state as &dyn TableReference),
+                self.table.log_store(),
+                operation,
+            )
+            .await?;
+        let version = finalized.version;
+        self.table.state = Some(finalized.snapshot);
+        Ok(version)
+    }
+
     /// Creates the table with `schema` as version 0, unless another writer already did.
     /// Returns whether this call created it.
     ///
@@ -232,4 +266,45 @@ impl LakeTable {
             }
         }
     }
+
+    /// Deletes files that no commit references. A failure leaves an orphan for a full vacuum,
+    /// so it is logged (with `what` the files were), not returned.
+    pub(crate) async fn delete_orphans<P: AsRef<str> + Sync>(&self, paths: &[P], what: &str) {
+        let store = self.table.object_store();
+        for path in paths {
+            let path = path.as_ref();
+            if let Err(error) = store.delete(&object_path(path)).await {
+                tracing::warn!(table = %self.url, file = %path, %error,
+                    "could not delete {what}; a full vacuum removes it");
+            }
+        }
+    }
+}
+
+/// How orphans of a lost append are described in logs.
+pub(crate) const LOST_COMMIT: &str = "a data file of a lost commit";
+/// How merged files that were never committed are described in logs.
+pub(crate) const UNCOMMITTED_COMPACTION: &str = "an uncommitted compacted file";
+
+/// The object path of a file path as the Delta log writes it (percent-encoded).
+pub(crate) fn object_path(path: &str) -> Path {
+    let decoded = percent_decode_str(path).decode_utf8_lossy();
+    match Path::parse(decoded.as_ref()) {
+        Ok(path) => path,
+        Err(_) => Path::from(decoded.as_ref()),
+    }
+}
+
+/// Whether a commit failed because another writer committed first. Only then is it certain
+/// that this attempt's commit file was not written.
+pub(crate) fn is_commit_race(error: &DeltaTableError) -> bool {
+    matches!(
+        error,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+            }
+    )
 }

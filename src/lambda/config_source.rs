@@ -12,8 +12,8 @@
 
 use std::path::PathBuf;
 
-use crate::config::{self, Config, EnvSource, RawConfig};
-use crate::context::LoadError;
+use crate::config::{Config, EnvSource, RawConfig};
+use crate::context::{ContextError, LoadError, resolve_remote_with};
 
 use super::clients::ClientCache;
 
@@ -100,32 +100,10 @@ impl ConfigSource {
             ConfigSource::Inline(text) => RawConfig::from_yaml(text, &self.origin(), env)?,
             ConfigSource::File(path) => RawConfig::load(path, env)?,
         };
-        match raw {
-            RawConfig::Complete(config) => Ok(*config),
-            RawConfig::NeedsRemote {
-                local,
-                cognite,
-                pipeline_external_id,
-                ..
-            } => {
-                let client = clients
-                    .client_for(&cognite)
-                    .map_err(|e| LoadError::Context(e.into()))?;
-                let remote = client
-                    .get_extpipe_config(&pipeline_external_id, None)
-                    .await
-                    .map_err(|source| LoadError::RemoteFetch {
-                        pipeline: pipeline_external_id.clone(),
-                        source,
-                    })?;
-                let Some(text) = remote.config else {
-                    return Err(LoadError::RemoteEmpty {
-                        pipeline: pipeline_external_id,
-                    });
-                };
-                Ok(config::merge_remote(&local, &text, env)?)
-            }
-        }
+        resolve_remote_with(raw, env, |cognite| {
+            clients.client_for(cognite).map_err(ContextError::from)
+        })
+        .await
     }
 }
 

@@ -10,7 +10,7 @@ use super::error::SnapshotResult;
 use super::keys::KeyColumns;
 use super::kway::{Tombstones, merge};
 use super::reader::{self, BatchStream};
-use super::sorter::Sorter;
+use super::sorter::{Runs, Sorter};
 use super::writer::{ParquetSink, WrittenFile};
 
 /// Raw files whose footers are fetched ahead of the file being read, to hide S3 latency.
@@ -41,14 +41,14 @@ pub struct Built {
 }
 
 /// Reads `files` (relative to the table's `store`) in order, converts them to the publish
-/// form of `raw_schema` and pushes them into `sorter`.
-pub async fn feed_files(
-    sorter: &mut Sorter,
+/// form of `raw_schema` and sorts them into runs (spilling past the sorter's budget).
+pub async fn sort_files(
+    mut sorter: Sorter,
     store: &ObjectStoreRef,
     files: &[RawFile],
     raw_schema: &SchemaRef,
     stats: &mut ReadStats,
-) -> SnapshotResult<()> {
+) -> SnapshotResult<Runs> {
     let mut opened = futures::stream::iter(files.iter())
         .map(|file| async move {
             reader::open(store, &file.path, file.size)
@@ -65,7 +65,9 @@ pub async fn feed_files(
             sorter.push(batch).await?;
         }
     }
-    Ok(())
+    let runs = sorter.finish().await?;
+    stats.spilled_runs = runs.spilled_runs;
+    Ok(runs)
 }
 
 /// Merges `runs` (oldest first) into a new published file at `path`, dropping deleted

@@ -17,7 +17,7 @@ use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use deltalake::logstore::ObjectStoreRef;
 
 use super::arrival::{CommitOrigin, LogIndex};
-use super::build::{Built, RawFile, ReadStats, feed_files, write_merged};
+use super::build::{Built, RawFile, ReadStats, sort_files, write_merged};
 use super::error::SnapshotResult;
 use super::keys::KeyColumns;
 use super::manifest::FileEntry;
@@ -124,21 +124,19 @@ pub async fn merge_changes(
         commits_read: commits.len() as u64,
         ..ReadStats::default()
     };
-    let mut sorter = Sorter::new(
+    let sorter = Sorter::new(
         target.publish_schema.clone(),
         target.keys,
         target.sort.clone(),
     );
-    feed_files(
-        &mut sorter,
+    let changes = sort_files(
+        sorter,
         &table.object_store(),
         &files,
         &target.raw_schema,
         &mut stats,
     )
     .await?;
-    let changes = sorter.finish().await?;
-    stats.spilled_runs = changes.spilled_runs;
     let mut runs = Vec::with_capacity(changes.streams.len() + 1);
     runs.push(reader::batches_as(
         previous,

@@ -6,7 +6,7 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
 
 use super::arrival::{LogIndex, StreamStates};
-use super::build::{Built, RawFile, ReadStats, feed_files, write_merged};
+use super::build::{Built, RawFile, ReadStats, sort_files, write_merged};
 use super::error::SnapshotResult;
 use super::keys::KeyColumns;
 use super::sorter::{SortSettings, Sorter};
@@ -51,21 +51,19 @@ pub async fn rebuild(
     drop(commits);
     let files = files_in_arrival_order(table, &index, target.streams)?;
 
-    let mut sorter = Sorter::new(
+    let sorter = Sorter::new(
         target.publish_schema.clone(),
         target.keys,
         target.sort.clone(),
     );
-    feed_files(
-        &mut sorter,
+    let runs = sort_files(
+        sorter,
         &table.object_store(),
         &files,
         &target.raw_schema,
         &mut stats,
     )
     .await?;
-    let runs = sorter.finish().await?;
-    stats.spilled_runs = runs.spilled_runs;
     let written = write_merged(
         target.store,
         target.path,

@@ -20,9 +20,7 @@ use cdf_s3_replicator::sync::{self, SyncOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{
-    Lab, Lake, assert_matches_truth, neighbour_commits, published_file_spec, python,
-};
+use crate::support::{Lab, Lake, neighbour_commits, published_file_spec, python};
 
 /// Every table of the sample model: (view folder, kind, view whose properties it holds).
 const TABLES: [(&str, &str, &str); 5] = [
@@ -188,23 +186,6 @@ fn duckdb_latest(lab: &Lab, folder: &str, kind: &str) -> Value {
 
 fn local_table_dir(lab: &Lab, folder: &str, kind: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(lab.lake.raw_table_uri(folder, kind))
-}
-
-fn assert_all_tables_match(lab: &Lab, label: &str) {
-    for view in ["Site", "Pump", "WorkOrder"] {
-        let truth = lab.truth_nodes(view);
-        let expected = truth.len();
-        let report = lab.compare(view, "nodes", view, truth).expect("python");
-        assert_matches_truth(&report, expected, &format!("{label}: {view} nodes"));
-    }
-    let edges = lab.truth_work_order_edges();
-    let expected = edges.len();
-    for folder in ["Pump", "PumpWorkOrder"] {
-        let report = lab
-            .compare(folder, "edges", "PumpWorkOrder", edges.clone())
-            .expect("python");
-        assert_matches_truth(&report, expected, &format!("{label}: {folder} edges"));
-    }
 }
 
 fn assert_success(summary: &MaintenanceSummary) {
@@ -475,7 +456,7 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
             .any(|w| w[1].first_version <= w[0].first_version);
     }
     assert!(merged_again, "{again:#?}");
-    assert_all_tables_match(&lab, "after two compactions");
+    lab.assert_all_tables_match("after two compactions");
     // An idle sync still writes nothing: its resume point survived the compactions.
     let idle = sync_ok(&context).await;
     assert_eq!((idle.rows, idle.commits), (0, 0), "{idle:#?}");
@@ -627,7 +608,7 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
         assert_eq!(&duckdb_latest(&lab, folder, kind), duckdb, "{label} DuckDB");
     }
     assert_eq!(vacuumed.logs_deleted, 0);
-    assert_all_tables_match(&lab, "after vacuum");
+    lab.assert_all_tables_match("after vacuum");
 }
 
 /// Sets a file's modification time `days` days back (local lakes only).
@@ -724,7 +705,7 @@ async fn log_cleanup_keeps_the_retention_window() {
         version_multisets(&lab, folder, kind, &[latest])[&latest],
         rows
     );
-    assert_all_tables_match(&lab, "after log cleanup");
+    lab.assert_all_tables_match("after log cleanup");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -826,7 +807,7 @@ async fn races(lake: Option<Lake>) {
         other => panic!("expected the compaction to land after the append: {other:?}"),
     }
     if python().is_some() {
-        assert_all_tables_match(&lab, "after step-by-step races");
+        lab.assert_all_tables_match("after step-by-step races");
     }
 }
 
@@ -918,7 +899,7 @@ async fn compaction_during_sync(lake: Option<Lake>) {
         "a sync committed after a compaction in some table"
     );
     if python().is_some() {
-        assert_all_tables_match(&lab, "compaction during sync");
+        lab.assert_all_tables_match("compaction during sync");
     }
 }
 

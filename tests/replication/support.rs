@@ -106,23 +106,7 @@ impl Lab {
     /// Emulator seeded with `pumps` sample pumps; `lake` picks the destination (`None`:
     /// a local directory).
     pub async fn start(pumps: usize, lake: Option<Lake>) -> Self {
-        let emulator = Emulator::start(EmulatorConfig::default())
-            .await
-            .expect("emulator starts");
-        let control = emulator.control();
-        control
-            .apply_schema(sample_model::schema())
-            .expect("sample schema");
-        control
-            .apply_instances(sample_model::initial_instances(pumps))
-            .expect("sample instances");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let lake = lake.unwrap_or_else(|| Lake::local(dir.path()));
-        Self {
-            emulator,
-            lake,
-            dir,
-        }
+        Self::start_with(EmulatorConfig::default(), pumps, lake).await
     }
 
     /// The configuration a user would write, with extra `extractor` keys (YAML lines

@@ -1,19 +1,17 @@
 //! Writing a group's merged file: the source files are read one at a time, in arrival
 //! order, brought to the table schema and streamed into one new Parquet file.
 
-use deltalake::Path;
 use deltalake::arrow::datatypes::SchemaRef as ArrowSchemaRef;
 use deltalake::arrow::error::ArrowError;
 use deltalake::kernel::Add;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter, WriteMode};
-use percent_encoding::percent_decode_str;
 
 use super::CompactionGroup;
 use crate::lake::error::{LakeError, LakeResult};
 use crate::lake::schema_evolution;
-use crate::lake::table::LakeTable;
+use crate::lake::table::{LakeTable, UNCOMMITTED_COMPACTION, object_path};
 
 /// Rows per batch while reading a source file.
 const READ_BATCH_ROWS: usize = 8192;
@@ -87,7 +85,7 @@ impl LakeTable {
             .map_err(|e| LakeError::delta(&url, "finishing the compacted file", e))?;
         if adds.len() != 1 {
             let paths: Vec<String> = adds.iter().map(|add| add.path.clone()).collect();
-            self.delete_files(&paths).await;
+            self.delete_orphans(&paths, UNCOMMITTED_COMPACTION).await;
             return Err(LakeError::arrow(
                 &url,
                 format!(
@@ -104,26 +102,6 @@ impl LakeTable {
         let mut add = adds.remove(0);
         add.data_change = false;
         Ok((add, rows, arrow_schema))
-    }
-
-    /// Deletes files that no commit references (merged files of skipped groups). A failure
-    /// leaves an orphan for a full vacuum, so it is logged, not returned.
-    pub(crate) async fn delete_files(&self, paths: &[String]) {
-        let store = self.table.object_store();
-        for path in paths {
-            if let Err(error) = store.delete(&object_path(path)).await {
-                tracing::warn!(table = %self.url, file = %path, %error,
-                    "could not delete an uncommitted compacted file; a full vacuum removes it");
-            }
-        }
-    }
-}
-
-fn object_path(path: &str) -> Path {
-    let decoded = percent_decode_str(path).decode_utf8_lossy();
-    match Path::parse(decoded.as_ref()) {
-        Ok(path) => path,
-        Err(_) => Path::from(decoded.as_ref()),
     }
 }
 
