@@ -430,6 +430,50 @@ def test_data_models_round_trip_and_inline_views(client: CogniteClient, schema: 
     assert all(isinstance(v, dm.View) for v in v2.views)
 
 
+def test_schema_deletes(client: CogniteClient, run_id: str) -> None:
+    """Data models, views (one version or all), containers and spaces delete in the order CDF allows."""
+    s = f"interop_scratch_{run_id}"
+    container = dm.ContainerId(s, "Scratch")
+    view_v1, view_v2 = dm.ViewId(s, "ScratchView", "v1"), dm.ViewId(s, "ScratchView", "v2")
+    model = dm.DataModelId(s, "ScratchModel", "v1")
+    with api("POST /models/spaces, containers, views, datamodels (scratch schema)"):
+        client.data_modeling.spaces.apply(dm.SpaceApply(s))
+        client.data_modeling.containers.apply(
+            dm.ContainerApply(s, "Scratch", properties={"x": container_property(dm.Int64())}, used_for="node")
+        )
+        client.data_modeling.views.apply(
+            [
+                dm.ViewApply(s, v.external_id, v.version, properties={"x": dm.MappedPropertyApply(container, "x")})
+                for v in (view_v1, view_v2)
+            ]
+        )
+        client.data_modeling.data_models.apply(dm.DataModelApply(s, "ScratchModel", "v1", views=[view_v1]))
+
+    with api("POST /models/datamodels/delete (data_modeling.data_models.delete)"):
+        assert client.data_modeling.data_models.delete(model) == [model]
+    with api("POST /models/datamodels/byids after delete (data_modeling.data_models.retrieve)"):
+        assert len(client.data_modeling.data_models.retrieve(model)) == 0
+
+    with api("POST /models/views/delete (data_modeling.views.delete, one version)"):
+        assert client.data_modeling.views.delete(view_v1) == [view_v1]
+    with api("POST /models/views/byids after delete (data_modeling.views.retrieve)"):
+        left = client.data_modeling.views.retrieve((s, "ScratchView"))
+    assert [v.as_id() for v in left] == [view_v2], f"only v2 may remain, got {[v.as_id() for v in left]}"
+    with api("POST /models/views/delete (data_modeling.views.delete, unknown view)"):
+        assert client.data_modeling.views.delete(dm.ViewId(s, "Nope", "v1")) == []
+    with api("POST /models/views/delete (data_modeling.views.delete, v2)"):
+        client.data_modeling.views.delete(view_v2)
+    with api("POST /models/views/byids after deleting every version"):
+        assert len(client.data_modeling.views.retrieve((s, "ScratchView"))) == 0
+
+    with api("POST /models/containers/delete (data_modeling.containers.delete)"):
+        assert client.data_modeling.containers.delete(container) == [container]
+    with api("POST /models/spaces/delete (data_modeling.spaces.delete)"):
+        assert client.data_modeling.spaces.delete(s) == [s]
+    with api("POST /models/spaces/byids after delete (data_modeling.spaces.retrieve)"):
+        assert client.data_modeling.spaces.retrieve(s) is None
+
+
 # --- instances ----------------------------------------------------------------------------------
 
 

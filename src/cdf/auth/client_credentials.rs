@@ -13,6 +13,10 @@ use crate::cdf::{CdfError, ClientCredentials, Secret};
 /// token is renewed well before a typical one-hour expiry; a 401 forces a refresh anyway.
 const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(300);
 
+/// Longest lifetime believed. A provider that claims more (or sends a nonsense number) still
+/// gets its token renewed daily, and the cache never computes an expiry past the clock's range.
+const MAX_EXPIRES_IN: Duration = Duration::from_secs(24 * 3600);
+
 pub(crate) struct ClientCredentialsFetcher {
     http: reqwest::Client,
     credentials: ClientCredentials,
@@ -140,7 +144,7 @@ fn parse_expires_in(value: &Value) -> Option<Duration> {
         _ => return None,
     };
     if seconds.is_finite() && seconds >= 0.0 {
-        Duration::try_from_secs_f64(seconds).ok()
+        Some(Duration::try_from_secs_f64(seconds).map_or(MAX_EXPIRES_IN, |d| d.min(MAX_EXPIRES_IN)))
     } else {
         None
     }
@@ -162,6 +166,18 @@ mod tests {
             let token = parse_token_response(URL, 200, body.as_bytes()).unwrap();
             assert_eq!(token.access_token.expose(), "t");
             assert_eq!(token.expires_in, Duration::from_secs(3600), "{body}");
+        }
+    }
+
+    #[test]
+    fn absurd_expires_in_is_capped_at_a_day() {
+        for body in [
+            r#"{"access_token":"t","expires_in":1e19}"#,
+            r#"{"access_token":"t","expires_in":"1e300"}"#,
+            r#"{"access_token":"t","expires_in":18446744073709551615}"#,
+        ] {
+            let token = parse_token_response(URL, 200, body.as_bytes()).unwrap();
+            assert_eq!(token.expires_in, MAX_EXPIRES_IN, "{body}");
         }
     }
 

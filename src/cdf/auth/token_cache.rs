@@ -59,7 +59,9 @@ pub(crate) fn needs_refresh(
     now: Instant,
     margin: Duration,
 ) -> bool {
-    now >= obtained_at + expires_in.saturating_sub(margin)
+    obtained_at
+        .checked_add(expires_in.saturating_sub(margin))
+        .is_some_and(|refresh_at| now >= refresh_at)
 }
 
 impl<F: TokenFetcher> TokenCache<F> {
@@ -192,6 +194,12 @@ mod tests {
             t0,
             REFRESH_MARGIN
         ));
+    }
+
+    #[test]
+    fn a_lifetime_beyond_the_clock_range_does_not_panic() {
+        let t0 = Instant::now();
+        assert!(!needs_refresh(t0, Duration::MAX, t0, REFRESH_MARGIN));
     }
 
     #[tokio::test]

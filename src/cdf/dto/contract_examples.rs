@@ -331,6 +331,7 @@ fn contract_sync_request_example_serialises_exactly() {
             sources: vec![SelectSource {
                 source: ViewReference::new("plant_schema", "PumpWorkOrderEdge", "1"),
                 properties: vec!["linkedBy".into()],
+                target_units: Vec::new(),
             }],
         },
     );

@@ -26,7 +26,7 @@ pub use refs::{
 };
 pub use sync::{
     SelectSource, SortDirection, SyncExpression, SyncMode, SyncRequest, SyncResponse, SyncSelect,
-    SyncSort, SyncTarget, SyncTyping, TargetFilter, TypingProperty,
+    SyncSort, SyncTarget, SyncTyping, TargetFilter, TargetUnit, TypingProperty, UnitTarget,
 };
 pub use views::{
     ConstraintState, EdgeConnection, EdgeConnectionType, EdgeDirection, MappedProperty,

@@ -153,16 +153,43 @@ impl SyncSelect {
             sources: vec![SelectSource {
                 source: view,
                 properties: vec!["*".to_owned()],
+                target_units: Vec::new(),
             }],
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SelectSource {
     pub source: ViewReference,
     /// Property names, or `["*"]` for all.
     pub properties: Vec<String>,
+    /// Unit conversions CDF applies before answering. The replicator leaves this empty: the
+    /// lake holds values in the unit CDF stores them in, and the view's typing says which.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_units: Vec<TargetUnit>,
+}
+
+/// Converts `property` to `unit` in the answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetUnit {
+    pub property: String,
+    pub unit: UnitTarget,
+}
+
+/// A unit by external id (`power:kilowatt`), or every unit of a unit system (`SI`, `Imperial`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum UnitTarget {
+    Unit {
+        #[serde(rename = "externalId")]
+        external_id: String,
+    },
+    System {
+        #[serde(rename = "unitSystemName")]
+        unit_system_name: String,
+    },
 }
 
 /// A sync page. `items` and `next_cursor` have an entry per result set.
@@ -229,4 +256,43 @@ fn cursors_without_nulls<'de, D: Deserializer<'de>>(
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn target_units_are_sent_only_when_asked_for() {
+        let pump = ViewReference::new("plant_schema", "Pump", "2");
+        let mut select = SyncSelect::all_of(pump);
+        assert!(
+            serde_json::to_value(&select).unwrap()["sources"][0]
+                .get("targetUnits")
+                .is_none()
+        );
+        select.sources[0].target_units = vec![
+            TargetUnit {
+                property: "rate".into(),
+                unit: UnitTarget::Unit {
+                    external_id: "power:kilowatt".into(),
+                },
+            },
+            TargetUnit {
+                property: "pressure".into(),
+                unit: UnitTarget::System {
+                    unit_system_name: "SI".into(),
+                },
+            },
+        ];
+        assert_eq!(
+            serde_json::to_value(&select).unwrap()["sources"][0]["targetUnits"],
+            json!([
+                {"property": "rate", "unit": {"externalId": "power:kilowatt"}},
+                {"property": "pressure", "unit": {"unitSystemName": "SI"}}
+            ])
+        );
+    }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::schema::{decode_offset_cursor, encode_offset_cursor};
+use crate::schema::paginate;
 use crate::state::{AppState, lock};
 
 pub const MAX_RUN_MESSAGE_CHARS: usize = 1000;
@@ -337,25 +337,9 @@ fn newest_first(runs: &[Value]) -> Vec<Value> {
     v
 }
 
+/// Runs page like every other CDF list: offset cursors, 100 by default, at most 1000.
 fn page_runs(runs: Vec<Value>, limit: Option<i64>, cursor: Option<&str>) -> ApiResult<Value> {
-    let limit = limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and 1000, got {limit}"
-        )));
-    }
-    let start = match cursor.filter(|c| !c.is_empty()) {
-        Some(c) => decode_offset_cursor(c)?,
-        None => 0,
-    };
-    let limit = usize::try_from(limit).unwrap_or(100);
-    let total = runs.len();
-    let items: Vec<Value> = runs.into_iter().skip(start).take(limit).collect();
-    let mut out = json!({"items": items});
-    if start + limit < total {
-        out["nextCursor"] = json!(encode_offset_cursor(start + limit));
-    }
-    Ok(out)
+    paginate(runs, limit, cursor, 100, 1000)
 }
 
 pub async fn list_runs(

@@ -106,6 +106,61 @@ async fn runs_are_stored_and_listed() {
 }
 
 #[tokio::test]
+async fn run_listing_pages_with_its_cursor_and_rejects_forged_ones() {
+    let h = start().await;
+    for i in 0..5 {
+        h.ok(
+            "/extpipes/runs",
+            json!({"items": [{"externalId": "pl", "status": "success", "message": format!("run {i}")}]}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/extpipes/runs?externalId=pl&limit=2&cursor={c}"),
+            None => "/extpipes/runs?externalId=pl&limit=2".to_owned(),
+        };
+        let page = h.get(&path).await.body;
+        for run in page["items"].as_array().unwrap() {
+            seen.push(run["message"].as_str().unwrap().to_owned());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, (0..5).map(|i| format!("run {i}")).collect::<Vec<_>>());
+
+    // An offset at the end of the integer range is past the last run, not an overflow.
+    use base64::Engine as _;
+    let far =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset:{}", usize::MAX));
+    let past_end = h
+        .get(&format!(
+            "/extpipes/runs?externalId=pl&limit=1000&cursor={far}"
+        ))
+        .await;
+    assert_eq!(past_end.status, 200);
+    assert_eq!(past_end.body["items"], json!([]));
+    assert!(past_end.body.get("nextCursor").is_none());
+    let listed = h
+        .post(
+            "/extpipes/runs/list",
+            json!({"filter": {"externalId": "pl"}, "limit": 1000, "cursor": far}),
+        )
+        .await;
+    assert_eq!(listed.status, 200);
+    let forged = h
+        .get("/extpipes/runs?externalId=pl&cursor=bm90LWEtY3Vyc29y")
+        .await;
+    assert_eq!(forged.status, 400);
+    assert_eq!(forged.body["error"]["message"], "Invalid cursor provided.");
+}
+
+#[tokio::test]
 async fn pipelines_can_be_created_explicitly() {
     let h = start().await;
     let r = h

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn views_resolve_types_inheritance_and_are_immutable() {
@@ -181,4 +181,74 @@ async fn spaces_and_containers_round_trip() {
             .unwrap()
             .contains("float128")
     );
+}
+
+#[tokio::test]
+async fn views_are_deleted_by_version_or_all_versions() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    let flow_v2 = json!({"space": "schema", "externalId": "Flow", "version": "2", "properties": {
+        "rate": {"container": {"space": "schema", "externalId": "FlowC"}, "containerPropertyIdentifier": "rate"}
+    }});
+    h.ok("/models/views", json!({"items": [flow_v2]})).await;
+    let versions = |r: &Value| {
+        let mut v: Vec<String> = r["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}/{}",
+                    v["externalId"].as_str().unwrap(),
+                    v["version"].as_str().unwrap()
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let flows = json!({"items": [{"space": "schema", "externalId": "Flow"}]});
+    assert_eq!(
+        versions(&h.ok("/models/views/byids", flows.clone()).await),
+        ["Flow/1", "Flow/2"]
+    );
+
+    // A bad item rejects the whole request and removes nothing.
+    let bad = h
+        .post(
+            "/models/views/delete",
+            json!({"items": [{"space": "schema", "externalId": "Flow", "version": "1"}, {"space": "schema"}]}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"]["code"], 400);
+    assert_eq!(
+        versions(&h.ok("/models/views/byids", flows.clone()).await),
+        ["Flow/1", "Flow/2"]
+    );
+
+    let one = h
+        .ok(
+            "/models/views/delete",
+            json!({"items": [{"space": "schema", "externalId": "Flow", "version": "1"}]}),
+        )
+        .await;
+    assert_eq!(versions(&one), ["Flow/1"]);
+    assert_eq!(
+        versions(&h.ok("/models/views/byids", flows.clone()).await),
+        ["Flow/2"]
+    );
+
+    let rest = h
+        .ok(
+            "/models/views/delete",
+            json!({"items": [{"space": "schema", "externalId": "Flow"}, {"space": "schema", "externalId": "Nope", "version": "1"}]}),
+        )
+        .await;
+    assert_eq!(versions(&rest), ["Flow/2"]);
+    assert_eq!(h.ok("/models/views/byids", flows).await["items"], json!([]));
+    let pump_left = h
+        .ok("/models/views/byids", json!({"items": [pump_view()]}))
+        .await;
+    assert_eq!(versions(&pump_left), ["Pump/1"]);
 }

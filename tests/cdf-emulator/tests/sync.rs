@@ -552,3 +552,44 @@ async fn typing_timestamps_big_ints_and_explicit_nulls() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn select_returns_exactly_the_named_properties() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    h.ctl()
+        .apply_instances(json!({"items": [pump("a", json!({"tag": "pump-a", "ratedKw": 1.5, "status": "running"}))]}))
+        .unwrap();
+    let props = |r: &Value| r["items"]["pumps"][0]["properties"].clone();
+
+    let mut b = pump_sync("onePhase", 10, None);
+    b["select"]["pumps"]["sources"][0]["properties"] = json!(["tag", "ratedKw"]);
+    let named = props(&h.sync(b.clone()).await);
+    assert_eq!(
+        named,
+        json!({"schema": {"Pump/1": {"tag": "pump-a", "ratedKw": 1.5}}})
+    );
+
+    let all = props(&h.sync(pump_sync("onePhase", 10, None)).await);
+    assert_eq!(all["schema"]["Pump/1"]["status"], "running");
+
+    b["select"]["pumps"] = json!({});
+    let bare = h.sync(b.clone()).await;
+    assert_eq!(xids(&bare["items"]["pumps"]), ["a"]);
+    assert!(
+        bare["items"]["pumps"][0]
+            .get("properties")
+            .is_none_or(|p| p == &json!({})),
+        "{bare}"
+    );
+
+    // A unit conversion the emulator cannot do is refused rather than ignored.
+    b["select"]["pumps"] = json!({"sources": [{"source": pump_view(), "properties": ["*"],
+        "targetUnits": [{"property": "ratedKw", "unit": {"externalId": "power:watt"}}]}]});
+    let refused = h.post("/models/instances/sync", b.clone()).await;
+    assert_eq!(refused.status, 400);
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("targetUnits"), "{message}");
+    b["select"]["pumps"]["sources"][0]["targetUnits"] = json!([]);
+    assert_eq!(h.post("/models/instances/sync", b).await.status, 200);
+}

@@ -27,6 +27,15 @@ impl SelectSource {
             .get("source")
             .ok_or_else(|| ApiError::bad_request(format!("{what}: missing `source`")))?;
         let source = parse_source_ref(src, &format!("{what}.source"))?;
+        // Answering unconverted values to a caller that asked for conversion would be silently
+        // wrong, so an unsupported conversion is refused instead.
+        if v.get("targetUnits")
+            .is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{what}.targetUnits: unit conversion is not supported by the emulator"
+            )));
+        }
         let properties = match v.get("properties") {
             None | Some(Value::Null) => None,
             Some(Value::Array(a)) => {

@@ -549,10 +549,15 @@ pub async fn delete(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     let items = items_of(&body, 100)?;
+    // Every id is parsed before anything is removed, so a bad item leaves no partial delete.
+    let requested = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_view_id_opt_version(item, &format!("items[{i}]")))
+        .collect::<ApiResult<Vec<_>>>()?;
     let mut dm = st.dm();
     let mut deleted = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let (id, version) = parse_view_id_opt_version(item, &format!("items[{i}]"))?;
+    for (id, version) in requested {
         let ids: Vec<ViewId> = match version {
             Some(v) => vec![ViewId::new(id.space, id.external_id, v)],
             None => dm
