@@ -710,6 +710,85 @@ async fn truncated_bodies_are_retried_and_reported_as_decode_errors_when_persist
     }
 }
 
+/// What a load balancer in front of CDF answers when CDF is not there: HTML, not the envelope.
+const GATEWAY_PAGE: &str =
+    "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>";
+
+#[tokio::test]
+async fn bodies_that_are_not_json_give_typed_errors_and_retry_only_when_the_status_allows() {
+    let s = setup().await;
+    seed_pumps(&s.ctl(), 0..12);
+
+    // A gateway page on 502 is a server error like any other: retried, nothing lost or doubled.
+    s.ctl()
+        .add_fault(FaultSpec::raw(SYNC_PATH, 502, GATEWAY_PAGE, 3));
+    let (items, _, _) = drain(&s.client, &pump_sync(SyncMode::TwoPhase, 5), None).await;
+    assert_eq!(xids(&items), expected_pumps(0..12));
+
+    // On 400 the page becomes the error message: not retried, and readable.
+    s.ctl().clear_request_log();
+    s.ctl().add_fault(FaultSpec::raw(
+        SYNC_PATH,
+        400,
+        "<html>Bad Request ø</html>",
+        1,
+    ));
+    let err = s
+        .client
+        .sync(&pump_sync(SyncMode::OnePhase, 10))
+        .await
+        .unwrap_err();
+    let CdfError::Api(api) = &err else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(api.status, 400);
+    assert_eq!(api.code, None, "{api:?}");
+    assert_eq!(api.message, "<html>Bad Request ø</html>");
+    assert!(!api.retryable);
+    assert_eq!(s.requests_to(SYNC_PATH), 1);
+
+    // A 200 that is not JSON (a captive portal, a misrouted host) is a decode error that names
+    // the endpoint and shows the start of what came back. The body is whole, so asking again
+    // would get the same page: it is not retried.
+    s.ctl().clear_request_log();
+    s.ctl().add_fault(FaultSpec::rewrite_body(
+        SYNC_PATH,
+        "{\"items\"",
+        "<!doctype html>{\"items\"",
+        1,
+    ));
+    let err = s
+        .client
+        .sync(&pump_sync(SyncMode::OnePhase, 10))
+        .await
+        .unwrap_err();
+    let CdfError::Decode {
+        endpoint,
+        body_snippet,
+        ..
+    } = err
+    else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(endpoint, "POST /models/instances/sync");
+    assert!(
+        body_snippet.starts_with("<!doctype html>"),
+        "{body_snippet}"
+    );
+    assert!(body_snippet.chars().count() <= 200);
+    assert_eq!(s.requests_to(SYNC_PATH), 1);
+    let shown = CdfError::Decode {
+        endpoint,
+        body_snippet,
+        source: serde_json::from_str::<Value>("<").unwrap_err(),
+    }
+    .to_string();
+    assert!(
+        shown.contains("POST /models/instances/sync") && shown.contains("<!doctype html>"),
+        "{shown}"
+    );
+}
+
 #[tokio::test]
 async fn unreachable_cdf_is_a_retryable_transport_error() {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();

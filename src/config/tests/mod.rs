@@ -5,6 +5,7 @@ mod env_files;
 mod malformed;
 mod readme;
 mod remote;
+mod robustness;
 mod values;
 
 use std::path::PathBuf;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::error::ApiError;
+use crate::request_log::VerbatimBody;
 use crate::state::{AppState, lock};
 
 /// One injected fault. It matches a request whose path equals or ends with `path` (and whose
@@ -50,6 +51,10 @@ pub struct FaultSpec {
     /// a well-formed answer with wrong content (say, a value of the wrong type).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite_body: Option<(String, String)>,
+    /// For `status` faults: answer exactly this body (as `text/html`) instead of the CDF error
+    /// envelope, the way a load balancer or proxy in front of CDF does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<String>,
 }
 
 impl FaultSpec {
@@ -113,6 +118,14 @@ impl FaultSpec {
             count: Some(count),
             rewrite_body: Some((find.to_owned(), replace.to_owned())),
             ..Self::default()
+        }
+    }
+
+    /// Answers `status` with `body` verbatim (not JSON), `count` times.
+    pub fn raw(path: impl Into<String>, status: u16, body: &str, count: u32) -> Self {
+        Self {
+            raw_body: Some(body.to_owned()),
+            ..Self::status(path, status, count)
         }
     }
 
@@ -199,14 +212,25 @@ pub async fn inject(State(st): State<AppState>, req: Request, next: Next) -> Res
     let mut response = match fault.status {
         Some(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let message = fault.message.clone().unwrap_or_else(|| {
-                format!(
-                    "Injected fault: {} {}",
-                    code,
-                    status.canonical_reason().unwrap_or("error")
-                )
-            });
-            ApiError::new(status, message).into_response()
+            if let Some(body) = &fault.raw_body {
+                let mut raw = Response::new(Body::from(body.clone()));
+                *raw.status_mut() = status;
+                raw.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html"),
+                );
+                raw.extensions_mut().insert(VerbatimBody);
+                raw
+            } else {
+                let message = fault.message.clone().unwrap_or_else(|| {
+                    format!(
+                        "Injected fault: {} {}",
+                        code,
+                        status.canonical_reason().unwrap_or("error")
+                    )
+                });
+                ApiError::new(status, message).into_response()
+            }
         }
         None => next.run(req).await,
     };

@@ -48,6 +48,11 @@ fn redact(name: &str, value: &str) -> String {
 }
 
 /// Outermost middleware: assigns `x-request-id`, records the request and its status.
+/// Marks a response whose body must reach the client as it is, even when it is an error that
+/// is not JSON (a fault imitating a proxy's HTML page).
+#[derive(Clone, Copy, Debug)]
+pub struct VerbatimBody;
+
 pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let n = st.request_ids.fetch_add(1, Ordering::Relaxed) + 1;
     let request_id = format!("emu-{n:012x}");
@@ -83,7 +88,8 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
-    if !is_json && (status.is_client_error() || status.is_server_error()) {
+    let verbatim = response.extensions().get::<VerbatimBody>().is_some();
+    if !is_json && !verbatim && (status.is_client_error() || status.is_server_error()) {
         // Router-level and extractor rejections come as plain text; wrap them in the envelope.
         let message = match status {
             StatusCode::NOT_FOUND => "Not found: no such API endpoint in the emulator".to_string(),

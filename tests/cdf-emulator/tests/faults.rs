@@ -97,6 +97,27 @@ async fn dropped_connections_and_truncated_bodies() {
 }
 
 #[tokio::test]
+async fn raw_body_faults_answer_a_proxy_page_verbatim() {
+    let h = start().await;
+    let page = "<html><body>502 Bad Gateway</body></html>";
+    h.ctl()
+        .add_fault(FaultSpec::raw("/models/spaces", 502, page, 1).with_retry_after(2));
+    let r = h
+        .http
+        .get(h.url("/models/spaces"))
+        .bearer_auth(&h.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["content-type"], "text/html");
+    assert_eq!(r.headers()["retry-after"], "2");
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(r.text().await.unwrap(), page);
+    assert_eq!(h.get("/models/spaces").await.status, 200);
+}
+
+#[tokio::test]
 async fn delay_faults_pass_through_after_waiting() {
     let h = start().await;
     h.ctl()
