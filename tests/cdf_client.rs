@@ -724,6 +724,12 @@ async fn bodies_that_are_not_json_give_typed_errors_and_retry_only_when_the_stat
         .add_fault(FaultSpec::raw(SYNC_PATH, 502, GATEWAY_PAGE, 3));
     let (items, _, _) = drain(&s.client, &pump_sync(SyncMode::TwoPhase, 5), None).await;
     assert_eq!(xids(&items), expected_pumps(0..12));
+    let failed_sync = || async {
+        s.client
+            .sync(&pump_sync(SyncMode::OnePhase, 10))
+            .await
+            .unwrap_err()
+    };
 
     // On 400 the page becomes the error message: not retried, and readable.
     s.ctl().clear_request_log();
@@ -733,11 +739,7 @@ async fn bodies_that_are_not_json_give_typed_errors_and_retry_only_when_the_stat
         "<html>Bad Request ø</html>",
         1,
     ));
-    let err = s
-        .client
-        .sync(&pump_sync(SyncMode::OnePhase, 10))
-        .await
-        .unwrap_err();
+    let err = failed_sync().await;
     let CdfError::Api(api) = &err else {
         panic!("unexpected {err:?}")
     };
@@ -757,11 +759,7 @@ async fn bodies_that_are_not_json_give_typed_errors_and_retry_only_when_the_stat
         "<!doctype html>{\"items\"",
         1,
     ));
-    let err = s
-        .client
-        .sync(&pump_sync(SyncMode::OnePhase, 10))
-        .await
-        .unwrap_err();
+    let err = failed_sync().await;
     let CdfError::Decode {
         endpoint,
         body_snippet,
