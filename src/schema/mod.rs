@@ -30,9 +30,7 @@ pub mod temporal;
 pub mod value_type;
 pub mod view_schema;
 
-pub use evolution::{
-    AlignError, SchemaChange, TypeChange, align_batch, compare_schemas, widens_losslessly,
-};
+pub use evolution::{AlignError, align_batch, widens_losslessly};
 pub use naming::PropertyColumnNames;
 pub use publish::{PublishError, publish_batch, publish_column, publish_schema};
 pub use system::TableKind;
