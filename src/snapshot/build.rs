@@ -10,8 +10,9 @@ use super::error::SnapshotResult;
 use super::keys::KeyColumns;
 use super::kway::{Tombstones, merge};
 use super::reader::{self, BatchStream};
-use super::sorter::{Runs, Sorter};
+use super::sorter::{Runs, SortSettings, Sorter};
 use super::writer::{ParquetSink, WrittenFile};
+use crate::lake::LakeTable;
 
 /// Raw files whose footers are fetched ahead of the file being read, to hide S3 latency.
 const FILES_OPENED_AHEAD: usize = 2;
@@ -40,56 +41,66 @@ pub struct Built {
     pub stats: ReadStats,
 }
 
-/// Reads `files` (relative to the table's `store`) in order, converts them to the publish
-/// form of `raw_schema` and sorts them into runs (spilling past the sorter's budget).
-pub async fn sort_files(
-    mut sorter: Sorter,
-    store: &ObjectStoreRef,
-    files: &[RawFile],
-    raw_schema: &SchemaRef,
-    stats: &mut ReadStats,
-) -> SnapshotResult<Runs> {
-    let mut opened = futures::stream::iter(files.iter())
-        .map(|file| async move {
-            reader::open(store, &file.path, file.size)
-                .await
-                .map(|object| (file, object))
-        })
-        .buffered(FILES_OPENED_AHEAD);
-    while let Some(next) = opened.next().await {
-        let (file, object) = next?;
-        stats.files_read += 1;
-        let mut batches = reader::publish_batches(object, &file.path, raw_schema.clone());
-        while let Some(batch) = batches.try_next().await? {
-            stats.rows_read += batch.num_rows() as u64;
-            sorter.push(batch).await?;
-        }
-    }
-    let runs = sorter.finish().await?;
-    stats.spilled_runs = runs.spilled_runs;
-    Ok(runs)
+/// One published file: where it goes, and how raw rows become its sorted, keyed rows. Both
+/// the full rebuild and the incremental merge build toward one.
+pub struct FileTarget<'a> {
+    pub store: &'a ObjectStoreRef,
+    pub path: &'a str,
+    pub raw_schema: SchemaRef,
+    pub publish_schema: SchemaRef,
+    pub keys: KeyColumns,
+    pub sort: &'a SortSettings,
 }
 
-/// Merges `runs` (oldest first) into a new published file at `path`, dropping deleted
-/// keys. The file replaces the previous one only if everything succeeds.
-pub async fn write_merged(
-    store: &ObjectStoreRef,
-    path: &str,
-    schema: SchemaRef,
-    keys: KeyColumns,
-    runs: Vec<BatchStream<'_>>,
-) -> SnapshotResult<WrittenFile> {
-    let mut sink = ParquetSink::create(store, path, schema.clone())?;
-    match merge(runs, schema, keys, Tombstones::Drop, &mut sink).await {
-        Ok(_) => {
-            // Every row is uploaded (or buffered) but the upload is not complete: a crash
-            // here must leave the previous file in place.
-            crate::failpoint::hit("snapshot-before-file-complete");
-            sink.close().await
+impl FileTarget<'_> {
+    /// Reads `files` of `table` in order, converts them to the publish form and sorts them
+    /// into runs (spilling past the sort budget).
+    pub async fn sort_files(
+        &self,
+        table: &LakeTable,
+        files: &[RawFile],
+        stats: &mut ReadStats,
+    ) -> SnapshotResult<Runs> {
+        let mut sorter = Sorter::new(self.publish_schema.clone(), self.keys, self.sort.clone());
+        let store = table.object_store();
+        let store = &store;
+        let mut opened = futures::stream::iter(files.iter())
+            .map(|file| async move {
+                reader::open(store, &file.path, file.size)
+                    .await
+                    .map(|object| (file, object))
+            })
+            .buffered(FILES_OPENED_AHEAD);
+        while let Some(next) = opened.next().await {
+            let (file, object) = next?;
+            stats.files_read += 1;
+            let mut batches = reader::publish_batches(object, &file.path, self.raw_schema.clone());
+            while let Some(batch) = batches.try_next().await? {
+                stats.rows_read += batch.num_rows() as u64;
+                sorter.push(batch).await?;
+            }
         }
-        Err(error) => {
-            sink.abort().await;
-            Err(error)
+        let runs = sorter.finish().await?;
+        stats.spilled_runs = runs.spilled_runs;
+        Ok(runs)
+    }
+
+    /// Merges `runs` (oldest first) into a new file at the target path, dropping deleted
+    /// keys. The file replaces the previous one only if everything succeeds.
+    pub async fn write_merged(&self, runs: Vec<BatchStream<'_>>) -> SnapshotResult<WrittenFile> {
+        let schema = self.publish_schema.clone();
+        let mut sink = ParquetSink::create(self.store, self.path, schema.clone())?;
+        match merge(runs, schema, self.keys, Tombstones::Drop, &mut sink).await {
+            Ok(_) => {
+                // Every row is uploaded (or buffered) but the upload is not complete: a crash
+                // here must leave the previous file in place.
+                crate::failpoint::hit("snapshot-before-file-complete");
+                sink.close().await
+            }
+            Err(error) => {
+                sink.abort().await;
+                Err(error)
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use deltalake::logstore::object_store::ObjectStoreExt as _;
 use tokio::time::Instant;
 
 use super::build::Built;
+use super::build::FileTarget;
 use super::error::{SnapshotError, SnapshotResult};
 use super::incremental::{MergeOutcome, MergeTarget, merge_changes};
 use super::keys::KeyColumns;
@@ -15,7 +16,7 @@ use super::manifest::{
 };
 use super::plan::{TableTarget, ViewTarget};
 use super::reader::object_path;
-use super::rebuild::{RebuildTarget, rebuild};
+use super::rebuild::rebuild;
 use super::sorter::SortSettings;
 use super::summary::{FileAction, FileReport};
 use crate::lake::{Destination, LakeTable, WriteOptions, layout};
@@ -81,6 +82,14 @@ async fn publish(
     let publish = publish_schema(&raw_schema);
     let fingerprint = schema_fingerprint(&raw_schema);
     let keys = KeyColumns::of(&publish, &table_path)?;
+    let file = FileTarget {
+        store: &ctx.store,
+        path,
+        raw_schema,
+        publish_schema: publish.clone(),
+        keys,
+        sort: &ctx.sort,
+    };
 
     let mut report = FileReport::new(target.kind, FileAction::Rebuilt);
     report.source_version = version;
@@ -105,14 +114,9 @@ async fn publish(
         Some(entry) => match &table {
             Some(table) if entry.table_version.is_some() => {
                 let merge_target = MergeTarget {
-                    store: &ctx.store,
-                    path,
+                    file: &file,
                     previous: entry,
-                    raw_schema: raw_schema.clone(),
                     raw_fingerprint: &fingerprint,
-                    publish_schema: publish.clone(),
-                    keys,
-                    sort: &ctx.sort,
                 };
                 match merge_changes(table, &merge_target).await {
                     Ok(MergeOutcome::Merged(built)) => {
@@ -135,16 +139,7 @@ async fn publish(
         },
     };
     tracing::info!(view = %view.folder, kind = %target.kind, %reason, "rebuilding the published file");
-    let rebuild_target = RebuildTarget {
-        store: &ctx.store,
-        path,
-        raw_schema: raw_schema.clone(),
-        publish_schema: publish.clone(),
-        keys,
-        streams: &target.streams,
-        sort: &ctx.sort,
-    };
-    let built = rebuild(table.as_ref(), &rebuild_target).await?;
+    let built = rebuild(table.as_ref(), &file, &target.streams).await?;
     report.reason = Some(reason);
     let entry = describe(&built, &report, &table_path, &fingerprint, &publish, path);
     fill(&mut report, &built);

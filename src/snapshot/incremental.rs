@@ -13,29 +13,21 @@
 //! merging onto the older file gives. (A commit in that range that completes a generation
 //! or changes the schema forces a rebuild either way.)
 
-use deltalake::arrow::datatypes::{Schema, SchemaRef};
-use deltalake::logstore::ObjectStoreRef;
+use deltalake::arrow::datatypes::Schema;
 
 use super::arrival::{CommitOrigin, LogIndex};
-use super::build::{Built, RawFile, ReadStats, sort_files, write_merged};
+use super::build::{Built, FileTarget, RawFile, ReadStats};
 use super::error::SnapshotResult;
-use super::keys::KeyColumns;
 use super::manifest::FileEntry;
 use super::reader;
-use super::sorter::{SortSettings, Sorter};
 use crate::lake::{LakeError, LakeTable};
 use crate::schema::evolution::equivalent_types;
 
 /// The previous file and what the merge needs to know about it.
 pub struct MergeTarget<'a> {
-    pub store: &'a ObjectStoreRef,
-    pub path: &'a str,
+    pub file: &'a FileTarget<'a>,
     pub previous: &'a FileEntry,
-    pub raw_schema: SchemaRef,
     pub raw_fingerprint: &'a str,
-    pub publish_schema: SchemaRef,
-    pub keys: KeyColumns,
-    pub sort: &'a SortSettings,
 }
 
 /// Either the merged file, or why only a full rebuild gives the right result.
@@ -87,17 +79,18 @@ pub async fn merge_changes(
         ));
     }
 
-    let previous = match reader::open(target.store, target.path, None).await {
+    let file = target.file;
+    let previous = match reader::open(file.store, file.path, None).await {
         Ok(previous) => previous,
         Err(error) if error.is_not_found() => {
-            return rebuild(format!("{} is missing", target.path));
+            return rebuild(format!("{} is missing", file.path));
         }
         Err(error) => return rebuild(format!("the previous file is unreadable: {error}")),
     };
-    if !same_columns(&previous.schema, &target.publish_schema) {
+    if !same_columns(&previous.schema, &file.publish_schema) {
         return rebuild(format!(
             "the columns of {} differ from the publish schema",
-            target.path
+            file.path
         ));
     }
 
@@ -124,34 +117,15 @@ pub async fn merge_changes(
         commits_read: commits.len() as u64,
         ..ReadStats::default()
     };
-    let sorter = Sorter::new(
-        target.publish_schema.clone(),
-        target.keys,
-        target.sort.clone(),
-    );
-    let changes = sort_files(
-        sorter,
-        &table.object_store(),
-        &files,
-        &target.raw_schema,
-        &mut stats,
-    )
-    .await?;
+    let changes = file.sort_files(table, &files, &mut stats).await?;
     let mut runs = Vec::with_capacity(changes.streams.len() + 1);
     runs.push(reader::batches_as(
         previous,
-        target.path,
-        target.publish_schema.clone(),
+        file.path,
+        file.publish_schema.clone(),
     ));
     runs.extend(changes.streams);
-    let written = write_merged(
-        target.store,
-        target.path,
-        target.publish_schema.clone(),
-        target.keys,
-        runs,
-    )
-    .await?;
+    let written = file.write_merged(runs).await?;
     drop(changes.spill_dir);
     Ok(MergeOutcome::Merged(Built {
         written,

@@ -2,43 +2,21 @@
 //! memory: files are read in arrival order, sorted in budget-sized runs (spilled to local
 //! temp space), and the runs are merged into the new file.
 
-use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::logstore::ObjectStoreRef;
-
 use super::arrival::{LogIndex, StreamStates};
-use super::build::{Built, RawFile, ReadStats, sort_files, write_merged};
+use super::build::{Built, FileTarget, RawFile, ReadStats};
 use super::error::SnapshotResult;
-use super::keys::KeyColumns;
-use super::sorter::{SortSettings, Sorter};
 use crate::lake::{LakeError, LakeTable, VersionChanges};
 
-/// Where the rebuilt file goes and how it is built.
-pub struct RebuildTarget<'a> {
-    pub store: &'a ObjectStoreRef,
-    pub path: &'a str,
-    pub raw_schema: SchemaRef,
-    pub publish_schema: SchemaRef,
-    pub keys: KeyColumns,
-    /// Stream keys writing to the table (for files older than the readable log).
-    pub streams: &'a [String],
-    pub sort: &'a SortSettings,
-}
-
-/// Rebuilds the file from `table`, or writes an empty file when there is no table.
+/// Rebuilds the file from `table`, or writes an empty file when there is no table. `streams`
+/// are the stream keys writing to the table (for files older than the readable log).
 pub async fn rebuild(
     table: Option<&LakeTable>,
-    target: &RebuildTarget<'_>,
+    target: &FileTarget<'_>,
+    streams: &[String],
 ) -> SnapshotResult<Built> {
     let mut stats = ReadStats::default();
     let Some(table) = table.filter(|t| t.exists()) else {
-        let written = write_merged(
-            target.store,
-            target.path,
-            target.publish_schema.clone(),
-            target.keys,
-            Vec::new(),
-        )
-        .await?;
+        let written = target.write_merged(Vec::new()).await?;
         return Ok(Built {
             written,
             streams: StreamStates::new(),
@@ -49,29 +27,10 @@ pub async fn rebuild(
     stats.commits_read = commits.len() as u64;
     let index = LogIndex::build(&commits, StreamStates::new());
     drop(commits);
-    let files = files_in_arrival_order(table, &index, target.streams)?;
+    let files = files_in_arrival_order(table, &index, streams)?;
 
-    let sorter = Sorter::new(
-        target.publish_schema.clone(),
-        target.keys,
-        target.sort.clone(),
-    );
-    let runs = sort_files(
-        sorter,
-        &table.object_store(),
-        &files,
-        &target.raw_schema,
-        &mut stats,
-    )
-    .await?;
-    let written = write_merged(
-        target.store,
-        target.path,
-        target.publish_schema.clone(),
-        target.keys,
-        runs.streams,
-    )
-    .await?;
+    let runs = target.sort_files(table, &files, &mut stats).await?;
+    let written = target.write_merged(runs.streams).await?;
     drop(runs.spill_dir);
     Ok(Built {
         written,
