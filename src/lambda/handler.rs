@@ -275,6 +275,16 @@ impl Function {
         })
     }
 
+    /// One EMF line per invocation, tagged with the request id so a metric leads to its logs.
+    fn emit_metrics(&self, metrics: &MetricSet, invocation: &Invocation) {
+        let emf = metrics.to_emf(
+            &self.setup.name,
+            now_ms(),
+            &[("requestId", json!(invocation.request_id))],
+        );
+        self.setup.metrics.emit(&emf.to_string());
+    }
+
     /// Metrics line, summary line, and the response or the failure it amounts to.
     fn finish(
         &self,
@@ -285,12 +295,7 @@ impl Function {
         match report {
             Report::Sync { summary, dry_run } => {
                 if !dry_run {
-                    let emf = MetricSet::for_sync(&summary).to_emf(
-                        &self.setup.name,
-                        now_ms(),
-                        &[("requestId", json!(invocation.request_id))],
-                    );
-                    self.setup.metrics.emit(&emf.to_string());
+                    self.emit_metrics(&MetricSet::for_sync(&summary), invocation);
                 }
                 let success = summary.is_success();
                 tracing::info!(
@@ -321,12 +326,7 @@ impl Function {
                 if let Some(maintenance) = &maintenance {
                     metrics.extend_with_maintenance(maintenance);
                 }
-                let emf = metrics.to_emf(
-                    &self.setup.name,
-                    now_ms(),
-                    &[("requestId", json!(invocation.request_id))],
-                );
-                self.setup.metrics.emit(&emf.to_string());
+                self.emit_metrics(&metrics, invocation);
                 let success =
                     summary.is_success() && maintenance.as_ref().is_none_or(|m| m.is_success());
                 let one_line = match &maintenance {
