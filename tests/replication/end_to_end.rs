@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use cdf_s3_replicator::demo::sample_model;
 use cdf_s3_replicator::sync::summary::StreamStatus;
 use cdf_s3_replicator::sync::{self, SyncOptions};
 use tokio::time::Instant;
@@ -39,13 +38,7 @@ async fn replicate_and_compare(lab: Lab) {
         "small budgets give several commits"
     );
 
-    let control = lab.emulator.control();
-    control
-        .apply_instances(sample_model::updates(PUMPS, 1))
-        .expect("updates");
-    control
-        .delete_instances(sample_model::deletions(PUMPS))
-        .expect("deletes");
+    lab.update_and_delete_pumps(PUMPS);
     let second = sync::run(&job, &slice()).await;
     assert!(second.is_success(), "{second:#?}");
     assert!(second.rows > 0);

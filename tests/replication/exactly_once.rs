@@ -40,12 +40,7 @@ async fn crash_and_recover(failpoint: &str, lake: Option<Lake>) {
     );
 
     let control = lab.emulator.control();
-    control
-        .apply_instances(sample_model::updates(PUMPS, 1))
-        .expect("updates");
-    control
-        .delete_instances(sample_model::deletions(PUMPS))
-        .expect("deletes");
+    lab.update_and_delete_pumps(PUMPS);
 
     let recovered = run_cli(&config, None).await;
     assert!(recovered.success(), "{failpoint}: the next run recovers");

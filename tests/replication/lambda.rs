@@ -305,12 +305,7 @@ async fn snapshot_function_publishes_what_the_sync_function_wrote() {
 
     // Changes reach the Pump view; the manual event publishes only that view.
     let control = lab.emulator.control();
-    control
-        .apply_instances(sample_model::updates(PUMPS, 1))
-        .expect("updates");
-    control
-        .delete_instances(sample_model::deletions(PUMPS))
-        .expect("deletes");
+    lab.update_and_delete_pumps(PUMPS);
     sync.invoke(event("sync-manual.json"), &five_minutes())
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", e.error_type()));

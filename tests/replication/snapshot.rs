@@ -155,12 +155,7 @@ async fn backfill_updates_and_deletes(lab: Lab) {
 
     // Updates and deletes: merged incrementally.
     let control = lab.emulator.control();
-    control
-        .apply_instances(sample_model::updates(PUMPS, 1))
-        .expect("updates");
-    control
-        .delete_instances(sample_model::deletions(PUMPS))
-        .expect("deletes");
+    lab.update_and_delete_pumps(PUMPS);
     sync_all(&context).await;
     let changed = publish(&context).await;
     for (view, kind) in [
@@ -553,13 +548,7 @@ async fn killed_mid_snapshot(lab: Lab) {
     let context = lab.context(SMALL_BATCHES).await;
     sync_all(&context).await;
     publish(&context).await;
-    let control = lab.emulator.control();
-    control
-        .apply_instances(sample_model::updates(PUMPS, 1))
-        .expect("updates");
-    control
-        .delete_instances(sample_model::deletions(PUMPS))
-        .expect("deletes");
+    lab.update_and_delete_pumps(PUMPS);
     sync_all(&context).await;
 
     // The child publishes only the Pump view, so each failpoint hits Pump's files.

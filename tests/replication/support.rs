@@ -326,6 +326,18 @@ impl Lab {
         }
     }
 
+    /// The usual second round of changes in CDF: every one of `pumps` sample pumps updated
+    /// once, and the sample deletions applied.
+    pub fn update_and_delete_pumps(&self, pumps: usize) {
+        let control = self.emulator.control();
+        control
+            .apply_instances(sample_model::updates(pumps, 1))
+            .expect("updates");
+        control
+            .delete_instances(sample_model::deletions(pumps))
+            .expect("deletes");
+    }
+
     /// Requests the emulator's token endpoint received so far.
     pub fn token_requests(&self) -> usize {
         let token_path = url::Url::parse(&self.emulator.token_url())
