@@ -68,8 +68,8 @@ async fn publish(
         let url = ctx
             .destination
             .raw_table_url(&view.model, &view.folder, target.kind)?;
-        let mut table = LakeTable::open(ctx.destination, url, ctx.table_options.clone()).await?;
-        table.refresh().await?;
+        // Opening loads the newest snapshot; no second refresh is needed.
+        let table = LakeTable::open(ctx.destination, url, ctx.table_options.clone()).await?;
         Some(table).filter(LakeTable::exists)
     } else {
         None
