@@ -4,6 +4,7 @@
 mod chaos;
 mod end_to_end;
 mod exactly_once;
+mod generative;
 mod lambda;
 mod load;
 mod maintenance;
