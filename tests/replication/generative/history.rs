@@ -84,7 +84,11 @@ impl History {
         let live = self.live_nodes();
 
         // New nodes, some with data in two views.
-        let creates = if first { g.range(8, 30) } else { g.range(0, 10) };
+        let creates = if first {
+            g.range(8, 30)
+        } else {
+            g.range(0, 10)
+        };
         for _ in 0..creates {
             let xid = format!("n{:04}", self.next_id);
             self.next_id += 1;
@@ -130,7 +134,9 @@ impl History {
                 .collect();
             for xid in &live {
                 if !updated.contains(xid) && g.chance(0.12) {
-                    deletes.push(json!({"instanceType": "node", "space": DATA_SPACE, "externalId": xid}));
+                    deletes.push(
+                        json!({"instanceType": "node", "space": DATA_SPACE, "externalId": xid}),
+                    );
                     if let Some(state) = self.nodes.get_mut(xid) {
                         state.live = false;
                     }
@@ -142,18 +148,21 @@ impl History {
                 .filter(|(k, n)| !n.live && !deletes.iter().any(|d| d["externalId"] == k.as_str()))
                 .map(|(k, _)| k.clone())
                 .collect();
+            // A recreate writes to the views the node had before: sync matches `hasData`
+            // against an instance's current state, so a node deleted and recreated in
+            // other views between two reads of a stream never shows its tombstone to the
+            // old view's stream (CDF behaves the same; see docs/operations.md).
             for xid in dead {
                 if g.chance(0.5) {
-                    let view = *g.pick(&node_views);
-                    let source = Self::node_source(model, view, g, &live);
-                    upserts.push(json!({"instanceType": "node", "space": DATA_SPACE, "externalId": xid, "sources": [source]}));
-                    self.nodes.insert(
-                        xid,
-                        NodeState {
-                            live: true,
-                            views: vec![view],
-                        },
-                    );
+                    let views = self.nodes[&xid].views.clone();
+                    let sources: Vec<Value> = views
+                        .iter()
+                        .map(|&v| Self::node_source(model, v, g, &live))
+                        .collect();
+                    upserts.push(json!({"instanceType": "node", "space": DATA_SPACE, "externalId": xid, "sources": sources}));
+                    if let Some(state) = self.nodes.get_mut(&xid) {
+                        state.live = true;
+                    }
                 }
             }
         }
@@ -176,11 +185,8 @@ impl History {
                 for _ in 0..count {
                     let xid = format!("e{:04}", self.next_id);
                     self.next_id += 1;
-                    let chosen: Vec<ViewRef> = sources
-                        .iter()
-                        .filter(|_| g.chance(0.7))
-                        .cloned()
-                        .collect();
+                    let chosen: Vec<ViewRef> =
+                        sources.iter().filter(|_| g.chance(0.7)).cloned().collect();
                     let body_sources: Vec<Value> = chosen
                         .iter()
                         .map(|s| Self::edge_source(model, s, g, &endpoints))
@@ -210,7 +216,9 @@ impl History {
                 let existing: Vec<(String, EdgeState)> = self
                     .edges
                     .iter()
-                    .filter(|(_, e)| e.live && endpoints.contains(&e.start) && endpoints.contains(&e.end))
+                    .filter(|(_, e)| {
+                        e.live && endpoints.contains(&e.start) && endpoints.contains(&e.end)
+                    })
                     .map(|(k, e)| (k.clone(), e.clone()))
                     .collect();
                 for (xid, edge) in existing {
@@ -218,7 +226,9 @@ impl History {
                         continue;
                     }
                     if g.chance(0.15) {
-                        deletes.push(json!({"instanceType": "edge", "space": DATA_SPACE, "externalId": xid}));
+                        deletes.push(
+                            json!({"instanceType": "edge", "space": DATA_SPACE, "externalId": xid}),
+                        );
                         if let Some(state) = self.edges.get_mut(&xid) {
                             state.live = false;
                         }

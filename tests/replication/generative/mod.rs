@@ -327,8 +327,11 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
     // Catch up. Every run must make progress until all streams are caught up.
     let mut last: Option<RunSummary> = None;
     for _ in 0..40 {
-        let summary =
-            sync::run(&job, &SyncOptions::until(Instant::now() + Duration::from_secs(60))).await;
+        let summary = sync::run(
+            &job,
+            &SyncOptions::until(Instant::now() + Duration::from_secs(60)),
+        )
+        .await;
         figures.sync_runs += 1;
         figures.quarantined += quarantined(&summary);
         let done = summary.streams_failed == 0
@@ -377,6 +380,9 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
     });
     let dir = tempfile::tempdir().expect("temp dir");
     let report = run_checker(&python, &request, dir.path());
+    if case == 0 {
+        assert_checker_sees_a_changed_value(&python, request, dir.path());
+    }
     figures.cases += 1;
     figures.views += model.views.len();
     figures.instances += history.instances();
@@ -395,13 +401,46 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
     }
 }
 
+/// The checker must notice one wrong value, or its "0 mismatches" would prove nothing.
+fn assert_checker_sees_a_changed_value(python: &str, mut request: Value, dir: &std::path::Path) {
+    let mut changed = false;
+    'tables: for table in request["tables"].as_array_mut().into_iter().flatten() {
+        for instance in table["truth"].as_array_mut().into_iter().flatten() {
+            for (_, views) in instance["properties"].as_object_mut().into_iter().flatten() {
+                for (_, values) in views.as_object_mut().into_iter().flatten() {
+                    for (_, value) in values.as_object_mut().into_iter().flatten() {
+                        if !value.is_null() {
+                            *value = if value.is_string() {
+                                json!(12345)
+                            } else {
+                                json!("a value CDF does not hold")
+                            };
+                            changed = true;
+                            break 'tables;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if changed {
+        let report = run_checker(python, &request, dir);
+        assert!(
+            report["mismatch_count"].as_u64().unwrap_or(0) > 0,
+            "the checker missed a changed value: {report}"
+        );
+    }
+}
+
 fn base_seed() -> Option<u64> {
     std::env::var("CDF_S3_GEN_SEED")
         .ok()
         .and_then(|s| s.trim().parse().ok())
 }
 
-async fn run_cases(cases: usize, first_seed: u64, label: &str) {
+/// Runs `cases` cases from `first_seed` on (one case with `CDF_S3_GEN_SEED`), or as many
+/// as fit in `minutes` when that is set.
+async fn run_cases(cases: usize, first_seed: u64, minutes: Option<u64>, label: &str) {
     if python().is_none() {
         return;
     }
@@ -410,7 +449,13 @@ async fn run_cases(cases: usize, first_seed: u64, label: &str) {
         Some(seed) => vec![seed],
         None => (0..cases as u64).map(|i| first_seed + i).collect(),
     };
+    let started = std::time::Instant::now();
     for (case, seed) in seeds.into_iter().enumerate() {
+        if let Some(minutes) = minutes
+            && started.elapsed() >= Duration::from_secs(minutes * 60)
+        {
+            break;
+        }
         // Every third case writes to the S3 server, the rest to a local directory.
         let dir = tempfile::tempdir().expect("temp dir");
         let lake = if case % 3 == 2 {
@@ -435,17 +480,16 @@ async fn run_cases(cases: usize, first_seed: u64, label: &str) {
 /// The suite's variant: a handful of fixed seeds, a few minutes at most.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_models_and_histories_replicate_exactly() {
-    run_cases(8, 1_000, "short").await;
+    run_cases(8, 1_000, None, "short").await;
 }
 
-/// The long variant, run by hand: `CDF_S3_GEN_CASES=500 cargo test --test replication
-/// generative_long -- --ignored --nocapture` (under `tests/run-all.sh --run`).
+/// The long variant, run by hand under `tests/run-all.sh --run`: 500 cases, or as many as
+/// fit in `CDF_S3_GEN_MINUTES` (for example 30) when that is set:
+/// `cargo test --release --test replication generative_long -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: run by hand"]
 async fn generative_long() {
-    let cases = std::env::var("CDF_S3_GEN_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    run_cases(cases, 100_000, "long").await;
+    let number = |name: &str| std::env::var(name).ok().and_then(|s| s.parse().ok());
+    let cases = number("CDF_S3_GEN_CASES").unwrap_or(500) as usize;
+    run_cases(cases, 100_000, number("CDF_S3_GEN_MINUTES"), "long").await;
 }

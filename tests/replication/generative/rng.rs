@@ -12,7 +12,11 @@ impl Gen {
 
     /// A number in `lo..hi` (`lo` when the range is empty).
     pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        if hi <= lo { lo } else { self.0.random_range(lo..hi) }
+        if hi <= lo {
+            lo
+        } else {
+            self.0.random_range(lo..hi)
+        }
     }
 
     pub fn chance(&mut self, p: f64) -> bool {

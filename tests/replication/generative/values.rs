@@ -35,14 +35,7 @@ fn int32(g: &mut Gen) -> Value {
 }
 
 fn int64(g: &mut Gen) -> Value {
-    let edges = [
-        i64::MIN,
-        i64::MAX,
-        0,
-        -1,
-        (1 << 53) + 1,
-        -(1 << 53) - 1,
-    ];
+    let edges = [i64::MIN, i64::MAX, 0, -1, (1 << 53) + 1, -(1 << 53) - 1];
     if g.chance(0.5) {
         json!(*g.pick(&edges))
     } else {
