@@ -26,7 +26,7 @@ use deltalake::arrow::error::ArrowError;
 use serde_json::Value;
 
 use crate::cdf::dto::{Instance, InstanceType, NodeReference};
-use crate::schema::{TableKind, ValueType, ViewSchema};
+use crate::schema::{PropertySource, TableKind, ValueType, ViewSchema};
 use builders::{ColumnBuilder, ColumnMismatch};
 
 /// How much of an offending value an error message shows.
@@ -100,8 +100,9 @@ pub struct Flattener {
     schema: SchemaRef,
     kind: TableKind,
     view: String,
-    source_space: String,
-    source_key: String,
+    /// The views whose property maps the columns read (`space`, `key`); a stream of edge
+    /// connections may read several edge sources.
+    sources: Vec<PropertySource>,
     system: SystemColumns,
     properties: Vec<PropertyBuilder>,
     /// Rows appended to the builders, rejected ones included.
@@ -114,6 +115,8 @@ pub struct Flattener {
 #[derive(Debug)]
 struct PropertyBuilder {
     property: String,
+    /// Index into [`Flattener::sources`].
+    source: usize,
     value_type: ValueType,
     /// A native list column (lists of unknown types are one JSON value).
     list: bool,
@@ -122,23 +125,32 @@ struct PropertyBuilder {
 
 impl Flattener {
     pub fn new(schema: &ViewSchema) -> Self {
+        let mut sources = vec![schema.source().clone()];
+        for property in schema.properties() {
+            if !sources.contains(&property.source) {
+                sources.push(property.source.clone());
+            }
+        }
         Self {
             schema: schema.arrow_schema().clone(),
             kind: schema.kind(),
             view: schema.source().to_string(),
-            source_space: schema.source().space.clone(),
-            source_key: schema.source().key.clone(),
             system: SystemColumns::new(schema.kind()),
             properties: schema
                 .properties()
                 .iter()
                 .map(|property| PropertyBuilder {
                     property: property.property.clone(),
+                    source: sources
+                        .iter()
+                        .position(|s| s == &property.source)
+                        .unwrap_or_default(),
                     value_type: property.value_type,
                     list: property.is_native_list(),
                     builder: ColumnBuilder::for_property(property),
                 })
                 .collect(),
+            sources,
             rows: 0,
             rejected: Vec::new(),
             scratch: Vec::new(),
@@ -177,14 +189,23 @@ impl Flattener {
             return Ok(());
         }
 
-        let values = instance.properties_at(&self.source_space, &self.source_key);
+        let primary = &self.sources[0];
+        let values = instance.properties_at(&primary.space, &primary.key);
+        let values_of = |source: usize| match source {
+            0 => values,
+            other => {
+                let source = &self.sources[other];
+                instance.properties_at(&source.space, &source.key)
+            }
+        };
         let mut failure: Option<(usize, ColumnMismatch)> = None;
         for (index, column) in self.properties.iter_mut().enumerate() {
             if failure.is_some() {
                 column.builder.append_null();
                 continue;
             }
-            let value = values.and_then(|values| values.get(column.property.as_str()));
+            let value =
+                values_of(column.source).and_then(|values| values.get(column.property.as_str()));
             if let Err(mismatch) = column.builder.append(value, &mut self.scratch) {
                 failure = Some((index, mismatch));
             }
@@ -193,8 +214,9 @@ impl Flattener {
             None => Ok(()),
             Some((index, mismatch)) => {
                 self.rejected.push(row);
-                let property = &self.properties[index].property;
-                let value = values.and_then(|values| values.get(property.as_str()));
+                let column = &self.properties[index];
+                let value = values_of(column.source)
+                    .and_then(|values| values.get(column.property.as_str()));
                 Err(self.mismatch_error(instance, index, value, mismatch))
             }
         }
@@ -217,7 +239,7 @@ impl Flattener {
             (value, _) => value,
         };
         FlattenError::Value(Box::new(ValueMismatch {
-            view: self.view.clone(),
+            view: self.sources[column.source].to_string(),
             property: column.property.clone(),
             instance_type: instance.instance_type,
             space: instance.space.clone(),

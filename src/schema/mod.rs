@@ -23,6 +23,7 @@
 
 pub mod evolution;
 pub mod json_text;
+pub mod mapping;
 pub mod naming;
 pub mod publish;
 pub mod system;
@@ -31,6 +32,7 @@ pub mod value_type;
 pub mod view_schema;
 
 pub use evolution::{AlignError, align_batch, widens_losslessly};
+pub use mapping::SourceProperties;
 pub use naming::PropertyColumnNames;
 pub use publish::{PublishError, publish_batch, publish_column, publish_schema};
 pub use system::TableKind;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use deltalake::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 
-use super::naming::{NamingRequest, PropertyColumnNames, assign_column_names};
+use super::mapping::{SourceProperties, map_columns};
+use super::naming::PropertyColumnNames;
 use super::system::TableKind;
 use super::value_type::ValueType;
 use crate::cdf::dto::{PropertyKind, PropertyType, TypingProperty, ViewDefinition, ViewReference};
@@ -18,6 +19,20 @@ pub const METADATA_PROPERTY: &str = "cdf.property";
 pub const METADATA_TYPE: &str = "cdf.type";
 /// Field-metadata key present (`"true"`) on list properties.
 pub const METADATA_LIST: &str = "cdf.list";
+/// Field-metadata key holding the view the values were read from (`space:externalId/version`).
+/// Together with `cdf.property` and `cdf.type` it identifies what a column holds, also in
+/// tables that several source views write to.
+pub const METADATA_SOURCE: &str = "cdf.source";
+
+/// The Arrow type of a single-column property of `value_type` (direct relations that are
+/// not lists have two Utf8 columns instead).
+pub(crate) fn column_data_type(value_type: ValueType, list: bool) -> DataType {
+    match value_type.list_data_type() {
+        Some(list_type) if list => list_type,
+        _ if value_type == ValueType::Direct => DataType::Utf8,
+        _ => value_type.element_data_type(),
+    }
+}
 
 /// Where sync returns a property's values: `properties[space][key]`, with `key` being
 /// `"<viewExternalId>/<viewVersion>"`.
@@ -54,9 +69,10 @@ pub struct PropertyColumn {
     /// How a value is stored.
     pub value_type: ValueType,
     pub columns: PropertyColumnNames,
-    /// True when the column name differs from the property identifier because of a
-    /// collision with a system column.
+    /// True when the column name differs from the property identifier (a collision, a
+    /// qualified name, or a new column for a changed type).
     pub renamed: bool,
+    /// The view the values are read from.
     pub source: PropertySource,
 }
 
@@ -70,6 +86,7 @@ impl PropertyColumn {
         let mut metadata = HashMap::from([
             (METADATA_PROPERTY.to_owned(), self.property.clone()),
             (METADATA_TYPE.to_owned(), self.kind.type_name().to_owned()),
+            (METADATA_SOURCE.to_owned(), self.source.to_string()),
         ]);
         if self.list {
             metadata.insert(METADATA_LIST.to_owned(), "true".to_owned());
@@ -85,12 +102,7 @@ impl PropertyColumn {
                 ]
             }
             PropertyColumnNames::Single(name) => {
-                let data_type = match self.value_type.list_data_type() {
-                    Some(list) if self.list => list,
-                    _ if self.value_type == ValueType::Direct => DataType::Utf8,
-                    _ => self.value_type.element_data_type(),
-                };
-                vec![field(name, data_type)]
+                vec![field(name, column_data_type(self.value_type, self.list))]
             }
         }
     }
@@ -155,46 +167,59 @@ impl ViewSchema {
         Self::from_property_types(kind, source, std::iter::empty())
     }
 
-    /// The general constructor: `properties` in any order.
+    /// A schema with the properties of one source view: `properties` in any order.
     pub fn from_property_types<'a>(
         kind: TableKind,
         source: PropertySource,
         properties: impl IntoIterator<Item = (&'a str, &'a PropertyType)>,
     ) -> Self {
-        let mut declared: Vec<(&str, &PropertyType)> = properties.into_iter().collect();
-        declared.sort_by(|a, b| a.0.cmp(b.0));
-        declared.dedup_by(|a, b| a.0 == b.0);
+        let sources = [SourceProperties {
+            source: source.clone(),
+            properties: properties.into_iter().collect(),
+        }];
+        Self::for_table(kind, source.clone(), &sources, &[source], None)
+    }
 
-        let requests: Vec<NamingRequest<'_>> = declared
-            .iter()
-            .map(|(name, property_type)| NamingRequest {
-                property: name,
-                split_direct: !property_type.list
-                    && ValueType::of_kind(&property_type.kind) == ValueType::Direct,
-            })
-            .collect();
-        let names = assign_column_names(kind, &requests);
-
-        let properties: Vec<PropertyColumn> = declared
-            .iter()
-            .zip(names)
-            .map(|((name, property_type), (columns, renamed))| {
+    /// The general constructor: the schema of a stream that reads the properties of the
+    /// `selected` views into a `kind` table written from all of `table_sources` (by this
+    /// and other streams), whose current schema is `existing`. The column of each property
+    /// follows [`super::mapping`]; `stream_source` names the stream in messages.
+    pub fn for_table(
+        kind: TableKind,
+        stream_source: PropertySource,
+        table_sources: &[SourceProperties<'_>],
+        selected: &[PropertySource],
+        existing: Option<&Schema>,
+    ) -> Self {
+        let mut mapped = map_columns(kind, table_sources, existing);
+        mapped.retain(|m| selected.contains(&m.source));
+        mapped.sort_by(|a, b| {
+            (a.property, &a.source.space, &a.source.key).cmp(&(
+                b.property,
+                &b.source.space,
+                &b.source.key,
+            ))
+        });
+        let properties: Vec<PropertyColumn> = mapped
+            .into_iter()
+            .map(|m| {
+                let property_type = m.property_type;
                 if let PropertyKind::Unknown(type_name) = &property_type.kind {
                     tracing::warn!(
-                        view = %source,
-                        property = %name,
+                        view = %m.source,
+                        property = %m.property,
                         cdf_type = %type_name,
                         "unknown CDF property type; its values are stored as JSON text"
                     );
                 }
                 PropertyColumn {
-                    property: (*name).to_owned(),
+                    property: m.property.to_owned(),
                     kind: property_type.kind.clone(),
                     list: property_type.list,
                     value_type: ValueType::of_kind(&property_type.kind),
-                    columns,
-                    renamed,
-                    source: source.clone(),
+                    columns: m.columns,
+                    renamed: m.renamed,
+                    source: m.source,
                 }
             })
             .collect();
@@ -205,7 +230,7 @@ impl ViewSchema {
         }
         Self {
             kind,
-            source,
+            source: stream_source,
             properties,
             arrow: Arc::new(Schema::new(fields)),
         }
@@ -215,7 +240,8 @@ impl ViewSchema {
         self.kind
     }
 
-    /// Where the view's values are found in an instance.
+    /// The view the stream belongs to, for messages. Each property's values are found
+    /// under its own [`PropertyColumn::source`].
     pub fn source(&self) -> &PropertySource {
         &self.source
     }

@@ -111,7 +111,7 @@ pub fn plan_views(specs: &[StreamSpec]) -> Vec<ViewTarget> {
                     schema_without_table: union_of(
                         streams
                             .iter()
-                            .map(|s| stream_schema(s).arrow_schema().clone()),
+                            .map(|s| stream_schema(s, None).arrow_schema().clone()),
                     ),
                 };
                 match kind {

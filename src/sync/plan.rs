@@ -4,15 +4,24 @@
 //! data in an edge view, or the edges of one edge-connection type declared by a node view.
 //! Each stream appends to one Delta table; the edge streams of a view share its `edges`
 //! table (never one table for all edge views, which mixed unrelated schemas).
+//!
+//! Edge connections: all connections of a view with the same edge type read the same edges,
+//! so they make one stream, which selects the properties of every distinct `edgeSource` of
+//! those connections (CDF allows up to 10 sources per select). Which column each source's
+//! property lands in is decided for the whole `edges` table at once
+//! ([`crate::schema::mapping`]): a property name that several source views of the table
+//! have is qualified with the view (`<viewExternalId>_<property>`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::cdf::dto::{
     DataModel, Filter, NodeReference, SyncExpression, SyncMode, SyncRequest, SyncSelect, UsedFor,
     ViewDefinition, ViewReference,
 };
+use deltalake::arrow::datatypes::Schema;
+
 use crate::lake::{InstanceKind, ModelRef, ViewFolder};
-use crate::schema::TableKind;
+use crate::schema::{PropertySource, SourceProperties, TableKind, ViewSchema};
 
 /// `space:externalId/version`, how CDF tools print a data model id.
 pub fn model_label(model: &ModelRef) -> String {
@@ -54,9 +63,13 @@ pub struct StreamSpec {
     pub view_folder: ViewFolder,
     pub source: StreamSource,
     pub table: TableKind,
-    /// The view whose properties the stream selects (the view itself, or the connection's
-    /// `edgeSource`); `None` selects no properties.
-    pub properties_from: Option<ViewDefinition>,
+    /// The views whose properties the stream selects (the view itself, or the `edgeSource`
+    /// views of the connections of one edge type); empty selects no properties.
+    pub properties_from: Vec<ViewDefinition>,
+    /// Every view whose properties any stream writes to this stream's table, in reference
+    /// order. The column mapping is computed over all of them so that the streams of one
+    /// table agree on it.
+    pub table_sources: Vec<ViewDefinition>,
     /// The sync expression and select, without a cursor.
     pub expression: SyncExpression,
     pub select: SyncSelect,
@@ -79,6 +92,33 @@ impl StreamSpec {
         expression.limit = 0;
         let shape = serde_json::json!({ "with": expression, "select": self.select });
         format!("{:016x}", fnv1a64(shape.to_string().as_bytes()))
+    }
+
+    /// The stream's raw schema: the mapping of [`crate::schema::mapping`] over the table's
+    /// sources and its current schema (`None` while the table does not exist), restricted to
+    /// the properties this stream reads.
+    pub fn schema(&self, table_schema: Option<&Schema>) -> ViewSchema {
+        let table_sources: Vec<SourceProperties<'_>> = self
+            .table_sources
+            .iter()
+            .map(|view| SourceProperties {
+                source: PropertySource::of_view(&view.reference()),
+                properties: view
+                    .mapped_properties()
+                    .map(|(name, mapped)| (name.as_str(), &mapped.property_type))
+                    .collect(),
+            })
+            .collect();
+        let selected: Vec<PropertySource> = self
+            .properties_from
+            .iter()
+            .map(|view| PropertySource::of_view(&view.reference()))
+            .collect();
+        let label = selected
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PropertySource::of_view(&self.view));
+        ViewSchema::for_table(self.table, label, &table_sources, &selected, table_schema)
     }
 
     /// The lake's name for the stream's table kind.
@@ -127,30 +167,67 @@ pub fn streams_of_view(
         model.version(),
         view_folder
     );
-    let spec =
-        |key: String, source, table, properties_from: Option<&ViewDefinition>, expression| {
-            let select = properties_from
-                .map(|v| SyncSelect::all_of(v.reference()))
-                .unwrap_or_default();
-            StreamSpec {
-                key,
-                model: model.clone(),
-                view: view.reference(),
-                view_folder: view_folder.clone(),
+    // The views writing the edges table: the view itself if it is an edge view, and the
+    // edge sources of all its connections.
+    let mut edge_table_sources: BTreeMap<ViewReference, &ViewDefinition> = BTreeMap::new();
+    if matches!(view.used_for, UsedFor::Edge | UsedFor::All) {
+        edge_table_sources.insert(view.reference(), view);
+    }
+    // Connections by edge type, each with its distinct edge sources in property-name order.
+    let mut by_type: BTreeMap<(String, String), (&NodeReference, Vec<&ViewDefinition>)> =
+        BTreeMap::new();
+    for (_, connection) in view.edge_connections() {
+        let edge_type = &connection.edge_type;
+        let (_, sources) = by_type
+            .entry((edge_type.space.clone(), edge_type.external_id.clone()))
+            .or_insert((edge_type, Vec::new()));
+        if let Some(source) = connection
+            .edge_source
+            .as_ref()
+            .and_then(|r| edge_sources.get(r))
+        {
+            edge_table_sources.insert(source.reference(), source);
+            if !sources.iter().any(|s| s.reference() == source.reference()) {
+                sources.push(source);
+            }
+        }
+    }
+    let edge_table_sources: Vec<ViewDefinition> =
+        edge_table_sources.into_values().cloned().collect();
+
+    let spec = |key: String,
                 source,
                 table,
-                properties_from: properties_from.cloned(),
-                expression,
-                select,
-            }
+                properties_from: Vec<&ViewDefinition>,
+                table_sources: Vec<ViewDefinition>,
+                expression| {
+        let select = SyncSelect {
+            sources: properties_from
+                .iter()
+                .flat_map(|v| SyncSelect::all_of(v.reference()).sources)
+                .collect(),
         };
+        StreamSpec {
+            key,
+            model: model.clone(),
+            view: view.reference(),
+            view_folder: view_folder.clone(),
+            source,
+            table,
+            properties_from: properties_from.into_iter().cloned().collect(),
+            table_sources,
+            expression,
+            select,
+        }
+    };
     let mut streams = Vec::new();
     if matches!(view.used_for, UsedFor::Node | UsedFor::All) {
         streams.push(spec(
             format!("{base}/nodes"),
             StreamSource::Nodes,
             TableKind::Nodes,
-            Some(view),
+            vec![view],
+            vec![view.clone()],
             SyncExpression::nodes(
                 Some(Filter::has_data_view(view.reference())),
                 page_size,
@@ -163,7 +240,8 @@ pub fn streams_of_view(
             format!("{base}/edges"),
             StreamSource::EdgeView,
             TableKind::Edges,
-            Some(view),
+            vec![view],
+            edge_table_sources.clone(),
             SyncExpression::edges(
                 Some(Filter::has_data_view(view.reference())),
                 page_size,
@@ -171,25 +249,15 @@ pub fn streams_of_view(
             ),
         ));
     }
-    // Two connections of one type (say, outwards and inwards) read the same edges: one
-    // stream per type. The first connection, in property-name order, names the edge source.
-    let mut seen_types = BTreeSet::new();
-    for (_, connection) in view.edge_connections() {
-        let edge_type = &connection.edge_type;
-        if !seen_types.insert((edge_type.space.clone(), edge_type.external_id.clone())) {
-            continue;
-        }
-        let properties_from = connection
-            .edge_source
-            .as_ref()
-            .and_then(|r| edge_sources.get(r));
+    for (edge_type, sources) in by_type.into_values() {
         streams.push(spec(
             format!("{base}/edges/{}/{}", edge_type.space, edge_type.external_id),
             StreamSource::EdgeConnection {
                 edge_type: edge_type.clone(),
             },
             TableKind::Edges,
-            properties_from,
+            sources,
+            edge_table_sources.clone(),
             SyncExpression::edges(
                 Some(Filter::edge_type(edge_type)),
                 page_size,
@@ -301,13 +369,12 @@ mod tests {
         );
         let edges = &streams[1];
         assert_eq!(edges.table, TableKind::Edges);
-        assert_eq!(
-            edges
-                .properties_from
-                .as_ref()
-                .map(|v| v.external_id.as_str()),
-            Some("Link")
-        );
+        let from: Vec<&str> = edges
+            .properties_from
+            .iter()
+            .map(|v| v.external_id.as_str())
+            .collect();
+        assert_eq!(from, ["Link"]);
         let request = serde_json::to_value(edges.request(None)).unwrap();
         assert_eq!(
             request["with"][RESULT_SET]["edges"]["filter"],
@@ -318,6 +385,49 @@ mod tests {
             request["select"][RESULT_SET]["sources"][0]["source"]["externalId"],
             "Link"
         );
+    }
+
+    #[test]
+    fn connections_of_one_edge_type_select_every_edge_source() {
+        let edge_view = |xid: &str, properties: serde_json::Value| {
+            view(json!({"space": "s", "externalId": xid, "version": "1",
+                "createdTime": 0, "lastUpdatedTime": 0, "usedFor": "edge",
+                "properties": properties}))
+        };
+        let mapped = |t: &str| {
+            json!({"container": {"type": "container", "space": "s", "externalId": "L"},
+                   "containerPropertyIdentifier": "weight", "type": {"type": t}})
+        };
+        let link = edge_view("Link", json!({"weight": mapped("float64")}));
+        let other = edge_view("OtherLink", json!({"weight": mapped("text")}));
+        let mut pump = pump();
+        let mut second: serde_json::Value = json!({
+            "connectionType": "multi_edge_connection",
+            "type": {"space": "s", "externalId": "Pump.workOrders"},
+            "source": {"type": "view", "space": "s", "externalId": "WorkOrder", "version": "1"},
+            "edgeSource": {"type": "view", "space": "s", "externalId": "OtherLink", "version": "1"}});
+        pump.properties.insert(
+            "workOrdersToo".into(),
+            serde_json::from_value(second.take()).unwrap(),
+        );
+        let sources = BTreeMap::from([(link.reference(), link), (other.reference(), other)]);
+        let streams = streams_of_view(&model(), &pump, &folder("Pump"), &sources, 1000);
+        assert_eq!(streams.len(), 2, "one stream per edge type");
+        let edges = &streams[1];
+        let request = serde_json::to_value(edges.request(None)).unwrap();
+        let selected: Vec<&str> = request["select"][RESULT_SET]["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["source"]["externalId"].as_str().unwrap())
+            .collect();
+        assert_eq!(selected, ["Link", "OtherLink"]);
+        let schema = edges.schema(None);
+        let columns: Vec<&str> = schema.arrow_schema().fields()[13..]
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(columns, ["Link_weight", "OtherLink_weight"]);
     }
 
     #[test]

@@ -28,7 +28,8 @@ use crate::cdf::dto::Instance;
 use crate::cdf::{CdfClient, CdfError};
 use crate::flatten::Flattener;
 use crate::lake::{CommitOutcome, Destination, LakeError, LakeTable, StreamCommit, WriteOptions};
-use crate::schema::{PropertySource, ViewSchema};
+use crate::schema::ViewSchema;
+use deltalake::arrow::datatypes::Schema;
 
 /// Commit-metadata flag of the first commit of a generation: the snapshot forgets older
 /// generations' instances once this generation's backfill is complete.
@@ -140,7 +141,7 @@ impl StreamRun {
                 .await
                 .map_err(|e| format!("writing the state row of the new generation: {e}"))?;
         }
-        let schema = stream_schema(&spec);
+        let schema = stream_schema(&spec, table.arrow_schema().as_deref());
         Ok(Self {
             flattener: Flattener::new(&schema),
             spec,
@@ -204,7 +205,10 @@ impl StreamRun {
             let short_page = items.len() < self.spec.expression.limit as usize;
             if let Err(error) = self.buffer_page(items) {
                 // The page is dropped and its cursor not stored: the next run reads it again.
-                self.flattener = Flattener::new(&stream_schema(&self.spec));
+                self.flattener = Flattener::new(&stream_schema(
+                    &self.spec,
+                    self.table.arrow_schema().as_deref(),
+                ));
                 let message = error.to_string();
                 return self.finish(ctx, StreamStatus::Failed, Some(message)).await;
             }
@@ -394,13 +398,13 @@ impl StreamRun {
 /// Rows per Arrow batch inside the buffer; keeps builders small while commits stay large.
 const BATCH_ROWS: usize = 8192;
 
-/// The schema a stream writes: its view's (or edge source's) properties, or only the
-/// system columns for edge connections without an edge source.
-pub fn stream_schema(spec: &StreamSpec) -> ViewSchema {
-    match &spec.properties_from {
-        Some(view) => ViewSchema::for_view(view, spec.table),
-        None => ViewSchema::without_properties(spec.table, PropertySource::of_view(&spec.view)),
-    }
+/// The schema a stream writes: its view's (or edge sources') properties, or only the
+/// system columns for edge connections without an edge source. Each property's column comes
+/// from the view definitions and the table's current schema `table_schema` (an existing
+/// column is kept; a type change that does not fit it gets a new column), see
+/// [`crate::schema::mapping`].
+pub fn stream_schema(spec: &StreamSpec, table_schema: Option<&Schema>) -> ViewSchema {
+    spec.schema(table_schema)
 }
 
 fn commit_metadata(
