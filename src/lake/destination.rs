@@ -249,6 +249,11 @@ impl Destination {
         self.directory_url(&layout::raw_table_path(model, view, kind))
     }
 
+    /// The URL of a view's quarantine (rejected-rows) Delta table.
+    pub fn rejected_table_url(&self, model: &ModelRef, view: &ViewFolder) -> LakeResult<Url> {
+        self.directory_url(&layout::rejected_table_path(model, view))
+    }
+
     /// The publish-layer paths of one view, relative to [`Destination::object_store`].
     pub fn publish_paths(&self, model: &ModelRef, view: &ViewFolder) -> PublishPaths {
         layout::publish_paths(model, view)

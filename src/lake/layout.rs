@@ -6,6 +6,7 @@
 //! ```text
 //! raw/<space>/<model>/<version>/views/<view>/nodes/          Delta table
 //! raw/<space>/<model>/<version>/views/<view>/edges/          Delta table
+//! raw/<space>/<model>/<version>/views/<view>/rejected/       Delta table (quarantine)
 //! publish/<space>/<model>/<version>/<view>/nodes.parquet
 //! publish/<space>/<model>/<version>/<view>/edges.parquet
 //! publish/<space>/<model>/<version>/<view>/_manifest.json
@@ -178,6 +179,16 @@ pub fn raw_table_path(model: &ModelRef, view: &ViewFolder, kind: InstanceKind) -
     format!("raw/{}/views/{}/{}", model.relative(), view, kind)
 }
 
+/// Path of a view's quarantine (rejected-rows) Delta table relative to the destination
+/// prefix: `raw/<space>/<model>/<version>/views/<view>/rejected`. It sits next to the
+/// view's `nodes` and `edges` tables, and every stream of the view writes to it.
+pub fn rejected_table_path(model: &ModelRef, view: &ViewFolder) -> String {
+    format!("raw/{}/views/{}/{REJECTED}", model.relative(), view)
+}
+
+/// The folder name of the quarantine table; no [`InstanceKind`] uses it.
+pub const REJECTED: &str = "rejected";
+
 /// The publish-layer object paths of one view, relative to the destination prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishPaths {
@@ -230,6 +241,10 @@ mod tests {
         assert_eq!(
             raw_table_path(&model(), &view, InstanceKind::Edges),
             "raw/sp/Model/v1.2/views/Pump/edges"
+        );
+        assert_eq!(
+            rejected_table_path(&model(), &view),
+            "raw/sp/Model/v1.2/views/Pump/rejected"
         );
         let publish = publish_paths(&model(), &view);
         assert_eq!(publish.dir, "publish/sp/Model/v1.2/Pump");

@@ -4,6 +4,7 @@
 //! - [`destination`]: bucket/prefix or directory, table URLs and the storage options that make
 //!   S3 commits conditional (put-if-absent).
 //! - [`layout`]: where each table and published file lives.
+//! - [`quarantine`]: the per-view table of instances that could not be written.
 //! - [`LakeTable`]: open or create a table, [`LakeTable::append`] batches with a `txn` action
 //!   and stream metadata in one commit, read a stream's state back
 //!   ([`LakeTable::txn_version`], [`LakeTable::last_stream_commit`]), read the log
@@ -17,6 +18,7 @@ mod error;
 pub mod layout;
 mod log;
 mod maintenance;
+pub mod quarantine;
 mod schema_evolution;
 mod stream_state;
 mod table;
@@ -34,5 +36,6 @@ pub use log::{
     ActiveFile, AppTransaction, DataFile, STREAM_COMMIT_INFO_KEY, StreamCommitInfo, VersionChanges,
 };
 pub use maintenance::{VacuumReport, VacuumScope};
+pub use quarantine::{RejectedRow, RejectedStamp};
 pub use stream_state::{DEFAULT_STREAM_COMMIT_SCAN, StreamCommitRecord};
 pub use table::{FileCompression, LakeTable, WriteOptions};

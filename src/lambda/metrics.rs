@@ -61,6 +61,11 @@ impl MetricSet {
         let mut set = Self::default();
         let count = |n: usize| n as f64;
         set.push("Rows", Unit::Count, summary.rows as f64);
+        set.push(
+            "RowsQuarantined",
+            Unit::Count,
+            summary.rows_quarantined as f64,
+        );
         set.push("Bytes", Unit::Bytes, summary.bytes as f64);
         set.push("Commits", Unit::Count, summary.commits as f64);
         set.push("Files", Unit::Count, summary.files as f64);
@@ -221,6 +226,7 @@ mod tests {
     fn sync_summary_as_emf() {
         let mut behind = StreamReport::new("s/m/1/Pump/nodes", StreamStatus::Behind);
         behind.rows = 1500;
+        behind.rows_quarantined = 3;
         behind.bytes = 64_000;
         behind.commits = 2;
         behind.files = 2;
@@ -241,6 +247,7 @@ mod tests {
         assert_eq!(emf["Function"], "cdf-s3-sync");
         assert_eq!(emf["requestId"], "req-1");
         assert_eq!(emf["Rows"], 1500.0);
+        assert_eq!(emf["RowsQuarantined"], 3.0);
         assert_eq!(emf["Bytes"], 64_000.0);
         assert_eq!(emf["StreamsBehind"], 1.0);
         assert_eq!(emf["StreamsCaughtUp"], 1.0);

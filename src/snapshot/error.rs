@@ -15,6 +15,15 @@ pub enum SnapshotError {
     #[error(transparent)]
     Lake(#[from] LakeError),
 
+    /// A table that streams write does not exist: none of them has committed yet, because
+    /// their sync failed or has not run. Publishing an empty file would tell readers that
+    /// every instance was deleted.
+    #[error(
+        "the raw table {table} does not exist: no sync of its streams ({streams}) has succeeded \
+         yet; see the sync summary for their error. The published file is left as it was"
+    )]
+    NoRawTable { table: String, streams: String },
+
     #[error("{operation} {path}: {source}")]
     Store {
         /// What was being done (`reading`, `writing`, `checking`).

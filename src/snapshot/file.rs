@@ -70,7 +70,15 @@ async fn publish(
             .raw_table_url(&view.model, &view.folder, target.kind)?;
         // Opening loads the newest snapshot; no second refresh is needed.
         let table = LakeTable::open(ctx.destination, url, ctx.table_options.clone()).await?;
-        Some(table).filter(LakeTable::exists)
+        // A stream's first commit creates its table, even when its backfill is empty, so
+        // a missing table means that no stream got that far (not that the view is empty).
+        if !table.exists() {
+            return Err(SnapshotError::NoRawTable {
+                table: table_path,
+                streams: target.streams.join(", "),
+            });
+        }
+        Some(table)
     } else {
         None
     };

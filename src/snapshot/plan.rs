@@ -2,8 +2,10 @@
 //!
 //! A view's `nodes` raw table exists if it has a nodes stream, its `edges` table if it has
 //! any edge stream (edge view, edge connections). Both files are always published, so that
-//! readers find the same files for every view; a file without a raw table is empty, with
-//! the schema the table will have (the stream's view schema, or only the system columns).
+//! readers find the same files for every view; the file of a kind without streams is empty,
+//! with only the system columns. A table that streams write but that does not exist yet
+//! (their sync never committed) fails its file: an empty file would read as "everything
+//! deleted".
 
 use std::sync::Arc;
 

@@ -9,6 +9,14 @@
 //!
 //! A cursor is only ever stored (in either place) together with, or after, the data of every
 //! page before it, so a crash can repeat a page's fetch but never skip or duplicate its rows.
+//! A page that cannot be buffered discards everything buffered since the last commit and
+//! keeps the committed cursor, so the next run reads those pages again.
+//!
+//! An instance the flattener refuses (a value that does not fit its column, an instance of
+//! the wrong type) does not stop the stream: it is quarantined in the view's `rejected`
+//! table ([`crate::lake::quarantine`]), committed with the stream's `txn` and the data
+//! commit's sequence number just before the data commit, so a repeated page never stores
+//! it twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +34,9 @@ use super::state_store::StateStore;
 use super::summary::{StreamReport, StreamStatus};
 use crate::cdf::dto::Instance;
 use crate::cdf::{CdfClient, CdfError};
+use crate::flatten::FlattenError;
 use crate::flatten::Flattener;
+use crate::lake::quarantine::{RejectedRow, RejectedStamp, rejected_batch};
 use crate::lake::{CommitOutcome, Destination, LakeError, LakeTable, StreamCommit, WriteOptions};
 use crate::schema::ViewSchema;
 use deltalake::arrow::datatypes::Schema;
@@ -69,6 +79,10 @@ pub struct StreamRun {
     pending: Vec<RecordBatch>,
     /// The cursor that follows the newest page in `pending` (or the newest empty page).
     pending_cursor: Option<String>,
+    /// Instances of the buffered pages that go to the quarantine table with the next commit.
+    rejected: Vec<RejectedRow>,
+    /// The view's quarantine table, opened on the first rejected instance.
+    rejected_table: Option<LakeTable>,
     checkpoint: StreamCheckpoint,
     opens_generation: bool,
     report: StreamReport,
@@ -148,6 +162,8 @@ impl StreamRun {
             table,
             pending: Vec::new(),
             pending_cursor: checkpoint.cursor.clone(),
+            rejected: Vec::new(),
+            rejected_table: None,
             checkpoint,
             opens_generation,
             report,
@@ -171,8 +187,8 @@ impl StreamRun {
         self.checkpoint.last_success
     }
 
-    /// Runs pages until the stream is caught up, has made one budget-sized commit (then it
-    /// yields its turn), fails, or the deadline is near.
+    /// Runs pages until the stream is caught up (a short page of the streaming phase), has
+    /// made one budget-sized commit (then it yields its turn), fails, or the deadline is near.
     pub async fn turn(
         mut self,
         ctx: &StreamContext,
@@ -204,11 +220,10 @@ impl StreamRun {
             let items = response.take_items(RESULT_SET);
             let short_page = items.len() < self.spec.expression.limit as usize;
             if let Err(error) = self.buffer_page(items) {
-                // The page is dropped and its cursor not stored: the next run reads it again.
-                self.flattener = Flattener::new(&stream_schema(
-                    &self.spec,
-                    self.table.arrow_schema().as_deref(),
-                ));
+                // Rows of this page and of the buffered pages may be lost with the error, so
+                // none of them is committed and the stored cursor stays at the last commit:
+                // the next run reads these pages again.
+                self.discard_buffer();
                 let message = error.to_string();
                 return self.finish(ctx, StreamStatus::Failed, Some(message)).await;
             }
@@ -227,6 +242,12 @@ impl StreamRun {
                     return done;
                 }
             }
+            if backfill_done {
+                // Changes made while the backfill ran come in the streaming phase: read on
+                // until its first short page, so that `caughtUp` means caught up.
+                self.checkpoint.caught_up = false;
+                continue;
+            }
             if short_page {
                 self.checkpoint.caught_up = true;
                 return self.finish(ctx, StreamStatus::CaughtUp, None).await;
@@ -242,14 +263,19 @@ impl StreamRun {
     }
 
     /// Flattens a page. Tombstones go before live rows: CDF applies a page's deletes before
-    /// its upserts, and the snapshot takes the last row of a key as its state.
-    fn buffer_page(
-        &mut self,
-        mut items: Vec<Instance>,
-    ) -> Result<(), crate::flatten::FlattenError> {
+    /// its upserts, and the snapshot takes the last row of a key as its state. An instance
+    /// the flattener refuses is quarantined (the flattener leaves it out of its batch).
+    fn buffer_page(&mut self, mut items: Vec<Instance>) -> Result<(), FlattenError> {
         items.sort_by_key(|item| !item.is_deleted());
         for item in &items {
-            self.flattener.push(item)?;
+            match self.flattener.push(item) {
+                Ok(()) => {}
+                Err(error @ (FlattenError::Value(_) | FlattenError::WrongInstanceType { .. })) => {
+                    tracing::warn!(stream = %self.spec.key, %error, "quarantining an instance that cannot be written");
+                    self.rejected.push(self.rejected_row(item, &error));
+                }
+                Err(error) => return Err(error),
+            }
             let changed = item.deleted_time.unwrap_or(item.last_updated_time);
             self.checkpoint.newest_change = self.checkpoint.newest_change.max(Some(changed));
         }
@@ -260,12 +286,46 @@ impl StreamRun {
         Ok(())
     }
 
+    fn rejected_row(&self, instance: &Instance, error: &FlattenError) -> RejectedRow {
+        let property = match error {
+            FlattenError::Value(mismatch) => Some(mismatch.property.clone()),
+            _ => None,
+        };
+        RejectedRow {
+            stream: self.spec.key.clone(),
+            table: self.spec.instance_kind(),
+            space: instance.space.clone(),
+            external_id: instance.external_id.clone(),
+            instance_type: instance.instance_type.as_str().to_owned(),
+            version: instance.version,
+            last_updated_time: instance.last_updated_time,
+            property,
+            reason: error.to_string(),
+            // Serializing a parsed instance cannot fail (string keys, JSON values only).
+            instance: serde_json::to_string(instance).unwrap_or_default(),
+        }
+    }
+
+    /// Rows waiting for the next commit, quarantined ones included (they must be committed
+    /// before the cursor of their page is stored).
     fn buffered_rows(&self) -> usize {
         self.pending
             .iter()
             .map(RecordBatch::num_rows)
             .sum::<usize>()
             + self.flattener.len()
+            + self.rejected.len()
+    }
+
+    /// Forgets everything read since the last commit and goes back to its cursor.
+    fn discard_buffer(&mut self) {
+        self.flattener = Flattener::new(&stream_schema(
+            &self.spec,
+            self.table.arrow_schema().as_deref(),
+        ));
+        self.pending.clear();
+        self.rejected.clear();
+        self.pending_cursor = self.checkpoint.cursor.clone();
     }
 
     fn buffered_bytes(&self) -> usize {
@@ -325,6 +385,9 @@ impl StreamRun {
             txn_version: next.seq,
             metadata: commit_metadata(&next, self.opens_generation, backfill_complete),
         };
+        if let Err(message) = self.quarantine(ctx, &next).await {
+            return Err(self.fail_now(message));
+        }
         crate::failpoint::hit("before-delta-commit");
         match self.table.append(&batches, commit).await {
             Ok(CommitOutcome::Committed(report)) => {
@@ -351,6 +414,61 @@ impl StreamRun {
             }
             Err(error) => Err(self.fail_now(format!("Delta commit failed: {error}"))),
         }
+    }
+
+    /// Commits the rejected rows of the buffered pages to the view's quarantine table, with
+    /// this stream's `txn` at the sequence number of the data commit that follows. When that
+    /// version is already in the table, a previous run stored these rows and crashed before
+    /// its data commit: nothing is written again.
+    async fn quarantine(
+        &mut self,
+        ctx: &StreamContext,
+        next: &StreamCheckpoint,
+    ) -> Result<(), String> {
+        if self.rejected.is_empty() {
+            return Ok(());
+        }
+        let table = match self.rejected_table.take() {
+            Some(table) => table,
+            None => {
+                let url = ctx
+                    .destination
+                    .rejected_table_url(&self.spec.model, &self.spec.view_folder)
+                    .map_err(|e| format!("the quarantine table: {e}"))?;
+                LakeTable::open(&ctx.destination, url, ctx.write_options.clone())
+                    .await
+                    .map_err(|e| format!("opening the quarantine table: {e}"))?
+            }
+        };
+        let table = self.rejected_table.insert(table);
+        let stamp = RejectedStamp {
+            generation: next.generation,
+            seq: next.seq,
+            quarantined_time: now_ms(),
+        };
+        let batch = rejected_batch(&self.rejected, stamp)
+            .map_err(|e| format!("assembling the quarantined rows: {e}"))?;
+        let mut metadata = Map::new();
+        metadata.insert("generation".to_owned(), json!(next.generation));
+        let commit = StreamCommit {
+            app_id: self.spec.key.clone(),
+            txn_version: next.seq,
+            metadata,
+        };
+        let rows = self.rejected.len() as u64;
+        match table.append(&[batch], commit).await {
+            Ok(CommitOutcome::Committed(_)) => {
+                self.report.rows_quarantined += rows;
+                tracing::warn!(stream = %self.spec.key, rows, table = %table.url(), "instances quarantined");
+            }
+            Ok(CommitOutcome::AlreadyCommitted { .. }) => {
+                tracing::info!(stream = %self.spec.key, seq = next.seq, "the quarantined rows of this commit were stored by an earlier run");
+            }
+            Err(error) => return Err(format!("quarantine commit failed: {error}")),
+        }
+        self.rejected.clear();
+        crate::failpoint::hit("after-quarantine-commit");
+        Ok(())
     }
 
     fn fail_now(&mut self, message: String) -> Turn<Self, StreamReport> {

@@ -26,6 +26,9 @@ pub struct StreamReport {
     pub status: StreamStatus,
     pub generation: u64,
     pub rows: u64,
+    /// Instances that could not be written to the stream's table and went to the view's
+    /// quarantine (`rejected`) table instead.
+    pub rows_quarantined: u64,
     pub bytes: u64,
     pub commits: u64,
     /// Data files written (normally one per commit).
@@ -48,6 +51,7 @@ impl StreamReport {
             status,
             generation: 0,
             rows: 0,
+            rows_quarantined: 0,
             bytes: 0,
             commits: 0,
             files: 0,
@@ -75,6 +79,8 @@ pub struct RunSummary {
     pub streams_behind: usize,
     pub streams_failed: usize,
     pub rows: u64,
+    /// Instances quarantined over all streams (see [`StreamReport::rows_quarantined`]).
+    pub rows_quarantined: u64,
     pub bytes: u64,
     pub commits: u64,
     pub files: u64,
@@ -103,6 +109,7 @@ impl RunSummary {
             streams_behind: count(StreamStatus::Behind) + count(StreamStatus::Superseded),
             streams_failed: count(StreamStatus::Failed),
             rows: streams.iter().map(|s| s.rows).sum(),
+            rows_quarantined: streams.iter().map(|s| s.rows_quarantined).sum(),
             bytes: streams.iter().map(|s| s.bytes).sum(),
             commits: streams.iter().map(|s| s.commits).sum(),
             files: streams.iter().map(|s| s.files).sum(),
@@ -131,6 +138,9 @@ impl RunSummary {
             self.commits,
             self.cursor_resets
         );
+        if self.rows_quarantined > 0 {
+            line.push_str(&format!("; {} rows quarantined", self.rows_quarantined));
+        }
         let problems: Vec<String> = self
             .plan_errors
             .iter()

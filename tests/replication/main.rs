@@ -3,6 +3,7 @@
 
 mod chaos;
 mod column_mapping;
+mod data_safety;
 mod end_to_end;
 mod exactly_once;
 mod generative;
