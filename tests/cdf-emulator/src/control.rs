@@ -82,7 +82,8 @@ impl Control {
 
     /// Applies a `POST /models/instances` body in-process, without the 1000-item cap.
     pub fn apply_instances(&self, body: Value) -> ApiResult<Value> {
-        let req = ApplyRequest::from_json(body)?;
+        // Reading a `Value` into the request recurses once per nesting level.
+        let req = crate::deep::on_big_stack(|| ApplyRequest::from_json(body))?;
         self.shared.apply_instances_req(req, None)
     }
 

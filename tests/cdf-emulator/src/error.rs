@@ -91,17 +91,20 @@ pub fn from_value<T: DeserializeOwned>(value: Value, what: &str) -> ApiResult<T>
 /// Parses request bytes as JSON into `T`, with CDF-style 400 messages.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." || path.is_empty() {
-            ApiError::bad_request(format!("Invalid JSON request body: {}", e.inner()))
-        } else {
-            ApiError::bad_request(format!(
-                "Invalid JSON request body at `{path}`: {}",
-                e.inner()
-            ))
-        }
-    })?;
+    // Any depth CDF accepts: json properties nest thousands of levels (see `deep`).
+    de.disable_recursion_limit();
+    let value: T = serde_path_to_error::deserialize(serde_stacker::Deserializer::new(&mut de))
+        .map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." || path.is_empty() {
+                ApiError::bad_request(format!("Invalid JSON request body: {}", e.inner()))
+            } else {
+                ApiError::bad_request(format!(
+                    "Invalid JSON request body at `{path}`: {}",
+                    e.inner()
+                ))
+            }
+        })?;
     de.end()
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON request body: {e}")))?;
     Ok(value)

@@ -16,6 +16,7 @@ mod clock;
 mod config;
 mod control;
 mod datasets;
+mod deep;
 mod error;
 mod extpipes;
 mod faults;

@@ -124,13 +124,19 @@ pub fn format_timestamp(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{f:03}+00:00")
 }
 
-/// Normalizes a timestamp string to the canonical read form.
+/// `0001-01-01T00:00:00.000Z`, the earliest instant CDF stores.
+pub const MIN_TIMESTAMP_MS: i64 = -62_135_596_800_000;
+/// `9999-12-31T23:59:59.999Z`, the latest instant CDF stores.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// Normalizes a timestamp string to the canonical read form. CDF stores years 0001–9999
+/// after conversion to UTC: an offset that pushes a year-1 or year-9999 value outside
+/// (`9999-12-31T23:30:00-01:00`) is refused, never served with a 5-digit or zero year.
 pub fn normalize_timestamp(s: &str) -> Option<String> {
     let ms = parse_timestamp(s)?;
-    let canonical = format_timestamp(ms);
-    // Offsets can push a year-1 or year-9999 value out of the supported range.
-    let year = canonical.get(0..4).and_then(|y| y.parse::<i64>().ok())?;
-    (1..=9999).contains(&year).then_some(canonical)
+    (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS)
+        .contains(&ms)
+        .then(|| format_timestamp(ms))
 }
 
 #[cfg(test)]
@@ -169,11 +175,21 @@ mod tests {
             "2023-01-01T00:00:00.Z",
             "2023-01-01T00:00:00+1",
             "0000-01-01T00:00:00Z",
+            "9999-12-31T23:30:00-01:00",
+            "0001-01-01T00:30:00+01:00",
             "garbage",
         ] {
             assert_eq!(normalize_timestamp(bad), None, "{bad}");
         }
         assert_eq!(parse_date("2024-02-30"), None);
+        assert_eq!(
+            normalize_timestamp("9999-12-31T23:59:59.999Z").as_deref(),
+            Some("9999-12-31T23:59:59.999+00:00")
+        );
+        assert_eq!(
+            normalize_timestamp("0001-01-01T00:30:00+00:30").as_deref(),
+            Some("0001-01-01T00:00:00.000+00:00")
+        );
         assert!(parse_date("2024-02-29").is_some());
     }
 }

@@ -120,6 +120,11 @@ impl crate::state::Shared {
         req: ApplyRequest,
         max_items: Option<usize>,
     ) -> ApiResult<Value> {
+        // Validation compares and clones stored values, which may nest deeply.
+        crate::deep::on_big_stack(|| self.apply_on_this_stack(req, max_items))
+    }
+
+    fn apply_on_this_stack(&self, req: ApplyRequest, max_items: Option<usize>) -> ApiResult<Value> {
         let now = self.clock.now_ms();
         let mut dm = self.dm();
         dm.purge_expired(now, self.tombstone_retention_ms());

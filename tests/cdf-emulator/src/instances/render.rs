@@ -260,7 +260,7 @@ impl SelectPlan {
                     first = false;
                     buf.extend_from_slice(&p.key);
                     match v {
-                        Some(v) => put(buf, v),
+                        Some(v) => crate::deep::write_json(v, buf),
                         None => buf.extend_from_slice(b"null"),
                     }
                 }

@@ -62,6 +62,18 @@ pub struct ContainerRow {
     pub values: Vec<Option<Value>>,
 }
 
+/// Stored values may be deeply nested json (see `crate::deep`); they are dropped without
+/// recursion wherever the row goes (replaced, purged, reset or the emulator dropped).
+impl Drop for ContainerRow {
+    fn drop(&mut self) {
+        for value in self.values.iter_mut().flatten() {
+            if crate::deep::is_nested(value) {
+                crate::deep::drop_without_recursion(std::mem::take(value));
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceData {
     pub ty: Option<NodeId>,

@@ -22,7 +22,7 @@ pub fn describe(v: &Value) -> String {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    let mut text = v.to_string();
+    let mut text = crate::deep::to_text(v);
     if text.len() > 80 {
         let mut cut = 77;
         while !text.is_char_boundary(cut) {
@@ -123,14 +123,19 @@ fn scalar(v: Value, ty: &PropertyType, ctx: &dyn Fn() -> String) -> ApiResult<Va
         },
         TypeKind::Int32 => match &v {
             Value::Number(n) if n.as_i64().is_some_and(|x| i32::try_from(x).is_ok()) => Ok(v),
+            Value::Number(n) if is_integral(n) => Err(out_of_range(ctx, "int32", &v)),
             _ => Err(bad(&v)),
         },
         TypeKind::Int64 => match &v {
             Value::Number(n) if n.is_i64() || (n.is_u64() && n.as_i64().is_some()) => Ok(v),
+            Value::Number(n) if is_integral(n) => Err(out_of_range(ctx, "int64", &v)),
             _ => Err(bad(&v)),
         },
         TypeKind::Float32 => match &v {
-            Value::Number(n) if n.as_f64().is_some_and(|x| x.abs() <= f64::from(f32::MAX)) => Ok(v),
+            Value::Number(n) => match n.as_f64().and_then(to_float32) {
+                Some(stored) => Ok(stored.unwrap_or(v)),
+                None => Err(out_of_range(ctx, "float32", &v)),
+            },
             _ => Err(bad(&v)),
         },
         TypeKind::Float64 => match &v {
@@ -158,7 +163,7 @@ fn scalar(v: Value, ty: &PropertyType, ctx: &dyn Fn() -> String) -> ApiResult<Va
         },
         TypeKind::Json => match &v {
             Value::Object(m) => {
-                let size = v.to_string().len();
+                let size = crate::deep::to_text(&v).len();
                 if size > MAX_JSON_BYTES || m.len() > 256 {
                     return Err(ApiError::bad_request(format!(
                         "{}: json object too large ({size} bytes, {} keys); limits are {MAX_JSON_BYTES} bytes and 256 keys",
@@ -191,6 +196,43 @@ fn scalar(v: Value, ty: &PropertyType, ctx: &dyn Fn() -> String) -> ApiResult<Va
             ))),
         },
     }
+}
+
+/// An integer literal, including one too large for i64/u64 (serde_json reads those as f64).
+fn is_integral(n: &serde_json::Number) -> bool {
+    n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|x| x.fract() == 0.0)
+}
+
+fn out_of_range(ctx: &dyn Fn() -> String, ty: &str, v: &Value) -> ApiError {
+    let range = match ty {
+        "int32" => format!("{}..={}", i32::MIN, i32::MAX),
+        "int64" => format!("{}..={}", i64::MIN, i64::MAX),
+        _ => format!("-{m:e}..={m:e}", m = f32::MAX),
+    };
+    ApiError::bad_request(format!(
+        "{}: {} is out of range for {ty} ({range})",
+        ctx(),
+        describe(v)
+    ))
+}
+
+/// CDF stores float32 values as 32-bit floats and serves them as such: `x` rounded to the
+/// nearest f32, written in its shortest form (`0.123456789` is served as `0.12345679`).
+/// `None` when `x` is beyond the f32 range; `Some(None)` when `x` is already an f32 value
+/// (kept as written, so `5` stays `5`).
+fn to_float32(x: f64) -> Option<Option<Value>> {
+    let stored = x as f32;
+    if !stored.is_finite() {
+        return None;
+    }
+    // The shortest decimal that reads back as `stored`, as an f64 for serde_json.
+    let shortest: f64 = stored.to_string().parse().ok()?;
+    if shortest == x {
+        return Some(None);
+    }
+    Some(Some(
+        serde_json::Number::from_f64(shortest).map(Value::Number)?,
+    ))
 }
 
 /// Accepts exactly `{space, externalId}` with string values.

@@ -133,20 +133,60 @@ impl Container {
     }
 }
 
-fn validate_property_identifier(id: &str, what: &str) -> ApiResult<()> {
+/// Container property names CDF reserves for its own columns (cognitedata/neat,
+/// `DMS_RESERVED_PROPERTIES`; contract §2.0).
+pub const RESERVED_CONTAINER_PROPERTIES: [&str; 12] = [
+    "space",
+    "externalId",
+    "createdTime",
+    "lastUpdatedTime",
+    "deletedTime",
+    "edge_id",
+    "node_id",
+    "project_id",
+    "property_group",
+    "seq",
+    "tg_table_name",
+    "extensions",
+];
+
+/// CDF's rule for container and view property identifiers,
+/// `^[a-zA-Z][a-zA-Z0-9_]{0,253}[a-zA-Z0-9]?$`: ASCII only, starting with a letter, at most
+/// 255 characters, and a 255th character, if any, is not `_`.
+pub fn is_valid_property_identifier(id: &str) -> bool {
     let b = id.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 255
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-');
-    if ok {
+    let body = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_';
+    match b {
+        [] => false,
+        [first, rest @ ..] => {
+            first.is_ascii_alphabetic()
+                && b.len() <= 255
+                && rest.iter().all(body)
+                && (b.len() < 255 || b[254].is_ascii_alphanumeric())
+        }
+    }
+}
+
+/// Checks a property identifier against CDF's pattern, naming the offending identifier.
+pub fn validate_identifier(id: &str, what: &str) -> ApiResult<()> {
+    if is_valid_property_identifier(id) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
-            "{what}: invalid property identifier `{id}`: must match ^[a-zA-Z0-9][a-zA-Z0-9_-]{{0,253}}[a-zA-Z0-9]?$"
+            "{what}: invalid property identifier `{id}`: must match ^[a-zA-Z][a-zA-Z0-9_]{{0,253}}[a-zA-Z0-9]?$"
         )))
     }
+}
+
+fn validate_property_identifier(id: &str, what: &str) -> ApiResult<()> {
+    validate_identifier(id, what)?;
+    if RESERVED_CONTAINER_PROPERTIES.contains(&id) {
+        return Err(ApiError::bad_request(format!(
+            "{what}: `{id}` is a reserved property identifier; reserved are {}",
+            RESERVED_CONTAINER_PROPERTIES.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 fn bool_field(o: &Map<String, Value>, key: &str, default: bool, what: &str) -> ApiResult<bool> {

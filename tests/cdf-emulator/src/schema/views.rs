@@ -251,6 +251,7 @@ fn normalize_connection(o: &Map<String, Value>, what: &str) -> ApiResult<Value> 
 
 fn parse_view_property(name: &str, v: &Value, what: &str) -> ApiResult<ViewProperty> {
     let what = format!("{what}.properties.{name}");
+    super::containers::validate_identifier(name, &what)?;
     let o = v
         .as_object()
         .ok_or_else(|| ApiError::bad_request(format!("{what} must be an object")))?;
