@@ -12,9 +12,13 @@
 //!   (byte/short/integer into long or double, float into double, any primitive into string)
 //!   is cast up to the stored type. This covers data arriving after a column was widened.
 //! - A column whose new type is wider than (or unrelated to) the stored type cannot be stored
-//!   in the existing files' type: [`LakeError::IncompatibleType`] names it, so the caller can
-//!   start a new generation or a new column. In particular long to double is not lossless
-//!   (integers above 2^53 lose precision), so it is refused here.
+//!   in the existing files' type: [`LakeError::IncompatibleType`] names it. In particular long
+//!   to double is not lossless (integers above 2^53 lose precision), so it is refused here.
+//!   Sync never asks for such an append: its column mapping (`schema::mapping`) reads the
+//!   table schema first and gives a property whose values no longer fit its column a new
+//!   column `<name>__<type>`; it only reuses a column for the same type or for int32 into
+//!   long/double and float into double, which this module and the snapshot's reader
+//!   (`schema::widens_losslessly`) both accept.
 //! - A table column missing from the batch is filled with nulls; if it is non-nullable the
 //!   append is refused with [`LakeError::MissingRequiredColumn`].
 
@@ -318,6 +322,26 @@ mod tests {
             plan_err(&stored, &only_opt),
             LakeError::MissingRequiredColumn { column, .. } if column == "id"
         ));
+    }
+
+    /// The column reuses of the sync mapping (int32 into long or double, float into double)
+    /// are accepted here and by the snapshot's reader of older files alike.
+    #[test]
+    fn the_mappings_widenings_are_accepted_by_the_lake_and_the_reader() {
+        for (new, stored, delta) in [
+            (ArrowType::Int32, ArrowType::Int64, DataType::LONG),
+            (ArrowType::Int32, ArrowType::Float64, DataType::DOUBLE),
+            (ArrowType::Float32, ArrowType::Float64, DataType::DOUBLE),
+        ] {
+            let table_schema = table(vec![StructField::nullable("n", delta)]);
+            let batch = ArrowSchema::new(vec![Field::new("n", new.clone(), true)]);
+            let plan = plan("t", &table_schema, &batch).unwrap();
+            assert!(!plan.evolves(), "{new} into {stored}");
+            assert!(
+                crate::schema::widens_losslessly(&new, &stored),
+                "{new} into {stored}"
+            );
+        }
     }
 
     fn plan_err(stored: &StructType, batch: &ArrowSchema) -> LakeError {

@@ -16,10 +16,13 @@
 //! | a type unknown to this version | Utf8 (JSON text of the whole value) | Utf8 |
 //!
 //! System columns come first (see [`system`]); property columns follow, sorted by property
-//! identifier, all nullable (tombstones carry no properties). Collisions with system columns
-//! are renamed as described in [`naming`]. Every property column carries field metadata
-//! `cdf.property` (the identifier), `cdf.type` (the CDF type name) and, for lists,
-//! `cdf.list = "true"`.
+//! identifier, all nullable (tombstones carry no properties). Which column a property fills
+//! is decided by [`mapping`] for the whole table (all its source views and its current
+//! schema): names are compared ignoring case and renamed as described in [`naming`],
+//! same-name properties of different source views are qualified with the view, and a type
+//! change that does not fit the existing column gets a new column. Every property column
+//! carries field metadata `cdf.source` (the source view), `cdf.property` (the identifier),
+//! `cdf.type` (the CDF type name) and, for lists, `cdf.list = "true"`.
 
 pub mod evolution;
 pub mod json_text;

@@ -456,6 +456,7 @@ mod tests {
             .field_with_name("prop_space_1")
             .unwrap();
         assert_eq!(field.metadata()[METADATA_PROPERTY], "space");
+        assert_eq!(field.metadata()[METADATA_SOURCE], "s:Pump/2");
         assert!(!schema.property_of_column("prop_space").unwrap().renamed);
         // The system `space` column keeps its type.
         assert!(!schema.arrow_schema().field(0).is_nullable());

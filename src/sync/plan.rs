@@ -431,6 +431,55 @@ mod tests {
     }
 
     #[test]
+    fn the_edge_streams_of_a_view_agree_on_the_columns_of_its_edges_table() {
+        let mapped = |container: &str, property: &str, t: &str| {
+            json!({"container": {"type": "container", "space": "s", "externalId": container},
+                   "containerPropertyIdentifier": property, "type": {"type": t}})
+        };
+        // An edge view that also has an edge connection whose edge source shares a name.
+        let asset = view(json!({"space": "s", "externalId": "Asset", "version": "1",
+        "createdTime": 0, "lastUpdatedTime": 0, "usedFor": "all",
+        "properties": {
+            "Name": mapped("A", "Name", "text"),
+            "parts": {"connectionType": "multi_edge_connection",
+                      "type": {"space": "s", "externalId": "Asset.parts"},
+                      "source": {"type": "view", "space": "s", "externalId": "Asset", "version": "1"},
+                      "edgeSource": {"type": "view", "space": "s", "externalId": "Part", "version": "1"}}
+        }}));
+        let part = view(json!({"space": "s", "externalId": "Part", "version": "1",
+            "createdTime": 0, "lastUpdatedTime": 0, "usedFor": "edge",
+            "properties": {"name": mapped("P", "name", "int32")}}));
+        let sources = BTreeMap::from([(part.reference(), part)]);
+        let streams = streams_of_view(&model(), &asset, &folder("Asset"), &sources, 1000);
+        let keys: Vec<&str> = streams.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "s/Plant/3/Asset/nodes",
+                "s/Plant/3/Asset/edges",
+                "s/Plant/3/Asset/edges/s/Asset.parts"
+            ]
+        );
+        let columns = |spec: &StreamSpec| -> Vec<String> {
+            let schema = spec.schema(None);
+            let system = spec.table.system_column_names().len();
+            schema.arrow_schema().fields()[system..]
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        };
+        // The node table has one source: no qualification.
+        assert_eq!(columns(&streams[0]), ["Name"]);
+        assert_eq!(columns(&streams[1]), ["Asset_Name"]);
+        assert_eq!(columns(&streams[2]), ["Part_name"]);
+        assert_eq!(
+            streams[1].table_sources.len(),
+            2,
+            "both edge streams name the columns over both sources"
+        );
+    }
+
+    #[test]
     fn an_edge_view_gives_an_edge_stream_only() {
         let link = view(json!({"space": "s", "externalId": "Link", "version": "1",
             "createdTime": 0, "lastUpdatedTime": 0, "usedFor": "edge", "properties": {}}));
