@@ -98,12 +98,6 @@ fn view_id(view: &ViewRef) -> ViewId {
     }
 }
 
-/// The quarantined rows a run reports, whatever the summary calls the field (0 without one).
-fn quarantined(summary: &RunSummary) -> u64 {
-    let value = serde_json::to_value(summary).unwrap_or_default();
-    value["rowsQuarantined"].as_u64().unwrap_or(0)
-}
-
 /// One table to check: where it is, which columns it must have and the rows CDF holds.
 fn table_request(
     lake: &Lake,
@@ -316,7 +310,7 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
         let budget = Duration::from_millis(g.range(50, 3_000) as u64);
         let summary = sync::run(&job, &SyncOptions::until(Instant::now() + budget)).await;
         figures.sync_runs += 1;
-        figures.quarantined += quarantined(&summary);
+        figures.quarantined += summary.rows_quarantined;
         if g.chance(0.4) {
             snapshot::run(&context, &SnapshotOptions::default()).await;
             figures.snapshot_runs += 1;
@@ -333,7 +327,7 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
         )
         .await;
         figures.sync_runs += 1;
-        figures.quarantined += quarantined(&summary);
+        figures.quarantined += summary.rows_quarantined;
         let done = summary.streams_failed == 0
             && summary.streams_behind == 0
             && summary.plan_errors.is_empty();
