@@ -7,6 +7,7 @@ mod exactly_once;
 mod lambda;
 mod load;
 mod maintenance;
+mod remote_config;
 mod resilience;
 mod s3_faults;
 mod schema_changes;
