@@ -235,15 +235,15 @@ async fn publish(
 
 async fn load(path: &Path) -> anyhow::Result<cdf_s3_replicator::config::Config> {
     let env = ProcessEnv::for_config_file(path)?;
+    // Every loading error's message already holds its causes (a read error also names the
+    // file), so it is passed on as one message: as an error chain, each cause would be
+    // printed a second time under "Caused by".
     match load_config(path, &env).await {
         Ok(config) => Ok(config),
-        // The read error names the file already; naming it again would print it twice.
         Err(error @ LoadError::Config(ConfigError::Read { .. } | ConfigError::TooLarge { .. })) => {
-            Err(error.into())
+            Err(anyhow::anyhow!("{error}"))
         }
-        Err(error) => {
-            Err(anyhow::Error::new(error).context(format!("configuration {}", path.display())))
-        }
+        Err(error) => Err(anyhow::anyhow!("configuration {}: {error}", path.display())),
     }
 }
 

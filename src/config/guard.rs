@@ -23,14 +23,7 @@ pub const MAX_NESTING: usize = 64;
 /// Refuses a document that is too large or too deeply nested, without parsing it.
 pub(crate) fn check_bounds(text: &str, origin: &str) -> Result<(), ConfigError> {
     if text.len() > MAX_DOCUMENT_BYTES {
-        return Err(ConfigError::TooLarge {
-            origin: origin.to_string(),
-            message: format!(
-                "the document has {} bytes; at most {MAX_DOCUMENT_BYTES} bytes (1 MiB) are \
-                 accepted",
-                text.len()
-            ),
-        });
+        return Err(too_large(origin, &text.len().to_string()));
     }
     if let Some(line) = first_line_too_deep(text) {
         return Err(ConfigError::TooLarge {
@@ -42,6 +35,18 @@ pub(crate) fn check_bounds(text: &str, origin: &str) -> Result<(), ConfigError> 
         });
     }
     Ok(())
+}
+
+/// The refusal of a document of `bytes` bytes (a number, or "more than N" for a file that
+/// was not read to its end).
+pub(crate) fn too_large(origin: &str, bytes: &str) -> ConfigError {
+    ConfigError::TooLarge {
+        origin: origin.to_string(),
+        message: format!(
+            "the document has {bytes} bytes; at most {MAX_DOCUMENT_BYTES} bytes (1 MiB) are \
+             accepted"
+        ),
+    }
 }
 
 /// The 1-based line where the nesting first exceeds [`MAX_NESTING`], if it does.

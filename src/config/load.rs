@@ -8,7 +8,7 @@ use serde_yaml_ng::Value;
 
 use super::env::{EnvSource, Scope, substitute};
 use super::error::{ConfigError, Issues};
-use super::guard::{MAX_DOCUMENT_BYTES, check_bounds, secret_values_outside_credentials};
+use super::guard::{MAX_DOCUMENT_BYTES, secret_values_outside_credentials, too_large};
 use super::parse::{parse_yaml, require_mapping, to_config_file};
 use super::settings::{CogniteSettings, Config, ConfigKind, LoggerSettings};
 use super::validate::{self, config_kind, validate_bootstrap};
@@ -124,13 +124,23 @@ fn read_bounded(path: &Path) -> Result<String, ConfigError> {
         cause,
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut text = String::new();
-    // One byte more than the limit, so that check_bounds sees an oversized file as such.
+    let mut bytes = Vec::new();
+    // One byte more than the limit tells an oversized file from one of exactly the limit.
     file.take(MAX_DOCUMENT_BYTES as u64 + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(read_error)?;
-    check_bounds(&text, &path.display().to_string())?;
-    Ok(text)
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large(
+            &path.display().to_string(),
+            &format!("more than {MAX_DOCUMENT_BYTES}"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        ))
+    })
 }
 
 /// Process variables whose values are credentials of the process itself; their values are
