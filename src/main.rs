@@ -4,9 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use cdf_s3_replicator::config::{LogFormat, ProcessEnv};
-use cdf_s3_replicator::context::{Context, load_config};
+use cdf_s3_replicator::config::{ConfigError, LogFormat, ProcessEnv};
+use cdf_s3_replicator::context::{Context, LoadError, load_config};
 use cdf_s3_replicator::maintenance::{self, MaintenanceOptions, MaintenanceSummary};
 use cdf_s3_replicator::snapshot::{self, SnapshotOptions, SnapshotSummary};
 use cdf_s3_replicator::sync::{self, SyncOptions};
@@ -236,9 +235,16 @@ async fn publish(
 
 async fn load(path: &Path) -> anyhow::Result<cdf_s3_replicator::config::Config> {
     let env = ProcessEnv::for_config_file(path)?;
-    load_config(path, &env)
-        .await
-        .with_context(|| format!("configuration {}", path.display()))
+    // Every loading error's message already holds its causes (a read error also names the
+    // file), so it is passed on as one message: as an error chain, each cause would be
+    // printed a second time under "Caused by".
+    match load_config(path, &env).await {
+        Ok(config) => Ok(config),
+        Err(error @ LoadError::Config(ConfigError::Read { .. } | ConfigError::TooLarge { .. })) => {
+            Err(anyhow::anyhow!("{error}"))
+        }
+        Err(error) => Err(anyhow::anyhow!("configuration {}: {error}", path.display())),
+    }
 }
 
 async fn start(path: &Path) -> anyhow::Result<Context> {

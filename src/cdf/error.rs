@@ -1,6 +1,13 @@
 //! The error type of every CDF call, and parsing of CDF error bodies.
+//!
+//! Text that a server sent back (error messages, body snippets, OAuth error descriptions)
+//! can quote the request, and with it a credential: a RAW name, a key or a query string
+//! holding the client secret or a token. Such text passes through [`redact`] both when it is
+//! parsed and when an error is displayed, so no known secret value reaches a message.
 
 use serde_json::Value;
+
+use crate::secret::redact;
 
 /// Bytes of a response body kept in errors and logs; enough to recognise the payload.
 const BODY_SNIPPET_CHARS: usize = 200;
@@ -31,9 +38,10 @@ pub enum CdfError {
 
     /// The identity provider refused to issue a token, or could not be reached.
     #[error(
-        "token request to {token_url} failed{}: {error}{}",
+        "token request to {token_url} failed{}: {}{}",
         status.map(|s| format!(" with HTTP {s}")).unwrap_or_default(),
-        description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+        redact(error),
+        description.as_deref().map(|d| format!(" ({})", redact(d))).unwrap_or_default()
     )]
     Auth {
         token_url: String,
@@ -56,7 +64,11 @@ pub enum CdfError {
     },
 
     /// A success response whose body is not the JSON this client expects.
-    #[error("{endpoint}: unexpected response body ({source}); body starts with: {body_snippet}")]
+    #[error(
+        "{endpoint}: unexpected response body ({}); body starts with: {}",
+        redact(&source.to_string()),
+        redact(body_snippet)
+    )]
     Decode {
         endpoint: String,
         body_snippet: String,
@@ -65,7 +77,7 @@ pub enum CdfError {
     },
 
     /// A success response that is valid JSON but lacks what the call promised.
-    #[error("{endpoint}: unexpected response: {reason}")]
+    #[error("{endpoint}: unexpected response: {}", redact(reason))]
     UnexpectedResponse { endpoint: String, reason: String },
 
     /// The request could not be built from the given arguments (e.g. an empty RAW key).
@@ -110,14 +122,16 @@ impl std::fmt::Display for ApiError {
             "{} failed with HTTP {}: {} (request id {})",
             self.endpoint,
             self.status,
-            self.message,
+            redact(&self.message),
             self.request_id.as_deref().unwrap_or("-")
         )?;
         if !self.missing.is_empty() {
-            write!(f, "; missing: {}", Value::Array(self.missing.clone()))?;
+            let missing = Value::Array(self.missing.clone()).to_string();
+            write!(f, "; missing: {}", redact(&missing))?;
         }
         if !self.duplicated.is_empty() {
-            write!(f, "; duplicated: {}", Value::Array(self.duplicated.clone()))?;
+            let duplicated = Value::Array(self.duplicated.clone()).to_string();
+            write!(f, "; duplicated: {}", redact(&duplicated))?;
         }
         Ok(())
     }
@@ -193,8 +207,32 @@ pub struct ErrorBody {
 }
 
 /// Reads an error body in the order the contract prescribes: `{"error":{...}}`,
-/// `{"error":"text"}`, a flat `{code, message}`, and finally the raw text.
+/// `{"error":"text"}`, a flat `{code, message}`, and finally the raw text. Known secret
+/// values are redacted from the message and the identifier lists.
 pub fn parse_error_body(body: &[u8]) -> ErrorBody {
+    let mut parsed = parse_error_body_as_sent(body);
+    parsed.message = redact(&parsed.message);
+    for item in parsed
+        .missing
+        .iter_mut()
+        .chain(parsed.duplicated.iter_mut())
+    {
+        redact_strings(item);
+    }
+    parsed
+}
+
+/// Redacts every string (keys are names chosen by the contract, not echoed values).
+fn redact_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => *text = redact(text),
+        Value::Array(items) => items.iter_mut().for_each(redact_strings),
+        Value::Object(map) => map.values_mut().for_each(redact_strings),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+fn parse_error_body_as_sent(body: &[u8]) -> ErrorBody {
     if let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(body) {
         match object.remove("error") {
             Some(Value::Object(mut inner)) => return envelope_fields(&mut inner),
@@ -250,12 +288,13 @@ fn identifier_list(value: Option<Value>) -> Vec<Value> {
     }
 }
 
-/// The start of a body, lossily decoded, for error messages and logs.
+/// The start of a body, lossily decoded, for error messages and logs; known secret values
+/// are redacted before cutting, so a cut never leaves a recognisable part of one.
 pub fn body_snippet(body: &[u8]) -> String {
     // Decode at most a few bytes per char more than needed; lossy decoding copes with a cut
     // in the middle of a multi-byte sequence.
-    let head = &body[..body.len().min(BODY_SNIPPET_CHARS * 4)];
-    truncate_chars(&String::from_utf8_lossy(head), BODY_SNIPPET_CHARS)
+    let head = &body[..body.len().min(BODY_SNIPPET_CHARS * 8)];
+    truncate_chars(&redact(&String::from_utf8_lossy(head)), BODY_SNIPPET_CHARS)
 }
 
 /// Cuts `text` to at most `max` chars, marking a cut with "...".
@@ -359,6 +398,46 @@ mod tests {
         assert_eq!(snippet.chars().count(), BODY_SNIPPET_CHARS);
         assert!(snippet.starts_with("øø"));
         assert_eq!(body_snippet(b"{\"a\""), "{\"a\"");
+    }
+
+    #[test]
+    fn echoed_secrets_and_tokens_are_redacted() {
+        let secret = crate::secret::Secret::new("cs-echo-4f3a9b2c7d1e");
+        let token = crate::secret::Secret::new("emu_9f8e7d6c5b4a39281706f5e4d3c2b1a0");
+        let raw = secret.expose();
+        let encoded: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+        let body = format!(
+            r#"{{"error":{{"code":400,"message":"db {raw} / {encoded} / {} unknown","missing":[{{"dbName":"{raw}"}}]}}}}"#,
+            token.expose()
+        );
+        let parsed = parse_error_body(body.as_bytes());
+        let error = CdfError::Api(Box::new(ApiError {
+            endpoint: "POST /raw/dbs".into(),
+            status: 400,
+            code: parsed.code,
+            message: parsed.message.clone(),
+            request_id: None,
+            missing: parsed.missing.clone(),
+            duplicated: Vec::new(),
+            retryable: false,
+        }));
+        let shown = error.to_string();
+        assert!(
+            !shown.contains("4f3a9b2c7d1e") && !shown.contains("9f8e7d6c"),
+            "{shown}"
+        );
+        assert!(shown.contains("db *** / *** / *** unknown"), "{shown}");
+        let snippet = body_snippet(body.as_bytes());
+        assert!(!snippet.contains("4f3a9b2c7d1e"), "{snippet}");
+        let auth = CdfError::Auth {
+            token_url: "https://idp/token".into(),
+            status: Some(401),
+            error: format!("invalid_client {raw}"),
+            description: Some(format!("client_secret={encoded}")),
+            retryable: false,
+            source: None,
+        };
+        assert!(!auth.to_string().contains("4f3a9b2c7d1e"), "{auth}");
     }
 
     #[test]

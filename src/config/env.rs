@@ -15,6 +15,75 @@ use super::error::{ConfigError, Issues, index, join};
 pub trait EnvSource {
     /// The value of `name`, or `None` when it is not set.
     fn get(&self, name: &str) -> Option<String>;
+
+    /// Whether the value of `name` comes from a secret store (the Secrets Manager secret),
+    /// so that a remote configuration may never expand it, whatever its name.
+    fn is_from_secret_store(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// Variables a remote configuration may expand: only these names, and only when they are
+/// not secret-looking (see [`is_secret_variable`]) and not read from the secret store.
+/// Whoever can edit the extraction pipeline's configuration must not be able to copy a
+/// credential or any process value into a field that is sent somewhere (a key prefix, a
+/// RAW database name, a URL), so the operator opts a variable in by its name.
+pub const REMOTE_VAR_PREFIX: &str = "CDF_S3_REMOTE_";
+
+/// Keys whose value is a credential: the only places a secret variable may be expanded
+/// into. Spelled with `-`; the `_` spelling of each key is the same key.
+pub(crate) const CREDENTIAL_PATHS: [&str; 3] = [
+    "cognite.idp-authentication.secret",
+    "destination.s3.secret-access-key",
+    "destination.s3.access-key-id",
+];
+
+/// Whether `path` (a key path as in errors) is one of [`CREDENTIAL_PATHS`].
+pub(crate) fn is_credential_path(path: &str) -> bool {
+    let path = path.replace('_', "-");
+    CREDENTIAL_PATHS.contains(&path.as_str())
+}
+
+/// Whether a variable's name says it holds a credential: every `AWS_*` credential variable
+/// (`AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ACCESS_KEY_ID`, the container
+/// credential variables), and any name with `SECRET`, `PASSWORD`, `PASSWD`, `TOKEN`,
+/// `PRIVATE`, `CREDENTIAL`, `API_KEY`, `APIKEY`, `ACCESS_KEY` or `SESSION` in it, except the
+/// two connection settings `*TOKEN_URL` and `*TOKEN_SCOPES` (`COGNITE_TOKEN_URL`,
+/// `COGNITE_TOKEN_SCOPES`).
+pub fn is_secret_variable(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    const WORDS: [&str; 10] = [
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "TOKEN",
+        "PRIVATE",
+        "CREDENTIAL",
+        "API_KEY",
+        "APIKEY",
+        "ACCESS_KEY",
+        "SESSION",
+    ];
+    let connection_setting = ["TOKEN_URL", "TOKEN_SCOPES", "TOKEN_SCOPE"]
+        .iter()
+        .any(|suffix| upper.ends_with(suffix));
+    let strong = ["SECRET", "PASSWORD", "PASSWD", "PRIVATE"]
+        .iter()
+        .any(|word| upper.contains(word));
+    if connection_setting && !strong {
+        return false;
+    }
+    WORDS.iter().any(|word| upper.contains(word))
+}
+
+/// Which rules `${VAR}` follows in a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The local file (or the function's `CDF_S3_CONFIG`): any variable, but a secret one
+    /// only in a credential field.
+    Local,
+    /// The configuration stored in the extraction pipeline: only `CDF_S3_REMOTE_*`.
+    Remote,
 }
 
 /// The process environment, backed by the `.env` files next to the configuration file and in
@@ -137,6 +206,14 @@ impl EnvSource for Layered<'_> {
     fn get(&self, name: &str) -> Option<String> {
         self.0.get(name).or_else(|| self.1.get(name))
     }
+
+    fn is_from_secret_store(&self, name: &str) -> bool {
+        if self.0.get(name).is_some() {
+            self.0.is_from_secret_store(name)
+        } else {
+            self.1.is_from_secret_store(name)
+        }
+    }
 }
 
 /// Replaces `${VAR}` in every string scalar of `value` (mapping keys are left alone).
@@ -146,31 +223,64 @@ impl EnvSource for Layered<'_> {
 /// re-read keeps a value as text unless it is the canonical spelling of a number or boolean,
 /// so that secrets and names like `007` or `1e5` are never altered. `$${` writes a literal `${`.
 /// Every problem is reported, with the key path.
-pub(crate) fn substitute(value: &mut Value, env: &dyn EnvSource) -> Result<(), ConfigError> {
+///
+/// `scope` limits which variables may be expanded where: a secret variable (see
+/// [`is_secret_variable`]) only into a credential field, and in a remote document only
+/// `CDF_S3_REMOTE_*` variables, so that no secret or process value can be copied into a
+/// field that is printed or sent elsewhere.
+pub(crate) fn substitute(
+    value: &mut Value,
+    env: &dyn EnvSource,
+    scope: Scope,
+) -> Result<(), ConfigError> {
     let mut issues = Issues::default();
-    walk(value, "", env, &mut issues);
+    walk(value, "", env, scope, &mut issues);
     issues.into_result(())
 }
 
-fn walk(value: &mut Value, path: &str, env: &dyn EnvSource, issues: &mut Issues) {
+fn walk(value: &mut Value, path: &str, env: &dyn EnvSource, scope: Scope, issues: &mut Issues) {
     match value {
         Value::String(text) => {
-            if let Some(replacement) = substitute_scalar(text, path, env, issues) {
+            if let Some(replacement) = substitute_scalar(text, path, env, scope, issues) {
                 *value = replacement;
             }
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                walk(item, &index(path, i), env, issues);
+                walk(item, &index(path, i), env, scope, issues);
             }
         }
         Value::Mapping(map) => {
             for (key, item) in map.iter_mut() {
-                walk(item, &join(path, &key_text(key)), env, issues);
+                walk(item, &join(path, &key_text(key)), env, scope, issues);
             }
         }
-        Value::Tagged(tagged) => walk(&mut tagged.value, path, env, issues),
+        Value::Tagged(tagged) => walk(&mut tagged.value, path, env, scope, issues),
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Why `${name}` may not be expanded at `path`, if it may not.
+fn refusal(name: &str, path: &str, env: &dyn EnvSource, scope: Scope) -> Option<String> {
+    match scope {
+        Scope::Remote
+            if !name.starts_with(REMOTE_VAR_PREFIX)
+                || is_secret_variable(name)
+                || env.is_from_secret_store(name) =>
+        {
+            Some(format!(
+                "`${{{name}}}` may not be used in the remote configuration: it expands only \
+                 variables named {REMOTE_VAR_PREFIX}* from the process environment (never a \
+                 secret, an AWS_* variable or a key of the Secrets Manager secret); write the \
+                 value itself, or set it in the local file"
+            ))
+        }
+        _ if is_secret_variable(name) && !is_credential_path(path) => Some(format!(
+            "`${{{name}}}` is a secret variable and may only be used in a credential field \
+             ({}), never in a field that is printed or sent elsewhere",
+            CREDENTIAL_PATHS.join(", ")
+        )),
+        _ => None,
     }
 }
 
@@ -190,6 +300,7 @@ fn substitute_scalar(
     text: &str,
     path: &str,
     env: &dyn EnvSource,
+    scope: Scope,
     issues: &mut Issues,
 ) -> Option<Value> {
     if !text.contains("${") {
@@ -207,13 +318,20 @@ fn substitute_scalar(
     for piece in &pieces {
         match piece {
             Piece::Literal(literal) => out.push_str(literal),
-            Piece::Var(name) => match env.get(name) {
-                Some(v) => out.push_str(&v),
-                None => {
-                    issues.push(path, format!("environment variable {name} is not set"));
+            Piece::Var(name) => {
+                if let Some(why) = refusal(name, path, env, scope) {
+                    issues.push(path, why);
                     missing = true;
+                    continue;
                 }
-            },
+                match env.get(name) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        issues.push(path, format!("environment variable {name} is not set"));
+                        missing = true;
+                    }
+                }
+            }
         }
     }
     if missing {
@@ -302,7 +420,7 @@ mod tests {
 
     fn run(yaml: &str) -> Result<Value, ConfigError> {
         let mut value: Value = serde_yaml_ng::from_str(yaml).unwrap();
-        substitute(&mut value, &env()).map(|_| value)
+        substitute(&mut value, &env(), Scope::Local).map(|_| value)
     }
 
     #[test]

@@ -37,12 +37,18 @@ impl fmt::Display for ConfigIssue {
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration file {}: {source}", path.display())]
+    /// The cause is part of the message and deliberately not a `source()`: error chains
+    /// (`{:#}`) print every source after the message, which showed the cause twice.
+    #[error("cannot read configuration file {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+
+    /// The document is larger or nests deeper than a configuration can; refused before
+    /// parsing (see `MAX_DOCUMENT_BYTES`, `MAX_NESTING`).
+    #[error("{origin}: {message}")]
+    TooLarge { origin: String, message: String },
 
     #[error("cannot read environment file {}: {message}", path.display())]
     DotEnv { path: PathBuf, message: String },

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use serde_yaml_ng::Value;
 
-use super::env::{EnvSource, substitute};
+use super::env::{EnvSource, Scope, substitute};
 use super::error::{ConfigError, Issues};
+use super::guard::{MAX_DOCUMENT_BYTES, secret_values_outside_credentials, too_large};
 use super::parse::{parse_yaml, require_mapping, to_config_file};
 use super::settings::{CogniteSettings, Config, ConfigKind, LoggerSettings};
 use super::validate::{self, config_kind, validate_bootstrap};
@@ -55,26 +56,26 @@ impl fmt::Debug for RawConfig {
 impl RawConfig {
     /// Reads and validates the file at `path`, substituting `${VAR}` from `env`.
     pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_bounded(path)?;
         Self::from_yaml(&text, &path.display().to_string(), env)
     }
 
     /// Like [`RawConfig::load`] for YAML text; `origin` names it in syntax errors.
     pub fn from_yaml(text: &str, origin: &str, env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let document = substituted_document(text, origin, env)?;
+        let document = substituted_document(text, origin, env, Scope::Local)?;
         let (file, notes) = to_config_file(document.clone())?;
         let mut issues = Issues::default();
         let kind = config_kind(&file, &mut issues);
         issues.into_result(())?;
         match kind {
-            ConfigKind::Local => Ok(RawConfig::Complete(Box::new(validate::validate(
-                file, kind, notes,
-            )?))),
+            ConfigKind::Local => {
+                let config = validate::validate(file, kind, notes)?;
+                no_secret_outside_credentials(&document, &config.cognite, Some(&config), env)?;
+                Ok(RawConfig::Complete(Box::new(config)))
+            }
             ConfigKind::Remote => {
                 let bootstrap = validate_bootstrap(&file)?;
+                no_secret_outside_credentials(&document, &bootstrap.cognite, None, env)?;
                 Ok(RawConfig::NeedsRemote {
                     local: document,
                     cognite: Box::new(bootstrap.cognite),
@@ -100,14 +101,83 @@ pub fn load_config(path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigErr
     }
 }
 
-/// Parses YAML text, checks that it is a mapping and substitutes `${VAR}`.
+/// Parses YAML text, checks that it is a mapping and substitutes `${VAR}` under the rules
+/// of `scope`.
 pub(crate) fn substituted_document(
     text: &str,
     origin: &str,
     env: &dyn EnvSource,
+    scope: Scope,
 ) -> Result<Value, ConfigError> {
     let mut document = parse_yaml(text, origin)?;
     require_mapping(&document, &format!("the configuration ({origin})"))?;
-    substitute(&mut document, env)?;
+    substitute(&mut document, env, scope)?;
     Ok(document)
+}
+
+/// Reads a configuration file, refusing one larger than [`MAX_DOCUMENT_BYTES`] without
+/// reading all of it.
+fn read_bounded(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let read_error = |cause| ConfigError::Read {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    // One byte more than the limit tells an oversized file from one of exactly the limit.
+    file.take(MAX_DOCUMENT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large(
+            &path.display().to_string(),
+            &format!("more than {MAX_DOCUMENT_BYTES}"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        ))
+    })
+}
+
+/// Process variables whose values are credentials of the process itself; their values are
+/// searched for like the configured secrets.
+const PROCESS_SECRET_VARIABLES: [&str; 3] = [
+    "COGNITE_CLIENT_SECRET",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+/// Refuses a document where a non-credential string holds the value of a known secret: the
+/// configured client secret or S3 secret key, or one of [`PROCESS_SECRET_VARIABLES`]. Such a
+/// value would be printed by `check-config` or sent in a request (a key prefix, a RAW name).
+pub(crate) fn no_secret_outside_credentials(
+    document: &Value,
+    cognite: &super::settings::CogniteSettings,
+    config: Option<&Config>,
+    env: &dyn EnvSource,
+) -> Result<(), ConfigError> {
+    let process: Vec<(String, String)> = PROCESS_SECRET_VARIABLES
+        .iter()
+        .filter_map(|name| env.get(name).map(|value| (format!("${{{name}}}"), value)))
+        .collect();
+    let mut secrets: Vec<(&str, &str)> =
+        vec![("the CDF client secret", cognite.credentials.secret.expose())];
+    if let Some(config) = config
+        && let super::settings::Destination::S3(s3) = &config.destination
+        && let Some(keys) = &s3.credentials
+    {
+        secrets.push(("the S3 secret access key", keys.secret_access_key.expose()));
+    }
+    secrets.extend(
+        process
+            .iter()
+            .map(|(what, value)| (what.as_str(), value.as_str())),
+    );
+    let mut issues = Issues::default();
+    secret_values_outside_credentials(document, &secrets, &mut issues);
+    issues.into_result(())
 }

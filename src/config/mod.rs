@@ -23,6 +23,7 @@
 mod duration;
 mod env;
 mod error;
+mod guard;
 mod identifiers;
 mod load;
 mod model;
@@ -35,11 +36,20 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+/// An S3 key prefix as the configuration normalizes it (`a/b` -> `a/b/`, `/` -> ``), or why
+/// it is not one.
+pub fn normalize_s3_prefix(raw: &str) -> Result<String, String> {
+    validate::destination::normalize_prefix(raw)
+}
+
 pub use duration::parse_duration;
-pub use env::{EnvSource, Layered, MapEnv, ProcessEnv, read_dotenv};
+pub use env::{
+    EnvSource, Layered, MapEnv, ProcessEnv, REMOTE_VAR_PREFIX, is_secret_variable, read_dotenv,
+};
 pub use error::{ConfigError, ConfigIssue};
+pub use guard::{MAX_DOCUMENT_BYTES, MAX_NESTING};
 pub use load::{RawConfig, load_config};
-pub use remote::merge_remote;
+pub use remote::{REMOTE_DESTINATION_KNOBS, merge_remote};
 pub use secret::Secret;
 pub use serde_yaml_ng::Value as YamlValue;
 pub use settings::{

@@ -4,11 +4,14 @@
 use serde_yaml_ng::Value;
 
 use super::env::key_text;
-use super::error::{ConfigError, ConfigIssue, index, join};
+use super::error::{ConfigError, ConfigIssue, Issues, index, join};
+use super::guard::check_bounds;
 use super::model::ConfigFile;
 
-/// Parses YAML text into a value tree (with `<<` merge keys applied).
+/// Parses YAML text into a value tree (with `<<` merge keys applied). A document that is too
+/// large or too deeply nested is refused before the parser sees it.
 pub(crate) fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
+    check_bounds(text, origin)?;
     let syntax = |err: serde_yaml_ng::Error| {
         let location = err.location();
         ConfigError::Syntax {
@@ -46,6 +49,9 @@ pub(crate) fn to_config_file(
     mut value: Value,
 ) -> Result<(ConfigFile, Vec<ConfigIssue>), ConfigError> {
     let mut notes = Vec::new();
+    let mut issues = Issues::default();
+    non_text_keys(&value, "", &mut issues);
+    issues.into_result(())?;
     collapse_spellings(&mut value, "", &mut notes);
     let file = serde_path_to_error::deserialize(value).map_err(|err| {
         let path = render_path(err.path());
@@ -53,6 +59,46 @@ pub(crate) fn to_config_file(
         ConfigError::Invalid(vec![describe(path, &message)])
     })?;
     Ok((file, notes))
+}
+
+/// Reports every mapping key that is not text (`1: x`, `true: x`, `[a]: x`): every key of
+/// the configuration is a name. serde would only say "expected field identifier".
+fn non_text_keys(value: &Value, path: &str, issues: &mut Issues) {
+    match value {
+        Value::Mapping(map) => {
+            for (key, item) in map {
+                if key.is_string() {
+                    non_text_keys(item, &join(path, &key_text(key)), issues);
+                } else {
+                    let kind = match key {
+                        Value::Null => "null",
+                        Value::Bool(_) => "a boolean",
+                        Value::Number(_) => "a number",
+                        Value::Sequence(_) => "a list",
+                        Value::Mapping(_) => "a mapping",
+                        _ => "a tagged value",
+                    };
+                    let shown = match key {
+                        Value::Sequence(_) | Value::Mapping(_) | Value::Tagged(_) => String::new(),
+                        other => format!(" `{}`", key_text(other)),
+                    };
+                    issues.push(
+                        path,
+                        format!(
+                            "the key{shown} is {kind}; every key of the configuration is a name                              such as `host` (quote it if it is meant as text)"
+                        ),
+                    );
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                non_text_keys(item, &index(path, i), issues);
+            }
+        }
+        Value::Tagged(tagged) => non_text_keys(&tagged.value, path, issues),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
 }
 
 /// Keeps only the later of two keys that differ only in `-` versus `_` (`poll-time` and

@@ -6,13 +6,18 @@
 //!   relative to the working directory, which in Lambda is the package root `/var/task`) or
 //!   on a mounted file system.
 //!
-//! Exactly one of them must be set. The text or file is read again on every invocation, and
+//! Exactly one of them must be set.
+//!
+//! When the function environment names the deployment's bucket (`AWS_S3_BUCKET`, and
+//! `S3_PREFIX`, which the SAM template sets from its `Bucket` and `Prefix` parameters), the
+//! loaded configuration must write exactly there, through AWS S3 with the function's role:
+//! no other bucket or prefix, no `endpoint-url`, no static keys, no local directory. The text or file is read again on every invocation, and
 //! with `type: remote` so is the extraction pipeline's configuration, so an edit applies to
 //! the next run without a redeploy.
 
 use std::path::PathBuf;
 
-use crate::config::{Config, EnvSource, RawConfig};
+use crate::config::{Config, ConfigError, ConfigIssue, Destination, EnvSource, RawConfig};
 use crate::context::{ContextError, LoadError, resolve_remote_with};
 
 use super::clients::ClientCache;
@@ -21,6 +26,10 @@ use super::clients::ClientCache;
 pub const CONFIG_ENV: &str = "CDF_S3_CONFIG";
 /// Environment variable holding the path of the configuration file.
 pub const CONFIG_PATH_ENV: &str = "CDF_S3_CONFIG_PATH";
+/// The deployment's bucket (the template's `Bucket`); when set, the destination is pinned.
+pub const DEPLOYMENT_BUCKET_ENV: &str = "AWS_S3_BUCKET";
+/// The deployment's key prefix (the template's `Prefix`).
+pub const DEPLOYMENT_PREFIX_ENV: &str = "S3_PREFIX";
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,10 +109,80 @@ impl ConfigSource {
             ConfigSource::Inline(text) => RawConfig::from_yaml(text, &self.origin(), env)?,
             ConfigSource::File(path) => RawConfig::load(path, env)?,
         };
-        resolve_remote_with(raw, env, |cognite| {
+        let config = resolve_remote_with(raw, env, |cognite| {
             clients.client_for(cognite).map_err(ContextError::from)
         })
-        .await
+        .await?;
+        pinned_destination(&config, env)?;
+        Ok(config)
+    }
+}
+
+/// Refuses a configuration that would write anywhere but the deployment's bucket and prefix
+/// (when `AWS_S3_BUCKET` is set), or with anything but the function's own role: the role's
+/// session token travels with every request, so an `endpoint-url` would hand it to that
+/// host. Every mismatch is reported, with its key.
+pub fn pinned_destination(config: &Config, env: &dyn EnvSource) -> Result<(), ConfigError> {
+    let Some(bucket) = env
+        .get(DEPLOYMENT_BUCKET_ENV)
+        .filter(|b| !b.trim().is_empty())
+    else {
+        return Ok(());
+    };
+    let raw_prefix = env.get(DEPLOYMENT_PREFIX_ENV).unwrap_or_default();
+    let why = format!(
+        "in Lambda the destination is pinned to the deployment's bucket and prefix \
+         ({DEPLOYMENT_BUCKET_ENV}, {DEPLOYMENT_PREFIX_ENV}: the stack's Bucket and Prefix \
+         parameters), written with the function's role"
+    );
+    let mut issues = Vec::new();
+    match &config.destination {
+        Destination::Local(_) => issues.push(ConfigIssue::new(
+            "destination.local",
+            format!("a local directory is not allowed; {why}"),
+        )),
+        Destination::S3(s3) => {
+            if s3.bucket != bucket {
+                issues.push(ConfigIssue::new(
+                    "destination.s3.bucket",
+                    format!(
+                        "{:?} is not the deployment's bucket {bucket:?}; {why}",
+                        s3.bucket
+                    ),
+                ));
+            }
+            match crate::config::normalize_s3_prefix(&raw_prefix) {
+                Ok(prefix) if prefix == s3.prefix => {}
+                Ok(prefix) => issues.push(ConfigIssue::new(
+                    "destination.s3.prefix",
+                    format!(
+                        "{:?} is not the deployment's prefix {prefix:?}; {why}",
+                        s3.prefix
+                    ),
+                )),
+                Err(expected) => issues.push(ConfigIssue::new(
+                    "destination.s3.prefix",
+                    format!("{DEPLOYMENT_PREFIX_ENV} is not a valid prefix ({expected})"),
+                )),
+            }
+            if s3.endpoint_url.is_some() {
+                issues.push(ConfigIssue::new(
+                    "destination.s3.endpoint-url",
+                    format!("is not allowed; {why}"),
+                ));
+            }
+            if s3.credentials.is_some() {
+                issues.push(ConfigIssue::new(
+                    "destination.s3.access-key-id",
+                    format!("static keys are not allowed; {why}"),
+                ));
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(issues))
     }
 }
 

@@ -74,6 +74,11 @@ impl EnvSource for SecretVariables {
     fn get(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned()
     }
+
+    /// Every variable of the secret: a remote configuration may expand none of them.
+    fn is_from_secret_store(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
 }
 
 /// Why the secret could not be used. Messages name the secret and the key, never a value.

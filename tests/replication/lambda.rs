@@ -500,7 +500,11 @@ async fn remote_configuration_is_reloaded_on_every_invocation() {
     let (cognite, rest) = local
         .split_once("extractor:")
         .expect("the lab configuration has an extractor block");
-    let bootstrap = format!("type: remote\n{cognite}");
+    // The destination stays in the local file: a remote configuration may not set it.
+    let (rest, destination) = rest
+        .split_once("destination:")
+        .expect("the lab configuration has a destination block");
+    let bootstrap = format!("type: remote\n{cognite}destination:{destination}");
     // The remote part sets its own request timeout: the run uses other client settings than
     // the fetch of the remote configuration.
     let remote_with = |views: &str| {

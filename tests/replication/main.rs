@@ -10,6 +10,7 @@ mod generative;
 mod lambda;
 mod load;
 mod maintenance;
+mod remote_config;
 mod resilience;
 mod s3_faults;
 mod schema_changes;

@@ -6,6 +6,7 @@ mod malformed;
 mod readme;
 mod remote;
 mod robustness;
+mod security;
 mod values;
 
 use std::path::PathBuf;

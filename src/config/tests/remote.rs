@@ -8,11 +8,11 @@ use serde_yaml_ng::Value;
 use super::{fixture, fixture_text, readme_env};
 use crate::config::remote::deep_merge;
 use crate::config::{
-    ConfigError, ConfigKind, LogLevel, MapEnv, RawConfig, load_config, merge_remote,
+    ConfigError, ConfigKind, Destination, LogLevel, MapEnv, RawConfig, load_config, merge_remote,
 };
 
 fn stub() -> (Value, MapEnv) {
-    let env = readme_env();
+    let env = readme_env().with("CDF_S3_REMOTE_STATE_DB", "remote_state");
     match RawConfig::load(&fixture("remote-local.yaml"), &env).unwrap() {
         RawConfig::NeedsRemote {
             local,
@@ -75,13 +75,21 @@ fn readme_remote_update_flow_merges_over_the_local_stub() {
         config.cognite.credentials.secret.expose(),
         "your-client-secret"
     );
+    assert_eq!(config.extractor.state_store.database, "remote_state");
+    let Destination::S3(s3) = &config.destination else {
+        panic!("expected the local file's S3 destination");
+    };
+    assert_eq!(
+        (s3.bucket.as_str(), s3.prefix.as_str()),
+        ("your-bucket-name", "cdf-data/")
+    );
+    assert_eq!(s3.request_timeout, Duration::from_secs(45), "a tuning knob");
 }
 
 #[test]
 fn remote_may_omit_the_connection() {
     let (local, env) = stub();
-    let remote = "data_modeling:\n  - space: plant\n    data_models:\n      - external_id: M\n\
-                  destination:\n  local:\n    path: /data/lake\n";
+    let remote = "data_modeling:\n  - space: plant\n    data_models:\n      - external_id: M\n";
     let config = merge_remote(&local, remote, &env).unwrap();
     assert_eq!(config.cognite.project, "your-project-name");
     assert_eq!(config.logger.level, LogLevel::Debug, "local value kept");
@@ -93,17 +101,41 @@ fn remote_may_omit_the_connection() {
 }
 
 #[test]
-fn remote_is_substituted_with_the_same_environment() {
+fn remote_expands_only_allowlisted_variables() {
     let (local, _) = stub();
-    let env = readme_env().with("POLL", "15m").with("LAKE", "/srv/lake");
-    let remote = "extractor:\n  poll-time: ${POLL}\ndata_modeling:\n  - space: plant\n    \
-                  data_models:\n      - external_id: M\ndestination:\n  local:\n    path: ${LAKE}\n";
+    let env = readme_env()
+        .with("CDF_S3_REMOTE_POLL", "15m")
+        .with("POLL", "15m");
+    let remote = "extractor:\n  poll-time: ${CDF_S3_REMOTE_POLL}\ndata_modeling:\n  - space: \
+                  plant\n    data_models:\n      - external_id: M\n";
     let config = merge_remote(&local, remote, &env).unwrap();
     assert_eq!(config.extractor.poll_time, Duration::from_secs(900));
 
-    let err = merge_remote(&local, "extractor:\n  poll-time: ${NOT_SET}\n", &env).unwrap_err();
+    let err = merge_remote(
+        &local,
+        "extractor:\n  poll-time: ${CDF_S3_REMOTE_NOT_SET}\n",
+        &env,
+    )
+    .unwrap_err();
     assert_eq!(err.issues()[0].path, "extractor.poll-time");
-    assert!(err.issues()[0].message.contains("NOT_SET is not set"));
+    assert!(
+        err.issues()[0]
+            .message
+            .contains("CDF_S3_REMOTE_NOT_SET is not set")
+    );
+
+    // Set, but not opted in by its name.
+    let err =
+        merge_remote(&local, &remote.replace("CDF_S3_REMOTE_POLL", "POLL"), &env).unwrap_err();
+    assert_eq!(err.issues().len(), 1, "{err}");
+    assert_eq!(err.issues()[0].path, "extractor.poll-time");
+    assert!(
+        err.issues()[0].message.starts_with(
+            "`${POLL}` may not be used in the remote configuration: it expands only variables \
+             named CDF_S3_REMOTE_*"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -148,8 +180,7 @@ fn remote_may_not_change_the_connection() {
     let (local, env) = stub();
     let remote = format!(
         "{}cognite:\n  idp-authentication:\n    token-url: https://attacker.example.com/token\n",
-        "data_modeling:\n  - space: plant\n    data_models:\n      - external_id: M\n\
-         destination:\n  local:\n    path: x\n"
+        "data_modeling:\n  - space: plant\n    data_models:\n      - external_id: M\n"
     );
     let err = merge_remote(&local, &remote, &env).unwrap_err();
     let paths: Vec<&str> = err.issues().iter().map(|i| i.path.as_str()).collect();
@@ -166,10 +197,7 @@ fn remote_result_is_fully_validated() {
     let (local, env) = stub();
     let err = merge_remote(&local, "extractor:\n  parallelism: 99\n", &env).unwrap_err();
     let paths: Vec<&str> = err.issues().iter().map(|i| i.path.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["extractor.parallelism", "data_modeling", "destination"]
-    );
+    assert_eq!(paths, ["extractor.parallelism", "data_modeling"]);
     let err = merge_remote(&local, "extractor:\n  pol-time: 5\n", &env).unwrap_err();
     assert_eq!(err.issues()[0].path, "extractor.pol-time");
 }

@@ -152,7 +152,7 @@ fn s3_destination(file: &S3File, issues: &mut Issues) -> S3Destination {
 }
 
 /// `""`, `/`, `a`, `/a/b/` -> `""`, `""`, `a/`, `a/b/`.
-fn normalize_prefix(raw: &str) -> Result<String, String> {
+pub(crate) fn normalize_prefix(raw: &str) -> Result<String, String> {
     if raw.starts_with("s3://") {
         return Err(
             "expected a key prefix such as `cdf-data/`, not an s3:// URL; the bucket goes into \

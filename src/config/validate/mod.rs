@@ -3,7 +3,7 @@
 
 mod connection;
 mod data_modeling;
-mod destination;
+pub(crate) mod destination;
 mod extractor;
 mod values;
 
