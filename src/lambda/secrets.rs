@@ -276,7 +276,10 @@ impl SecretSource {
             SdkError::ServiceError(service) => {
                 let err = service.err();
                 let code = err.code().unwrap_or("unknown error").to_owned();
-                let detail = err.message().map(|m| format!(": {m}")).unwrap_or_default();
+                let detail = err
+                    .message()
+                    .map(|m| format!(": {}", crate::secret::redact(m)))
+                    .unwrap_or_default();
                 let transient = TRANSIENT_CODES.contains(&code.as_str());
                 (format!("{code}{detail}"), transient)
             }
