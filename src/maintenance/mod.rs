@@ -107,9 +107,22 @@ pub async fn run(context: &Context, options: &MaintenanceOptions) -> Maintenance
     let reports = futures::stream::iter(targets)
         .map(|target| {
             let settings = &settings;
-            async move { table::maintain(&target, settings, options).await }
+            async move {
+                let report = table::maintain(&target, settings, options).await;
+                // Most views never quarantine anything: only a quarantine table that exists
+                // is worth a line in the report (a deferred one was not even opened, and
+                // comes back next time).
+                let absent = report.status == TableStatus::Missing
+                    || report.status == TableStatus::Deferred && report.version.is_none();
+                if target.kind.is_none() && absent {
+                    None
+                } else {
+                    Some(report)
+                }
+            }
         })
         .buffered(parallelism)
+        .filter_map(std::future::ready)
         .collect::<Vec<_>>()
         .await;
     let summary = MaintenanceSummary::from_reports(

@@ -1,5 +1,6 @@
-//! The tables a maintenance run visits: one per model, view folder and instance kind,
-//! derived from the same stream plan the sync uses, so both always agree on the tables.
+//! The tables a maintenance run visits: one per model, view folder and instance kind, plus
+//! each view's quarantine table, derived from the same stream plan the sync uses, so both
+//! always agree on the tables.
 
 use std::collections::BTreeMap;
 
@@ -11,13 +12,16 @@ use crate::sync::plan::StreamSpec;
 pub struct MaintenanceTarget {
     pub model: ModelRef,
     pub view_folder: ViewFolder,
-    pub kind: InstanceKind,
+    /// The kind of instances the table holds; `None` for the view's quarantine table, which
+    /// most views never get, so a missing one is not reported.
+    pub kind: Option<InstanceKind>,
     /// The table path relative to the destination prefix; names the table in reports.
     pub path: String,
 }
 
-/// The distinct tables of `streams` (several edge streams share a view's edge table), in
-/// path order; with `views`, only the tables of those view externalIds.
+/// The distinct tables of `streams` (several edge streams share a view's edge table, every
+/// stream of a view its quarantine table), in path order; with `views`, only the tables of
+/// those view externalIds.
 pub fn tables_of(streams: &[StreamSpec], views: Option<&[String]>) -> Vec<MaintenanceTarget> {
     let mut tables = BTreeMap::new();
     for spec in streams {
@@ -27,15 +31,18 @@ pub fn tables_of(streams: &[StreamSpec], views: Option<&[String]>) -> Vec<Mainte
             continue;
         }
         let kind = spec.instance_kind();
-        let path = layout::raw_table_path(&spec.model, &spec.view_folder, kind);
-        tables
-            .entry(path.clone())
-            .or_insert_with(|| MaintenanceTarget {
-                model: spec.model.clone(),
-                view_folder: spec.view_folder.clone(),
-                kind,
-                path,
-            });
+        let changes = layout::raw_table_path(&spec.model, &spec.view_folder, kind);
+        let quarantine = layout::rejected_table_path(&spec.model, &spec.view_folder);
+        for (path, kind) in [(changes, Some(kind)), (quarantine, None)] {
+            tables
+                .entry(path.clone())
+                .or_insert_with(|| MaintenanceTarget {
+                    model: spec.model.clone(),
+                    view_folder: spec.view_folder.clone(),
+                    kind,
+                    path,
+                });
+        }
     }
     tables.into_values().collect()
 }

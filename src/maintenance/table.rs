@@ -93,10 +93,7 @@ pub async fn maintain(
 }
 
 async fn open(target: &MaintenanceTarget, settings: &TableSettings) -> LakeResult<LakeTable> {
-    let url =
-        settings
-            .destination
-            .raw_table_url(&target.model, &target.view_folder, target.kind)?;
+    let url = settings.destination.directory_url(&target.path)?;
     LakeTable::open(&settings.destination, url, settings.write_options.clone()).await
 }
 

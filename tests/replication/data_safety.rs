@@ -17,6 +17,7 @@ use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};
 use cdf_s3_replicator::lambda::logging::LogControl;
 use cdf_s3_replicator::lambda::metrics::MemorySink;
 use cdf_s3_replicator::lambda::{Function, FunctionKind, FunctionSetup, Invocation};
+use cdf_s3_replicator::maintenance::{self, MaintenanceOptions, TableStatus};
 use cdf_s3_replicator::snapshot::{self, FileAction, SnapshotOptions};
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamReport, StreamStatus};
 use cdf_s3_replicator::sync::{self, SyncOptions};
@@ -195,6 +196,16 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
         pump_view.file(InstanceKind::Nodes).map(|f| f.rows),
         Some(PUMPS as u64 - 1)
     );
+
+    // Maintenance visits the quarantine table with the view's other tables.
+    let maintained = maintenance::run(&context, &MaintenanceOptions::default()).await;
+    assert!(maintained.is_success(), "{maintained:#?}");
+    let quarantine = maintained
+        .tables
+        .iter()
+        .find(|t| t.table.ends_with("/views/Pump/rejected"))
+        .unwrap_or_else(|| panic!("the quarantine table is maintained: {maintained:#?}"));
+    assert_eq!(quarantine.status, TableStatus::Done, "{quarantine:#?}");
 
     // Later pages keep flowing; once the value is fixed in CDF the instance replicates.
     control.clear_faults();
