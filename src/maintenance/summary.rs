@@ -139,11 +139,21 @@ pub struct MaintenanceSummary {
 
 impl MaintenanceSummary {
     pub fn from_reports(
-        tables: Vec<TableReport>,
+        mut tables: Vec<TableReport>,
         plan_errors: Vec<String>,
         dry_run: bool,
         duration_ms: u64,
     ) -> Self {
+        // Error texts quote S3 and Delta answers, which may echo a secret or token.
+        for table in &mut tables {
+            for error in &mut table.errors {
+                *error = crate::secret::redact(error);
+            }
+        }
+        let plan_errors: Vec<String> = plan_errors
+            .iter()
+            .map(|e| crate::secret::redact(e))
+            .collect();
         Self {
             disabled: false,
             dry_run,

@@ -129,10 +129,21 @@ pub struct SnapshotSummary {
 
 impl SnapshotSummary {
     pub fn from_reports(
-        views: Vec<ViewReport>,
+        mut views: Vec<ViewReport>,
         plan_errors: Vec<String>,
         duration_ms: u64,
     ) -> Self {
+        // Error texts quote CDF, S3 and Delta answers, which may echo a secret or token.
+        for view in &mut views {
+            view.error = view.error.as_deref().map(crate::secret::redact);
+            for file in &mut view.files {
+                file.error = file.error.as_deref().map(crate::secret::redact);
+            }
+        }
+        let plan_errors: Vec<String> = plan_errors
+            .iter()
+            .map(|e| crate::secret::redact(e))
+            .collect();
         let files = || views.iter().flat_map(|v| v.files.iter());
         let count = |action| files().filter(|f| f.action == action).count();
         let written = || {

@@ -503,7 +503,8 @@ impl StreamRun {
             || status == StreamStatus::CaughtUp
         {
             self.checkpoint.cursor = self.pending_cursor.clone();
-            self.checkpoint.last_error = error.clone();
+            // The state row lives in CDF RAW: never store an echoed secret there.
+            self.checkpoint.last_error = error.as_deref().map(crate::secret::redact);
             self.save_checkpoint(ctx).await;
         }
         self.report.status = status;

@@ -102,6 +102,14 @@ impl RunSummary {
         duration_ms: u64,
     ) -> Self {
         streams.sort_by(|a, b| a.stream.cmp(&b.stream));
+        // Error texts quote CDF, S3 and Delta answers, which may echo a secret or token.
+        for stream in &mut streams {
+            stream.error = stream.error.as_deref().map(crate::secret::redact);
+        }
+        let plan_errors: Vec<String> = plan_errors
+            .iter()
+            .map(|e| crate::secret::redact(e))
+            .collect();
         let count = |status| streams.iter().filter(|s| s.status == status).count();
         Self {
             streams_total: streams.len(),
@@ -156,5 +164,28 @@ impl RunSummary {
             line.push_str(&problems.join("; "));
         }
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn error_texts_never_carry_a_known_secret() {
+        let secret = Secret::new("s3cr3t-value-that-an-answer-echoed");
+        let echoed = format!(
+            "sync failed: 400 Bad Request: unknown client secret {}",
+            secret.expose()
+        );
+        let summary = RunSummary::from_reports(
+            vec![StreamReport::failed("s/M/1/V/nodes", echoed.clone())],
+            vec![echoed],
+            0,
+        );
+        let text = serde_json::to_string(&summary).unwrap_or_default();
+        assert!(!text.contains(secret.expose()), "{text}");
+        assert!(text.contains("unknown client secret ***"), "{text}");
     }
 }
