@@ -2,6 +2,7 @@
 //! independent readers (Python `deltalake`, DuckDB). One test binary, one module per theme.
 
 mod chaos;
+mod deep_json;
 mod end_to_end;
 mod exactly_once;
 mod lambda;
