@@ -297,7 +297,9 @@ impl Flattener {
 
 /// The JSON text of `value`, cut to [`MAX_VALUE_CHARS`] characters.
 fn truncated_json(value: &Value) -> String {
-    let text = value.to_string();
+    let mut bytes = Vec::new();
+    values::write_json(value, &mut bytes);
+    let text = String::from_utf8(bytes).unwrap_or_default();
     match text.char_indices().nth(MAX_VALUE_CHARS) {
         None => text,
         Some((cut, _)) => format!("{}… ({} bytes in total)", &text[..cut], text.len()),

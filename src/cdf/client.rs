@@ -218,8 +218,7 @@ impl CdfClient {
         &self,
         request: &ApiRequest,
     ) -> Result<T, CdfError> {
-        self.send_with(request, |body| serde_json::from_slice(body))
-            .await
+        self.send_with(request, |body| decode_json(body)).await
     }
 
     /// Sends `request` and ignores the success body (RAW writes answer `{}`).
@@ -460,4 +459,24 @@ fn log_failure(request: &ApiRequest, failure: &AttemptFailure, attempts: u32, wh
             error = %failure.error, "{what}"
         );
     }
+}
+
+/// Decodes a JSON body of any nesting depth.
+///
+/// CDF stores `json` properties of up to 40,960 bytes, so a valid value can nest thousands of
+/// levels deep; serde_json's default limit of 128 levels would refuse such a page on every
+/// run and wedge the whole stream. The limit is lifted, and `serde_stacker` moves the
+/// recursive descent onto heap-allocated stack segments whenever the current stack runs low,
+/// so no depth can overflow a tokio worker's (or a Lambda's) stack. Shallow documents never
+/// leave the original stack, which keeps the hot path at its usual speed. The resulting
+/// values are written and dropped without recursion (see `flatten::values::write_json` and
+/// `Instance`'s `Drop`).
+pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    deserializer.disable_recursion_limit();
+    let value = <T as serde::Deserialize>::deserialize(serde_stacker::Deserializer::new(
+        &mut deserializer,
+    ))?;
+    deserializer.end()?;
+    Ok(value)
 }

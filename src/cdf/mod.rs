@@ -20,6 +20,8 @@ mod settings;
 mod sync_api;
 
 pub use client::CdfClient;
+#[cfg(test)]
+pub(crate) use client::decode_json;
 pub use credentials::{ClientCredentials, Secret};
 pub use error::{ApiError, CdfError};
 pub use extpipes_api::MAX_RUN_MESSAGE_CHARS;

@@ -112,9 +112,72 @@ pub fn direct(value: &Value) -> Result<(&str, &str), Mismatch> {
 /// Compact JSON text of `value`, written into the reused `scratch` buffer.
 pub fn json_text<'a>(value: &Value, scratch: &'a mut Vec<u8>) -> &'a str {
     scratch.clear();
-    // Serialising a Value into a Vec cannot fail, and serde_json writes UTF-8.
-    let _ = serde_json::to_writer(&mut *scratch, value);
+    write_json(value, scratch);
     std::str::from_utf8(scratch).unwrap_or_default()
+}
+
+/// Appends the compact JSON text of `value` to `out`: byte for byte what
+/// `serde_json::to_writer` writes, but with an explicit stack instead of recursion.
+///
+/// A CDF `json` property may nest thousands of levels deep within its 40,960 bytes, and
+/// serde_json's serializer spends a few hundred bytes of call stack per level, which
+/// overflows a 2 MiB tokio worker stack long before CDF's size limit is reached. Here the
+/// depth only costs one small heap-allocated frame per level.
+pub fn write_json(value: &Value, out: &mut Vec<u8>) {
+    enum Frame<'a> {
+        Array(std::slice::Iter<'a, Value>, bool),
+        Object(serde_json::map::Iter<'a>, bool),
+    }
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut next = Some(value);
+    loop {
+        match next.take() {
+            Some(Value::Array(items)) => {
+                out.push(b'[');
+                stack.push(Frame::Array(items.iter(), true));
+            }
+            Some(Value::Object(map)) => {
+                out.push(b'{');
+                stack.push(Frame::Object(map.iter(), true));
+            }
+            // Writing a scalar into a Vec cannot fail, and serde_json writes UTF-8.
+            Some(scalar) => {
+                let _ = serde_json::to_writer(&mut *out, scalar);
+            }
+            None => {}
+        }
+        let Some(frame) = stack.last_mut() else {
+            return;
+        };
+        match frame {
+            Frame::Array(items, first) => match items.next() {
+                Some(item) => {
+                    if !std::mem::take(first) {
+                        out.push(b',');
+                    }
+                    next = Some(item);
+                }
+                None => {
+                    out.push(b']');
+                    stack.pop();
+                }
+            },
+            Frame::Object(entries, first) => match entries.next() {
+                Some((key, item)) => {
+                    if !std::mem::take(first) {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut *out, key);
+                    out.push(b':');
+                    next = Some(item);
+                }
+                None => {
+                    out.push(b'}');
+                    stack.pop();
+                }
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +241,48 @@ mod tests {
             json_text(&value, &mut scratch),
             r#"{"a":[1,[2,{"ü":"😀"}]],"b":null}"#
         );
+    }
+
+    #[test]
+    fn json_text_writes_what_serde_json_writes() {
+        for value in [
+            json!({"a": [1, [2, {"ü": "😀\n\"q\""}]], "b": null, "c": {}, "d": [], "e": [{}]}),
+            json!([1.5, -0.0, 1e300, i64::MIN, u64::MAX, true, "\u{1}"]),
+            json!({"k": {"n": {"m": [[], [[]], {"x": 0.1}]}}}),
+        ] {
+            let mut scratch = Vec::new();
+            assert_eq!(
+                json_text(&value, &mut scratch),
+                serde_json::to_string(&value).unwrap()
+            );
+        }
+    }
+
+    /// The full path of a deep json value on a 2 MiB stack (a tokio worker's): decode the
+    /// page, write the value's text, drop the instance. Each step recursed per level before.
+    #[test]
+    fn deep_json_decodes_writes_and_drops_on_a_small_stack() {
+        let arrays = 20_000;
+        let objects = 6_000;
+        let deep_arrays = format!("{}{}", "[".repeat(arrays), "]".repeat(arrays));
+        let deep_objects = format!("{}1{}", r#"{"a":"#.repeat(objects), "}".repeat(objects));
+        let page = format!(
+            r#"{{"instanceType":"node","space":"s","externalId":"x","version":1,"createdTime":1,"lastUpdatedTime":2,"properties":{{"s":{{"V/1":{{"j":{{"d":{deep_arrays}}},"o":{deep_objects}}}}}}}}}"#
+        );
+        let expected_j = format!(r#"{{"d":{deep_arrays}}}"#);
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let instance: crate::cdf::dto::Instance =
+                    crate::cdf::decode_json(page.as_bytes()).expect("decodes");
+                let values = instance.properties_at("s", "V/1").expect("values");
+                let mut scratch = Vec::new();
+                assert_eq!(json_text(&values["j"], &mut scratch), expected_j);
+                assert_eq!(json_text(&values["o"], &mut scratch), deep_objects);
+                drop(instance);
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
     }
 }

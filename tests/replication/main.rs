@@ -4,6 +4,7 @@
 mod chaos;
 mod column_mapping;
 mod data_safety;
+mod deep_json;
 mod end_to_end;
 mod exactly_once;
 mod generative;

@@ -75,6 +75,55 @@ impl Instance {
     }
 }
 
+/// Dropping a `serde_json::Value` recurses once per nesting level, and a CDF `json` value
+/// may nest thousands of levels deep (see `cdf::client::decode_json`): dropped the ordinary
+/// way, such an instance would overflow the stack of the tokio worker that finished with
+/// its page. Nested values are therefore taken apart with a heap stack; flat values (scalars,
+/// lists of scalars, objects of scalars) keep the ordinary drop.
+impl Drop for Instance {
+    fn drop(&mut self) {
+        for views in self.properties.values_mut() {
+            for values in views.values_mut() {
+                for value in values.values_mut() {
+                    if is_nested(value) {
+                        drop_without_recursion(std::mem::take(value));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An array or object holding another array or object.
+fn is_nested(value: &Value) -> bool {
+    let container = |v: &Value| matches!(v, Value::Array(_) | Value::Object(_));
+    match value {
+        Value::Array(items) => items.iter().any(container),
+        Value::Object(map) => map.values().any(container),
+        _ => false,
+    }
+}
+
+/// Drops `value` level by level from a heap stack instead of by recursion.
+pub fn drop_without_recursion(value: Value) {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(
+                items
+                    .into_iter()
+                    .filter(|v| matches!(v, Value::Array(_) | Value::Object(_))),
+            ),
+            Value::Object(map) => stack.extend(
+                map.into_iter()
+                    .map(|(_, v)| v)
+                    .filter(|v| matches!(v, Value::Array(_) | Value::Object(_))),
+            ),
+            _ => {}
+        }
+    }
+}
+
 /// `properties` may be missing, `{}` or (defensively) `null` when nothing was selected.
 fn null_as_empty<'de, D: Deserializer<'de>>(
     deserializer: D,
