@@ -62,8 +62,8 @@ enum Command {
         config: PathBuf,
     },
     /// Runs the whole sync path locally: starts the bundled CDF emulator, seeds a sample
-    /// plant model, syncs it into a local directory, applies changes, syncs again.
-    #[cfg(feature = "demo")]
+    /// plant model, syncs it into a local directory, applies changes, syncs again. Needs a
+    /// build with the `demo` feature: `cargo run --features demo -- demo`.
     Demo {
         /// Directory that receives the Delta tables.
         #[arg(long, default_value = "./lake")]
@@ -137,6 +137,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print_demo(&report);
             Ok(ExitCode::SUCCESS)
         }
+        // The emulator is left out of builds without the feature (the Lambda functions).
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(anyhow::anyhow!(
+            "this build has no demo (the bundled CDF emulator is an opt-in feature): run \
+             `cargo run --features demo -- demo`"
+        )),
         Command::Snapshot {
             config,
             views,

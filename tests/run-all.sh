@@ -3,12 +3,15 @@
 # starts the local servers the tests need, builds everything and runs the whole suite:
 #
 #   1. Python tools  tests/.venv (moto, Delta/Parquet readers, cognite-sdk 8) and
-#                    tests/.venv-sdk7 (cognite-sdk 7.8x), pinned in tests/tools/
+#                    tests/.venv-sdk7 (cognite-sdk 7.8x) and tests/.venv-sam (aws-sam-cli),
+#                    pinned in tests/tools/
 #   2. moto server   S3 + Secrets Manager on 127.0.0.1 for the Rust integration tests
 #   3. cargo build   --workspace --all-targets
 #   4. cargo test    --workspace
-#   5. lambda        cfn-lint of template.yaml; both Lambda functions under `cargo lambda
-#                    watch`, invoked with events/ (tests/tools/lambda-roundtrip.sh)
+#   5. lambda        template.yaml: cfn-lint, `sam validate --lint` and the rendered-template
+#                    checks (tests/tools/test_template.py, offline SAM translator); both
+#                    Lambda functions under `cargo lambda watch`, invoked with events/
+#                    (tests/tools/lambda-roundtrip.sh)
 #   6. interop       the official Cognite Python SDK (8.x, then 7.8x) against a fresh
 #                    cdf-emulator each (tests/interop, pytest)
 #
@@ -65,6 +68,7 @@ mkdir -p "$LOG_DIR"
 
 MAIN_VENV="$TESTS_ROOT/.venv"
 SDK7_VENV="$TESTS_ROOT/.venv-sdk7"
+SAM_VENV="$TESTS_ROOT/.venv-sam"
 EMULATOR_BIN="$REPO_ROOT/target/debug/cdf-emulator"
 RUN_STARTED=$SECONDS
 
@@ -207,6 +211,20 @@ cfn_lint() {
     "$MAIN_VENV/bin/cfn-lint" "$REPO_ROOT/template.yaml"
 }
 
+# sam validate --lint and the SAM translator work offline; a region is all they need, and no
+# AWS profile or credentials are read.
+template_checks() {
+    local status=0
+    (
+        export AWS_DEFAULT_REGION=eu-west-1 AWS_REGION=eu-west-1 SAM_CLI_TELEMETRY=0
+        cd "$REPO_ROOT"
+        "$SAM_VENV/bin/sam" validate --lint --template template.yaml
+    ) || status=$?
+    AWS_DEFAULT_REGION=eu-west-1 "$SAM_VENV/bin/python" -m pytest "$TOOLS_DIR/test_template.py" \
+        -p no:cacheprovider -v -rfE --tb=short --junitxml="$LOG_DIR/template.xml" || status=$?
+    return "$status"
+}
+
 lambda_roundtrip() {
     bash "$TOOLS_DIR/lambda-roundtrip.sh"
 }
@@ -271,6 +289,11 @@ else
 fi
 
 run_step "cfn-lint template.yaml" cfn_lint
+if [[ -x $SAM_VENV/bin/sam ]]; then
+    run_step "template: sam validate --lint, rendered-template checks" template_checks
+else
+    skip_step "template: sam validate --lint, rendered-template checks" "no $SAM_VENV (--no-install)"
+fi
 if ((QUICK)); then
     skip_step "lambda round trip (cargo lambda)" "--quick"
 elif ((BUILT)); then

@@ -12,11 +12,21 @@
 //! Options (camelCase, all optional): `views`, `resync`, `dryRun`, `maintenance`,
 //! `timeBudgetSeconds`. A key this function does not know, or one that belongs to the other
 //! function, is an error naming it: a mistyped option must not silently run a full sync.
+//!
+//! The runtime hands the function a [`Payload`], which accepts any JSON document and notes the
+//! first key that appears twice in an object (`{"dryRun": true, "dryRun": false}`): a plain
+//! `serde_json::Value` would keep the last one silently. Since nothing valid can fail to
+//! deserialize into it, every refusal, duplicate keys included, is this crate's
+//! `Permanent.InvalidPayload` rather than the runtime's own deserialization error. (Text that
+//! is not JSON never reaches the function: Lambda's Invoke API refuses it.)
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use super::FunctionKind;
 
@@ -97,6 +107,163 @@ impl PayloadError {
             message: message.into(),
         }
     }
+}
+
+/// An invocation payload as received: the JSON document, and the path of the first key that
+/// appeared more than once in one of its objects.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Payload {
+    value: Value,
+    duplicate_key: Option<String>,
+}
+
+impl Payload {
+    /// Reads a payload from JSON text (what the runtime does with the request body).
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The document (with a duplicated key, its last value).
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The first key that appeared twice in one object (`detail.dryRun`), if any.
+    pub fn duplicate_key(&self) -> Option<&str> {
+        self.duplicate_key.as_deref()
+    }
+}
+
+/// A document built in code has no duplicate keys.
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Self {
+            value,
+            duplicate_key: None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let duplicate = RefCell::new(None);
+        let value = StrictValue {
+            path: String::new(),
+            duplicate: &duplicate,
+        }
+        .deserialize(deserializer)?;
+        Ok(Self {
+            value,
+            duplicate_key: duplicate.into_inner(),
+        })
+    }
+}
+
+/// Deserializes any JSON value like `Value` does, recording the path of the first duplicate
+/// object key instead of letting the last one win.
+struct StrictValue<'a> {
+    path: String,
+    duplicate: &'a RefCell<Option<String>>,
+}
+
+impl StrictValue<'_> {
+    fn child(&self, path: String) -> Self {
+        StrictValue {
+            path,
+            duplicate: self.duplicate,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity; `Value` turns them into null the same way.
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) =
+            seq.next_element_seed(self.child(format!("{}[{}]", self.path, items.len())))?
+        {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            let value = map.next_value_seed(self.child(path.clone()))?;
+            if object.insert(key, value).is_some() {
+                self.duplicate.borrow_mut().get_or_insert(path);
+            }
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// Parses a payload as received by `function`: [`parse_request`], after refusing a key that
+/// appeared twice (which of its values was meant is unknown).
+pub fn parse_payload(function: FunctionKind, payload: &Payload) -> Result<Request, PayloadError> {
+    if let Some(key) = payload.duplicate_key() {
+        return Err(PayloadError::at(
+            key,
+            "appears more than once in its object; give each option once",
+        ));
+    }
+    parse_request(function, payload.value())
 }
 
 /// Parses the payload received by `function`.
@@ -304,6 +471,48 @@ mod tests {
 
     fn snapshot(payload: Value) -> Result<Request, PayloadError> {
         parse_request(FunctionKind::Snapshot, &payload)
+    }
+
+    fn sync_text(text: &str) -> Result<Request, PayloadError> {
+        parse_payload(FunctionKind::Sync, &Payload::from_json(text).unwrap())
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_naming_the_key() {
+        let err = sync_text(r#"{"dryRun": true, "dryRun": false}"#).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("dryRun"));
+        assert!(err.to_string().contains("more than once"), "{err}");
+        // Either order: neither value wins.
+        let err = sync_text(r#"{"dryRun": false, "views": ["Pump"], "dryRun": true}"#).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("dryRun"));
+        let err = sync_text(
+            r#"{"detail-type": "Replicate", "source": "my.app", "detail": {"views": ["A"], "views": ["B"]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("detail.views"));
+        let err = sync_text(r#"{"resync": [{"a": 1, "a": 2}]}"#).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("resync[0].a"));
+    }
+
+    #[test]
+    fn payload_reads_every_json_document_like_value() {
+        for text in [
+            "null",
+            "{}",
+            r#"{"views": ["Pump"], "timeBudgetSeconds": 120, "dryRun": true}"#,
+            r#"{"a": [1, -2, 3.5, "x", null, {"b": false}], "c": 18446744073709551615}"#,
+            "[1, 2]",
+            "\"text\"",
+        ] {
+            let payload = Payload::from_json(text).unwrap();
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(payload.value(), &value, "{text}");
+            assert_eq!(payload.duplicate_key(), None, "{text}");
+        }
+        let request = sync_text(r#"{"views": ["Pump"], "dryRun": true}"#).unwrap();
+        assert!(request.dry_run);
+        // A payload that is JSON but not an options object is still this crate's error.
+        assert!(sync_text("[1, 2]").unwrap_err().key.is_none());
     }
 
     #[test]

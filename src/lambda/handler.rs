@@ -21,7 +21,7 @@ use super::FunctionKind;
 use super::clients::ClientCache;
 use super::config_source::{ConfigSource, ConfigSourceError};
 use super::error::FunctionError;
-use super::event::{Request, Trigger, parse_request};
+use super::event::{Payload, Request, Trigger, parse_payload};
 use super::logging::{LogControl, panic_message};
 use super::metrics::{MetricSet, MetricsSink};
 use super::secrets::SecretSource;
@@ -107,9 +107,10 @@ impl Function {
     /// metrics line.
     pub async fn invoke(
         &self,
-        payload: Value,
+        payload: impl Into<Payload>,
         invocation: &Invocation,
     ) -> Result<Value, FunctionError> {
+        let payload = payload.into();
         let span = tracing::info_span!(
             "invocation",
             requestId = %invocation.request_id,
@@ -140,8 +141,12 @@ impl Function {
         }
     }
 
-    async fn run(&self, payload: Value, invocation: &Invocation) -> Result<Report, FunctionError> {
-        let request = parse_request(self.setup.kind, &payload)?;
+    async fn run(
+        &self,
+        payload: Payload,
+        invocation: &Invocation,
+    ) -> Result<Report, FunctionError> {
+        let request = parse_payload(self.setup.kind, &payload)?;
         log_request(&request, invocation);
         let config = self.load_config().await?;
         self.setup.logs.apply_config_level(config.logger.level);

@@ -3,9 +3,15 @@
 //! - Format: `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`, set by the function's logging
 //!   configuration); JSON when unset. JSON lines carry `level`, `timestamp`, `message` and the
 //!   event's fields at the top level, which is what Lambda's log-level filtering reads.
-//! - Level: `RUST_LOG` (a full filter directive) wins, then `AWS_LAMBDA_LOG_LEVEL`; with
-//!   neither, the configuration's `logger.console.level` applies from the invocation that
-//!   loaded it on.
+//! - Level: `RUST_LOG` (a full filter directive) wins, then `CDF_S3_LOG_LEVEL`, then
+//!   `AWS_LAMBDA_LOG_LEVEL`; with none, the configuration's `logger.console.level` applies from
+//!   the invocation that loaded it on.
+//! - Metrics never depend on the level. The EMF lines ([`super::metrics`]) carry no `level`,
+//!   so Lambda's own filter (`ApplicationLogLevel`, seen here as `AWS_LAMBDA_LOG_LEVEL`) counts
+//!   them as INFO and drops them at WARN or ERROR. The template therefore leaves Lambda's
+//!   filter at TRACE and hands its `LogLevel` to this filter as `CDF_S3_LOG_LEVEL`, which
+//!   applies to the log events only; a cold start with Lambda's filter above INFO warns that
+//!   the metrics are lost.
 //! - Panics are logged as one error event, so they are as searchable as everything else.
 //!
 //! Dependencies that log every Delta snapshot load are kept quiet unless `RUST_LOG` asks.
@@ -20,6 +26,8 @@ use crate::config::{EnvSource, LogLevel};
 pub const LOG_FORMAT_ENV: &str = "AWS_LAMBDA_LOG_FORMAT";
 /// Lambda's application log level setting.
 pub const LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
+/// The functions' own level (Lambda's names), applied to log events and never to metrics.
+pub const FUNCTION_LOG_LEVEL_ENV: &str = "CDF_S3_LOG_LEVEL";
 
 use crate::telemetry::QUIET_DEPENDENCIES;
 
@@ -36,6 +44,9 @@ pub struct LogSettings {
     pub format: Format,
     /// A filter fixed by the environment; `None` lets the configuration choose the level.
     pub pinned_filter: Option<String>,
+    /// Lambda's `ApplicationLogLevel` when it drops lines without a level (WARN and up), which
+    /// the EMF metrics lines are.
+    pub drops_metrics_at: Option<String>,
 }
 
 impl LogSettings {
@@ -48,13 +59,18 @@ impl LogSettings {
             .get("RUST_LOG")
             .filter(|f| !f.trim().is_empty() && EnvFilter::try_new(f).is_ok())
             .or_else(|| {
-                env.get(LOG_LEVEL_ENV)
-                    .and_then(|level| lambda_level(&level))
+                [FUNCTION_LOG_LEVEL_ENV, LOG_LEVEL_ENV]
+                    .iter()
+                    .find_map(|name| env.get(name).and_then(|level| lambda_level(&level)))
                     .map(with_quiet_dependencies)
             });
+        let drops_metrics_at = env
+            .get(LOG_LEVEL_ENV)
+            .filter(|level| matches!(lambda_level(level), Some("warn" | "error")));
         Self {
             format,
             pinned_filter,
+            drops_metrics_at,
         }
     }
 }
@@ -138,6 +154,13 @@ pub fn init(settings: &LogSettings) -> LogControl {
         return LogControl::detached();
     }
     install_panic_hook();
+    if let Some(level) = &settings.drops_metrics_at {
+        tracing::warn!(
+            "Lambda's application log level is {level}: it drops the EMF metrics lines, which \
+             carry no level, so the CloudWatch metrics and their alarms stop; set \
+             ApplicationLogLevel to TRACE and the functions' level with {FUNCTION_LOG_LEVEL_ENV}"
+        );
+    }
     LogControl {
         handle: (!pinned).then_some(handle),
         applied: std::sync::Mutex::new(None),
@@ -199,6 +222,34 @@ mod tests {
 
         let unknown = LogSettings::from_env(&MapEnv::new().with(LOG_LEVEL_ENV, "LOUD"));
         assert_eq!(unknown.pinned_filter, None);
+    }
+
+    /// The template's setup: Lambda's filter at TRACE keeps every line (the EMF lines
+    /// included), the function's own level comes from `CDF_S3_LOG_LEVEL`.
+    #[test]
+    fn function_level_wins_over_lambdas_filter_and_metrics_loss_is_detected() {
+        let template = LogSettings::from_env(
+            &MapEnv::new()
+                .with(LOG_LEVEL_ENV, "TRACE")
+                .with(FUNCTION_LOG_LEVEL_ENV, "WARN"),
+        );
+        assert_eq!(
+            template.pinned_filter.as_deref(),
+            Some("warn,buoyant_kernel=off,deltalake_core=warn,deltalake_aws=warn")
+        );
+        assert_eq!(template.drops_metrics_at, None);
+
+        for (lambda, drops) in [
+            ("TRACE", false),
+            ("DEBUG", false),
+            ("INFO", false),
+            ("WARN", true),
+            ("ERROR", true),
+            ("FATAL", true),
+        ] {
+            let settings = LogSettings::from_env(&MapEnv::new().with(LOG_LEVEL_ENV, lambda));
+            assert_eq!(settings.drops_metrics_at.is_some(), drops, "{lambda}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cdf_s3_replicator::lambda::event::Payload;
 use cdf_s3_replicator::lambda::{self, Function, FunctionKind, Invocation};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -10,13 +11,13 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let function = Arc::new(lambda::cold_start(FunctionKind::Snapshot).await);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {
         handle(function.clone(), event)
     }))
     .await
 }
 
-async fn handle(function: Arc<Function>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+async fn handle(function: Arc<Function>, event: LambdaEvent<Payload>) -> Result<Value, Diagnostic> {
     let invocation =
         Invocation::from_runtime_deadline(event.context.request_id.clone(), event.context.deadline);
     function

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cdf_s3_replicator::lambda::event::Payload;
 use cdf_s3_replicator::lambda::{self, Function, FunctionKind, Invocation};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -10,13 +11,13 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let function = Arc::new(lambda::cold_start(FunctionKind::Sync).await);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {
         handle(function.clone(), event)
     }))
     .await
 }
 
-async fn handle(function: Arc<Function>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+async fn handle(function: Arc<Function>, event: LambdaEvent<Payload>) -> Result<Value, Diagnostic> {
     let invocation =
         Invocation::from_runtime_deadline(event.context.request_id.clone(), event.context.deadline);
     function
@@ -31,7 +32,8 @@ async fn handle(function: Arc<Function>, event: LambdaEvent<Value>) -> Result<Va
 #[cfg(test)]
 mod tests {
     use aws_lambda_events::eventbridge::EventBridgeEvent;
-    use cdf_s3_replicator::lambda::event::{Trigger, parse_request};
+    use cdf_s3_replicator::lambda::FunctionError;
+    use cdf_s3_replicator::lambda::event::{Trigger, parse_payload, parse_request};
 
     use super::*;
 
@@ -52,5 +54,25 @@ mod tests {
         };
         assert_eq!(source, "aws.events");
         assert_eq!(resources.len(), 1);
+    }
+
+    /// The body as `lambda_runtime` 1.5 deserializes it into the handler's event type
+    /// (serde_path_to_error over serde_json, in its `deserializer` module).
+    fn as_runtime_delivers(body: &str) -> Payload {
+        let mut json = serde_json::Deserializer::from_slice(body.as_bytes());
+        serde_path_to_error::deserialize(&mut json).unwrap()
+    }
+
+    /// A duplicate key reaches the function (the runtime's deserialization accepts every JSON
+    /// document) and is refused there as `Permanent.InvalidPayload`, naming the key.
+    #[test]
+    fn duplicate_payload_keys_are_an_invalid_payload() {
+        let payload = as_runtime_delivers(r#"{"dryRun": true, "dryRun": false}"#);
+        let error = FunctionError::from(parse_payload(FunctionKind::Sync, &payload).unwrap_err());
+        assert_eq!(error.error_type(), "Permanent.InvalidPayload");
+        assert!(error.to_string().contains("`dryRun`"), "{error}");
+
+        let payload = as_runtime_delivers(include_str!("../../../events/sync-dry-run.json"));
+        assert!(parse_payload(FunctionKind::Sync, &payload).unwrap().dry_run);
     }
 }
