@@ -8,7 +8,7 @@ use super::rng::Gen;
 
 /// How deep the deepest generated JSON value nests: well past serde_json's default
 /// recursion limit of 128, and within CDF's 10,240 bytes per JSON value.
-pub const DEEP_JSON_LEVELS: usize = 100;
+pub const DEEP_JSON_LEVELS: usize = 2_000;
 
 fn text(g: &mut Gen) -> Value {
     let choices: [&dyn Fn(&mut Gen) -> String; 8] = [
