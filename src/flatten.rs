@@ -15,6 +15,8 @@
 mod builders;
 mod values;
 
+pub(crate) use values::write_json;
+
 use std::sync::Arc;
 
 use deltalake::arrow::array::{

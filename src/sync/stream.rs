@@ -301,8 +301,7 @@ impl StreamRun {
             last_updated_time: instance.last_updated_time,
             property,
             reason: error.to_string(),
-            // Serializing a parsed instance cannot fail (string keys, JSON values only).
-            instance: serde_json::to_string(instance).unwrap_or_default(),
+            instance: instance_json_text(instance),
         }
     }
 
@@ -514,6 +513,67 @@ impl StreamRun {
     }
 }
 
+/// The instance as JSON text, as CDF sent it, for the quarantine table.
+///
+/// A `json` property may nest thousands of levels deep, and serde_json's serializer (like
+/// the derived `Clone`) recurses once per level, which would overflow a worker's stack on
+/// exactly the instances most likely to be quarantined. The envelope is serialized without
+/// its properties, and each property value is written by the non-recursive
+/// [`crate::flatten::write_json`].
+fn instance_json_text(instance: &Instance) -> String {
+    let envelope = Instance {
+        instance_type: instance.instance_type,
+        space: instance.space.clone(),
+        external_id: instance.external_id.clone(),
+        version: instance.version,
+        r#type: instance.r#type.clone(),
+        start_node: instance.start_node.clone(),
+        end_node: instance.end_node.clone(),
+        created_time: instance.created_time,
+        last_updated_time: instance.last_updated_time,
+        deleted_time: instance.deleted_time,
+        properties: Default::default(),
+    };
+    // Serializing strings, integers and references cannot fail.
+    let mut out = serde_json::to_vec(&envelope).unwrap_or_default();
+    let empty = b"{}}";
+    if !out.ends_with(empty) {
+        return String::from_utf8(out).unwrap_or_default();
+    }
+    out.truncate(out.len() - empty.len());
+    let key = |out: &mut Vec<u8>, key: &str| {
+        // A string key cannot fail to serialize.
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+    };
+    out.push(b'{');
+    for (i, (space, views)) in instance.properties.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        key(&mut out, space);
+        out.push(b'{');
+        for (j, (view, values)) in views.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            key(&mut out, view);
+            out.push(b'{');
+            for (k, (property, value)) in values.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                key(&mut out, property);
+                crate::flatten::write_json(value, &mut out);
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}}");
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Rows per Arrow batch inside the buffer; keeps builders small while commits stay large.
 const BATCH_ROWS: usize = 8192;
 
@@ -592,4 +652,47 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deep_instance(levels: usize) -> Vec<u8> {
+        let mut deep = String::from("1");
+        for _ in 0..levels {
+            deep = format!("[{deep}]");
+        }
+        format!(
+            r#"{{"instanceType":"node","space":"s","externalId":"x \"q\"","version":3,"createdTime":1,"lastUpdatedTime":2,
+               "properties":{{"schema":{{"Pump/1":{{"specs":{{"deep":{deep}}},"tag":"æ✓","n":null}}}}}}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_quarantined_json_is_the_instance_as_received() {
+        let body = deep_instance(3);
+        let instance: Instance = crate::cdf::decode_json(&body).expect("instance");
+        let text = instance_json_text(&instance);
+        let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
+        let original: Value = serde_json::from_slice(&body).expect("valid JSON");
+        assert_eq!(parsed, original);
+    }
+
+    #[test]
+    fn a_deep_instance_is_written_on_a_small_stack() {
+        // 2 MiB, as a tokio worker has; serde_json's serializer overflows it at this depth.
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let body = deep_instance(5_000);
+                let instance: Instance = crate::cdf::decode_json(&body).expect("instance");
+                let text = instance_json_text(&instance);
+                assert!(text.contains(&"[".repeat(5_000)));
+                assert!(text.ends_with(r#"]},"tag":"æ✓"}}}}"#), "{text:.200}");
+            })
+            .expect("thread");
+        assert!(handle.join().is_ok(), "writing a deep instance overflowed");
+    }
 }
