@@ -24,6 +24,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import publish_files as pf  # noqa: E402
 
+# CDF json values may nest thousands of levels; json.loads and == recurse per level.
+sys.setrecursionlimit(100_000)
+
 SYSTEM_NODE = ["space", "externalId", "instanceType", "version", "createdTime",
                "lastUpdatedTime", "deletedTime", "type.space", "type.externalId"]
 SYSTEM_EDGE = SYSTEM_NODE + ["startNode.space", "startNode.externalId",

@@ -238,6 +238,20 @@ fn tables(emulator: &Emulator, lake: &Lake, model: &Model) -> Vec<Value> {
     out
 }
 
+/// Runs `f` on a thread with a large stack. The test's own handling of deeply nested JSON
+/// (building, serializing and dropping `serde_json::Value`s) recurses per level; the
+/// replicator under test keeps running on the runtime's ordinary worker stacks.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn_scoped(scope, f)
+            .expect("a thread for the test's deep JSON")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Runs `tests/readers/generative_check.py` on a request and returns its JSON report.
 fn run_checker(python: &str, request: &Value, dir: &std::path::Path) -> Value {
     let request_file = dir.join("generative-request.json");
@@ -288,20 +302,23 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
     let mut history = History::default();
     let rounds = g.range(2, 6);
     for round in 0..rounds {
-        let changes = history.round(&mut g, &model, round == 0);
-        if !changes.upserts.is_empty()
-            && let Err(error) = control.apply_instances(json!({"items": changes.upserts}))
-        {
+        let applied = on_big_stack(|| {
+            let changes = history.round(&mut g, &model, round == 0);
+            if !changes.upserts.is_empty() {
+                control
+                    .apply_instances(json!({"items": changes.upserts}))
+                    .map_err(|error| format!("upserts: {error:?}"))?;
+            }
+            if !changes.deletes.is_empty() {
+                control
+                    .delete_instances(json!({"items": changes.deletes}))
+                    .map_err(|error| format!("deletes: {error:?}"))?;
+            }
+            Ok::<(), String>(())
+        });
+        if let Err(error) = applied {
             figures.failures.push(format!(
-                "seed {seed}: the emulator refused round {round}'s upserts: {error:?}"
-            ));
-            return;
-        }
-        if !changes.deletes.is_empty()
-            && let Err(error) = control.delete_instances(json!({"items": changes.deletes}))
-        {
-            figures.failures.push(format!(
-                "seed {seed}: the emulator refused round {round}'s deletes: {error:?}"
+                "seed {seed}: the emulator refused round {round}'s {error}"
             ));
             return;
         }
@@ -368,15 +385,18 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
     }
 
     let Some(python) = python() else { return };
-    let request = json!({
-        "storage_options": lake.storage_options(),
-        "tables": tables(&emulator, &lake, &model),
-    });
     let dir = tempfile::tempdir().expect("temp dir");
-    let report = run_checker(&python, &request, dir.path());
-    if case == 0 {
-        assert_checker_sees_a_changed_value(&python, request, dir.path());
-    }
+    let report = on_big_stack(|| {
+        let request = json!({
+            "storage_options": lake.storage_options(),
+            "tables": tables(&emulator, &lake, &model),
+        });
+        let report = run_checker(&python, &request, dir.path());
+        if case == 0 {
+            assert_checker_sees_a_changed_value(&python, request, dir.path());
+        }
+        report
+    });
     figures.cases += 1;
     figures.views += model.views.len();
     figures.instances += history.instances();
