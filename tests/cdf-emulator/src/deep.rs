@@ -20,6 +20,15 @@ pub fn on_big_stack<R>(f: impl FnOnce() -> R) -> R {
     stacker::grow(BIG_STACK, f)
 }
 
+/// Parses JSON of any depth on a growing stack.
+pub fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    let value = serde::Deserialize::deserialize(serde_stacker::Deserializer::new(&mut de))?;
+    de.end()?;
+    Ok(value)
+}
+
 /// Appends the compact JSON text of `value` to `out`: byte for byte what
 /// `serde_json::to_writer` writes, with an explicit stack instead of recursion.
 pub fn write_json(value: &Value, out: &mut Vec<u8>) {
@@ -135,5 +144,21 @@ mod tests {
         ] {
             assert_eq!(to_text(&value), serde_json::to_string(&value).unwrap());
         }
+    }
+
+    #[test]
+    fn deep_values_parse_write_and_drop_on_a_small_stack() {
+        let text = format!(r#"{{"d":{}{}}}"#, "[".repeat(20_000), "]".repeat(20_000));
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let value = parse(text.as_bytes()).expect("parses");
+                assert_eq!(to_text(&value), text);
+                assert!(is_nested(&value["d"]));
+                drop_without_recursion(value);
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
     }
 }

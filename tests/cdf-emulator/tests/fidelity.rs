@@ -292,6 +292,24 @@ async fn deeply_nested_json_is_accepted_and_served() {
         "the no-op write kept version 1"
     );
 
+    // The in-process truth holds the whole value too (not a null cut off at 128 levels).
+    // Comparing and dropping a deep `Value` recurses, so the check runs on a large stack.
+    let ctl = h.ctl();
+    let expected = format!(r#""extra":{deep}"#);
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            let view = cdf_emulator::ViewId::new("schema", "Pump", "1");
+            let live = ctl
+                .live_instances_matching(cdf_emulator::InstanceKind::Node, None, &[view])
+                .unwrap();
+            let truth = serde_json::to_string(&live).unwrap();
+            assert!(truth.contains(&expected), "truth holds the deep value");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+
     // Too large for CDF's json limit: refused with a 400, not a crash.
     let too_big = format!(r#"{{"d":{}{}}}"#, "[".repeat(30_000), "]".repeat(30_000));
     let body = template.replace(r#""@DEEP@""#, &too_big);

@@ -334,7 +334,8 @@ impl SelectPlan {
     pub fn to_value(&self, inst: &Instance, store: &Store, explicit_nulls: bool) -> Value {
         let mut buf = Vec::with_capacity(256);
         self.write_instance(&mut buf, inst, store, explicit_nulls);
-        serde_json::from_slice(&buf).unwrap_or(Value::Null)
+        // Deep json values read back whole (serde_json's default stops at 128 levels).
+        crate::deep::parse(&buf).unwrap_or(Value::Null)
     }
 }
 
