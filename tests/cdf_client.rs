@@ -608,16 +608,15 @@ async fn retry_after_is_capped_by_the_policy() {
     let client = CdfClient::new(settings).unwrap();
     emu.control()
         .add_fault(FaultSpec::status(SYNC_PATH, 503, 1).with_retry_after(3600));
-    let started = Instant::now();
-    client
-        .sync(&pump_sync(SyncMode::OnePhase, 10))
-        .await
-        .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    // Uncapped, the client would wait the server's hour; the bound only tells the two apart
+    // (the cap's value itself is checked in `cdf::retry`), it does not time the request.
+    tokio::time::timeout(
+        Duration::from_secs(300),
+        client.sync(&pump_sync(SyncMode::OnePhase, 10)),
+    )
+    .await
+    .expect("the 3600 s Retry-After is capped at 50 ms")
+    .unwrap();
 }
 
 #[tokio::test]

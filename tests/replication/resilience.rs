@@ -109,6 +109,10 @@ async fn idle_streams_keep_a_fresh_cursor_and_expired_ones_resync() {
     );
 }
 
+/// Slices of one second end in the middle of the backfill; later slices finish it, each
+/// one committing what it read and serving the streams longest-waiting first. Progress is
+/// counted in pages and commits, never in wall time: a slice that could not reach a single
+/// page (a busy machine) is followed by one with twice the time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_mid_backfill_is_finished_by_later_slices() {
     if python().is_none() {
@@ -122,22 +126,58 @@ async fn a_deadline_mid_backfill_is_finished_by_later_slices() {
     // of the ~60 the backfill needs, however fast the machine is.
     let slow_pages = cdf_emulator::FaultSpec::delay("/models/instances/sync", 100, 1_000_000);
     lab.emulator.control().add_fault(slow_pages);
+    const SLICE: Duration = Duration::from_millis(1000);
+    /// A slice this long that reads no page is not slow, it hangs.
+    const MAX_SLICE: Duration = Duration::from_secs(128);
+    let mut order = crate::load::TurnOrder::new(1);
+    let mut slice_time = SLICE;
     let mut slices = 0;
+    let mut idle_slices = 0;
     let mut behind_seen = false;
+    let mut pages = 0;
+    let mut rows = 0;
     loop {
         slices += 1;
-        assert!(slices < 200, "the backfill never finished");
-        let summary = sync::run(
-            &job,
-            &SyncOptions::until(Instant::now() + Duration::from_millis(1000)),
-        )
-        .await;
+        let summary = sync::run(&job, &SyncOptions::until(Instant::now() + slice_time)).await;
         assert_eq!(summary.streams_failed, 0, "{summary:#?}");
+        for report in &summary.streams {
+            if report.pages > 0 && report.status == StreamStatus::Behind {
+                // The deadline never costs work already read.
+                assert!(
+                    report.commits > 0,
+                    "slice {slices}: {} read {} pages and committed none: {report:#?}",
+                    report.stream,
+                    report.pages
+                );
+            }
+        }
+        order.record(
+            summary
+                .streams
+                .iter()
+                .map(|s| (s.stream.as_str(), s.pages > 0)),
+        );
+        let slice_pages: u64 = summary.streams.iter().map(|s| s.pages).sum();
+        pages += slice_pages;
+        rows += summary.rows;
         behind_seen |= summary.streams_behind > 0;
         if summary.streams_caught_up == summary.streams_total {
             break;
         }
+        if slice_pages == 0 {
+            idle_slices += 1;
+            assert!(
+                slice_time < MAX_SLICE,
+                "a slice of {slice_time:?} read no page with the backfill unfinished: the sync hangs"
+            );
+            slice_time *= 2;
+        } else {
+            slice_time = SLICE;
+        }
     }
+    println!(
+        "sliced backfill: {slices} slices ({idle_slices} without a page), {pages} pages, {rows} rows"
+    );
     assert!(
         behind_seen && slices > 2,
         "the slices must have ended mid-backfill ({slices} slices)"
