@@ -172,7 +172,7 @@ fn tables(emulator: &Emulator, lake: &Lake, model: &Model) -> Vec<Value> {
                 model,
                 &folder(&view.id),
                 "nodes",
-                &[view.id.clone()],
+                std::slice::from_ref(&view.id),
                 truth,
             ));
             if view.connections.is_empty() {
