@@ -30,6 +30,11 @@ pub const CONFIG_PATH_ENV: &str = "CDF_S3_CONFIG_PATH";
 pub const DEPLOYMENT_BUCKET_ENV: &str = "AWS_S3_BUCKET";
 /// The deployment's key prefix (the template's `Prefix`).
 pub const DEPLOYMENT_PREFIX_ENV: &str = "S3_PREFIX";
+/// The AWS SDKs' own variable for an S3-compatible endpoint. The template never sets it; a
+/// deployer who runs the functions against another S3 protocol server (a local `cargo lambda
+/// watch` against a test server, say) sets it in the function's environment, which no
+/// configuration document can change, and `destination.s3.endpoint-url` must then equal it.
+pub const DEPLOYMENT_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_S3";
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,11 +170,19 @@ pub fn pinned_destination(config: &Config, env: &dyn EnvSource) -> Result<(), Co
                     format!("{DEPLOYMENT_PREFIX_ENV} is not a valid prefix ({expected})"),
                 )),
             }
-            if s3.endpoint_url.is_some() {
-                issues.push(ConfigIssue::new(
+            let deployment_endpoint = env
+                .get(DEPLOYMENT_ENDPOINT_ENV)
+                .filter(|e| !e.trim().is_empty());
+            match (&s3.endpoint_url, &deployment_endpoint) {
+                (None, _) => {}
+                (Some(url), Some(deployed))
+                    if url.as_str().trim_end_matches('/') == deployed.trim_end_matches('/') => {}
+                (Some(_), _) => issues.push(ConfigIssue::new(
                     "destination.s3.endpoint-url",
-                    format!("is not allowed; {why}"),
-                ));
+                    format!(
+                        "is not allowed unless it equals the function's {DEPLOYMENT_ENDPOINT_ENV}; {why}"
+                    ),
+                )),
             }
             if s3.credentials.is_some() {
                 issues.push(ConfigIssue::new(
@@ -221,5 +234,26 @@ mod tests {
             .to_string();
         assert!(err.contains("NOT_SET_ANYWHERE"), "{err}");
         assert!(err.contains("cognite.host"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_is_allowed_only_when_the_deployment_sets_it() {
+        let yaml = "cognite:\n  host: https://api.cognitedata.com\n  project: p\n  idp-authentication:\n    token-url: https://login.example.com/token\n    client-id: c\n    secret: s3cr3t-client-value\n    scopes: [x]\ndata_modeling:\n  - space: s\n    data_models:\n      - external_id: m\ndestination:\n  s3:\n    bucket: lake\n    prefix: cdf-data\n    region: us-east-1\n    endpoint-url: http://127.0.0.1:9000\n    allow-http: true\n";
+        let pinned = MapEnv::new()
+            .with(DEPLOYMENT_BUCKET_ENV, "lake")
+            .with(DEPLOYMENT_PREFIX_ENV, "cdf-data/");
+        let config = crate::context::load_config_text(yaml, "test", &pinned)
+            .await
+            .expect("config loads");
+        let refused = pinned_destination(&config, &pinned)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("destination.s3.endpoint-url"), "{refused}");
+        let other = pinned
+            .clone()
+            .with(DEPLOYMENT_ENDPOINT_ENV, "http://127.0.0.1:9001");
+        assert!(pinned_destination(&config, &other).is_err());
+        let same = pinned.with(DEPLOYMENT_ENDPOINT_ENV, "http://127.0.0.1:9000/");
+        assert!(pinned_destination(&config, &same).is_ok());
     }
 }

@@ -170,7 +170,9 @@ EOF
 log_step "cargo lambda watch on 127.0.0.1"
 port=$(free_port)
 WATCH_LOG="$LOG_DIR/watch.log"
-ENV_VARS="CDF_S3_CONFIG_PATH=$CONFIG,CDF_S3_SECRET_ID=$SECRET_ID,AWS_S3_BUCKET=$BUCKET"
+# The functions pin the destination to AWS_S3_BUCKET / S3_PREFIX, and accept the test
+# server's endpoint only because the deployment's environment names it (AWS_ENDPOINT_URL_S3).
+ENV_VARS="CDF_S3_CONFIG_PATH=$CONFIG,CDF_S3_SECRET_ID=$SECRET_ID,AWS_S3_BUCKET=$BUCKET,S3_PREFIX=cdf-data,AWS_ENDPOINT_URL_S3=$MOTO"
 ENV_VARS+=",AWS_ENDPOINT_URL_SECRETS_MANAGER=$MOTO,AWS_LAMBDA_LOG_FORMAT=JSON,AWS_LAMBDA_LOG_LEVEL=DEBUG"
 setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes --timeout 300 \
     --env-vars "$ENV_VARS" >"$WATCH_LOG" 2>&1 </dev/null &
