@@ -175,23 +175,20 @@ fn tables(emulator: &Emulator, lake: &Lake, model: &Model) -> Vec<Value> {
                 std::slice::from_ref(&view.id),
                 truth,
             ));
-            if view.connections.is_empty() {
+            // Own and inherited connections: one stream per edge type, selecting every edge
+            // source its connections name.
+            let connections = model.view_connections(index);
+            if connections.is_empty() {
                 continue;
             }
-            // One stream per edge type, selecting every edge source its connections name.
             let mut truth = Vec::new();
             let mut all_sources: Vec<ViewRef> = Vec::new();
-            let mut types: Vec<&str> = view
-                .connections
-                .iter()
-                .map(|c| c.edge_type.as_str())
-                .collect();
+            let mut types: Vec<&str> = connections.iter().map(|c| c.edge_type.as_str()).collect();
             types.sort_unstable();
             types.dedup();
             for edge_type in types {
                 let sources: Vec<ViewRef> = {
-                    let mut s: Vec<ViewRef> = view
-                        .connections
+                    let mut s: Vec<ViewRef> = connections
                         .iter()
                         .filter(|c| c.edge_type == edge_type)
                         .filter_map(|c| c.edge_source.clone())

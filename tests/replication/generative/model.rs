@@ -156,6 +156,21 @@ impl Model {
         out
     }
 
+    /// Every edge connection a view exposes: a view inherits the connections of the view it
+    /// implements (own ones of the same name override them), as CDF resolves them.
+    pub fn view_connections(&self, view: usize) -> Vec<Connection> {
+        let v = &self.views[view];
+        let mut out = match v.implements {
+            Some(parent) => self.view_connections(parent),
+            None => Vec::new(),
+        };
+        for c in &v.connections {
+            out.retain(|d| d.name != c.name);
+            out.push(c.clone());
+        }
+        out
+    }
+
     pub fn node_views(&self) -> Vec<usize> {
         (0..self.views.len())
             .filter(|&i| self.views[i].used_for == "node")
