@@ -18,7 +18,8 @@ use cdf_s3_replicator::cdf::dto::{
 use cdf_s3_replicator::cdf::{CdfClient, ClientCredentials, ClientSettings, Secret};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
-use cdf_s3_replicator::sync::{self, SyncOptions};
+use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 
 const SPACE: &str = "bench";
@@ -334,7 +335,7 @@ async fn sync_phase(url: &str, destination: &str, page_size: u32) {
         .expect("config");
     let context = Context::new(config).expect("context");
     let started = Instant::now();
-    let summary = sync::run(
+    let summary = jobs::sync(
         &context.sync_job(),
         &SyncOptions::until(tokio::time::Instant::now() + Duration::from_secs(3600)),
     )

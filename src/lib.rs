@@ -13,10 +13,13 @@ pub mod context;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod failpoint;
+pub mod failure;
 pub mod flatten;
+pub mod jobs;
 pub mod lake;
 pub mod lambda;
 pub mod maintenance;
+pub mod plan;
 pub mod schema;
 pub mod secret;
 pub mod snapshot;

@@ -5,13 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cdf_s3_replicator::config::{ConfigError, LogFormat, ProcessEnv};
-use cdf_s3_replicator::context::{Context, LoadError, load_config};
-use cdf_s3_replicator::maintenance::{self, MaintenanceOptions, MaintenanceSummary};
-use cdf_s3_replicator::snapshot::{self, SnapshotOptions, SnapshotSummary};
-use cdf_s3_replicator::sync::{self, SyncOptions};
+use cdf_s3_replicator::context::{ClientCache, Context, LoadError, load_config};
+use cdf_s3_replicator::jobs::{self, PublishOptions};
+use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::telemetry;
 use clap::{Parser, Subcommand};
-use serde_json::json;
 use tokio::time::Instant;
 
 #[derive(Parser)]
@@ -109,7 +107,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             time_budget,
             dry_run,
         } => {
-            let context = start(&config).await?;
+            let context = start(&config, &ClientCache::default()).await?;
             let budget = time_budget
                 .map(Duration::from_secs)
                 .or(context.config.extractor.time_budget);
@@ -119,7 +117,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 force_resync: resync,
                 dry_run,
             };
-            let summary = sync::run(&context.sync_job(), &options).await;
+            let summary = jobs::sync(&context.sync_job(), &options).await;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(if summary.is_success() {
                 ExitCode::SUCCESS
@@ -148,40 +146,39 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             views,
             no_maintenance,
         } => {
-            let context = start(&config).await?;
-            let (snapshot, maintenance) = publish(&context, views, !no_maintenance).await;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"snapshot": snapshot, "maintenance": maintenance})
-                )?
-            );
-            let ok = snapshot.is_success() && maintenance.as_ref().is_none_or(|m| m.is_success());
-            Ok(if ok {
+            let context = start(&config, &ClientCache::default()).await?;
+            let options = PublishOptions {
+                views,
+                ..publish_options(no_maintenance)
+            };
+            let report = jobs::publish(&context, &jobs::plan(&context).await, &options).await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if report.is_success() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
             })
         }
         Command::Run { config } => {
-            let mut context = start(&config).await?;
+            // One client for the whole process: a reloaded configuration with the same
+            // connection settings keeps its token and connection pool.
+            let clients = ClientCache::default();
+            let mut context = start(&config, &clients).await?;
             let mut last_snapshot: Option<Instant> = None;
             loop {
                 let cycle = Instant::now();
-                let budget = context.config.extractor.time_budget;
-                let summary = sync::run(
-                    &context.sync_job(),
-                    &SyncOptions::until(deadline_after(budget)),
-                )
-                .await;
+                let extractor = &context.config.extractor;
+                let sync_options = SyncOptions::until(deadline_after(extractor.time_budget));
+                let publish_due =
+                    last_snapshot.is_none_or(|t| t.elapsed() >= extractor.snapshot_interval);
+                let publish = publish_due.then(|| publish_options(false));
+                let (summary, published) =
+                    jobs::cycle(&context, &sync_options, publish.as_ref()).await;
                 tracing::info!(summary = %serde_json::to_string(&summary)?, "sync cycle finished");
-                if last_snapshot
-                    .is_none_or(|t| t.elapsed() >= context.config.extractor.snapshot_interval)
-                {
-                    let (snapshot, maintenance) = publish(&context, None, true).await;
+                if let Some(report) = published {
                     tracing::info!(
-                        snapshot = %serde_json::to_string(&snapshot)?,
-                        maintenance = %serde_json::to_string(&maintenance)?,
+                        snapshot = %serde_json::to_string(&report.snapshot)?,
+                        maintenance = %serde_json::to_string(&report.maintenance)?,
                         "snapshot finished"
                     );
                     last_snapshot = Some(Instant::now());
@@ -199,7 +196,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 // Remote configuration is re-read every cycle, so edits apply without a restart.
                 match load(&config)
                     .await
-                    .and_then(|c| Context::new(c).map_err(Into::into))
+                    .and_then(|c| Context::with_clients(c, &clients).map_err(Into::into))
                 {
                     Ok(reloaded) => context = reloaded,
                     Err(error) => {
@@ -211,32 +208,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One publish pass, then (when asked) table maintenance.
-async fn publish(
-    context: &Context,
-    views: Option<Vec<String>>,
-    maintain: bool,
-) -> (SnapshotSummary, Option<MaintenanceSummary>) {
-    let snapshot = snapshot::run(
-        context,
-        &SnapshotOptions {
-            views: views.clone(),
-        },
-    )
-    .await;
-    let maintenance = if maintain {
-        let options = MaintenanceOptions {
-            views,
-            compact: true,
-            vacuum: true,
-            checkpoint: true,
-            ..MaintenanceOptions::default()
-        };
-        Some(maintenance::run(context, &options).await)
-    } else {
-        None
-    };
-    (snapshot, maintenance)
+/// Every view; maintenance with every step unless `--no-maintenance`.
+fn publish_options(no_maintenance: bool) -> PublishOptions {
+    let mut options = PublishOptions::everything();
+    if no_maintenance {
+        options.maintenance = None;
+    }
+    options
 }
 
 async fn load(path: &Path) -> anyhow::Result<cdf_s3_replicator::config::Config> {
@@ -253,14 +231,14 @@ async fn load(path: &Path) -> anyhow::Result<cdf_s3_replicator::config::Config> 
     }
 }
 
-async fn start(path: &Path) -> anyhow::Result<Context> {
+async fn start(path: &Path, clients: &ClientCache) -> anyhow::Result<Context> {
     let config = load(path).await?;
     let format = config.logger.format.unwrap_or(LogFormat::Text);
     telemetry::init(config.logger.level, format);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    Ok(Context::new(config)?)
+    Ok(Context::with_clients(config, clients)?)
 }
 
 /// No budget means no deadline in practice: a slice then ends when every stream caught up.

@@ -1,4 +1,7 @@
-//! Logging setup shared by the CLI and the Lambda functions.
+//! Logging of the command line: text or JSON lines on stderr at the configured level.
+//!
+//! The Lambda functions set up their own logging ([`crate::lambda::logging`], which honours
+//! Lambda's log settings); both keep the Delta libraries as quiet as [`QUIET_DEPENDENCIES`].
 
 use tracing_subscriber::EnvFilter;
 

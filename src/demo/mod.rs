@@ -14,8 +14,9 @@ use tokio::time::Instant;
 
 use crate::config::MapEnv;
 use crate::context::{Context, load_config_text};
+use crate::jobs;
+use crate::sync::SyncOptions;
 use crate::sync::summary::RunSummary;
-use crate::sync::{self, SyncOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -66,7 +67,7 @@ pub async fn run(lake: &Path, pumps: usize) -> Result<DemoReport, DemoError> {
     let job = context.sync_job();
     let options = || SyncOptions::until(Instant::now() + Duration::from_secs(600));
 
-    let backfill = sync::run(&job, &options()).await;
+    let backfill = jobs::sync(&job, &options()).await;
     seed(
         "updates",
         control.apply_instances(sample_model::updates(pumps, 1)),
@@ -75,9 +76,8 @@ pub async fn run(lake: &Path, pumps: usize) -> Result<DemoReport, DemoError> {
         "deletes",
         control.delete_instances(sample_model::deletions(pumps)),
     )?;
-    let changes = sync::run(&job, &options()).await;
-    let snapshot =
-        crate::snapshot::run(&context, &crate::snapshot::SnapshotOptions::default()).await;
+    let changes = jobs::sync(&job, &options()).await;
+    let snapshot = jobs::snapshot(&context, &crate::snapshot::SnapshotOptions::default()).await;
     emulator.shutdown().await;
     Ok(DemoReport {
         lake,

@@ -241,7 +241,7 @@ pub struct CompactedGroup {
 }
 
 /// What [`LakeTable::compact`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub struct CompactionReport {
     /// Active and small files of the version the plan was made on.
     pub active_files: usize,
@@ -253,7 +253,7 @@ pub struct CompactionReport {
     /// Committed and skipped groups, in arrival order.
     pub groups: Vec<CompactedGroup>,
     /// Groups that failed, with the error.
-    pub failures: Vec<(CompactionInfo, String)>,
+    pub failures: Vec<(CompactionInfo, LakeError)>,
 }
 
 impl CompactionReport {
@@ -303,7 +303,7 @@ impl LakeTable {
             let prepared = match self.prepare_compaction(&group).await {
                 Ok(prepared) => prepared,
                 Err(error) => {
-                    report.failures.push((group.info, error.to_string()));
+                    report.failures.push((group.info, error));
                     continue;
                 }
             };
@@ -318,7 +318,7 @@ impl LakeTable {
                     output_path,
                     outcome,
                 }),
-                Err(error) => report.failures.push((group.info, error.to_string())),
+                Err(error) => report.failures.push((group.info, error)),
             }
         }
         Ok(report)

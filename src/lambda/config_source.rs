@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use crate::config::{Config, ConfigError, ConfigIssue, Destination, EnvSource, RawConfig};
 use crate::context::{ContextError, LoadError, resolve_remote_with};
 
-use super::clients::ClientCache;
+use crate::context::ClientCache;
 
 /// Environment variable holding the configuration YAML.
 pub const CONFIG_ENV: &str = "CDF_S3_CONFIG";

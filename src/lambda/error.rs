@@ -7,10 +7,10 @@
 //! invocations are never retried automatically; the classification tells the operator (and
 //! any caller that retries by itself) what to do.
 
-use std::fmt;
-
 use crate::cdf::CdfError;
 use crate::context::{ContextError, LoadError};
+pub use crate::failure::Retry;
+use crate::failure::{Cause, Verdict};
 
 use super::config_source::ConfigSourceError;
 use super::event::PayloadError;
@@ -34,31 +34,14 @@ pub enum FunctionError {
         "the invocation has {remaining_ms} ms left, which is not more than extractor.deadline-margin ({margin_ms} ms): raise the function timeout or lower the margin"
     )]
     NoTimeLeft { remaining_ms: u128, margin_ms: u128 },
-    /// The run happened, but some streams or views failed; the message lists them. The
-    /// summary with every figure is in the invocation's summary log line.
-    #[error("{0}")]
-    RunFailed(String),
+    /// The run happened, but some streams, views or tables failed; the message lists them,
+    /// and the verdict says whether any of them can succeed on a retry. The summary with
+    /// every figure is in the invocation's summary log line.
+    #[error("{message}")]
+    RunFailed { message: String, verdict: Verdict },
     /// A bug: the invocation panicked. The panic message is kept; the process lives on.
     #[error("the invocation panicked: {0}")]
     Panic(String),
-}
-
-/// How a failure should be treated by whoever invokes the function again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// A later invocation with the same payload may succeed.
-    Helps,
-    /// The same invocation fails the same way until something is changed.
-    Useless,
-}
-
-impl fmt::Display for Retry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Retry::Helps => "Retryable",
-            Retry::Useless => "Permanent",
-        })
-    }
 }
 
 impl FunctionError {
@@ -90,7 +73,13 @@ impl FunctionError {
                 (Retry::Useless, "InvalidConfiguration")
             }
             FunctionError::NoTimeLeft { .. } => (Retry::Useless, "InvalidConfiguration"),
-            FunctionError::RunFailed(_) => (Retry::Helps, "RunIncomplete"),
+            FunctionError::RunFailed { verdict, .. } => match verdict {
+                Verdict::Retryable => (Retry::Helps, "RunIncomplete"),
+                // The views came from the payload (or every configured view is meant).
+                Verdict::Permanent(Cause::InvalidRequest) => (Retry::Useless, "InvalidPayload"),
+                Verdict::Permanent(cause) => (Retry::Useless, cause.as_str()),
+                Verdict::Mixed => (Retry::Useless, "RunFailed"),
+            },
             FunctionError::Panic(_) => (Retry::Useless, "InternalError"),
         }
     }
@@ -100,16 +89,8 @@ impl FunctionError {
 /// transport, an identity provider that could not be reached) can pass; a rejected client,
 /// a missing pipeline or a refused request cannot.
 fn classify_cdf(error: &CdfError) -> (Retry, &'static str) {
-    // Only transient failures are retried, so running out of attempts means CDF was
-    // unavailable for the whole retry budget.
-    if error.is_retryable() || matches!(error, CdfError::RetriesExhausted { .. }) {
-        return (Retry::Helps, "CdfUnavailable");
-    }
-    match error.root() {
-        CdfError::Auth { .. } => (Retry::Useless, "CdfAuthentication"),
-        CdfError::InvalidSettings { .. } => (Retry::Useless, "InvalidConfiguration"),
-        _ => (Retry::Useless, "CdfRejected"),
-    }
+    let cause = Cause::of_cdf(error);
+    (cause.retry(), cause.as_str())
 }
 
 #[cfg(test)]
@@ -125,7 +106,10 @@ mod tests {
         assert_eq!(payload.error_type(), "Permanent.InvalidPayload");
         assert_eq!(payload.retry(), Retry::Useless);
 
-        let run = FunctionError::RunFailed("1 of 4 streams failed".into());
+        let run = FunctionError::RunFailed {
+            message: "1 of 4 streams failed".into(),
+            verdict: Verdict::Retryable,
+        };
         assert_eq!(run.error_type(), "Retryable.RunIncomplete");
 
         let unavailable = FunctionError::Config(LoadError::RemoteFetch {

@@ -11,14 +11,13 @@ use tracing::Instrument;
 
 use crate::cdf::CdfError;
 use crate::config::{Config, EnvSource, Layered};
-use crate::context::{self, Context, ContextError, LoadError};
-use crate::maintenance::{self, MaintenanceOptions, MaintenanceSummary};
-use crate::snapshot::{self, SnapshotOptions, SnapshotSummary};
-use crate::sync::summary::RunSummary;
-use crate::sync::{self, SyncOptions};
+use crate::context::{ClientCache, Context, ContextError, LoadError};
+use crate::failure::FailureCounts;
+use crate::jobs::{self, PublishOptions, PublishReport};
+use crate::maintenance::MaintenanceOptions;
+use crate::sync::{RunSummary, SyncOptions};
 
 use super::FunctionKind;
-use super::clients::ClientCache;
 use super::config_source::{ConfigSource, ConfigSourceError};
 use super::error::FunctionError;
 use super::event::{Payload, Request, Trigger, parse_payload};
@@ -82,11 +81,8 @@ enum Report {
         summary: RunSummary,
         dry_run: bool,
     },
-    Snapshot {
-        summary: SnapshotSummary,
-        /// `None` when the payload said `maintenance: false`.
-        maintenance: Option<MaintenanceSummary>,
-    },
+    /// The snapshot and (unless the payload said `maintenance: false`) maintenance.
+    Snapshot(PublishReport),
 }
 
 impl Function {
@@ -206,16 +202,7 @@ impl Function {
     /// The clients for this configuration, reusing the container's CDF client when the
     /// connection settings are unchanged.
     fn context(&self, config: Config) -> Result<Context, FunctionError> {
-        let client = self
-            .clients
-            .client_for(&config.cognite)
-            .map_err(ContextError::from)?;
-        let destination = context::destination(&config.destination).map_err(ContextError::from)?;
-        Ok(Context {
-            config,
-            client,
-            destination,
-        })
+        Ok(Context::with_clients(config, &self.clients)?)
     }
 
     async fn run_sync(
@@ -236,7 +223,7 @@ impl Function {
             force_resync: request.resync,
             dry_run: request.dry_run,
         };
-        let summary = sync::run(&context.sync_job(), &options).await;
+        let summary = jobs::sync(&context.sync_job(), &options).await;
         Ok(Report::Sync {
             summary,
             dry_run: request.dry_run,
@@ -256,28 +243,20 @@ impl Function {
         let margin = context.config.extractor.deadline_margin;
         let maintenance_deadline = Instant::now()
             + remaining(invocation.deadline, request.time_budget).saturating_sub(margin);
-        let summary = snapshot::run(
-            context,
-            &SnapshotOptions {
-                views: request.views.clone(),
-            },
-        )
-        .await;
-        let maintenance = match request.maintenance {
-            Some(false) => None,
-            Some(true) | None => {
-                let options = MaintenanceOptions {
-                    views: request.views,
+        let options = PublishOptions {
+            views: request.views,
+            maintenance: match request.maintenance {
+                Some(false) => None,
+                Some(true) | None => Some(MaintenanceOptions {
                     deadline: Some(maintenance_deadline),
                     ..MaintenanceOptions::default()
-                };
-                Some(maintenance::run(context, &options).await)
-            }
+                }),
+            },
         };
-        Ok(Report::Snapshot {
-            summary,
-            maintenance,
-        })
+        let plan = jobs::plan(context).await;
+        Ok(Report::Snapshot(
+            jobs::publish(context, &plan, &options).await,
+        ))
     }
 
     /// One EMF line per invocation, tagged with the request id so a metric leads to its logs.
@@ -300,7 +279,9 @@ impl Function {
         match report {
             Report::Sync { summary, dry_run } => {
                 if !dry_run {
-                    self.emit_metrics(&MetricSet::for_sync(&summary), invocation);
+                    let mut metrics = MetricSet::for_sync(&summary);
+                    metrics.extend_with_failures(&summary.failures());
+                    self.emit_metrics(&metrics, invocation);
                 }
                 let success = summary.is_success();
                 tracing::info!(
@@ -321,23 +302,20 @@ impl Function {
                     "sync finished: {}",
                     summary.one_line()
                 );
-                respond(&summary, success, || summary.one_line())
+                respond(&summary, success, &summary.failures(), || {
+                    summary.one_line()
+                })
             }
-            Report::Snapshot {
-                summary,
-                maintenance,
-            } => {
-                let mut metrics = MetricSet::for_snapshot(&summary);
-                if let Some(maintenance) = &maintenance {
+            Report::Snapshot(report) => {
+                let mut metrics = MetricSet::for_snapshot(&report.snapshot);
+                if let Some(maintenance) = &report.maintenance {
                     metrics.extend_with_maintenance(maintenance);
                 }
+                metrics.extend_with_failures(&report.failures());
                 self.emit_metrics(&metrics, invocation);
-                let success =
-                    summary.is_success() && maintenance.as_ref().is_none_or(|m| m.is_success());
-                let one_line = match &maintenance {
-                    Some(m) => format!("{}; maintenance: {}", summary.one_line(), m.one_line()),
-                    None => summary.one_line(),
-                };
+                let success = report.is_success();
+                let one_line = report.one_line();
+                let (summary, maintenance) = (&report.snapshot, &report.maintenance);
                 tracing::info!(
                     outcome = if success { "success" } else { "failed" },
                     views_total = summary.views_total,
@@ -358,25 +336,35 @@ impl Function {
                     duration_ms = elapsed_ms,
                     "snapshot finished: {one_line}"
                 );
-                let response = json!({"snapshot": summary, "maintenance": maintenance});
-                respond(&response, success, || one_line)
+                respond(&report, success, &report.failures(), || one_line)
             }
         }
     }
 }
 
 /// The summary as the response, or, when something failed, the failure naming it (the
-/// figures are in the summary line).
+/// figures are in the summary line) and saying whether a retry can help.
 fn respond<S: serde::Serialize>(
     summary: &S,
     success: bool,
+    failures: &FailureCounts,
     one_line: impl FnOnce() -> String,
 ) -> Result<Value, FunctionError> {
-    if !success {
-        return Err(FunctionError::RunFailed(one_line()));
+    // A run that is not a success always has a failure; should one ever lack it, a retry
+    // is the safe advice.
+    let verdict = failures
+        .verdict()
+        .or((!success).then_some(crate::failure::Verdict::Retryable));
+    if let Some(verdict) = verdict {
+        return Err(FunctionError::RunFailed {
+            message: one_line(),
+            verdict,
+        });
     }
-    serde_json::to_value(summary)
-        .map_err(|e| FunctionError::RunFailed(format!("the summary could not be encoded: {e}")))
+    serde_json::to_value(summary).map_err(|e| FunctionError::RunFailed {
+        message: format!("the summary could not be encoded: {e}"),
+        verdict: crate::failure::Verdict::Permanent(crate::failure::Cause::Internal),
+    })
 }
 
 fn log_request(request: &Request, invocation: &Invocation) {

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
 
+use crate::failure::{FailureCounts, Retry};
 use crate::maintenance::MaintenanceSummary;
 use crate::snapshot::SnapshotSummary;
 use crate::sync::summary::RunSummary;
@@ -145,6 +146,25 @@ impl MetricSet {
         );
     }
 
+    /// The run's failures: how many a retry can fix (`FailuresRetryable`) and how many need
+    /// a change first (`FailuresPermanent`), always, so alarms see zeros; and one
+    /// `Failures<Cause>` count per cause that occurred (see [`crate::failure::Cause`]).
+    pub fn extend_with_failures(&mut self, failures: &FailureCounts) {
+        self.push(
+            "FailuresRetryable",
+            Unit::Count,
+            failures.count(Retry::Helps) as f64,
+        );
+        self.push(
+            "FailuresPermanent",
+            Unit::Count,
+            failures.count(Retry::Useless) as f64,
+        );
+        for (cause, n) in &failures.by_cause {
+            self.push(cause.metric_name(), Unit::Count, *n as f64);
+        }
+    }
+
     /// The EMF document: the `_aws` directive, the dimension value, each metric as a
     /// top-level member, and `properties` (searchable in Logs Insights, not metrics).
     pub fn to_emf(&self, function: &str, timestamp_ms: i64, properties: &[(&str, Value)]) -> Value {
@@ -278,7 +298,10 @@ mod tests {
     fn snapshot_summary_as_emf() {
         let summary = SnapshotSummary::from_reports(
             Vec::new(),
-            vec!["view Turbine is not a view of the configured data models".into()],
+            vec![crate::failure::Failure::new(
+                crate::failure::Cause::InvalidRequest,
+                "views: `Turbine` matches no stream of this run (views: Pump)",
+            )],
             77,
         );
         let emf = MetricSet::for_snapshot(&summary).to_emf("cdf-s3-snapshot", 1, &[]);
@@ -290,6 +313,29 @@ mod tests {
             .as_array()
             .unwrap();
         assert_eq!(metrics.len(), 10);
+    }
+
+    #[test]
+    fn failures_are_counted_by_retryability_and_cause() {
+        use crate::failure::{Cause, Failure};
+        let failures = [
+            Failure::new(Cause::ViewNotFound, "a"),
+            Failure::new(Cause::ViewNotFound, "b"),
+            Failure::new(Cause::CdfUnavailable, "c"),
+        ];
+        let mut set = MetricSet::default();
+        set.extend_with_failures(&FailureCounts::of(&failures));
+        let emf = set.to_emf("f", 0, &[]);
+        assert_eq!(emf["FailuresRetryable"], 1.0);
+        assert_eq!(emf["FailuresPermanent"], 2.0);
+        assert_eq!(emf["FailuresViewNotFound"], 2.0);
+        assert_eq!(emf["FailuresCdfUnavailable"], 1.0);
+
+        let mut none = MetricSet::default();
+        none.extend_with_failures(&FailureCounts::default());
+        let emf = none.to_emf("f", 0, &[]);
+        assert_eq!(emf["FailuresRetryable"], 0.0);
+        assert_eq!(emf["FailuresPermanent"], 0.0);
     }
 
     #[test]

@@ -23,7 +23,6 @@
 //! the default AWS credential chain (the function's role); static keys in the configuration
 //! are meant for local development only.
 
-pub mod clients;
 pub mod config_source;
 pub mod error;
 pub mod event;

@@ -1,7 +1,7 @@
 //! Table maintenance on its own schedule: compaction of small raw files, checkpoints, and
 //! vacuum plus log cleanup under a retention.
 //!
-//! - [`plan`]: the tables to visit, from the same stream plan as the sync;
+//! - [`plan`]: the tables to visit, from the streams of the [`crate::plan`];
 //! - [`table`]: the steps on one table;
 //! - [`summary`]: what a run did, per table and in total.
 //!
@@ -25,7 +25,7 @@ pub use self::summary::{CompactionCommit, MaintenanceSummary, TableReport, Table
 use self::table::TableSettings;
 use crate::context::Context;
 use crate::lake::{CompactionOptions, DEFAULT_MAX_LOG_SCAN, DEFAULT_TARGET_FILE_SIZE};
-use crate::sync::resolve_streams;
+use crate::plan::Plan;
 
 /// What a maintenance run should do, beyond the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +67,14 @@ impl Default for MaintenanceOptions {
     }
 }
 
-/// Runs the requested steps on every raw table of the configured models. Never fails as a
-/// whole because of one table: problems are reported per table (or per model and view
-/// while planning) in the summary. Does nothing when `extractor.maintenance.enabled` is off.
-pub async fn run(context: &Context, options: &MaintenanceOptions) -> MaintenanceSummary {
+/// Runs the requested steps on every raw table of `plan`. Never fails as a whole because of
+/// one table: problems are reported per table (or per model and view while planning) in the
+/// summary. Does nothing when `extractor.maintenance.enabled` is off.
+pub async fn run(
+    context: &Context,
+    plan: &Plan,
+    options: &MaintenanceOptions,
+) -> MaintenanceSummary {
     let started = Instant::now();
     let configured = &context.config.extractor.maintenance;
     if !configured.enabled {
@@ -80,14 +84,9 @@ pub async fn run(context: &Context, options: &MaintenanceOptions) -> Maintenance
             ..MaintenanceSummary::default()
         };
     }
-    let extractor = &context.config.extractor;
-    let (streams, plan_errors) = resolve_streams(
-        &context.client,
-        &context.config.data_modeling,
-        extractor.sync_page_size,
-    )
-    .await;
-    let targets = tables_of(&streams, options.views.as_deref());
+    let plan = plan.for_views(options.views.as_deref());
+    let plan_errors = plan.problems().to_vec();
+    let targets = tables_of(plan.streams());
     let job = context.sync_job();
     let settings = TableSettings {
         destination: job.streams.destination.clone(),

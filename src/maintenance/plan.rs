@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::lake::{InstanceKind, ModelRef, ViewFolder, layout};
-use crate::sync::plan::StreamSpec;
+use crate::plan::StreamSpec;
 
 /// One raw table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,16 +20,10 @@ pub struct MaintenanceTarget {
 }
 
 /// The distinct tables of `streams` (several edge streams share a view's edge table, every
-/// stream of a view its quarantine table), in path order; with `views`, only the tables of
-/// those view externalIds.
-pub fn tables_of(streams: &[StreamSpec], views: Option<&[String]>) -> Vec<MaintenanceTarget> {
+/// stream of a view its quarantine table), in path order.
+pub fn tables_of(streams: &[StreamSpec]) -> Vec<MaintenanceTarget> {
     let mut tables = BTreeMap::new();
     for spec in streams {
-        if let Some(views) = views
-            && !views.iter().any(|v| v == &spec.view.external_id)
-        {
-            continue;
-        }
         let kind = spec.instance_kind();
         let changes = layout::raw_table_path(&spec.model, &spec.view_folder, kind);
         let quarantine = layout::rejected_table_path(&spec.model, &spec.view_folder);

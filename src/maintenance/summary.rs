@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::failure::{Failure, FailureCounts};
+
 use crate::lake::{CompactedGroup, CompactionInfo, CompactionOutcome};
 
 /// How a table's maintenance ended.
@@ -89,7 +91,7 @@ pub struct TableReport {
     pub files_vacuumed: usize,
     /// Expired log files deleted.
     pub logs_deleted: usize,
-    pub errors: Vec<String>,
+    pub errors: Vec<Failure>,
 }
 
 impl TableReport {
@@ -132,7 +134,7 @@ pub struct MaintenanceSummary {
     pub files_vacuumed: usize,
     pub logs_deleted: usize,
     /// Problems planning the tables (a model or view that could not be resolved).
-    pub plan_errors: Vec<String>,
+    pub plan_errors: Vec<Failure>,
     pub tables: Vec<TableReport>,
     pub duration_ms: u64,
 }
@@ -140,20 +142,18 @@ pub struct MaintenanceSummary {
 impl MaintenanceSummary {
     pub fn from_reports(
         mut tables: Vec<TableReport>,
-        plan_errors: Vec<String>,
+        plan_errors: Vec<Failure>,
         dry_run: bool,
         duration_ms: u64,
     ) -> Self {
         // Error texts quote S3 and Delta answers, which may echo a secret or token.
         for table in &mut tables {
-            for error in &mut table.errors {
-                *error = crate::secret::redact(error);
-            }
+            table.errors = std::mem::take(&mut table.errors)
+                .into_iter()
+                .map(Failure::redacted)
+                .collect();
         }
-        let plan_errors: Vec<String> = plan_errors
-            .iter()
-            .map(|e| crate::secret::redact(e))
-            .collect();
+        let plan_errors: Vec<Failure> = plan_errors.into_iter().map(Failure::redacted).collect();
         Self {
             disabled: false,
             dry_run,
@@ -210,9 +210,18 @@ impl MaintenanceSummary {
             .or_else(|| self.tables.iter().find_map(|t| t.errors.first()));
         if let Some(error) = first_error {
             line.push_str("; first error: ");
-            line.push_str(error);
+            line.push_str(&error.message);
         }
         line
+    }
+
+    /// Every failure of the run: the plan's and each table's steps'.
+    pub fn failures(&self) -> FailureCounts {
+        FailureCounts::of(
+            self.plan_errors
+                .iter()
+                .chain(self.tables.iter().flat_map(|t| t.errors.iter())),
+        )
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::MaintenanceOptions;
 use super::plan::MaintenanceTarget;
 use super::summary::{CompactionCommit, TableReport, TableStatus};
+use crate::failure::Failure;
 use crate::lake::{
     CompactionOptions, CompactionOutcome, Destination, LakeResult, LakeTable, VacuumScope,
     WriteOptions,
@@ -36,7 +37,9 @@ pub async fn maintain(
     let mut table = match open(target, settings).await {
         Ok(table) => table,
         Err(error) => {
-            report.errors.push(format!("opening the table: {error}"));
+            report
+                .errors
+                .push(Failure::lake("opening the table", &error));
             report.status = TableStatus::Failed;
             return report;
         }
@@ -66,7 +69,7 @@ pub async fn maintain(
         };
         match result {
             Ok(version) => report.checkpoint_version = version,
-            Err(error) => report.errors.push(format!("checkpoint: {error}")),
+            Err(error) => report.errors.push(Failure::lake("checkpoint", &error)),
         }
     }
     if step_due(options.vacuum) {
@@ -74,7 +77,9 @@ pub async fn maintain(
     }
 
     if let Err(error) = table.refresh().await {
-        report.errors.push(format!("reloading the table: {error}"));
+        report
+            .errors
+            .push(Failure::lake("reloading the table", &error));
     }
     report.files_after = count_files(&table, &mut report);
     report.status = if !report.errors.is_empty() {
@@ -123,7 +128,9 @@ async fn compact(
                 }
             }
             Ok(_) => {}
-            Err(error) => report.errors.push(format!("planning compaction: {error}")),
+            Err(error) => report
+                .errors
+                .push(Failure::lake("planning compaction", &error)),
         }
         return;
     }
@@ -139,13 +146,16 @@ async fn compact(
                 report.compactions.push(CompactionCommit::from(group));
             }
             for (info, error) in &result.failures {
-                report.errors.push(format!(
-                    "compacting versions {}..={} of stream {:?}: {error}",
-                    info.first_version, info.last_version, info.app_id
+                report.errors.push(Failure::lake(
+                    format!(
+                        "compacting versions {}..={} of stream {:?}",
+                        info.first_version, info.last_version, info.app_id
+                    ),
+                    error,
                 ));
             }
         }
-        Err(error) => report.errors.push(format!("compaction: {error}")),
+        Err(error) => report.errors.push(Failure::lake("compaction", &error)),
     }
 }
 
@@ -164,14 +174,14 @@ async fn vacuum(
         .await
     {
         Ok(vacuumed) => report.files_vacuumed = vacuumed.files.len(),
-        Err(error) => report.errors.push(format!("vacuum: {error}")),
+        Err(error) => report.errors.push(Failure::lake("vacuum", &error)),
     }
     if dry_run {
         return;
     }
     match table.cleanup_logs(settings.vacuum_retention).await {
         Ok(deleted) => report.logs_deleted = deleted,
-        Err(error) => report.errors.push(format!("log cleanup: {error}")),
+        Err(error) => report.errors.push(Failure::lake("log cleanup", &error)),
     }
 }
 
@@ -181,7 +191,7 @@ fn count_files(table: &LakeTable, report: &mut TableReport) -> usize {
         Err(error) => {
             report
                 .errors
-                .push(format!("listing the active files: {error}"));
+                .push(Failure::lake("listing the active files", &error));
             0
         }
     }

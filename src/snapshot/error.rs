@@ -5,6 +5,7 @@ use deltalake::ObjectStoreError;
 use deltalake::arrow::error::ArrowError;
 use deltalake::parquet::errors::ParquetError;
 
+use crate::failure::{Cause, Failure};
 use crate::lake::LakeError;
 use crate::schema::{AlignError, PublishError};
 
@@ -115,6 +116,31 @@ impl SnapshotError {
             context: context.into(),
             source,
         }
+    }
+
+    /// Why the file failed, for whoever decides whether to run again.
+    pub fn cause(&self) -> Cause {
+        match self {
+            SnapshotError::Lake(error) => Cause::of_lake(error),
+            // The next snapshot after the view's first successful sync publishes it.
+            SnapshotError::NoRawTable { .. } => Cause::NotSynced,
+            SnapshotError::Store { source, .. } => match source {
+                ObjectStoreError::PermissionDenied { .. }
+                | ObjectStoreError::Unauthenticated { .. } => Cause::LakeAccessDenied,
+                _ => Cause::LakeUnavailable,
+            },
+            SnapshotError::Align { .. } | SnapshotError::Manifest { .. } => Cause::LakeInconsistent,
+            SnapshotError::Spill { .. } | SnapshotError::SpillFormat { .. } => Cause::LocalStorage,
+            SnapshotError::Parquet { .. }
+            | SnapshotError::Publish { .. }
+            | SnapshotError::Arrow { .. }
+            | SnapshotError::MissingKeyColumn { .. } => Cause::Internal,
+        }
+    }
+
+    /// The error as a failure of a run's part, classified by [`Self::cause`].
+    pub fn to_failure(&self) -> Failure {
+        Failure::new(self.cause(), self.to_string())
     }
 
     /// Whether the error says that an object does not exist (as opposed to being unreadable).

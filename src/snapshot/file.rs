@@ -47,7 +47,7 @@ pub async fn publish_file(
         Err(error) => {
             tracing::warn!(view = %view.folder, kind = %target.kind, %error, "publishing failed");
             (
-                FileReport::failed(target.kind, error.to_string()),
+                FileReport::failed(target.kind, error.to_failure()),
                 previous.cloned(),
             )
         }

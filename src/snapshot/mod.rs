@@ -48,6 +48,7 @@ pub use self::summary::{FileAction, FileReport, SnapshotSummary, ViewReport};
 use crate::config::SnapshotSettings;
 use crate::context::Context;
 use crate::lake::{Destination, WriteOptions};
+use crate::plan::Plan;
 
 /// What an invocation should do, beyond the configuration.
 #[derive(Debug, Clone, Default)]
@@ -72,33 +73,18 @@ impl From<&SnapshotSettings> for PublishSettings {
     }
 }
 
-/// Publishes every configured view (or the selected ones). Never fails as a whole: each
+/// Publishes every view of `plan` (or the selected ones). Never fails as a whole: each
 /// view's problems are reported in the summary and the other views go on.
-pub async fn run(context: &Context, options: &SnapshotOptions) -> SnapshotSummary {
+pub async fn run(context: &Context, plan: &Plan, options: &SnapshotOptions) -> SnapshotSummary {
     let started = Instant::now();
-    let extractor = &context.config.extractor;
-    let (mut specs, mut plan_errors) = crate::sync::resolve_streams(
-        &context.client,
-        &context.config.data_modeling,
-        extractor.sync_page_size,
-    )
-    .await;
-    if let Some(views) = &options.views {
-        specs.retain(|spec| views.iter().any(|v| v == &spec.view.external_id));
-        for view in views {
-            if !specs.iter().any(|s| &s.view.external_id == view) {
-                plan_errors.push(format!(
-                    "view {view} is not a view of the configured data models"
-                ));
-            }
-        }
-    }
-    let targets = plan_views(&specs);
-    let settings = PublishSettings::from(&extractor.snapshot);
+    let plan = plan.for_views(options.views.as_deref());
+    let mut plan_errors = plan.problems().to_vec();
+    let targets = plan_views(plan.streams());
+    let settings = PublishSettings::from(&context.config.extractor.snapshot);
     let reports = match publish_views(&context.destination, &targets, &settings).await {
         Ok(reports) => reports,
         Err(error) => {
-            plan_errors.push(format!("publish destination: {error}"));
+            plan_errors.push(error.to_failure().context("publish destination"));
             Vec::new()
         }
     };

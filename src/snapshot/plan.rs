@@ -1,4 +1,4 @@
-//! Which published files each view gets, from the planned sync streams.
+//! Which published files each view gets, from the streams of the [`crate::plan`].
 //!
 //! A view's `nodes` raw table exists if it has a nodes stream, its `edges` table if it has
 //! any edge stream (edge view, edge connections). Both files are always published, so that
@@ -12,9 +12,8 @@ use std::sync::Arc;
 use deltalake::arrow::datatypes::{FieldRef, Schema, SchemaRef};
 
 use crate::lake::{InstanceKind, ModelRef, ViewFolder};
+use crate::plan::{StreamSpec, model_label};
 use crate::schema::{PropertySource, TableKind, ViewSchema};
-use crate::sync::plan::{StreamSpec, model_label};
-use crate::sync::stream::stream_schema;
 
 /// One raw table of a view.
 #[derive(Debug, Clone)]
@@ -113,7 +112,7 @@ pub fn plan_views(specs: &[StreamSpec]) -> Vec<ViewTarget> {
                     schema_without_table: union_of(
                         streams
                             .iter()
-                            .map(|s| stream_schema(s, None).arrow_schema().clone()),
+                            .map(|s| s.schema(None).arrow_schema().clone()),
                     ),
                 };
                 match kind {

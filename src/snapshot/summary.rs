@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::failure::{Failure, FailureCounts};
 use crate::lake::InstanceKind;
 
 /// What happened to one published file.
@@ -47,7 +48,7 @@ pub struct FileReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 impl FileReport {
@@ -69,9 +70,9 @@ impl FileReport {
         }
     }
 
-    pub(crate) fn failed(kind: InstanceKind, error: impl Into<String>) -> Self {
+    pub(crate) fn failed(kind: InstanceKind, error: Failure) -> Self {
         Self {
-            error: Some(error.into()),
+            error: Some(error),
             ..Self::new(kind, FileAction::Failed)
         }
     }
@@ -91,7 +92,7 @@ pub struct ViewReport {
     pub duration_ms: u64,
     /// A failure that concerns the whole view (for example the manifest write).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 impl ViewReport {
@@ -123,27 +124,24 @@ pub struct SnapshotSummary {
     pub duration_ms: u64,
     /// Problems that stopped a model or view from being planned (unknown model, missing
     /// view), each naming what failed.
-    pub plan_errors: Vec<String>,
+    pub plan_errors: Vec<Failure>,
     pub views: Vec<ViewReport>,
 }
 
 impl SnapshotSummary {
     pub fn from_reports(
         mut views: Vec<ViewReport>,
-        plan_errors: Vec<String>,
+        plan_errors: Vec<Failure>,
         duration_ms: u64,
     ) -> Self {
         // Error texts quote CDF, S3 and Delta answers, which may echo a secret or token.
         for view in &mut views {
-            view.error = view.error.as_deref().map(crate::secret::redact);
+            view.error = view.error.take().map(Failure::redacted);
             for file in &mut view.files {
-                file.error = file.error.as_deref().map(crate::secret::redact);
+                file.error = file.error.take().map(Failure::redacted);
             }
         }
-        let plan_errors: Vec<String> = plan_errors
-            .iter()
-            .map(|e| crate::secret::redact(e))
-            .collect();
+        let plan_errors: Vec<Failure> = plan_errors.into_iter().map(Failure::redacted).collect();
         let files = || views.iter().flat_map(|v| v.files.iter());
         let count = |action| files().filter(|f| f.action == action).count();
         let written = || {
@@ -174,6 +172,19 @@ impl SnapshotSummary {
         self.views.iter().find(|v| v.view == folder)
     }
 
+    /// Every failure of the run: the plan's, each view's and each file's.
+    pub fn failures(&self) -> FailureCounts {
+        FailureCounts::of(
+            self.plan_errors
+                .iter()
+                .chain(self.views.iter().flat_map(|v| {
+                    v.error
+                        .iter()
+                        .chain(v.files.iter().filter_map(|f| f.error.as_ref()))
+                })),
+        )
+    }
+
     /// One line for logs and the extraction pipeline run message.
     pub fn one_line(&self) -> String {
         let mut line = format!(
@@ -190,7 +201,7 @@ impl SnapshotSummary {
         let problems: Vec<String> = self
             .plan_errors
             .iter()
-            .cloned()
+            .map(|e| e.message.clone())
             .chain(self.views.iter().flat_map(|v| {
                 let view_error = v.error.as_ref().map(|e| format!("{}: {e}", v.view));
                 let file_errors = v.files.iter().filter_map(move |f| {

@@ -71,7 +71,7 @@ pub async fn publish_view(ctx: &PublishContext<'_>, target: &ViewTarget) -> View
                 report.manifest_written = true;
                 crate::failpoint::hit("snapshot-after-manifest");
             }
-            Err(error) => report.error = Some(error.to_string()),
+            Err(error) => report.error = Some(error.to_failure()),
         }
     }
     report.duration_ms = started.elapsed().as_millis() as u64;

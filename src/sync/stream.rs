@@ -25,7 +25,6 @@ use deltalake::arrow::array::RecordBatch;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::plan::{RESULT_SET, StreamSpec};
 use super::scheduler::Turn;
 use super::state::{
     COMMIT_METADATA_KEY, RestartReason, Resume, StreamCheckpoint, new_generation, reconcile,
@@ -34,12 +33,12 @@ use super::state_store::StateStore;
 use super::summary::{StreamReport, StreamStatus};
 use crate::cdf::dto::Instance;
 use crate::cdf::{CdfClient, CdfError};
+use crate::failure::{Cause, Failure};
 use crate::flatten::FlattenError;
 use crate::flatten::Flattener;
 use crate::lake::quarantine::{RejectedRow, RejectedStamp, rejected_batch};
 use crate::lake::{CommitOutcome, Destination, LakeError, LakeTable, StreamCommit, WriteOptions};
-use crate::schema::ViewSchema;
-use deltalake::arrow::datatypes::Schema;
+use crate::plan::{RESULT_SET, StreamSpec};
 
 /// Commit-metadata flag of the first commit of a generation: the snapshot forgets older
 /// generations' instances once this generation's backfill is complete.
@@ -95,14 +94,14 @@ impl StreamRun {
         spec: Arc<StreamSpec>,
         state_row: Option<StreamCheckpoint>,
         force_resync: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Failure> {
         let url = ctx
             .destination
             .raw_table_url(&spec.model, &spec.view_folder, spec.instance_kind())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::lake("the Delta table", &e))?;
         let table = LakeTable::open(&ctx.destination, url, ctx.write_options.clone())
             .await
-            .map_err(|e| format!("opening the Delta table: {e}"))?;
+            .map_err(|e| Failure::lake("opening the Delta table", &e))?;
         let query_hash = spec.query_hash();
         let mut resume = match table_state(&table, &spec.key, state_row.as_ref()).await? {
             TableState::Known(from_table) => reconcile(state_row, from_table, &query_hash),
@@ -153,9 +152,9 @@ impl StreamRun {
             ctx.state_store
                 .save(&spec.key, &checkpoint)
                 .await
-                .map_err(|e| format!("writing the state row of the new generation: {e}"))?;
+                .map_err(|e| Failure::cdf("writing the state row of the new generation", &e))?;
         }
-        let schema = stream_schema(&spec, table.arrow_schema().as_deref());
+        let schema = spec.schema(table.arrow_schema().as_deref());
         Ok(Self {
             flattener: Flattener::new(&schema),
             spec,
@@ -208,14 +207,17 @@ impl StreamRun {
                     continue;
                 }
                 Err(error) => {
-                    let message = format!("sync failed: {error}");
-                    return self.finish(ctx, StreamStatus::Failed, Some(message)).await;
+                    let failure = Failure::cdf("sync failed", &error);
+                    return self.finish(ctx, StreamStatus::Failed, Some(failure)).await;
                 }
             };
             self.report.pages += 1;
             let Some(next_cursor) = response.cursor_of(RESULT_SET).map(str::to_owned) else {
-                let message = "the sync response carried no cursor for the stream".to_owned();
-                return self.finish(ctx, StreamStatus::Failed, Some(message)).await;
+                let failure = Failure::new(
+                    Cause::CdfRejected,
+                    "the sync response carried no cursor for the stream",
+                );
+                return self.finish(ctx, StreamStatus::Failed, Some(failure)).await;
             };
             let items = response.take_items(RESULT_SET);
             let short_page = items.len() < self.spec.expression.limit as usize;
@@ -224,8 +226,8 @@ impl StreamRun {
                 // none of them is committed and the stored cursor stays at the last commit:
                 // the next run reads these pages again.
                 self.discard_buffer();
-                let message = error.to_string();
-                return self.finish(ctx, StreamStatus::Failed, Some(message)).await;
+                let failure = Failure::new(Cause::Internal, error.to_string());
+                return self.finish(ctx, StreamStatus::Failed, Some(failure)).await;
             }
             self.pending_cursor = Some(next_cursor);
             self.checkpoint.last_success = Some(now_ms());
@@ -318,10 +320,7 @@ impl StreamRun {
 
     /// Forgets everything read since the last commit and goes back to its cursor.
     fn discard_buffer(&mut self) {
-        self.flattener = Flattener::new(&stream_schema(
-            &self.spec,
-            self.table.arrow_schema().as_deref(),
-        ));
+        self.flattener = Flattener::new(&self.spec.schema(self.table.arrow_schema().as_deref()));
         self.pending.clear();
         self.rejected.clear();
         self.pending_cursor = self.checkpoint.cursor.clone();
@@ -348,8 +347,9 @@ impl StreamRun {
         }
         self.checkpoint = new_generation(&self.checkpoint, &self.spec.query_hash());
         if let Err(error) = ctx.state_store.save(&self.spec.key, &self.checkpoint).await {
-            return Err(self.fail_now(format!(
-                "writing the state row of the new generation: {error}"
+            return Err(self.fail_now(Failure::cdf(
+                "writing the state row of the new generation",
+                &error,
             )));
         }
         self.pending_cursor = None;
@@ -371,7 +371,9 @@ impl StreamRun {
         match self.flattener.finish() {
             Ok(batch) if batch.num_rows() > 0 || batches.is_empty() => batches.push(batch),
             Ok(_) => {}
-            Err(error) => return Err(self.fail_now(error.to_string())),
+            Err(error) => {
+                return Err(self.fail_now(Failure::new(Cause::Internal, error.to_string())));
+            }
         }
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let mut next = self.checkpoint.clone();
@@ -384,8 +386,8 @@ impl StreamRun {
             txn_version: next.seq,
             metadata: commit_metadata(&next, self.opens_generation, backfill_complete),
         };
-        if let Err(message) = self.quarantine(ctx, &next).await {
-            return Err(self.fail_now(message));
+        if let Err(failure) = self.quarantine(ctx, &next).await {
+            return Err(self.fail_now(failure));
         }
         crate::failpoint::hit("before-delta-commit");
         match self.table.append(&batches, commit).await {
@@ -408,10 +410,10 @@ impl StreamRun {
                 );
                 tracing::warn!(stream = %self.spec.key, "{message}");
                 self.report.status = StreamStatus::Superseded;
-                self.report.error = Some(message);
+                self.report.error = Some(Failure::new(Cause::CommitConflict, message));
                 Err(Turn::Done(self.report.clone()))
             }
-            Err(error) => Err(self.fail_now(format!("Delta commit failed: {error}"))),
+            Err(error) => Err(self.fail_now(Failure::lake("Delta commit failed", &error))),
         }
     }
 
@@ -423,7 +425,7 @@ impl StreamRun {
         &mut self,
         ctx: &StreamContext,
         next: &StreamCheckpoint,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         if self.rejected.is_empty() {
             return Ok(());
         }
@@ -433,10 +435,10 @@ impl StreamRun {
                 let url = ctx
                     .destination
                     .rejected_table_url(&self.spec.model, &self.spec.view_folder)
-                    .map_err(|e| format!("the quarantine table: {e}"))?;
+                    .map_err(|e| Failure::lake("the quarantine table", &e))?;
                 LakeTable::open(&ctx.destination, url, ctx.write_options.clone())
                     .await
-                    .map_err(|e| format!("opening the quarantine table: {e}"))?
+                    .map_err(|e| Failure::lake("opening the quarantine table", &e))?
             }
         };
         let table = self.rejected_table.insert(table);
@@ -445,8 +447,12 @@ impl StreamRun {
             seq: next.seq,
             quarantined_time: now_ms(),
         };
-        let batch = rejected_batch(&self.rejected, stamp)
-            .map_err(|e| format!("assembling the quarantined rows: {e}"))?;
+        let batch = rejected_batch(&self.rejected, stamp).map_err(|e| {
+            Failure::new(
+                Cause::Internal,
+                format!("assembling the quarantined rows: {e}"),
+            )
+        })?;
         let mut metadata = Map::new();
         metadata.insert("generation".to_owned(), json!(next.generation));
         let commit = StreamCommit {
@@ -463,16 +469,16 @@ impl StreamRun {
             Ok(CommitOutcome::AlreadyCommitted { .. }) => {
                 tracing::info!(stream = %self.spec.key, seq = next.seq, "the quarantined rows of this commit were stored by an earlier run");
             }
-            Err(error) => return Err(format!("quarantine commit failed: {error}")),
+            Err(error) => return Err(Failure::lake("quarantine commit failed", &error)),
         }
         self.rejected.clear();
         crate::failpoint::hit("after-quarantine-commit");
         Ok(())
     }
 
-    fn fail_now(&mut self, message: String) -> Turn<Self, StreamReport> {
+    fn fail_now(&mut self, failure: Failure) -> Turn<Self, StreamReport> {
         self.report.status = StreamStatus::Failed;
-        self.report.error = Some(message);
+        self.report.error = Some(failure);
         Turn::Done(self.report.clone())
     }
 
@@ -491,7 +497,7 @@ impl StreamRun {
         mut self,
         ctx: &StreamContext,
         status: StreamStatus,
-        error: Option<String>,
+        error: Option<Failure>,
     ) -> Turn<Self, StreamReport> {
         if self.buffered_rows() > 0 {
             if let Err(done) = self.commit(ctx, false).await {
@@ -503,7 +509,7 @@ impl StreamRun {
         {
             self.checkpoint.cursor = self.pending_cursor.clone();
             // The state row lives in CDF RAW: never store an echoed secret there.
-            self.checkpoint.last_error = error.as_deref().map(crate::secret::redact);
+            self.checkpoint.last_error = error.as_ref().map(|e| crate::secret::redact(&e.message));
             self.save_checkpoint(ctx).await;
         }
         self.report.status = status;
@@ -577,15 +583,6 @@ fn instance_json_text(instance: &Instance) -> String {
 /// Rows per Arrow batch inside the buffer; keeps builders small while commits stay large.
 const BATCH_ROWS: usize = 8192;
 
-/// The schema a stream writes: its view's (or edge sources') properties, or only the
-/// system columns for edge connections without an edge source. Each property's column comes
-/// from the view definitions and the table's current schema `table_schema` (an existing
-/// column is kept; a type change that does not fit it gets a new column), see
-/// [`crate::schema::mapping`].
-pub fn stream_schema(spec: &StreamSpec, table_schema: Option<&Schema>) -> ViewSchema {
-    spec.schema(table_schema)
-}
-
 fn commit_metadata(
     checkpoint: &StreamCheckpoint,
     opens_generation: bool,
@@ -610,11 +607,11 @@ async fn table_state(
     table: &LakeTable,
     key: &str,
     state_row: Option<&StreamCheckpoint>,
-) -> Result<TableState, String> {
+) -> Result<TableState, Failure> {
     let Some(seq) = table
         .txn_version(key)
         .await
-        .map_err(|e| format!("reading the stream's txn version: {e}"))?
+        .map_err(|e| Failure::lake("reading the stream's txn version", &e))?
     else {
         return Ok(TableState::Known(None));
     };
@@ -634,7 +631,7 @@ async fn table_state(
             seq,
             table_version: table.version().unwrap_or_default(),
         }),
-        Err(e) => Err(format!("reading the stream's last commit: {e}")),
+        Err(e) => Err(Failure::lake("reading the stream's last commit", &e)),
     }
 }
 

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::failure::{Failure, FailureCounts};
+
 /// How a stream's part of the invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,7 +43,7 @@ pub struct StreamReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 impl StreamReport {
@@ -62,9 +64,9 @@ impl StreamReport {
         }
     }
 
-    pub fn failed(stream: impl Into<String>, error: impl Into<String>) -> Self {
+    pub fn failed(stream: impl Into<String>, error: Failure) -> Self {
         Self {
-            error: Some(error.into()),
+            error: Some(error),
             ..Self::new(stream, StreamStatus::Failed)
         }
     }
@@ -91,25 +93,22 @@ pub struct RunSummary {
     pub duration_ms: u64,
     /// Problems that stopped a view or model from being planned at all (unknown model,
     /// missing view), each naming what failed.
-    pub plan_errors: Vec<String>,
+    pub plan_errors: Vec<Failure>,
     pub streams: Vec<StreamReport>,
 }
 
 impl RunSummary {
     pub fn from_reports(
         mut streams: Vec<StreamReport>,
-        plan_errors: Vec<String>,
+        plan_errors: Vec<Failure>,
         duration_ms: u64,
     ) -> Self {
         streams.sort_by(|a, b| a.stream.cmp(&b.stream));
         // Error texts quote CDF, S3 and Delta answers, which may echo a secret or token.
         for stream in &mut streams {
-            stream.error = stream.error.as_deref().map(crate::secret::redact);
+            stream.error = stream.error.take().map(Failure::redacted);
         }
-        let plan_errors: Vec<String> = plan_errors
-            .iter()
-            .map(|e| crate::secret::redact(e))
-            .collect();
+        let plan_errors: Vec<Failure> = plan_errors.into_iter().map(Failure::redacted).collect();
         let count = |status| streams.iter().filter(|s| s.status == status).count();
         Self {
             streams_total: streams.len(),
@@ -134,6 +133,19 @@ impl RunSummary {
         self.streams_failed == 0 && self.plan_errors.is_empty()
     }
 
+    /// Every failure of the run: the plan's, then each failed stream's (a superseded
+    /// stream's note is not a failure).
+    pub fn failures(&self) -> FailureCounts {
+        FailureCounts::of(
+            self.plan_errors.iter().chain(
+                self.streams
+                    .iter()
+                    .filter(|s| s.status == StreamStatus::Failed)
+                    .filter_map(|s| s.error.as_ref()),
+            ),
+        )
+    }
+
     /// One line for the extraction pipeline run message (CDF caps it at 1000 characters).
     pub fn one_line(&self) -> String {
         let mut line = format!(
@@ -152,7 +164,7 @@ impl RunSummary {
         let problems: Vec<String> = self
             .plan_errors
             .iter()
-            .cloned()
+            .map(|e| e.message.clone())
             .chain(
                 self.streams
                     .iter()
@@ -179,9 +191,10 @@ mod tests {
             "sync failed: 400 Bad Request: unknown client secret {}",
             secret.expose()
         );
+        let failure = Failure::new(crate::failure::Cause::CdfRejected, echoed);
         let summary = RunSummary::from_reports(
-            vec![StreamReport::failed("s/M/1/V/nodes", echoed.clone())],
-            vec![echoed],
+            vec![StreamReport::failed("s/M/1/V/nodes", failure.clone())],
+            vec![failure],
             0,
         );
         let text = serde_json::to_string(&summary).unwrap_or_default();

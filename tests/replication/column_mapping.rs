@@ -9,9 +9,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, MODEL, SCHEMA_SPACE};
+use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{self, SnapshotOptions};
-use cdf_s3_replicator::sync::{self, SyncOptions};
+use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -138,13 +139,13 @@ async fn awkward_lab() -> Lab {
 /// Each test syncs only its own view, so that it fails for its own reason alone.
 async fn sync_succeeds(lab: &Lab, view: &str, label: &str) {
     let context = lab.context_with("", Some(&[view])).await;
-    let summary = sync::run(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(&context.sync_job(), &slice()).await;
     assert!(summary.is_success(), "{label}: {summary:#?}");
 }
 
 async fn snapshot_succeeds(lab: &Lab, view: &str, label: &str) -> snapshot::SnapshotSummary {
     let context = lab.context_with("", Some(&[view])).await;
-    let summary = snapshot::run(&context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
     assert!(summary.is_success(), "{label}: {summary:#?}");
     summary
 }

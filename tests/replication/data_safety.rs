@@ -12,15 +12,16 @@ use std::time::{Duration, SystemTime};
 use cdf_emulator::FaultSpec;
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, SCHEMA_SPACE};
+use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};
 use cdf_s3_replicator::lambda::logging::LogControl;
 use cdf_s3_replicator::lambda::metrics::MemorySink;
 use cdf_s3_replicator::lambda::{Function, FunctionKind, FunctionSetup, Invocation};
-use cdf_s3_replicator::maintenance::{self, MaintenanceOptions, TableStatus};
-use cdf_s3_replicator::snapshot::{self, FileAction, SnapshotOptions};
+use cdf_s3_replicator::maintenance::{MaintenanceOptions, TableStatus};
+use cdf_s3_replicator::snapshot::{FileAction, SnapshotOptions};
+use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamReport, StreamStatus};
-use cdf_s3_replicator::sync::{self, SyncOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -103,7 +104,7 @@ async fn a_page_that_cannot_be_stored_never_moves_the_cursor_past_uncommitted_ro
     std::fs::create_dir_all(blocked.parent().expect("parent")).expect("view folder");
     std::fs::write(&blocked, "not a table").expect("a file where the table would go");
 
-    let failed = sync::run(&job, &slice()).await;
+    let failed = jobs::sync(&job, &slice()).await;
     let pumps = stream(&failed, PUMP_NODES);
     assert_eq!(pumps.status, StreamStatus::Failed, "{failed:#?}");
     assert_eq!(pumps.rows, 0, "{failed:#?}");
@@ -113,13 +114,13 @@ async fn a_page_that_cannot_be_stored_never_moves_the_cursor_past_uncommitted_ro
         Value::Null,
         "no row was committed, so no cursor may be stored: {state}"
     );
-    let error = pumps.error.as_deref().unwrap_or_default();
+    let error = pumps.error.as_ref().map_or("", |e| e.message.as_str());
     assert!(error.contains("quarantine"), "{error}");
 
     // The data is right again and the path is free: nothing of the first pages is missing.
     control.clear_faults();
     std::fs::remove_file(&blocked).expect("unblock");
-    let recovered = sync::run(&job, &slice()).await;
+    let recovered = jobs::sync(&job, &slice()).await;
     assert!(recovered.is_success(), "{recovered:#?}");
     assert_eq!(stream(&recovered, PUMP_NODES).rows, PUMPS as u64);
     let report = lab
@@ -142,7 +143,7 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
     let control = lab.emulator.control();
     control.add_fault(refuse_the_tag_of_pump_0010());
 
-    let summary = sync::run(&job, &slice()).await;
+    let summary = jobs::sync(&job, &slice()).await;
     assert!(summary.is_success(), "{summary:#?}");
     let pumps = stream(&summary, PUMP_NODES);
     assert_eq!(pumps.status, StreamStatus::CaughtUp, "{summary:#?}");
@@ -183,7 +184,7 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
     // The other streams of the view were not held back, and the snapshot publishes the
     // view without reading the quarantine table.
     assert_eq!(summary.streams_failed, 0, "{summary:#?}");
-    let published = snapshot::run(
+    let published = jobs::snapshot(
         &context,
         &SnapshotOptions {
             views: Some(vec!["Pump".into()]),
@@ -198,7 +199,7 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
     );
 
     // Maintenance visits the quarantine table with the view's other tables.
-    let maintained = maintenance::run(&context, &MaintenanceOptions::default()).await;
+    let maintained = jobs::maintenance(&context, &MaintenanceOptions::default()).await;
     assert!(maintained.is_success(), "{maintained:#?}");
     let quarantine = maintained
         .tables
@@ -212,7 +213,7 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
     control
         .apply_instances(pump_update("pump-0010", json!({"stages": 4})))
         .expect("fix");
-    let fixed = sync::run(&job, &slice()).await;
+    let fixed = jobs::sync(&job, &slice()).await;
     assert!(fixed.is_success(), "{fixed:#?}");
     assert_eq!(stream(&fixed, PUMP_NODES).rows_quarantined, 0);
     let report = lab
@@ -289,7 +290,7 @@ async fn caught_up_includes_the_changes_made_during_the_backfill() {
     // The first pages are slow, so the change below lands after the backfill's snapshot
     // (taken at the first page) and before its last page.
     control.add_fault(FaultSpec::delay("/models/instances/sync", 1500, 3));
-    let run = tokio::spawn(async move { sync::run(&job, &slice()).await });
+    let run = tokio::spawn(async move { jobs::sync(&job, &slice()).await });
     loop {
         let served = control
             .request_log()
@@ -349,12 +350,12 @@ async fn a_view_that_never_synced_fails_its_snapshot_and_an_empty_view_publishes
         ..slice()
     };
     assert!(
-        sync::run(&context.sync_job(), &only_site)
+        jobs::sync(&context.sync_job(), &only_site)
             .await
             .is_success()
     );
 
-    let summary = snapshot::run(&context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
     assert!(!summary.is_success(), "{summary:#?}");
     assert_eq!(summary.views_failed, 3, "{summary:#?}");
     let pump = summary
@@ -364,7 +365,7 @@ async fn a_view_that_never_synced_fails_its_snapshot_and_an_empty_view_publishes
         .expect("Pump view");
     let nodes = pump.file(InstanceKind::Nodes).expect("nodes file");
     assert_eq!(nodes.action, FileAction::Failed);
-    let error = nodes.error.as_deref().unwrap_or_default();
+    let error = nodes.error.as_ref().map_or("", |e| e.message.as_str());
     assert!(
         error.contains("raw/plant_schema/PlantModel/1/views/Pump/nodes")
             && error.contains(PUMP_NODES),
@@ -387,8 +388,8 @@ async fn a_view_that_never_synced_fails_its_snapshot_and_an_empty_view_publishes
     );
 
     // Synced, the empty views publish empty files.
-    assert!(sync::run(&context.sync_job(), &slice()).await.is_success());
-    let published = snapshot::run(&context, &SnapshotOptions::default()).await;
+    assert!(jobs::sync(&context.sync_job(), &slice()).await.is_success());
+    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
     assert!(published.is_success(), "{published:#?}");
     let pump = published
         .views
@@ -404,7 +405,7 @@ async fn a_view_that_never_synced_fails_its_snapshot_and_an_empty_view_publishes
     // A raw table that disappears later fails its file again; the published file stays.
     let before = std::fs::read(&published_pump).expect("published file");
     std::fs::remove_dir_all(local_path(&lab, "Pump", "nodes")).expect("remove the raw table");
-    let gone = snapshot::run(&context, &SnapshotOptions::default()).await;
+    let gone = jobs::snapshot(&context, &SnapshotOptions::default()).await;
     assert!(!gone.is_success(), "{gone:#?}");
     assert_eq!(gone.views_failed, 1, "{gone:#?}");
     assert_eq!(

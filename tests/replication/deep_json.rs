@@ -7,9 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, SCHEMA_SPACE};
-use cdf_s3_replicator::snapshot::{self, SnapshotOptions};
+use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::snapshot::SnapshotOptions;
+use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::StreamStatus;
-use cdf_s3_replicator::sync::{self, SyncOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -90,7 +91,7 @@ async fn deep_json_round_trips(lab: Lab) {
         .context("  subscription-batch-size: 4\n  ingest-batch-size: 5\n")
         .await;
     let job = context.sync_job();
-    let first = sync::run(&job, &slice()).await;
+    let first = jobs::sync(&job, &slice()).await;
     assert!(first.is_success(), "{first:#?}");
     assert!(
         first
@@ -104,7 +105,7 @@ async fn deep_json_round_trips(lab: Lab) {
     control
         .apply_instances(pump_write("pump-0001", json!({"tag": "changed later"})))
         .expect("update");
-    let second = sync::run(&job, &slice()).await;
+    let second = jobs::sync(&job, &slice()).await;
     assert!(second.is_success(), "{second:#?}");
     assert!(second.rows >= 1, "{second:#?}");
 
@@ -125,7 +126,7 @@ async fn deep_json_round_trips(lab: Lab) {
         "the later change of the other pump is in the raw table"
     );
 
-    let summary = snapshot::run(&context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
     assert!(summary.is_success(), "{summary:#?}");
     let published = published_specs(&lab, &python);
     for reader in ["pyarrow", "duckdb"] {

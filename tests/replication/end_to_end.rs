@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::StreamStatus;
-use cdf_s3_replicator::sync::{self, SyncOptions};
 use tokio::time::Instant;
 
 use crate::support::{Lab, Lake};
@@ -23,7 +24,7 @@ async fn replicate_and_compare(lab: Lab) {
     let context = lab.context(SMALL_BATCHES).await;
     let job = context.sync_job();
 
-    let first = sync::run(&job, &slice()).await;
+    let first = jobs::sync(&job, &slice()).await;
     assert!(first.is_success(), "{first:#?}");
     assert_eq!(first.streams_total, 5, "{first:#?}");
     assert!(
@@ -39,12 +40,12 @@ async fn replicate_and_compare(lab: Lab) {
     );
 
     lab.update_and_delete_pumps(PUMPS);
-    let second = sync::run(&job, &slice()).await;
+    let second = jobs::sync(&job, &slice()).await;
     assert!(second.is_success(), "{second:#?}");
     assert!(second.rows > 0);
 
     // A sync with nothing new writes nothing.
-    let idle = sync::run(&job, &slice()).await;
+    let idle = jobs::sync(&job, &slice()).await;
     assert_eq!((idle.rows, idle.commits), (0, 0), "{idle:#?}");
 
     assert_eq!(

@@ -7,7 +7,8 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use cdf_s3_replicator::demo::sample_model;
-use cdf_s3_replicator::sync::{self, SyncOptions};
+use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncOptions;
 use tokio::time::Instant;
 
 use crate::support::{Lab, Lake, neighbour_commits, python};
@@ -105,7 +106,7 @@ async fn concurrent_syncs(lake: Option<Lake>) {
     let (a, b) = (lab.context(extractor).await, lab.context(extractor).await);
     let options = SyncOptions::until(Instant::now() + Duration::from_secs(120));
     let (job_a, job_b) = (a.sync_job(), b.sync_job());
-    let (first, second) = tokio::join!(sync::run(&job_a, &options), sync::run(&job_b, &options));
+    let (first, second) = tokio::join!(jobs::sync(&job_a, &options), jobs::sync(&job_b, &options));
     // Losers stop cleanly (superseded); whatever is left is picked up by the next run.
     for summary in [&first, &second] {
         assert_eq!(summary.streams_failed, 0, "{summary:#?}");
@@ -114,13 +115,13 @@ async fn concurrent_syncs(lake: Option<Lake>) {
         .control()
         .apply_instances(sample_model::updates(PUMPS, 1))
         .expect("updates");
-    let (third, fourth) = tokio::join!(sync::run(&job_a, &options), sync::run(&job_b, &options));
+    let (third, fourth) = tokio::join!(jobs::sync(&job_a, &options), jobs::sync(&job_b, &options));
     assert_eq!(
         third.streams_failed + fourth.streams_failed,
         0,
         "{third:#?} {fourth:#?}"
     );
-    let last = sync::run(&job_a, &options).await;
+    let last = jobs::sync(&job_a, &options).await;
     assert!(last.is_success(), "{last:#?}");
     lab.assert_all_tables_match("concurrent syncs");
 }
@@ -152,7 +153,7 @@ async fn a_stream_outpaced_by_its_table_neighbours_resumes() {
     let job = context.sync_job();
     let slice = || SyncOptions::until(Instant::now() + Duration::from_secs(300));
     let run = || async {
-        let summary = sync::run(&job, &slice()).await;
+        let summary = jobs::sync(&job, &slice()).await;
         assert!(summary.is_success(), "{summary:#?}");
         assert_eq!(
             summary.cursor_resets, 0,

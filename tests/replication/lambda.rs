@@ -590,7 +590,7 @@ async fn failures_say_whether_a_retry_helps() {
         .invoke(json!({}), &five_minutes())
         .await
         .unwrap_err();
-    assert_eq!(err.error_type(), "Retryable.RunIncomplete");
+    assert_eq!(err.error_type(), "Permanent.ViewNotFound");
     assert!(err.to_string().contains("Turbine"), "{err}");
     assert_eq!(
         metrics.lines().len(),

@@ -17,3 +17,4 @@ mod s3_faults;
 mod schema_changes;
 mod snapshot;
 mod support;
+mod typed_failures;

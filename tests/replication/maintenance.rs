@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use cdf_s3_replicator::context::Context;
 use cdf_s3_replicator::demo::sample_model::{self, MODEL, MODEL_VERSION, SCHEMA_SPACE};
+use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::{
     CompactionInfo, CompactionOptions, CompactionOutcome, InstanceKind, LakeTable, ModelRef,
     VersionChanges, ViewFolder,
 };
-use cdf_s3_replicator::maintenance::{self, MaintenanceOptions, MaintenanceSummary, TableStatus};
-use cdf_s3_replicator::snapshot::{self, SnapshotOptions};
+use cdf_s3_replicator::maintenance::{MaintenanceOptions, MaintenanceSummary, TableStatus};
+use cdf_s3_replicator::snapshot::SnapshotOptions;
+use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::RunSummary;
-use cdf_s3_replicator::sync::{self, SyncOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -48,7 +49,7 @@ fn only(compact: bool, checkpoint: bool, vacuum: bool) -> MaintenanceOptions {
 }
 
 async fn sync_ok(context: &Context) -> RunSummary {
-    let summary = sync::run(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(&context.sync_job(), &slice()).await;
     assert!(summary.is_success(), "{summary:#?}");
     summary
 }
@@ -351,7 +352,7 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
     }
 
     // A dry run plans without writing.
-    let dry = maintenance::run(
+    let dry = jobs::maintenance(
         &context,
         &MaintenanceOptions {
             dry_run: true,
@@ -363,7 +364,7 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
     assert!(dry.files_compacted > 0, "{dry:#?}");
     assert!(dry.tables.iter().all(|t| t.status == TableStatus::Planned));
     // A run whose deadline has passed defers every table.
-    let late = maintenance::run(
+    let late = jobs::maintenance(
         &context,
         &MaintenanceOptions {
             deadline: Some(Instant::now()),
@@ -381,7 +382,7 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
         );
     }
 
-    let summary = maintenance::run(&context, &only(true, true, false)).await;
+    let summary = jobs::maintenance(&context, &only(true, true, false)).await;
     assert_success(&summary);
     assert!(
         summary.files_compacted > summary.files_written,
@@ -444,7 +445,7 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
         .apply_instances(sample_model::updates(PUMPS, 2))
         .unwrap();
     sync_ok(&context).await;
-    let again = maintenance::run(&context, &only(true, true, false)).await;
+    let again = jobs::maintenance(&context, &only(true, true, false)).await;
     assert_success(&again);
     let mut merged_again = false;
     for (folder, kind, _) in TABLES {
@@ -477,7 +478,7 @@ async fn generations_are_compacted_apart() {
         force_resync: vec!["Pump".into()],
         ..slice()
     };
-    let summary = sync::run(&context.sync_job(), &resync).await;
+    let summary = jobs::sync(&context.sync_job(), &resync).await;
     assert!(summary.is_success(), "{summary:#?}");
     assert!(
         summary.streams.iter().any(|s| s.generation == 2),
@@ -489,7 +490,7 @@ async fn generations_are_compacted_apart() {
     let versions: Vec<u64> = (0..=latest).collect();
     let before = version_multisets(&lab, "Pump", "nodes", &versions);
 
-    let compacted = maintenance::run(&context, &only(true, false, false)).await;
+    let compacted = jobs::maintenance(&context, &only(true, false, false)).await;
     assert_success(&compacted);
     let table = open_table(&context, "Pump", "nodes").await;
     let infos = check_compaction_commits(&lab, &table, "Pump", "nodes").await;
@@ -523,7 +524,7 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context(TINY_BATCHES).await;
     sync_ok(&context).await;
-    let compacted = maintenance::run(&context, &only(true, false, false)).await;
+    let compacted = jobs::maintenance(&context, &only(true, false, false)).await;
     assert_success(&compacted);
     assert!(compacted.files_compacted > 0);
 
@@ -541,7 +542,7 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
     }
 
     // With the configured retention (7 days) nothing is old enough.
-    let kept = maintenance::run(&context, &only(false, false, true)).await;
+    let kept = jobs::maintenance(&context, &only(false, false, true)).await;
     assert_success(&kept);
     assert_eq!(kept.files_vacuumed, 0, "{kept:#?}");
 
@@ -549,7 +550,7 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
         vacuum_retention: Some(Duration::ZERO),
         ..only(false, false, true)
     };
-    let dry = maintenance::run(
+    let dry = jobs::maintenance(
         &context,
         &MaintenanceOptions {
             dry_run: true,
@@ -567,7 +568,7 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
             parquet_files(&local_table_dir(&lab, folder, kind)),
         );
     }
-    let vacuumed = maintenance::run(&context, &zero).await;
+    let vacuumed = jobs::maintenance(&context, &zero).await;
     assert_success(&vacuumed);
     assert_eq!(
         vacuumed.files_vacuumed, compacted.files_compacted,
@@ -631,7 +632,7 @@ async fn log_cleanup_keeps_the_retention_window() {
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context(TINY_BATCHES).await;
     sync_ok(&context).await;
-    let checkpointed = maintenance::run(&context, &only(false, true, false)).await;
+    let checkpointed = jobs::maintenance(&context, &only(false, true, false)).await;
     assert_success(&checkpointed);
     lab.emulator
         .control()
@@ -657,14 +658,14 @@ async fn log_cleanup_keeps_the_retention_window() {
         vacuum_retention: Some(Duration::from_secs(60 * 24 * 3600)),
         ..only(false, false, true)
     };
-    let kept = maintenance::run(&context, &long).await;
+    let kept = jobs::maintenance(&context, &long).await;
     assert_success(&kept);
     assert_eq!(
         kept.logs_deleted, 0,
         "younger than the configured retention"
     );
 
-    let cleaned = maintenance::run(&context, &only(false, false, true)).await;
+    let cleaned = jobs::maintenance(&context, &only(false, false, true)).await;
     assert_success(&cleaned);
     let report = cleaned
         .tables
@@ -687,7 +688,7 @@ async fn log_cleanup_keeps_the_retention_window() {
     assert_eq!(duckdb_latest(&lab, folder, kind), duckdb);
     let idle = sync_ok(&context).await;
     assert_eq!(idle.commits, 0, "{idle:#?}");
-    let compacted = maintenance::run(&context, &only(true, false, false)).await;
+    let compacted = jobs::maintenance(&context, &only(true, false, false)).await;
     assert_success(&compacted);
     let table = open_table(&context, folder, kind).await;
     let log = table
@@ -840,12 +841,12 @@ async fn compaction_during_sync(lake: Option<Lake>) {
     let lab = Lab::start(PUMPS, lake).await;
     let context = lab.context(TINY_BATCHES).await;
     let sync_context = context.clone();
-    let syncing = tokio::spawn(async move { sync::run(&sync_context.sync_job(), &slice()).await });
+    let syncing = tokio::spawn(async move { jobs::sync(&sync_context.sync_job(), &slice()).await });
     let mut rounds = 0;
     let mut committed = 0;
     let mut maintenance_errors = Vec::new();
     while !syncing.is_finished() {
-        let summary = maintenance::run(&context, &only(true, false, false)).await;
+        let summary = jobs::maintenance(&context, &only(true, false, false)).await;
         rounds += 1;
         committed += summary.files_written;
         maintenance_errors.extend(summary.tables.iter().flat_map(|t| t.errors.clone()));
@@ -865,8 +866,8 @@ async fn compaction_during_sync(lake: Option<Lake>) {
         .unwrap();
     let (job, sync_options, compact_only) = (context.sync_job(), slice(), only(true, false, false));
     let (second, compaction) = tokio::join!(
-        sync::run(&job, &sync_options),
-        maintenance::run(&context, &compact_only)
+        jobs::sync(&job, &sync_options),
+        jobs::maintenance(&context, &compact_only)
     );
     assert!(second.is_success(), "{second:#?}");
     assert!(compaction.is_success(), "{compaction:#?}");
@@ -964,7 +965,7 @@ async fn a_stream_whose_commit_left_the_log_starts_a_new_generation() {
         .expect("Pump stream report");
     assert_eq!(pump.cursor_resets, 1, "{pump:#?}");
     assert!(pump.generation > checkpoint, "{pump:#?}");
-    let published = snapshot::run(&context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
     assert!(published.is_success(), "{published:#?}");
     let files = json!({
         "nodes": published_file_spec(&lab, "nodes", Some("Pump"), "Pump", &json!({})),

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use cdf_emulator::EmulatorConfig;
 use cdf_s3_replicator::config::{Destination, MapEnv};
+use cdf_s3_replicator::context::ClientCache;
 use cdf_s3_replicator::demo::sample_model::{MODEL, SCHEMA_SPACE};
-use cdf_s3_replicator::lambda::clients::ClientCache;
 use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};
 use cdf_s3_replicator::lambda::logging::LogControl;
 use cdf_s3_replicator::lambda::metrics::MemorySink;

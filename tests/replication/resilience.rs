@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use cdf_s3_replicator::cdf::dto::RawRowWrite;
+use cdf_s3_replicator::failure::{Cause, Failure};
+use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamReport, StreamStatus};
-use cdf_s3_replicator::sync::{self, SyncOptions};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -31,7 +33,7 @@ async fn an_invalid_cursor_restarts_only_its_stream() {
     let lab = Lab::start(20, None).await;
     let context = lab.context("").await;
     let job = context.sync_job();
-    let first = sync::run(&job, &slice()).await;
+    let first = jobs::sync(&job, &slice()).await;
     assert!(first.is_success(), "{first:#?}");
 
     // Corrupt one stream's cursor in the state table, as a foreign or damaged cursor would be.
@@ -55,7 +57,7 @@ async fn an_invalid_cursor_restarts_only_its_stream() {
         .await
         .expect("corrupt the cursor");
 
-    let second = sync::run(&job, &slice()).await;
+    let second = jobs::sync(&job, &slice()).await;
     assert!(second.is_success(), "{second:#?}");
     let pumps = stream(&second, PUMP_NODES);
     assert_eq!(
@@ -82,20 +84,20 @@ async fn idle_streams_keep_a_fresh_cursor_and_expired_ones_resync() {
     let context = lab.context("").await;
     let job = context.sync_job();
     let control = lab.emulator.control();
-    assert!(sync::run(&job, &slice()).await.is_success());
+    assert!(jobs::sync(&job, &slice()).await.is_success());
 
     // Two days idle, twice: each idle run stores the cursor of its empty page, so the
     // cursor is never older than three days.
     for _ in 0..2 {
         control.advance_clock(Duration::from_secs(2 * 24 * 3600));
-        let idle = sync::run(&job, &slice()).await;
+        let idle = jobs::sync(&job, &slice()).await;
         assert!(idle.is_success(), "{idle:#?}");
         assert_eq!(idle.cursor_resets, 0, "{idle:#?}");
         assert_eq!(idle.rows, 0);
     }
     // Four days without a run: every cursor expired; each stream starts a new generation.
     control.advance_clock(Duration::from_secs(4 * 24 * 3600));
-    let expired = sync::run(&job, &slice()).await;
+    let expired = jobs::sync(&job, &slice()).await;
     assert!(expired.is_success(), "{expired:#?}");
     assert_eq!(
         expired.cursor_resets as usize, expired.streams_total,
@@ -138,7 +140,7 @@ async fn a_deadline_mid_backfill_is_finished_by_later_slices() {
     let mut rows = 0;
     loop {
         slices += 1;
-        let summary = sync::run(&job, &SyncOptions::until(Instant::now() + slice_time)).await;
+        let summary = jobs::sync(&job, &SyncOptions::until(Instant::now() + slice_time)).await;
         assert_eq!(summary.streams_failed, 0, "{summary:#?}");
         for report in &summary.streams {
             if report.pages > 0 && report.status == StreamStatus::Behind {
@@ -189,13 +191,14 @@ async fn a_deadline_mid_backfill_is_finished_by_later_slices() {
 async fn a_missing_view_and_an_unknown_model_are_reported_and_the_rest_syncs() {
     let lab = Lab::start(5, None).await;
     let context = lab.context_with("", Some(&["Pump", "Valve"])).await;
-    let summary = sync::run(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(&context.sync_job(), &slice()).await;
     assert!(!summary.is_success());
     assert_eq!(
         summary.plan_errors,
-        [
+        [Failure::new(
+            Cause::ViewNotFound,
             "view Valve is not in data model plant_schema:PlantModel/1; the model has: Site, Pump, WorkOrder, PumpWorkOrder"
-        ]
+        )]
     );
     assert_eq!(
         summary.streams_caught_up, 2,
@@ -212,10 +215,13 @@ async fn a_missing_view_and_an_unknown_model_are_reported_and_the_rest_syncs() {
         });
     config.data_modeling[0].data_models[0].views = None;
     let context = cdf_s3_replicator::context::Context::new(config).expect("context");
-    let summary = sync::run(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(&context.sync_job(), &slice()).await;
     assert_eq!(
         summary.plan_errors,
-        ["data model plant_schema:NoSuchModel (latest version) does not exist"]
+        [Failure::new(
+            Cause::ModelNotFound,
+            "data model plant_schema:NoSuchModel (latest version) does not exist"
+        )]
     );
     assert_eq!(summary.streams_caught_up, 5, "{summary:#?}");
 }
@@ -233,7 +239,7 @@ async fn a_value_of_the_wrong_type_quarantines_its_instance_only() {
         100,
     );
     lab.emulator.control().add_fault(wrong);
-    let summary = sync::run(&job, &slice()).await;
+    let summary = jobs::sync(&job, &slice()).await;
     assert!(summary.is_success(), "{summary:#?}");
     let pumps = stream(&summary, PUMP_NODES);
     assert_eq!(pumps.status, StreamStatus::CaughtUp);
@@ -253,9 +259,22 @@ async fn unknown_names_in_views_and_resync_are_reported() {
         force_resync: vec!["Siet".into(), PUMP_NODES.into()],
         ..slice()
     };
-    let summary = sync::run(&context.sync_job(), &options).await;
+    let summary = jobs::sync(&context.sync_job(), &options).await;
     assert!(!summary.is_success(), "{summary:#?}");
-    let errors = summary.plan_errors.join("\n");
+    assert!(
+        summary
+            .plan_errors
+            .iter()
+            .all(|e| e.cause == Cause::InvalidRequest),
+        "{:?}",
+        summary.plan_errors
+    );
+    let errors: Vec<&str> = summary
+        .plan_errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect();
+    let errors = errors.join("\n");
     assert!(
         errors.contains("views: `Pmup` matches no stream"),
         "{errors}"

@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use cdf_s3_replicator::context::Context;
+use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::BatchSink as _;
 use cdf_s3_replicator::snapshot::writer::ParquetSink;
-use cdf_s3_replicator::sync::{self, SyncOptions};
+use cdf_s3_replicator::sync::SyncOptions;
 use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
@@ -24,7 +25,7 @@ fn slice() -> SyncOptions {
 }
 
 async fn sync_all(context: &Context) {
-    let summary = sync::run(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(&context.sync_job(), &slice()).await;
     assert!(summary.is_success(), "{summary:#?}");
 }
 

@@ -12,11 +12,12 @@ use std::time::Duration;
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config};
 use cdf_s3_replicator::demo::sample_model::{self, DATA_SPACE, SCHEMA_SPACE};
+use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{
     self, FileAction, PublishSettings, SnapshotOptions, SnapshotSummary, plan_views,
 };
-use cdf_s3_replicator::sync::{self, SyncOptions};
+use cdf_s3_replicator::sync::SyncOptions;
 use deltalake::Path as ObjectPath;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use serde_json::{Value, json};
@@ -34,12 +35,12 @@ fn slice() -> SyncOptions {
 }
 
 async fn sync_all(context: &Context) {
-    let summary = sync::run(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(&context.sync_job(), &slice()).await;
     assert!(summary.is_success(), "{summary:#?}");
 }
 
 async fn publish(context: &Context) -> SnapshotSummary {
-    let summary = snapshot::run(context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(context, &SnapshotOptions::default()).await;
     assert!(summary.is_success(), "{summary:#?}");
     assert_eq!(summary.views_total, 4, "{summary:#?}");
     summary
@@ -238,7 +239,7 @@ async fn empty_views_get_both_files_with_the_full_schema() {
     // (an empty file would tell readers that every instance was deleted) and are not
     // written; the three files of kinds without streams are empty.
     for round in ["first", "unchanged"] {
-        let summary = snapshot::run(&context, &SnapshotOptions::default()).await;
+        let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
         assert!(!summary.is_success(), "{round}: {summary:#?}");
         assert_eq!(summary.files_failed, 5, "{round}: {summary:#?}");
         assert_eq!(
@@ -312,18 +313,13 @@ async fn a_deleted_and_recreated_instance_is_published_with_its_new_values() {
 
 /// Publishes with an explicit (tiny) memory budget, so that the rebuild spills sorted runs.
 async fn publish_with_budget(context: &Context, budget_bytes: u64) -> Vec<snapshot::ViewReport> {
-    let (specs, errors) = sync::resolve_streams(
-        &context.client,
-        &context.config.data_modeling,
-        context.config.extractor.sync_page_size,
-    )
-    .await;
-    assert!(errors.is_empty(), "{errors:?}");
+    let plan = jobs::plan(context).await;
+    assert!(plan.problems().is_empty(), "{:?}", plan.problems());
     let settings = PublishSettings {
         memory_budget_bytes: budget_bytes,
         temp_dir: context.config.extractor.snapshot.temp_dir.clone(),
     };
-    snapshot::publish_views(&context.destination, &plan_views(&specs), &settings)
+    snapshot::publish_views(&context.destination, &plan_views(plan.streams()), &settings)
         .await
         .expect("publish")
 }
@@ -356,7 +352,7 @@ async fn instances_deleted_during_a_cursor_expiry_resync_disappear() {
     // The tombstones are gone before the replicator could read them, and so are its cursors.
     assert!(control.purge_tombstones() > 0);
     control.expire_all_cursors();
-    let resync = sync::run(&context.sync_job(), &slice()).await;
+    let resync = jobs::sync(&context.sync_job(), &slice()).await;
     assert!(resync.is_success(), "{resync:#?}");
     assert!(resync.cursor_resets > 0, "{resync:#?}");
 
@@ -480,7 +476,7 @@ async fn snapshot_child_process() {
         .await
         .expect("child configuration");
     let context = Context::new(config).expect("child context");
-    let summary = snapshot::run(&context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
     println!("{}", serde_json::to_string(&summary).unwrap_or_default());
 }
 

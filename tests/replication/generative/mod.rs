@@ -23,9 +23,10 @@ use std::time::Duration;
 use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
-use cdf_s3_replicator::snapshot::{self, SnapshotOptions};
+use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::snapshot::SnapshotOptions;
+use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamStatus};
-use cdf_s3_replicator::sync::{self, SyncOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -322,11 +323,11 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
         control.advance_clock(Duration::from_secs(1));
         // A random slice: sometimes too short to finish, so later runs must resume.
         let budget = Duration::from_millis(g.range(50, 3_000) as u64);
-        let summary = sync::run(&job, &SyncOptions::until(Instant::now() + budget)).await;
+        let summary = jobs::sync(&job, &SyncOptions::until(Instant::now() + budget)).await;
         figures.sync_runs += 1;
         figures.quarantined += summary.rows_quarantined;
         if g.chance(0.4) {
-            snapshot::run(&context, &SnapshotOptions::default()).await;
+            jobs::snapshot(&context, &SnapshotOptions::default()).await;
             figures.snapshot_runs += 1;
         }
     }
@@ -335,7 +336,7 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
     // Catch up. Every run must make progress until all streams are caught up.
     let mut last: Option<RunSummary> = None;
     for _ in 0..40 {
-        let summary = sync::run(
+        let summary = jobs::sync(
             &job,
             &SyncOptions::until(Instant::now() + Duration::from_secs(60)),
         )
@@ -360,10 +361,10 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
                 "{} {:?}: {}",
                 s.stream,
                 s.status,
-                s.error.as_deref().unwrap_or("")
+                s.error.as_ref().map_or("", |e| e.message.as_str())
             )
         })
-        .chain(last.plan_errors.iter().cloned())
+        .chain(last.plan_errors.iter().map(|e| e.message.clone()))
         .collect();
     figures.wedged_streams += wedged.len();
     for w in &wedged {
@@ -372,7 +373,7 @@ async fn run_case(seed: u64, case: usize, lake: Lake, figures: &mut Figures) {
             .push(format!("seed {seed}: wedged stream {w}"));
     }
 
-    let published = snapshot::run(&context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
     figures.snapshot_runs += 1;
     if !published.is_success() {
         figures.failures.push(format!(

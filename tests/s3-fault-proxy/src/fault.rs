@@ -15,6 +15,8 @@ pub enum FaultKind {
     InternalError,
     /// `503 SlowDown`, not forwarded.
     SlowDown,
+    /// `403 AccessDenied`, not forwarded: a role without the permission.
+    AccessDenied,
     /// Holds the request for the given time without forwarding it, then closes the
     /// connection: a client with a shorter timeout gives up first.
     Stall(Duration),
@@ -36,6 +38,7 @@ impl FaultKind {
         match self {
             FaultKind::InternalError => "500 InternalError",
             FaultKind::SlowDown => "503 SlowDown",
+            FaultKind::AccessDenied => "403 AccessDenied",
             FaultKind::Stall(_) => "stall (timeout)",
             FaultKind::Delay(_) => "delay",
             FaultKind::Reset => "connection reset",

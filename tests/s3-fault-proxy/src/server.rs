@@ -149,6 +149,11 @@ async fn handle(
             "SlowDown",
             "Please reduce your request rate.",
         )),
+        Some(FaultKind::AccessDenied) => Ok(s3_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Access Denied",
+        )),
         Some(FaultKind::Stall(duration)) => {
             tokio::time::sleep(duration).await;
             Ok(hang_up(&kill).await)

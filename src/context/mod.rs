@@ -1,14 +1,20 @@
 //! Turns a validated configuration into the clients and settings a run works with.
 //!
-//! Built once per process (or Lambda cold start) and shared by every invocation: the CDF
-//! client keeps its token cache and connection pool, and nothing here is re-read.
+//! - [`load`]: the configuration, with a remote one fetched from CDF;
+//! - [`clients`]: the CDF clients a long-lived process keeps across runs, so a reloaded
+//!   configuration with the same connection settings keeps the token and connection pool.
+
+mod clients;
+mod load;
+
+pub use self::clients::ClientCache;
+pub(crate) use self::load::resolve_remote_with;
+pub use self::load::{LoadError, load_config, load_config_text};
 
 use crate::cdf::{self, CdfClient, ClientSettings, RetryPolicy};
 use crate::config::{self, Config};
 use crate::lake::{self, Destination, LakeError, WriteOptions};
-use crate::sync::SyncJob;
-use crate::sync::state_store::StateStore;
-use crate::sync::stream::StreamContext;
+use crate::sync::{StateStore, StreamContext, SyncJob};
 
 /// Why the clients could not be built from a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +34,19 @@ pub struct Context {
 }
 
 impl Context {
+    /// With a new CDF client (a new token on the first request).
     pub fn new(config: Config) -> Result<Self, ContextError> {
         let client = CdfClient::new(client_settings(&config.cognite))?;
+        Self::with_client(config, client)
+    }
+
+    /// With the cached client for the configuration's connection settings, if there is one.
+    pub fn with_clients(config: Config, clients: &ClientCache) -> Result<Self, ContextError> {
+        let client = clients.client_for(&config.cognite)?;
+        Self::with_client(config, client)
+    }
+
+    fn with_client(config: Config, client: CdfClient) -> Result<Self, ContextError> {
         let destination = destination(&config.destination)?;
         Ok(Self {
             config,
@@ -109,87 +126,6 @@ pub fn destination(destination: &config::Destination) -> Result<Destination, Lak
                 });
             }
             Ok(Destination::S3(target))
-        }
-    }
-}
-
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error("fetching the remote configuration of extraction pipeline {pipeline}: {source}")]
-    RemoteFetch {
-        pipeline: String,
-        source: cdf::CdfError,
-    },
-    #[error("extraction pipeline {pipeline} has a configuration revision without any content")]
-    RemoteEmpty { pipeline: String },
-    #[error(transparent)]
-    Context(#[from] ContextError),
-}
-
-/// Loads the configuration at `path`; with `type: remote`, fetches the extraction
-/// pipeline's configuration with the local `cognite` block and merges it over the file.
-/// Called on every invocation, so a change to the remote configuration applies to the next
-/// run without a redeploy.
-pub async fn load_config(
-    path: &std::path::Path,
-    env: &dyn config::EnvSource,
-) -> Result<Config, LoadError> {
-    resolve_remote(config::RawConfig::load(path, env)?, env).await
-}
-
-/// Like [`load_config`], for YAML text (a configuration passed inline, e.g. in a Lambda
-/// environment variable).
-pub async fn load_config_text(
-    text: &str,
-    origin: &str,
-    env: &dyn config::EnvSource,
-) -> Result<Config, LoadError> {
-    resolve_remote(config::RawConfig::from_yaml(text, origin, env)?, env).await
-}
-
-async fn resolve_remote(
-    raw: config::RawConfig,
-    env: &dyn config::EnvSource,
-) -> Result<Config, LoadError> {
-    resolve_remote_with(raw, env, |cognite| {
-        CdfClient::new(client_settings(cognite)).map_err(ContextError::from)
-    })
-    .await
-}
-
-/// A complete configuration as it is; with `type: remote`, the extraction pipeline's stored
-/// configuration, fetched with the client `connect` gives for the local `cognite` block,
-/// merged over the local file.
-pub(crate) async fn resolve_remote_with(
-    raw: config::RawConfig,
-    env: &dyn config::EnvSource,
-    connect: impl FnOnce(&config::CogniteSettings) -> Result<CdfClient, ContextError>,
-) -> Result<Config, LoadError> {
-    match raw {
-        config::RawConfig::Complete(config) => Ok(*config),
-        config::RawConfig::NeedsRemote {
-            local,
-            cognite,
-            pipeline_external_id,
-            ..
-        } => {
-            let client = connect(&cognite)?;
-            let remote = client
-                .get_extpipe_config(&pipeline_external_id, None)
-                .await
-                .map_err(|source| LoadError::RemoteFetch {
-                    pipeline: pipeline_external_id.clone(),
-                    source,
-                })?;
-            let Some(text) = remote.config else {
-                return Err(LoadError::RemoteEmpty {
-                    pipeline: pipeline_external_id,
-                });
-            };
-            Ok(config::merge_remote(&local, &text, env)?)
         }
     }
 }

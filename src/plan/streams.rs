@@ -20,6 +20,7 @@ use crate::cdf::dto::{
 };
 use deltalake::arrow::datatypes::Schema;
 
+use crate::failure::{Cause, Failure};
 use crate::lake::{InstanceKind, ModelRef, ViewFolder};
 use crate::schema::{PropertySource, SourceProperties, TableKind, ViewSchema};
 
@@ -273,7 +274,7 @@ pub fn streams_of_view(
 pub fn select_views(
     model: &DataModel,
     configured: Option<&[String]>,
-) -> (Vec<ViewReference>, Vec<String>) {
+) -> (Vec<ViewReference>, Vec<Failure>) {
     let available = model.view_references();
     let Some(names) = configured else {
         return (available, Vec::new());
@@ -286,20 +287,26 @@ pub fn select_views(
             .filter(|v| &v.external_id == name)
             .collect();
         match matches.as_slice() {
-            [] => errors.push(format!(
-                "view {name} is not in data model {}:{}/{}; the model has: {}",
-                model.space,
-                model.external_id,
-                model.version,
-                list_or_none(available.iter().map(|v| v.external_id.as_str()))
+            [] => errors.push(Failure::new(
+                Cause::ViewNotFound,
+                format!(
+                    "view {name} is not in data model {}:{}/{}; the model has: {}",
+                    model.space,
+                    model.external_id,
+                    model.version,
+                    list_or_none(available.iter().map(|v| v.external_id.as_str()))
+                ),
             )),
             [one] => selected.push((*one).clone()),
-            several => errors.push(format!(
-                "view {name} is ambiguous in data model {}:{}/{}: it exists in spaces {}",
-                model.space,
-                model.external_id,
-                model.version,
-                list_or_none(several.iter().map(|v| v.space.as_str()))
+            several => errors.push(Failure::new(
+                Cause::InvalidConfiguration,
+                format!(
+                    "view {name} is ambiguous in data model {}:{}/{}: it exists in spaces {}",
+                    model.space,
+                    model.external_id,
+                    model.version,
+                    list_or_none(several.iter().map(|v| v.space.as_str()))
+                ),
             )),
         }
     }
@@ -523,7 +530,10 @@ mod tests {
         assert_eq!(selected, [ViewReference::new("s", "Pump", "1")]);
         assert_eq!(
             errors,
-            ["view Valve is not in data model s:Plant/3; the model has: Pump, Site"]
+            [Failure::new(
+                Cause::ViewNotFound,
+                "view Valve is not in data model s:Plant/3; the model has: Pump, Site"
+            )]
         );
     }
 }

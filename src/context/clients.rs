@@ -1,4 +1,5 @@
-//! The CDF clients of a warm container, kept across invocations.
+//! The CDF clients of a long-lived process (a warm Lambda container, the CLI's `run` loop),
+//! kept across runs.
 //!
 //! The configuration is reloaded on every invocation, but building a new client each time
 //! would throw away the access token and the connection pool and fetch a new token per run.
@@ -9,9 +10,9 @@
 
 use std::sync::Mutex;
 
+use super::client_settings;
 use crate::cdf::{CdfClient, CdfError, ClientSettings};
 use crate::config::CogniteSettings;
-use crate::context::client_settings;
 
 /// Clients kept at most; the least recently used one goes first.
 const KEPT: usize = 2;

@@ -1,0 +1,410 @@
+//! What went wrong with one model, view, stream, file or table, and whether running again can
+//! help.
+//!
+//! Every job reports its problems per part (the rest of the run goes on), and the Lambda edge
+//! turns them into one `errorType`. A message alone cannot tell a CDF outage from a view that
+//! the model lacks, so each failure carries its [`Cause`], decided where the typed error is
+//! still at hand (a [`CdfError`], a [`LakeError`]) and never parsed back out of text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::cdf::CdfError;
+use crate::lake::LakeError;
+
+/// Whether the same invocation, run again unchanged, can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Retry {
+    /// The cause is transient: the next scheduled run picks the work up.
+    Helps,
+    /// The same run fails the same way until someone changes the data model, the
+    /// configuration, the credentials or the permissions.
+    Useless,
+}
+
+impl fmt::Display for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Retry::Helps => "Retryable",
+            Retry::Useless => "Permanent",
+        })
+    }
+}
+
+/// Why a part of a run failed. The names are the `<Cause>` of the Lambda error type
+/// `Retryable.<Cause>` / `Permanent.<Cause>` and the `Cause` dimension of the failure metrics,
+/// so they are part of the operator-facing contract: add variants, never rename them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Cause {
+    /// CDF or its identity provider failed transiently (throttling, 5xx, network) for the
+    /// whole retry budget.
+    CdfUnavailable,
+    /// The identity provider refused the client credentials.
+    CdfAuthentication,
+    /// CDF refused a request for good (a missing capability, a malformed request).
+    CdfRejected,
+    /// A configured data model does not exist in CDF.
+    ModelNotFound,
+    /// A configured or requested view is not part of its data model, or CDF has no
+    /// definition for it.
+    ViewNotFound,
+    /// The lake's object store failed transiently.
+    LakeUnavailable,
+    /// The lake's object store refused access (credentials, permissions, bucket).
+    LakeAccessDenied,
+    /// Writers kept committing to the same Delta table first; the next run retries.
+    CommitConflict,
+    /// New data cannot be stored in the existing table without losing data.
+    SchemaConflict,
+    /// A view's raw table does not exist yet: its sync has not committed (see the sync's
+    /// errors). The snapshot after its first successful sync publishes it.
+    NotSynced,
+    /// The local disk (the snapshot's spill directory) failed: full, or not writable.
+    LocalStorage,
+    /// The Delta log lacks what the run needs (log retention removed it, or another tool
+    /// changed the table): a resync of the stream repairs it.
+    LakeInconsistent,
+    /// The configuration names something that cannot be used as it is.
+    InvalidConfiguration,
+    /// The request (payload, command-line options) names a view or stream that does not exist.
+    InvalidRequest,
+    /// A defect of the replicator (a panic, an internal invariant).
+    Internal,
+}
+
+impl Cause {
+    pub fn retry(self) -> Retry {
+        match self {
+            Cause::CdfUnavailable
+            | Cause::LakeUnavailable
+            | Cause::CommitConflict
+            | Cause::NotSynced => Retry::Helps,
+            Cause::CdfAuthentication
+            | Cause::CdfRejected
+            | Cause::ModelNotFound
+            | Cause::ViewNotFound
+            | Cause::LakeAccessDenied
+            | Cause::SchemaConflict
+            | Cause::LocalStorage
+            | Cause::LakeInconsistent
+            | Cause::InvalidConfiguration
+            | Cause::InvalidRequest
+            | Cause::Internal => Retry::Useless,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::CdfUnavailable => "CdfUnavailable",
+            Cause::CdfAuthentication => "CdfAuthentication",
+            Cause::CdfRejected => "CdfRejected",
+            Cause::ModelNotFound => "ModelNotFound",
+            Cause::ViewNotFound => "ViewNotFound",
+            Cause::LakeUnavailable => "LakeUnavailable",
+            Cause::LakeAccessDenied => "LakeAccessDenied",
+            Cause::CommitConflict => "CommitConflict",
+            Cause::SchemaConflict => "SchemaConflict",
+            Cause::NotSynced => "NotSynced",
+            Cause::LocalStorage => "LocalStorage",
+            Cause::LakeInconsistent => "LakeInconsistent",
+            Cause::InvalidConfiguration => "InvalidConfiguration",
+            Cause::InvalidRequest => "InvalidRequest",
+            Cause::Internal => "Internal",
+        }
+    }
+
+    /// The EMF metric counting failures of this cause: `Failures<Cause>`.
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            Cause::CdfUnavailable => "FailuresCdfUnavailable",
+            Cause::CdfAuthentication => "FailuresCdfAuthentication",
+            Cause::CdfRejected => "FailuresCdfRejected",
+            Cause::ModelNotFound => "FailuresModelNotFound",
+            Cause::ViewNotFound => "FailuresViewNotFound",
+            Cause::LakeUnavailable => "FailuresLakeUnavailable",
+            Cause::LakeAccessDenied => "FailuresLakeAccessDenied",
+            Cause::CommitConflict => "FailuresCommitConflict",
+            Cause::SchemaConflict => "FailuresSchemaConflict",
+            Cause::NotSynced => "FailuresNotSynced",
+            Cause::LocalStorage => "FailuresLocalStorage",
+            Cause::LakeInconsistent => "FailuresLakeInconsistent",
+            Cause::InvalidConfiguration => "FailuresInvalidConfiguration",
+            Cause::InvalidRequest => "FailuresInvalidRequest",
+            Cause::Internal => "FailuresInternal",
+        }
+    }
+
+    /// A CDF failure: only transient ones are retried, so running out of attempts means CDF
+    /// was unavailable for the whole retry budget.
+    pub fn of_cdf(error: &CdfError) -> Cause {
+        if error.is_retryable() || matches!(error, CdfError::RetriesExhausted { .. }) {
+            return Cause::CdfUnavailable;
+        }
+        match error.root() {
+            CdfError::Auth { .. } => Cause::CdfAuthentication,
+            CdfError::InvalidSettings { .. } => Cause::InvalidConfiguration,
+            _ => Cause::CdfRejected,
+        }
+    }
+
+    /// A lake failure, by what the object store or the Delta log said.
+    pub fn of_lake(error: &LakeError) -> Cause {
+        use deltalake::DeltaTableError;
+        match error {
+            LakeError::InvalidSegment { .. }
+            | LakeError::InvalidDestination { .. }
+            | LakeError::InvalidOption { .. } => Cause::InvalidConfiguration,
+            LakeError::LocalIo { source, .. } => match source.kind() {
+                std::io::ErrorKind::PermissionDenied => Cause::LakeAccessDenied,
+                _ => Cause::LakeUnavailable,
+            },
+            LakeError::Delta { source, .. } => match source.as_ref() {
+                DeltaTableError::ObjectStore { source } => of_object_store(source),
+                DeltaTableError::KernelError(kernel) => of_kernel(kernel),
+                DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => {
+                    Cause::LakeInconsistent
+                }
+                DeltaTableError::VersionAlreadyExists(_) => Cause::CommitConflict,
+                DeltaTableError::Transaction { .. } => Cause::CommitConflict,
+                _ => Cause::LakeUnavailable,
+            },
+            LakeError::Conflict { .. } => Cause::CommitConflict,
+            LakeError::IncompatibleType { .. } | LakeError::MissingRequiredColumn { .. } => {
+                Cause::SchemaConflict
+            }
+            LakeError::LogUnavailable { .. }
+            | LakeError::MalformedLog { .. }
+            | LakeError::StreamCommitNotFound { .. } => Cause::LakeInconsistent,
+            LakeError::MixedBatchSchemas { .. }
+            | LakeError::TableMissing { .. }
+            | LakeError::InvalidTxnVersion { .. }
+            | LakeError::Arrow { .. } => Cause::Internal,
+        }
+    }
+}
+
+/// The kernel reads the log through the object store and wraps its errors.
+fn of_kernel(error: &delta_kernel::Error) -> Cause {
+    match error {
+        delta_kernel::Error::ObjectStore(source) => of_object_store(source),
+        delta_kernel::Error::Backtraced { source, .. } => of_kernel(source),
+        _ => Cause::LakeUnavailable,
+    }
+}
+
+/// Refusals are permanent; everything else an object store reports (timeouts, 5xx, resets)
+/// may pass.
+fn of_object_store(error: &deltalake::ObjectStoreError) -> Cause {
+    use deltalake::ObjectStoreError as E;
+    match error {
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => Cause::LakeAccessDenied,
+        _ => Cause::LakeUnavailable,
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One failed part of a run: why, and the message naming what failed.
+///
+/// Serialized as `{"cause": "...", "retryable": bool, "message": "..."}` in the run summaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub cause: Cause,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(cause: Cause, message: impl Into<String>) -> Self {
+        Self {
+            cause,
+            message: message.into(),
+        }
+    }
+
+    /// `context: error`, classified by the CDF error.
+    pub fn cdf(context: impl fmt::Display, error: &CdfError) -> Self {
+        Self::new(Cause::of_cdf(error), format!("{context}: {error}"))
+    }
+
+    /// `context: error`, classified by the lake error.
+    pub fn lake(context: impl fmt::Display, error: &LakeError) -> Self {
+        Self::new(Cause::of_lake(error), format!("{context}: {error}"))
+    }
+
+    pub fn retry(&self) -> Retry {
+        self.cause.retry()
+    }
+
+    /// The same failure with its message behind `context: `.
+    pub fn context(self, context: impl fmt::Display) -> Self {
+        Self {
+            message: format!("{context}: {}", self.message),
+            ..self
+        }
+    }
+
+    /// With known secrets replaced: messages quote CDF, S3 and Delta answers, which may echo
+    /// a secret or a token.
+    pub fn redacted(self) -> Self {
+        Self {
+            message: crate::secret::redact(&self.message),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Serialize for Failure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Failure", 3)?;
+        s.serialize_field("cause", self.cause.as_str())?;
+        s.serialize_field("retryable", &(self.retry() == Retry::Helps))?;
+        s.serialize_field("message", &self.message)?;
+        s.end()
+    }
+}
+
+/// What a run's failures amount to, for whoever decides whether to run it again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FailureCounts {
+    pub by_cause: BTreeMap<Cause, u64>,
+}
+
+impl FailureCounts {
+    pub fn of<'a>(failures: impl IntoIterator<Item = &'a Failure>) -> Self {
+        let mut by_cause = BTreeMap::new();
+        for failure in failures {
+            *by_cause.entry(failure.cause).or_insert(0) += 1;
+        }
+        Self { by_cause }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_cause.is_empty()
+    }
+
+    pub fn count(&self, retry: Retry) -> u64 {
+        self.by_cause
+            .iter()
+            .filter(|(cause, _)| cause.retry() == retry)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// `None` without failures. Any transient failure makes a retry worthwhile (that part
+    /// can succeed next time); otherwise the one permanent cause, or [`Verdict::Mixed`]
+    /// when several permanent causes failed parts of the run.
+    pub fn verdict(&self) -> Option<Verdict> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.count(Retry::Helps) > 0 {
+            return Some(Verdict::Retryable);
+        }
+        let mut causes = self.by_cause.keys();
+        match (causes.next(), causes.next()) {
+            (Some(cause), None) => Some(Verdict::Permanent(*cause)),
+            _ => Some(Verdict::Mixed),
+        }
+    }
+}
+
+/// What a run with failures amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// At least one failure is transient.
+    Retryable,
+    /// Every failure is permanent, of this one cause.
+    Permanent(Cause),
+    /// Every failure is permanent, of several causes.
+    Mixed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(cause: Cause) -> Failure {
+        Failure::new(cause, "x")
+    }
+
+    #[test]
+    fn one_transient_failure_makes_the_run_retryable() {
+        let failures = [failure(Cause::ViewNotFound), failure(Cause::CdfUnavailable)];
+        assert_eq!(
+            FailureCounts::of(&failures).verdict(),
+            Some(Verdict::Retryable)
+        );
+    }
+
+    #[test]
+    fn permanent_failures_name_their_cause_or_are_mixed() {
+        let one = [failure(Cause::ViewNotFound), failure(Cause::ViewNotFound)];
+        assert_eq!(
+            FailureCounts::of(&one).verdict(),
+            Some(Verdict::Permanent(Cause::ViewNotFound))
+        );
+        let two = [failure(Cause::ViewNotFound), failure(Cause::SchemaConflict)];
+        assert_eq!(FailureCounts::of(&two).verdict(), Some(Verdict::Mixed));
+        assert_eq!(FailureCounts::of(&[]).verdict(), None);
+    }
+
+    #[test]
+    fn failures_serialize_with_cause_and_retryability() {
+        let text = serde_json::to_string(&failure(Cause::CommitConflict)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"cause":"CommitConflict","retryable":true,"message":"x"}"#
+        );
+    }
+
+    #[test]
+    fn object_store_refusals_are_permanent() {
+        let denied = LakeError::delta(
+            &"s3://b/t",
+            "loading",
+            deltalake::DeltaTableError::ObjectStore {
+                source: deltalake::ObjectStoreError::PermissionDenied {
+                    path: "t".into(),
+                    source: "403 Forbidden".into(),
+                },
+            },
+        );
+        assert_eq!(Cause::of_lake(&denied), Cause::LakeAccessDenied);
+        let timeout = LakeError::delta(
+            &"s3://b/t",
+            "loading",
+            deltalake::DeltaTableError::ObjectStore {
+                source: deltalake::ObjectStoreError::Generic {
+                    store: "S3",
+                    source: "timed out".into(),
+                },
+            },
+        );
+        assert_eq!(Cause::of_lake(&timeout), Cause::LakeUnavailable);
+        // How a table load reports a refused `_last_checkpoint` read: inside a kernel error.
+        let kernel = LakeError::delta(
+            &"s3://b/t",
+            "loading the table",
+            deltalake::DeltaTableError::KernelError(delta_kernel::Error::ObjectStore(
+                deltalake::ObjectStoreError::PermissionDenied {
+                    path: "t/_delta_log/_last_checkpoint".into(),
+                    source: "403 Forbidden".into(),
+                },
+            )),
+        );
+        assert_eq!(Cause::of_lake(&kernel), Cause::LakeAccessDenied);
+    }
+}
