@@ -4,6 +4,9 @@
 //! block into metrics: no API calls, no extra permissions, no latency in the function.
 //! Namespace [`NAMESPACE`], one dimension `Function` (the function's name), one line per
 //! invocation that ran. Sync dry runs emit nothing, so they never move an alarm.
+//!
+//! The names are a contract with `template.yaml`, whose alarms and dashboard refer to them by
+//! string: [`metric_names`] lists them per function, and a test checks the template against it.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -13,12 +16,74 @@ use serde_json::{Map, Value, json};
 use crate::failure::{FailureCounts, Retry};
 use crate::maintenance::MaintenanceSummary;
 use crate::snapshot::SnapshotSummary;
-use crate::sync::summary::RunSummary;
+use crate::sync::summary::{RunSummary, StreamStatus};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "CdfS3Replicator";
 /// The one dimension: the Lambda function name.
 pub const DIMENSION: &str = "Function";
+
+/// Every metric of a sync run, in the order [`MetricSet::for_sync`] pushes them (`Lag` only
+/// once some stream has seen a change).
+pub const SYNC_METRICS: &[&str] = &[
+    "Rows",
+    "RowsQuarantined",
+    "Bytes",
+    "Commits",
+    "Files",
+    "StreamsTotal",
+    "StreamsCaughtUp",
+    "StreamsBehind",
+    "StreamsSuperseded",
+    "StreamsFailed",
+    "PlanErrors",
+    "CursorResets",
+    "Lag",
+    "RunDuration",
+];
+
+/// Every metric of a snapshot run, in the order [`MetricSet::for_snapshot`] pushes them.
+pub const SNAPSHOT_METRICS: &[&str] = &[
+    "Rows",
+    "Bytes",
+    "ViewsTotal",
+    "ViewsFailed",
+    "FilesRebuilt",
+    "FilesMerged",
+    "FilesUnchanged",
+    "FilesFailed",
+    "PlanErrors",
+    "RunDuration",
+];
+
+/// The metrics the snapshot function adds when maintenance ran, in the order
+/// [`MetricSet::extend_with_maintenance`] pushes them.
+pub const MAINTENANCE_METRICS: &[&str] = &[
+    "TablesMaintained",
+    "TablesMaintenanceFailed",
+    "TablesDeferred",
+    "FilesCompacted",
+    "BytesCompacted",
+    "Checkpoints",
+    "FilesVacuumed",
+    "MaintenanceDuration",
+];
+
+/// Which of the two functions emits a metric; the `Function` dimension tells them apart in
+/// CloudWatch, since both emit `Rows`, `Bytes`, `PlanErrors` and `RunDuration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FunctionKind {
+    Sync,
+    Snapshot,
+}
+
+/// Every metric name a function can emit: what alarms and dashboards may refer to.
+pub fn metric_names(kind: FunctionKind) -> Vec<&'static str> {
+    match kind {
+        FunctionKind::Sync => SYNC_METRICS.to_vec(),
+        FunctionKind::Snapshot => [SNAPSHOT_METRICS, MAINTENANCE_METRICS].concat(),
+    }
+}
 
 /// CloudWatch units used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +142,14 @@ impl MetricSet {
             count(summary.streams_caught_up),
         );
         set.push("StreamsBehind", Unit::Count, count(summary.streams_behind));
+        // Part of `StreamsBehind`: another sync committed first, which is normal only while
+        // two runs overlap; a steady count means runs overlap every time.
+        let superseded = summary
+            .streams
+            .iter()
+            .filter(|s| s.status == StreamStatus::Superseded)
+            .count();
+        set.push("StreamsSuperseded", Unit::Count, count(superseded));
         set.push("StreamsFailed", Unit::Count, count(summary.streams_failed));
         set.push("PlanErrors", Unit::Count, count(summary.plan_errors.len()));
         set.push("CursorResets", Unit::Count, summary.cursor_resets as f64);
@@ -238,6 +311,9 @@ impl MetricsSink for MemorySink {
 }
 
 #[cfg(test)]
+mod template_check;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::sync::summary::{StreamReport, StreamStatus};
@@ -312,7 +388,58 @@ mod tests {
         let metrics = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap();
-        assert_eq!(metrics.len(), 10);
+        assert_eq!(metrics.len(), SNAPSHOT_METRICS.len());
+    }
+
+    fn names(set: &MetricSet) -> Vec<&'static str> {
+        set.metrics.iter().map(|m| m.name).collect()
+    }
+
+    #[test]
+    fn the_name_lists_are_what_the_sets_push() {
+        // Lag is the one optional sync metric: a stream that has seen a change brings it in.
+        let mut seen = StreamReport::new("s/m/1/Pump/nodes", StreamStatus::CaughtUp);
+        seen.lag_ms = Some(1);
+        let sync = RunSummary::from_reports(vec![seen], Vec::new(), 1);
+        assert_eq!(names(&MetricSet::for_sync(&sync)), SYNC_METRICS);
+        assert_eq!(
+            names(&MetricSet::for_sync(&sync)),
+            metric_names(FunctionKind::Sync)
+        );
+
+        let snapshot = SnapshotSummary::from_reports(Vec::new(), Vec::new(), 1);
+        let mut set = MetricSet::for_snapshot(&snapshot);
+        assert_eq!(names(&set), SNAPSHOT_METRICS);
+        set.extend_with_maintenance(&MaintenanceSummary::from_reports(
+            Vec::new(),
+            Vec::new(),
+            false,
+            1,
+        ));
+        assert_eq!(names(&set), metric_names(FunctionKind::Snapshot));
+        assert_eq!(names(&set)[SNAPSHOT_METRICS.len()..], *MAINTENANCE_METRICS);
+        // One value per name in a document: EMF keeps the metrics as top-level members.
+        for kind in [FunctionKind::Sync, FunctionKind::Snapshot] {
+            let all = metric_names(kind);
+            let unique: std::collections::BTreeSet<_> = all.iter().collect();
+            assert_eq!(unique.len(), all.len(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn superseded_streams_are_counted_apart_and_within_behind() {
+        let reports = vec![
+            StreamReport::new("s/m/1/A/nodes", StreamStatus::Superseded),
+            StreamReport::new("s/m/1/B/nodes", StreamStatus::Superseded),
+            StreamReport::new("s/m/1/C/nodes", StreamStatus::Behind),
+            StreamReport::new("s/m/1/D/nodes", StreamStatus::CaughtUp),
+        ];
+        let summary = RunSummary::from_reports(reports, Vec::new(), 5);
+        let emf = MetricSet::for_sync(&summary).to_emf("f", 0, &[]);
+        assert_eq!(emf["StreamsSuperseded"], 2.0);
+        assert_eq!(emf["StreamsBehind"], 3.0);
+        assert_eq!(emf["StreamsCaughtUp"], 1.0);
+        assert_eq!(emf["StreamsTotal"], 4.0);
     }
 
     #[test]

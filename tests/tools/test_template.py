@@ -7,6 +7,7 @@ cfn-lint): tests/.venv-sam/bin/python -m pytest tests/tools/test_template.py
 """
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -271,3 +272,43 @@ def test_sam_build_path_links_no_emulator(function, binary):
     dependents = [line for line in tree.splitlines() if line and not line.startswith("cdf-emulator ")]
     assert not any(line.startswith(binary + " ") for line in dependents), tree
     assert not any(line.startswith("cdf-s3-replicator ") for line in dependents), tree
+
+
+def test_dashboard_is_optional_per_stack_and_its_body_resolves_to_json():
+    """The metric names and the layout are checked against the code in
+    src/lambda/metrics/template_check.rs; here: what CloudFormation gets after the transform."""
+    assert TEMPLATE["Parameters"]["CreateDashboard"]["Default"] == "true"
+    rendered = render("cdf-prod")
+    dashboard = rendered["Resources"]["ReplicationDashboard"]
+    assert dashboard["Type"] == "AWS::CloudWatch::Dashboard"
+    assert dashboard["Condition"] == "CreatesDashboard"
+    assert rendered["Outputs"]["DashboardUrl"]["Condition"] == "CreatesDashboard"
+    assert rendered["Conditions"]["CreatesDashboard"] == {
+        "Fn::Equals": [{"Ref": "CreateDashboard"}, "true"]
+    }
+    assert substitute(dashboard["Properties"]["DashboardName"], "cdf-prod") == "cdf-prod-replication"
+
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(body, str), "a Fn::Sub of a string: every variable is a name in the template"
+    known = set(rendered["Parameters"]) | set(rendered["Resources"])
+    values = {"SyncTimeoutSeconds": "300", "SnapshotTimeoutSeconds": "600"}
+    for variable in set(re.findall(r"\$\{([^}]+)\}", body)):
+        base = variable.split(".")[0]
+        assert variable.startswith("AWS::") or base in known, variable
+        values.setdefault(variable, "x")
+    resolved = re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], body)
+    widgets = json.loads(resolved)["widgets"]
+    timeouts = [
+        line["value"]
+        for widget in widgets
+        for line in widget["properties"].get("annotations", {}).get("horizontal", [])
+    ]
+    assert sorted(timeouts) == [300_000, 600_000]
+    # The grid is 24 columns wide; widgets must not overlap.
+    cells = set()
+    for widget in widgets:
+        assert widget["x"] + widget["width"] <= 24, widget
+        for x in range(widget["x"], widget["x"] + widget["width"]):
+            for y in range(widget["y"], widget["y"] + widget["height"]):
+                assert (x, y) not in cells, widget
+                cells.add((x, y))
