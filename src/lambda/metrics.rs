@@ -69,6 +69,11 @@ pub const MAINTENANCE_METRICS: &[&str] = &[
     "MaintenanceDuration",
 ];
 
+/// Emitted by both functions after their own figures: failures by whether a retry helps.
+/// The per-cause counts (`Failures<Cause>`, [`crate::failure::Cause::metric_name`]) come on
+/// top, only for causes that occurred, and are left to ad-hoc graphs and alarms.
+pub const FAILURE_METRICS: &[&str] = &["FailuresRetryable", "FailuresPermanent"];
+
 /// Which of the two functions emits a metric; the `Function` dimension tells them apart in
 /// CloudWatch, since both emit `Rows`, `Bytes`, `PlanErrors` and `RunDuration`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,8 +85,8 @@ pub enum FunctionKind {
 /// Every metric name a function can emit: what alarms and dashboards may refer to.
 pub fn metric_names(kind: FunctionKind) -> Vec<&'static str> {
     match kind {
-        FunctionKind::Sync => SYNC_METRICS.to_vec(),
-        FunctionKind::Snapshot => [SNAPSHOT_METRICS, MAINTENANCE_METRICS].concat(),
+        FunctionKind::Sync => [SYNC_METRICS, FAILURE_METRICS].concat(),
+        FunctionKind::Snapshot => [SNAPSHOT_METRICS, MAINTENANCE_METRICS, FAILURE_METRICS].concat(),
     }
 }
 
@@ -401,11 +406,10 @@ mod tests {
         let mut seen = StreamReport::new("s/m/1/Pump/nodes", StreamStatus::CaughtUp);
         seen.lag_ms = Some(1);
         let sync = RunSummary::from_reports(vec![seen], Vec::new(), 1);
-        assert_eq!(names(&MetricSet::for_sync(&sync)), SYNC_METRICS);
-        assert_eq!(
-            names(&MetricSet::for_sync(&sync)),
-            metric_names(FunctionKind::Sync)
-        );
+        let mut set = MetricSet::for_sync(&sync);
+        assert_eq!(names(&set), SYNC_METRICS);
+        set.extend_with_failures(&sync.failures());
+        assert_eq!(names(&set), metric_names(FunctionKind::Sync));
 
         let snapshot = SnapshotSummary::from_reports(Vec::new(), Vec::new(), 1);
         let mut set = MetricSet::for_snapshot(&snapshot);
@@ -416,8 +420,9 @@ mod tests {
             false,
             1,
         ));
-        assert_eq!(names(&set), metric_names(FunctionKind::Snapshot));
         assert_eq!(names(&set)[SNAPSHOT_METRICS.len()..], *MAINTENANCE_METRICS);
+        set.extend_with_failures(&snapshot.failures());
+        assert_eq!(names(&set), metric_names(FunctionKind::Snapshot));
         // One value per name in a document: EMF keeps the metrics as top-level members.
         for kind in [FunctionKind::Sync, FunctionKind::Snapshot] {
             let all = metric_names(kind);
