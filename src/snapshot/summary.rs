@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::catalog::CatalogReport;
 use crate::lake::InstanceKind;
 
 /// What happened to one published file.
@@ -125,6 +126,10 @@ pub struct SnapshotSummary {
     /// view), each naming what failed.
     pub plan_errors: Vec<String>,
     pub views: Vec<ViewReport>,
+    /// Glue Data Catalog registration after publishing, when configured. A catalog
+    /// failure makes the run unsuccessful; the published files stand regardless.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogReport>,
 }
 
 impl SnapshotSummary {
@@ -161,12 +166,16 @@ impl SnapshotSummary {
             duration_ms,
             plan_errors,
             views,
+            catalog: None,
         }
     }
 
-    /// True when every configured view was planned and published.
+    /// True when every configured view was planned and published, and (when configured)
+    /// every catalog table registered.
     pub fn is_success(&self) -> bool {
-        self.views_failed == 0 && self.plan_errors.is_empty()
+        self.views_failed == 0
+            && self.plan_errors.is_empty()
+            && self.catalog.as_ref().is_none_or(CatalogReport::is_success)
     }
 
     /// The report of one view, by folder name.
@@ -204,6 +213,10 @@ impl SnapshotSummary {
         if !problems.is_empty() {
             line.push_str(". Errors: ");
             line.push_str(&problems.join("; "));
+        }
+        if let Some(catalog) = &self.catalog {
+            line.push_str(". ");
+            line.push_str(&catalog.one_line());
         }
         line
     }
