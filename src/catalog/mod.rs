@@ -142,9 +142,11 @@ pub async fn register_configured(
     destination: &Destination,
     targets: &[ViewTarget],
     reports: &[ViewReport],
-) -> Option<CatalogReport> {
+) -> Option<Box<CatalogReport>> {
     let settings = config.catalog.as_ref()?;
-    Some(register(settings, destination, targets, reports).await)
+    Some(Box::new(
+        register(settings, destination, targets, reports).await,
+    ))
 }
 
 /// One table to register.

@@ -129,7 +129,8 @@ pub struct SnapshotSummary {
     /// Glue Data Catalog registration after publishing, when configured. A catalog
     /// failure makes the run unsuccessful; the published files stand regardless.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub catalog: Option<CatalogReport>,
+    /// Boxed: the summary travels inside the Lambda report enum, whose variants stay small.
+    pub catalog: Option<Box<CatalogReport>>,
 }
 
 impl SnapshotSummary {
@@ -175,7 +176,7 @@ impl SnapshotSummary {
     pub fn is_success(&self) -> bool {
         self.views_failed == 0
             && self.plan_errors.is_empty()
-            && self.catalog.as_ref().is_none_or(CatalogReport::is_success)
+            && self.catalog.as_ref().is_none_or(|c| c.is_success())
     }
 
     /// The report of one view, by folder name.

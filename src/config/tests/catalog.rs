@@ -57,9 +57,9 @@ fn the_catalog_needs_s3_and_an_athena_database_name() {
         "destination.catalog.glue.region",
         &[],
     );
-    let plain_http = with_destination(&format!(
-        "destination:\n  s3:\n    bucket: lake-bucket\n  catalog:\n    glue:\n      database: db\n      endpoint-url: http://127.0.0.1:9\n"
-    ));
+    let plain_http = with_destination(
+        "destination:\n  s3:\n    bucket: lake-bucket\n  catalog:\n    glue:\n      database: db\n      endpoint-url: http://127.0.0.1:9\n",
+    );
     assert_single_issue(
         &plain_http,
         "destination.catalog.glue.endpoint-url",
