@@ -66,6 +66,10 @@ pub enum Cause {
     /// The Delta log lacks what the run needs (log retention removed it, or another tool
     /// changed the table): a resync of the stream repairs it.
     LakeInconsistent,
+    /// The Glue Data Catalog could not be reached or refused a request.
+    CatalogUnavailable,
+    /// A Glue table of the name the replicator would use belongs to someone else.
+    CatalogConflict,
     /// The configuration names something that cannot be used as it is.
     InvalidConfiguration,
     /// The request (payload, command-line options) names a view or stream that does not exist.
@@ -80,7 +84,8 @@ impl Cause {
             Cause::CdfUnavailable
             | Cause::LakeUnavailable
             | Cause::CommitConflict
-            | Cause::NotSynced => Retry::Helps,
+            | Cause::NotSynced
+            | Cause::CatalogUnavailable => Retry::Helps,
             Cause::CdfAuthentication
             | Cause::CdfRejected
             | Cause::ModelNotFound
@@ -88,6 +93,7 @@ impl Cause {
             | Cause::LakeAccessDenied
             | Cause::SchemaConflict
             | Cause::LocalStorage
+            | Cause::CatalogConflict
             | Cause::LakeInconsistent
             | Cause::InvalidConfiguration
             | Cause::InvalidRequest
@@ -108,6 +114,8 @@ impl Cause {
             Cause::SchemaConflict => "SchemaConflict",
             Cause::NotSynced => "NotSynced",
             Cause::LocalStorage => "LocalStorage",
+            Cause::CatalogUnavailable => "CatalogUnavailable",
+            Cause::CatalogConflict => "CatalogConflict",
             Cause::LakeInconsistent => "LakeInconsistent",
             Cause::InvalidConfiguration => "InvalidConfiguration",
             Cause::InvalidRequest => "InvalidRequest",
@@ -129,6 +137,8 @@ impl Cause {
             Cause::SchemaConflict => "FailuresSchemaConflict",
             Cause::NotSynced => "FailuresNotSynced",
             Cause::LocalStorage => "FailuresLocalStorage",
+            Cause::CatalogUnavailable => "FailuresCatalogUnavailable",
+            Cause::CatalogConflict => "FailuresCatalogConflict",
             Cause::LakeInconsistent => "FailuresLakeInconsistent",
             Cause::InvalidConfiguration => "FailuresInvalidConfiguration",
             Cause::InvalidRequest => "FailuresInvalidRequest",

@@ -7,6 +7,7 @@
 //! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW);
 //! [`maintenance`] compacts, checkpoints and vacuums the raw tables on its own schedule.
 
+pub mod catalog;
 pub mod cdf;
 pub mod config;
 pub mod context;

@@ -54,7 +54,7 @@ pub use secret::Secret;
 pub use serde_yaml_ng::Value as YamlValue;
 pub use settings::{
     ClientCredentials, CogniteSettings, Config, ConfigKind, DataModelSelection, Destination,
-    ExtractorSettings, LocalDestination, LogFormat, LogLevel, LoggerSettings, MAX_PARALLELISM,
-    MAX_SYNC_PAGE_SIZE, MaintenanceSettings, RawStateStore, S3Destination, SnapshotSettings,
-    SpaceSelection, StaticS3Credentials, defaults,
+    ExtractorSettings, GlueCatalogSettings, LocalDestination, LogFormat, LogLevel, LoggerSettings,
+    MAX_PARALLELISM, MAX_SYNC_PAGE_SIZE, MaintenanceSettings, RawStateStore, S3Destination,
+    SnapshotSettings, SpaceSelection, StaticS3Credentials, defaults,
 };

@@ -159,6 +159,21 @@ pub(crate) struct DataModelFile {
 pub(crate) struct DestinationFile {
     pub s3: Option<S3File>,
     pub local: Option<LocalFile>,
+    pub catalog: Option<CatalogFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CatalogFile {
+    pub glue: Option<GlueFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct GlueFile {
+    pub database: Option<Text>,
+    #[serde(alias = "endpoint_url")]
+    pub endpoint_url: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,9 @@ pub struct Config {
     /// The data models to replicate, grouped by the space that holds each model.
     pub data_modeling: Vec<SpaceSelection>,
     pub destination: Destination,
+    /// Glue Data Catalog registration after each snapshot (`destination.catalog.glue`);
+    /// `None` when off.
+    pub catalog: Option<GlueCatalogSettings>,
     /// Non-fatal notes for the operator, e.g. a value clamped to a CDF limit. Log them.
     pub warnings: Vec<ConfigIssue>,
 }
@@ -226,6 +229,15 @@ pub struct S3Destination {
     pub request_timeout: Duration,
     /// Static keys; `None` uses the default AWS credential chain (IAM role in AWS).
     pub credentials: Option<StaticS3Credentials>,
+}
+
+/// `destination.catalog.glue`: the database the snapshot registers its tables in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlueCatalogSettings {
+    /// An existing Glue database (lower case letters, digits, `_`): never created here.
+    pub database: String,
+    /// Endpoint of a Glue-compatible API (a test server); `None` means AWS Glue.
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,9 @@
 
 use std::path::PathBuf;
 
-use crate::config::{Config, ConfigError, ConfigIssue, Destination, EnvSource, RawConfig};
+use crate::config::{
+    Config, ConfigError, ConfigIssue, Destination, EnvSource, GlueCatalogSettings, RawConfig,
+};
 use crate::context::{ContextError, LoadError, resolve_remote_with};
 
 use crate::context::ClientCache;
@@ -30,6 +32,12 @@ pub const CONFIG_PATH_ENV: &str = "CDF_S3_CONFIG_PATH";
 pub const DEPLOYMENT_BUCKET_ENV: &str = "AWS_S3_BUCKET";
 /// The deployment's key prefix (the template's `Prefix`).
 pub const DEPLOYMENT_PREFIX_ENV: &str = "S3_PREFIX";
+/// The deployment's Glue database (the template's `GlueDatabase`); when the destination is
+/// pinned, the catalog is on exactly when it is set, and only for this database.
+pub const DEPLOYMENT_GLUE_DATABASE_ENV: &str = "GLUE_DATABASE";
+/// The AWS SDKs' own variable for a Glue-compatible endpoint: `destination.catalog.glue.
+/// endpoint-url` must equal it when the destination is pinned.
+pub const DEPLOYMENT_GLUE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_GLUE";
 /// The AWS SDKs' own variable for an S3-compatible endpoint. The template never sets it; a
 /// deployer who runs the functions against another S3 protocol server (a local `cargo lambda
 /// watch` against a test server, say) sets it in the function's environment, which no
@@ -114,11 +122,12 @@ impl ConfigSource {
             ConfigSource::Inline(text) => RawConfig::from_yaml(text, &self.origin(), env)?,
             ConfigSource::File(path) => RawConfig::load(path, env)?,
         };
-        let config = resolve_remote_with(raw, env, |cognite| {
+        let mut config = resolve_remote_with(raw, env, |cognite| {
             clients.client_for(cognite).map_err(ContextError::from)
         })
         .await?;
         pinned_destination(&config, env)?;
+        pin_catalog(&mut config, env)?;
         Ok(config)
     }
 }
@@ -199,6 +208,76 @@ pub fn pinned_destination(config: &Config, env: &dyn EnvSource) -> Result<(), Co
     }
 }
 
+/// Pins the Glue Data Catalog like the destination (when `AWS_S3_BUCKET` is set): with
+/// `GLUE_DATABASE` set the catalog is on for that database (a `destination.catalog.glue`
+/// block may repeat it, not change it); without it a catalog block is refused, since the
+/// function's role may not write to any catalog. An `endpoint-url` must equal the
+/// function's `AWS_ENDPOINT_URL_GLUE`, so no document can send the role's token elsewhere.
+pub fn pin_catalog(config: &mut Config, env: &dyn EnvSource) -> Result<(), ConfigError> {
+    let pinned = env
+        .get(DEPLOYMENT_BUCKET_ENV)
+        .is_some_and(|b| !b.trim().is_empty());
+    if !pinned {
+        return Ok(());
+    }
+    let database = env
+        .get(DEPLOYMENT_GLUE_DATABASE_ENV)
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty());
+    let why = format!(
+        "in Lambda the Glue database is pinned to the deployment's ({DEPLOYMENT_GLUE_DATABASE_ENV}: \
+         the stack's GlueDatabase parameter)"
+    );
+    let mut issues = Vec::new();
+    match (&database, &config.catalog) {
+        (None, None) => {}
+        (None, Some(_)) => issues.push(ConfigIssue::new(
+            "destination.catalog",
+            format!("the deployment has no Glue database; {why}. Set GlueDatabase to turn the catalog on"),
+        )),
+        (Some(database), configured) => {
+            if let Some(catalog) = configured {
+                if &catalog.database != database {
+                    issues.push(ConfigIssue::new(
+                        "destination.catalog.glue.database",
+                        format!(
+                            "{:?} is not the deployment's database {database:?}; {why}",
+                            catalog.database
+                        ),
+                    ));
+                }
+                let deployed = env
+                    .get(DEPLOYMENT_GLUE_ENDPOINT_ENV)
+                    .filter(|e| !e.trim().is_empty());
+                match (&catalog.endpoint_url, &deployed) {
+                    (None, _) => {}
+                    (Some(url), Some(deployed))
+                        if url.trim_end_matches('/') == deployed.trim_end_matches('/') => {}
+                    (Some(_), _) => issues.push(ConfigIssue::new(
+                        "destination.catalog.glue.endpoint-url",
+                        format!(
+                            "is not allowed unless it equals the function's \
+                             {DEPLOYMENT_GLUE_ENDPOINT_ENV}; {why}"
+                        ),
+                    )),
+                }
+            }
+            if issues.is_empty() {
+                let endpoint_url = configured.as_ref().and_then(|c| c.endpoint_url.clone());
+                config.catalog = Some(GlueCatalogSettings {
+                    database: database.clone(),
+                    endpoint_url,
+                });
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(issues))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +334,52 @@ mod tests {
         assert!(pinned_destination(&config, &other).is_err());
         let same = pinned.with(DEPLOYMENT_ENDPOINT_ENV, "http://127.0.0.1:9000/");
         assert!(pinned_destination(&config, &same).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_glue_database_is_pinned_by_the_deployment() {
+        let yaml = "cognite:\n  host: https://api.cognitedata.com\n  project: p\n  idp-authentication:\n    token-url: https://login.example.com/token\n    client-id: c\n    secret: s3cr3t-client-value\n    scopes: [x]\ndata_modeling:\n  - space: s\n    data_models:\n      - external_id: m\ndestination:\n  s3:\n    bucket: lake\n    prefix: cdf-data\n";
+        let with_catalog = format!("{yaml}  catalog:\n    glue:\n      database: other_db\n");
+        let pinned = MapEnv::new()
+            .with(DEPLOYMENT_BUCKET_ENV, "lake")
+            .with(DEPLOYMENT_PREFIX_ENV, "cdf-data/");
+        let plain = crate::context::load_config_text(yaml, "test", &pinned)
+            .await
+            .expect("config loads");
+        let configured = crate::context::load_config_text(&with_catalog, "test", &pinned)
+            .await
+            .expect("config loads");
+
+        let mut off = plain.clone();
+        pin_catalog(&mut off, &pinned).unwrap();
+        assert_eq!(off.catalog, None);
+        let refused = pin_catalog(&mut configured.clone(), &pinned)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("destination.catalog"), "{refused}");
+
+        let deployed = pinned
+            .clone()
+            .with(DEPLOYMENT_GLUE_DATABASE_ENV, "cdf_lake");
+        let mut on = plain.clone();
+        pin_catalog(&mut on, &deployed).unwrap();
+        assert_eq!(
+            on.catalog.as_ref().map(|c| c.database.as_str()),
+            Some("cdf_lake")
+        );
+        let redirected = pin_catalog(&mut configured.clone(), &deployed)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            redirected.contains("destination.catalog.glue.database"),
+            "{redirected}"
+        );
+
+        let mut local_run = configured.clone();
+        pin_catalog(&mut local_run, &MapEnv::new()).unwrap();
+        assert_eq!(
+            local_run.catalog, configured.catalog,
+            "no pin outside a deployment"
+        );
     }
 }

@@ -88,8 +88,15 @@ pub async fn run(context: &Context, plan: &Plan, options: &SnapshotOptions) -> S
             Vec::new()
         }
     };
-    let summary =
+    let mut summary =
         SnapshotSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
+    summary.catalog = crate::catalog::register_configured(
+        &context.config,
+        &context.destination,
+        &targets,
+        &summary.views,
+    )
+    .await;
     tracing::info!(summary = %summary.one_line(), "snapshot finished");
     context
         .client

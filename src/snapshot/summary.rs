@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::catalog::CatalogReport;
 use crate::failure::{Failure, FailureCounts};
 use crate::lake::InstanceKind;
 
@@ -126,6 +127,11 @@ pub struct SnapshotSummary {
     /// view), each naming what failed.
     pub plan_errors: Vec<Failure>,
     pub views: Vec<ViewReport>,
+    /// Glue Data Catalog registration after publishing, when configured. A catalog
+    /// failure makes the run unsuccessful; the published files stand regardless.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Boxed: the summary travels inside the Lambda report enum, whose variants stay small.
+    pub catalog: Option<Box<CatalogReport>>,
 }
 
 impl SnapshotSummary {
@@ -159,12 +165,16 @@ impl SnapshotSummary {
             duration_ms,
             plan_errors,
             views,
+            catalog: None,
         }
     }
 
-    /// True when every configured view was planned and published.
+    /// True when every configured view was planned and published, and (when configured)
+    /// every catalog table registered.
     pub fn is_success(&self) -> bool {
-        self.views_failed == 0 && self.plan_errors.is_empty()
+        self.views_failed == 0
+            && self.plan_errors.is_empty()
+            && self.catalog.as_ref().is_none_or(|c| c.is_success())
     }
 
     /// The report of one view, by folder name.
@@ -215,6 +225,10 @@ impl SnapshotSummary {
         if !problems.is_empty() {
             line.push_str(". Errors: ");
             line.push_str(&problems.join("; "));
+        }
+        if let Some(catalog) = &self.catalog {
+            line.push_str(". ");
+            line.push_str(&catalog.one_line());
         }
         line
     }

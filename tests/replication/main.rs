@@ -1,6 +1,7 @@
 //! Replication tests against the CDF emulator, a real S3 protocol server on loopback and
 //! independent readers (Python `deltalake`, DuckDB). One test binary, one module per theme.
 
+mod catalog;
 mod chaos;
 mod column_mapping;
 mod data_safety;

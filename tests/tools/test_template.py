@@ -312,3 +312,42 @@ def test_dashboard_is_optional_per_stack_and_its_body_resolves_to_json():
             for y in range(widget["y"], widget["y"] + widget["height"]):
                 assert (x, y) not in cells, widget
                 cells.add((x, y))
+
+
+def test_glue_catalog_is_opt_in_and_scoped_to_its_database():
+    assert TEMPLATE["Parameters"]["GlueDatabase"]["Default"] == ""
+    resources = render()["Resources"]
+    assert resources["GlueCatalogDatabase"]["Condition"] == "CreatesGlueDatabase"
+    for name in FUNCTIONS:
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["GLUE_DATABASE"] == {"Ref": "GlueDatabase"}, name
+    for statement in statements(resources["SyncRole"]):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not any(a.startswith("glue:") for a in actions), statement
+    glue = []
+    for policy in resources["SnapshotRole"]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if isinstance(statement, dict) and "Fn::If" in statement:
+                condition, statement_if_on, off = statement["Fn::If"]
+                if statement_if_on.get("Sid") in ("GlueCatalogTables", "CatalogManifests"):
+                    assert condition == "HasGlueCatalog"
+                    assert off == {"Ref": "AWS::NoValue"}
+                    glue.append(statement_if_on)
+    by_sid = {s["Sid"]: s for s in glue}
+    tables = by_sid["GlueCatalogTables"]
+    assert sorted(tables["Action"]) == sorted(
+        ["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"])
+    arn = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:"
+    assert [r["Fn::Sub"] for r in tables["Resource"]] == [
+        arn + "catalog", arn + "database/${GlueDatabase}", arn + "table/${GlueDatabase}/*"]
+    manifests = by_sid["CatalogManifests"]
+    assert sorted(manifests["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    assert manifests["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/${Prefix}catalog/*"}
+
+
+def test_glue_database_pattern_matches_the_code():
+    valid = pattern("GlueDatabase")
+    for name in ["", "cdf_lake", "a1"]:
+        assert valid.match(name), name
+    for name in ["Cdf", "cdf-lake", "a.b", "x" * 256]:
+        assert not valid.match(name), name

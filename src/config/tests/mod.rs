@@ -1,6 +1,7 @@
 //! Tests of configuration loading against the original README's examples, malformed
 //! documents, remote merging and `.env` handling.
 
+mod catalog;
 mod env_files;
 mod malformed;
 mod readme;

@@ -10,6 +10,7 @@ use super::values::{duration, optional_text, required_text};
 use crate::config::error::{Issues, join};
 use crate::config::identifiers::check_bucket;
 use crate::config::model::{DestinationFile, S3File, Text};
+use crate::config::settings::GlueCatalogSettings;
 use crate::config::settings::{
     Destination, LocalDestination, S3Destination, StaticS3Credentials, defaults,
 };
@@ -57,24 +58,7 @@ fn s3_destination(file: &S3File, issues: &mut Issues) -> S3Destination {
     let endpoint_url = optional_text(file.endpoint_url.as_ref());
     let allow_http = file.allow_http.unwrap_or(false);
     if let Some(endpoint) = &endpoint_url {
-        match Url::parse(endpoint) {
-            Err(err) => issues.push(
-                p("endpoint-url"),
-                format!("{endpoint:?} is not a URL ({err}); expected e.g. https://s3.example.com"),
-            ),
-            Ok(url) => match url.scheme() {
-                "https" => {}
-                "http" if allow_http => {}
-                "http" => issues.push(
-                    p("endpoint-url"),
-                    format!("{endpoint:?} uses plain http; set `allow-http: true` to allow it"),
-                ),
-                other => issues.push(
-                    p("endpoint-url"),
-                    format!("{endpoint:?} has scheme `{other}`; expected http(s)"),
-                ),
-            },
-        }
+        check_endpoint(endpoint, allow_http, &p("endpoint-url"), issues);
     }
 
     let bucket = required_text(file.bucket.as_ref(), &p("bucket"), issues).unwrap_or_default();
@@ -148,6 +132,102 @@ fn s3_destination(file: &S3File, issues: &mut Issues) -> S3Destination {
         allow_http,
         request_timeout,
         credentials,
+    }
+}
+
+/// Reports an endpoint that is not an http(s) URL, or plain http without `allow-http`.
+fn check_endpoint(endpoint: &str, allow_http: bool, path: &str, issues: &mut Issues) {
+    match Url::parse(endpoint) {
+        Err(err) => issues.push(
+            path,
+            format!("{endpoint:?} is not a URL ({err}); expected e.g. https://s3.example.com"),
+        ),
+        Ok(url) => match url.scheme() {
+            "https" => {}
+            "http" if allow_http => {}
+            "http" => issues.push(
+                path,
+                format!(
+                    "{endpoint:?} uses plain http; set `destination.s3.allow-http: true` to allow it"
+                ),
+            ),
+            other => issues.push(
+                path,
+                format!("{endpoint:?} has scheme `{other}`; expected http(s)"),
+            ),
+        },
+    }
+}
+
+/// `destination.catalog.glue`: only with an S3 destination (Glue table locations are
+/// `s3://` URLs), with a database name Athena accepts.
+pub(super) fn catalog(
+    file: Option<&DestinationFile>,
+    destination: &Destination,
+    issues: &mut Issues,
+) -> Option<GlueCatalogSettings> {
+    let catalog = file?.catalog.as_ref()?;
+    let Some(glue) = &catalog.glue else {
+        issues.push(
+            "destination.catalog",
+            "expected `glue` (database) under `catalog`, or no `catalog` block",
+        );
+        return None;
+    };
+    let allow_http = match destination {
+        Destination::S3(s3) => s3.allow_http,
+        Destination::Local(_) => {
+            issues.push(
+                "destination.catalog",
+                "the Glue Data Catalog needs an S3 destination (`destination.s3`): table \
+                 locations must be s3:// URLs; remove `catalog` for a local directory",
+            );
+            return None;
+        }
+    };
+    let database = required_text(
+        glue.database.as_ref(),
+        "destination.catalog.glue.database",
+        issues,
+    )?;
+    if let Err(expected) = check_glue_database(&database) {
+        issues.push(
+            "destination.catalog.glue.database",
+            format!("{database:?}: {expected}"),
+        );
+        return None;
+    }
+    let endpoint_url = optional_text(glue.endpoint_url.as_ref());
+    if let Some(endpoint) = &endpoint_url {
+        check_endpoint(
+            endpoint,
+            allow_http,
+            "destination.catalog.glue.endpoint-url",
+            issues,
+        );
+    }
+    Some(GlueCatalogSettings {
+        database,
+        endpoint_url: endpoint_url.map(|e| e.trim_end_matches('/').to_string()),
+    })
+}
+
+/// Athena reads database names of lower-case letters, digits and `_` only; Glue allows up
+/// to 255 characters.
+pub(crate) fn check_glue_database(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(
+            "expected an existing Glue database name of 1 to 255 lower-case letters, digits \
+             and `_` (the names Athena can query)"
+                .to_string(),
+        )
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) fn validate(
     let data_modeling =
         data_modeling::data_modeling(file.data_modeling.as_deref(), &mut issues, &mut warnings);
     let destination = destination::destination(file.destination.as_ref(), &mut issues);
+    let catalog = destination::catalog(file.destination.as_ref(), &destination, &mut issues);
     issues.into_result(Config {
         kind,
         logger,
@@ -51,6 +52,7 @@ pub(crate) fn validate(
         extractor,
         data_modeling,
         destination,
+        catalog,
         warnings: warnings.into_vec(),
     })
 }
