@@ -20,5 +20,6 @@ pub mod maintenance;
 pub mod schema;
 pub mod secret;
 pub mod snapshot;
+pub mod status;
 pub mod sync;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use cdf_s3_replicator::config::{ConfigError, LogFormat, ProcessEnv};
 use cdf_s3_replicator::context::{Context, LoadError, load_config};
 use cdf_s3_replicator::maintenance::{self, MaintenanceOptions, MaintenanceSummary};
 use cdf_s3_replicator::snapshot::{self, SnapshotOptions, SnapshotSummary};
+use cdf_s3_replicator::status::StatusOptions;
 use cdf_s3_replicator::sync::{self, SyncOptions};
 use cdf_s3_replicator::telemetry;
 use clap::{Parser, Subcommand};
@@ -72,6 +73,18 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         pumps: usize,
     },
+    /// Shows, per stream and per published view, how far replication is: phase, caught up
+    /// or behind, generation, rows, last success, lag, last error, file ages. Reads only.
+    Status {
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+        /// Only these views (externalIds, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        views: Option<Vec<String>>,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Loads and validates the configuration (fetching a remote one), then prints it
     /// without secrets.
     CheckConfig {
@@ -101,6 +114,26 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             println!("{config:#?}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            config,
+            views,
+            json,
+        } => {
+            let context = start(&config).await?;
+            let report =
+                cdf_s3_replicator::status::gather(&context, &StatusOptions { views }).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", cdf_s3_replicator::status::render::render(&report));
+            }
+            // 2: not even the configured models could be read, so there is nothing to show.
+            Ok(if report.could_plan() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         Command::Sync {
             config,
@@ -325,6 +358,11 @@ fn print_demo(report: &cdf_s3_replicator::demo::DemoReport) {
             "  python -c \"from deltalake import DeltaTable; print(DeltaTable('{pumps}').to_pyarrow_table().slice(0, 5))\""
         );
     }
+    println!("\ncdf-s3-replicator status:");
+    print!(
+        "{}",
+        cdf_s3_replicator::status::render::render(&report.status)
+    );
 }
 
 #[cfg(feature = "demo")]
