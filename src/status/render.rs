@@ -182,3 +182,186 @@ fn optional<T: ToString>(value: Option<T>) -> String {
 fn dash() -> String {
     "-".to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::report::{
+        Agreement, CheckpointSource, Freshness, ManifestPresence, Progress, PublishedFileStatus,
+        ViewStatus,
+    };
+
+    fn stream(key: &str, progress: Progress, last_error: Option<&str>) -> StreamStatus {
+        StreamStatus {
+            key: key.into(),
+            model: "s:M/1".into(),
+            view: "Pump".into(),
+            table: "nodes".into(),
+            table_path: "raw/s/M/1/views/Pump/nodes".into(),
+            phase: Some(Phase::Backfill),
+            progress,
+            generation: Some(2),
+            rows: Some(12_345),
+            last_success_ms: Some(1_000),
+            last_success: Some("1970-01-01T00:00:01.000Z".into()),
+            last_success_age_ms: Some(65_000),
+            lag_ms: Some(3_600_000 * 5 + 60_000),
+            last_error: last_error.map(str::to_owned),
+            checkpoint_source: Some(CheckpointSource::Raw),
+            agreement: Agreement::DeltaAhead,
+            raw_seq: Some(3),
+            delta_seq: Some(4),
+            query_changed: false,
+            error: None,
+        }
+    }
+
+    fn report() -> StatusReport {
+        let file = |kind: &str, freshness| PublishedFileStatus {
+            kind: kind.into(),
+            path: format!("publish/s/M/1/Pump/{kind}.parquet"),
+            freshness,
+            published_at: Some("1970-01-01T00:00:00.000Z".into()),
+            age_ms: Some(90_061_000),
+            last_modified: None,
+            published_version: Some(7),
+            table_version: Some(9),
+            rows: Some(40),
+            table_rows: Some(50),
+            error: None,
+        };
+        StatusReport {
+            generated_at: "1970-01-02T01:01:01.000Z".into(),
+            generated_at_ms: 90_061_000,
+            state_table: "db/tbl".into(),
+            state_error: None,
+            plan_errors: vec!["view Valve is not\nin the model".into()],
+            streams: vec![
+                stream("s/M/1/Pump/nodes", Progress::Behind, None),
+                stream(
+                    "s/M/1/Pump/edges/s/Pump.workOrders",
+                    Progress::Failed,
+                    Some(&format!("sync failed:\n{}", "x".repeat(200))),
+                ),
+            ],
+            views: vec![ViewStatus {
+                model: "s:M/1".into(),
+                view: "Pump".into(),
+                publish_path: "publish/s/M/1/Pump".into(),
+                manifest: ManifestPresence::Found,
+                files: vec![
+                    file("nodes", Freshness::Behind),
+                    file("edges", Freshness::Current),
+                ],
+                error: None,
+            }],
+        }
+    }
+
+    /// The byte offsets at which each header starts, found in the header line.
+    fn column_starts(header: &str, names: &[&str]) -> Vec<usize> {
+        names
+            .iter()
+            .map(|n| header.find(n).unwrap_or_else(|| panic!("{n} in {header}")))
+            .collect()
+    }
+
+    #[test]
+    fn streams_are_one_aligned_row_each() {
+        let text = render(&report());
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("STREAM"))
+            .expect("stream header");
+        let starts = column_starts(lines[header], &["PHASE", "PROGRESS", "RAW/DELTA"]);
+        let behind = lines[header + 1];
+        let failed = lines[header + 2];
+        for (row, progress) in [(behind, "behind"), (failed, "failed")] {
+            assert_eq!(&row[starts[0]..starts[0] + 8], "backfill", "{row}");
+            assert_eq!(&row[starts[1]..starts[1] + progress.len()], progress, "{row}");
+            assert_eq!(&row[starts[2]..starts[2] + 11], "delta ahead", "{row}");
+        }
+        assert!(behind.contains("  12345  "), "{behind}");
+        assert!(behind.contains("1m05s ago"), "{behind}");
+        assert!(behind.contains("5h01m"), "{behind}");
+        // The error is flattened to one line and cut; the table stays one row per stream.
+        assert!(failed.contains("sync failed: xxx"), "{failed}");
+        assert!(failed.ends_with("..."), "{failed}");
+        let error_start = lines[header].find("LAST ERROR").expect("error column");
+        assert_eq!(failed.chars().count(), error_start + ERROR_WIDTH, "{failed}");
+        assert!(!text.contains("\nxxx"), "{text}");
+    }
+
+    #[test]
+    fn files_show_freshness_age_and_both_versions() {
+        let text = render(&report());
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("MODEL"))
+            .expect("file header");
+        let nodes = lines[header + 1];
+        let edges = lines[header + 2];
+        let starts = column_starts(lines[header], &["FILE", "PUBLISHED"]);
+        assert_eq!(&nodes[starts[0]..starts[0] + 5], "nodes");
+        assert_eq!(&nodes[starts[1]..starts[1] + 6], "behind");
+        assert_eq!(&edges[starts[1]..starts[1] + 7], "current");
+        assert!(nodes.contains("1d01h"), "{nodes}");
+        let figures: Vec<&str> = nodes.split_whitespace().collect();
+        assert_eq!(figures[figures.len() - 3..], ["7", "9", "40"], "{nodes}");
+    }
+
+    #[test]
+    fn missing_values_are_dashes_and_problems_come_first() {
+        let mut report = report();
+        report.state_error = Some("cannot read the state table db/tbl: 403".into());
+        report.streams[0] = StreamStatus {
+            phase: None,
+            progress: Progress::NotStarted,
+            generation: None,
+            rows: None,
+            last_success_ms: None,
+            last_success: None,
+            last_success_age_ms: None,
+            lag_ms: None,
+            checkpoint_source: None,
+            agreement: Agreement::NotStarted,
+            ..stream("s/M/1/Site/nodes", Progress::NotStarted, None)
+        };
+        let text = render(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "state rows: cannot read the state table db/tbl: 403"
+        );
+        assert_eq!(lines[2], "plan error: view Valve is not in the model");
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with("s/M/1/Site/nodes"))
+            .expect("row");
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            ["s/M/1/Site/nodes", "-", "not", "started", "-", "-", "-", "-", "-"]
+        );
+    }
+
+    #[test]
+    fn durations_pick_two_units() {
+        let cases = [
+            (0, "0ms"),
+            (999, "999ms"),
+            (1_000, "1s"),
+            (59_999, "59s"),
+            (60_000, "1m00s"),
+            (3_599_000, "59m59s"),
+            (3_600_000, "1h00m"),
+            (86_400_000 * 3 + 3_600_000 * 4, "3d04h"),
+            (-5, "0ms"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(duration(ms), text, "{ms}");
+        }
+    }
+}
