@@ -279,7 +279,11 @@ mod tests {
         let failed = lines[header + 2];
         for (row, progress) in [(behind, "behind"), (failed, "failed")] {
             assert_eq!(&row[starts[0]..starts[0] + 8], "backfill", "{row}");
-            assert_eq!(&row[starts[1]..starts[1] + progress.len()], progress, "{row}");
+            assert_eq!(
+                &row[starts[1]..starts[1] + progress.len()],
+                progress,
+                "{row}"
+            );
             assert_eq!(&row[starts[2]..starts[2] + 11], "delta ahead", "{row}");
         }
         assert!(behind.contains("  12345  "), "{behind}");
@@ -289,7 +293,11 @@ mod tests {
         assert!(failed.contains("sync failed: xxx"), "{failed}");
         assert!(failed.ends_with("..."), "{failed}");
         let error_start = lines[header].find("LAST ERROR").expect("error column");
-        assert_eq!(failed.chars().count(), error_start + ERROR_WIDTH, "{failed}");
+        assert_eq!(
+            failed.chars().count(),
+            error_start + ERROR_WIDTH,
+            "{failed}"
+        );
         assert!(!text.contains("\nxxx"), "{text}");
     }
 
@@ -343,7 +351,17 @@ mod tests {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(
             cells,
-            ["s/M/1/Site/nodes", "-", "not", "started", "-", "-", "-", "-", "-"]
+            [
+                "s/M/1/Site/nodes",
+                "-",
+                "not",
+                "started",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-"
+            ]
         );
     }
 

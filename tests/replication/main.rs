@@ -16,4 +16,5 @@ mod resilience;
 mod s3_faults;
 mod schema_changes;
 mod snapshot;
+mod status;
 mod support;
