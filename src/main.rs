@@ -128,7 +128,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", cdf_s3_replicator::status::render::render(&report));
             }
-            // 2: not even the configured models could be read, so there is nothing to show.
+            // 2: no stream to show, and the plan errors say why (models unreadable, no view).
             Ok(if report.could_plan() {
                 ExitCode::SUCCESS
             } else {
