@@ -24,5 +24,6 @@ pub mod plan;
 pub mod schema;
 pub mod secret;
 pub mod snapshot;
+pub mod status;
 pub mod sync;
 pub mod telemetry;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cdf_s3_replicator::config::{ConfigError, LogFormat, ProcessEnv};
 use cdf_s3_replicator::context::{ClientCache, Context, LoadError, load_config};
 use cdf_s3_replicator::jobs::{self, PublishOptions};
+use cdf_s3_replicator::status::StatusOptions;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::telemetry;
 use clap::{Parser, Subcommand};
@@ -70,6 +71,18 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         pumps: usize,
     },
+    /// Shows, per stream and per published view, how far replication is: phase, caught up
+    /// or behind, generation, rows, last success, lag, last error, file ages. Reads only.
+    Status {
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+        /// Only these views (externalIds, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        views: Option<Vec<String>>,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Loads and validates the configuration (fetching a remote one), then prints it
     /// without secrets.
     CheckConfig {
@@ -99,6 +112,26 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             println!("{config:#?}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            config,
+            views,
+            json,
+        } => {
+            let context = start(&config, &ClientCache::default()).await?;
+            let report =
+                cdf_s3_replicator::status::gather(&context, &StatusOptions { views }).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", cdf_s3_replicator::status::render::render(&report));
+            }
+            // 2: no stream to show, and the plan errors say why (models unreadable, no view).
+            Ok(if report.could_plan() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         Command::Sync {
             config,
@@ -303,6 +336,11 @@ fn print_demo(report: &cdf_s3_replicator::demo::DemoReport) {
             "  python -c \"from deltalake import DeltaTable; print(DeltaTable('{pumps}').to_pyarrow_table().slice(0, 5))\""
         );
     }
+    println!("\ncdf-s3-replicator status:");
+    print!(
+        "{}",
+        cdf_s3_replicator::status::render::render(&report.status)
+    );
 }
 
 #[cfg(feature = "demo")]

@@ -1,8 +1,9 @@
 //! `cdf-s3-replicator demo`: the whole sync path on one machine, with no CDF and no AWS.
 //!
 //! Starts the bundled CDF emulator in-process, seeds the sample plant model, syncs it into
-//! a local directory, applies updates and deletes, syncs again, and prints what was written
-//! and how to query it.
+//! a local directory, applies updates and deletes, syncs again, publishes, and prints what
+//! was written, how to query it, and the lake's `status` (which needs the emulator's RAW
+//! state rows, so it is read before the emulator stops).
 
 pub mod sample_model;
 
@@ -37,6 +38,9 @@ pub struct DemoReport {
     pub backfill: RunSummary,
     pub changes: RunSummary,
     pub snapshot: crate::snapshot::SnapshotSummary,
+    /// `status` of the lake at the end, read while the emulator (which holds the RAW state
+    /// rows) still runs.
+    pub status: crate::status::report::StatusReport,
 }
 
 /// Runs the demo into `lake` with `pumps` sample pumps.
@@ -78,12 +82,14 @@ pub async fn run(lake: &Path, pumps: usize) -> Result<DemoReport, DemoError> {
     )?;
     let changes = jobs::sync(&job, &options()).await;
     let snapshot = jobs::snapshot(&context, &crate::snapshot::SnapshotOptions::default()).await;
+    let status = crate::status::gather(&context, &crate::status::StatusOptions::default()).await;
     emulator.shutdown().await;
     Ok(DemoReport {
         lake,
         backfill,
         changes,
         snapshot,
+        status,
     })
 }
 

@@ -17,5 +17,6 @@ mod resilience;
 mod s3_faults;
 mod schema_changes;
 mod snapshot;
+mod status;
 mod support;
 mod typed_failures;

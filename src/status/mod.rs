@@ -1,0 +1,576 @@
+//! `cdf-s3-replicator status`: per stream and per view, how far replication is.
+//!
+//! Read-only by construction: it reads the RAW state rows (one list call), resolves the
+//! configured models like a sync does, opens each raw Delta table without creating it, and
+//! reads `_manifest.json` and object metadata of the publish layer. It never writes a RAW
+//! row, a Delta commit, a file or a directory, and reports no extraction-pipeline run, so
+//! it is safe to run at any time, next to a running sync.
+//!
+//! - [`report`]: the serde types (`--json`), with what each figure means;
+//! - [`render`]: the terminal table.
+//!
+//! A stream's figures come from its checkpoint ([`crate::sync::state::StreamCheckpoint`]):
+//! the RAW row, or the checkpoint in the stream's newest Delta commit when the Delta log is
+//! ahead of RAW (the copy the next sync continues from). Nothing that cannot be read fails
+//! the report: it shows as missing, or as an error in its own row.
+
+pub mod render;
+pub mod report;
+
+use std::collections::HashMap;
+
+use chrono::SecondsFormat;
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::logstore::object_store::ObjectStoreExt as _;
+use futures::{StreamExt, stream};
+use serde_json::Value;
+use url::Url;
+
+use self::report::{
+    Agreement, CheckpointSource, Freshness, ManifestPresence, Progress, PublishedFileStatus,
+    StatusReport, StreamStatus, ViewStatus,
+};
+use crate::cdf::CdfClient;
+use crate::context::Context;
+use crate::failure::Failure;
+use crate::lake::{
+    DEFAULT_STREAM_COMMIT_SCAN, Destination, InstanceKind, LakeError, LakeTable, WriteOptions,
+    layout,
+};
+use crate::plan::{Plan, StreamSpec, model_label};
+use crate::snapshot::manifest::{self, ManifestState};
+use crate::snapshot::plan::{ViewTarget, plan_views};
+use crate::sync::state::{COMMIT_METADATA_KEY, Phase, StreamCheckpoint};
+
+/// What to show.
+#[derive(Debug, Clone, Default)]
+pub struct StatusOptions {
+    /// Only the streams and publish folders of these views (externalIds); `None` for all.
+    pub views: Option<Vec<String>>,
+}
+
+/// How many tables are opened (and streams read) at once: enough to hide S3 latency, few
+/// enough to stay polite next to a running sync.
+const CONCURRENT_READS: usize = 8;
+
+/// Commit files read at once while looking for data changes after a published version.
+const COMMIT_CHUNK: u64 = 16;
+
+/// Gathers the status of every configured stream and view. Never fails as a whole: what
+/// could not be read is reported where it belongs.
+pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport {
+    let now = now_ms();
+    let extractor = &context.config.extractor;
+    let plan = Plan::resolve(
+        &context.client,
+        &context.config.data_modeling,
+        extractor.sync_page_size,
+    )
+    .await
+    .for_views(options.views.as_deref());
+    let plan_errors = plan.problems().to_vec();
+    let specs = plan.streams();
+    let database = &extractor.state_store.database;
+    let state_table = &extractor.state_store.table;
+    let (rows, state_error) = read_state_rows(&context.client, database, state_table).await;
+
+    let destination = &context.destination;
+    let targets = plan_views(&specs);
+    let tables = open_tables(destination, &targets).await;
+
+    let streams: Vec<StreamStatus> = stream::iter(specs.iter())
+        .map(|spec| {
+            let row = rows.get(&spec.key);
+            let table = tables.get(&table_path_of(spec));
+            stream_status(spec, row, state_error.is_some(), table, now)
+        })
+        .buffered(CONCURRENT_READS)
+        .collect()
+        .await;
+
+    let store = read_store(destination);
+    let views: Vec<ViewStatus> = stream::iter(targets.iter())
+        .map(|target| view_status(target, &store, &tables, now))
+        .buffered(CONCURRENT_READS)
+        .collect()
+        .await;
+
+    let mut report = StatusReport {
+        generated_at: rfc3339(now).unwrap_or_default(),
+        generated_at_ms: now,
+        state_table: format!("{database}/{state_table}"),
+        state_error,
+        plan_errors,
+        streams,
+        views,
+    };
+    redact(&mut report);
+    report
+}
+
+/// Error texts quote CDF, S3 and Delta answers (and `lastError` was stored by a sync),
+/// which may echo a secret or token.
+fn redact(report: &mut StatusReport) {
+    let redact_opt = |text: &mut Option<String>| {
+        if let Some(value) = text.as_mut() {
+            *value = crate::secret::redact(value);
+        }
+    };
+    redact_opt(&mut report.state_error);
+    report.plan_errors = std::mem::take(&mut report.plan_errors)
+        .into_iter()
+        .map(Failure::redacted)
+        .collect();
+    for stream in &mut report.streams {
+        redact_opt(&mut stream.last_error);
+        redact_opt(&mut stream.error);
+    }
+    for view in &mut report.views {
+        redact_opt(&mut view.error);
+        for file in &mut view.files {
+            redact_opt(&mut file.error);
+        }
+    }
+}
+
+/// A stream's RAW row: its checkpoint, or why the row does not parse.
+type StateRow = Result<StreamCheckpoint, String>;
+
+/// Every state row (one paged list call, as a sync makes). A missing database or table
+/// means that no stream has run yet. Unlike a sync, which ignores a row that does not
+/// parse (and restarts the stream), status keeps the reason to show it.
+async fn read_state_rows(
+    client: &CdfClient,
+    database: &str,
+    table: &str,
+) -> (HashMap<String, StateRow>, Option<String>) {
+    match client.list_all_rows(database, table, None).await {
+        Ok(rows) => {
+            let parsed = rows
+                .into_iter()
+                .map(|row| {
+                    let checkpoint =
+                        serde_json::from_value::<StreamCheckpoint>(Value::Object(row.columns))
+                            .map_err(|e| format!("the RAW state row does not parse ({e}); the next sync starts the stream over"));
+                    (row.key, checkpoint)
+                })
+                .collect();
+            (parsed, None)
+        }
+        Err(error) if error.is_not_found() => (HashMap::new(), None),
+        Err(error) => (
+            HashMap::new(),
+            Some(format!(
+                "cannot read the state table {database}/{table}: {error}"
+            )),
+        ),
+    }
+}
+
+/// A raw table as status found it: `Ok(None)` when it does not exist (yet).
+type TableSlot = Result<Option<LakeTable>, String>;
+
+fn table_path_of(spec: &StreamSpec) -> String {
+    layout::raw_table_path(&spec.model, &spec.view_folder, spec.instance_kind())
+}
+
+/// Opens every raw table that a planned stream writes, once each (the edge streams of a
+/// view share one table), keyed by its path relative to the prefix.
+async fn open_tables(
+    destination: &Destination,
+    targets: &[ViewTarget],
+) -> HashMap<String, TableSlot> {
+    let wanted: Vec<(String, Result<Url, LakeError>)> = targets
+        .iter()
+        .flat_map(|target| {
+            [InstanceKind::Nodes, InstanceKind::Edges]
+                .into_iter()
+                .filter(|kind| target.table(*kind).has_streams())
+                .map(|kind| {
+                    (
+                        layout::raw_table_path(&target.model, &target.folder, kind),
+                        destination.raw_table_url(&target.model, &target.folder, kind),
+                    )
+                })
+        })
+        .collect();
+    stream::iter(wanted)
+        .map(|(path, url)| async move {
+            let slot = match url {
+                Ok(url) => open_table(destination, url).await,
+                Err(error) => Err(error.to_string()),
+            };
+            (path, slot)
+        })
+        .buffer_unordered(CONCURRENT_READS)
+        .collect()
+        .await
+}
+
+/// Opens a table for reading. Unlike [`LakeTable::open`], never creates the directory of a
+/// local table that does not exist.
+async fn open_table(destination: &Destination, url: Url) -> TableSlot {
+    if let Destination::Local(_) = destination {
+        let log = url.to_file_path().map(|p| p.join("_delta_log"));
+        if !log.is_ok_and(|log| log.is_dir()) {
+            return Ok(None);
+        }
+    }
+    let table = LakeTable::open_with_storage_options(
+        url,
+        destination.storage_options(),
+        WriteOptions::default(),
+    )
+    .await
+    .map_err(|e| format!("opening the raw table: {e}"))?;
+    Ok(table.exists().then_some(table))
+}
+
+/// The publish layer's object store, or `None` for a local lake whose directory does not
+/// exist (nothing was ever written; [`Destination::object_store`] would create it).
+fn read_store(destination: &Destination) -> Result<Option<ObjectStoreRef>, String> {
+    if let Destination::Local(local) = destination
+        && !local.root().is_dir()
+    {
+        return Ok(None);
+    }
+    destination
+        .object_store()
+        .map(Some)
+        .map_err(|e| format!("opening the destination: {e}"))
+}
+
+async fn stream_status(
+    spec: &StreamSpec,
+    row: Option<&StateRow>,
+    state_unreadable: bool,
+    table: Option<&TableSlot>,
+    now: i64,
+) -> StreamStatus {
+    let mut errors: Vec<String> = Vec::new();
+    let raw = match row {
+        Some(Ok(checkpoint)) => Some(checkpoint.clone()),
+        Some(Err(error)) => {
+            errors.push(error.clone());
+            None
+        }
+        None => None,
+    };
+    let raw_known = !state_unreadable && !matches!(row, Some(Err(_)));
+    let (table, table_known) = match table {
+        Some(Ok(table)) => (table.as_ref(), true),
+        Some(Err(error)) => {
+            errors.push(error.clone());
+            (None, false)
+        }
+        None => (None, true),
+    };
+    let mut delta_known = table_known;
+    let delta_seq = match table {
+        Some(table) => match table.txn_version(&spec.key).await {
+            Ok(seq) => seq,
+            Err(error) => {
+                errors.push(format!("reading the stream's txn version: {error}"));
+                delta_known = false;
+                None
+            }
+        },
+        None => None,
+    };
+    let agreement = if !raw_known || !delta_known {
+        Agreement::Unknown
+    } else {
+        agreement(raw.as_ref().map(|c| c.seq), delta_seq)
+    };
+    // The Delta log's checkpoint is read only where it is the newer copy (or the only one),
+    // as a sync would: a scan of the log costs reads, RAW does not.
+    let delta_is_newer = match (&raw, delta_seq) {
+        (Some(raw), Some(seq)) => seq > raw.seq,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    let mut checkpoint = raw.map(|c| (c, CheckpointSource::Raw));
+    if delta_is_newer && let Some(table) = table {
+        match table
+            .last_stream_commit(&spec.key, DEFAULT_STREAM_COMMIT_SCAN)
+            .await
+        {
+            Ok(Some(record)) => {
+                let mut from_delta = record
+                    .metadata
+                    .get(COMMIT_METADATA_KEY)
+                    .and_then(|v| serde_json::from_value::<StreamCheckpoint>(v.clone()).ok())
+                    .unwrap_or_default();
+                from_delta.seq = record.txn_version;
+                checkpoint = Some((from_delta, CheckpointSource::Delta));
+            }
+            Ok(None) => {}
+            Err(error) => errors.push(format!("reading the stream's newest commit: {error}")),
+        }
+    }
+    let (phase, progress) = match &checkpoint {
+        None => (None, Progress::NotStarted),
+        Some((c, _)) => (Some(c.phase), progress(c)),
+    };
+    let c = checkpoint.as_ref().map(|(c, _)| c);
+    StreamStatus {
+        key: spec.key.clone(),
+        model: model_label(&spec.model),
+        view: spec.view.external_id.clone(),
+        table: spec.instance_kind().as_str().to_owned(),
+        table_path: table_path_of(spec),
+        phase,
+        progress,
+        generation: c.map(|c| c.generation),
+        rows: c.map(|c| c.rows_total),
+        last_success_ms: c.and_then(|c| c.last_success),
+        last_success: c.and_then(|c| c.last_success).and_then(rfc3339),
+        last_success_age_ms: c.and_then(|c| c.last_success).map(|t| (now - t).max(0)),
+        lag_ms: c.and_then(|c| c.newest_change).map(|t| (now - t).max(0)),
+        last_error: c.and_then(|c| c.last_error.clone()),
+        checkpoint_source: checkpoint.as_ref().map(|(_, source)| *source),
+        agreement,
+        raw_seq: match row {
+            Some(Ok(c)) => Some(c.seq),
+            _ => None,
+        },
+        delta_seq,
+        query_changed: c
+            .is_some_and(|c| !c.query_hash.is_empty() && c.query_hash != spec.query_hash()),
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+    }
+}
+
+/// Caught up means: streaming, the last call returned a short page, and the last turn did
+/// not fail. Everything else with a checkpoint is behind (or failed).
+pub fn progress(checkpoint: &StreamCheckpoint) -> Progress {
+    if checkpoint.last_error.is_some() {
+        Progress::Failed
+    } else if checkpoint.phase == Phase::Streaming && checkpoint.caught_up {
+        Progress::CaughtUp
+    } else {
+        Progress::Behind
+    }
+}
+
+/// Compares the RAW row's `seq` with the stream's `txn` version in the Delta log, the way
+/// [`crate::sync::state::reconcile`] does at the start of a run.
+pub fn agreement(raw_seq: Option<i64>, delta_seq: Option<i64>) -> Agreement {
+    match (raw_seq, delta_seq) {
+        (Some(raw), Some(delta)) if raw == delta => Agreement::Agree,
+        (Some(raw), Some(delta)) if raw < delta => Agreement::DeltaAhead,
+        (Some(_), Some(_)) => Agreement::RawAhead,
+        (Some(raw), None) if raw > 0 => Agreement::RawAhead,
+        (Some(_), None) => Agreement::NoCommits,
+        (None, Some(_)) => Agreement::NoStateRow,
+        (None, None) => Agreement::NotStarted,
+    }
+}
+
+async fn view_status(
+    target: &ViewTarget,
+    store: &Result<Option<ObjectStoreRef>, String>,
+    tables: &HashMap<String, TableSlot>,
+    now: i64,
+) -> ViewStatus {
+    let paths = layout::publish_paths(&target.model, &target.folder);
+    let (state, store) = match store {
+        Ok(Some(store)) => (manifest::read(store, &paths.manifest).await, Some(store)),
+        Ok(None) => (ManifestState::Missing, None),
+        Err(error) => (ManifestState::Unusable(error.clone()), None),
+    };
+    let (presence, error) = match &state {
+        ManifestState::Found(_) => (ManifestPresence::Found, None),
+        ManifestState::Missing => (ManifestPresence::Missing, None),
+        ManifestState::Unusable(reason) => (ManifestPresence::Unusable, Some(reason.clone())),
+    };
+    let mut files = Vec::with_capacity(2);
+    for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
+        let table_path = layout::raw_table_path(&target.model, &target.folder, kind);
+        let table = if target.table(kind).has_streams() {
+            tables.get(&table_path)
+        } else {
+            None
+        };
+        files.push(
+            file_status(
+                kind,
+                paths.data_file(kind),
+                state.entry(kind),
+                store,
+                table,
+                now,
+            )
+            .await,
+        );
+    }
+    ViewStatus {
+        model: target.model_label(),
+        view: target.folder.to_string(),
+        publish_path: paths.dir.clone(),
+        manifest: presence,
+        files,
+        error,
+    }
+}
+
+async fn file_status(
+    kind: InstanceKind,
+    path: &str,
+    entry: Option<&manifest::FileEntry>,
+    store: Option<&ObjectStoreRef>,
+    table: Option<&TableSlot>,
+    now: i64,
+) -> PublishedFileStatus {
+    let mut status = PublishedFileStatus {
+        kind: kind.as_str().to_owned(),
+        path: path.to_owned(),
+        freshness: Freshness::Unpublished,
+        published_at: entry.map(|e| e.written_at.clone()),
+        age_ms: entry
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.written_at).ok())
+            .map(|t| (now - t.timestamp_millis()).max(0)),
+        last_modified: None,
+        published_version: entry.and_then(|e| e.table_version),
+        table_version: None,
+        rows: entry.map(|e| e.rows),
+        table_rows: None,
+        error: None,
+    };
+    let table = match table {
+        Some(Ok(table)) => table.as_ref(),
+        Some(Err(error)) => {
+            status.freshness = Freshness::Unknown;
+            status.error = Some(error.clone());
+            return status;
+        }
+        None => None,
+    };
+    status.table_version = table.and_then(LakeTable::version);
+    status.table_rows = table.and_then(table_rows);
+    let Some(entry) = entry else {
+        return status;
+    };
+    if let Some(store) = store {
+        match store.head(&deltalake::Path::from(path)).await {
+            Ok(meta) => {
+                status.last_modified = Some(
+                    meta.last_modified
+                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                );
+            }
+            Err(deltalake::ObjectStoreError::NotFound { .. }) => {
+                status.freshness = Freshness::Missing;
+                return status;
+            }
+            Err(error) => {
+                status.freshness = Freshness::Unknown;
+                status.error = Some(format!("reading {path}: {error}"));
+                return status;
+            }
+        }
+    }
+    status.freshness = match (entry.table_version, table) {
+        (published, None) => {
+            // No stream of this kind (an empty file with the system columns), or a table
+            // that no longer exists: current exactly when the file was built without one.
+            if published.is_none() {
+                Freshness::Current
+            } else {
+                Freshness::Behind
+            }
+        }
+        (None, Some(_)) => Freshness::Behind,
+        (Some(published), Some(table)) => match table.version() {
+            Some(current) if current == published => Freshness::Current,
+            Some(current) if current > published => {
+                match data_changed_between(table, published, current).await {
+                    Ok(true) => Freshness::Behind,
+                    Ok(false) => Freshness::Current,
+                    Err(error) => {
+                        status.error = Some(format!("reading the raw table's log: {error}"));
+                        Freshness::Unknown
+                    }
+                }
+            }
+            // Older than the published version: the table was replaced.
+            _ => Freshness::Behind,
+        },
+    };
+    status
+}
+
+/// Rows of the table's active files, from the per-file row counts in the Delta log.
+fn table_rows(table: &LakeTable) -> Option<u64> {
+    let files = table.active_files().ok()?;
+    files.iter().map(|f| f.num_records).sum()
+}
+
+/// Whether a commit after `after` up to `upto` changed data (a stream commit, or files added
+/// or removed with `dataChange`), as opposed to maintenance alone (compaction), which the
+/// next snapshot merges to no effect. A commit the log no longer has counts as a change:
+/// the next snapshot cannot merge past it and rebuilds.
+async fn data_changed_between(table: &LakeTable, after: u64, upto: u64) -> Result<bool, LakeError> {
+    let mut first = after + 1;
+    while first <= upto {
+        let last = first.saturating_add(COMMIT_CHUNK - 1).min(upto);
+        let changes = match table.changes_between(first, last).await {
+            Ok(changes) => changes,
+            Err(LakeError::LogUnavailable { .. }) => return Ok(true),
+            Err(error) => return Err(error),
+        };
+        let changed = changes.iter().any(|c| {
+            !c.txns.is_empty()
+                || c.adds.iter().any(|f| f.data_change)
+                || c.removes.iter().any(|f| f.data_change)
+        });
+        if changed {
+            return Ok(true);
+        }
+        first = last + 1;
+    }
+    Ok(false)
+}
+
+fn rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_follows_the_sequence_numbers() {
+        assert_eq!(agreement(Some(3), Some(3)), Agreement::Agree);
+        assert_eq!(agreement(Some(2), Some(3)), Agreement::DeltaAhead);
+        assert_eq!(agreement(Some(4), Some(3)), Agreement::RawAhead);
+        assert_eq!(agreement(Some(4), None), Agreement::RawAhead);
+        assert_eq!(agreement(Some(0), None), Agreement::NoCommits);
+        assert_eq!(agreement(None, Some(1)), Agreement::NoStateRow);
+        assert_eq!(agreement(None, None), Agreement::NotStarted);
+    }
+
+    #[test]
+    fn caught_up_needs_streaming_a_short_page_and_no_error() {
+        let mut c = StreamCheckpoint {
+            phase: Phase::Streaming,
+            caught_up: true,
+            ..StreamCheckpoint::default()
+        };
+        assert_eq!(progress(&c), Progress::CaughtUp);
+        c.last_error = Some("sync failed".into());
+        assert_eq!(progress(&c), Progress::Failed);
+        c.last_error = None;
+        c.caught_up = false;
+        assert_eq!(progress(&c), Progress::Behind);
+        c.phase = Phase::Backfill;
+        c.caught_up = true;
+        assert_eq!(progress(&c), Progress::Behind);
+    }
+}
