@@ -3,6 +3,7 @@
 
 mod chaos;
 mod column_mapping;
+mod commit_fixture;
 mod data_safety;
 mod deep_json;
 mod end_to_end;
