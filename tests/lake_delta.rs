@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use cdf_s3_replicator::lake::{
     CommitOutcome, Destination, FileCompression, InstanceKind, LakeError, LakeTable,
-    LocalDestination, ModelRef, S3Destination, StreamCommit, VacuumScope, ViewFolder, WriteOptions,
+    LocalDestination, ModelRef, S3Destination, StreamCommit, StreamMetadata, VacuumScope,
+    ViewFolder, WriteOptions,
 };
 use deltalake::ObjectStore;
 use deltalake::arrow::array::{
@@ -115,15 +116,19 @@ fn batch_with_column(ids: std::ops::Range<i64>, column: &str, values: ArrayRef) 
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
 }
 
+/// A commit whose metadata has the generation and keys of the caller's own (kept as given).
 fn commit(app_id: &str, txn_version: i64, cursor: &str) -> StreamCommit {
-    let mut metadata = Map::new();
-    metadata.insert("cursor".into(), json!(cursor));
-    metadata.insert("generation".into(), json!(1));
-    metadata.insert("phase".into(), json!("backfill"));
+    let mut other = Map::new();
+    other.insert("cursor".into(), json!(cursor));
+    other.insert("phase".into(), json!("backfill"));
     StreamCommit {
         app_id: app_id.to_string(),
         txn_version,
-        metadata,
+        metadata: StreamMetadata {
+            generation: Some(1),
+            other,
+            ..StreamMetadata::default()
+        },
     }
 }
 
@@ -262,8 +267,8 @@ async fn local_append_records_txn_and_metadata_and_reopens() {
         .unwrap()
         .unwrap();
     assert_eq!((last.delta_version, last.txn_version), (2, 2));
-    assert_eq!(last.metadata["cursor"], "c2");
-    assert_eq!(last.metadata["phase"], "backfill");
+    assert_eq!(last.metadata.other["cursor"], "c2");
+    assert_eq!(last.metadata.other["phase"], "backfill");
     assert!(last.timestamp_ms.is_some());
     assert_eq!(
         reopened.last_stream_commit("other", 100).await.unwrap(),
@@ -280,7 +285,7 @@ async fn local_append_records_txn_and_metadata_and_reopens() {
     assert_eq!(changes[1].operation.as_deref(), Some("STREAMING UPDATE"));
     let stream = changes[2].stream_commit.as_ref().unwrap();
     assert_eq!((stream.app_id.as_str(), stream.txn_version), (NODES_APP, 2));
-    assert_eq!(stream.metadata["cursor"], "c2");
+    assert_eq!(stream.metadata.other["cursor"], "c2");
     assert_eq!(changes[2].txns[0].app_id, NODES_APP);
     let active: BTreeSet<String> = reopened
         .active_files()
@@ -678,7 +683,7 @@ async fn concurrent_writers(destination: &Destination, url: &Url) -> BTreeSet<i6
         .unwrap()
         .unwrap();
     assert_eq!(
-        (last.txn_version, last.metadata["cursor"].as_str()),
+        (last.txn_version, last.metadata.other["cursor"].as_str()),
         (3, Some("c3"))
     );
 
