@@ -220,7 +220,7 @@ impl StreamCommitInfo {
         commit_info
             .get(COMMIT_INFO_KEY)
             .filter(|value| value.get(APP_ID_KEY).is_some())
-            .map(|value| Self::deserialize(value))
+            .map(Self::deserialize)
             .transpose()
     }
 

@@ -1,6 +1,6 @@
 //! Writes the Delta tables under `tests/fixtures/delta/commit-metadata-v1/`: the commit
 //! metadata as the replicator writes it, kept so that every later version is tested against
-//! tables that already exist (`tests/lake_delta.rs`, `existing_tables_*`).
+//! tables that already exist (`tests/lake_delta.rs`, `existing_v1_tables_*`).
 //!
 //! Ignored: it regenerates the fixture rather than checking anything. Run it only to add a
 //! new fixture for a new format version, never to overwrite the existing one:
