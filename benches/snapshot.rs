@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use cdf_s3_replicator::cdf::dto::PropertyType;
 use cdf_s3_replicator::lake::{
-    Destination, InstanceKind, LakeTable, LocalDestination, ModelRef, StreamCommit, ViewFolder,
-    WriteOptions,
+    Destination, InstanceKind, LakeTable, LocalDestination, ModelRef, StreamCommit, StreamMetadata,
+    ViewFolder, WriteOptions,
 };
 use cdf_s3_replicator::schema::{PropertySource, TableKind, ViewSchema};
 use cdf_s3_replicator::snapshot::writer::writer_properties;
@@ -404,12 +404,15 @@ async fn open_table(destination: &Destination) -> LakeTable {
 }
 
 async fn commit(table: &mut LakeTable, batches: &[RecordBatch], seq: i64, complete: bool) {
-    let metadata =
-        json!({"generation": 1, "opensGeneration": seq == 1, "backfillComplete": complete});
     let commit = StreamCommit {
         app_id: STREAM.into(),
         txn_version: seq,
-        metadata: metadata.as_object().cloned().unwrap_or_default(),
+        metadata: StreamMetadata {
+            generation: Some(1),
+            opens_generation: Some(seq == 1),
+            backfill_complete: Some(complete),
+            ..StreamMetadata::default()
+        },
     };
     table
         .append(batches, commit)

@@ -186,6 +186,7 @@ impl Cause {
             }
             LakeError::LogUnavailable { .. }
             | LakeError::MalformedLog { .. }
+            | LakeError::CommitMetadata { .. }
             | LakeError::StreamCommitNotFound { .. } => Cause::LakeInconsistent,
             LakeError::MixedBatchSchemas { .. }
             | LakeError::TableMissing { .. }

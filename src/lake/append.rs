@@ -19,10 +19,10 @@ use deltalake::protocol::{DeltaOperation, OutputMode};
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter, WriteMode};
 use percent_encoding::percent_decode_str;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
+use super::commit_metadata::{StreamCommitInfo, StreamMetadata};
 use super::error::{LakeError, LakeResult};
-use super::log::STREAM_COMMIT_INFO_KEY;
 use super::schema_evolution::{self, SchemaPlan};
 use super::table::{LOST_COMMIT, LakeTable, is_commit_race};
 
@@ -33,8 +33,9 @@ pub struct StreamCommit {
     pub app_id: String,
     /// The stream's commit sequence number; strictly increasing per `app_id`.
     pub txn_version: i64,
-    /// Opaque caller metadata (cursor, generation, phase, counts, ...), stored in commitInfo.
-    pub metadata: Map<String, Value>,
+    /// What the stream remembers with the commit (checkpoint, generation, flags), stored
+    /// in commitInfo as [`StreamCommitInfo`].
+    pub metadata: StreamMetadata,
 }
 
 /// What an append did.
@@ -100,6 +101,17 @@ impl LakeTable {
             });
         }
 
+        let commit_info = StreamCommitInfo::new(
+            commit.app_id.clone(),
+            commit.txn_version,
+            commit.metadata.clone(),
+        )
+        .to_commit_info()
+        .map_err(|source| LakeError::CommitMetadata {
+            url: self.url.to_string(),
+            source,
+        })?;
+
         let mut created_table = false;
         let mut conflicts = 0u32;
         loop {
@@ -125,7 +137,7 @@ impl LakeTable {
             let plan = self.plan_schema(batches)?;
             let adds = self.write_files(batches, &plan).await?;
             crate::failpoint::hit("after-data-upload");
-            match self.commit(&adds, &plan, &commit).await {
+            match self.commit(&adds, &plan, &commit, &commit_info).await {
                 Ok(delta_version) => {
                     self.checkpoint_if_due(delta_version).await;
                     return Ok(CommitOutcome::Committed(CommitReport {
@@ -240,6 +252,7 @@ impl LakeTable {
         adds: &[Add],
         plan: &SchemaPlan,
         commit: &StreamCommit,
+        commit_info: &(String, Value),
     ) -> Result<u64, DeltaTableError> {
         let state = self.table.snapshot()?;
         let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
@@ -248,13 +261,8 @@ impl LakeTable {
             actions.push(Action::Metadata(metadata));
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let stream_info = json!({
-            "appId": commit.app_id,
-            "txnVersion": commit.txn_version,
-            "metadata": commit.metadata,
-        });
         let properties = CommitProperties::default()
-            .with_metadata([(STREAM_COMMIT_INFO_KEY.to_string(), stream_info)])
+            .with_metadata([commit_info.clone()])
             .with_application_transaction(Transaction::new_with_last_update(
                 &commit.app_id,
                 commit.txn_version,

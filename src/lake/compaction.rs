@@ -29,58 +29,21 @@ mod rewrite;
 
 use std::collections::HashSet;
 
+use super::commit_metadata::{CompactionCommitInfo, CompactionInfo};
+use super::error::{LakeError, LakeResult};
+use super::table::{LakeTable, UNCOMMITTED_COMPACTION, is_commit_race};
 use deltalake::DeltaTableError;
 use deltalake::arrow::datatypes::SchemaRef as ArrowSchemaRef;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Add};
 use deltalake::protocol::DeltaOperation;
 use percent_encoding::percent_decode_str;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-
-use super::error::{LakeError, LakeResult};
-use super::log::{STREAM_COMMIT_INFO_KEY, VersionChanges};
-use super::table::{LakeTable, UNCOMMITTED_COMPACTION, is_commit_race};
-
-/// Key, inside `commitInfo.cdfS3Replicator`, of a compaction commit's [`CompactionInfo`].
-pub const COMPACTION_INFO_KEY: &str = "compaction";
-
-/// Key of the stream generation in the metadata a sync stores with each commit.
-pub const GENERATION_METADATA_KEY: &str = "generation";
 
 /// Default size of a compacted file; files at least this large are left alone.
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
 /// Default number of newest commits read to find where each active file came from.
 pub const DEFAULT_MAX_LOG_SCAN: u64 = 10_000;
-
-/// What a compaction commit replaced: the rows of stream `app_id`, generation `generation`,
-/// committed in versions `first_version..=last_version`, now in one file in arrival order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CompactionInfo {
-    /// The stream key (the `txn` appId of the replaced commits).
-    pub app_id: String,
-    /// The stream generation of every replaced row.
-    pub generation: u64,
-    /// The oldest Delta version whose rows the new file holds.
-    pub first_version: u64,
-    /// The newest Delta version whose rows the new file holds.
-    pub last_version: u64,
-    /// How many files the commit replaced.
-    pub source_files: usize,
-}
-
-impl CompactionInfo {
-    /// The compaction recorded by a commit, `None` for every other commit.
-    pub fn of_commit(changes: &VersionChanges) -> Option<Self> {
-        let value = changes
-            .commit_info
-            .get(STREAM_COMMIT_INFO_KEY)?
-            .get(COMPACTION_INFO_KEY)?;
-        serde_json::from_value(value.clone()).ok()
-    }
-}
 
 /// How compaction chooses and writes files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -448,9 +411,11 @@ impl LakeTable {
                 .filter(|file| sources.contains(file.path().as_ref()))
                 .map(|file| Action::Remove(file.remove_action(false))),
         );
-        let info = json!({ COMPACTION_INFO_KEY: prepared.group.info });
+        let commit_info = CompactionCommitInfo::new(prepared.group.info.clone())
+            .to_commit_info()
+            .map_err(|json_err| DeltaTableError::SerializeLogJson { json_err })?;
         let properties = CommitProperties::default()
-            .with_metadata([(STREAM_COMMIT_INFO_KEY.to_string(), info)])
+            .with_metadata([commit_info])
             // One attempt per call: the retry decision needs the check above.
             .with_max_retries(0);
         let operation = DeltaOperation::Optimize {

@@ -170,6 +170,16 @@ pub enum LakeError {
         version: u64,
     },
 
+    /// The replicator's commit metadata could not be encoded.
+    #[error("Delta table {url}: encoding the commit metadata: {source}")]
+    CommitMetadata {
+        /// The table URL.
+        url: String,
+        /// The encoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// A commit file could not be parsed.
     #[error("Delta table {url}: commit file of version {version} is malformed: {reason}")]
     MalformedLog {

@@ -8,11 +8,9 @@ use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::commit_metadata::{COMMIT_INFO_KEY, StreamCommitInfo};
 use super::error::{LakeError, LakeResult};
 use super::table::LakeTable;
-
-/// Key of the commitInfo field that carries a stream commit (see [`StreamCommitInfo`]).
-pub const STREAM_COMMIT_INFO_KEY: &str = "cdfS3Replicator";
 
 /// How many commit files are fetched at once when reading a range of versions.
 const CONCURRENT_COMMIT_READS: usize = 16;
@@ -52,17 +50,6 @@ pub struct AppTransaction {
     pub version: i64,
     /// When the action was written, epoch milliseconds, if recorded.
     pub last_updated: Option<i64>,
-}
-
-/// The stream metadata an append stored in its commitInfo.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamCommitInfo {
-    /// The stream key (equals the appId of the commit's txn action).
-    pub app_id: String,
-    /// The txn version of the commit.
-    pub txn_version: i64,
-    /// The caller's metadata (cursor, generation, phase, counts, ...).
-    pub metadata: Map<String, Value>,
 }
 
 /// Everything one commit did.
@@ -114,15 +101,6 @@ struct RawTxn {
     app_id: String,
     version: i64,
     last_updated: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawStreamCommit {
-    app_id: String,
-    txn_version: i64,
-    #[serde(default)]
-    metadata: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -180,19 +158,8 @@ pub(crate) fn parse_commit(url: &str, version: u64, bytes: &[u8]) -> LakeResult<
                 .get("operation")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            // Other replicator commits (compaction) carry other objects under the same key.
-            if let Some(stream) = info
-                .get(STREAM_COMMIT_INFO_KEY)
-                .filter(|value| value.get("appId").is_some())
-            {
-                let stream: RawStreamCommit = serde_json::from_value(stream.clone())
-                    .map_err(|e| malformed(format!("commitInfo.{STREAM_COMMIT_INFO_KEY}: {e}")))?;
-                changes.stream_commit = Some(StreamCommitInfo {
-                    app_id: stream.app_id,
-                    txn_version: stream.txn_version,
-                    metadata: stream.metadata,
-                });
-            }
+            changes.stream_commit = StreamCommitInfo::read(&info)
+                .map_err(|e| malformed(format!("commitInfo.{COMMIT_INFO_KEY}: {e}")))?;
             changes.commit_info = info;
         }
     }
@@ -321,7 +288,8 @@ mod tests {
         assert_eq!(changes.txns[0].version, 4);
         let stream = changes.stream_commit.unwrap();
         assert_eq!(stream.app_id, "s/m/1/V/nodes");
-        assert_eq!(stream.metadata["cursor"], "c4");
+        assert_eq!(stream.metadata.other["cursor"], "c4");
+        assert_eq!(stream.format_version, 1);
         assert!(!changes.metadata_changed);
     }
 

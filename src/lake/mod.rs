@@ -4,6 +4,9 @@
 //! - [`destination`]: bucket/prefix or directory, table URLs and the storage options that make
 //!   S3 commits conditional (put-if-absent).
 //! - [`layout`]: where each table and published file lives.
+//! - [`commit_metadata`]: what each replicator commit stores in its commitInfo (stream key,
+//!   checkpoint, generation and its flags, compaction origin), versioned: the on-disk
+//!   contract that sync, snapshot and maintenance read back.
 //! - [`quarantine`]: the per-view table of instances that could not be written.
 //! - [`LakeTable`]: open or create a table, [`LakeTable::append`] batches with a `txn` action
 //!   and stream metadata in one commit, read a stream's state back
@@ -12,6 +15,7 @@
 //!   ([`LakeTable::compact`], [`LakeTable::create_checkpoint`], [`LakeTable::vacuum`]).
 
 mod append;
+pub mod commit_metadata;
 mod compaction;
 pub mod destination;
 mod error;
@@ -24,17 +28,19 @@ mod stream_state;
 mod table;
 
 pub use append::{CommitOutcome, CommitReport, StreamCommit};
+pub use commit_metadata::{
+    CompactionCommitInfo, CompactionInfo, FORMAT_VERSION, Phase, StreamCheckpoint,
+    StreamCommitInfo, StreamMetadata,
+};
 pub use compaction::{
-    COMPACTION_INFO_KEY, CompactedGroup, CompactionGroup, CompactionInfo, CompactionOptions,
-    CompactionOutcome, CompactionPlan, CompactionReport, DEFAULT_MAX_LOG_SCAN,
-    DEFAULT_TARGET_FILE_SIZE, GENERATION_METADATA_KEY, PreparedCompaction, SourceFile,
+    CompactedGroup, CompactionGroup, CompactionOptions, CompactionOutcome, CompactionPlan,
+    CompactionReport, DEFAULT_MAX_LOG_SCAN, DEFAULT_TARGET_FILE_SIZE, PreparedCompaction,
+    SourceFile,
 };
 pub use destination::{Destination, LocalDestination, S3Destination, StaticCredentials};
 pub use error::{LakeError, LakeResult};
 pub use layout::{InstanceKind, ModelRef, PublishPaths, ViewFolder};
-pub use log::{
-    ActiveFile, AppTransaction, DataFile, STREAM_COMMIT_INFO_KEY, StreamCommitInfo, VersionChanges,
-};
+pub use log::{ActiveFile, AppTransaction, DataFile, VersionChanges};
 pub use maintenance::{VacuumReport, VacuumScope};
 pub use quarantine::{RejectedRow, RejectedStamp};
 pub use stream_state::{DEFAULT_STREAM_COMMIT_SCAN, StreamCommitRecord};

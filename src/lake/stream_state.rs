@@ -4,8 +4,7 @@
 //! dies between the two, the Delta log is ahead: its newest commit for the stream holds the
 //! newer txn version and cursor. On start the caller reads both and takes the newer.
 
-use serde_json::{Map, Value};
-
+use super::commit_metadata::StreamMetadata;
 use super::error::{LakeError, LakeResult};
 use super::table::LakeTable;
 
@@ -26,7 +25,7 @@ pub struct StreamCommitRecord {
     pub timestamp_ms: Option<i64>,
     /// The metadata the stream stored with the commit (empty if the commit was not written
     /// by this replicator).
-    pub metadata: Map<String, Value>,
+    pub metadata: StreamMetadata,
 }
 
 impl LakeTable {

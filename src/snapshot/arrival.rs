@@ -14,19 +14,14 @@
 //! Compaction rewrites files of one stream without changing data. Its commit carries
 //! `cdfS3Replicator.compaction = {appId, generation, firstVersion, lastVersion}`; the new
 //! file's rows arrive at `lastVersion`, the newest commit they came from.
+//!
+//! All of this is read through the commit format of [`crate::lake::commit_metadata`].
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::lake::{STREAM_COMMIT_INFO_KEY, VersionChanges};
-use crate::sync::stream::{BACKFILL_COMPLETE, OPENS_GENERATION};
-
-/// Commit-metadata key of a stream commit's generation.
-const GENERATION: &str = "generation";
-/// Key (under [`STREAM_COMMIT_INFO_KEY`]) of a compaction commit's origin.
-pub const COMPACTION: &str = "compaction";
+use crate::lake::{CompactionInfo, VersionChanges};
 
 /// Where a file's rows sit in arrival order and who wrote them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,47 +114,23 @@ pub enum CommitOrigin {
 
 impl CommitOrigin {
     pub fn of(changes: &VersionChanges) -> Self {
-        let info = changes.commit_info.get(STREAM_COMMIT_INFO_KEY);
-        if let Some(compaction) = info
-            .and_then(|i| i.get(COMPACTION))
-            .and_then(Value::as_object)
-            && let Some(app_id) = compaction.get("appId").and_then(Value::as_str)
-        {
+        if let Some(compaction) = CompactionInfo::of_commit(changes) {
             return CommitOrigin::Compaction {
-                app_id: app_id.to_owned(),
-                generation: compaction.get(GENERATION).and_then(Value::as_u64),
-                last_version: compaction
-                    .get("lastVersion")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(changes.version),
+                app_id: compaction.app_id,
+                generation: Some(compaction.generation),
+                last_version: compaction.last_version,
             };
         }
         match &changes.stream_commit {
             Some(stream) => CommitOrigin::Stream {
                 app_id: stream.app_id.clone(),
-                generation: generation_of(&stream.metadata),
-                opens_generation: flag(&stream.metadata, OPENS_GENERATION),
-                backfill_complete: flag(&stream.metadata, BACKFILL_COMPLETE),
+                generation: stream.metadata.stream_generation(),
+                opens_generation: stream.metadata.opens_generation(),
+                backfill_complete: stream.metadata.backfill_complete(),
             },
             None => CommitOrigin::Other,
         }
     }
-}
-
-fn generation_of(metadata: &Map<String, Value>) -> Option<u64> {
-    metadata
-        .get(GENERATION)
-        .and_then(Value::as_u64)
-        .or_else(|| {
-            metadata
-                .get(STREAM_COMMIT_INFO_KEY)
-                .and_then(|checkpoint| checkpoint.get(GENERATION))
-                .and_then(Value::as_u64)
-        })
-}
-
-fn flag(metadata: &Map<String, Value>, key: &str) -> bool {
-    metadata.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// The origin of every file added in a range of commits, and the streams' generation state
@@ -277,7 +248,7 @@ impl LogIndex {
 mod tests {
     use super::*;
     use crate::lake::{DataFile, StreamCommitInfo};
-    use serde_json::json;
+    use serde_json::{Map, json};
 
     fn commit(
         version: u64,
@@ -286,8 +257,8 @@ mod tests {
         complete: bool,
         files: &[&str],
     ) -> VersionChanges {
-        let metadata = json!({"generation": generation, "backfillComplete": complete,
-            "opensGeneration": false});
+        let stream = json!({"appId": app, "txnVersion": version, "metadata":
+            {"generation": generation, "backfillComplete": complete, "opensGeneration": false}});
         VersionChanges {
             version,
             timestamp_ms: None,
@@ -303,11 +274,7 @@ mod tests {
                 .collect(),
             removes: Vec::new(),
             txns: Vec::new(),
-            stream_commit: Some(StreamCommitInfo {
-                app_id: app.into(),
-                txn_version: version as i64,
-                metadata: metadata.as_object().cloned().unwrap_or_default(),
-            }),
+            stream_commit: Some(StreamCommitInfo::deserialize(stream).unwrap()),
             metadata_changed: false,
             commit_info: Map::new(),
         }

@@ -40,7 +40,7 @@ use crate::lake::{
 use crate::plan::{Plan, StreamSpec, model_label};
 use crate::snapshot::manifest::{self, ManifestState};
 use crate::snapshot::plan::{ViewTarget, plan_views};
-use crate::sync::state::{COMMIT_METADATA_KEY, Phase, StreamCheckpoint};
+use crate::sync::state::{Phase, StreamCheckpoint};
 
 /// What to show.
 #[derive(Debug, Clone, Default)]
@@ -296,11 +296,7 @@ async fn stream_status(
             .await
         {
             Ok(Some(record)) => {
-                let mut from_delta = record
-                    .metadata
-                    .get(COMMIT_METADATA_KEY)
-                    .and_then(|v| serde_json::from_value::<StreamCheckpoint>(v.clone()).ok())
-                    .unwrap_or_default();
+                let mut from_delta = record.metadata.checkpoint.clone().unwrap_or_default();
                 from_delta.seq = record.txn_version;
                 checkpoint = Some((from_delta, CheckpointSource::Delta));
             }

@@ -5,46 +5,9 @@
 //! information, so a crash between the two writes is healed by taking the newer of the two.
 //! The sequence number (`seq`) is the Delta `txn` version of the stream and orders them.
 
-use serde::{Deserialize, Serialize};
-
-/// Whether a stream is still reading the instances that existed when its generation began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum Phase {
-    #[default]
-    Backfill,
-    Streaming,
-}
-
-/// Everything a stream needs to resume. Serialised as the columns of its RAW row and,
-/// under [`COMMIT_METADATA_KEY`], into the commit metadata of its Delta commits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-pub struct StreamCheckpoint {
-    /// The newest sync cursor; `None` starts the generation's backfill from the beginning.
-    pub cursor: Option<String>,
-    pub phase: Phase,
-    /// Starts at 1 and goes up each time the stream has to start over (expired or invalid
-    /// cursor, changed query, lost state); the snapshot drops instances that a completed
-    /// backfill of a newer generation no longer contains.
-    pub generation: u64,
-    /// Delta `txn` version of the stream's last commit; 0 before the first one.
-    pub seq: i64,
-    /// Hash of the sync query; a different query cannot continue an old cursor.
-    pub query_hash: String,
-    /// Rows committed over the stream's lifetime.
-    pub rows_total: u64,
-    /// The last call returned a short page: nothing more was waiting.
-    pub caught_up: bool,
-    /// Epoch milliseconds of the last call that succeeded.
-    pub last_success: Option<i64>,
-    /// Epoch milliseconds of the newest `lastUpdatedTime` seen, for the lag metric.
-    pub newest_change: Option<i64>,
-    pub last_error: Option<String>,
-}
-
-/// The key under which a stream's checkpoint is stored in Delta commit metadata.
-pub const COMMIT_METADATA_KEY: &str = "cdfS3Replicator";
+/// The checkpoint is part of what each Delta commit stores, so its type is defined with the
+/// commit format.
+pub use crate::lake::commit_metadata::{Phase, StreamCheckpoint};
 
 /// Why a stream starts a new generation instead of continuing.
 #[derive(Debug, Clone, PartialEq, Eq)]

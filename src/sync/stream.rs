@@ -22,13 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deltalake::arrow::array::RecordBatch;
-use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::scheduler::Turn;
-use super::state::{
-    COMMIT_METADATA_KEY, RestartReason, Resume, StreamCheckpoint, new_generation, reconcile,
-};
+use super::state::{RestartReason, Resume, StreamCheckpoint, new_generation, reconcile};
 use super::state_store::StateStore;
 use super::summary::{StreamReport, StreamStatus};
 use crate::cdf::dto::Instance;
@@ -37,14 +34,10 @@ use crate::failure::{Cause, Failure};
 use crate::flatten::FlattenError;
 use crate::flatten::Flattener;
 use crate::lake::quarantine::{RejectedRow, RejectedStamp, rejected_batch};
-use crate::lake::{CommitOutcome, Destination, LakeError, LakeTable, StreamCommit, WriteOptions};
+use crate::lake::{
+    CommitOutcome, Destination, LakeError, LakeTable, StreamCommit, StreamMetadata, WriteOptions,
+};
 use crate::plan::{RESULT_SET, StreamSpec};
-
-/// Commit-metadata flag of the first commit of a generation: the snapshot forgets older
-/// generations' instances once this generation's backfill is complete.
-pub const OPENS_GENERATION: &str = "opensGeneration";
-/// Commit-metadata flag of the commit that holds the last backfill page of a generation.
-pub const BACKFILL_COMPLETE: &str = "backfillComplete";
 
 /// What the Delta table knows about a stream at the start of a run.
 enum TableState {
@@ -384,7 +377,7 @@ impl StreamRun {
         let commit = StreamCommit {
             app_id: self.spec.key.clone(),
             txn_version: next.seq,
-            metadata: commit_metadata(&next, self.opens_generation, backfill_complete),
+            metadata: StreamMetadata::data_commit(&next, self.opens_generation, backfill_complete),
         };
         if let Err(failure) = self.quarantine(ctx, &next).await {
             return Err(self.fail_now(failure));
@@ -453,12 +446,10 @@ impl StreamRun {
                 format!("assembling the quarantined rows: {e}"),
             )
         })?;
-        let mut metadata = Map::new();
-        metadata.insert("generation".to_owned(), json!(next.generation));
         let commit = StreamCommit {
             app_id: self.spec.key.clone(),
             txn_version: next.seq,
-            metadata,
+            metadata: StreamMetadata::quarantine_commit(next.generation),
         };
         let rows = self.rejected.len() as u64;
         match table.append(&[batch], commit).await {
@@ -583,21 +574,6 @@ fn instance_json_text(instance: &Instance) -> String {
 /// Rows per Arrow batch inside the buffer; keeps builders small while commits stay large.
 const BATCH_ROWS: usize = 8192;
 
-fn commit_metadata(
-    checkpoint: &StreamCheckpoint,
-    opens_generation: bool,
-    backfill_complete: bool,
-) -> Map<String, Value> {
-    let mut metadata = Map::new();
-    metadata.insert(COMMIT_METADATA_KEY.to_owned(), json!(checkpoint));
-    metadata.insert(OPENS_GENERATION.to_owned(), json!(opens_generation));
-    metadata.insert(BACKFILL_COMPLETE.to_owned(), json!(backfill_complete));
-    metadata.insert("generation".to_owned(), json!(checkpoint.generation));
-    metadata
-}
-
-/// The checkpoint stored with a commit. Commits written by other tools carry none; then
-/// only the sequence is known and the stream restarts its generation from there.
 /// Reads the stream's checkpoint from the Delta table. The txn version comes from the loaded
 /// snapshot; the log is searched for the commit itself only when RAW does not already hold
 /// that version, that is after a crash between a commit and its RAW write, or when the RAW
@@ -635,11 +611,8 @@ async fn table_state(
     }
 }
 
-fn checkpoint_from_metadata(metadata: &Map<String, Value>, txn_version: i64) -> StreamCheckpoint {
-    let mut checkpoint = metadata
-        .get(COMMIT_METADATA_KEY)
-        .and_then(|value| serde_json::from_value::<StreamCheckpoint>(value.clone()).ok())
-        .unwrap_or_default();
+fn checkpoint_from_metadata(metadata: &StreamMetadata, txn_version: i64) -> StreamCheckpoint {
+    let mut checkpoint = metadata.checkpoint.clone().unwrap_or_default();
     checkpoint.seq = txn_version;
     checkpoint
 }
@@ -654,6 +627,7 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn deep_instance(levels: usize) -> Vec<u8> {
         let mut deep = String::from("1");

@@ -4,6 +4,7 @@
 mod catalog;
 mod chaos;
 mod column_mapping;
+mod commit_fixture;
 mod data_safety;
 mod deep_json;
 mod end_to_end;

@@ -249,11 +249,7 @@ async fn check_compaction_commits(
                 (None, Some(stream)) => {
                     assert!(source.version <= info.last_version, "{label}");
                     assert_eq!(stream.app_id, info.app_id, "{label}");
-                    assert_eq!(
-                        stream.metadata["generation"],
-                        json!(info.generation),
-                        "{label}"
-                    );
+                    assert_eq!(stream.metadata.generation, Some(info.generation), "{label}");
                 }
                 (None, None) => panic!("{label}: a replaced file of an unknown commit"),
             }
@@ -275,11 +271,7 @@ async fn check_compaction_commits(
                     "{label}: version {}",
                     other.version
                 );
-                assert_eq!(
-                    stream.metadata["generation"],
-                    json!(info.generation),
-                    "{label}"
-                );
+                assert_eq!(stream.metadata.generation, Some(info.generation), "{label}");
             }
         }
         if let Lake::Local(_) = lab.lake {

@@ -10,8 +10,9 @@ use std::collections::{HashMap, HashSet};
 
 use futures::future::try_join_all;
 
+use super::SourceFile;
 use super::plan::{Origin, Unit, arrival_order};
-use super::{CompactionInfo, GENERATION_METADATA_KEY, SourceFile};
+use crate::lake::commit_metadata::CompactionInfo;
 use crate::lake::error::LakeResult;
 use crate::lake::log::{ActiveFile, VersionChanges};
 use crate::lake::table::LakeTable;
@@ -131,10 +132,7 @@ pub(crate) fn origin_of(commit: &VersionChanges) -> Origin {
         };
     }
     let stream = commit.stream_commit.as_ref().and_then(|stream| {
-        let generation = stream
-            .metadata
-            .get(GENERATION_METADATA_KEY)
-            .and_then(serde_json::Value::as_u64)?;
+        let generation = stream.metadata.generation?;
         let data_change = commit.adds.iter().all(|add| add.data_change);
         data_change.then(|| (stream.app_id.clone(), generation))
     });
