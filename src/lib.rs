@@ -11,8 +11,6 @@ pub mod catalog;
 pub mod cdf;
 pub mod config;
 pub mod context;
-#[cfg(feature = "demo")]
-pub mod demo;
 pub mod failpoint;
 pub mod failure;
 pub mod flatten;

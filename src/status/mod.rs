@@ -75,7 +75,7 @@ pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport 
     let (rows, state_error) = read_state_rows(&context.client, database, state_table).await;
 
     let destination = &context.destination;
-    let targets = plan_views(&specs);
+    let targets = plan_views(specs);
     let tables = open_tables(destination, &targets).await;
 
     let streams: Vec<StreamStatus> = stream::iter(specs.iter())

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::catalog::TableAction;
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
-use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::{SnapshotOptions, SnapshotSummary};
 use cdf_s3_replicator::sync::SyncOptions;
@@ -95,7 +95,7 @@ fn names(model_version: &str, view: &str, kind: &str) -> (String, String) {
 }
 
 fn pump_view(version: &str, extra: Value, drop: Option<&str>) -> Value {
-    let schema = cdf_s3_replicator::demo::sample_model::schema();
+    let schema = cdf_emulator::sample_model::schema();
     let mut view = schema["views"]
         .as_array()
         .and_then(|views| views.iter().find(|v| v["externalId"] == "Pump").cloned())

@@ -21,7 +21,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use cdf_emulator::FaultSpec;
-use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, SCHEMA_SPACE};
+use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::lake::LakeTable;
 use cdf_s3_replicator::snapshot::arrival::CommitOrigin;
 use deltalake::arrow::array::{Array, AsArray as _, RecordBatch};

@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, MODEL, SCHEMA_SPACE};
+use cdf_emulator::sample_model::{DATA_SPACE, MODEL, SCHEMA_SPACE};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{self, SnapshotOptions};

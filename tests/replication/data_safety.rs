@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cdf_emulator::FaultSpec;
+use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
-use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};

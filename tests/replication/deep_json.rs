@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, SCHEMA_SPACE};
+use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
 use cdf_s3_replicator::sync::SyncOptions;

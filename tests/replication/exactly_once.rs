@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use cdf_s3_replicator::demo::sample_model;
+use cdf_emulator::sample_model;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::sync::SyncOptions;
 use tokio::time::Instant;

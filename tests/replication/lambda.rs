@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use cdf_emulator::sample_model::{self, MODEL, SCHEMA_SPACE};
 use cdf_emulator::{EmulatorConfig, FaultSpec};
 use cdf_s3_replicator::config::{EnvSource, MapEnv};
-use cdf_s3_replicator::demo::sample_model::{self, MODEL, SCHEMA_SPACE};
 use cdf_s3_replicator::lambda::config_source::CONFIG_ENV;
 use cdf_s3_replicator::lambda::event::parse_request;
 use cdf_s3_replicator::lambda::logging::LogControl;
@@ -856,10 +856,10 @@ fn template_grants_no_wildcard_s3_or_secrets_manager_access() {
                     "{resource}: S3 access outside the bucket: {text}"
                 );
                 if text.contains('/') {
-                    // The whole prefix, or one layer of it (`raw/`, `publish/`).
+                    // The whole prefix, or one layer of it (`raw/`, `publish/`, `catalog/`).
                     let layer = text.split_once("/${Prefix}").map(|(_, rest)| rest);
                     assert!(
-                        matches!(layer, Some("*" | "raw/*" | "publish/*")),
+                        matches!(layer, Some("*" | "raw/*" | "publish/*" | "catalog/*")),
                         "{resource}: object access not limited to the prefix: {text}"
                     );
                 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use cdf_emulator::sample_model::{self, MODEL, MODEL_VERSION, SCHEMA_SPACE};
 use cdf_s3_replicator::context::Context;
-use cdf_s3_replicator::demo::sample_model::{self, MODEL, MODEL_VERSION, SCHEMA_SPACE};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::{
     CompactionInfo, CompactionOptions, CompactionOutcome, InstanceKind, LakeTable, ModelRef,

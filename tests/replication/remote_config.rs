@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use cdf_emulator::EmulatorConfig;
+use cdf_emulator::sample_model::{MODEL, SCHEMA_SPACE};
 use cdf_s3_replicator::config::{Destination, MapEnv};
 use cdf_s3_replicator::context::ClientCache;
-use cdf_s3_replicator::demo::sample_model::{MODEL, SCHEMA_SPACE};
 use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};
 use cdf_s3_replicator::lambda::logging::LogControl;
 use cdf_s3_replicator::lambda::metrics::MemorySink;

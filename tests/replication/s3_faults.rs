@@ -45,7 +45,7 @@ async fn commits_whose_answer_is_lost_land_once() {
     sync_all(&context).await;
     let control = lab.emulator.control();
     control
-        .apply_instances(cdf_s3_replicator::demo::sample_model::updates(12, 1))
+        .apply_instances(cdf_emulator::sample_model::updates(12, 1))
         .expect("updates");
     proxy.inject(
         FaultRule::times(S3Op::ConditionalPut, FaultKind::ResponseLost, 2)

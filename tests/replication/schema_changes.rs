@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cdf_s3_replicator::demo::sample_model::{DATA_SPACE, SCHEMA_SPACE};
+use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ fn slice() -> SyncOptions {
 }
 
 fn pump_view(version: &str, extra: Value) -> Value {
-    let schema = cdf_s3_replicator::demo::sample_model::schema();
+    let schema = cdf_emulator::sample_model::schema();
     let mut view = schema["views"]
         .as_array()
         .and_then(|views| views.iter().find(|v| v["externalId"] == "Pump").cloned())

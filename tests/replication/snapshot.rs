@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
+use cdf_emulator::sample_model::{self, DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config};
-use cdf_s3_replicator::demo::sample_model::{self, DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{

@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cdf_emulator::sample_model::{self, MODEL, MODEL_VERSION, SCHEMA_SPACE};
 use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
-use cdf_s3_replicator::demo::sample_model::{self, MODEL, MODEL_VERSION, SCHEMA_SPACE};
 use s3_fault_proxy::S3FaultProxy;
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime};
 
 use cdf_emulator::FaultSpec;
+use cdf_emulator::sample_model::MODEL;
 use cdf_s3_replicator::config::MapEnv;
-use cdf_s3_replicator::demo::sample_model::MODEL;
 use cdf_s3_replicator::jobs::{self, PublishOptions};
 use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};
 use cdf_s3_replicator::lambda::logging::LogControl;

@@ -24,6 +24,7 @@ mod ids;
 mod instances;
 mod raw;
 mod request_log;
+pub mod sample_model;
 mod schema;
 mod server;
 mod state;

@@ -11,6 +11,9 @@ use cdf_s3_replicator::status::StatusOptions;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::telemetry;
 use clap::{Parser, Subcommand};
+
+#[cfg(feature = "demo")]
+mod demo;
 use tokio::time::Instant;
 
 #[derive(Parser)]
@@ -164,8 +167,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 cdf_s3_replicator::config::LogLevel::Warning,
                 LogFormat::Text,
             );
-            let report = cdf_s3_replicator::demo::run(&lake, pumps).await?;
-            print_demo(&report);
+            let report = demo::run(&lake, pumps).await?;
+            demo::print(&report);
             Ok(ExitCode::SUCCESS)
         }
         // The emulator is left out of builds without the feature (the Lambda functions).
@@ -278,97 +281,4 @@ async fn start(path: &Path, clients: &ClientCache) -> anyhow::Result<Context> {
 fn deadline_after(budget: Option<Duration>) -> Instant {
     let far = Duration::from_secs(100 * 365 * 24 * 3600);
     Instant::now() + budget.unwrap_or(far)
-}
-
-#[cfg(feature = "demo")]
-fn print_demo(report: &cdf_s3_replicator::demo::DemoReport) {
-    let lake = report.lake.display();
-    println!("Synced the sample plant model from the bundled CDF emulator into {lake}\n");
-    for (title, summary) in [
-        ("Backfill", &report.backfill),
-        ("Updates and deletes", &report.changes),
-    ] {
-        println!("{title}: {}", summary.one_line());
-        for stream in &summary.streams {
-            println!(
-                "  {:<60} {:>7} rows {:>3} commits  {:?}",
-                stream.stream, stream.rows, stream.commits, stream.status
-            );
-        }
-        println!();
-    }
-    println!("Delta tables (raw layer, full change history):");
-    let raw = report.lake.join("raw");
-    let mut tables = Vec::new();
-    find_tables(&raw, &mut tables);
-    tables.sort();
-    for table in &tables {
-        println!("  {}", table.display());
-    }
-    println!("\nPublish layer (latest state of every live instance, for BI tools):");
-    let mut published = Vec::new();
-    find_files(&report.lake.join("publish"), &mut published);
-    published.sort();
-    for file in &published {
-        println!("  {}", file.display());
-    }
-    if !report.snapshot.is_success() {
-        println!(
-            "  snapshot problems: {}",
-            serde_json::to_string(&report.snapshot).unwrap_or_default()
-        );
-    }
-    if let Some(pumps) = published.iter().find(|f| f.ends_with("Pump/nodes.parquet")) {
-        println!("\nRead it with DuckDB:");
-        println!(
-            "  duckdb -c \"SELECT externalId, tag, ratedKw, status FROM '{}' LIMIT 10\"",
-            pumps.display()
-        );
-    }
-    if let Some(pumps) = tables.iter().find(|t| t.ends_with("Pump/nodes")) {
-        let pumps = pumps.display();
-        println!("\nQuery the change history with DuckDB (delta extension):");
-        println!(
-            "  duckdb -c \"INSTALL delta; LOAD delta; SELECT externalId, version, ratedKw, deletedTime FROM delta_scan('{pumps}') ORDER BY externalId, version LIMIT 10\""
-        );
-        println!("or with Python:");
-        println!(
-            "  python -c \"from deltalake import DeltaTable; print(DeltaTable('{pumps}').to_pyarrow_table().slice(0, 5))\""
-        );
-    }
-    println!("\ncdf-s3-replicator status:");
-    print!(
-        "{}",
-        cdf_s3_replicator::status::render::render(&report.status)
-    );
-}
-
-#[cfg(feature = "demo")]
-fn find_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            find_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-}
-
-#[cfg(feature = "demo")]
-fn find_tables(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.join("_delta_log").is_dir() {
-            out.push(path);
-        } else if path.is_dir() {
-            find_tables(&path, out);
-        }
-    }
 }
