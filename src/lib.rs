@@ -1,11 +1,44 @@
 //! Replicates Cognite Data Fusion (CDF) data-modeling instances into Delta Lake tables on S3
-//! and publishes Parquet snapshots for BI tools.
+//! and publishes deduplicated Parquet files per view for BI tools.
 //!
-//! Data flow: [`config`] → [`context`] (clients) → [`sync`] (CDF [`cdf`] sync pages →
-//! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW) →
-//! [`snapshot`] (deduplicated Parquet files per view in the publish layer).
-//! [`flatten`] into Arrow by [`schema`] → Delta commits in the [`lake`], cursors in RAW);
-//! [`maintenance`] compacts, checkpoints and vacuums the raw tables on its own schedule.
+//! # Data flow
+//!
+//! ```text
+//! config ─▶ context ─▶ plan ─┬─▶ sync ────────▶ lake (raw layer: Delta tables, full history)
+//!  (YAML,    (CDF client,   │    cdf pages ─▶ flatten/schema ─▶ Delta commits, cursors in RAW
+//!   remote)   destination)  ├─▶ snapshot ────▶ publish layer: nodes/edges.parquet per view
+//!                           │                  └─▶ catalog (Glue tables for Athena)
+//!                           ├─▶ maintenance ─▶ compaction, checkpoints, vacuum of the raw tables
+//!                           └─▶ status ──────▶ read-only report of streams and files
+//!                jobs: composes the above for the CLI (`src/bin`) and lambda (the functions)
+//! ```
+//!
+//! An invocation loads the configuration, builds the clients, resolves the [`plan`] once and
+//! hands it to the jobs it runs ([`jobs`]). Each job reports per part (stream, view, table)
+//! and never fails as a whole; every problem is a [`failure::Failure`] with a cause that says
+//! whether a retry can help, which the Lambda edge turns into its error type.
+//!
+//! # Modules
+//!
+//! - [`config`]: the configuration file (the original replicator's, plus this product's
+//!   keys), its validation, and the guard on remote documents;
+//! - [`context`]: the CDF client and the lake destination of a configuration, kept across runs;
+//! - [`plan`]: models → views → streams (one sync query and cursor each) → tables;
+//! - [`cdf`]: the CDF REST API: data models, `instances/sync`, RAW, extraction pipelines, with
+//!   retries and token caching;
+//! - [`schema`] and [`flatten`]: the Arrow schema of each raw table and the rows of sync pages;
+//! - [`lake`]: the **raw layer**: Delta tables written exactly once per stream commit, the
+//!   commit metadata format, quarantine, compaction and vacuum;
+//! - [`sync`]: one time slice of every stream: pages, commits, checkpoints in RAW;
+//! - [`snapshot`]: the **publish layer**: the latest state of every live instance per view;
+//! - [`catalog`]: Glue Data Catalog tables for the published files and the raw tables;
+//! - [`maintenance`]: the raw tables' upkeep on the snapshot's schedule;
+//! - [`status`]: what `cdf-s3-replicator status` reports;
+//! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions;
+//! - [`failure`]: why a part of a run failed, and whether a retry helps;
+//! - [`lambda`]: the two AWS Lambda functions, independent of the Lambda runtime crate;
+//! - [`secret`] and [`telemetry`]: secrets that never reach a log, and the CLI's logging;
+//! - [`failpoint`]: named crash points, compiled in for the test suite only.
 
 pub mod catalog;
 pub mod cdf;
