@@ -30,8 +30,8 @@
 //! - [`lake`]: the **raw layer**: Delta tables written exactly once per stream commit, the
 //!   commit metadata format, quarantine, compaction and vacuum;
 //! - [`sync`]: one time slice of every stream: pages, commits, checkpoints in RAW;
-//! - [`snapshot`]: the **publish layer**: the latest state of every live instance per view;
-//! - [`catalog`]: Glue Data Catalog tables for the published files and the raw tables;
+//! - [`snapshot`]: the **publish layer**: the latest state of every live instance per view,
+//!   and ([`snapshot::catalog`]) its Glue Data Catalog tables for Athena;
 //! - [`maintenance`]: the raw tables' upkeep on the snapshot's schedule;
 //! - [`status`]: what `cdf-s3-replicator status` reports;
 //! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions;
@@ -40,7 +40,6 @@
 //! - [`secret`] and [`telemetry`]: secrets that never reach a log, and the CLI's logging;
 //! - [`failpoint`]: named crash points, compiled in for the test suite only.
 
-pub mod catalog;
 pub mod cdf;
 pub mod config;
 pub mod context;

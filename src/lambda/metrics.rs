@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::failure::{FailureCounts, Retry};
 use crate::maintenance::MaintenanceSummary;
 use crate::snapshot::SnapshotSummary;
-use crate::sync::summary::{RunSummary, StreamStatus};
+use crate::sync::{RunSummary, StreamStatus};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "CdfS3Replicator";
@@ -321,7 +321,7 @@ mod template_check;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::summary::{StreamReport, StreamStatus};
+    use crate::sync::{StreamReport, StreamStatus};
 
     #[test]
     fn sync_summary_as_emf() {

@@ -21,6 +21,7 @@
 
 pub mod arrival;
 mod build;
+pub mod catalog;
 mod dedup;
 pub mod error;
 mod file;
@@ -90,7 +91,7 @@ pub async fn run(context: &Context, plan: &Plan, options: &SnapshotOptions) -> S
     };
     let mut summary =
         SnapshotSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
-    summary.catalog = crate::catalog::register_configured(
+    summary.catalog = catalog::register_configured(
         &context.config,
         &context.destination,
         &targets,

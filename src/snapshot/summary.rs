@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::catalog::CatalogReport;
+use super::catalog::CatalogReport;
 use crate::failure::{Failure, FailureCounts};
 use crate::lake::InstanceKind;
 

@@ -9,7 +9,7 @@
 //! - [`report`]: the serde types (`--json`), with what each figure means;
 //! - [`render`]: the terminal table.
 //!
-//! A stream's figures come from its checkpoint ([`crate::sync::state::StreamCheckpoint`]):
+//! A stream's figures come from its checkpoint ([`crate::lake::StreamCheckpoint`]):
 //! the RAW row, or the checkpoint in the stream's newest Delta commit when the Delta log is
 //! ahead of RAW (the copy the next sync continues from). Nothing that cannot be read fails
 //! the report: it shows as missing, or as an error in its own row.
@@ -37,10 +37,10 @@ use crate::lake::{
     DEFAULT_STREAM_COMMIT_SCAN, Destination, InstanceKind, LakeError, LakeTable, WriteOptions,
     layout,
 };
+use crate::lake::{Phase, StreamCheckpoint};
 use crate::plan::{Plan, StreamSpec, model_label};
 use crate::snapshot::manifest::{self, ManifestState};
-use crate::snapshot::plan::{ViewTarget, plan_views};
-use crate::sync::state::{Phase, StreamCheckpoint};
+use crate::snapshot::{ViewTarget, plan_views};
 
 /// What to show.
 #[derive(Debug, Clone, Default)]
@@ -350,7 +350,7 @@ pub fn progress(checkpoint: &StreamCheckpoint) -> Progress {
 }
 
 /// Compares the RAW row's `seq` with the stream's `txn` version in the Delta log, the way
-/// [`crate::sync::state::reconcile`] does at the start of a run.
+/// a sync reconciles the two at the start of a run.
 pub fn agreement(raw_seq: Option<i64>, delta_seq: Option<i64>) -> Agreement {
     match (raw_seq, delta_seq) {
         (Some(raw), Some(delta)) if raw == delta => Agreement::Agree,

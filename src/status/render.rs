@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::report::{StatusReport, StreamStatus};
-use crate::sync::state::Phase;
+use crate::lake::Phase;
 
 /// Error texts longer than this are cut in the table (`--json` has them whole).
 const ERROR_WIDTH: usize = 72;

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::sync::state::Phase;
+use crate::lake::Phase;
 
 /// Everything `status` found, at one instant.
 #[derive(Debug, Clone, Serialize)]

@@ -10,10 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
-use cdf_s3_replicator::catalog::TableAction;
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
 use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::snapshot::catalog::TableAction;
 use cdf_s3_replicator::snapshot::{SnapshotOptions, SnapshotSummary};
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};

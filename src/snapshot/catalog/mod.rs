@@ -36,10 +36,10 @@ use serde::Serialize;
 pub use self::error::CatalogError;
 use self::glue::GlueCatalog;
 use self::table_definition::{Comparison, Layer, TableDefinition, TableSource};
+use super::{ViewReport, ViewTarget};
 use crate::config::{Config, GlueCatalogSettings};
 use crate::failure::Failure;
 use crate::lake::{Destination, InstanceKind, LakeTable, S3Destination, WriteOptions, layout};
-use crate::snapshot::{ViewReport, ViewTarget};
 
 /// What happened to one catalog table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
