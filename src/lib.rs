@@ -34,6 +34,7 @@
 //!   and ([`snapshot::catalog`]) its Glue Data Catalog tables for Athena;
 //! - [`maintenance`]: the raw tables' upkeep on the snapshot's schedule;
 //! - [`status`]: what `cdf-s3-replicator status` reports;
+//! - [`progress`]: live progress of a run, for the CLI's terminal display;
 //! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions;
 //! - [`failure`]: why a part of a run failed, and whether a retry helps;
 //! - [`lambda`]: the two AWS Lambda functions, independent of the Lambda runtime crate;
@@ -51,6 +52,7 @@ pub mod lake;
 pub mod lambda;
 pub mod maintenance;
 pub mod plan;
+pub mod progress;
 pub mod schema;
 pub mod secret;
 pub mod snapshot;

@@ -14,6 +14,7 @@ pub use self::load::{LoadError, load_config, load_config_text};
 use crate::cdf::{self, CdfClient, ClientSettings, RetryPolicy};
 use crate::config::{self, Config};
 use crate::lake::{self, Destination, LakeError, WriteOptions};
+use crate::progress::Progress;
 use crate::sync::{StateStore, StreamContext, SyncJob};
 
 /// Why the clients could not be built from a configuration.
@@ -31,6 +32,9 @@ pub struct Context {
     pub config: Config,
     pub client: CdfClient,
     pub destination: Destination,
+    /// Where the jobs report progress as they go (the CLI's terminal display); none by
+    /// default.
+    pub progress: Progress,
 }
 
 impl Context {
@@ -52,6 +56,7 @@ impl Context {
             config,
             client,
             destination,
+            progress: Progress::none(),
         })
     }
 
@@ -74,6 +79,7 @@ impl Context {
                 row_budget: extractor.ingest_batch_size,
                 byte_budget: usize::try_from(extractor.ingest_batch_bytes).unwrap_or(usize::MAX),
                 deadline_margin: extractor.deadline_margin,
+                progress: self.progress.clone(),
             },
             data_modeling: self.config.data_modeling.clone(),
             page_size: extractor.sync_page_size,

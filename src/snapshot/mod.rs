@@ -50,6 +50,7 @@ use crate::config::SnapshotSettings;
 use crate::context::Context;
 use crate::lake::{Destination, WriteOptions};
 use crate::plan::Plan;
+use crate::progress::Progress;
 
 /// What an invocation should do, beyond the configuration.
 #[derive(Debug, Clone, Default)]
@@ -82,7 +83,14 @@ pub async fn run(context: &Context, plan: &Plan, options: &SnapshotOptions) -> S
     let mut plan_errors = plan.problems().to_vec();
     let targets = plan_views(plan.streams());
     let settings = PublishSettings::from(&context.config.extractor.snapshot);
-    let reports = match publish_views(&context.destination, &targets, &settings).await {
+    let reports = match publish_observed(
+        &context.destination,
+        &targets,
+        &settings,
+        &context.progress,
+    )
+    .await
+    {
         Ok(reports) => reports,
         Err(error) => {
             plan_errors.push(error.to_failure().context("publish destination"));
@@ -117,6 +125,16 @@ pub async fn publish_views(
     targets: &[ViewTarget],
     settings: &PublishSettings,
 ) -> SnapshotResult<Vec<ViewReport>> {
+    publish_observed(destination, targets, settings, &Progress::none()).await
+}
+
+/// [`publish_views`], reporting each view to `progress` as it starts and ends.
+async fn publish_observed(
+    destination: &Destination,
+    targets: &[ViewTarget],
+    settings: &PublishSettings,
+    progress: &Progress,
+) -> SnapshotResult<Vec<ViewReport>> {
     let ctx = file::PublishContext {
         destination,
         store: destination.object_store()?,
@@ -129,7 +147,12 @@ pub async fn publish_views(
     };
     let mut reports = Vec::with_capacity(targets.len());
     for target in targets {
-        reports.push(view::publish_view(&ctx, target).await);
+        let (model, folder) = (target.model_label(), target.folder.to_string());
+        progress.view_started(&model, &folder);
+        let report = view::publish_view(&ctx, target).await;
+        let rows = report.files.iter().map(|f| f.rows).sum();
+        progress.view_finished(&model, &folder, rows, report.is_success());
+        reports.push(report);
     }
     Ok(reports)
 }

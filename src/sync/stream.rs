@@ -38,6 +38,7 @@ use crate::lake::{
     CommitOutcome, Destination, LakeError, LakeTable, StreamCommit, StreamMetadata, WriteOptions,
 };
 use crate::plan::{RESULT_SET, StreamSpec};
+use crate::progress::Progress;
 
 /// What the Delta table knows about a stream at the start of a run.
 enum TableState {
@@ -60,6 +61,8 @@ pub struct StreamContext {
     pub byte_budget: usize,
     /// Time kept free before the deadline for the last flush and checkpoint.
     pub deadline_margin: Duration,
+    /// Where commits and finished streams are reported as they happen.
+    pub progress: Progress,
 }
 
 /// A stream in progress: everything carried from one turn to the next.
@@ -393,6 +396,11 @@ impl StreamRun {
                 self.checkpoint = next;
                 self.opens_generation = false;
                 self.save_checkpoint(ctx).await;
+                ctx.progress.stream_committed(
+                    &self.spec.key,
+                    self.checkpoint.phase,
+                    self.report.rows,
+                );
                 Ok(())
             }
             Ok(CommitOutcome::AlreadyCommitted {
@@ -506,6 +514,8 @@ impl StreamRun {
         self.report.status = status;
         self.report.error = error;
         self.report.lag_ms = self.checkpoint.newest_change.map(|t| now_ms() - t);
+        ctx.progress
+            .stream_finished(&self.spec.key, status.as_str(), self.report.rows);
         Turn::Done(self.report)
     }
 }

@@ -20,6 +20,19 @@ pub enum StreamStatus {
     Planned,
 }
 
+impl StreamStatus {
+    /// The name the summaries use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::CaughtUp => "caughtUp",
+            StreamStatus::Behind => "behind",
+            StreamStatus::Superseded => "superseded",
+            StreamStatus::Failed => "failed",
+            StreamStatus::Planned => "planned",
+        }
+    }
+}
+
 /// One stream's figures.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -65,7 +65,8 @@ pub async fn run(lake: &Path, pumps: usize) -> Result<DemoReport, DemoError> {
         &MapEnv::new(),
     )
     .await?;
-    let context = Context::new(config)?;
+    let mut context = Context::new(config)?;
+    context.progress = crate::progress::for_stderr();
     let job = context.sync_job();
     let options = || SyncOptions::until(Instant::now() + Duration::from_secs(600));
 

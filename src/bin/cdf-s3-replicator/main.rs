@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 #[cfg(feature = "demo")]
 mod demo;
+mod progress;
 use tokio::time::Instant;
 
 #[derive(Parser)]
@@ -143,7 +144,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             time_budget,
             dry_run,
         } => {
-            let context = start(&config, &ClientCache::default()).await?;
+            let mut context = start(&config, &ClientCache::default()).await?;
+            context.progress = progress::for_stderr();
             let budget = time_budget
                 .map(Duration::from_secs)
                 .or(context.config.extractor.time_budget);
@@ -182,7 +184,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             views,
             no_maintenance,
         } => {
-            let context = start(&config, &ClientCache::default()).await?;
+            let mut context = start(&config, &ClientCache::default()).await?;
+            context.progress = progress::for_stderr();
             let options = PublishOptions {
                 views,
                 ..publish_options(no_maintenance)
