@@ -34,8 +34,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::log::VersionChanges;
-
 /// The commitInfo key under which every replicator commit stores its object. The same name
 /// is also the key of the stream checkpoint inside [`StreamMetadata`] (see there).
 pub const COMMIT_INFO_KEY: &str = "cdfS3Replicator";
@@ -247,14 +245,6 @@ pub struct CompactionInfo {
     /// record without it still reads (as 0), as the snapshot always read such records.
     #[serde(default)]
     pub source_files: usize,
-}
-
-impl CompactionInfo {
-    /// The compaction recorded by a commit, `None` for every other commit (see
-    /// [`CompactionCommitInfo::read`]).
-    pub fn of_commit(changes: &VersionChanges) -> Option<Self> {
-        CompactionCommitInfo::read(&changes.commit_info).map(|info| info.compaction)
-    }
 }
 
 /// The [`COMMIT_INFO_KEY`] object of a compaction commit.

@@ -8,7 +8,9 @@ use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::commit_metadata::{COMMIT_INFO_KEY, StreamCommitInfo};
+use super::commit_metadata::{
+    COMMIT_INFO_KEY, CompactionCommitInfo, CompactionInfo, StreamCommitInfo,
+};
 use super::error::{LakeError, LakeResult};
 use super::table::LakeTable;
 
@@ -251,6 +253,15 @@ impl LakeTable {
         bytes
             .map(|bytes| parse_commit(self.url.as_str(), version, &bytes))
             .transpose()
+    }
+}
+
+impl CompactionInfo {
+    /// The compaction recorded by a commit, `None` for every other commit (see
+    /// [`CompactionCommitInfo::read`]). Here rather than with the format, which knows nothing
+    /// of how the log is read.
+    pub fn of_commit(changes: &VersionChanges) -> Option<Self> {
+        CompactionCommitInfo::read(&changes.commit_info).map(|info| info.compaction)
     }
 }
 
