@@ -191,7 +191,7 @@ async fn open(destination: &Destination, url: &Url) -> LakeTable {
 
 /// Runs the Python reader and returns what it printed.
 fn python_read(python: &str, request: Value) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lake_support/read_delta.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/read_delta.py");
     let output = Command::new(python)
         .arg(script)
         .arg(request.to_string())
