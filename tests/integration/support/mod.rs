@@ -604,3 +604,20 @@ impl Lab {
         .await;
     }
 }
+
+/// Runs `tests/readers/read_delta.py` (the raw Delta layer's reader: Python `deltalake`, and
+/// DuckDB for local tables) with `request` and returns what it printed.
+pub fn python_read(python: &str, request: Value) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/read_delta.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(request.to_string())
+        .output()
+        .expect("run the Python reader");
+    assert!(
+        output.status.success(),
+        "Python reader failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("reader prints JSON")
+}
