@@ -20,7 +20,7 @@
 #   --no-install  use the existing virtual environments as they are (no pip)
 #   --run         set up the tools and servers of steps 1-2, run only COMMAND in that
 #                 environment (everything after --run), stop the servers; for example
-#                 --run cargo test --test replication chaos_long -- --ignored --nocapture
+#                 --run cargo test --test integration chaos_long -- --ignored --nocapture
 #
 # What cargo test gets in its environment:
 #   CDF_S3_TEST_S3_ENDPOINT           moto's URL (S3); AWS_ENDPOINT_URL_SECRETS_MANAGER (the AWS

@@ -1,4 +1,4 @@
-"""Independent check of the generative end-to-end test (tests/replication/generative).
+"""Independent check of the generative end-to-end test (tests/integration/generative).
 
 For every table of a generated model it reads the raw Delta table (Python `deltalake`) and the
 published Parquet file (pyarrow) and compares them with the CDF emulator's truth: exactly the

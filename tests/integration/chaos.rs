@@ -11,7 +11,7 @@
 //! most once per stream generation, with no txn version committed twice.
 //!
 //! `chaos_short` runs in CI. The long run:
-//! `CHAOS_SEED=7 cargo test --test replication chaos_long -- --ignored --nocapture`
+//! `CHAOS_SEED=7 cargo test --test integration chaos_long -- --ignored --nocapture`
 //! (`CHAOS_INVOCATIONS` overrides the number of invocations of either run).
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -497,7 +497,7 @@ async fn generated_models_and_histories_replicate_exactly() {
 
 /// The long variant, run by hand under `tests/run-all.sh --run`: 500 cases, or as many as
 /// fit in `CDF_S3_GEN_MINUTES` (for example 30) when that is set:
-/// `cargo test --release --test replication generative_long -- --ignored --nocapture`.
+/// `cargo test --release --test integration generative_long -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: run by hand"]
 async fn generative_long() {

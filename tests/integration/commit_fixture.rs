@@ -1,10 +1,10 @@
 //! Writes the Delta tables under `tests/fixtures/delta/commit-metadata-v1/`: the commit
 //! metadata as the replicator writes it, kept so that every later version is tested against
-//! tables that already exist (`tests/lake_delta.rs`, `existing_v1_tables_*`).
+//! tables that already exist (`lake_delta/commit_format.rs`, `existing_v1_tables_*`).
 //!
 //! Ignored: it regenerates the fixture rather than checking anything. Run it only to add a
 //! new fixture for a new format version, never to overwrite the existing one:
-//! `CDF_S3_FIXTURE_OUT=/tmp/fixture cargo test --test replication write_commit_metadata_fixture -- --ignored`
+//! `CDF_S3_FIXTURE_OUT=/tmp/fixture cargo test --test integration write_commit_metadata_fixture -- --ignored`
 
 use std::path::Path;
 use std::time::Duration;

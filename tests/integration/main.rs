@@ -1,0 +1,28 @@
+//! The root crate's integration tests, one test binary (`cargo test --test integration`), one
+//! module per theme: the CDF client against the CDF emulator, the raw Delta layer, and
+//! replication end to end against the emulator, a real S3 protocol server on loopback and
+//! independent readers (Python `deltalake`, DuckDB, pyarrow). The lab they share is in
+//! `support`.
+
+mod catalog;
+mod cdf_client;
+mod chaos;
+mod column_mapping;
+mod commit_fixture;
+mod data_safety;
+mod deep_json;
+mod end_to_end;
+mod exactly_once;
+mod generative;
+mod lake_delta;
+mod lambda;
+mod load;
+mod maintenance;
+mod remote_config;
+mod resilience;
+mod s3_faults;
+mod schema_changes;
+mod snapshot;
+mod status;
+mod support;
+mod typed_failures;
