@@ -71,7 +71,7 @@ impl PublishReport {
         self.snapshot.is_success() && self.maintenance.as_ref().is_none_or(|m| m.is_success())
     }
 
-    pub fn one_line(&self) -> String {
+    pub(crate) fn one_line(&self) -> String {
         match &self.maintenance {
             Some(m) => format!(
                 "{}; maintenance: {}",
@@ -83,7 +83,7 @@ impl PublishReport {
     }
 
     /// The failures of both steps.
-    pub fn failures(&self) -> FailureCounts {
+    pub(crate) fn failures(&self) -> FailureCounts {
         let mut counts = self.snapshot.failures();
         if let Some(maintenance) = &self.maintenance {
             for (cause, n) in maintenance.failures().by_cause {

@@ -38,7 +38,7 @@ use super::log::VersionChanges;
 
 /// The commitInfo key under which every replicator commit stores its object. The same name
 /// is also the key of the stream checkpoint inside [`StreamMetadata`] (see there).
-pub const COMMIT_INFO_KEY: &str = "cdfS3Replicator";
+pub(crate) const COMMIT_INFO_KEY: &str = "cdfS3Replicator";
 
 /// The format this code writes. Commits without a `formatVersion` are version 1.
 pub const FORMAT_VERSION: u32 = 1;
@@ -162,7 +162,7 @@ impl StreamMetadata {
 
     /// The generation of the commit: the top-level one, or, for a commit that carries only
     /// a checkpoint, the checkpoint's (0 there means it was not recorded).
-    pub fn stream_generation(&self) -> Option<u64> {
+    pub(crate) fn stream_generation(&self) -> Option<u64> {
         self.generation.or_else(|| {
             self.checkpoint
                 .as_ref()
@@ -172,12 +172,12 @@ impl StreamMetadata {
     }
 
     /// Whether the commit says it opens its generation.
-    pub fn opens_generation(&self) -> bool {
+    pub(crate) fn opens_generation(&self) -> bool {
         self.opens_generation.unwrap_or(false)
     }
 
     /// Whether the commit says it completes its generation's backfill.
-    pub fn backfill_complete(&self) -> bool {
+    pub(crate) fn backfill_complete(&self) -> bool {
         self.backfill_complete.unwrap_or(false)
     }
 }
@@ -203,7 +203,11 @@ pub struct StreamCommitInfo {
 
 impl StreamCommitInfo {
     /// A stream commit in the current format.
-    pub fn new(app_id: impl Into<String>, txn_version: i64, metadata: StreamMetadata) -> Self {
+    pub(crate) fn new(
+        app_id: impl Into<String>,
+        txn_version: i64,
+        metadata: StreamMetadata,
+    ) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             app_id: app_id.into(),
@@ -216,7 +220,9 @@ impl StreamCommitInfo {
     /// The stream commit of a commitInfo, `None` when it has none (a compaction, a commit
     /// of another tool). Fails only when the object names a stream (`appId`) but does not
     /// parse as one.
-    pub fn read(commit_info: &Map<String, Value>) -> Result<Option<Self>, serde_json::Error> {
+    pub(crate) fn read(
+        commit_info: &Map<String, Value>,
+    ) -> Result<Option<Self>, serde_json::Error> {
         commit_info
             .get(COMMIT_INFO_KEY)
             .filter(|value| value.get(APP_ID_KEY).is_some())
@@ -225,7 +231,7 @@ impl StreamCommitInfo {
     }
 
     /// The commitInfo entry that stores this commit.
-    pub fn to_commit_info(&self) -> Result<(String, Value), serde_json::Error> {
+    pub(crate) fn to_commit_info(&self) -> Result<(String, Value), serde_json::Error> {
         Ok((COMMIT_INFO_KEY.to_owned(), serde_json::to_value(self)?))
     }
 }
@@ -273,7 +279,7 @@ pub struct CompactionCommitInfo {
 
 impl CompactionCommitInfo {
     /// A compaction commit in the current format.
-    pub fn new(compaction: CompactionInfo) -> Self {
+    pub(crate) fn new(compaction: CompactionInfo) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             compaction,
