@@ -6,6 +6,8 @@
 //! the model lacks, so each failure carries its [`Cause`], decided where the typed error is
 //! still at hand (a [`CdfError`], a [`LakeError`]) and never parsed back out of text.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -226,11 +228,14 @@ impl fmt::Display for Cause {
 /// Serialized as `{"cause": "...", "retryable": bool, "message": "..."}` in the run summaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// The kind of failure; it decides whether a retry can help.
     pub cause: Cause,
+    /// What failed and why, for people; never carries a secret.
     pub message: String,
 }
 
 impl Failure {
+    /// A failure of `cause` described by `message`.
     pub fn new(cause: Cause, message: impl Into<String>) -> Self {
         Self {
             cause,

@@ -56,8 +56,11 @@ fn format_version_1() -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
+    /// Reading the instances that existed when the generation began; the snapshot does not
+    /// yet drop instances the stream has not seen.
     #[default]
     Backfill,
+    /// The backfill completed; only changes arrive.
     Streaming,
 }
 
@@ -70,6 +73,7 @@ pub enum Phase {
 pub struct StreamCheckpoint {
     /// The newest sync cursor; `None` starts the generation's backfill from the beginning.
     pub cursor: Option<String>,
+    /// Backfill or streaming, within the current generation.
     pub phase: Phase,
     /// Starts at 1 and goes up each time the stream has to start over (expired or invalid
     /// cursor, changed query, lost state); the snapshot drops instances that a completed
@@ -87,6 +91,7 @@ pub struct StreamCheckpoint {
     pub last_success: Option<i64>,
     /// Epoch milliseconds of the newest `lastUpdatedTime` seen, for the lag metric.
     pub newest_change: Option<i64>,
+    /// The message of the last failed call, cleared by the next success; for the status report.
     pub last_error: Option<String>,
 }
 

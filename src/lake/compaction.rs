@@ -168,6 +168,7 @@ pub enum CompactionOutcome {
     /// The commit landed at `delta_version` (unknown only when the response to a landed
     /// commit was lost and its version could not be found again).
     Committed {
+        /// The table version of the compaction commit.
         delta_version: Option<u64>,
         /// Commit races lost (and retried) before it landed.
         conflicts: u32,
@@ -176,6 +177,7 @@ pub enum CompactionOutcome {
     Skipped {
         /// Why, for example a concurrent commit that removed one of the files.
         reason: String,
+        /// Commit races lost before the group was given up.
         conflicts: u32,
     },
 }

@@ -14,6 +14,8 @@
 //!   ([`LakeTable::active_files`], [`LakeTable::changes_since`]) and maintain the table
 //!   ([`LakeTable::compact`], [`LakeTable::create_checkpoint`], [`LakeTable::vacuum`]).
 
+#![warn(missing_docs)]
+
 mod append;
 pub(crate) mod commit_metadata;
 mod compaction;

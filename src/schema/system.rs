@@ -26,7 +26,9 @@ pub(crate) const END_NODE_EXTERNAL_ID: &str = "endNode.externalId";
 /// columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TableKind {
+    /// The `nodes` table of a view.
     Nodes,
+    /// The `edges` table of a view (or of an edge type); it adds the type and end nodes.
     Edges,
 }
 

@@ -42,7 +42,9 @@ pub(crate) fn column_data_type(value_type: ValueType, list: bool) -> DataType {
 /// `"<viewExternalId>/<viewVersion>"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PropertySource {
+    /// The space of the view.
     pub space: String,
+    /// `"<viewExternalId>/<viewVersion>"`.
     pub key: String,
 }
 
