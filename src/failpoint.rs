@@ -44,7 +44,7 @@ fn armed() -> Option<&'static Armed> {
 
 /// Aborts the process if the failpoint `name` is armed and this is its `n`-th hit.
 #[cfg(feature = "failpoints")]
-pub fn hit(name: &str) {
+pub(crate) fn hit(name: &str) {
     if let Some(armed) = armed()
         && armed.name == name
         && armed.hits.fetch_add(1, Ordering::Relaxed) + 1 == armed.nth
@@ -57,4 +57,4 @@ pub fn hit(name: &str) {
 /// Without the `failpoints` feature: nothing.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub fn hit(_name: &str) {}
+pub(crate) fn hit(_name: &str) {}

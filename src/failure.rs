@@ -6,6 +6,8 @@
 //! the model lacks, so each failure carries its [`Cause`], decided where the typed error is
 //! still at hand (a [`CdfError`], a [`LakeError`]) and never parsed back out of text.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -79,7 +81,7 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub fn retry(self) -> Retry {
+    pub(crate) fn retry(self) -> Retry {
         match self {
             Cause::CdfUnavailable
             | Cause::LakeUnavailable
@@ -101,7 +103,7 @@ impl Cause {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Cause::CdfUnavailable => "CdfUnavailable",
             Cause::CdfAuthentication => "CdfAuthentication",
@@ -124,7 +126,7 @@ impl Cause {
     }
 
     /// The EMF metric counting failures of this cause: `Failures<Cause>`.
-    pub fn metric_name(self) -> &'static str {
+    pub(crate) fn metric_name(self) -> &'static str {
         match self {
             Cause::CdfUnavailable => "FailuresCdfUnavailable",
             Cause::CdfAuthentication => "FailuresCdfAuthentication",
@@ -148,7 +150,7 @@ impl Cause {
 
     /// A CDF failure: only transient ones are retried, so running out of attempts means CDF
     /// was unavailable for the whole retry budget.
-    pub fn of_cdf(error: &CdfError) -> Cause {
+    pub(crate) fn of_cdf(error: &CdfError) -> Cause {
         if error.is_retryable() || matches!(error, CdfError::RetriesExhausted { .. }) {
             return Cause::CdfUnavailable;
         }
@@ -160,7 +162,7 @@ impl Cause {
     }
 
     /// A lake failure, by what the object store or the Delta log said.
-    pub fn of_lake(error: &LakeError) -> Cause {
+    pub(crate) fn of_lake(error: &LakeError) -> Cause {
         use deltalake::DeltaTableError;
         match error {
             LakeError::InvalidSegment { .. }
@@ -226,11 +228,14 @@ impl fmt::Display for Cause {
 /// Serialized as `{"cause": "...", "retryable": bool, "message": "..."}` in the run summaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// The kind of failure; it decides whether a retry can help.
     pub cause: Cause,
+    /// What failed and why, for people; never carries a secret.
     pub message: String,
 }
 
 impl Failure {
+    /// A failure of `cause` described by `message`.
     pub fn new(cause: Cause, message: impl Into<String>) -> Self {
         Self {
             cause,
@@ -239,21 +244,21 @@ impl Failure {
     }
 
     /// `context: error`, classified by the CDF error.
-    pub fn cdf(context: impl fmt::Display, error: &CdfError) -> Self {
+    pub(crate) fn cdf(context: impl fmt::Display, error: &CdfError) -> Self {
         Self::new(Cause::of_cdf(error), format!("{context}: {error}"))
     }
 
     /// `context: error`, classified by the lake error.
-    pub fn lake(context: impl fmt::Display, error: &LakeError) -> Self {
+    pub(crate) fn lake(context: impl fmt::Display, error: &LakeError) -> Self {
         Self::new(Cause::of_lake(error), format!("{context}: {error}"))
     }
 
-    pub fn retry(&self) -> Retry {
+    pub(crate) fn retry(&self) -> Retry {
         self.cause.retry()
     }
 
     /// The same failure with its message behind `context: `.
-    pub fn context(self, context: impl fmt::Display) -> Self {
+    pub(crate) fn context(self, context: impl fmt::Display) -> Self {
         Self {
             message: format!("{context}: {}", self.message),
             ..self
@@ -262,7 +267,7 @@ impl Failure {
 
     /// With known secrets replaced: messages quote CDF, S3 and Delta answers, which may echo
     /// a secret or a token.
-    pub fn redacted(self) -> Self {
+    pub(crate) fn redacted(self) -> Self {
         Self {
             message: crate::secret::redact(&self.message),
             ..self
@@ -289,12 +294,12 @@ impl Serialize for Failure {
 
 /// What a run's failures amount to, for whoever decides whether to run it again.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FailureCounts {
-    pub by_cause: BTreeMap<Cause, u64>,
+pub(crate) struct FailureCounts {
+    pub(crate) by_cause: BTreeMap<Cause, u64>,
 }
 
 impl FailureCounts {
-    pub fn of<'a>(failures: impl IntoIterator<Item = &'a Failure>) -> Self {
+    pub(crate) fn of<'a>(failures: impl IntoIterator<Item = &'a Failure>) -> Self {
         let mut by_cause = BTreeMap::new();
         for failure in failures {
             *by_cause.entry(failure.cause).or_insert(0) += 1;
@@ -302,11 +307,11 @@ impl FailureCounts {
         Self { by_cause }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_cause.is_empty()
     }
 
-    pub fn count(&self, retry: Retry) -> u64 {
+    pub(crate) fn count(&self, retry: Retry) -> u64 {
         self.by_cause
             .iter()
             .filter(|(cause, _)| cause.retry() == retry)
@@ -317,7 +322,7 @@ impl FailureCounts {
     /// `None` without failures. Any transient failure makes a retry worthwhile (that part
     /// can succeed next time); otherwise the one permanent cause, or [`Verdict::Mixed`]
     /// when several permanent causes failed parts of the run.
-    pub fn verdict(&self) -> Option<Verdict> {
+    pub(crate) fn verdict(&self) -> Option<Verdict> {
         if self.is_empty() {
             return None;
         }

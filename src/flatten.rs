@@ -36,20 +36,20 @@ const MAX_VALUE_CHARS: usize = 200;
 
 /// A property value that does not match the type the view declares.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValueMismatch {
+pub(crate) struct ValueMismatch {
     /// The view (`space:externalId/version`) the value was read from.
-    pub view: String,
-    pub property: String,
-    pub instance_type: InstanceType,
-    pub space: String,
-    pub external_id: String,
+    pub(crate) view: String,
+    pub(crate) property: String,
+    pub(crate) instance_type: InstanceType,
+    pub(crate) space: String,
+    pub(crate) external_id: String,
     /// The index inside a list property, if the mismatch is one element.
-    pub element: Option<usize>,
-    pub expected: String,
+    pub(crate) element: Option<usize>,
+    pub(crate) expected: String,
     /// A more precise reason, e.g. "outside the int32 range".
-    pub reason: Option<&'static str>,
+    pub(crate) reason: Option<&'static str>,
     /// The offending value as JSON text, truncated.
-    pub value: String,
+    pub(crate) value: String,
 }
 
 impl std::fmt::Display for ValueMismatch {
@@ -75,7 +75,7 @@ impl std::fmt::Display for ValueMismatch {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FlattenError {
+pub(crate) enum FlattenError {
     #[error("{0}")]
     Value(Box<ValueMismatch>),
     #[error(
@@ -98,7 +98,7 @@ pub enum FlattenError {
 /// Push instances page by page, watch [`Self::len`] / [`Self::estimated_bytes`] against the
 /// commit budget, then [`Self::finish`]; the flattener is then empty and reusable.
 #[derive(Debug)]
-pub struct Flattener {
+pub(crate) struct Flattener {
     schema: SchemaRef,
     kind: TableKind,
     view: String,
@@ -126,7 +126,7 @@ struct PropertyBuilder {
 }
 
 impl Flattener {
-    pub fn new(schema: &ViewSchema) -> Self {
+    pub(crate) fn new(schema: &ViewSchema) -> Self {
         let mut sources = vec![schema.source().clone()];
         for property in schema.properties() {
             if !sources.contains(&property.source) {
@@ -159,14 +159,9 @@ impl Flattener {
         }
     }
 
-    /// The schema of the batches this flattener produces.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
     /// Adds one instance as one row. On error the instance is not added and the
     /// flattener stays usable.
-    pub fn push(&mut self, instance: &Instance) -> Result<(), FlattenError> {
+    pub(crate) fn push(&mut self, instance: &Instance) -> Result<(), FlattenError> {
         let expected = match self.kind {
             TableKind::Nodes => InstanceType::Node,
             TableKind::Edges => InstanceType::Edge,
@@ -254,16 +249,17 @@ impl Flattener {
     }
 
     /// Rows that [`Self::finish`] will return.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows - self.rejected.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Approximate in-memory size of the buffered rows, for byte budgets.
-    pub fn estimated_bytes(&self) -> usize {
+    pub(crate) fn estimated_bytes(&self) -> usize {
         self.system.byte_size()
             + self
                 .properties
@@ -273,7 +269,7 @@ impl Flattener {
     }
 
     /// Returns the buffered rows as one batch and empties the flattener.
-    pub fn finish(&mut self) -> Result<RecordBatch, FlattenError> {
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch, FlattenError> {
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         self.system.finish_into(&mut arrays);
         for column in &mut self.properties {

@@ -4,6 +4,8 @@
 //! (snapshot, then maintenance of the raw tables). The entry points differ only in where the
 //! configuration, the deadline and the options come from.
 
+#![warn(missing_docs)]
+
 use serde::Serialize;
 
 use crate::context::Context;
@@ -45,6 +47,7 @@ pub async fn maintenance(context: &Context, options: &MaintenanceOptions) -> Mai
 pub struct PublishOptions {
     /// Only these views (by view externalId); `None` for all.
     pub views: Option<Vec<String>>,
+    /// Maintenance of the raw tables after the snapshot; `None` publishes only.
     pub maintenance: Option<MaintenanceOptions>,
 }
 
@@ -61,17 +64,19 @@ impl PublishOptions {
 /// What a publish run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PublishReport {
+    /// The published files of every view.
     pub snapshot: SnapshotSummary,
     /// `None` when maintenance was not asked for.
     pub maintenance: Option<MaintenanceSummary>,
 }
 
 impl PublishReport {
+    /// Whether every view published and every asked-for maintenance step succeeded.
     pub fn is_success(&self) -> bool {
         self.snapshot.is_success() && self.maintenance.as_ref().is_none_or(|m| m.is_success())
     }
 
-    pub fn one_line(&self) -> String {
+    pub(crate) fn one_line(&self) -> String {
         match &self.maintenance {
             Some(m) => format!(
                 "{}; maintenance: {}",
@@ -83,7 +88,7 @@ impl PublishReport {
     }
 
     /// The failures of both steps.
-    pub fn failures(&self) -> FailureCounts {
+    pub(crate) fn failures(&self) -> FailureCounts {
         let mut counts = self.snapshot.failures();
         if let Some(maintenance) = &self.maintenance {
             for (cause, n) in maintenance.failures().by_cause {

@@ -41,20 +41,24 @@
 //! - [`secret`] and [`telemetry`]: secrets that never reach a log, and the CLI's logging;
 //! - [`failpoint`]: named crash points, compiled in for the test suite only.
 
+// The module docs are a map of the crate's internals and link to crate-private items; they
+// resolve with `cargo doc --document-private-items`.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod cdf;
 pub mod config;
 pub mod context;
 pub mod failpoint;
 pub mod failure;
-pub mod flatten;
+mod flatten;
 pub mod jobs;
 pub mod lake;
 pub mod lambda;
 pub mod maintenance;
-pub mod plan;
+mod plan;
 pub mod progress;
 pub mod schema;
-pub mod secret;
+mod secret;
 pub mod snapshot;
 pub mod status;
 pub mod sync;

@@ -10,11 +10,11 @@ use std::sync::{Mutex, PoisonError};
 
 /// How many distinct secret values [`redact`] knows: the client secret, the S3 key and the
 /// access tokens of the last hours, with room to spare.
-pub const REMEMBERED_SECRETS: usize = 64;
+pub(crate) const REMEMBERED_SECRETS: usize = 64;
 
 /// Values shorter than this are not redacted: replacing a one-letter test secret would
 /// garble every message, and real credentials are far longer.
-pub const MIN_REDACTED_CHARS: usize = 6;
+pub(crate) const MIN_REDACTED_CHARS: usize = 6;
 
 /// Process variables whose values are redacted as well: the function role's own
 /// credentials and the CDF client secret when it is passed as a variable.
@@ -43,7 +43,7 @@ fn remember(value: &str) {
 /// process and the values of `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` and
 /// `COGNITE_CLIENT_SECRET`, each as written, percent-encoded (as in a URL path or query) and
 /// form-encoded (as in a token request body), and JSON-escaped.
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     let mut values: Vec<String> = KNOWN.lock().unwrap_or_else(PoisonError::into_inner).clone();
     values.extend(
         PROCESS_SECRET_VARIABLES
@@ -55,7 +55,7 @@ pub fn redact(text: &str) -> String {
 }
 
 /// `text` with each of `values` (and its encodings) replaced by `***`.
-pub fn redact_values(text: &str, values: &[String]) -> String {
+pub(crate) fn redact_values(text: &str, values: &[String]) -> String {
     let mut out = text.to_owned();
     // Longest first, so that a secret containing another is replaced whole.
     let mut forms: Vec<String> = values.iter().flat_map(|v| encodings(v)).collect();
@@ -103,12 +103,8 @@ impl Secret {
     }
 
     /// The clear text, for the one place that sends it (token request, S3 signer).
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

@@ -35,6 +35,7 @@ struct ClientInner {
     http: reqwest::Client,
     /// `<base>/api/v1/projects/<project>`, without a trailing slash.
     api_base: String,
+    #[expect(dead_code, reason = "kept in the Debug output of the value")]
     project: String,
     /// Headers for CDF calls only; the token endpoint never sees them.
     cdf_headers: HeaderMap,
@@ -52,12 +53,12 @@ impl std::fmt::Debug for CdfClient {
 
 /// One logical API call; the retry loop may send it several times.
 pub(crate) struct ApiRequest {
-    pub method: Method,
+    pub(crate) method: Method,
     /// Relative to the project base, starting with `/`, user segments already encoded.
-    pub path: String,
-    pub query: Vec<(&'static str, String)>,
-    pub body: Option<Bytes>,
-    pub idempotency: Idempotency,
+    pub(crate) path: String,
+    pub(crate) query: Vec<(&'static str, String)>,
+    pub(crate) body: Option<Bytes>,
+    pub(crate) idempotency: Idempotency,
 }
 
 impl ApiRequest {
@@ -204,15 +205,6 @@ impl CdfClient {
         })
     }
 
-    pub fn project(&self) -> &str {
-        &self.inner.project
-    }
-
-    /// `<base>/api/v1/projects/<project>`.
-    pub fn api_base_url(&self) -> &str {
-        &self.inner.api_base
-    }
-
     /// Sends `request` and decodes a JSON success body into `T`.
     pub(crate) async fn send_json<T: DeserializeOwned>(
         &self,
@@ -300,7 +292,7 @@ impl CdfClient {
 
     /// Obtains an access token now (or reuses the cached one). Callers use it to tell a
     /// refused identity from the per-stream failures it would otherwise cause one by one.
-    pub async fn authenticate(&self) -> Result<(), CdfError> {
+    pub(crate) async fn authenticate(&self) -> Result<(), CdfError> {
         self.inner.tokens.token().await.map(|_| ())
     }
 

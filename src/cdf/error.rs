@@ -108,7 +108,7 @@ pub struct ApiError {
     pub message: String,
     pub request_id: Option<String>,
     /// Identifier objects listed under `missing`; empty when the body had none.
-    pub missing: Vec<Value>,
+    pub(crate) missing: Vec<Value>,
     /// Identifier objects listed under `duplicated`; empty when the body had none.
     pub duplicated: Vec<Value>,
     /// Whether the retry policy considered this status transient.
@@ -139,7 +139,7 @@ impl std::fmt::Display for ApiError {
 
 impl CdfError {
     /// The error that ended the call, looking through `RetriesExhausted`.
-    pub fn root(&self) -> &CdfError {
+    pub(crate) fn root(&self) -> &CdfError {
         match self {
             CdfError::RetriesExhausted { last, .. } => last.root(),
             other => other,
@@ -199,17 +199,17 @@ impl CdfError {
 
 /// The fields recovered from an error response body.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ErrorBody {
-    pub code: Option<i64>,
-    pub message: String,
-    pub missing: Vec<Value>,
-    pub duplicated: Vec<Value>,
+pub(crate) struct ErrorBody {
+    pub(crate) code: Option<i64>,
+    pub(crate) message: String,
+    pub(crate) missing: Vec<Value>,
+    pub(crate) duplicated: Vec<Value>,
 }
 
 /// Reads an error body in the order the contract prescribes: `{"error":{...}}`,
 /// `{"error":"text"}`, a flat `{code, message}`, and finally the raw text. Known secret
 /// values are redacted from the message and the identifier lists.
-pub fn parse_error_body(body: &[u8]) -> ErrorBody {
+pub(crate) fn parse_error_body(body: &[u8]) -> ErrorBody {
     let mut parsed = parse_error_body_as_sent(body);
     parsed.message = redact(&parsed.message);
     for item in parsed
@@ -290,7 +290,7 @@ fn identifier_list(value: Option<Value>) -> Vec<Value> {
 
 /// The start of a body, lossily decoded, for error messages and logs; known secret values
 /// are redacted before cutting, so a cut never leaves a recognisable part of one.
-pub fn body_snippet(body: &[u8]) -> String {
+pub(crate) fn body_snippet(body: &[u8]) -> String {
     // Decode at most a few bytes per char more than needed; lossy decoding copes with a cut
     // in the middle of a multi-byte sequence.
     let head = &body[..body.len().min(BODY_SNIPPET_CHARS * 8)];
@@ -298,7 +298,7 @@ pub fn body_snippet(body: &[u8]) -> String {
 }
 
 /// Cuts `text` to at most `max` chars, marking a cut with "...".
-pub fn truncate_chars(text: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

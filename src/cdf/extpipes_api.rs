@@ -9,7 +9,7 @@ use super::error::truncate_chars;
 use super::{CdfClient, CdfError};
 
 /// Longest run message CDF accepts.
-pub const MAX_RUN_MESSAGE_CHARS: usize = 1000;
+pub(crate) const MAX_RUN_MESSAGE_CHARS: usize = 1000;
 
 impl CdfClient {
     /// The pipeline's configuration: the latest revision, or `revision` when given.
@@ -44,7 +44,12 @@ impl CdfClient {
     /// Reports the outcome of one invocation to `pipeline`, if one is configured. A report
     /// that cannot be delivered is logged, never an error: the data work it describes is
     /// already done.
-    pub async fn report_invocation(&self, pipeline: Option<&str>, success: bool, message: String) {
+    pub(crate) async fn report_invocation(
+        &self,
+        pipeline: Option<&str>,
+        success: bool,
+        message: String,
+    ) {
         let Some(pipeline) = pipeline else { return };
         let status = if success {
             ExtpipeRunStatus::Success

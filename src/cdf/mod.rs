@@ -22,11 +22,9 @@ mod sync_api;
 pub use client::CdfClient;
 #[cfg(test)]
 pub(crate) use client::decode_json;
-pub use credentials::{ClientCredentials, Secret};
+pub use credentials::ClientCredentials;
+pub use credentials::Secret;
 pub use error::{ApiError, CdfError};
-pub use extpipes_api::MAX_RUN_MESSAGE_CHARS;
 pub use models_api::DataModelListQuery;
-pub use raw_api::RAW_INSERT_CHUNK;
-pub use retry::{Idempotency, RetryPolicy};
-pub use settings::{CDF_API_VERSION, ClientSettings, DEFAULT_APP_NAME, SDK_ID};
-pub use sync_api::MAX_SYNC_LIMIT;
+pub use retry::RetryPolicy;
+pub use settings::{ClientSettings, SDK_ID};

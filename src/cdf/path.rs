@@ -17,7 +17,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// `what` names the value in the error (e.g. "RAW row key"). Empty segments and the dot
 /// segments `.` and `..` are rejected: URL normalisation would silently turn them into a
 /// different path, and no encoding survives that normalisation.
-pub fn encode_segment(what: &str, value: &str) -> Result<String, CdfError> {
+pub(crate) fn encode_segment(what: &str, value: &str) -> Result<String, CdfError> {
     if value.is_empty() {
         return Err(CdfError::InvalidRequest(format!(
             "{what} must not be empty"

@@ -9,7 +9,7 @@ use super::path::encode_segment;
 use super::{CdfClient, CdfError};
 
 /// Rows per insert request (the API maximum).
-pub const RAW_INSERT_CHUNK: usize = 10_000;
+pub(crate) const RAW_INSERT_CHUNK: usize = 10_000;
 /// Keys per delete request.
 const RAW_DELETE_CHUNK: usize = 1_000;
 /// Names per create/delete request of databases and tables.

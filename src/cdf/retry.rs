@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Attempts allowed for a call of the given kind. Non-idempotent calls get at most one
     /// retry, because a second copy of, say, an extraction-pipeline run is visible to users.
-    pub fn attempts_for(&self, idempotency: Idempotency) -> u32 {
+    pub(crate) fn attempts_for(&self, idempotency: Idempotency) -> u32 {
         let max = self.max_attempts.max(1);
         match idempotency {
             Idempotency::Idempotent => max,
@@ -46,7 +46,7 @@ impl RetryPolicy {
     /// gave no `Retry-After`: full jitter over `[0, min(max_backoff, initial × 2^n)]`.
     ///
     /// `unit` is a uniform sample from `[0, 1)`; passing it in keeps this function pure.
-    pub fn backoff(&self, retry_index: u32, unit: f64) -> Duration {
+    pub(crate) fn backoff(&self, retry_index: u32, unit: f64) -> Duration {
         let ceiling = self.backoff_ceiling(retry_index);
         let unit = if unit.is_finite() {
             unit.clamp(0.0, 1.0)
@@ -57,7 +57,7 @@ impl RetryPolicy {
     }
 
     /// The largest wait `backoff` can return for `retry_index`.
-    pub fn backoff_ceiling(&self, retry_index: u32) -> Duration {
+    pub(crate) fn backoff_ceiling(&self, retry_index: u32) -> Duration {
         let factor = 1u32.checked_shl(retry_index.min(31)).unwrap_or(u32::MAX);
         self.initial_backoff
             .checked_mul(factor)
@@ -67,7 +67,12 @@ impl RetryPolicy {
 
     /// The wait before the next attempt: the server's `Retry-After` when it sent one
     /// (capped), otherwise the jittered exponential backoff.
-    pub fn delay(&self, retry_index: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
+    pub(crate) fn delay(
+        &self,
+        retry_index: u32,
+        retry_after: Option<Duration>,
+        unit: f64,
+    ) -> Duration {
         match retry_after {
             Some(wait) => wait.min(self.max_retry_after),
             None => self.backoff(retry_index, unit),
@@ -86,7 +91,7 @@ pub enum Idempotency {
 
 /// How a request failed before any HTTP status was received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportFailure {
+pub(crate) enum TransportFailure {
     /// No connection was made, so the server cannot have seen the request.
     Connect,
     /// The request or response timed out.
@@ -101,7 +106,11 @@ pub enum TransportFailure {
 /// Whether an HTTP error status is worth another attempt.
 ///
 /// 401 is not listed: it is handled separately by forcing one token refresh.
-pub fn is_retryable_status(status: u16, auto_retryable: bool, idempotency: Idempotency) -> bool {
+pub(crate) fn is_retryable_status(
+    status: u16,
+    auto_retryable: bool,
+    idempotency: Idempotency,
+) -> bool {
     let server_error = (500..=599).contains(&status);
     match idempotency {
         Idempotency::Idempotent => server_error || status == 408 || status == 429 || auto_retryable,
@@ -110,7 +119,7 @@ pub fn is_retryable_status(status: u16, auto_retryable: bool, idempotency: Idemp
 }
 
 /// Whether a transport failure is worth another attempt.
-pub fn is_retryable_transport(failure: TransportFailure, idempotency: Idempotency) -> bool {
+pub(crate) fn is_retryable_transport(failure: TransportFailure, idempotency: Idempotency) -> bool {
     match (failure, idempotency) {
         (TransportFailure::Permanent, _) => false,
         (TransportFailure::Connect, _) => true,
@@ -127,7 +136,7 @@ pub fn is_retryable_transport(failure: TransportFailure, idempotency: Idempotenc
 ///
 /// A date in the past means "now". Unparseable values are ignored so that the regular
 /// backoff applies.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if value.is_empty() {
         return None;

@@ -10,8 +10,8 @@ pub struct ClientSettings {
     /// The cluster root, e.g. `https://api.cognitedata.com` or `http://127.0.0.1:8080`.
     /// `/api/v1/projects/<project>` is appended by the client.
     pub base_url: String,
-    pub project: String,
-    pub credentials: ClientCredentials,
+    pub(crate) project: String,
+    pub(crate) credentials: ClientCredentials,
     /// Sent as `x-cdp-app` so CDF operators can tell this service's traffic apart.
     pub app_name: String,
     /// Limit for one HTTP attempt, connect to last body byte.

@@ -5,7 +5,7 @@ use super::dto::{SyncRequest, SyncResponse};
 use super::{CdfClient, CdfError};
 
 /// Largest page CDF serves per result set.
-pub const MAX_SYNC_LIMIT: u32 = 2000;
+pub(crate) const MAX_SYNC_LIMIT: u32 = 2000;
 
 impl CdfClient {
     /// One sync call. The caller owns the cursors: store `next_cursor` after every call,

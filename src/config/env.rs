@@ -97,7 +97,7 @@ pub struct ProcessEnv {
 
 impl ProcessEnv {
     /// Only the process environment, no `.env` file (used in Lambda).
-    pub fn without_dotenv() -> Self {
+    pub(crate) fn without_dotenv() -> Self {
         Self::default()
     }
 
@@ -120,7 +120,7 @@ impl ProcessEnv {
     }
 
     /// The process environment plus the given `.env` files, earlier files winning.
-    pub fn from_dotenv_files(files: &[PathBuf]) -> Result<Self, ConfigError> {
+    pub(crate) fn from_dotenv_files(files: &[PathBuf]) -> Result<Self, ConfigError> {
         let mut dotenv = HashMap::new();
         let mut seen: Vec<PathBuf> = Vec::new();
         for file in files {
@@ -169,7 +169,7 @@ pub fn read_dotenv(file: &Path) -> Result<Vec<(String, String)>, ConfigError> {
 /// A fixed set of variables, for tests and for callers that fetched them elsewhere
 /// (for example from AWS Secrets Manager).
 #[derive(Debug, Clone, Default)]
-pub struct MapEnv(pub HashMap<String, String>);
+pub struct MapEnv(pub(crate) HashMap<String, String>);
 
 impl MapEnv {
     pub fn new() -> Self {
@@ -200,7 +200,7 @@ impl EnvSource for MapEnv {
 }
 
 /// Layers two sources: `first` wins, `second` fills the gaps.
-pub struct Layered<'a>(pub &'a dyn EnvSource, pub &'a dyn EnvSource);
+pub struct Layered<'a>(pub(crate) &'a dyn EnvSource, pub(crate) &'a dyn EnvSource);
 
 impl EnvSource for Layered<'_> {
     fn get(&self, name: &str) -> Option<String> {

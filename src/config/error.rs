@@ -10,13 +10,13 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigIssue {
     /// Dotted key path with `[index]` for list entries; empty for the document itself.
-    pub path: String,
+    pub(crate) path: String,
     /// What is wrong: the offending value (never a secret) and what was expected.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl ConfigIssue {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             message: message.into(),
@@ -76,8 +76,9 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    #[cfg(test)]
     /// The issues of an `Invalid` error; empty for other kinds.
-    pub fn issues(&self) -> &[ConfigIssue] {
+    pub(crate) fn issues(&self) -> &[ConfigIssue] {
         match self {
             ConfigError::Invalid(issues) => issues,
             _ => &[],

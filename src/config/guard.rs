@@ -14,11 +14,11 @@ use super::error::{ConfigError, Issues, index, join};
 
 /// Largest configuration document accepted (local file, inline variable or remote
 /// revision). A real configuration is a few kilobytes.
-pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 /// Deepest nesting accepted, counting every indentation level, sequence indicator (`- `,
 /// `? `) and flow bracket (`[`, `{`). A real configuration nests fewer than 15 levels.
-pub const MAX_NESTING: usize = 64;
+pub(crate) const MAX_NESTING: usize = 64;
 
 /// Refuses a document that is too large or too deeply nested, without parsing it.
 pub(crate) fn check_bounds(text: &str, origin: &str) -> Result<(), ConfigError> {

@@ -16,7 +16,7 @@ use super::validate::{self, config_kind, validate_bootstrap};
 /// A loaded configuration file: complete, or a `type: remote` stub that needs the
 /// configuration stored in an extraction pipeline.
 #[derive(Clone)]
-pub enum RawConfig {
+pub(crate) enum RawConfig {
     /// `type: local` (or no `type`): nothing more to fetch.
     Complete(Box<Config>),
     /// `type: remote`: fetch the configuration of `pipeline_external_id` with `cognite` and
@@ -55,13 +55,17 @@ impl fmt::Debug for RawConfig {
 
 impl RawConfig {
     /// Reads and validates the file at `path`, substituting `${VAR}` from `env`.
-    pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: &Path, env: &dyn EnvSource) -> Result<Self, ConfigError> {
         let text = read_bounded(path)?;
         Self::from_yaml(&text, &path.display().to_string(), env)
     }
 
     /// Like [`RawConfig::load`] for YAML text; `origin` names it in syntax errors.
-    pub fn from_yaml(text: &str, origin: &str, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+    pub(crate) fn from_yaml(
+        text: &str,
+        origin: &str,
+        env: &dyn EnvSource,
+    ) -> Result<Self, ConfigError> {
         let document = substituted_document(text, origin, env, Scope::Local)?;
         let (file, notes) = to_config_file(document.clone())?;
         let mut issues = Issues::default();
@@ -87,9 +91,10 @@ impl RawConfig {
     }
 }
 
+#[cfg(test)]
 /// Loads a configuration that must be complete on its own (`type: local`). A `type: remote`
 /// file gives [`ConfigError::RemoteNotFetched`]; use [`RawConfig::load`] to handle both.
-pub fn load_config(path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+pub(crate) fn load_config(path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigError> {
     match RawConfig::load(path, env)? {
         RawConfig::Complete(config) => Ok(*config),
         RawConfig::NeedsRemote {

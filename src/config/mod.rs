@@ -38,23 +38,31 @@ mod tests;
 
 /// An S3 key prefix as the configuration normalizes it (`a/b` -> `a/b/`, `/` -> ``), or why
 /// it is not one.
-pub fn normalize_s3_prefix(raw: &str) -> Result<String, String> {
+pub(crate) fn normalize_s3_prefix(raw: &str) -> Result<String, String> {
     validate::destination::normalize_prefix(raw)
 }
 
-pub use duration::parse_duration;
-pub use env::{
-    EnvSource, Layered, MapEnv, ProcessEnv, REMOTE_VAR_PREFIX, is_secret_variable, read_dotenv,
-};
-pub use error::{ConfigError, ConfigIssue};
-pub use guard::{MAX_DOCUMENT_BYTES, MAX_NESTING};
-pub use load::{RawConfig, load_config};
-pub use remote::{REMOTE_DESTINATION_KNOBS, merge_remote};
-pub use secret::Secret;
-pub use serde_yaml_ng::Value as YamlValue;
+pub(crate) use env::Layered;
+pub use env::MapEnv;
+pub use env::{EnvSource, ProcessEnv};
+#[cfg(test)]
+pub(crate) use env::{is_secret_variable, read_dotenv};
+pub use error::ConfigError;
+pub(crate) use error::ConfigIssue;
+#[cfg(test)]
+pub(crate) use guard::MAX_DOCUMENT_BYTES;
+pub(crate) use load::RawConfig;
+#[cfg(test)]
+pub(crate) use load::load_config;
+pub(crate) use remote::merge_remote;
+#[cfg(test)]
+pub(crate) use secret::Secret;
+pub use settings::Config;
+pub use settings::Destination;
+pub use settings::LogFormat;
 pub use settings::{
-    ClientCredentials, CogniteSettings, Config, ConfigKind, DataModelSelection, Destination,
-    ExtractorSettings, GlueCatalogSettings, LocalDestination, LogFormat, LogLevel, LoggerSettings,
-    MAX_PARALLELISM, MAX_SYNC_PAGE_SIZE, MaintenanceSettings, RawStateStore, S3Destination,
-    SnapshotSettings, SpaceSelection, StaticS3Credentials, defaults,
+    ClientCredentials, DataModelSelection, LocalDestination, LogLevel, S3Destination, defaults,
 };
+pub(crate) use settings::{CogniteSettings, GlueCatalogSettings, SnapshotSettings, SpaceSelection};
+#[cfg(test)]
+pub(crate) use settings::{ConfigKind, ExtractorSettings, MAX_SYNC_PAGE_SIZE, StaticS3Credentials};

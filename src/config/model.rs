@@ -21,189 +21,189 @@ use super::secret::Secret;
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConfigFile {
     #[serde(rename = "type")]
-    pub kind: Option<Text>,
-    pub logger: Option<LoggerFile>,
-    pub cognite: Option<CogniteFile>,
-    pub extractor: Option<ExtractorFile>,
+    pub(crate) kind: Option<Text>,
+    pub(crate) logger: Option<LoggerFile>,
+    pub(crate) cognite: Option<CogniteFile>,
+    pub(crate) extractor: Option<ExtractorFile>,
     #[serde(alias = "data-modeling")]
-    pub data_modeling: Option<Vec<SpaceFile>>,
-    pub destination: Option<DestinationFile>,
+    pub(crate) data_modeling: Option<Vec<SpaceFile>>,
+    pub(crate) destination: Option<DestinationFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoggerFile {
-    pub console: Option<ConsoleLoggerFile>,
+    pub(crate) console: Option<ConsoleLoggerFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsoleLoggerFile {
-    pub level: Option<Text>,
-    pub format: Option<Text>,
+    pub(crate) level: Option<Text>,
+    pub(crate) format: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct CogniteFile {
-    pub host: Option<Text>,
-    pub project: Option<Text>,
+    pub(crate) host: Option<Text>,
+    pub(crate) project: Option<Text>,
     #[serde(alias = "idp_authentication")]
-    pub idp_authentication: Option<IdpAuthenticationFile>,
+    pub(crate) idp_authentication: Option<IdpAuthenticationFile>,
     #[serde(alias = "extraction_pipeline")]
-    pub extraction_pipeline: Option<ExtractionPipelineFile>,
-    pub timeout: Option<DurationValue>,
+    pub(crate) extraction_pipeline: Option<ExtractionPipelineFile>,
+    pub(crate) timeout: Option<DurationValue>,
     #[serde(alias = "max_retries")]
-    pub max_retries: Option<Int>,
+    pub(crate) max_retries: Option<Int>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct IdpAuthenticationFile {
     #[serde(alias = "token_url")]
-    pub token_url: Option<Text>,
+    pub(crate) token_url: Option<Text>,
     #[serde(alias = "client_id")]
-    pub client_id: Option<Text>,
-    pub secret: Option<Secret>,
-    pub scopes: Option<OneOrMany>,
-    pub audience: Option<Text>,
-    pub resource: Option<Text>,
+    pub(crate) client_id: Option<Text>,
+    pub(crate) secret: Option<Secret>,
+    pub(crate) scopes: Option<OneOrMany>,
+    pub(crate) audience: Option<Text>,
+    pub(crate) resource: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct ExtractionPipelineFile {
     #[serde(alias = "external_id")]
-    pub external_id: Option<Text>,
+    pub(crate) external_id: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct ExtractorFile {
     #[serde(alias = "state_store")]
-    pub state_store: Option<StateStoreFile>,
+    pub(crate) state_store: Option<StateStoreFile>,
     #[serde(alias = "poll_time")]
-    pub poll_time: Option<DurationValue>,
+    pub(crate) poll_time: Option<DurationValue>,
     #[serde(alias = "snapshot_interval")]
-    pub snapshot_interval: Option<DurationValue>,
+    pub(crate) snapshot_interval: Option<DurationValue>,
     #[serde(alias = "subscription_batch_size")]
-    pub subscription_batch_size: Option<Int>,
+    pub(crate) subscription_batch_size: Option<Int>,
     #[serde(alias = "ingest_batch_size")]
-    pub ingest_batch_size: Option<Int>,
+    pub(crate) ingest_batch_size: Option<Int>,
     #[serde(alias = "s3_ingest_batch_size")]
-    pub s3_ingest_batch_size: Option<Int>,
+    pub(crate) s3_ingest_batch_size: Option<Int>,
     #[serde(alias = "ingest_batch_bytes")]
-    pub ingest_batch_bytes: Option<Int>,
-    pub parallelism: Option<Int>,
+    pub(crate) ingest_batch_bytes: Option<Int>,
+    pub(crate) parallelism: Option<Int>,
     #[serde(alias = "time_budget")]
-    pub time_budget: Option<DurationValue>,
+    pub(crate) time_budget: Option<DurationValue>,
     #[serde(alias = "deadline_margin")]
-    pub deadline_margin: Option<DurationValue>,
-    pub snapshot: Option<SnapshotFile>,
-    pub maintenance: Option<MaintenanceFile>,
+    pub(crate) deadline_margin: Option<DurationValue>,
+    pub(crate) snapshot: Option<SnapshotFile>,
+    pub(crate) maintenance: Option<MaintenanceFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StateStoreFile {
-    pub raw: Option<RawStateStoreFile>,
+    pub(crate) raw: Option<RawStateStoreFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStateStoreFile {
-    pub database: Option<Text>,
-    pub table: Option<Text>,
+    pub(crate) database: Option<Text>,
+    pub(crate) table: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct SnapshotFile {
     #[serde(alias = "temp_dir")]
-    pub temp_dir: Option<Text>,
+    pub(crate) temp_dir: Option<Text>,
     #[serde(alias = "memory_budget_mb")]
-    pub memory_budget_mb: Option<Int>,
+    pub(crate) memory_budget_mb: Option<Int>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct MaintenanceFile {
-    pub enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
     #[serde(alias = "vacuum_retention_hours")]
-    pub vacuum_retention_hours: Option<Int>,
+    pub(crate) vacuum_retention_hours: Option<Int>,
     #[serde(alias = "checkpoint_interval")]
-    pub checkpoint_interval: Option<Int>,
+    pub(crate) checkpoint_interval: Option<Int>,
     #[serde(alias = "compact_min_files")]
-    pub compact_min_files: Option<Int>,
+    pub(crate) compact_min_files: Option<Int>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SpaceFile {
-    pub space: Option<Text>,
+    pub(crate) space: Option<Text>,
     #[serde(alias = "data-models")]
-    pub data_models: Option<Vec<DataModelFile>>,
+    pub(crate) data_models: Option<Vec<DataModelFile>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DataModelFile {
     #[serde(alias = "external-id")]
-    pub external_id: Option<Text>,
-    pub version: Option<Version>,
-    pub views: Option<Vec<Text>>,
+    pub(crate) external_id: Option<Text>,
+    pub(crate) version: Option<Version>,
+    pub(crate) views: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DestinationFile {
-    pub s3: Option<S3File>,
-    pub local: Option<LocalFile>,
-    pub catalog: Option<CatalogFile>,
+    pub(crate) s3: Option<S3File>,
+    pub(crate) local: Option<LocalFile>,
+    pub(crate) catalog: Option<CatalogFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CatalogFile {
-    pub glue: Option<GlueFile>,
+    pub(crate) glue: Option<GlueFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct GlueFile {
-    pub database: Option<Text>,
+    pub(crate) database: Option<Text>,
     #[serde(alias = "endpoint_url")]
-    pub endpoint_url: Option<Text>,
+    pub(crate) endpoint_url: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct S3File {
-    pub bucket: Option<Text>,
-    pub prefix: Option<Text>,
-    pub region: Option<Text>,
+    pub(crate) bucket: Option<Text>,
+    pub(crate) prefix: Option<Text>,
+    pub(crate) region: Option<Text>,
     #[serde(alias = "endpoint_url")]
-    pub endpoint_url: Option<Text>,
+    pub(crate) endpoint_url: Option<Text>,
     #[serde(alias = "allow_http")]
-    pub allow_http: Option<bool>,
+    pub(crate) allow_http: Option<bool>,
     #[serde(alias = "request_timeout")]
-    pub request_timeout: Option<DurationValue>,
+    pub(crate) request_timeout: Option<DurationValue>,
     #[serde(alias = "access_key_id")]
-    pub access_key_id: Option<Text>,
+    pub(crate) access_key_id: Option<Text>,
     #[serde(alias = "secret_access_key")]
-    pub secret_access_key: Option<Secret>,
+    pub(crate) secret_access_key: Option<Secret>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LocalFile {
-    pub path: Option<Text>,
+    pub(crate) path: Option<Text>,
 }
 
 /// A text value. YAML reads unquoted `2024` or `true` as a number or a boolean; where the
 /// configuration expects text, such scalars mean their written form.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Text(pub String);
+pub(crate) struct Text(pub(crate) String);
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -216,9 +216,9 @@ impl<'de> Deserialize<'de> for Text {
 /// A version written as text (`"2"`) or, unquoted, as a number (`2`, `2.1`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Version {
-    pub text: String,
+    pub(crate) text: String,
     /// Written as a floating-point number: YAML may have changed it (`2.10` reads as `2.1`).
-    pub was_float: bool,
+    pub(crate) was_float: bool,
 }
 
 impl<'de> Deserialize<'de> for Version {
@@ -290,7 +290,7 @@ impl Visitor<'_> for ScalarVisitor {
 
 /// A whole number as written; range checks happen in validation so they can all be reported.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Int(pub i128);
+pub(crate) struct Int(pub(crate) i128);
 
 impl<'de> Deserialize<'de> for Int {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -342,7 +342,7 @@ impl<'de> Deserialize<'de> for DurationValue {
 
 /// A list of strings, or one string standing for a one-element list.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct OneOrMany(pub Vec<Text>);
+pub(crate) struct OneOrMany(pub(crate) Vec<Text>);
 
 impl<'de> Deserialize<'de> for OneOrMany {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

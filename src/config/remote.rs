@@ -34,7 +34,7 @@ use super::validate::{self, config_kind, validate_bootstrap};
 ///   (recursively), anything else in the remote document replaces the local value (lists are
 ///   replaced, not appended). No string of the result outside a credential field may hold
 ///   a known secret value.
-pub fn merge_remote(
+pub(crate) fn merge_remote(
     local: &Value,
     remote_yaml: &str,
     env: &dyn EnvSource,
@@ -75,7 +75,7 @@ pub fn merge_remote(
 
 /// The keys of `destination.s3` a remote configuration may set: they change how requests
 /// are made, not where they go or with which credentials.
-pub const REMOTE_DESTINATION_KNOBS: [&str; 1] = ["request-timeout"];
+pub(crate) const REMOTE_DESTINATION_KNOBS: [&str; 1] = ["request-timeout"];
 
 /// Reports every key of the remote document's `destination` other than the tuning knobs.
 fn destination_not_redirected(remote: &Value, issues: &mut Issues) {

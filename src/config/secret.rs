@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::model::Text;
-pub use crate::secret::Secret;
+pub(crate) use crate::secret::Secret;
 
 impl<'de> Deserialize<'de> for Secret {
     /// Accepts any scalar, because a secret made only of digits is read by YAML as a number.

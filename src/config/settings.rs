@@ -16,16 +16,16 @@ pub const MAX_PARALLELISM: u32 = 8;
 pub struct Config {
     /// Whether this configuration came from the local file alone or was merged with the
     /// remote configuration of an extraction pipeline (then it is reloaded on every run).
-    pub kind: ConfigKind,
+    pub(crate) kind: ConfigKind,
     pub logger: LoggerSettings,
-    pub cognite: CogniteSettings,
+    pub(crate) cognite: CogniteSettings,
     pub extractor: ExtractorSettings,
     /// The data models to replicate, grouped by the space that holds each model.
     pub data_modeling: Vec<SpaceSelection>,
     pub destination: Destination,
     /// Glue Data Catalog registration after each snapshot (`destination.catalog.glue`);
     /// `None` when off.
-    pub catalog: Option<GlueCatalogSettings>,
+    pub(crate) catalog: Option<GlueCatalogSettings>,
     /// Non-fatal notes for the operator, e.g. a value clamped to a CDF limit. Log them.
     pub warnings: Vec<ConfigIssue>,
 }
@@ -45,8 +45,9 @@ pub struct LoggerSettings {
 }
 
 impl LoggerSettings {
+    #[cfg(test)]
     /// The format to use, given whether the process runs in AWS Lambda.
-    pub fn format_or_default(&self, in_lambda: bool) -> LogFormat {
+    pub(crate) fn format_or_default(&self, in_lambda: bool) -> LogFormat {
         self.format.unwrap_or(if in_lambda {
             LogFormat::Json
         } else {
@@ -67,7 +68,7 @@ pub enum LogLevel {
 
 impl LogLevel {
     /// The level as a `tracing` / `EnvFilter` directive.
-    pub fn as_filter(self) -> &'static str {
+    pub(crate) fn as_filter(self) -> &'static str {
         match self {
             LogLevel::Trace => "trace",
             LogLevel::Debug => "debug",
@@ -87,65 +88,65 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CogniteSettings {
     /// Base URL of the CDF cluster, without a trailing slash, e.g. `https://api.cognitedata.com`.
-    pub host: String,
-    pub project: String,
-    pub credentials: ClientCredentials,
+    pub(crate) host: String,
+    pub(crate) project: String,
+    pub(crate) credentials: ClientCredentials,
     /// External id of the extraction pipeline: run reports go there, and with `type: remote`
     /// the configuration comes from it.
-    pub extraction_pipeline: Option<String>,
+    pub(crate) extraction_pipeline: Option<String>,
     /// Time limit for one HTTP request.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Retries of one request on throttling, 5xx and connection errors.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
 }
 
 /// OAuth2 client-credentials grant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientCredentials {
-    pub token_url: String,
-    pub client_id: String,
-    pub secret: Secret,
+    pub(crate) token_url: String,
+    pub(crate) client_id: String,
+    pub(crate) secret: Secret,
     /// Individual scopes; a configured value with spaces is split, as OAuth2 scopes are
     /// space-separated.
-    pub scopes: Vec<String>,
-    pub audience: Option<String>,
-    pub resource: Option<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) resource: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtractorSettings {
     /// RAW database and table holding one state row per stream.
-    pub state_store: RawStateStore,
+    pub(crate) state_store: RawStateStore,
     /// Pause between sync cycles of the long-running `run` command.
     pub poll_time: Duration,
     /// Pause between publish snapshots of the long-running `run` command.
     pub snapshot_interval: Duration,
     /// The `subscription-batch-size` as configured (may exceed CDF's limit).
-    pub subscription_batch_size: u32,
+    pub(crate) subscription_batch_size: u32,
     /// The page size sent to `instances/sync`: `subscription_batch_size` clamped to
     /// [`MAX_SYNC_PAGE_SIZE`].
-    pub sync_page_size: u32,
+    pub(crate) sync_page_size: u32,
     /// Rows buffered per stream before one Delta commit.
-    pub ingest_batch_size: usize,
+    pub(crate) ingest_batch_size: usize,
     /// Rows per Parquet row group in the raw tables.
-    pub s3_ingest_batch_size: usize,
+    pub(crate) s3_ingest_batch_size: usize,
     /// Bytes buffered per stream before one Delta commit, whichever budget is reached first.
-    pub ingest_batch_bytes: u64,
+    pub(crate) ingest_batch_bytes: u64,
     /// Streams synced at the same time (1..=8).
-    pub parallelism: u32,
+    pub(crate) parallelism: u32,
     /// Time one sync invocation may take outside Lambda; `None` runs until all streams are
     /// caught up. In Lambda the invocation's deadline applies instead.
     pub time_budget: Option<Duration>,
     /// Time kept free before the deadline for the last flush and checkpoint.
-    pub deadline_margin: Duration,
+    pub(crate) deadline_margin: Duration,
     pub snapshot: SnapshotSettings,
-    pub maintenance: MaintenanceSettings,
+    pub(crate) maintenance: MaintenanceSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawStateStore {
-    pub database: String,
-    pub table: String,
+    pub(crate) database: String,
+    pub(crate) table: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,49 +154,49 @@ pub struct SnapshotSettings {
     /// Local directory for spill files of the snapshot merge.
     pub temp_dir: PathBuf,
     /// Memory the snapshot merge may hold before spilling to `temp_dir`.
-    pub memory_budget_bytes: u64,
+    pub(crate) memory_budget_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaintenanceSettings {
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Age after which files no longer referenced by the Delta log are deleted.
-    pub vacuum_retention: Duration,
+    pub(crate) vacuum_retention: Duration,
     /// Write a Delta checkpoint every this many commits.
-    pub checkpoint_interval: u64,
+    pub(crate) checkpoint_interval: u64,
     /// Compact a table's small files once it has at least this many.
-    pub compact_min_files: usize,
+    pub(crate) compact_min_files: usize,
 }
 
 /// Defaults of the `extractor` section.
 pub mod defaults {
     use std::time::Duration;
 
-    pub const STATE_DATABASE: &str = "s3_replicator_state";
-    pub const STATE_TABLE: &str = "data_modeling_state";
-    pub const POLL_TIME: Duration = Duration::from_secs(900);
-    pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(900);
-    pub const SUBSCRIPTION_BATCH_SIZE: u32 = 1_000;
-    pub const INGEST_BATCH_SIZE: usize = 100_000;
-    pub const S3_INGEST_BATCH_SIZE: usize = 10_000;
-    pub const INGEST_BATCH_BYTES: u64 = 64 * 1024 * 1024;
-    pub const PARALLELISM: u32 = 2;
-    pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+    pub(crate) const STATE_DATABASE: &str = "s3_replicator_state";
+    pub(crate) const STATE_TABLE: &str = "data_modeling_state";
+    pub(crate) const POLL_TIME: Duration = Duration::from_secs(900);
+    pub(crate) const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(900);
+    pub(crate) const SUBSCRIPTION_BATCH_SIZE: u32 = 1_000;
+    pub(crate) const INGEST_BATCH_SIZE: usize = 100_000;
+    pub(crate) const S3_INGEST_BATCH_SIZE: usize = 10_000;
+    pub(crate) const INGEST_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+    pub(crate) const PARALLELISM: u32 = 2;
+    pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
     /// A stuck S3 request must not eat a time slice; healthy requests of 64 MiB files
     /// finish well within this.
-    pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const SNAPSHOT_MEMORY_BUDGET_MB: u64 = 256;
-    pub const VACUUM_RETENTION_HOURS: u64 = 168;
-    pub const CHECKPOINT_INTERVAL: u64 = 10;
-    pub const COMPACT_MIN_FILES: usize = 10;
-    pub const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
-    pub const MAX_RETRIES: u32 = 8;
+    pub(crate) const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    pub(crate) const SNAPSHOT_MEMORY_BUDGET_MB: u64 = 256;
+    pub(crate) const VACUUM_RETENTION_HOURS: u64 = 168;
+    pub(crate) const CHECKPOINT_INTERVAL: u64 = 10;
+    pub(crate) const COMPACT_MIN_FILES: usize = 10;
+    pub(crate) const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+    pub(crate) const MAX_RETRIES: u32 = 8;
 }
 
 /// A space and the data models of it to replicate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpaceSelection {
-    pub space: String,
+    pub(crate) space: String,
     pub data_models: Vec<DataModelSelection>,
 }
 
@@ -221,10 +222,10 @@ pub struct S3Destination {
     /// Key prefix: empty, or segments joined by `/` with exactly one trailing `/`
     /// (`cdf-data/`), so that `format!("{prefix}raw/...")` is always right.
     pub prefix: String,
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// Endpoint of an S3-compatible store; `None` means AWS S3.
     pub endpoint_url: Option<String>,
-    pub allow_http: bool,
+    pub(crate) allow_http: bool,
     /// How long one S3 request may take before it is abandoned and retried.
     pub request_timeout: Duration,
     /// Static keys; `None` uses the default AWS credential chain (IAM role in AWS).
@@ -235,19 +236,19 @@ pub struct S3Destination {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlueCatalogSettings {
     /// An existing Glue database (lower case letters, digits, `_`): never created here.
-    pub database: String,
+    pub(crate) database: String,
     /// Endpoint of a Glue-compatible API (a test server); `None` means AWS Glue.
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaticS3Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
+    pub(crate) access_key_id: String,
+    pub(crate) secret_access_key: Secret,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalDestination {
     /// As configured; a relative path is relative to the current directory.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }

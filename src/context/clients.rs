@@ -25,7 +25,7 @@ pub struct ClientCache {
 
 impl ClientCache {
     /// The client for `cognite`: a cached one with the same settings, else a new one.
-    pub fn client_for(&self, cognite: &CogniteSettings) -> Result<CdfClient, CdfError> {
+    pub(crate) fn client_for(&self, cognite: &CogniteSettings) -> Result<CdfClient, CdfError> {
         let settings = client_settings(cognite);
         // A poisoned lock only means another invocation panicked while swapping clients;
         // the list itself is always valid.
@@ -47,16 +47,13 @@ impl ClientCache {
         Ok(client)
     }
 
+    #[cfg(test)]
     /// How many clients are kept (for tests and diagnostics).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -90,7 +90,7 @@ impl Context {
 }
 
 /// CDF client settings from the `cognite` block.
-pub fn client_settings(cognite: &config::CogniteSettings) -> ClientSettings {
+pub(crate) fn client_settings(cognite: &config::CogniteSettings) -> ClientSettings {
     let credentials = cdf::ClientCredentials {
         token_url: cognite.credentials.token_url.clone(),
         client_id: cognite.credentials.client_id.clone(),
@@ -109,7 +109,7 @@ pub fn client_settings(cognite: &config::CogniteSettings) -> ClientSettings {
 }
 
 /// The lake destination from the `destination` block.
-pub fn destination(destination: &config::Destination) -> Result<Destination, LakeError> {
+pub(crate) fn destination(destination: &config::Destination) -> Result<Destination, LakeError> {
     match destination {
         config::Destination::Local(local) => Ok(Destination::Local(lake::LocalDestination::new(
             &local.path,

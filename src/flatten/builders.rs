@@ -17,13 +17,13 @@ use crate::schema::value_type::{UTC, direct_struct_fields, list_element_field};
 use crate::schema::{PropertyColumn, ValueType};
 
 /// Bytes held by a string builder (values and offsets).
-pub fn string_bytes(builder: &StringBuilder) -> usize {
+pub(crate) fn string_bytes(builder: &StringBuilder) -> usize {
     builder.values_slice().len() + std::mem::size_of_val(builder.offsets_slice())
 }
 
 /// A list element that is a direct relation: a `{space, externalId}` struct.
 #[derive(Debug)]
-pub struct DirectStructBuilder {
+pub(crate) struct DirectStructBuilder {
     space: StringBuilder,
     external_id: StringBuilder,
     nulls: NullBufferBuilder,
@@ -92,7 +92,7 @@ impl ArrayBuilder for DirectStructBuilder {
 
 /// A builder for one value type: a scalar column, or the elements of a list column.
 #[derive(Debug)]
-pub enum ElementBuilder {
+pub(crate) enum ElementBuilder {
     Text(StringBuilder),
     Boolean(BooleanBuilder),
     Int32(Int32Builder),
@@ -107,7 +107,7 @@ pub enum ElementBuilder {
 }
 
 impl ElementBuilder {
-    pub fn new(value_type: ValueType) -> Self {
+    pub(crate) fn new(value_type: ValueType) -> Self {
         match value_type {
             ValueType::Text => ElementBuilder::Text(StringBuilder::new()),
             ValueType::Boolean => ElementBuilder::Boolean(BooleanBuilder::new()),
@@ -125,7 +125,7 @@ impl ElementBuilder {
     }
 
     /// Appends `value` (`null` appends a null). On a mismatch nothing is appended.
-    pub fn append(&mut self, value: &Value, scratch: &mut Vec<u8>) -> Result<(), Mismatch> {
+    pub(crate) fn append(&mut self, value: &Value, scratch: &mut Vec<u8>) -> Result<(), Mismatch> {
         if value.is_null() {
             self.append_null();
             return Ok(());
@@ -148,7 +148,7 @@ impl ElementBuilder {
         Ok(())
     }
 
-    pub fn append_null(&mut self) {
+    pub(crate) fn append_null(&mut self) {
         match self {
             ElementBuilder::Text(b) | ElementBuilder::Json(b) => b.append_null(),
             ElementBuilder::Boolean(b) => b.append_null(),
@@ -162,7 +162,7 @@ impl ElementBuilder {
         }
     }
 
-    pub fn byte_size(&self) -> usize {
+    pub(crate) fn byte_size(&self) -> usize {
         match self {
             ElementBuilder::Text(b) | ElementBuilder::Json(b) => string_bytes(b),
             ElementBuilder::Boolean(b) => b.len().div_ceil(8),
@@ -234,14 +234,14 @@ impl ArrayBuilder for ElementBuilder {
 
 /// A value that does not fit its column; `element` is the list index for list columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ColumnMismatch {
-    pub mismatch: Mismatch,
-    pub element: Option<usize>,
+pub(crate) struct ColumnMismatch {
+    pub(crate) mismatch: Mismatch,
+    pub(crate) element: Option<usize>,
 }
 
 /// The builder(s) of one property.
 #[derive(Debug)]
-pub enum ColumnBuilder {
+pub(crate) enum ColumnBuilder {
     /// One column of scalars (JSON text for `json` and unknown types, lists of those too).
     Scalar(ElementBuilder),
     /// A non-list direct relation: two string columns.
@@ -253,7 +253,7 @@ pub enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    pub fn for_property(property: &PropertyColumn) -> Self {
+    pub(crate) fn for_property(property: &PropertyColumn) -> Self {
         match property.value_type {
             _ if property.is_native_list() => ColumnBuilder::List(
                 ListBuilder::new(ElementBuilder::new(property.value_type))
@@ -269,7 +269,7 @@ impl ColumnBuilder {
 
     /// Appends one row. Always adds exactly one slot, so that columns stay aligned; on a
     /// mismatch that slot is null and the caller drops the row.
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         value: Option<&Value>,
         scratch: &mut Vec<u8>,
@@ -321,7 +321,7 @@ impl ColumnBuilder {
         }
     }
 
-    pub fn append_null(&mut self) {
+    pub(crate) fn append_null(&mut self) {
         match self {
             ColumnBuilder::Scalar(builder) => builder.append_null(),
             ColumnBuilder::Direct { space, external_id } => {
@@ -333,7 +333,7 @@ impl ColumnBuilder {
     }
 
     /// Finishes the column(s) in table order and resets the builders.
-    pub fn finish_into(&mut self, arrays: &mut Vec<ArrayRef>) {
+    pub(crate) fn finish_into(&mut self, arrays: &mut Vec<ArrayRef>) {
         match self {
             ColumnBuilder::Scalar(builder) => arrays.push(builder.finish()),
             ColumnBuilder::Direct { space, external_id } => {
@@ -344,7 +344,7 @@ impl ColumnBuilder {
         }
     }
 
-    pub fn byte_size(&self) -> usize {
+    pub(crate) fn byte_size(&self) -> usize {
         match self {
             ColumnBuilder::Scalar(builder) => builder.byte_size(),
             ColumnBuilder::Direct { space, external_id } => {

@@ -10,8 +10,8 @@ use crate::schema::temporal::{parse_date_days, parse_timestamp_micros};
 
 /// Why a value does not fit its column; the caller adds the context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mismatch {
-    pub reason: Option<&'static str>,
+pub(crate) struct Mismatch {
+    pub(crate) reason: Option<&'static str>,
 }
 
 const WRONG_TYPE: Mismatch = Mismatch { reason: None };
@@ -22,22 +22,22 @@ const fn because(reason: &'static str) -> Mismatch {
     }
 }
 
-pub fn text(value: &Value) -> Result<&str, Mismatch> {
+pub(crate) fn text(value: &Value) -> Result<&str, Mismatch> {
     value.as_str().ok_or(WRONG_TYPE)
 }
 
-pub fn boolean(value: &Value) -> Result<bool, Mismatch> {
+pub(crate) fn boolean(value: &Value) -> Result<bool, Mismatch> {
     value.as_bool().ok_or(WRONG_TYPE)
 }
 
-pub fn int64(value: &Value) -> Result<i64, Mismatch> {
+pub(crate) fn int64(value: &Value) -> Result<i64, Mismatch> {
     let Value::Number(number) = value else {
         return Err(WRONG_TYPE);
     };
     exact_integer(number)
 }
 
-pub fn int32(value: &Value) -> Result<i32, Mismatch> {
+pub(crate) fn int32(value: &Value) -> Result<i32, Mismatch> {
     let Value::Number(number) = value else {
         return Err(WRONG_TYPE);
     };
@@ -56,7 +56,7 @@ fn exact_integer(number: &Number) -> Result<i64, Mismatch> {
     }
 }
 
-pub fn float64(value: &Value) -> Result<f64, Mismatch> {
+pub(crate) fn float64(value: &Value) -> Result<f64, Mismatch> {
     match value {
         Value::Number(number) => number.as_f64().ok_or(WRONG_TYPE),
         Value::String(text) => non_finite(text),
@@ -64,7 +64,7 @@ pub fn float64(value: &Value) -> Result<f64, Mismatch> {
     }
 }
 
-pub fn float32(value: &Value) -> Result<f32, Mismatch> {
+pub(crate) fn float32(value: &Value) -> Result<f32, Mismatch> {
     let wide = float64(value)?;
     let narrow = wide as f32;
     if wide.is_finite() && narrow.is_infinite() {
@@ -85,16 +85,16 @@ fn non_finite(text: &str) -> Result<f64, Mismatch> {
     }
 }
 
-pub fn timestamp_micros(value: &Value) -> Result<i64, Mismatch> {
+pub(crate) fn timestamp_micros(value: &Value) -> Result<i64, Mismatch> {
     parse_timestamp_micros(text(value)?).map_err(|e| because(e.reason))
 }
 
-pub fn date_days(value: &Value) -> Result<i32, Mismatch> {
+pub(crate) fn date_days(value: &Value) -> Result<i32, Mismatch> {
     parse_date_days(text(value)?).map_err(|e| because(e.reason))
 }
 
 /// `{"space": …, "externalId": …}`; other keys are ignored.
-pub fn direct(value: &Value) -> Result<(&str, &str), Mismatch> {
+pub(crate) fn direct(value: &Value) -> Result<(&str, &str), Mismatch> {
     let Value::Object(object) = value else {
         return Err(WRONG_TYPE);
     };
@@ -110,7 +110,7 @@ pub fn direct(value: &Value) -> Result<(&str, &str), Mismatch> {
 }
 
 /// Compact JSON text of `value`, written into the reused `scratch` buffer.
-pub fn json_text<'a>(value: &Value, scratch: &'a mut Vec<u8>) -> &'a str {
+pub(crate) fn json_text<'a>(value: &Value, scratch: &'a mut Vec<u8>) -> &'a str {
     scratch.clear();
     write_json(value, scratch);
     std::str::from_utf8(scratch).unwrap_or_default()
@@ -123,7 +123,7 @@ pub fn json_text<'a>(value: &Value, scratch: &'a mut Vec<u8>) -> &'a str {
 /// serde_json's serializer spends a few hundred bytes of call stack per level, which
 /// overflows a 2 MiB tokio worker stack long before CDF's size limit is reached. Here the
 /// depth only costs one small heap-allocated frame per level.
-pub fn write_json(value: &Value, out: &mut Vec<u8>) {
+pub(crate) fn write_json(value: &Value, out: &mut Vec<u8>) {
     enum Frame<'a> {
         Array(std::slice::Iter<'a, Value>, bool),
         Object(serde_json::map::Iter<'a>, bool),

@@ -63,7 +63,7 @@ pub struct CommitReport {
     /// Data files written (normally one).
     pub files: usize,
     /// Bytes of data files written.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Columns added to the table schema by this commit.
     pub added_columns: Vec<String>,
     /// Whether this commit created the table.

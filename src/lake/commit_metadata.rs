@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 
 /// The commitInfo key under which every replicator commit stores its object. The same name
 /// is also the key of the stream checkpoint inside [`StreamMetadata`] (see there).
-pub const COMMIT_INFO_KEY: &str = "cdfS3Replicator";
+pub(crate) const COMMIT_INFO_KEY: &str = "cdfS3Replicator";
 
 /// The format this code writes. Commits without a `formatVersion` are version 1.
 pub const FORMAT_VERSION: u32 = 1;
@@ -54,8 +54,11 @@ fn format_version_1() -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
+    /// Reading the instances that existed when the generation began; the snapshot does not
+    /// yet drop instances the stream has not seen.
     #[default]
     Backfill,
+    /// The backfill completed; only changes arrive.
     Streaming,
 }
 
@@ -68,6 +71,7 @@ pub enum Phase {
 pub struct StreamCheckpoint {
     /// The newest sync cursor; `None` starts the generation's backfill from the beginning.
     pub cursor: Option<String>,
+    /// Backfill or streaming, within the current generation.
     pub phase: Phase,
     /// Starts at 1 and goes up each time the stream has to start over (expired or invalid
     /// cursor, changed query, lost state); the snapshot drops instances that a completed
@@ -85,6 +89,7 @@ pub struct StreamCheckpoint {
     pub last_success: Option<i64>,
     /// Epoch milliseconds of the newest `lastUpdatedTime` seen, for the lag metric.
     pub newest_change: Option<i64>,
+    /// The message of the last failed call, cleared by the next success; for the status report.
     pub last_error: Option<String>,
 }
 
@@ -160,7 +165,7 @@ impl StreamMetadata {
 
     /// The generation of the commit: the top-level one, or, for a commit that carries only
     /// a checkpoint, the checkpoint's (0 there means it was not recorded).
-    pub fn stream_generation(&self) -> Option<u64> {
+    pub(crate) fn stream_generation(&self) -> Option<u64> {
         self.generation.or_else(|| {
             self.checkpoint
                 .as_ref()
@@ -170,12 +175,12 @@ impl StreamMetadata {
     }
 
     /// Whether the commit says it opens its generation.
-    pub fn opens_generation(&self) -> bool {
+    pub(crate) fn opens_generation(&self) -> bool {
         self.opens_generation.unwrap_or(false)
     }
 
     /// Whether the commit says it completes its generation's backfill.
-    pub fn backfill_complete(&self) -> bool {
+    pub(crate) fn backfill_complete(&self) -> bool {
         self.backfill_complete.unwrap_or(false)
     }
 }
@@ -201,7 +206,11 @@ pub struct StreamCommitInfo {
 
 impl StreamCommitInfo {
     /// A stream commit in the current format.
-    pub fn new(app_id: impl Into<String>, txn_version: i64, metadata: StreamMetadata) -> Self {
+    pub(crate) fn new(
+        app_id: impl Into<String>,
+        txn_version: i64,
+        metadata: StreamMetadata,
+    ) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             app_id: app_id.into(),
@@ -214,7 +223,9 @@ impl StreamCommitInfo {
     /// The stream commit of a commitInfo, `None` when it has none (a compaction, a commit
     /// of another tool). Fails only when the object names a stream (`appId`) but does not
     /// parse as one.
-    pub fn read(commit_info: &Map<String, Value>) -> Result<Option<Self>, serde_json::Error> {
+    pub(crate) fn read(
+        commit_info: &Map<String, Value>,
+    ) -> Result<Option<Self>, serde_json::Error> {
         commit_info
             .get(COMMIT_INFO_KEY)
             .filter(|value| value.get(APP_ID_KEY).is_some())
@@ -223,7 +234,7 @@ impl StreamCommitInfo {
     }
 
     /// The commitInfo entry that stores this commit.
-    pub fn to_commit_info(&self) -> Result<(String, Value), serde_json::Error> {
+    pub(crate) fn to_commit_info(&self) -> Result<(String, Value), serde_json::Error> {
         Ok((COMMIT_INFO_KEY.to_owned(), serde_json::to_value(self)?))
     }
 }
@@ -263,7 +274,7 @@ pub struct CompactionCommitInfo {
 
 impl CompactionCommitInfo {
     /// A compaction commit in the current format.
-    pub fn new(compaction: CompactionInfo) -> Self {
+    pub(crate) fn new(compaction: CompactionInfo) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             compaction,

@@ -94,11 +94,11 @@ impl CompactionOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
     /// Path relative to the table root (decoded).
-    pub path: String,
+    pub(crate) path: String,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Row count from the file statistics, when recorded.
-    pub rows: Option<u64>,
+    pub(crate) rows: Option<u64>,
 }
 
 /// Files to merge into one, in arrival order.
@@ -107,12 +107,12 @@ pub struct CompactionGroup {
     /// What the commit will record.
     pub info: CompactionInfo,
     /// The files, oldest first.
-    pub files: Vec<SourceFile>,
+    pub(crate) files: Vec<SourceFile>,
 }
 
 impl CompactionGroup {
     /// Bytes of the files to merge.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
 }
@@ -121,20 +121,20 @@ impl CompactionGroup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionPlan {
     /// The table version the plan was made on.
-    pub table_version: Option<u64>,
+    pub(crate) table_version: Option<u64>,
     /// Active files of that version.
-    pub active_files: usize,
+    pub(crate) active_files: usize,
     /// Active files smaller than the target size.
-    pub small_files: usize,
+    pub(crate) small_files: usize,
     /// Commits read to find where files came from.
-    pub scanned_commits: u64,
+    pub(crate) scanned_commits: u64,
     /// The groups to merge, in arrival order.
     pub groups: Vec<CompactionGroup>,
 }
 
 impl CompactionPlan {
     /// Files the groups would merge.
-    pub fn candidate_files(&self) -> usize {
+    pub(crate) fn candidate_files(&self) -> usize {
         self.groups.iter().map(|g| g.files.len()).sum()
     }
 }
@@ -149,11 +149,6 @@ pub struct PreparedCompaction {
 }
 
 impl PreparedCompaction {
-    /// The group this file replaces.
-    pub fn group(&self) -> &CompactionGroup {
-        &self.group
-    }
-
     /// Path of the merged file, relative to the table root.
     pub fn output_path(&self) -> String {
         percent_decode_str(&self.add.path)
@@ -161,13 +156,8 @@ impl PreparedCompaction {
             .into_owned()
     }
 
-    /// Rows written.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Bytes of the merged file.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.add.size.max(0) as u64
     }
 }
@@ -178,6 +168,7 @@ pub enum CompactionOutcome {
     /// The commit landed at `delta_version` (unknown only when the response to a landed
     /// commit was lost and its version could not be found again).
     Committed {
+        /// The table version of the compaction commit.
         delta_version: Option<u64>,
         /// Commit races lost (and retried) before it landed.
         conflicts: u32,
@@ -186,6 +177,7 @@ pub enum CompactionOutcome {
     Skipped {
         /// Why, for example a concurrent commit that removed one of the files.
         reason: String,
+        /// Commit races lost before the group was given up.
         conflicts: u32,
     },
 }
@@ -193,40 +185,35 @@ pub enum CompactionOutcome {
 /// One group's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactedGroup {
-    pub info: CompactionInfo,
+    pub(crate) info: CompactionInfo,
     /// Bytes of the files replaced.
-    pub bytes_removed: u64,
+    pub(crate) bytes_removed: u64,
     /// Bytes of the merged file.
-    pub bytes_written: u64,
-    pub rows: u64,
-    pub output_path: String,
-    pub outcome: CompactionOutcome,
+    pub(crate) bytes_written: u64,
+    pub(crate) rows: u64,
+    pub(crate) output_path: String,
+    pub(crate) outcome: CompactionOutcome,
 }
 
 /// What [`LakeTable::compact`] did.
 #[derive(Debug, Default)]
 pub struct CompactionReport {
+    #[expect(dead_code, reason = "kept in the Debug output of the value")]
     /// Active and small files of the version the plan was made on.
-    pub active_files: usize,
-    pub small_files: usize,
+    pub(crate) active_files: usize,
+    #[expect(dead_code, reason = "kept in the Debug output of the value")]
+    pub(crate) small_files: usize,
     /// Files the plan would merge.
-    pub candidate_files: usize,
+    pub(crate) candidate_files: usize,
     /// Whether fewer than the minimum number of files could be merged, so nothing was done.
-    pub below_minimum: bool,
+    pub(crate) below_minimum: bool,
     /// Committed and skipped groups, in arrival order.
-    pub groups: Vec<CompactedGroup>,
+    pub(crate) groups: Vec<CompactedGroup>,
     /// Groups that failed, with the error.
-    pub failures: Vec<(CompactionInfo, LakeError)>,
+    pub(crate) failures: Vec<(CompactionInfo, LakeError)>,
 }
 
-impl CompactionReport {
-    /// Groups whose commit landed.
-    pub fn committed(&self) -> impl Iterator<Item = &CompactedGroup> {
-        self.groups
-            .iter()
-            .filter(|g| matches!(g.outcome, CompactionOutcome::Committed { .. }))
-    }
-}
+impl CompactionReport {}
 
 impl LakeTable {
     /// Plans the compaction of the loaded version: finds where each active file came from
@@ -249,7 +236,10 @@ impl LakeTable {
     /// Reloads the table, plans, and compacts every group, each in its own commit. Groups
     /// that fail are reported and the others still run. Does nothing when fewer than
     /// `options.min_files` files would be merged.
-    pub async fn compact(&mut self, options: &CompactionOptions) -> LakeResult<CompactionReport> {
+    pub(crate) async fn compact(
+        &mut self,
+        options: &CompactionOptions,
+    ) -> LakeResult<CompactionReport> {
         self.refresh().await?;
         let plan = self.plan_compaction(options).await?;
         let mut report = CompactionReport {

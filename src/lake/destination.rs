@@ -20,14 +20,14 @@ use super::error::{LakeError, LakeResult};
 use super::layout::{self, InstanceKind, ModelRef, PublishPaths, ViewFolder};
 
 /// Storage option that makes object_store send `If-None-Match: *` for create-only puts.
-pub const S3_CONDITIONAL_PUT_KEY: &str = "AWS_CONDITIONAL_PUT";
+pub(crate) const S3_CONDITIONAL_PUT_KEY: &str = "AWS_CONDITIONAL_PUT";
 /// Value of [`S3_CONDITIONAL_PUT_KEY`]: HTTP precondition headers (ETag based).
-pub const S3_CONDITIONAL_PUT_VALUE: &str = "etag";
+pub(crate) const S3_CONDITIONAL_PUT_VALUE: &str = "etag";
 /// Storage option that would let delta-rs commit by copy-and-rename without any protection.
-pub const S3_ALLOW_UNSAFE_RENAME_KEY: &str = "AWS_S3_ALLOW_UNSAFE_RENAME";
+pub(crate) const S3_ALLOW_UNSAFE_RENAME_KEY: &str = "AWS_S3_ALLOW_UNSAFE_RENAME";
 
 /// object_store's per-request timeout (the whole request, connect to last byte).
-pub const S3_REQUEST_TIMEOUT_KEY: &str = "timeout";
+pub(crate) const S3_REQUEST_TIMEOUT_KEY: &str = "timeout";
 
 /// Static S3 credentials, only for setups that configure them explicitly.
 ///
@@ -36,11 +36,11 @@ pub const S3_REQUEST_TIMEOUT_KEY: &str = "timeout";
 #[derive(Clone, PartialEq, Eq)]
 pub struct StaticCredentials {
     /// AWS access key id.
-    pub access_key_id: String,
+    pub(crate) access_key_id: String,
     /// AWS secret access key.
-    pub secret_access_key: String,
+    pub(crate) secret_access_key: String,
     /// Optional session token of temporary credentials.
-    pub session_token: Option<String>,
+    pub(crate) session_token: Option<String>,
 }
 
 impl fmt::Debug for StaticCredentials {
@@ -129,44 +129,30 @@ impl S3Destination {
     }
 
     /// Abandon (and retry) an S3 request after this long instead of the client default.
-    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+    pub(crate) fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
     }
 
     /// Use these credentials instead of the default AWS chain.
-    pub fn with_static_credentials(mut self, credentials: StaticCredentials) -> Self {
+    pub(crate) fn with_static_credentials(mut self, credentials: StaticCredentials) -> Self {
         self.credentials = Some(credentials);
         self
     }
 
     /// The bucket.
-    pub fn bucket(&self) -> &str {
+    pub(crate) fn bucket(&self) -> &str {
         &self.bucket
     }
 
+    #[cfg(test)]
     /// The normalized prefix: `""` or `"a/b/"`.
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
 
-    /// The configured region, if any.
-    pub fn region(&self) -> Option<&str> {
-        self.region.as_deref()
-    }
-
-    /// The configured endpoint, if any.
-    pub fn endpoint_url(&self) -> Option<&str> {
-        self.endpoint_url.as_deref()
-    }
-
-    /// Whether plain HTTP is allowed.
-    pub fn allow_http(&self) -> bool {
-        self.allow_http
-    }
-
     /// The object key of `relative` (a layout path) in the bucket.
-    pub fn object_key(&self, relative: &str) -> String {
+    pub(crate) fn object_key(&self, relative: &str) -> String {
         format!("{}{}", self.prefix, relative.trim_start_matches('/'))
     }
 }
@@ -206,7 +192,7 @@ pub enum Destination {
 impl Destination {
     /// The URL of a directory (a Delta table root) at `relative`, with a trailing slash:
     /// `s3://bucket/prefix/<relative>/` or `file:///abs/<relative>/`.
-    pub fn directory_url(&self, relative: &str) -> LakeResult<Url> {
+    pub(crate) fn directory_url(&self, relative: &str) -> LakeResult<Url> {
         let relative = relative.trim_matches('/');
         let url = match self {
             Destination::S3(s3) if relative.is_empty() => {
@@ -235,7 +221,7 @@ impl Destination {
     }
 
     /// The URL of the destination root (the prefix itself).
-    pub fn root_url(&self) -> LakeResult<Url> {
+    pub(crate) fn root_url(&self) -> LakeResult<Url> {
         self.directory_url("")
     }
 
@@ -250,7 +236,11 @@ impl Destination {
     }
 
     /// The URL of a view's quarantine (rejected-rows) Delta table.
-    pub fn rejected_table_url(&self, model: &ModelRef, view: &ViewFolder) -> LakeResult<Url> {
+    pub(crate) fn rejected_table_url(
+        &self,
+        model: &ModelRef,
+        view: &ViewFolder,
+    ) -> LakeResult<Url> {
         self.directory_url(&layout::rejected_table_path(model, view))
     }
 
@@ -263,7 +253,7 @@ impl Destination {
     ///
     /// S3: region / endpoint / allow-http only when configured, static credentials only when
     /// configured, plus the conditional-put settings described in the module docs.
-    pub fn storage_options(&self) -> HashMap<String, String> {
+    pub(crate) fn storage_options(&self) -> HashMap<String, String> {
         let mut options = HashMap::new();
         if let Destination::S3(s3) = self {
             options.insert(

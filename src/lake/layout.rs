@@ -25,7 +25,7 @@ use super::error::{LakeError, LakeResult};
 ///
 /// CDF identifiers cannot contain `/`, but config files and remote configs are user input, and
 /// a segment such as `..` would silently write outside the prefix.
-pub fn validate_segment(what: &'static str, value: &str) -> LakeResult<()> {
+pub(crate) fn validate_segment(what: &'static str, value: &str) -> LakeResult<()> {
     let reject = |reason| {
         Err(LakeError::InvalidSegment {
             what,
@@ -75,17 +75,17 @@ impl ModelRef {
     }
 
     /// The data model's space.
-    pub fn space(&self) -> &str {
+    pub(crate) fn space(&self) -> &str {
         &self.space
     }
 
     /// The data model's externalId.
-    pub fn external_id(&self) -> &str {
+    pub(crate) fn external_id(&self) -> &str {
         &self.external_id
     }
 
     /// The data model's version.
-    pub fn version(&self) -> &str {
+    pub(crate) fn version(&self) -> &str {
         &self.version
     }
 
@@ -107,7 +107,7 @@ impl ViewFolder {
 
     /// The space-qualified folder `<viewSpace>.<viewExternalId>`, used when another view of
     /// the same model has the same externalId.
-    pub fn qualified(view_space: &str, view_external_id: &str) -> LakeResult<Self> {
+    pub(crate) fn qualified(view_space: &str, view_external_id: &str) -> LakeResult<Self> {
         validate_segment("view space", view_space)?;
         validate_segment("view externalId", view_external_id)?;
         Ok(ViewFolder(format!("{view_space}.{view_external_id}")))
@@ -118,7 +118,9 @@ impl ViewFolder {
     /// A view gets the qualified folder exactly when its externalId occurs more than once in
     /// the list, so the folder of a view only changes when the model's view list does, which
     /// comes with a new model version and therefore new paths anyway.
-    pub fn for_views<S: AsRef<str>, X: AsRef<str>>(views: &[(S, X)]) -> LakeResult<Vec<Self>> {
+    pub(crate) fn for_views<S: AsRef<str>, X: AsRef<str>>(
+        views: &[(S, X)],
+    ) -> LakeResult<Vec<Self>> {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for (_, xid) in views {
             *counts.entry(xid.as_ref()).or_default() += 1;
@@ -137,7 +139,7 @@ impl ViewFolder {
     }
 
     /// The folder name.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -159,7 +161,7 @@ pub enum InstanceKind {
 
 impl InstanceKind {
     /// The folder / file stem: `nodes` or `edges`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             InstanceKind::Nodes => "nodes",
             InstanceKind::Edges => "edges",
@@ -175,19 +177,19 @@ impl fmt::Display for InstanceKind {
 
 /// Path of a raw Delta table relative to the destination prefix, without a trailing slash:
 /// `raw/<space>/<model>/<version>/views/<view>/<nodes|edges>`.
-pub fn raw_table_path(model: &ModelRef, view: &ViewFolder, kind: InstanceKind) -> String {
+pub(crate) fn raw_table_path(model: &ModelRef, view: &ViewFolder, kind: InstanceKind) -> String {
     format!("raw/{}/views/{}/{}", model.relative(), view, kind)
 }
 
 /// Path of a view's quarantine (rejected-rows) Delta table relative to the destination
 /// prefix: `raw/<space>/<model>/<version>/views/<view>/rejected`. It sits next to the
 /// view's `nodes` and `edges` tables, and every stream of the view writes to it.
-pub fn rejected_table_path(model: &ModelRef, view: &ViewFolder) -> String {
+pub(crate) fn rejected_table_path(model: &ModelRef, view: &ViewFolder) -> String {
     format!("raw/{}/views/{}/{REJECTED}", model.relative(), view)
 }
 
 /// The folder name of the quarantine table; no [`InstanceKind`] uses it.
-pub const REJECTED: &str = "rejected";
+pub(crate) const REJECTED: &str = "rejected";
 
 /// The publish-layer object paths of one view, relative to the destination prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,16 +197,16 @@ pub struct PublishPaths {
     /// `publish/<space>/<model>/<version>/<view>`
     pub dir: String,
     /// `<dir>/nodes.parquet`
-    pub nodes: String,
+    pub(crate) nodes: String,
     /// `<dir>/edges.parquet`
-    pub edges: String,
+    pub(crate) edges: String,
     /// `<dir>/_manifest.json`, written last.
     pub manifest: String,
 }
 
 impl PublishPaths {
     /// The data file of `kind`.
-    pub fn data_file(&self, kind: InstanceKind) -> &str {
+    pub(crate) fn data_file(&self, kind: InstanceKind) -> &str {
         match kind {
             InstanceKind::Nodes => &self.nodes,
             InstanceKind::Edges => &self.edges,
@@ -213,7 +215,7 @@ impl PublishPaths {
 }
 
 /// The publish-layer paths of one view.
-pub fn publish_paths(model: &ModelRef, view: &ViewFolder) -> PublishPaths {
+pub(crate) fn publish_paths(model: &ModelRef, view: &ViewFolder) -> PublishPaths {
     let dir = format!("publish/{}/{}", model.relative(), view);
     PublishPaths {
         nodes: format!("{dir}/nodes.parquet"),

@@ -23,11 +23,11 @@ pub struct ActiveFile {
     /// Path relative to the table root (decoded; use with [`LakeTable::object_store`]).
     pub path: String,
     /// File size in bytes.
-    pub size: i64,
+    pub(crate) size: i64,
     /// Row count from the file statistics, when recorded.
     pub num_records: Option<u64>,
     /// Modification time, epoch milliseconds.
-    pub modification_time_ms: i64,
+    pub(crate) modification_time_ms: i64,
 }
 
 /// A data file added or removed by one commit.
@@ -36,7 +36,7 @@ pub struct DataFile {
     /// Path relative to the table root (decoded; use with [`LakeTable::object_store`]).
     pub path: String,
     /// File size in bytes, when recorded.
-    pub size: Option<i64>,
+    pub(crate) size: Option<i64>,
     /// `false` for rewrites that do not change the table's data (compaction).
     pub data_change: bool,
     /// Row count from the file statistics, when recorded.
@@ -51,7 +51,7 @@ pub struct AppTransaction {
     /// The application's sequence number.
     pub version: i64,
     /// When the action was written, epoch milliseconds, if recorded.
-    pub last_updated: Option<i64>,
+    pub(crate) last_updated: Option<i64>,
 }
 
 /// Everything one commit did.
@@ -60,7 +60,7 @@ pub struct VersionChanges {
     /// The Delta version.
     pub version: u64,
     /// Commit timestamp (commitInfo), epoch milliseconds.
-    pub timestamp_ms: Option<i64>,
+    pub(crate) timestamp_ms: Option<i64>,
     /// The Delta operation name, for example `STREAMING UPDATE`, `OPTIMIZE`, `VACUUM START`.
     pub operation: Option<String>,
     /// Files added, in commit order.

@@ -42,17 +42,6 @@ impl LakeTable {
             .map_err(|e| LakeError::delta(&self.url, "writing a checkpoint", e))
     }
 
-    /// Deletes commit files older than the table's log retention (`delta.logRetentionDuration`,
-    /// 30 days by default) that a checkpoint makes unnecessary. Returns how many were deleted.
-    pub async fn cleanup_expired_logs(&mut self) -> LakeResult<usize> {
-        if !self.exists() {
-            return Ok(0);
-        }
-        deltalake::checkpoints::cleanup_metadata(&self.table, None)
-            .await
-            .map_err(|e| LakeError::delta(&self.url, "cleaning up expired log files", e))
-    }
-
     /// Deletes data files that are no longer part of the table and older than `retention`.
     ///
     /// The retention is the caller's (configured) choice and may be shorter than the table's
@@ -128,7 +117,7 @@ impl LakeTable {
 
     /// The loaded version, if at least `interval` commits were made since the newest
     /// checkpoint (or since the table was created); `None` when no checkpoint is due.
-    pub async fn checkpoint_due(&self, interval: u64) -> LakeResult<Option<u64>> {
+    pub(crate) async fn checkpoint_due(&self, interval: u64) -> LakeResult<Option<u64>> {
         let Some(version) = self.version() else {
             return Ok(None);
         };
@@ -142,7 +131,7 @@ impl LakeTable {
 
     /// Writes a checkpoint of the loaded version when [`LakeTable::checkpoint_due`]; returns
     /// the version checkpointed.
-    pub async fn checkpoint_if_behind(&mut self, interval: u64) -> LakeResult<Option<u64>> {
+    pub(crate) async fn checkpoint_if_behind(&mut self, interval: u64) -> LakeResult<Option<u64>> {
         let due = self.checkpoint_due(interval).await?;
         if due.is_some() {
             self.create_checkpoint().await?;

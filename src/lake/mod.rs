@@ -14,34 +14,37 @@
 //!   ([`LakeTable::active_files`], [`LakeTable::changes_since`]) and maintain the table
 //!   ([`LakeTable::compact`], [`LakeTable::create_checkpoint`], [`LakeTable::vacuum`]).
 
+#![warn(missing_docs)]
+
 mod append;
-pub mod commit_metadata;
+pub(crate) mod commit_metadata;
 mod compaction;
-pub mod destination;
+pub(crate) mod destination;
 mod error;
-pub mod layout;
+pub(crate) mod layout;
 mod log;
 mod maintenance;
-pub mod quarantine;
+pub(crate) mod quarantine;
 mod schema_evolution;
 mod stream_state;
 mod table;
 
 pub use append::{CommitOutcome, CommitReport, StreamCommit};
+pub use commit_metadata::CompactionInfo;
 pub use commit_metadata::{
-    CompactionCommitInfo, CompactionInfo, FORMAT_VERSION, Phase, StreamCheckpoint,
-    StreamCommitInfo, StreamMetadata,
+    CompactionCommitInfo, Phase, StreamCheckpoint, StreamCommitInfo, StreamMetadata,
 };
-pub use compaction::{
-    CompactedGroup, CompactionGroup, CompactionOptions, CompactionOutcome, CompactionPlan,
-    CompactionReport, DEFAULT_MAX_LOG_SCAN, DEFAULT_TARGET_FILE_SIZE, PreparedCompaction,
-    SourceFile,
-};
-pub use destination::{Destination, LocalDestination, S3Destination, StaticCredentials};
-pub use error::{LakeError, LakeResult};
-pub use layout::{InstanceKind, ModelRef, PublishPaths, ViewFolder};
-pub use log::{ActiveFile, AppTransaction, DataFile, VersionChanges};
-pub use maintenance::{VacuumReport, VacuumScope};
-pub use quarantine::{RejectedRow, RejectedStamp};
-pub use stream_state::{DEFAULT_STREAM_COMMIT_SCAN, StreamCommitRecord};
+pub use compaction::CompactionOptions;
+pub use compaction::CompactionOutcome;
+pub(crate) use compaction::{CompactedGroup, DEFAULT_MAX_LOG_SCAN, DEFAULT_TARGET_FILE_SIZE};
+pub(crate) use destination::StaticCredentials;
+pub use destination::{Destination, LocalDestination, S3Destination};
+pub use error::LakeError;
+pub(crate) use error::LakeResult;
+pub use layout::{InstanceKind, ModelRef, ViewFolder};
+#[cfg(test)]
+pub(crate) use log::DataFile;
+pub use log::VersionChanges;
+pub use maintenance::VacuumScope;
+pub(crate) use stream_state::DEFAULT_STREAM_COMMIT_SCAN;
 pub use table::{FileCompression, LakeTable, WriteOptions};

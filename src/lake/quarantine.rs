@@ -24,56 +24,56 @@ use deltalake::arrow::error::ArrowError;
 use super::layout::InstanceKind;
 
 /// Column names of the quarantine table, in order.
-pub mod columns {
+pub(crate) mod columns {
     /// The stream key (`<space>/<model>/<version>/<view>/<nodes|edges>[/...]`).
-    pub const STREAM: &str = "stream";
+    pub(crate) const STREAM: &str = "stream";
     /// `nodes` or `edges`: the table the instance was meant for.
-    pub const TABLE: &str = "table";
-    pub const SPACE: &str = "space";
-    pub const EXTERNAL_ID: &str = "externalId";
-    pub const INSTANCE_TYPE: &str = "instanceType";
+    pub(crate) const TABLE: &str = "table";
+    pub(crate) const SPACE: &str = "space";
+    pub(crate) const EXTERNAL_ID: &str = "externalId";
+    pub(crate) const INSTANCE_TYPE: &str = "instanceType";
     /// The instance's version as CDF served it.
-    pub const VERSION: &str = "version";
-    pub const LAST_UPDATED_TIME: &str = "lastUpdatedTime";
+    pub(crate) const VERSION: &str = "version";
+    pub(crate) const LAST_UPDATED_TIME: &str = "lastUpdatedTime";
     /// The property whose value was refused; null when the whole instance was (wrong type).
-    pub const PROPERTY: &str = "property";
+    pub(crate) const PROPERTY: &str = "property";
     /// Why, as the error message of the sync names it.
-    pub const REASON: &str = "reason";
+    pub(crate) const REASON: &str = "reason";
     /// The instance as received from the sync endpoint, as JSON text.
-    pub const INSTANCE: &str = "instance";
+    pub(crate) const INSTANCE: &str = "instance";
     /// The stream's generation and the sequence number of the data commit the row belongs to.
-    pub const GENERATION: &str = "generation";
-    pub const SEQ: &str = "seq";
+    pub(crate) const GENERATION: &str = "generation";
+    pub(crate) const SEQ: &str = "seq";
     /// When the row was quarantined, in milliseconds since the epoch.
-    pub const QUARANTINED_TIME: &str = "quarantinedTime";
+    pub(crate) const QUARANTINED_TIME: &str = "quarantinedTime";
 }
 
 /// One instance the sync could not write to its table.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RejectedRow {
-    pub stream: String,
-    pub table: InstanceKind,
-    pub space: String,
-    pub external_id: String,
-    pub instance_type: String,
-    pub version: i64,
-    pub last_updated_time: i64,
-    pub property: Option<String>,
-    pub reason: String,
+pub(crate) struct RejectedRow {
+    pub(crate) stream: String,
+    pub(crate) table: InstanceKind,
+    pub(crate) space: String,
+    pub(crate) external_id: String,
+    pub(crate) instance_type: String,
+    pub(crate) version: i64,
+    pub(crate) last_updated_time: i64,
+    pub(crate) property: Option<String>,
+    pub(crate) reason: String,
     /// The instance as received, as JSON text.
-    pub instance: String,
+    pub(crate) instance: String,
 }
 
 /// What a quarantine commit shares with the data commit it precedes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RejectedStamp {
-    pub generation: u64,
-    pub seq: i64,
-    pub quarantined_time: i64,
+pub(crate) struct RejectedStamp {
+    pub(crate) generation: u64,
+    pub(crate) seq: i64,
+    pub(crate) quarantined_time: i64,
 }
 
 /// The schema of every quarantine table.
-pub fn rejected_schema() -> SchemaRef {
+pub(crate) fn rejected_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         use columns::*;
         let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
@@ -98,7 +98,7 @@ pub fn rejected_schema() -> SchemaRef {
 }
 
 /// The rows as one batch of [`rejected_schema`].
-pub fn rejected_batch(
+pub(crate) fn rejected_batch(
     rows: &[RejectedRow],
     stamp: RejectedStamp,
 ) -> Result<RecordBatch, ArrowError> {

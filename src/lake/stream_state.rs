@@ -9,7 +9,7 @@ use super::error::{LakeError, LakeResult};
 use super::table::LakeTable;
 
 /// Default number of newest commits [`LakeTable::last_stream_commit`] looks through.
-pub const DEFAULT_STREAM_COMMIT_SCAN: u64 = 1000;
+pub(crate) const DEFAULT_STREAM_COMMIT_SCAN: u64 = 1000;
 
 /// How many commit files are fetched at once while scanning backwards.
 const SCAN_CHUNK: u64 = 8;

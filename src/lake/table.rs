@@ -151,7 +151,7 @@ impl LakeTable {
     }
 
     /// The table URL.
-    pub fn url(&self) -> &Url {
+    pub(crate) fn url(&self) -> &Url {
         &self.url
     }
 
@@ -173,20 +173,10 @@ impl LakeTable {
             .map(|state| state.snapshot().arrow_schema())
     }
 
-    /// The write options of this handle.
-    pub fn write_options(&self) -> &WriteOptions {
-        &self.options
-    }
-
     /// An object store rooted at the table directory; data file paths from
     /// [`LakeTable::active_files`] and [`LakeTable::changes_since`] are relative to it.
     pub fn object_store(&self) -> ObjectStoreRef {
         self.table.object_store()
-    }
-
-    /// The underlying delta-rs table, for operations this layer does not wrap.
-    pub fn delta_table(&self) -> &DeltaTable {
-        &self.table
     }
 
     /// Loads the newest version of the table (or notices that it was created meanwhile).

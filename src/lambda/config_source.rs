@@ -27,22 +27,22 @@ use crate::context::ClientCache;
 /// Environment variable holding the configuration YAML.
 pub const CONFIG_ENV: &str = "CDF_S3_CONFIG";
 /// Environment variable holding the path of the configuration file.
-pub const CONFIG_PATH_ENV: &str = "CDF_S3_CONFIG_PATH";
+pub(crate) const CONFIG_PATH_ENV: &str = "CDF_S3_CONFIG_PATH";
 /// The deployment's bucket (the template's `Bucket`); when set, the destination is pinned.
-pub const DEPLOYMENT_BUCKET_ENV: &str = "AWS_S3_BUCKET";
+pub(crate) const DEPLOYMENT_BUCKET_ENV: &str = "AWS_S3_BUCKET";
 /// The deployment's key prefix (the template's `Prefix`).
-pub const DEPLOYMENT_PREFIX_ENV: &str = "S3_PREFIX";
+pub(crate) const DEPLOYMENT_PREFIX_ENV: &str = "S3_PREFIX";
 /// The deployment's Glue database (the template's `GlueDatabase`); when the destination is
 /// pinned, the catalog is on exactly when it is set, and only for this database.
-pub const DEPLOYMENT_GLUE_DATABASE_ENV: &str = "GLUE_DATABASE";
+pub(crate) const DEPLOYMENT_GLUE_DATABASE_ENV: &str = "GLUE_DATABASE";
 /// The AWS SDKs' own variable for a Glue-compatible endpoint: `destination.catalog.glue.
 /// endpoint-url` must equal it when the destination is pinned.
-pub const DEPLOYMENT_GLUE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_GLUE";
+pub(crate) const DEPLOYMENT_GLUE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_GLUE";
 /// The AWS SDKs' own variable for an S3-compatible endpoint. The template never sets it; a
 /// deployer who runs the functions against another S3 protocol server (a local `cargo lambda
 /// watch` against a test server, say) sets it in the function's environment, which no
 /// configuration document can change, and `destination.s3.endpoint-url` must then equal it.
-pub const DEPLOYMENT_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_S3";
+pub(crate) const DEPLOYMENT_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_S3";
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl ConfigSource {
     }
 
     /// How errors and logs refer to this source.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         match self {
             ConfigSource::Inline(_) => format!("the {CONFIG_ENV} environment variable"),
             ConfigSource::File(path) => path.display().to_string(),
@@ -93,7 +93,7 @@ impl ConfigSource {
     /// The `.env` files a local run reads for `${VAR}` (none in AWS, where the secret and
     /// the function's environment provide the variables): the one next to a configuration
     /// file, then the one in the working directory.
-    pub fn dotenv_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn dotenv_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
         if let ConfigSource::File(path) = self
             && let Some(dir) = path.parent()
@@ -136,7 +136,7 @@ impl ConfigSource {
 /// (when `AWS_S3_BUCKET` is set), or with anything but the function's own role: the role's
 /// session token travels with every request, so an `endpoint-url` would hand it to that
 /// host. Every mismatch is reported, with its key.
-pub fn pinned_destination(config: &Config, env: &dyn EnvSource) -> Result<(), ConfigError> {
+pub(crate) fn pinned_destination(config: &Config, env: &dyn EnvSource) -> Result<(), ConfigError> {
     let Some(bucket) = env
         .get(DEPLOYMENT_BUCKET_ENV)
         .filter(|b| !b.trim().is_empty())
@@ -213,7 +213,7 @@ pub fn pinned_destination(config: &Config, env: &dyn EnvSource) -> Result<(), Co
 /// block may repeat it, not change it); without it a catalog block is refused, since the
 /// function's role may not write to any catalog. An `endpoint-url` must equal the
 /// function's `AWS_ENDPOINT_URL_GLUE`, so no document can send the role's token elsewhere.
-pub fn pin_catalog(config: &mut Config, env: &dyn EnvSource) -> Result<(), ConfigError> {
+pub(crate) fn pin_catalog(config: &mut Config, env: &dyn EnvSource) -> Result<(), ConfigError> {
     let pinned = env
         .get(DEPLOYMENT_BUCKET_ENV)
         .is_some_and(|b| !b.trim().is_empty());

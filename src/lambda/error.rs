@@ -51,7 +51,8 @@ impl FunctionError {
         format!("{retry}.{cause}")
     }
 
-    pub fn retry(&self) -> Retry {
+    #[cfg(test)]
+    pub(crate) fn retry(&self) -> Retry {
         self.classify().0
     }
 

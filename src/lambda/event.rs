@@ -69,24 +69,24 @@ pub enum Trigger {
 pub struct Request {
     pub trigger: Trigger,
     /// Only these views (externalIds); `None` for every configured view.
-    pub views: Option<Vec<String>>,
+    pub(crate) views: Option<Vec<String>>,
     /// Streams (stream keys or view externalIds) to restart with a full backfill.
-    pub resync: Vec<String>,
+    pub(crate) resync: Vec<String>,
     /// Plan only: resolve models and streams, read and write no data.
     pub dry_run: bool,
     /// Snapshot function: run table maintenance after publishing (`None`: as configured).
-    pub maintenance: Option<bool>,
+    pub(crate) maintenance: Option<bool>,
     /// Shortens the invocation's deadline to at most this long from its start (sync: the
     /// run; snapshot: the maintenance that follows publishing).
-    pub time_budget: Option<Duration>,
+    pub(crate) time_budget: Option<Duration>,
 }
 
 /// Why a payload was refused. Never retryable: the same payload fails the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadError {
     /// The offending key (`detail.views[2]`, `dryRun`), or `None` for the payload as a whole.
-    pub key: Option<String>,
-    pub message: String,
+    pub(crate) key: Option<String>,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for PayloadError {
@@ -118,18 +118,19 @@ pub struct Payload {
 }
 
 impl Payload {
+    #[cfg(test)]
     /// Reads a payload from JSON text (what the runtime does with the request body).
-    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+    pub(crate) fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
 
     /// The document (with a duplicated key, its last value).
-    pub fn value(&self) -> &Value {
+    pub(crate) fn value(&self) -> &Value {
         &self.value
     }
 
     /// The first key that appeared twice in one object (`detail.dryRun`), if any.
-    pub fn duplicate_key(&self) -> Option<&str> {
+    pub(crate) fn duplicate_key(&self) -> Option<&str> {
         self.duplicate_key.as_deref()
     }
 }

@@ -93,10 +93,6 @@ impl Function {
         }
     }
 
-    pub fn kind(&self) -> FunctionKind {
-        self.setup.kind
-    }
-
     /// Runs one invocation and returns the response document (the run summary), or the
     /// failure to report. Panics are caught and reported as [`FunctionError::Panic`]; the
     /// container stays usable. Logs one summary line and, for runs that did work, one EMF

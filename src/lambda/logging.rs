@@ -23,34 +23,34 @@ use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 use crate::config::{EnvSource, LogLevel};
 
 /// Lambda's log format setting.
-pub const LOG_FORMAT_ENV: &str = "AWS_LAMBDA_LOG_FORMAT";
+pub(crate) const LOG_FORMAT_ENV: &str = "AWS_LAMBDA_LOG_FORMAT";
 /// Lambda's application log level setting.
-pub const LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
+pub(crate) const LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
 /// The functions' own level (Lambda's names), applied to log events and never to metrics.
-pub const FUNCTION_LOG_LEVEL_ENV: &str = "CDF_S3_LOG_LEVEL";
+pub(crate) const FUNCTION_LOG_LEVEL_ENV: &str = "CDF_S3_LOG_LEVEL";
 
 use crate::telemetry::QUIET_DEPENDENCIES;
 
 /// Output format of the function's logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Json,
     Text,
 }
 
 /// The logging choices taken from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogSettings {
-    pub format: Format,
+pub(crate) struct LogSettings {
+    pub(crate) format: Format,
     /// A filter fixed by the environment; `None` lets the configuration choose the level.
-    pub pinned_filter: Option<String>,
+    pub(crate) pinned_filter: Option<String>,
     /// Lambda's `ApplicationLogLevel` when it drops lines without a level (WARN and up), which
     /// the EMF metrics lines are.
-    pub drops_metrics_at: Option<String>,
+    pub(crate) drops_metrics_at: Option<String>,
 }
 
 impl LogSettings {
-    pub fn from_env(env: &dyn EnvSource) -> Self {
+    pub(crate) fn from_env(env: &dyn EnvSource) -> Self {
         let format = match env.get(LOG_FORMAT_ENV) {
             Some(f) if f.eq_ignore_ascii_case("text") => Format::Text,
             _ => Format::Json,
@@ -100,7 +100,7 @@ pub struct LogControl {
 impl LogControl {
     /// Applies the configuration's level (a no-op when the environment pinned the filter or
     /// the level did not change).
-    pub fn apply_config_level(&self, level: LogLevel) {
+    pub(crate) fn apply_config_level(&self, level: LogLevel) {
         let Some(handle) = &self.handle else { return };
         let mut applied = self
             .applied
@@ -126,7 +126,7 @@ impl LogControl {
 
 /// Installs the global subscriber and the panic hook. A second call (or a subscriber set
 /// up by someone else) leaves the first in place and returns a detached control.
-pub fn init(settings: &LogSettings) -> LogControl {
+pub(crate) fn init(settings: &LogSettings) -> LogControl {
     let pinned = settings.pinned_filter.is_some();
     let initial = settings
         .pinned_filter
@@ -178,7 +178,7 @@ fn install_panic_hook() {
 }
 
 /// The text of a panic payload (`panic!` with a literal or a formatted message).
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_owned()
     } else if let Some(text) = payload.downcast_ref::<String>() {

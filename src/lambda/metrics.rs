@@ -6,7 +6,7 @@
 //! invocation that ran. Sync dry runs emit nothing, so they never move an alarm.
 //!
 //! The names are a contract with `template.yaml`, whose alarms and dashboard refer to them by
-//! string: [`metric_names`] lists them per function, and a test checks the template against it.
+//! string: `metric_names` (compiled for the tests) lists them per function, and a test checks the template against it.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -21,11 +21,12 @@ use crate::sync::{RunSummary, StreamStatus};
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "CdfS3Replicator";
 /// The one dimension: the Lambda function name.
-pub const DIMENSION: &str = "Function";
+pub(crate) const DIMENSION: &str = "Function";
 
+#[cfg(test)]
 /// Every metric of a sync run, in the order [`MetricSet::for_sync`] pushes them (`Lag` only
 /// once some stream has seen a change).
-pub const SYNC_METRICS: &[&str] = &[
+pub(crate) const SYNC_METRICS: &[&str] = &[
     "Rows",
     "RowsQuarantined",
     "Bytes",
@@ -42,8 +43,9 @@ pub const SYNC_METRICS: &[&str] = &[
     "RunDuration",
 ];
 
+#[cfg(test)]
 /// Every metric of a snapshot run, in the order [`MetricSet::for_snapshot`] pushes them.
-pub const SNAPSHOT_METRICS: &[&str] = &[
+pub(crate) const SNAPSHOT_METRICS: &[&str] = &[
     "Rows",
     "Bytes",
     "ViewsTotal",
@@ -56,9 +58,10 @@ pub const SNAPSHOT_METRICS: &[&str] = &[
     "RunDuration",
 ];
 
+#[cfg(test)]
 /// The metrics the snapshot function adds when maintenance ran, in the order
 /// [`MetricSet::extend_with_maintenance`] pushes them.
-pub const MAINTENANCE_METRICS: &[&str] = &[
+pub(crate) const MAINTENANCE_METRICS: &[&str] = &[
     "TablesMaintained",
     "TablesMaintenanceFailed",
     "TablesDeferred",
@@ -69,21 +72,24 @@ pub const MAINTENANCE_METRICS: &[&str] = &[
     "MaintenanceDuration",
 ];
 
+#[cfg(test)]
 /// Emitted by both functions after their own figures: failures by whether a retry helps.
 /// The per-cause counts (`Failures<Cause>`, [`crate::failure::Cause::metric_name`]) come on
 /// top, only for causes that occurred, and are left to ad-hoc graphs and alarms.
-pub const FAILURE_METRICS: &[&str] = &["FailuresRetryable", "FailuresPermanent"];
+pub(crate) const FAILURE_METRICS: &[&str] = &["FailuresRetryable", "FailuresPermanent"];
 
+#[cfg(test)]
 /// Which of the two functions emits a metric; the `Function` dimension tells them apart in
 /// CloudWatch, since both emit `Rows`, `Bytes`, `PlanErrors` and `RunDuration`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FunctionKind {
+pub(crate) enum FunctionKind {
     Sync,
     Snapshot,
 }
 
+#[cfg(test)]
 /// Every metric name a function can emit: what alarms and dashboards may refer to.
-pub fn metric_names(kind: FunctionKind) -> Vec<&'static str> {
+pub(crate) fn metric_names(kind: FunctionKind) -> Vec<&'static str> {
     match kind {
         FunctionKind::Sync => [SYNC_METRICS, FAILURE_METRICS].concat(),
         FunctionKind::Snapshot => [SNAPSHOT_METRICS, MAINTENANCE_METRICS, FAILURE_METRICS].concat(),
@@ -92,7 +98,7 @@ pub fn metric_names(kind: FunctionKind) -> Vec<&'static str> {
 
 /// CloudWatch units used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
+pub(crate) enum Unit {
     Count,
     Bytes,
     Milliseconds,
@@ -110,25 +116,25 @@ impl Unit {
 
 /// One value of one invocation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Metric {
-    pub name: &'static str,
-    pub unit: Unit,
-    pub value: f64,
+pub(crate) struct Metric {
+    pub(crate) name: &'static str,
+    pub(crate) unit: Unit,
+    pub(crate) value: f64,
 }
 
 /// The metrics of one invocation.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct MetricSet {
-    pub metrics: Vec<Metric>,
+pub(crate) struct MetricSet {
+    pub(crate) metrics: Vec<Metric>,
 }
 
 impl MetricSet {
-    pub fn push(&mut self, name: &'static str, unit: Unit, value: f64) {
+    pub(crate) fn push(&mut self, name: &'static str, unit: Unit, value: f64) {
         self.metrics.push(Metric { name, unit, value });
     }
 
     /// The figures of a sync run. `Lag` is left out when no stream saw a change yet.
-    pub fn for_sync(summary: &RunSummary) -> Self {
+    pub(crate) fn for_sync(summary: &RunSummary) -> Self {
         let mut set = Self::default();
         let count = |n: usize| n as f64;
         set.push("Rows", Unit::Count, summary.rows as f64);
@@ -171,7 +177,7 @@ impl MetricSet {
 
     /// The figures of a snapshot run: rows and bytes of the files written, files by what
     /// happened to them.
-    pub fn for_snapshot(summary: &SnapshotSummary) -> Self {
+    pub(crate) fn for_snapshot(summary: &SnapshotSummary) -> Self {
         let mut set = Self::default();
         let count = |n: usize| n as f64;
         set.push("Rows", Unit::Count, summary.rows as f64);
@@ -192,7 +198,7 @@ impl MetricSet {
     }
 
     /// Adds the figures of the maintenance run that followed a snapshot.
-    pub fn extend_with_maintenance(&mut self, summary: &MaintenanceSummary) {
+    pub(crate) fn extend_with_maintenance(&mut self, summary: &MaintenanceSummary) {
         let count = |n: usize| n as f64;
         self.push("TablesMaintained", Unit::Count, count(summary.tables_total));
         self.push(
@@ -227,7 +233,7 @@ impl MetricSet {
     /// The run's failures: how many a retry can fix (`FailuresRetryable`) and how many need
     /// a change first (`FailuresPermanent`), always, so alarms see zeros; and one
     /// `Failures<Cause>` count per cause that occurred (see [`crate::failure::Cause`]).
-    pub fn extend_with_failures(&mut self, failures: &FailureCounts) {
+    pub(crate) fn extend_with_failures(&mut self, failures: &FailureCounts) {
         self.push(
             "FailuresRetryable",
             Unit::Count,
@@ -245,7 +251,12 @@ impl MetricSet {
 
     /// The EMF document: the `_aws` directive, the dimension value, each metric as a
     /// top-level member, and `properties` (searchable in Logs Insights, not metrics).
-    pub fn to_emf(&self, function: &str, timestamp_ms: i64, properties: &[(&str, Value)]) -> Value {
+    pub(crate) fn to_emf(
+        &self,
+        function: &str,
+        timestamp_ms: i64,
+        properties: &[(&str, Value)],
+    ) -> Value {
         let definitions: Vec<Value> = self
             .metrics
             .iter()
@@ -281,7 +292,7 @@ pub trait MetricsSink: Send + Sync {
 
 /// Standard output, one line per document; CloudWatch Logs extracts the metrics.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct StdoutSink;
+pub(crate) struct StdoutSink;
 
 impl MetricsSink for StdoutSink {
     fn emit(&self, line: &str) {

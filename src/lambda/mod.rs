@@ -24,10 +24,10 @@
 //! are meant for local development only.
 
 pub mod config_source;
-pub mod error;
+pub(crate) mod error;
 pub mod event;
-pub mod handler;
-pub mod init;
+pub(crate) mod handler;
+pub(crate) mod init;
 pub mod logging;
 pub mod metrics;
 pub mod secrets;

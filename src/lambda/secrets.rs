@@ -28,10 +28,10 @@ use tokio::time::Instant;
 use crate::config::EnvSource;
 
 /// Environment variable naming the secret (name or ARN).
-pub const SECRET_ID_ENV: &str = "CDF_S3_SECRET_ID";
+pub(crate) const SECRET_ID_ENV: &str = "CDF_S3_SECRET_ID";
 
 /// How long a warm container keeps using the secret it read.
-pub const SECRET_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+pub(crate) const SECRET_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 
 /// Service error codes that a later call may not see again.
 const TRANSIENT_CODES: [&str; 4] = [
@@ -43,22 +43,19 @@ const TRANSIENT_CODES: [&str; 4] = [
 
 /// The variables of the secret. `Debug` lists the names only.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct SecretVariables(HashMap<String, String>);
+pub(crate) struct SecretVariables(HashMap<String, String>);
 
 impl SecretVariables {
     /// Names of the variables, sorted (safe to log).
-    pub fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -121,7 +118,7 @@ pub enum SecretError {
 }
 
 impl SecretError {
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             SecretError::Fetch {
@@ -134,7 +131,7 @@ impl SecretError {
 
 /// Reads the variables from the secret text. Numbers and booleans count as their JSON text,
 /// `null` as an unset variable; nested values are refused.
-pub fn parse_secret(secret_id: &str, text: &str) -> Result<SecretVariables, SecretError> {
+pub(crate) fn parse_secret(secret_id: &str, text: &str) -> Result<SecretVariables, SecretError> {
     let value: Value = serde_json::from_str(text).map_err(|e| SecretError::NotJson {
         // serde_json's message may quote the text; only the position is kept.
         secret_id: secret_id.to_owned(),
@@ -206,18 +203,18 @@ impl SecretSource {
 
     /// A source with a client from the default AWS configuration chain: the function's role
     /// in Lambda; `AWS_ENDPOINT_URL_SECRETS_MANAGER` points it at another endpoint.
-    pub async fn from_default_chain(secret_id: impl Into<String>) -> Self {
+    pub(crate) async fn from_default_chain(secret_id: impl Into<String>) -> Self {
         let config = aws_config::load_from_env().await;
         Self::new(aws_sdk_secretsmanager::Client::new(&config), secret_id)
     }
 
-    pub fn secret_id(&self) -> &str {
+    pub(crate) fn secret_id(&self) -> &str {
         &self.secret_id
     }
 
     /// The variables, read from Secrets Manager at most every [`SECRET_MAX_AGE`]. When a
     /// refresh fails transiently, the variables read before are used once more.
-    pub async fn variables(&self) -> Result<Arc<SecretVariables>, SecretError> {
+    pub(crate) async fn variables(&self) -> Result<Arc<SecretVariables>, SecretError> {
         let mut cached = self.cached.lock().await;
         if let Some((variables, read_at)) = cached.as_ref()
             && read_at.elapsed() < SECRET_MAX_AGE
@@ -247,7 +244,7 @@ impl SecretSource {
     }
 
     /// Forgets the cached variables, so the next invocation reads the secret again.
-    pub async fn forget(&self) {
+    pub(crate) async fn forget(&self) {
         *self.cached.lock().await = None;
     }
 

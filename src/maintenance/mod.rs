@@ -11,17 +11,17 @@
 //! log files that no reader inside the retention needs; vacuum only deletes files that a
 //! commit older than the retention removed, never files a sync is still writing.
 
-pub mod plan;
-pub mod summary;
-pub mod table;
+pub(crate) mod plan;
+pub(crate) mod summary;
+pub(crate) mod table;
 
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use tokio::time::Instant;
 
-pub use self::plan::{MaintenanceTarget, tables_of};
-pub use self::summary::{CompactionCommit, MaintenanceSummary, TableReport, TableStatus};
+pub(crate) use self::plan::tables_of;
+pub use self::summary::{MaintenanceSummary, TableStatus};
 use self::table::TableSettings;
 use crate::context::Context;
 use crate::lake::{CompactionOptions, DEFAULT_MAX_LOG_SCAN, DEFAULT_TARGET_FILE_SIZE};
@@ -70,7 +70,7 @@ impl Default for MaintenanceOptions {
 /// Runs the requested steps on every raw table of `plan`. Never fails as a whole because of
 /// one table: problems are reported per table (or per model and view while planning) in the
 /// summary. Does nothing when `extractor.maintenance.enabled` is off.
-pub async fn run(
+pub(crate) async fn run(
     context: &Context,
     plan: &Plan,
     options: &MaintenanceOptions,
@@ -136,7 +136,7 @@ pub async fn run(
 
 impl MaintenanceOptions {
     /// Whether the deadline (if any) has passed.
-    pub fn deadline_passed(&self) -> bool {
+    pub(crate) fn deadline_passed(&self) -> bool {
         self.deadline
             .is_some_and(|deadline| Instant::now() >= deadline)
     }

@@ -9,19 +9,19 @@ use crate::plan::StreamSpec;
 
 /// One raw table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MaintenanceTarget {
-    pub model: ModelRef,
-    pub view_folder: ViewFolder,
+pub(crate) struct MaintenanceTarget {
+    pub(crate) model: ModelRef,
+    pub(crate) view_folder: ViewFolder,
     /// The kind of instances the table holds; `None` for the view's quarantine table, which
     /// most views never get, so a missing one is not reported.
-    pub kind: Option<InstanceKind>,
+    pub(crate) kind: Option<InstanceKind>,
     /// The table path relative to the destination prefix; names the table in reports.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 /// The distinct tables of `streams` (several edge streams share a view's edge table, every
 /// stream of a view its quarantine table), in path order.
-pub fn tables_of(streams: &[StreamSpec]) -> Vec<MaintenanceTarget> {
+pub(crate) fn tables_of(streams: &[StreamSpec]) -> Vec<MaintenanceTarget> {
     let mut tables = BTreeMap::new();
     for spec in streams {
         let kind = spec.instance_kind();

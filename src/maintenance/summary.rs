@@ -28,18 +28,18 @@ pub enum TableStatus {
 #[serde(rename_all = "camelCase")]
 pub struct CompactionCommit {
     #[serde(flatten)]
-    pub info: CompactionInfo,
+    pub(crate) info: CompactionInfo,
     /// The Delta version of the commit; `None` when planned, skipped or not found again.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub delta_version: Option<u64>,
-    pub bytes_removed: u64,
-    pub bytes_written: u64,
-    pub rows: u64,
+    pub(crate) delta_version: Option<u64>,
+    pub(crate) bytes_removed: u64,
+    pub(crate) bytes_written: u64,
+    pub(crate) rows: u64,
     /// Commit races lost before it landed or was skipped.
-    pub conflicts: u32,
+    pub(crate) conflicts: u32,
     /// Why the group was skipped (a concurrent commit removed one of its files, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
+    pub(crate) skipped: Option<String>,
 }
 
 impl From<&CompactedGroup> for CompactionCommit {
@@ -74,28 +74,28 @@ pub struct TableReport {
     pub status: TableStatus,
     /// The table version when maintenance started.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
+    pub(crate) version: Option<u64>,
     /// Active data files before and after.
-    pub files_before: usize,
+    pub(crate) files_before: usize,
     pub files_after: usize,
     /// Small files merged (or, in a dry run, that would be merged) and files written.
     pub files_compacted: usize,
     pub files_written: usize,
-    pub bytes_compacted: u64,
-    pub bytes_written: u64,
-    pub compactions: Vec<CompactionCommit>,
+    pub(crate) bytes_compacted: u64,
+    pub(crate) bytes_written: u64,
+    pub(crate) compactions: Vec<CompactionCommit>,
     /// The version a checkpoint was written for (in a dry run: would be written for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_version: Option<u64>,
     /// Data files deleted by vacuum (in a dry run: that would be deleted).
-    pub files_vacuumed: usize,
+    pub(crate) files_vacuumed: usize,
     /// Expired log files deleted.
     pub logs_deleted: usize,
     pub errors: Vec<Failure>,
 }
 
 impl TableReport {
-    pub fn new(table: impl Into<String>) -> Self {
+    pub(crate) fn new(table: impl Into<String>) -> Self {
         Self {
             table: table.into(),
             status: TableStatus::Done,
@@ -120,27 +120,27 @@ impl TableReport {
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceSummary {
     /// Whether `extractor.maintenance.enabled` was off, so nothing ran.
-    pub disabled: bool,
-    pub dry_run: bool,
+    pub(crate) disabled: bool,
+    pub(crate) dry_run: bool,
     pub tables_total: usize,
-    pub tables_failed: usize,
+    pub(crate) tables_failed: usize,
     /// Tables the deadline left (partly) undone.
     pub tables_deferred: usize,
     pub files_compacted: usize,
     pub files_written: usize,
-    pub bytes_compacted: u64,
-    pub bytes_written: u64,
-    pub checkpoints: usize,
+    pub(crate) bytes_compacted: u64,
+    pub(crate) bytes_written: u64,
+    pub(crate) checkpoints: usize,
     pub files_vacuumed: usize,
     pub logs_deleted: usize,
     /// Problems planning the tables (a model or view that could not be resolved).
-    pub plan_errors: Vec<Failure>,
+    pub(crate) plan_errors: Vec<Failure>,
     pub tables: Vec<TableReport>,
-    pub duration_ms: u64,
+    pub(crate) duration_ms: u64,
 }
 
 impl MaintenanceSummary {
-    pub fn from_reports(
+    pub(crate) fn from_reports(
         mut tables: Vec<TableReport>,
         plan_errors: Vec<Failure>,
         dry_run: bool,
@@ -216,7 +216,7 @@ impl MaintenanceSummary {
     }
 
     /// Every failure of the run: the plan's and each table's steps'.
-    pub fn failures(&self) -> FailureCounts {
+    pub(crate) fn failures(&self) -> FailureCounts {
         FailureCounts::of(
             self.plan_errors
                 .iter()

@@ -15,16 +15,16 @@ use crate::lake::{
 
 /// The settings every table of a run shares.
 #[derive(Debug, Clone)]
-pub struct TableSettings {
-    pub destination: Destination,
-    pub write_options: WriteOptions,
-    pub compaction: CompactionOptions,
-    pub checkpoint_interval: u64,
-    pub vacuum_retention: Duration,
+pub(crate) struct TableSettings {
+    pub(crate) destination: Destination,
+    pub(crate) write_options: WriteOptions,
+    pub(crate) compaction: CompactionOptions,
+    pub(crate) checkpoint_interval: u64,
+    pub(crate) vacuum_retention: Duration,
 }
 
 /// Maintains one table; never fails, the report carries the errors.
-pub async fn maintain(
+pub(crate) async fn maintain(
     target: &MaintenanceTarget,
     settings: &TableSettings,
     options: &MaintenanceOptions,

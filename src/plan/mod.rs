@@ -6,12 +6,9 @@
 //! model and one for its edge sources) and hands it to each job it runs.
 
 mod resolve;
-pub mod streams;
+pub(crate) mod streams;
 
-pub use self::streams::{
-    RESULT_SET, StreamSource, StreamSpec, model_label, model_ref, select_views, streams_of_view,
-    view_folders,
-};
+pub(crate) use self::streams::{RESULT_SET, StreamSpec, model_label};
 use crate::cdf::CdfClient;
 use crate::config::SpaceSelection;
 use crate::failure::{Cause, Failure};
@@ -27,16 +24,12 @@ impl Plan {
     /// Asks CDF for the configured models and their views. Never fails as a whole: a model or
     /// view that cannot be resolved is a problem of the plan, naming it, and the rest is
     /// planned.
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         client: &CdfClient,
         data_modeling: &[SpaceSelection],
         page_size: u32,
     ) -> Self {
         let (streams, problems) = resolve::resolve_streams(client, data_modeling, page_size).await;
-        Self { streams, problems }
-    }
-
-    pub fn new(streams: Vec<StreamSpec>, problems: Vec<Failure>) -> Self {
         Self { streams, problems }
     }
 
@@ -52,7 +45,7 @@ impl Plan {
     /// The part of the plan that serves `views` (view externalIds; `None` for all). A name
     /// that matches no stream is a problem: a typo must not pass for a run that did what was
     /// asked.
-    pub fn for_views(&self, views: Option<&[String]>) -> Plan {
+    pub(crate) fn for_views(&self, views: Option<&[String]>) -> Plan {
         let Some(views) = views else {
             return self.clone();
         };
@@ -69,7 +62,7 @@ impl Plan {
     }
 
     /// A problem for each of `names` (given for `option`) that `matches` no stream.
-    pub fn unknown_names(
+    pub(crate) fn unknown_names(
         &self,
         option: &str,
         names: &[String],

@@ -25,7 +25,7 @@ use crate::lake::{InstanceKind, ModelRef, ViewFolder};
 use crate::schema::{PropertySource, SourceProperties, TableKind, ViewSchema};
 
 /// `space:externalId/version`, how CDF tools print a data model id.
-pub fn model_label(model: &ModelRef) -> String {
+pub(crate) fn model_label(model: &ModelRef) -> String {
     format!(
         "{}:{}/{}",
         model.space(),
@@ -35,13 +35,13 @@ pub fn model_label(model: &ModelRef) -> String {
 }
 
 /// The model of a CDF data model, as the lake lays it out.
-pub fn model_ref(model: &DataModel) -> Result<ModelRef, crate::lake::LakeError> {
+pub(crate) fn model_ref(model: &DataModel) -> Result<ModelRef, crate::lake::LakeError> {
     ModelRef::new(&model.space, &model.external_id, &model.version)
 }
 
 /// What a stream reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamSource {
+pub(crate) enum StreamSource {
     /// Nodes with data in the view.
     Nodes,
     /// Edges with data in an edge view (`usedFor: edge` or `all`).
@@ -55,40 +55,41 @@ pub enum StreamSource {
 pub struct StreamSpec {
     /// `<space>/<model>/<version>/<view folder>/<nodes|edges>[/<type space>/<type xid>]`, the
     /// RAW state row key and the Delta `txn` app id.
-    pub key: String,
-    pub model: ModelRef,
+    pub(crate) key: String,
+    pub(crate) model: ModelRef,
     /// The view the stream belongs to (its table folder).
-    pub view: ViewReference,
+    pub(crate) view: ViewReference,
     /// The folder of the view under the model: its externalId, or `<space>.<externalId>`
     /// when two views of the model share an externalId.
-    pub view_folder: ViewFolder,
-    pub source: StreamSource,
-    pub table: TableKind,
+    pub(crate) view_folder: ViewFolder,
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the plan tests only"))]
+    pub(crate) source: StreamSource,
+    pub(crate) table: TableKind,
     /// The views whose properties the stream selects (the view itself, or the `edgeSource`
     /// views of the connections of one edge type); empty selects no properties.
-    pub properties_from: Vec<ViewDefinition>,
+    pub(crate) properties_from: Vec<ViewDefinition>,
     /// Every view whose properties any stream writes to this stream's table, in reference
     /// order. The column mapping is computed over all of them so that the streams of one
     /// table agree on it.
-    pub table_sources: Vec<ViewDefinition>,
+    pub(crate) table_sources: Vec<ViewDefinition>,
     /// The sync expression and select, without a cursor.
-    pub expression: SyncExpression,
-    pub select: SyncSelect,
+    pub(crate) expression: SyncExpression,
+    pub(crate) select: SyncSelect,
 }
 
 /// The result-set name of every stream's single-result-set sync request.
-pub const RESULT_SET: &str = "changes";
+pub(crate) const RESULT_SET: &str = "changes";
 
 impl StreamSpec {
     /// The request for one page, continuing from `cursor`.
-    pub fn request(&self, cursor: Option<String>) -> SyncRequest {
+    pub(crate) fn request(&self, cursor: Option<String>) -> SyncRequest {
         SyncRequest::single(RESULT_SET, self.expression.clone(), self.select.clone())
             .with_cursor(RESULT_SET, cursor)
     }
 
     /// Identifies the query shape: a cursor issued for another query cannot continue.
     /// The page size is left out because CDF pages the same query at any size.
-    pub fn query_hash(&self) -> String {
+    pub(crate) fn query_hash(&self) -> String {
         let mut expression = self.expression.clone();
         expression.limit = 0;
         let shape = serde_json::json!({ "with": expression, "select": self.select });
@@ -98,7 +99,7 @@ impl StreamSpec {
     /// The stream's raw schema: the mapping of [`crate::schema::mapping`] over the table's
     /// sources and its current schema (`None` while the table does not exist), restricted to
     /// the properties this stream reads.
-    pub fn schema(&self, table_schema: Option<&Schema>) -> ViewSchema {
+    pub(crate) fn schema(&self, table_schema: Option<&Schema>) -> ViewSchema {
         let table_sources: Vec<SourceProperties<'_>> = self
             .table_sources
             .iter()
@@ -123,7 +124,7 @@ impl StreamSpec {
     }
 
     /// The lake's name for the stream's table kind.
-    pub fn instance_kind(&self) -> InstanceKind {
+    pub(crate) fn instance_kind(&self) -> InstanceKind {
         match self.table {
             TableKind::Nodes => InstanceKind::Nodes,
             TableKind::Edges => InstanceKind::Edges,
@@ -141,7 +142,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// Folders for the views of one model, keyed by view. The lake qualifies an externalId
 /// with its space only where two views share it.
-pub fn view_folders(
+pub(crate) fn view_folders(
     views: &[ViewReference],
 ) -> Result<BTreeMap<ViewReference, ViewFolder>, crate::lake::LakeError> {
     let ids: Vec<(&str, &str)> = views
@@ -154,7 +155,7 @@ pub fn view_folders(
 
 /// The streams of one view of a resolved model. `edge_sources` holds the definitions of the
 /// views named as `edgeSource` by the view's connections.
-pub fn streams_of_view(
+pub(crate) fn streams_of_view(
     model: &ModelRef,
     view: &ViewDefinition,
     view_folder: &ViewFolder,
@@ -271,7 +272,7 @@ pub fn streams_of_view(
 
 /// Picks the configured views out of a model, by externalId. A name the model does not
 /// have is an error that lists what the model has; the other views still sync.
-pub fn select_views(
+pub(crate) fn select_views(
     model: &DataModel,
     configured: Option<&[String]>,
 ) -> (Vec<ViewReference>, Vec<Failure>) {

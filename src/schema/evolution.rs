@@ -19,7 +19,7 @@ use super::publish::holds_cdf_json;
 ///
 /// int64 → float64 is not among them: integers above 2^53 would silently change, which is
 /// why the lake refuses that widening too (a new generation is started instead).
-pub fn widens_losslessly(from: &DataType, to: &DataType) -> bool {
+pub(crate) fn widens_losslessly(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
     if equivalent_types(from, to) {
         return false;
@@ -34,7 +34,7 @@ pub fn widens_losslessly(from: &DataType, to: &DataType) -> bool {
 
 /// Type equality that ignores names and nullability of list elements and field metadata,
 /// which differ between writers (Arrow's `item`, Delta's `element`) without changing values.
-pub fn equivalent_types(a: &DataType, b: &DataType) -> bool {
+pub(crate) fn equivalent_types(a: &DataType, b: &DataType) -> bool {
     use DataType::*;
     match (a, b) {
         (List(x), List(y)) | (LargeList(x), LargeList(y)) => {
@@ -84,7 +84,10 @@ pub enum AlignError {
 /// Reshapes `batch` to `target` (the table's schema): columns in target order, nulls for
 /// target columns the batch lacks, and values widened losslessly where the table's type is
 /// wider. Fails, instead of dropping data, if a batch column has no place in the target.
-pub fn align_batch(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, AlignError> {
+pub(crate) fn align_batch(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+) -> Result<RecordBatch, AlignError> {
     let source = batch.schema();
     for field in source.fields() {
         if target.field_with_name(field.name()).is_err() {

@@ -25,13 +25,13 @@ use super::temporal::{format_date_days, format_timestamp_micros};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("cannot render Arrow type {data_type} as text")]
 pub struct UnsupportedType {
-    pub data_type: DataType,
+    pub(crate) data_type: DataType,
 }
 
 /// The JSON text of every list in `array` (a `List` or `LargeList` column); null lists stay
 /// null. With `elements_are_json`, string elements already hold JSON text (a list of the
 /// CDF `json` type) and are embedded as is instead of being quoted again.
-pub fn list_to_json_text(
+pub(crate) fn list_to_json_text(
     array: &dyn Array,
     elements_are_json: bool,
 ) -> Result<StringArray, UnsupportedType> {
@@ -48,7 +48,7 @@ pub fn list_to_json_text(
 /// Every value of `array` as text: strings unchanged, other scalars in their plain text form
 /// (`42`, `true`, `NaN`, `2024-03-15`, `2024-03-15T08:30:00.000000Z`), lists and structs as
 /// JSON text. Nulls stay null.
-pub fn to_text_array(
+pub(crate) fn to_text_array(
     array: &dyn Array,
     elements_are_json: bool,
 ) -> Result<StringArray, UnsupportedType> {

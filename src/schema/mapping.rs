@@ -40,19 +40,19 @@ use crate::cdf::dto::PropertyType;
 
 /// The properties one source view contributes to a table.
 #[derive(Debug, Clone)]
-pub struct SourceProperties<'a> {
-    pub source: PropertySource,
-    pub properties: Vec<(&'a str, &'a PropertyType)>,
+pub(crate) struct SourceProperties<'a> {
+    pub(crate) source: PropertySource,
+    pub(crate) properties: Vec<(&'a str, &'a PropertyType)>,
 }
 
 /// One property of one source and the column(s) it fills.
 #[derive(Debug, Clone)]
 pub(crate) struct MappedProperty<'a> {
-    pub source: PropertySource,
-    pub property: &'a str,
-    pub property_type: &'a PropertyType,
-    pub columns: PropertyColumnNames,
-    pub renamed: bool,
+    pub(crate) source: PropertySource,
+    pub(crate) property: &'a str,
+    pub(crate) property_type: &'a PropertyType,
+    pub(crate) columns: PropertyColumnNames,
+    pub(crate) renamed: bool,
 }
 
 /// Types of the same family are stored alike (text-like kinds are all strings).

@@ -12,7 +12,7 @@
 //! | date | Date32 | Date32 |
 //! | json | Utf8 (compact JSON text) | Utf8 |
 //! | direct | `<p>.space`, `<p>.externalId` (Utf8) | same |
-//! | list of X | List<X> (direct: List<Struct{space, externalId}>) | Utf8 (JSON text) |
+//! | list of X | `List<X>` (direct: `List<Struct{space, externalId}>`) | Utf8 (JSON text) |
 //! | a type unknown to this version | Utf8 (JSON text of the whole value) | Utf8 |
 //!
 //! System columns come first (see [`system`]); property columns follow, sorted by property
@@ -24,20 +24,24 @@
 //! carries field metadata `cdf.source` (the source view), `cdf.property` (the identifier),
 //! `cdf.type` (the CDF type name) and, for lists, `cdf.list = "true"`.
 
-pub mod evolution;
-pub mod json_text;
-pub mod mapping;
-pub mod naming;
-pub mod publish;
-pub mod system;
-pub mod temporal;
-pub mod value_type;
-pub mod view_schema;
+#![warn(missing_docs)]
 
-pub use evolution::{AlignError, align_batch, widens_losslessly};
-pub use mapping::SourceProperties;
-pub use naming::PropertyColumnNames;
-pub use publish::{PublishError, publish_batch, publish_column, publish_schema};
+pub(crate) mod evolution;
+pub(crate) mod json_text;
+pub(crate) mod mapping;
+pub(crate) mod naming;
+pub(crate) mod publish;
+pub(crate) mod system;
+pub(crate) mod temporal;
+pub(crate) mod value_type;
+pub(crate) mod view_schema;
+
+#[cfg(test)]
+pub(crate) use evolution::widens_losslessly;
+pub(crate) use evolution::{AlignError, align_batch};
+pub(crate) use mapping::SourceProperties;
+pub(crate) use publish::{PublishError, publish_batch, publish_schema};
 pub use system::TableKind;
-pub use value_type::ValueType;
-pub use view_schema::{MissingTyping, PropertyColumn, PropertySource, ViewSchema};
+pub(crate) use value_type::ValueType;
+pub(crate) use view_schema::PropertyColumn;
+pub use view_schema::{PropertySource, ViewSchema};

@@ -32,7 +32,7 @@ use super::system::TableKind;
 
 /// The column(s) a property is stored in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PropertyColumnNames {
+pub(crate) enum PropertyColumnNames {
     /// One column.
     Single(String),
     /// A non-list direct relation: the referenced node's space and external id.
@@ -52,7 +52,7 @@ impl PropertyColumnNames {
     }
 
     /// The names in table order.
-    pub fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         match self {
             PropertyColumnNames::Single(name) => vec![name],
             PropertyColumnNames::Direct { space, external_id } => vec![space, external_id],
@@ -62,7 +62,7 @@ impl PropertyColumnNames {
 
 /// How a property whose first choice of name is taken is named instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fallback {
+pub(crate) enum Fallback {
     /// `prop_<base>`, `prop_<base>_1`, …
     Rename,
     /// A new column for a new type: `<base>__<tag>`, `<base>__<tag>_1`, … (the base itself
@@ -71,20 +71,21 @@ pub enum Fallback {
 }
 
 /// One property to be named.
-pub struct NamingRequest<'a> {
+pub(crate) struct NamingRequest<'a> {
     /// The CDF property identifier; a column named exactly this is not "renamed".
-    pub property: &'a str,
+    pub(crate) property: &'a str,
     /// The first-choice name: the identifier, or the identifier qualified with its source
     /// view (see [`super::mapping`]).
-    pub base: String,
+    pub(crate) base: String,
     /// Whether it expands to two direct-relation columns.
-    pub split_direct: bool,
-    pub fallback: Fallback,
+    pub(crate) split_direct: bool,
+    pub(crate) fallback: Fallback,
 }
 
 impl<'a> NamingRequest<'a> {
+    #[cfg(test)]
     /// A property named after its identifier, renamed on collision.
-    pub fn plain(property: &'a str, split_direct: bool) -> Self {
+    pub(crate) fn plain(property: &'a str, split_direct: bool) -> Self {
         Self {
             property,
             base: property.to_owned(),
@@ -122,7 +123,7 @@ impl Taken {
 /// lists the names the table already uses beyond its system columns; new names avoid them.
 /// Properties are considered in byte order of their base names (then identifiers), so the
 /// result does not depend on the order of `properties`.
-pub fn assign_column_names<'e>(
+pub(crate) fn assign_column_names<'e>(
     kind: TableKind,
     existing: impl IntoIterator<Item = &'e str>,
     properties: &[NamingRequest<'_>],

@@ -25,7 +25,7 @@ pub enum PublishError {
 }
 
 /// Whether a raw column is published as JSON text.
-pub fn is_nested(data_type: &DataType) -> bool {
+pub(crate) fn is_nested(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::List(_)
@@ -38,7 +38,7 @@ pub fn is_nested(data_type: &DataType) -> bool {
 
 /// The publish schema of a raw schema: same columns, same order, nested columns as nullable
 /// `Utf8` (their field metadata kept).
-pub fn publish_schema(raw: &Schema) -> SchemaRef {
+pub(crate) fn publish_schema(raw: &Schema) -> SchemaRef {
     let fields: Vec<FieldRef> = raw.fields().iter().map(publish_field).collect();
     Arc::new(Schema::new_with_metadata(fields, raw.metadata().clone()))
 }
@@ -57,7 +57,7 @@ fn publish_field(field: &FieldRef) -> FieldRef {
 ///
 /// List columns whose field metadata says they hold CDF `json` values embed each element's
 /// JSON text as is; all other elements are rendered from their Arrow values.
-pub fn publish_batch(batch: &RecordBatch) -> Result<RecordBatch, PublishError> {
+pub(crate) fn publish_batch(batch: &RecordBatch) -> Result<RecordBatch, PublishError> {
     let schema = batch.schema();
     let columns = schema
         .fields()
@@ -69,7 +69,7 @@ pub fn publish_batch(batch: &RecordBatch) -> Result<RecordBatch, PublishError> {
 }
 
 /// The publish form of one raw column.
-pub fn publish_column(field: &Field, column: &ArrayRef) -> Result<ArrayRef, PublishError> {
+pub(crate) fn publish_column(field: &Field, column: &ArrayRef) -> Result<ArrayRef, PublishError> {
     if !is_nested(field.data_type()) {
         return Ok(column.clone());
     }
@@ -88,7 +88,7 @@ pub fn publish_column(field: &Field, column: &ArrayRef) -> Result<ArrayRef, Publ
 }
 
 /// Whether the column's strings are JSON text (CDF `json`), per its field metadata.
-pub fn holds_cdf_json(field: &Field) -> bool {
+pub(crate) fn holds_cdf_json(field: &Field) -> bool {
     field.metadata().get(METADATA_TYPE).map(String::as_str) == Some("json")
 }
 

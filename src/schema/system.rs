@@ -8,31 +8,33 @@ use std::sync::Arc;
 
 use deltalake::arrow::datatypes::{DataType, Field, FieldRef};
 
-pub const SPACE: &str = "space";
-pub const EXTERNAL_ID: &str = "externalId";
-pub const INSTANCE_TYPE: &str = "instanceType";
-pub const VERSION: &str = "version";
-pub const CREATED_TIME: &str = "createdTime";
-pub const LAST_UPDATED_TIME: &str = "lastUpdatedTime";
-pub const DELETED_TIME: &str = "deletedTime";
-pub const TYPE_SPACE: &str = "type.space";
-pub const TYPE_EXTERNAL_ID: &str = "type.externalId";
-pub const START_NODE_SPACE: &str = "startNode.space";
-pub const START_NODE_EXTERNAL_ID: &str = "startNode.externalId";
-pub const END_NODE_SPACE: &str = "endNode.space";
-pub const END_NODE_EXTERNAL_ID: &str = "endNode.externalId";
+pub(crate) const SPACE: &str = "space";
+pub(crate) const EXTERNAL_ID: &str = "externalId";
+pub(crate) const INSTANCE_TYPE: &str = "instanceType";
+pub(crate) const VERSION: &str = "version";
+pub(crate) const CREATED_TIME: &str = "createdTime";
+pub(crate) const LAST_UPDATED_TIME: &str = "lastUpdatedTime";
+pub(crate) const DELETED_TIME: &str = "deletedTime";
+pub(crate) const TYPE_SPACE: &str = "type.space";
+pub(crate) const TYPE_EXTERNAL_ID: &str = "type.externalId";
+pub(crate) const START_NODE_SPACE: &str = "startNode.space";
+pub(crate) const START_NODE_EXTERNAL_ID: &str = "startNode.externalId";
+pub(crate) const END_NODE_SPACE: &str = "endNode.space";
+pub(crate) const END_NODE_EXTERNAL_ID: &str = "endNode.externalId";
 
 /// Whether a table holds the nodes or the edges of a view; the two have different system
 /// columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TableKind {
+    /// The `nodes` table of a view.
     Nodes,
+    /// The `edges` table of a view (or of an edge type); it adds the type and end nodes.
     Edges,
 }
 
 impl TableKind {
     /// The folder name of the table (`nodes` / `edges`), as in the S3 layout and stream keys.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TableKind::Nodes => "nodes",
             TableKind::Edges => "edges",
@@ -40,7 +42,7 @@ impl TableKind {
     }
 
     /// The system column names of this kind of table, in table order.
-    pub fn system_column_names(self) -> &'static [&'static str] {
+    pub(crate) fn system_column_names(self) -> &'static [&'static str] {
         match self {
             TableKind::Nodes => &NODE_COLUMNS,
             TableKind::Edges => &EDGE_COLUMNS,
@@ -52,7 +54,7 @@ impl TableKind {
     /// Identity and times are never null in CDF's answers. The node type is optional, and
     /// the edge endpoints are declared nullable as well so that one malformed edge cannot
     /// stop a table; `deletedTime` is null on every live row.
-    pub fn system_fields(self) -> Vec<FieldRef> {
+    pub(crate) fn system_fields(self) -> Vec<FieldRef> {
         self.system_column_names()
             .iter()
             .map(|&name| {
@@ -65,11 +67,6 @@ impl TableKind {
                 Arc::new(Field::new(name, data_type, nullable))
             })
             .collect()
-    }
-
-    /// Whether `name` is one of this kind's system columns.
-    pub fn is_system_column(self, name: &str) -> bool {
-        self.system_column_names().contains(&name)
     }
 }
 

@@ -15,8 +15,8 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// allocations; the caller adds the offending value and the property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
-pub struct TemporalError {
-    pub reason: &'static str,
+pub(crate) struct TemporalError {
+    pub(crate) reason: &'static str,
 }
 
 const fn invalid(reason: &'static str) -> TemporalError {
@@ -31,7 +31,7 @@ const fn invalid(reason: &'static str) -> TemporalError {
 /// since the column holds microseconds. Strict where a lenient reading would silently
 /// change the instant: every field is range-checked, the day must exist in its month, the
 /// year must be 0001–9999 and the offset is required.
-pub fn parse_timestamp_micros(text: &str) -> Result<i64, TemporalError> {
+pub(crate) fn parse_timestamp_micros(text: &str) -> Result<i64, TemporalError> {
     let bytes = text.as_bytes();
     if bytes.len() < 19 {
         return Err(invalid("too short for YYYY-MM-DDTHH:MM:SS"));
@@ -83,7 +83,7 @@ pub fn parse_timestamp_micros(text: &str) -> Result<i64, TemporalError> {
 }
 
 /// Parses `YYYY-MM-DD` (year 0001–9999) into days since 1970-01-01.
-pub fn parse_date_days(text: &str) -> Result<i32, TemporalError> {
+pub(crate) fn parse_date_days(text: &str) -> Result<i32, TemporalError> {
     let bytes = text.as_bytes();
     if bytes.len() != 10 {
         return Err(invalid("expected exactly YYYY-MM-DD"));
@@ -95,7 +95,7 @@ pub fn parse_date_days(text: &str) -> Result<i32, TemporalError> {
 ///
 /// Years outside 0000–9999 (which CDF cannot produce) get the ISO 8601 expanded form with a
 /// sign, so that any value still round-trips.
-pub fn format_timestamp_micros(micros: i64, out: &mut String) {
+pub(crate) fn format_timestamp_micros(micros: i64, out: &mut String) {
     let seconds = micros.div_euclid(MICROS_PER_SECOND);
     let fraction = micros.rem_euclid(MICROS_PER_SECOND);
     let days = seconds.div_euclid(SECONDS_PER_DAY);
@@ -112,7 +112,7 @@ pub fn format_timestamp_micros(micros: i64, out: &mut String) {
 }
 
 /// Formats days since the epoch as `YYYY-MM-DD`.
-pub fn format_date_days(days: i32, out: &mut String) {
+pub(crate) fn format_date_days(days: i32, out: &mut String) {
     write_civil_date(i64::from(days), out);
 }
 

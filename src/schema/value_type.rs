@@ -8,21 +8,21 @@ use crate::cdf::dto::PropertyKind;
 
 /// The time zone of every timestamp column. Delta's `timestamp` type is UTC-adjusted
 /// microseconds, which is exactly Arrow's `Timestamp(Microsecond, "UTC")`.
-pub const UTC: &str = "UTC";
+pub(crate) const UTC: &str = "UTC";
 
 /// The element field name of list columns. Delta (and the Parquet LIST convention) call the
 /// element `element`; using the same name keeps batch schemas equal to the table schema that
 /// delta-rs reads back.
-pub const LIST_ELEMENT: &str = "element";
+pub(crate) const LIST_ELEMENT: &str = "element";
 
 /// Field names of a direct relation inside a list.
-pub const DIRECT_SPACE: &str = "space";
-pub const DIRECT_EXTERNAL_ID: &str = "externalId";
+pub(crate) const DIRECT_SPACE: &str = "space";
+pub(crate) const DIRECT_EXTERNAL_ID: &str = "externalId";
 
 /// The storage class of one property value, independent of the CDF kind's settings (unit,
 /// collation, enum values…), which do not change how a value is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ValueType {
+pub(crate) enum ValueType {
     /// `text`, `enum`, and the `timeseries` / `file` / `sequence` references (external ids).
     Text,
     Boolean,
@@ -44,7 +44,7 @@ pub enum ValueType {
 }
 
 impl ValueType {
-    pub fn of_kind(kind: &PropertyKind) -> Self {
+    pub(crate) fn of_kind(kind: &PropertyKind) -> Self {
         match kind {
             PropertyKind::Text { .. }
             | PropertyKind::Enum { .. }
@@ -65,7 +65,7 @@ impl ValueType {
     }
 
     /// What a value must look like, for error messages.
-    pub fn expected(self) -> &'static str {
+    pub(crate) fn expected(self) -> &'static str {
         match self {
             ValueType::Text => "a string",
             ValueType::Boolean => "a boolean",
@@ -82,7 +82,7 @@ impl ValueType {
     }
 
     /// [`Self::expected`] for the elements of a list.
-    pub fn expected_plural(self) -> &'static str {
+    pub(crate) fn expected_plural(self) -> &'static str {
         match self {
             ValueType::Text => "strings",
             ValueType::Boolean => "booleans",
@@ -99,7 +99,7 @@ impl ValueType {
 
     /// The Arrow type of one scalar value of this type. Direct relations are a struct here;
     /// as a top-level non-list property they are split into two string columns instead.
-    pub fn element_data_type(self) -> DataType {
+    pub(crate) fn element_data_type(self) -> DataType {
         match self {
             ValueType::Text | ValueType::Json | ValueType::Untyped => DataType::Utf8,
             ValueType::Boolean => DataType::Boolean,
@@ -115,16 +115,16 @@ impl ValueType {
 
     /// The Arrow type of a list of this type; `None` for [`ValueType::Untyped`], whose lists
     /// are kept whole as JSON text.
-    pub fn list_data_type(self) -> Option<DataType> {
+    pub(crate) fn list_data_type(self) -> Option<DataType> {
         (self != ValueType::Untyped).then(|| DataType::List(list_element_field(self)))
     }
 }
 
-pub fn timestamp_type() -> DataType {
+pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(UTC)))
 }
 
-pub fn direct_struct_fields() -> Fields {
+pub(crate) fn direct_struct_fields() -> Fields {
     Fields::from(vec![
         Field::new(DIRECT_SPACE, DataType::Utf8, true),
         Field::new(DIRECT_EXTERNAL_ID, DataType::Utf8, true),
@@ -132,7 +132,7 @@ pub fn direct_struct_fields() -> Fields {
 }
 
 /// The element field of a list column of `value_type`.
-pub fn list_element_field(value_type: ValueType) -> FieldRef {
+pub(crate) fn list_element_field(value_type: ValueType) -> FieldRef {
     Arc::new(Field::new(
         LIST_ELEMENT,
         value_type.element_data_type(),

@@ -1,7 +1,9 @@
 //! The raw-table schema of one view's nodes or edges, and where each column's values come
 //! from.
 
-use std::collections::{BTreeMap, HashMap};
+#[cfg(test)]
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use deltalake::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
@@ -10,19 +12,21 @@ use super::mapping::{SourceProperties, map_columns};
 use super::naming::PropertyColumnNames;
 use super::system::TableKind;
 use super::value_type::ValueType;
-use crate::cdf::dto::{PropertyKind, PropertyType, TypingProperty, ViewDefinition, ViewReference};
+use crate::cdf::dto::{PropertyKind, PropertyType, ViewReference};
+#[cfg(test)]
+use crate::cdf::dto::{TypingProperty, ViewDefinition};
 
 /// Field-metadata key holding the CDF property identifier a column was built from. It lets
 /// readers map renamed columns back, and lets the publish step recognise JSON lists.
-pub const METADATA_PROPERTY: &str = "cdf.property";
+pub(crate) const METADATA_PROPERTY: &str = "cdf.property";
 /// Field-metadata key holding the CDF type name (`text`, `json`, `direct`, …).
-pub const METADATA_TYPE: &str = "cdf.type";
+pub(crate) const METADATA_TYPE: &str = "cdf.type";
 /// Field-metadata key present (`"true"`) on list properties.
-pub const METADATA_LIST: &str = "cdf.list";
+pub(crate) const METADATA_LIST: &str = "cdf.list";
 /// Field-metadata key holding the view the values were read from (`space:externalId/version`).
 /// Together with `cdf.property` and `cdf.type` it identifies what a column holds, also in
 /// tables that several source views write to.
-pub const METADATA_SOURCE: &str = "cdf.source";
+pub(crate) const METADATA_SOURCE: &str = "cdf.source";
 
 /// The Arrow type of a single-column property of `value_type` (direct relations that are
 /// not lists have two Utf8 columns instead).
@@ -38,12 +42,14 @@ pub(crate) fn column_data_type(value_type: ValueType, list: bool) -> DataType {
 /// `"<viewExternalId>/<viewVersion>"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PropertySource {
+    /// The space of the view.
     pub space: String,
+    /// `"<viewExternalId>/<viewVersion>"`.
     pub key: String,
 }
 
 impl PropertySource {
-    pub fn of_view(view: &ViewReference) -> Self {
+    pub(crate) fn of_view(view: &ViewReference) -> Self {
         Self {
             space: view.space.clone(),
             key: view.properties_key(),
@@ -61,24 +67,24 @@ impl std::fmt::Display for PropertySource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PropertyColumn {
     /// The CDF property identifier (the key inside the instance's property map).
-    pub property: String,
+    pub(crate) property: String,
     /// The CDF type as declared by the view.
-    pub kind: PropertyKind,
+    pub(crate) kind: PropertyKind,
     /// Whether the view declares a list.
-    pub list: bool,
+    pub(crate) list: bool,
     /// How a value is stored.
-    pub value_type: ValueType,
-    pub columns: PropertyColumnNames,
+    pub(crate) value_type: ValueType,
+    pub(crate) columns: PropertyColumnNames,
     /// True when the column name differs from the property identifier (a collision, a
     /// qualified name, or a new column for a changed type).
-    pub renamed: bool,
+    pub(crate) renamed: bool,
     /// The view the values are read from.
-    pub source: PropertySource,
+    pub(crate) source: PropertySource,
 }
 
 impl PropertyColumn {
     /// Whether the column is an Arrow list (a list property of a known type).
-    pub fn is_native_list(&self) -> bool {
+    pub(crate) fn is_native_list(&self) -> bool {
         self.list && self.value_type != ValueType::Untyped
     }
 
@@ -121,27 +127,30 @@ pub struct ViewSchema {
     arrow: SchemaRef,
 }
 
+#[cfg(test)]
 /// Raised when `includeTyping` has no entry for the view being synced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the sync typing has no properties for view {view} (expected typing[{space}][{key}])")]
 pub struct MissingTyping {
-    pub view: String,
-    pub space: String,
-    pub key: String,
+    pub(crate) view: String,
+    pub(crate) space: String,
+    pub(crate) key: String,
 }
 
 impl ViewSchema {
+    #[cfg(test)]
     /// The schema of `kind` rows whose properties are read from `view`.
-    pub fn for_view(view: &ViewDefinition, kind: TableKind) -> Self {
+    pub(crate) fn for_view(view: &ViewDefinition, kind: TableKind) -> Self {
         let properties = view
             .mapped_properties()
             .map(|(name, mapped)| (name.as_str(), &mapped.property_type));
         Self::from_property_types(kind, PropertySource::of_view(&view.reference()), properties)
     }
 
+    #[cfg(test)]
     /// The same as [`Self::for_view`], from the `typing` of one sync result set
     /// (`space → "xid/version" → property → definition`).
-    pub fn from_typing(
+    pub(crate) fn from_typing(
         view: &ViewReference,
         typing: &BTreeMap<String, BTreeMap<String, BTreeMap<String, TypingProperty>>>,
         kind: TableKind,
@@ -163,7 +172,7 @@ impl ViewSchema {
 
     /// A table with system columns only, e.g. the edges of a connection without an
     /// `edgeSource` view.
-    pub fn without_properties(kind: TableKind, source: PropertySource) -> Self {
+    pub(crate) fn without_properties(kind: TableKind, source: PropertySource) -> Self {
         Self::from_property_types(kind, source, std::iter::empty())
     }
 
@@ -184,7 +193,7 @@ impl ViewSchema {
     /// `selected` views into a `kind` table written from all of `table_sources` (by this
     /// and other streams), whose current schema is `existing`. The column of each property
     /// follows [`super::mapping`]; `stream_source` names the stream in messages.
-    pub fn for_table(
+    pub(crate) fn for_table(
         kind: TableKind,
         stream_source: PropertySource,
         table_sources: &[SourceProperties<'_>],
@@ -236,23 +245,24 @@ impl ViewSchema {
         }
     }
 
-    pub fn kind(&self) -> TableKind {
+    pub(crate) fn kind(&self) -> TableKind {
         self.kind
     }
 
     /// The view the stream belongs to, for messages. Each property's values are found
     /// under its own [`PropertyColumn::source`].
-    pub fn source(&self) -> &PropertySource {
+    pub(crate) fn source(&self) -> &PropertySource {
         &self.source
     }
 
     /// The property columns in table order.
-    pub fn properties(&self) -> &[PropertyColumn] {
+    pub(crate) fn properties(&self) -> &[PropertyColumn] {
         &self.properties
     }
 
+    #[cfg(test)]
     /// The property that fills column `column`, if any.
-    pub fn property_of_column(&self, column: &str) -> Option<&PropertyColumn> {
+    pub(crate) fn property_of_column(&self, column: &str) -> Option<&PropertyColumn> {
         self.properties
             .iter()
             .find(|p| p.columns.names().contains(&column))

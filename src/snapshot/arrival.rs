@@ -29,16 +29,17 @@ pub struct FileOrigin {
     /// The commit version the rows arrived with.
     pub version: u64,
     /// Position of the file among the commit's added files.
-    pub position: u32,
+    pub(crate) position: u32,
     /// The stream that wrote the rows; `None` for commits written by other tools.
-    pub stream: Option<String>,
+    pub(crate) stream: Option<String>,
     /// The stream's generation; `None` when the commit does not say.
     pub generation: Option<u64>,
 }
 
 impl FileOrigin {
+    #[cfg(test)]
     /// The sort key of arrival order.
-    pub fn order(&self) -> (u64, u32) {
+    pub(crate) fn order(&self) -> (u64, u32) {
         (self.version, self.position)
     }
 }
@@ -65,13 +66,13 @@ pub struct Supersession {
 
 impl GenerationState {
     /// Whether rows of `generation` count.
-    pub fn counts(&self, generation: u64) -> bool {
+    pub(crate) fn counts(&self, generation: u64) -> bool {
         generation >= self.completed_generation
     }
 
     /// Takes one commit of the stream into account. Returns `true` when the commit
     /// completes a generation newer than rows counted so far, which then stop counting.
-    pub fn observe(&mut self, generation: u64, backfill_complete: bool) -> bool {
+    pub(crate) fn observe(&mut self, generation: u64, backfill_complete: bool) -> bool {
         if !self.counts(generation) {
             return false;
         }
@@ -139,8 +140,9 @@ impl CommitOrigin {
 pub struct LogIndex {
     pub origins: HashMap<String, FileOrigin>,
     pub streams: StreamStates,
+    #[expect(dead_code, reason = "kept in the Debug output of the value")]
     /// The oldest commit that could be read (older ones were removed by log retention).
-    pub first_version: u64,
+    pub(crate) first_version: u64,
     /// The first commit that completed a generation while older rows of its stream were
     /// counted: a published file built before it holds instances that may be gone.
     pub superseded: Option<Supersession>,

@@ -19,43 +19,43 @@ const FILES_OPENED_AHEAD: usize = 2;
 
 /// A raw data file to read, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawFile {
-    pub path: String,
-    pub size: Option<u64>,
+pub(crate) struct RawFile {
+    pub(crate) path: String,
+    pub(crate) size: Option<u64>,
 }
 
 /// What reading the raw table took.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReadStats {
-    pub commits_read: u64,
-    pub files_read: u64,
-    pub rows_read: u64,
-    pub spilled_runs: u64,
+pub(crate) struct ReadStats {
+    pub(crate) commits_read: u64,
+    pub(crate) files_read: u64,
+    pub(crate) rows_read: u64,
+    pub(crate) spilled_runs: u64,
 }
 
 /// A published file and what it took to build it.
 #[derive(Debug, Clone)]
-pub struct Built {
-    pub written: WrittenFile,
-    pub streams: StreamStates,
-    pub stats: ReadStats,
+pub(crate) struct Built {
+    pub(crate) written: WrittenFile,
+    pub(crate) streams: StreamStates,
+    pub(crate) stats: ReadStats,
 }
 
 /// One published file: where it goes, and how raw rows become its sorted, keyed rows. Both
 /// the full rebuild and the incremental merge build toward one.
-pub struct FileTarget<'a> {
-    pub store: &'a ObjectStoreRef,
-    pub path: &'a str,
-    pub raw_schema: SchemaRef,
-    pub publish_schema: SchemaRef,
-    pub keys: KeyColumns,
-    pub sort: &'a SortSettings,
+pub(crate) struct FileTarget<'a> {
+    pub(crate) store: &'a ObjectStoreRef,
+    pub(crate) path: &'a str,
+    pub(crate) raw_schema: SchemaRef,
+    pub(crate) publish_schema: SchemaRef,
+    pub(crate) keys: KeyColumns,
+    pub(crate) sort: &'a SortSettings,
 }
 
 impl FileTarget<'_> {
     /// Reads `files` of `table` in order, converts them to the publish form and sorts them
     /// into runs (spilling past the sort budget).
-    pub async fn sort_files(
+    pub(crate) async fn sort_files(
         &self,
         table: &LakeTable,
         files: &[RawFile],
@@ -87,7 +87,10 @@ impl FileTarget<'_> {
 
     /// Merges `runs` (oldest first) into a new file at the target path, dropping deleted
     /// keys. The file replaces the previous one only if everything succeeds.
-    pub async fn write_merged(&self, runs: Vec<BatchStream<'_>>) -> SnapshotResult<WrittenFile> {
+    pub(crate) async fn write_merged(
+        &self,
+        runs: Vec<BatchStream<'_>>,
+    ) -> SnapshotResult<WrittenFile> {
         let schema = self.publish_schema.clone();
         let mut sink = ParquetSink::create(self.store, self.path, schema.clone())?;
         match merge(runs, schema, self.keys, Tombstones::Drop, &mut sink).await {

@@ -17,7 +17,7 @@ use super::keys::KeyColumns;
 use super::reader::BatchStream;
 
 /// Batches collected in arrival order, with their memory use.
-pub struct SortBuffer {
+pub(crate) struct SortBuffer {
     schema: SchemaRef,
     keys: KeyColumns,
     batches: Vec<RecordBatch>,
@@ -26,7 +26,7 @@ pub struct SortBuffer {
 }
 
 impl SortBuffer {
-    pub fn new(schema: SchemaRef, keys: KeyColumns) -> Self {
+    pub(crate) fn new(schema: SchemaRef, keys: KeyColumns) -> Self {
         Self {
             schema,
             keys,
@@ -36,7 +36,7 @@ impl SortBuffer {
         }
     }
 
-    pub fn push(&mut self, batch: RecordBatch) {
+    pub(crate) fn push(&mut self, batch: RecordBatch) {
         if batch.num_rows() == 0 {
             return;
         }
@@ -46,16 +46,16 @@ impl SortBuffer {
     }
 
     /// Memory held by the buffered batches.
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows == 0
     }
 
     /// Sorts by key and keeps the last arrival of each key.
-    pub fn finish(self) -> SnapshotResult<SortedBuffer> {
+    pub(crate) fn finish(self) -> SnapshotResult<SortedBuffer> {
         let views = self
             .batches
             .iter()
@@ -90,23 +90,23 @@ impl SortBuffer {
 }
 
 /// A buffer's rows in key order, one row per key, not yet materialized.
-pub struct SortedBuffer {
+pub(crate) struct SortedBuffer {
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
     order: Vec<(usize, usize)>,
 }
 
 impl SortedBuffer {
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.order.len()
     }
 
-    pub fn schema(&self) -> &SchemaRef {
+    pub(crate) fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
     /// Rows `start..start + len` of the sorted order as one batch.
-    pub fn chunk(&self, start: usize, len: usize) -> SnapshotResult<RecordBatch> {
+    pub(crate) fn chunk(&self, start: usize, len: usize) -> SnapshotResult<RecordBatch> {
         let end = (start + len).min(self.order.len());
         let refs: Vec<&RecordBatch> = self.batches.iter().collect();
         if refs.is_empty() {
@@ -118,7 +118,7 @@ impl SortedBuffer {
 
     /// The sorted rows as a stream of batches of `chunk_rows`, built one at a time so the
     /// buffer is never held twice.
-    pub fn into_stream(self, chunk_rows: usize) -> BatchStream<'static> {
+    pub(crate) fn into_stream(self, chunk_rows: usize) -> BatchStream<'static> {
         let this = Arc::new(self);
         let total = this.rows();
         let chunk_rows = chunk_rows.max(1);

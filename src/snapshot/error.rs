@@ -9,7 +9,7 @@ use crate::failure::{Cause, Failure};
 use crate::lake::LakeError;
 use crate::schema::{AlignError, PublishError};
 
-pub type SnapshotResult<T> = Result<T, SnapshotError>;
+pub(crate) type SnapshotResult<T> = Result<T, SnapshotError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -119,7 +119,7 @@ impl SnapshotError {
     }
 
     /// Why the file failed, for whoever decides whether to run again.
-    pub fn cause(&self) -> Cause {
+    pub(crate) fn cause(&self) -> Cause {
         match self {
             SnapshotError::Lake(error) => Cause::of_lake(error),
             // The next snapshot after the view's first successful sync publishes it.
@@ -139,7 +139,7 @@ impl SnapshotError {
     }
 
     /// The error as a failure of a run's part, classified by [`Self::cause`].
-    pub fn to_failure(&self) -> Failure {
+    pub(crate) fn to_failure(&self) -> Failure {
         Failure::new(self.cause(), self.to_string())
     }
 

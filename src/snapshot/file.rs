@@ -23,18 +23,18 @@ use crate::lake::{Destination, LakeTable, WriteOptions, layout};
 use crate::schema::publish_schema;
 
 /// What every file of a run shares.
-pub struct PublishContext<'a> {
-    pub destination: &'a Destination,
+pub(crate) struct PublishContext<'a> {
+    pub(crate) destination: &'a Destination,
     /// Rooted at the destination prefix.
-    pub store: ObjectStoreRef,
-    pub sort: SortSettings,
+    pub(crate) store: ObjectStoreRef,
+    pub(crate) sort: SortSettings,
     /// Options the raw tables are opened with (only reads happen).
-    pub table_options: WriteOptions,
+    pub(crate) table_options: WriteOptions,
 }
 
 /// Publishes one file. Returns the report and the manifest entry that describes the file
 /// now at `path` (the previous entry if nothing was written).
-pub async fn publish_file(
+pub(crate) async fn publish_file(
     ctx: &PublishContext<'_>,
     view: &ViewTarget,
     target: &TableTarget,

@@ -24,20 +24,20 @@ use crate::lake::{LakeError, LakeTable};
 use crate::schema::evolution::equivalent_types;
 
 /// The previous file and what the merge needs to know about it.
-pub struct MergeTarget<'a> {
-    pub file: &'a FileTarget<'a>,
-    pub previous: &'a FileEntry,
-    pub raw_fingerprint: &'a str,
+pub(crate) struct MergeTarget<'a> {
+    pub(crate) file: &'a FileTarget<'a>,
+    pub(crate) previous: &'a FileEntry,
+    pub(crate) raw_fingerprint: &'a str,
 }
 
 /// Either the merged file, or why only a full rebuild gives the right result.
-pub enum MergeOutcome {
+pub(crate) enum MergeOutcome {
     Merged(Built),
     NeedsRebuild(String),
 }
 
 /// Merges the commits after the previous file's version up to the table's loaded version.
-pub async fn merge_changes(
+pub(crate) async fn merge_changes(
     table: &LakeTable,
     target: &MergeTarget<'_>,
 ) -> SnapshotResult<MergeOutcome> {

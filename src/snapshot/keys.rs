@@ -14,7 +14,7 @@ use crate::schema::system::{DELETED_TIME, EXTERNAL_ID, SPACE};
 
 /// Where the key and tombstone columns are in a publish schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyColumns {
+pub(crate) struct KeyColumns {
     space: usize,
     external_id: usize,
     deleted_time: Option<usize>,
@@ -22,7 +22,7 @@ pub struct KeyColumns {
 
 impl KeyColumns {
     /// Finds the columns; `table` names the raw table in the error.
-    pub fn of(schema: &Schema, table: &str) -> SnapshotResult<Self> {
+    pub(crate) fn of(schema: &Schema, table: &str) -> SnapshotResult<Self> {
         let string_column = |name: &'static str| {
             schema
                 .index_of(name)
@@ -41,7 +41,7 @@ impl KeyColumns {
     }
 
     /// The key and tombstone columns of one batch of this schema.
-    pub fn view(&self, batch: &RecordBatch) -> SnapshotResult<BatchKeys> {
+    pub(crate) fn view(&self, batch: &RecordBatch) -> SnapshotResult<BatchKeys> {
         let string = |index: usize, column: &'static str| {
             batch
                 .columns()
@@ -65,7 +65,7 @@ impl KeyColumns {
 
 /// The key and tombstone columns of one batch (cheap reference-counted clones).
 #[derive(Debug, Clone)]
-pub struct BatchKeys {
+pub(crate) struct BatchKeys {
     space: StringArray,
     external_id: StringArray,
     deleted_time: Option<ArrayRef>,
@@ -73,18 +73,18 @@ pub struct BatchKeys {
 
 impl BatchKeys {
     /// The key of `row`. A null space or externalId (which CDF never sends) sorts first.
-    pub fn key(&self, row: usize) -> (&str, &str) {
+    pub(crate) fn key(&self, row: usize) -> (&str, &str) {
         (text(&self.space, row), text(&self.external_id, row))
     }
 
     /// Whether `row` records a deletion.
-    pub fn is_tombstone(&self, row: usize) -> bool {
+    pub(crate) fn is_tombstone(&self, row: usize) -> bool {
         self.deleted_time
             .as_ref()
             .is_some_and(|column| column.is_valid(row))
     }
 
-    pub fn compare(&self, row: usize, other: &BatchKeys, other_row: usize) -> Ordering {
+    pub(crate) fn compare(&self, row: usize, other: &BatchKeys, other_row: usize) -> Ordering {
         self.key(row).cmp(&other.key(other_row))
     }
 }

@@ -35,7 +35,7 @@ impl BatchSink for RunWriter {
 
 /// Whether the merge output keeps tombstones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tombstones {
+pub(crate) enum Tombstones {
     /// Final output: deleted keys disappear.
     Drop,
     /// Intermediate run: deletions still have to meet older runs.
@@ -82,7 +82,7 @@ impl Cursor<'_> {
 }
 
 /// Merges `runs` (oldest first) into `sink`; returns the rows written.
-pub async fn merge<S: BatchSink + Send>(
+pub(crate) async fn merge<S: BatchSink + Send>(
     runs: Vec<BatchStream<'_>>,
     schema: SchemaRef,
     keys: KeyColumns,
@@ -205,7 +205,7 @@ pub(crate) mod tests {
 
     /// Collects what a merge writes.
     #[derive(Default)]
-    pub(crate) struct Collect(pub Vec<RecordBatch>);
+    pub(crate) struct Collect(pub(crate) Vec<RecordBatch>);
 
     impl BatchSink for Collect {
         #[allow(clippy::manual_async_fn)]

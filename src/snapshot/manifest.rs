@@ -19,63 +19,63 @@ use super::error::{SnapshotError, SnapshotResult};
 use crate::lake::InstanceKind;
 
 /// Version of the manifest layout; a manifest of another version is rebuilt from scratch.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// The columns every published file is sorted by.
-pub const SORT_COLUMNS: [&str; 2] = ["space", "externalId"];
+pub(crate) const SORT_COLUMNS: [&str; 2] = ["space", "externalId"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    pub format_version: u32,
+pub(crate) struct Manifest {
+    pub(crate) format_version: u32,
     /// `space:model/version` of the data model.
-    pub model: String,
+    pub(crate) model: String,
     /// The view folder.
-    pub view: String,
+    pub(crate) view: String,
     /// RFC 3339, UTC.
-    pub written_at: String,
-    pub tool_version: String,
+    pub(crate) written_at: String,
+    pub(crate) tool_version: String,
     /// Per kind (`nodes`, `edges`).
-    pub files: BTreeMap<String, FileEntry>,
+    pub(crate) files: BTreeMap<String, FileEntry>,
 }
 
 /// One published file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     /// File name, relative to the manifest's folder.
-    pub path: String,
+    pub(crate) path: String,
     /// The raw table, relative to the destination prefix.
-    pub source_table: String,
+    pub(crate) source_table: String,
     /// The raw table's Delta version the file reflects; `None` while the table does not exist.
-    pub table_version: Option<u64>,
-    pub rows: u64,
-    pub bytes: u64,
+    pub(crate) table_version: Option<u64>,
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
     /// Generation state of each stream writing to the raw table.
-    pub streams: StreamStates,
+    pub(crate) streams: StreamStates,
     /// Fingerprint of the raw table schema the file was built from.
-    pub raw_schema_fingerprint: String,
-    pub publish_schema: Vec<ColumnSpec>,
-    pub sorted_by: Vec<String>,
-    pub written_at: String,
-    pub tool_version: String,
+    pub(crate) raw_schema_fingerprint: String,
+    pub(crate) publish_schema: Vec<ColumnSpec>,
+    pub(crate) sorted_by: Vec<String>,
+    pub(crate) written_at: String,
+    pub(crate) tool_version: String,
 }
 
 /// One column of a published file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ColumnSpec {
-    pub name: String,
+pub(crate) struct ColumnSpec {
+    pub(crate) name: String,
     /// The Arrow type, as Arrow prints it (for example `Timestamp(µs, "UTC")`).
     #[serde(rename = "type")]
-    pub data_type: String,
-    pub nullable: bool,
+    pub(crate) data_type: String,
+    pub(crate) nullable: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    pub(crate) metadata: BTreeMap<String, String>,
 }
 
 /// The columns of a schema, for the manifest.
-pub fn column_specs(schema: &Schema) -> Vec<ColumnSpec> {
+pub(crate) fn column_specs(schema: &Schema) -> Vec<ColumnSpec> {
     schema
         .fields()
         .iter()
@@ -96,7 +96,7 @@ pub fn column_specs(schema: &Schema) -> Vec<ColumnSpec> {
 ///
 /// It only has to tell "same schema" from "different schema" between two runs; a release
 /// that prints types differently costs one rebuild.
-pub fn schema_fingerprint(schema: &Schema) -> String {
+pub(crate) fn schema_fingerprint(schema: &Schema) -> String {
     let mut text = String::new();
     for spec in column_specs(schema) {
         text.push_str(&format!(
@@ -114,18 +114,18 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 /// The tool and version that wrote a manifest.
-pub fn tool_version() -> String {
+pub(crate) fn tool_version() -> String {
     format!("cdf-s3-replicator {}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Now, as the manifest records times.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// What was found at the manifest path.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ManifestState {
+pub(crate) enum ManifestState {
     Missing,
     /// Present but unusable; the reason says why. Treated like a missing manifest.
     Unusable(String),
@@ -134,7 +134,7 @@ pub enum ManifestState {
 
 impl ManifestState {
     /// The entry of one kind, if the manifest is usable and has it.
-    pub fn entry(&self, kind: InstanceKind) -> Option<&FileEntry> {
+    pub(crate) fn entry(&self, kind: InstanceKind) -> Option<&FileEntry> {
         match self {
             ManifestState::Found(manifest) => manifest.files.get(kind.as_str()),
             _ => None,
@@ -144,7 +144,7 @@ impl ManifestState {
 
 /// Reads the manifest at `path`. Only failures that say nothing about the manifest itself
 /// (there is none) are `Missing`; everything else that prevents using it is `Unusable`.
-pub async fn read(store: &ObjectStoreRef, path: &str) -> ManifestState {
+pub(crate) async fn read(store: &ObjectStoreRef, path: &str) -> ManifestState {
     let location = Path::from(path);
     let bytes = match store.get(&location).await {
         Ok(result) => match result.bytes().await {
@@ -167,7 +167,11 @@ pub async fn read(store: &ObjectStoreRef, path: &str) -> ManifestState {
 }
 
 /// Writes the manifest with one PUT, which replaces the previous one atomically.
-pub async fn write(store: &ObjectStoreRef, path: &str, manifest: &Manifest) -> SnapshotResult<()> {
+pub(crate) async fn write(
+    store: &ObjectStoreRef,
+    path: &str,
+    manifest: &Manifest,
+) -> SnapshotResult<()> {
     let body = serde_json::to_vec_pretty(manifest).map_err(|e| SnapshotError::Manifest {
         path: path.to_owned(),
         reason: format!("serializing: {e}"),

@@ -23,18 +23,18 @@ pub mod arrival;
 mod build;
 pub mod catalog;
 mod dedup;
-pub mod error;
+pub(crate) mod error;
 mod file;
 mod incremental;
 mod keys;
 mod kway;
-pub mod manifest;
-pub mod plan;
+pub(crate) mod manifest;
+pub(crate) mod plan;
 mod reader;
 mod rebuild;
 mod sorter;
 mod spill;
-pub mod summary;
+pub(crate) mod summary;
 mod view;
 pub mod writer;
 
@@ -42,7 +42,7 @@ use std::path::PathBuf;
 
 use tokio::time::Instant;
 
-pub use self::error::{SnapshotError, SnapshotResult};
+pub(crate) use self::error::SnapshotResult;
 pub use self::kway::BatchSink;
 pub use self::plan::{TableTarget, ViewTarget, plan_views};
 pub use self::summary::{FileAction, FileReport, SnapshotSummary, ViewReport};
@@ -77,7 +77,11 @@ impl From<&SnapshotSettings> for PublishSettings {
 
 /// Publishes every view of `plan` (or the selected ones). Never fails as a whole: each
 /// view's problems are reported in the summary and the other views go on.
-pub async fn run(context: &Context, plan: &Plan, options: &SnapshotOptions) -> SnapshotSummary {
+pub(crate) async fn run(
+    context: &Context,
+    plan: &Plan,
+    options: &SnapshotOptions,
+) -> SnapshotSummary {
     let started = Instant::now();
     let plan = plan.for_views(options.views.as_deref());
     let mut plan_errors = plan.problems().to_vec();

@@ -27,7 +27,7 @@ pub struct TableTarget {
 
 impl TableTarget {
     /// Whether any stream writes this table (otherwise it is not even opened).
-    pub fn has_streams(&self) -> bool {
+    pub(crate) fn has_streams(&self) -> bool {
         !self.streams.is_empty()
     }
 
@@ -54,11 +54,11 @@ pub struct ViewTarget {
 
 impl ViewTarget {
     /// `space:model/version`.
-    pub fn model_label(&self) -> String {
+    pub(crate) fn model_label(&self) -> String {
         model_label(&self.model)
     }
 
-    pub fn table(&self, kind: InstanceKind) -> &TableTarget {
+    pub(crate) fn table(&self, kind: InstanceKind) -> &TableTarget {
         match kind {
             InstanceKind::Nodes => &self.nodes,
             InstanceKind::Edges => &self.edges,

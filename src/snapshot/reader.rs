@@ -25,13 +25,14 @@ use crate::schema::{align_batch, publish_batch};
 
 /// Rows per batch read from a Parquet file: large enough to amortize per-batch work,
 /// small enough that a batch of a wide view stays a few MiB.
-pub const READ_BATCH_ROWS: usize = 8192;
+pub(crate) const READ_BATCH_ROWS: usize = 8192;
 
 /// A stream of batches.
-pub type BatchStream<'a> = Pin<Box<dyn Stream<Item = SnapshotResult<RecordBatch>> + Send + 'a>>;
+pub(crate) type BatchStream<'a> =
+    Pin<Box<dyn Stream<Item = SnapshotResult<RecordBatch>> + Send + 'a>>;
 
 /// The object path of a (decoded) file path as found in the Delta log or a layout.
-pub fn object_path(path: &str) -> Path {
+pub(crate) fn object_path(path: &str) -> Path {
     Path::parse(path).unwrap_or_else(|_| Path::from(path))
 }
 
@@ -90,14 +91,14 @@ impl AsyncFileReader for ObjectReader {
 }
 
 /// An opened Parquet object.
-pub struct ParquetObject {
+pub(crate) struct ParquetObject {
     stream: ParquetRecordBatchStream<ObjectReader>,
-    pub schema: SchemaRef,
+    pub(crate) schema: SchemaRef,
 }
 
 /// Opens `path` (relative to `store`) for streaming. `size` saves a HEAD request when the
 /// caller knows it.
-pub async fn open(
+pub(crate) async fn open(
     store: &ObjectStoreRef,
     path: &str,
     size: Option<u64>,
@@ -130,7 +131,7 @@ pub async fn open(
 }
 
 /// The batches of a Parquet object as they are stored.
-pub fn batches<'a>(object: ParquetObject, path: &'a str) -> BatchStream<'a> {
+pub(crate) fn batches<'a>(object: ParquetObject, path: &'a str) -> BatchStream<'a> {
     object
         .stream
         .map_err(move |e| SnapshotError::parquet(path, "reading a row group", e))
@@ -140,7 +141,7 @@ pub fn batches<'a>(object: ParquetObject, path: &'a str) -> BatchStream<'a> {
 /// The batches of a raw data file in the publish form of `raw_schema`, the table schema:
 /// columns the file predates come out as nulls, losslessly widened columns are widened, and
 /// lists become JSON text.
-pub fn publish_batches<'a>(
+pub(crate) fn publish_batches<'a>(
     object: ParquetObject,
     path: &'a str,
     raw_schema: SchemaRef,
@@ -163,7 +164,11 @@ pub fn publish_batches<'a>(
 
 /// The batches of a previously published file, labelled with `schema` (the same columns;
 /// field metadata as read back may differ, and writers compare schemas exactly).
-pub fn batches_as<'a>(object: ParquetObject, path: &'a str, schema: SchemaRef) -> BatchStream<'a> {
+pub(crate) fn batches_as<'a>(
+    object: ParquetObject,
+    path: &'a str,
+    schema: SchemaRef,
+) -> BatchStream<'a> {
     batches(object, path)
         .map(move |batch| {
             let batch = batch?;

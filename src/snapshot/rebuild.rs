@@ -9,7 +9,7 @@ use crate::lake::{LakeError, LakeTable, VersionChanges};
 
 /// Rebuilds the file from `table`, or writes an empty file when there is no table. `streams`
 /// are the stream keys writing to the table (for files older than the readable log).
-pub async fn rebuild(
+pub(crate) async fn rebuild(
     table: Option<&LakeTable>,
     target: &FileTarget<'_>,
     streams: &[String],

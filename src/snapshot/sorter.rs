@@ -18,25 +18,25 @@ use super::spill::{SPILL_BATCH_ROWS, SpillDir, SpillFile};
 
 /// Runs merged at once. Each open run holds one batch in memory; more runs are first
 /// merged in groups into longer runs.
-pub const MAX_FAN_IN: usize = 16;
+pub(crate) const MAX_FAN_IN: usize = 16;
 
 /// Where and how much the sorter may buffer.
 #[derive(Debug, Clone)]
-pub struct SortSettings {
-    pub memory_budget_bytes: usize,
-    pub temp_dir: PathBuf,
+pub(crate) struct SortSettings {
+    pub(crate) memory_budget_bytes: usize,
+    pub(crate) temp_dir: PathBuf,
 }
 
 /// The sorted runs of a sort, oldest first, and the directory their files live in.
-pub struct Runs {
-    pub streams: Vec<BatchStream<'static>>,
+pub(crate) struct Runs {
+    pub(crate) streams: Vec<BatchStream<'static>>,
     /// Removes the spill directory once the runs have been merged (dropped).
-    pub spill_dir: Option<SpillDir>,
+    pub(crate) spill_dir: Option<SpillDir>,
     /// Runs written to local disk, intermediate merges included.
-    pub spilled_runs: u64,
+    pub(crate) spilled_runs: u64,
 }
 
-pub struct Sorter {
+pub(crate) struct Sorter {
     schema: SchemaRef,
     keys: KeyColumns,
     settings: SortSettings,
@@ -47,7 +47,7 @@ pub struct Sorter {
 }
 
 impl Sorter {
-    pub fn new(schema: SchemaRef, keys: KeyColumns, settings: SortSettings) -> Self {
+    pub(crate) fn new(schema: SchemaRef, keys: KeyColumns, settings: SortSettings) -> Self {
         Self {
             buffer: SortBuffer::new(schema.clone(), keys),
             schema,
@@ -60,7 +60,7 @@ impl Sorter {
     }
 
     /// Adds the next batch in arrival order.
-    pub async fn push(&mut self, batch: RecordBatch) -> SnapshotResult<()> {
+    pub(crate) async fn push(&mut self, batch: RecordBatch) -> SnapshotResult<()> {
         self.buffer.push(batch);
         if self.buffer.memory_bytes() >= self.settings.memory_budget_bytes {
             self.spill().await?;
@@ -96,7 +96,7 @@ impl Sorter {
     }
 
     /// The sorted runs, oldest first: spilled runs, then what is still buffered.
-    pub async fn finish(mut self) -> SnapshotResult<Runs> {
+    pub(crate) async fn finish(mut self) -> SnapshotResult<Runs> {
         // Leave room for the buffered run (and a run the caller puts in front).
         while self.files.len() + 2 > MAX_FAN_IN {
             self.merge_level().await?;

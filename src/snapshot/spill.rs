@@ -24,11 +24,11 @@ use super::reader::BatchStream;
 const DIR_PREFIX: &str = "cdf-s3-replicator-snapshot-";
 
 /// Rows per batch in spill files and in merges.
-pub const SPILL_BATCH_ROWS: usize = 8192;
+pub(crate) const SPILL_BATCH_ROWS: usize = 8192;
 
 /// A directory for this invocation's spill files; removed on drop.
 #[derive(Debug)]
-pub struct SpillDir {
+pub(crate) struct SpillDir {
     path: PathBuf,
     next: u64,
 }
@@ -36,7 +36,7 @@ pub struct SpillDir {
 impl SpillDir {
     /// Creates `<temp_dir>/cdf-s3-replicator-snapshot-<pid>-<random>`, after removing the
     /// directories of processes that no longer run.
-    pub fn create(temp_dir: &Path) -> SnapshotResult<Self> {
+    pub(crate) fn create(temp_dir: &Path) -> SnapshotResult<Self> {
         remove_stale(temp_dir);
         let path = temp_dir.join(format!(
             "{DIR_PREFIX}{}-{:016x}",
@@ -58,7 +58,7 @@ impl SpillDir {
 
     /// Writes a sorted buffer as a run file (on a blocking thread: sorting and writing a
     /// memory budget of rows takes a while).
-    pub async fn write_sorted(&mut self, sorted: SortedBuffer) -> SnapshotResult<SpillFile> {
+    pub(crate) async fn write_sorted(&mut self, sorted: SortedBuffer) -> SnapshotResult<SpillFile> {
         let path = self.next_path();
         tokio::task::spawn_blocking(move || {
             let schema = sorted.schema().clone();
@@ -78,7 +78,7 @@ impl SpillDir {
     }
 
     /// A writer for a run produced by merging other runs.
-    pub fn run_writer(&mut self, schema: &SchemaRef) -> SnapshotResult<RunWriter> {
+    pub(crate) fn run_writer(&mut self, schema: &SchemaRef) -> SnapshotResult<RunWriter> {
         RunWriter::create(self.next_path(), schema)
     }
 }
@@ -125,18 +125,18 @@ fn remove_stale(temp_dir: &Path) {
 
 /// A finished run file; deleted on drop.
 #[derive(Debug)]
-pub struct SpillFile {
+pub(crate) struct SpillFile {
     path: PathBuf,
     rows: u64,
 }
 
 impl SpillFile {
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.rows
     }
 
     /// The run's batches, read one at a time. The file is deleted when the stream is dropped.
-    pub fn into_stream(self) -> SnapshotResult<BatchStream<'static>> {
+    pub(crate) fn into_stream(self) -> SnapshotResult<BatchStream<'static>> {
         let display = self.path.display().to_string();
         let file = File::open(&self.path).map_err(|source| SnapshotError::Spill {
             path: display.clone(),
@@ -187,7 +187,7 @@ impl Drop for SpillFile {
 }
 
 /// Writes one run file.
-pub struct RunWriter {
+pub(crate) struct RunWriter {
     path: PathBuf,
     writer: StreamWriter<BufWriter<File>>,
     rows: u64,
@@ -214,7 +214,7 @@ impl RunWriter {
         })
     }
 
-    pub fn write(&mut self, batch: &RecordBatch) -> SnapshotResult<()> {
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> SnapshotResult<()> {
         self.rows += batch.num_rows() as u64;
         self.writer
             .write(batch)
@@ -225,7 +225,7 @@ impl RunWriter {
             })
     }
 
-    pub fn finish(mut self) -> SnapshotResult<SpillFile> {
+    pub(crate) fn finish(mut self) -> SnapshotResult<SpillFile> {
         self.writer
             .finish()
             .map_err(|source| SnapshotError::SpillFormat {

@@ -25,7 +25,7 @@ pub enum FileAction {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileReport {
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     pub action: FileAction,
     /// Rows in the published file (live instances).
     pub rows: u64,
@@ -44,7 +44,7 @@ pub struct FileReport {
     pub rows_read: u64,
     /// Sorted runs spilled to local temp space.
     pub spilled_runs: u64,
-    pub duration_ms: u64,
+    pub(crate) duration_ms: u64,
     /// Why a file was rebuilt rather than merged incrementally.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -84,16 +84,16 @@ impl FileReport {
 #[serde(rename_all = "camelCase")]
 pub struct ViewReport {
     /// `space:model/version` of the data model.
-    pub model: String,
+    pub(crate) model: String,
     /// The view's folder under the model (its externalId, space-qualified when ambiguous).
     pub view: String,
     pub files: Vec<FileReport>,
     /// Whether `_manifest.json` was (re)written by this invocation.
     pub manifest_written: bool,
-    pub duration_ms: u64,
+    pub(crate) duration_ms: u64,
     /// A failure that concerns the whole view (for example the manifest write).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Failure>,
+    pub(crate) error: Option<Failure>,
 }
 
 impl ViewReport {
@@ -119,10 +119,10 @@ pub struct SnapshotSummary {
     pub files_rebuilt: usize,
     pub files_failed: usize,
     /// Rows in the files written by this invocation.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Bytes of the files written by this invocation.
-    pub bytes: u64,
-    pub duration_ms: u64,
+    pub(crate) bytes: u64,
+    pub(crate) duration_ms: u64,
     /// Problems that stopped a model or view from being planned (unknown model, missing
     /// view), each naming what failed.
     pub plan_errors: Vec<Failure>,
@@ -135,7 +135,7 @@ pub struct SnapshotSummary {
 }
 
 impl SnapshotSummary {
-    pub fn from_reports(
+    pub(crate) fn from_reports(
         mut views: Vec<ViewReport>,
         plan_errors: Vec<Failure>,
         duration_ms: u64,
@@ -182,8 +182,8 @@ impl SnapshotSummary {
         self.views.iter().find(|v| v.view == folder)
     }
 
-    /// Every failure of the run: the plan's, each view's and each file's.
-    pub fn failures(&self) -> FailureCounts {
+    /// Every failure of the run: the plan's, each view's and each file's, and the catalog's.
+    pub(crate) fn failures(&self) -> FailureCounts {
         FailureCounts::of(
             self.plan_errors
                 .iter()
@@ -191,7 +191,8 @@ impl SnapshotSummary {
                     v.error
                         .iter()
                         .chain(v.files.iter().filter_map(|f| f.error.as_ref()))
-                })),
+                }))
+                .chain(self.catalog.iter().flat_map(|c| c.failures())),
         )
     }
 

@@ -16,7 +16,7 @@ use crate::lake::InstanceKind;
 
 /// Publishes one view's files and manifest. Never fails as a whole: problems are in the
 /// report, and files that could not be written keep their previous state.
-pub async fn publish_view(ctx: &PublishContext<'_>, target: &ViewTarget) -> ViewReport {
+pub(crate) async fn publish_view(ctx: &PublishContext<'_>, target: &ViewTarget) -> ViewReport {
     let started = Instant::now();
     let paths = ctx.destination.publish_paths(&target.model, &target.folder);
     let state = manifest::read(&ctx.store, &paths.manifest).await;

@@ -24,7 +24,7 @@ use super::reader::object_path;
 
 /// Rows per row group: large enough for good compression and few footer entries, small
 /// enough that BI tools can read row groups in parallel and skip by statistics.
-pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Bytes buffered before the upload switches to multipart, and the part size. S3 wants at
 /// least 5 MiB per part.
@@ -54,7 +54,7 @@ pub struct ParquetSink {
 /// A finished file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WrittenFile {
-    pub rows: u64,
+    pub(crate) rows: u64,
     pub bytes: u64,
 }
 

@@ -339,7 +339,7 @@ async fn stream_status(
 
 /// Caught up means: streaming, the last call returned a short page, and the last turn did
 /// not fail. Everything else with a checkpoint is behind (or failed).
-pub fn progress(checkpoint: &StreamCheckpoint) -> Progress {
+pub(crate) fn progress(checkpoint: &StreamCheckpoint) -> Progress {
     if checkpoint.last_error.is_some() {
         Progress::Failed
     } else if checkpoint.phase == Phase::Streaming && checkpoint.caught_up {
@@ -351,7 +351,7 @@ pub fn progress(checkpoint: &StreamCheckpoint) -> Progress {
 
 /// Compares the RAW row's `seq` with the stream's `txn` version in the Delta log, the way
 /// a sync reconciles the two at the start of a run.
-pub fn agreement(raw_seq: Option<i64>, delta_seq: Option<i64>) -> Agreement {
+pub(crate) fn agreement(raw_seq: Option<i64>, delta_seq: Option<i64>) -> Agreement {
     match (raw_seq, delta_seq) {
         (Some(raw), Some(delta)) if raw == delta => Agreement::Agree,
         (Some(raw), Some(delta)) if raw < delta => Agreement::DeltaAhead,

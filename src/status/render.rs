@@ -149,7 +149,7 @@ fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
 }
 
 /// A duration in milliseconds as `850ms`, `42s`, `5m07s`, `3h12m` or `2d04h`.
-pub fn duration(ms: i64) -> String {
+pub(crate) fn duration(ms: i64) -> String {
     let ms = ms.max(0);
     let secs = ms / 1000;
     match secs {

@@ -16,11 +16,11 @@ use crate::lake::Phase;
 #[serde(rename_all = "camelCase")]
 pub struct StatusReport {
     /// When the report was gathered, RFC 3339 UTC; every age and lag is relative to it.
-    pub generated_at: String,
+    pub(crate) generated_at: String,
     /// The same instant in epoch milliseconds.
-    pub generated_at_ms: i64,
+    pub(crate) generated_at_ms: i64,
     /// The RAW state table, `database/table`.
-    pub state_table: String,
+    pub(crate) state_table: String,
     /// Why the state rows could not be read (`null` when they could, or when the table does
     /// not exist yet). Streams are still shown, from the Delta log alone.
     pub state_error: Option<String>,
@@ -56,7 +56,7 @@ pub enum Progress {
 }
 
 impl Progress {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Progress::CaughtUp => "caught up",
             Progress::Behind => "behind",
@@ -92,7 +92,7 @@ pub enum Agreement {
 }
 
 impl Agreement {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Agreement::Agree => "agree",
             Agreement::DeltaAhead => "delta ahead",
@@ -108,7 +108,7 @@ impl Agreement {
 /// Which copy of the checkpoint the stream's figures come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum CheckpointSource {
+pub(crate) enum CheckpointSource {
     /// The RAW state row.
     Raw,
     /// The checkpoint in the metadata of the stream's newest Delta commit.
@@ -122,13 +122,13 @@ pub struct StreamStatus {
     /// The stream key (RAW row key and Delta `txn` appId).
     pub key: String,
     /// `space:model/version`.
-    pub model: String,
+    pub(crate) model: String,
     /// The view's externalId.
-    pub view: String,
+    pub(crate) view: String,
     /// `nodes` or `edges`.
-    pub table: String,
+    pub(crate) table: String,
     /// The raw table, relative to the destination prefix.
-    pub table_path: String,
+    pub(crate) table_path: String,
     /// `backfill` or `streaming`; `null` when the stream never ran.
     pub phase: Option<Phase>,
     pub progress: Progress,
@@ -137,17 +137,17 @@ pub struct StreamStatus {
     /// of the `rows` of its sync summaries), all generations included.
     pub rows: Option<u64>,
     /// The last successful sync call, epoch milliseconds and RFC 3339.
-    pub last_success_ms: Option<i64>,
+    pub(crate) last_success_ms: Option<i64>,
     pub last_success: Option<String>,
     /// `generatedAt` minus `lastSuccess`, milliseconds.
-    pub last_success_age_ms: Option<i64>,
+    pub(crate) last_success_age_ms: Option<i64>,
     /// Milliseconds from the newest change the stream has seen (`newestChange`, the
     /// newest `lastUpdatedTime` or `deletedTime`) to `generatedAt`: the `Lag` metric. It
     /// grows while CDF has no changes, so read it with `progress`.
     pub lag_ms: Option<i64>,
     /// The error of the last failed turn, as the checkpoint stores it (redacted).
     pub last_error: Option<String>,
-    pub checkpoint_source: Option<CheckpointSource>,
+    pub(crate) checkpoint_source: Option<CheckpointSource>,
     pub agreement: Agreement,
     /// `seq` of the RAW row.
     pub raw_seq: Option<i64>,
@@ -155,7 +155,7 @@ pub struct StreamStatus {
     pub delta_seq: Option<i64>,
     /// The configured query differs from the checkpoint's (`queryHash`): the next run
     /// starts a new generation.
-    pub query_changed: bool,
+    pub(crate) query_changed: bool,
     /// Why part of this stream could not be read (redacted); the other fields show what
     /// could.
     pub error: Option<String>,
@@ -166,22 +166,22 @@ pub struct StreamStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ViewStatus {
     /// `space:model/version`.
-    pub model: String,
+    pub(crate) model: String,
     /// The view folder.
     pub view: String,
     /// The folder, relative to the destination prefix.
-    pub publish_path: String,
+    pub(crate) publish_path: String,
     /// `found`, `missing` (never published) or `unusable` (see `error`).
-    pub manifest: ManifestPresence,
+    pub(crate) manifest: ManifestPresence,
     /// `nodes` and `edges`.
     pub files: Vec<PublishedFileStatus>,
     /// Why the manifest could not be used (redacted).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum ManifestPresence {
+pub(crate) enum ManifestPresence {
     Found,
     Missing,
     Unusable,
@@ -206,7 +206,7 @@ pub enum Freshness {
 }
 
 impl Freshness {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Freshness::Current => "current",
             Freshness::Behind => "behind",
@@ -224,7 +224,7 @@ pub struct PublishedFileStatus {
     /// `nodes` or `edges`.
     pub kind: String,
     /// The object, relative to the destination prefix.
-    pub path: String,
+    pub(crate) path: String,
     pub freshness: Freshness,
     /// When the file was published (the manifest entry's `writtenAt`), RFC 3339.
     pub published_at: Option<String>,

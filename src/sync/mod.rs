@@ -6,10 +6,10 @@
 //! - [`scheduler`]: turns of many streams under a deadline;
 //! - [`summary`]: what an invocation did.
 
-pub mod scheduler;
+pub(crate) mod scheduler;
 pub mod state;
-pub mod state_store;
-pub mod stream;
+pub(crate) mod state_store;
+pub(crate) mod stream;
 pub mod summary;
 
 use std::collections::HashMap;
@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use self::scheduler::{Turn, run_turns};
 use self::state::StreamCheckpoint;
-pub use self::state_store::StateStore;
-pub use self::stream::StreamContext;
+pub(crate) use self::state_store::StateStore;
+pub(crate) use self::stream::StreamContext;
 use self::stream::StreamRun;
 pub use self::summary::{RunSummary, StreamReport, StreamStatus};
 use crate::config::SpaceSelection;
@@ -55,17 +55,17 @@ impl SyncOptions {
 #[derive(Debug, Clone)]
 pub struct SyncJob {
     pub streams: StreamContext,
-    pub data_modeling: Vec<SpaceSelection>,
-    pub page_size: u32,
-    pub parallelism: usize,
+    pub(crate) data_modeling: Vec<SpaceSelection>,
+    pub(crate) page_size: u32,
+    pub(crate) parallelism: usize,
     /// Extraction pipeline that gets one run report per invocation.
-    pub extraction_pipeline: Option<String>,
+    pub(crate) extraction_pipeline: Option<String>,
 }
 
 /// Runs one time slice over the streams of `plan`: every stream gets turns until it is
 /// caught up or the deadline nears. Never fails as a whole because of one view: problems are
 /// reported per view or stream in the summary.
-pub async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> RunSummary {
+pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> RunSummary {
     let started = Instant::now();
     let plan = plan.for_views(options.views.as_deref());
     let mut plan_errors = plan.problems().to_vec();

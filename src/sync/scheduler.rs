@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 /// What a turn of one stream ended with.
 #[derive(Debug)]
-pub enum Turn<S, O> {
+pub(crate) enum Turn<S, O> {
     /// More work is waiting: queue the stream again if time allows.
     Again(S),
     /// The stream is finished for this invocation.
@@ -19,8 +19,8 @@ pub enum Turn<S, O> {
 
 /// Streams whose turn never came, or that still had work when the deadline arrived.
 #[derive(Debug)]
-pub struct Unfinished<S> {
-    pub streams: Vec<S>,
+pub(crate) struct Unfinished<S> {
+    pub(crate) streams: Vec<S>,
 }
 
 /// Runs `turn` over `queue` (already ordered, first = most overdue) with at most
@@ -28,7 +28,7 @@ pub struct Unfinished<S> {
 /// to watch the deadline themselves. Returns the outcomes of finished streams and the
 /// streams left over. A turn that panics is reported through `on_panic`, never propagated,
 /// so one bad stream cannot take down the others.
-pub async fn run_turns<S, O, F, Fut>(
+pub(crate) async fn run_turns<S, O, F, Fut>(
     queue: Vec<S>,
     parallelism: usize,
     deadline: Instant,

@@ -11,7 +11,7 @@ pub use crate::lake::commit_metadata::{Phase, StreamCheckpoint};
 
 /// Why a stream starts a new generation instead of continuing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RestartReason {
+pub(crate) enum RestartReason {
     /// Neither RAW nor the Delta log knows the stream.
     FirstRun,
     /// The RAW row is gone but the table has commits: the documented way to force a resync.
@@ -29,7 +29,7 @@ pub enum RestartReason {
 
 /// The outcome of comparing the RAW row with the Delta log at the start of a run.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Resume {
+pub(crate) enum Resume {
     /// Continue from this checkpoint.
     Continue(StreamCheckpoint),
     /// Start a new generation (full backfill) from this checkpoint, whose cursor is cleared.
@@ -37,7 +37,7 @@ pub enum Resume {
 }
 
 impl Resume {
-    pub fn checkpoint(&self) -> &StreamCheckpoint {
+    pub(crate) fn checkpoint(&self) -> &StreamCheckpoint {
         match self {
             Resume::Continue(checkpoint) | Resume::Restart(checkpoint, _) => checkpoint,
         }
@@ -46,7 +46,7 @@ impl Resume {
 
 /// Decides where a stream resumes. `table` is the checkpoint found in the metadata of the
 /// stream's newest Delta commit, whose `seq` is the table's `txn` version for the stream.
-pub fn reconcile(
+pub(crate) fn reconcile(
     state_row: Option<StreamCheckpoint>,
     table: Option<StreamCheckpoint>,
     query_hash: &str,
@@ -103,7 +103,7 @@ pub fn reconcile(
 
 /// The checkpoint that begins the generation after `previous`: same sequence (the txn
 /// version only ever grows), no cursor, backfill phase.
-pub fn new_generation(previous: &StreamCheckpoint, query_hash: &str) -> StreamCheckpoint {
+pub(crate) fn new_generation(previous: &StreamCheckpoint, query_hash: &str) -> StreamCheckpoint {
     StreamCheckpoint {
         cursor: None,
         phase: Phase::Backfill,

@@ -13,14 +13,18 @@ use crate::cdf::{CdfClient, CdfError};
 
 /// The RAW table that holds the checkpoints.
 #[derive(Debug, Clone)]
-pub struct StateStore {
+pub(crate) struct StateStore {
     client: CdfClient,
     database: String,
     table: String,
 }
 
 impl StateStore {
-    pub fn new(client: CdfClient, database: impl Into<String>, table: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        client: CdfClient,
+        database: impl Into<String>,
+        table: impl Into<String>,
+    ) -> Self {
         Self {
             client,
             database: database.into(),
@@ -28,14 +32,14 @@ impl StateStore {
         }
     }
 
-    pub fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         format!("{}/{}", self.database, self.table)
     }
 
     /// Every checkpoint. A missing database or table means no stream has run yet. A row
     /// that does not parse is reported and left out, which restarts that stream (the same
     /// as deleting the row) instead of failing the run.
-    pub async fn load_all(&self) -> Result<HashMap<String, StreamCheckpoint>, CdfError> {
+    pub(crate) async fn load_all(&self) -> Result<HashMap<String, StreamCheckpoint>, CdfError> {
         let rows = match self
             .client
             .list_all_rows(&self.database, &self.table, None)
@@ -63,7 +67,11 @@ impl StateStore {
     }
 
     /// Writes one stream's checkpoint (RAW insert replaces the whole row).
-    pub async fn save(&self, key: &str, checkpoint: &StreamCheckpoint) -> Result<(), CdfError> {
+    pub(crate) async fn save(
+        &self,
+        key: &str,
+        checkpoint: &StreamCheckpoint,
+    ) -> Result<(), CdfError> {
         // A struct of strings and numbers always serialises to an object; were it not to,
         // skipping the write is safe because the Delta commit carries the same checkpoint.
         let Ok(Value::Object(columns)) = serde_json::to_value(checkpoint) else {

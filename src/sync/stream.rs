@@ -52,21 +52,21 @@ enum TableState {
 /// What every stream of a run shares.
 #[derive(Debug, Clone)]
 pub struct StreamContext {
-    pub client: CdfClient,
-    pub destination: Destination,
-    pub state_store: StateStore,
+    pub(crate) client: CdfClient,
+    pub(crate) destination: Destination,
+    pub(crate) state_store: StateStore,
     pub write_options: WriteOptions,
     /// Buffer this many rows (or `byte_budget` bytes) before committing.
-    pub row_budget: usize,
-    pub byte_budget: usize,
+    pub(crate) row_budget: usize,
+    pub(crate) byte_budget: usize,
     /// Time kept free before the deadline for the last flush and checkpoint.
-    pub deadline_margin: Duration,
+    pub(crate) deadline_margin: Duration,
     /// Where commits and finished streams are reported as they happen.
-    pub progress: Progress,
+    pub(crate) progress: Progress,
 }
 
 /// A stream in progress: everything carried from one turn to the next.
-pub struct StreamRun {
+pub(crate) struct StreamRun {
     spec: Arc<StreamSpec>,
     table: LakeTable,
     flattener: Flattener,
@@ -85,7 +85,7 @@ pub struct StreamRun {
 
 impl StreamRun {
     /// Opens the stream's table and decides where to resume.
-    pub async fn start(
+    pub(crate) async fn start(
         ctx: &StreamContext,
         spec: Arc<StreamSpec>,
         state_row: Option<StreamCheckpoint>,
@@ -165,26 +165,26 @@ impl StreamRun {
         })
     }
 
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.spec.key
     }
 
     /// The figures so far, for a stream the deadline left between turns (nothing is
     /// buffered then: a turn only yields after a commit).
-    pub fn into_report(mut self, status: StreamStatus) -> StreamReport {
+    pub(crate) fn into_report(mut self, status: StreamStatus) -> StreamReport {
         self.report.status = status;
         self.report.lag_ms = self.checkpoint.newest_change.map(|t| now_ms() - t);
         self.report
     }
 
     /// How long ago the stream last succeeded; the scheduler serves the most overdue first.
-    pub fn last_success(&self) -> Option<i64> {
+    pub(crate) fn last_success(&self) -> Option<i64> {
         self.checkpoint.last_success
     }
 
     /// Runs pages until the stream is caught up (a short page of the streaming phase), has
     /// made one budget-sized commit (then it yields its turn), fails, or the deadline is near.
-    pub async fn turn(
+    pub(crate) async fn turn(
         mut self,
         ctx: &StreamContext,
         deadline: Instant,

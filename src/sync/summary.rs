@@ -44,23 +44,23 @@ pub struct StreamReport {
     /// Instances that could not be written to the stream's table and went to the view's
     /// quarantine (`rejected`) table instead.
     pub rows_quarantined: u64,
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     pub commits: u64,
     /// Data files written (normally one per commit).
-    pub files: u64,
+    pub(crate) files: u64,
     pub pages: u64,
     /// Times the stream had to start a new generation (expired or invalid cursor, changed
     /// query, lost state) in this invocation.
     pub cursor_resets: u64,
     /// Milliseconds between now and the newest `lastUpdatedTime` the stream has seen.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lag_ms: Option<i64>,
+    pub(crate) lag_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
 
 impl StreamReport {
-    pub fn new(stream: impl Into<String>, status: StreamStatus) -> Self {
+    pub(crate) fn new(stream: impl Into<String>, status: StreamStatus) -> Self {
         Self {
             stream: stream.into(),
             status,
@@ -77,7 +77,7 @@ impl StreamReport {
         }
     }
 
-    pub fn failed(stream: impl Into<String>, error: Failure) -> Self {
+    pub(crate) fn failed(stream: impl Into<String>, error: Failure) -> Self {
         Self {
             error: Some(error),
             ..Self::new(stream, StreamStatus::Failed)
@@ -102,8 +102,8 @@ pub struct RunSummary {
     pub cursor_resets: u64,
     /// The largest lag over all streams, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_lag_ms: Option<i64>,
-    pub duration_ms: u64,
+    pub(crate) max_lag_ms: Option<i64>,
+    pub(crate) duration_ms: u64,
     /// Problems that stopped a view or model from being planned at all (unknown model,
     /// missing view), each naming what failed.
     pub plan_errors: Vec<Failure>,
@@ -111,7 +111,7 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    pub fn from_reports(
+    pub(crate) fn from_reports(
         mut streams: Vec<StreamReport>,
         plan_errors: Vec<Failure>,
         duration_ms: u64,
@@ -148,7 +148,7 @@ impl RunSummary {
 
     /// Every failure of the run: the plan's, then each failed stream's (a superseded
     /// stream's note is not a failure).
-    pub fn failures(&self) -> FailureCounts {
+    pub(crate) fn failures(&self) -> FailureCounts {
         FailureCounts::of(
             self.plan_errors.iter().chain(
                 self.streams

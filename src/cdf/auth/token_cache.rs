@@ -14,8 +14,8 @@ pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// A token as issued by the identity provider.
 #[derive(Debug, Clone)]
 pub(crate) struct FetchedToken {
-    pub access_token: Secret,
-    pub expires_in: Duration,
+    pub(crate) access_token: Secret,
+    pub(crate) expires_in: Duration,
 }
 
 /// Gets a new token from the identity provider.
@@ -27,8 +27,8 @@ pub(crate) trait TokenFetcher: Send + Sync {
 /// 401 only forces a refresh if no other request has refreshed in the meantime.
 #[derive(Debug, Clone)]
 pub(crate) struct AccessToken {
-    pub secret: Secret,
-    pub generation: u64,
+    pub(crate) secret: Secret,
+    pub(crate) generation: u64,
 }
 
 #[derive(Debug)]

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtpipeConfig {
-    pub external_id: String,
+    pub(crate) external_id: String,
     pub revision: i64,
     #[serde(default)]
-    pub created_time: Option<i64>,
+    pub(crate) created_time: Option<i64>,
     #[serde(default)]
     pub description: Option<String>,
     /// Normally YAML; may be missing, which callers should treat as "keep the old config".
@@ -40,12 +40,12 @@ pub enum ExtpipeRunStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtpipeRunWrite {
-    pub external_id: String,
-    pub status: ExtpipeRunStatus,
+    pub(crate) external_id: String,
+    pub(crate) status: ExtpipeRunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_time: Option<i64>,
+    pub(crate) created_time: Option<i64>,
 }
 
 impl ExtpipeRunWrite {
@@ -68,11 +68,11 @@ impl ExtpipeRunWrite {
 #[serde(rename_all = "camelCase")]
 pub struct ExtpipeRun {
     #[serde(default)]
-    pub id: Option<i64>,
-    pub external_id: String,
+    pub(crate) id: Option<i64>,
+    pub(crate) external_id: String,
     pub status: ExtpipeRunStatus,
     #[serde(default)]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     #[serde(default)]
-    pub created_time: Option<i64>,
+    pub(crate) created_time: Option<i64>,
 }

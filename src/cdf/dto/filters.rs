@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+#[cfg(test)]
 use super::instances::InstanceType;
 use super::refs::{NodeReference, SourceReference, ViewReference};
 
@@ -68,15 +69,17 @@ impl Filter {
         Filter::HasData(vec![SourceReference::View(view)])
     }
 
-    pub fn equals(property: &[&str], value: impl Into<Value>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn equals(property: &[&str], value: impl Into<Value>) -> Self {
         Filter::Equals {
             property: property_path(property),
             value: value.into(),
         }
     }
 
+    #[cfg(test)]
     /// `["node"|"edge", "space"] == space`.
-    pub fn in_space(instance_type: InstanceType, space: &str) -> Self {
+    pub(crate) fn in_space(instance_type: InstanceType, space: &str) -> Self {
         Filter::equals(&[instance_type.as_str(), "space"], space)
     }
 
@@ -88,8 +91,9 @@ impl Filter {
         }
     }
 
+    #[cfg(test)]
     /// A conjunction that collapses to the single filter when only one is given.
-    pub fn all_of(mut filters: Vec<Filter>) -> Self {
+    pub(crate) fn all_of(mut filters: Vec<Filter>) -> Self {
         if filters.len() == 1 {
             filters.remove(0)
         } else {

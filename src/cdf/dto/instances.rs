@@ -26,7 +26,7 @@ pub enum InstanceType {
 }
 
 impl InstanceType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             InstanceType::Node => "node",
             InstanceType::Edge => "edge",
@@ -38,7 +38,7 @@ impl InstanceType {
 #[serde(rename_all = "camelCase")]
 pub struct Instance {
     pub instance_type: InstanceType,
-    pub space: String,
+    pub(crate) space: String,
     pub external_id: String,
     pub version: i64,
     /// The node type, or the edge type (always set on edges).
@@ -48,13 +48,13 @@ pub struct Instance {
     pub start_node: Option<NodeReference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_node: Option<NodeReference>,
-    pub created_time: i64,
-    pub last_updated_time: i64,
+    pub(crate) created_time: i64,
+    pub(crate) last_updated_time: i64,
     /// Set only on soft-deleted instances, which only sync returns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deleted_time: Option<i64>,
+    pub(crate) deleted_time: Option<i64>,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub properties: InstanceProperties,
+    pub(crate) properties: InstanceProperties,
 }
 
 impl Instance {
@@ -70,7 +70,7 @@ impl Instance {
     }
 
     /// The values under an explicit `space` / `"xid/version"` key pair.
-    pub fn properties_at(&self, space: &str, key: &str) -> Option<&PropertyValues> {
+    pub(crate) fn properties_at(&self, space: &str, key: &str) -> Option<&PropertyValues> {
         self.properties.get(space)?.get(key)
     }
 }
@@ -105,7 +105,7 @@ fn is_nested(value: &Value) -> bool {
 }
 
 /// Drops `value` level by level from a heap stack instead of by recursion.
-pub fn drop_without_recursion(value: Value) {
+pub(crate) fn drop_without_recursion(value: Value) {
     let mut stack = vec![value];
     while let Some(value) = stack.pop() {
         match value {

@@ -13,40 +13,48 @@ mod views;
 #[cfg(test)]
 mod contract_examples;
 
-pub use extpipes::{
-    ExtpipeConfig, ExtpipeConfigWrite, ExtpipeRun, ExtpipeRunStatus, ExtpipeRunWrite,
-};
+pub use extpipes::ExtpipeConfigWrite;
+pub use extpipes::ExtpipeRunStatus;
+pub use extpipes::ExtpipeRunWrite;
+pub(crate) use extpipes::{ExtpipeConfig, ExtpipeRun};
 pub use filters::Filter;
-pub use instances::{Instance, InstanceProperties, InstanceType, PropertyValues};
-pub use models::{DataModel, DataModelView};
-pub use property_type::{EnumValue, PropertyKind, PropertyType, UnitReference};
-pub use raw::{RawColumns, RawName, RawRow, RawRowPage, RawRowQuery, RawRowWrite};
-pub use refs::{
-    ContainerReference, DataModelId, NodeReference, SourceReference, ViewId, ViewReference,
-};
-pub use sync::{
-    SelectSource, SortDirection, SyncExpression, SyncMode, SyncRequest, SyncResponse, SyncSelect,
-    SyncSort, SyncTarget, SyncTyping, TargetFilter, TargetUnit, TypingProperty, UnitTarget,
-};
-pub use views::{
-    ConstraintState, EdgeConnection, EdgeConnectionType, EdgeDirection, MappedProperty,
-    ReverseDirectRelation, ReverseRelationType, ThroughReference, UsedFor, ViewDefinition,
-    ViewProperty,
-};
+pub use instances::{Instance, InstanceType};
+pub(crate) use models::DataModel;
+#[cfg(test)]
+pub(crate) use models::DataModelView;
+pub use property_type::{PropertyKind, PropertyType};
+pub(crate) use raw::{RawName, RawRow, RawRowPage};
+pub use raw::{RawRowQuery, RawRowWrite};
+pub use refs::ViewReference;
+#[cfg(test)]
+pub(crate) use refs::{ContainerReference, SourceReference};
+pub use refs::{DataModelId, NodeReference, ViewId};
+pub(crate) use sync::SyncResponse;
+pub use sync::SyncSelect;
+#[cfg(test)]
+pub(crate) use sync::TypingProperty;
+pub use sync::{SelectSource, SyncExpression, SyncMode, SyncRequest};
+#[cfg(test)]
+pub(crate) use sync::{SortDirection, SyncSort};
+#[cfg(test)]
+pub(crate) use views::EdgeConnectionType;
+pub use views::EdgeDirection;
+pub(crate) use views::ViewDefinition;
+pub use views::{EdgeConnection, MappedProperty, UsedFor, ViewProperty};
 
 use serde::{Deserialize, Serialize};
 
 /// `{"items": [...]}` request bodies.
 #[derive(Debug, Serialize)]
 pub(crate) struct ItemsRef<'a, T> {
-    pub items: &'a [T],
+    pub(crate) items: &'a [T],
 }
 
 /// `{"items": [...]}` responses (byids, create).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Items<T> {
     #[serde(default = "Vec::new")]
-    pub items: Vec<T>,
+    pub(crate) items: Vec<T>,
 }
 
 /// `{"items": [...], "nextCursor": ...}` responses of list endpoints.
@@ -54,7 +62,7 @@ pub(crate) struct Items<T> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ItemsPage<T> {
     #[serde(default = "Vec::new")]
-    pub items: Vec<T>,
+    pub(crate) items: Vec<T>,
     #[serde(default)]
-    pub next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }

@@ -10,19 +10,19 @@ use super::views::ViewDefinition;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataModel {
-    pub space: String,
-    pub external_id: String,
+    pub(crate) space: String,
+    pub(crate) external_id: String,
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub created_time: i64,
-    pub last_updated_time: i64,
+    pub(crate) description: Option<String>,
+    pub(crate) created_time: i64,
+    pub(crate) last_updated_time: i64,
     #[serde(default)]
-    pub is_global: bool,
+    pub(crate) is_global: bool,
     #[serde(default)]
-    pub views: Vec<DataModelView>,
+    pub(crate) views: Vec<DataModelView>,
 }
 
 impl DataModel {
@@ -35,13 +35,13 @@ impl DataModel {
 /// A view of a data model: a reference, or the full definition with `inlineViews=true`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum DataModelView {
+pub(crate) enum DataModelView {
     Reference(ViewReference),
     Inline(Box<ViewDefinition>),
 }
 
 impl DataModelView {
-    pub fn reference(&self) -> ViewReference {
+    pub(crate) fn reference(&self) -> ViewReference {
         match self {
             DataModelView::Reference(r) => r.clone(),
             DataModelView::Inline(view) => view.reference(),

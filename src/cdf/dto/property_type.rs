@@ -15,7 +15,7 @@ use super::refs::{ContainerReference, ViewReference};
 pub struct PropertyType {
     pub kind: PropertyKind,
     pub list: bool,
-    pub max_list_size: Option<u32>,
+    pub(crate) max_list_size: Option<u32>,
 }
 
 /// The kind of value a property holds, with the kind-specific settings.
@@ -55,7 +55,7 @@ pub enum PropertyKind {
 
 impl PropertyKind {
     /// The wire name of the kind, e.g. `int64`.
-    pub fn type_name(&self) -> &str {
+    pub(crate) fn type_name(&self) -> &str {
         match self {
             PropertyKind::Text { .. } => "text",
             PropertyKind::Boolean => "boolean",
@@ -79,18 +79,18 @@ impl PropertyKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnitReference {
-    pub external_id: String,
+    pub(crate) external_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_unit: Option<String>,
+    pub(crate) source_unit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnumValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// The flat wire form: one object with a `type` tag and optional keys for every kind.

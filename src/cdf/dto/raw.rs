@@ -22,8 +22,8 @@ pub struct RawRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawRowWrite {
-    pub key: String,
-    pub columns: RawColumns,
+    pub(crate) key: String,
+    pub(crate) columns: RawColumns,
 }
 
 impl RawRowWrite {
@@ -38,7 +38,7 @@ impl RawRowWrite {
 /// A RAW database or table name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RawName {
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// Parameters of one page of `rows` listing.

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewReference {
-    pub space: String,
-    pub external_id: String,
-    pub version: String,
+    pub(crate) space: String,
+    pub(crate) external_id: String,
+    pub(crate) version: String,
 }
 
 impl ViewReference {
@@ -26,7 +26,7 @@ impl ViewReference {
     }
 
     /// The `"<externalId>/<version>"` key under which sync returns this view's properties.
-    pub fn properties_key(&self) -> String {
+    pub(crate) fn properties_key(&self) -> String {
         format!("{}/{}", self.external_id, self.version)
     }
 
@@ -62,12 +62,13 @@ impl Serialize for ViewReference {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerReference {
-    pub space: String,
-    pub external_id: String,
+    pub(crate) space: String,
+    pub(crate) external_id: String,
 }
 
 impl ContainerReference {
-    pub fn new(space: impl Into<String>, external_id: impl Into<String>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(space: impl Into<String>, external_id: impl Into<String>) -> Self {
         Self {
             space: space.into(),
             external_id: external_id.into(),
@@ -131,10 +132,10 @@ pub struct ViewId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataModelId {
-    pub space: String,
-    pub external_id: String,
+    pub(crate) space: String,
+    pub(crate) external_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 impl DataModelId {
@@ -155,8 +156,8 @@ impl DataModelId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeReference {
-    pub space: String,
-    pub external_id: String,
+    pub(crate) space: String,
+    pub(crate) external_id: String,
 }
 
 impl NodeReference {

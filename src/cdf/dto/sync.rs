@@ -20,14 +20,14 @@ use super::views::default_true;
 #[serde(rename_all = "camelCase")]
 pub struct SyncRequest {
     pub with: BTreeMap<String, SyncExpression>,
-    pub select: BTreeMap<String, SyncSelect>,
+    pub(crate) select: BTreeMap<String, SyncSelect>,
     /// The `nextCursor` values of the previous response. A result set without an entry
     /// starts from the beginning.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub cursors: BTreeMap<String, String>,
+    pub(crate) cursors: BTreeMap<String, String>,
     /// Values for `{"parameter": name}` references in filters.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub parameters: serde_json::Map<String, Value>,
+    pub(crate) parameters: serde_json::Map<String, Value>,
     pub include_typing: bool,
     /// Accept cursors older than the cursor lifetime, at the price of possibly missed
     /// deletes.
@@ -67,17 +67,17 @@ impl SyncRequest {
 #[serde(rename_all = "camelCase")]
 pub struct SyncExpression {
     #[serde(flatten)]
-    pub target: SyncTarget,
+    pub(crate) target: SyncTarget,
     /// 1..=2000 per page.
     pub limit: u32,
     /// Always sent: the API default (`onePhase`) and the SDK defaults disagree.
-    pub mode: SyncMode,
+    pub(crate) mode: SyncMode,
     /// Only valid with `twoPhase`; CDF answers 400 otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub backfill_sort: Vec<SyncSort>,
+    pub(crate) backfill_sort: Vec<SyncSort>,
     /// API default `true`: instances deleted before the sync began are not returned.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub skip_already_deleted: Option<bool>,
+    pub(crate) skip_already_deleted: Option<bool>,
 }
 
 impl SyncExpression {
@@ -110,7 +110,7 @@ pub enum SyncTarget {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TargetFilter {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub filter: Option<Filter>,
+    pub(crate) filter: Option<Filter>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -127,15 +127,23 @@ pub enum SyncMode {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncSort {
-    pub property: Vec<String>,
-    pub direction: SortDirection,
-    pub nulls_first: bool,
+    pub(crate) property: Vec<String>,
+    pub(crate) direction: SortDirection,
+    pub(crate) nulls_first: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SortDirection {
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the contract's value; only the tests send it")
+    )]
     Ascending,
+    #[expect(
+        dead_code,
+        reason = "the contract's value; the replicator never sends it"
+    )]
     Descending,
 }
 
@@ -143,7 +151,7 @@ pub enum SortDirection {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct SyncSelect {
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<SelectSource>,
+    pub(crate) sources: Vec<SelectSource>,
 }
 
 impl SyncSelect {
@@ -162,30 +170,38 @@ impl SyncSelect {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SelectSource {
-    pub source: ViewReference,
+    pub(crate) source: ViewReference,
     /// Property names, or `["*"]` for all.
-    pub properties: Vec<String>,
+    pub(crate) properties: Vec<String>,
     /// Unit conversions CDF applies before answering. The replicator leaves this empty: the
     /// lake holds values in the unit CDF stores them in, and the view's typing says which.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub target_units: Vec<TargetUnit>,
+    pub(crate) target_units: Vec<TargetUnit>,
 }
 
 /// Converts `property` to `unit` in the answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TargetUnit {
-    pub property: String,
-    pub unit: UnitTarget,
+    pub(crate) property: String,
+    pub(crate) unit: UnitTarget,
 }
 
 /// A unit by external id (`power:kilowatt`), or every unit of a unit system (`SI`, `Imperial`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum UnitTarget {
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the contract's value; only the tests send it")
+    )]
     Unit {
         #[serde(rename = "externalId")]
         external_id: String,
     },
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the contract's value; only the tests send it")
+    )]
     System {
         #[serde(rename = "unitSystemName")]
         unit_system_name: String,
@@ -197,10 +213,10 @@ pub enum UnitTarget {
 #[serde(rename_all = "camelCase")]
 pub struct SyncResponse {
     #[serde(default)]
-    pub items: BTreeMap<String, Vec<Instance>>,
+    pub(crate) items: BTreeMap<String, Vec<Instance>>,
     /// Always present per result set, also for empty pages; store it after every call.
     #[serde(default, deserialize_with = "cursors_without_nulls")]
-    pub next_cursor: BTreeMap<String, String>,
+    pub(crate) next_cursor: BTreeMap<String, String>,
     /// Present when the request set `include_typing`.
     #[serde(default)]
     pub typing: Option<BTreeMap<String, SyncTyping>>,
@@ -232,17 +248,17 @@ pub struct TypingProperty {
     #[serde(rename = "type")]
     pub property_type: PropertyType,
     #[serde(default = "default_true")]
-    pub nullable: bool,
+    pub(crate) nullable: bool,
     #[serde(default)]
-    pub immutable: bool,
+    pub(crate) immutable: bool,
     #[serde(default)]
-    pub auto_increment: bool,
+    pub(crate) auto_increment: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_value: Option<Value>,
+    pub(crate) default_value: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// The API promises a string cursor per result set; a `null` is read as "no cursor" rather

@@ -12,32 +12,32 @@ use super::refs::{ContainerReference, NodeReference, SourceReference, ViewRefere
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewDefinition {
-    pub space: String,
-    pub external_id: String,
-    pub version: String,
+    pub(crate) space: String,
+    pub(crate) external_id: String,
+    pub(crate) version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub created_time: i64,
-    pub last_updated_time: i64,
+    pub(crate) description: Option<String>,
+    pub(crate) created_time: i64,
+    pub(crate) last_updated_time: i64,
     #[serde(default)]
-    pub writable: bool,
+    pub(crate) writable: bool,
     #[serde(default)]
-    pub queryable: bool,
+    pub(crate) queryable: bool,
     #[serde(default)]
-    pub used_for: UsedFor,
+    pub(crate) used_for: UsedFor,
     #[serde(default)]
-    pub is_global: bool,
+    pub(crate) is_global: bool,
     /// Parent views in priority order.
     #[serde(default)]
-    pub implements: Vec<ViewReference>,
+    pub(crate) implements: Vec<ViewReference>,
     /// The view's own instance filter, kept as JSON: the client only passes it on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter: Option<Value>,
+    pub(crate) filter: Option<Value>,
     /// Absent in older API responses.
     #[serde(default)]
-    pub mapped_containers: Vec<ContainerReference>,
+    pub(crate) mapped_containers: Vec<ContainerReference>,
     /// Inherited properties included (the client always asks for them).
     #[serde(default)]
     pub properties: BTreeMap<String, ViewProperty>,
@@ -49,7 +49,7 @@ impl ViewDefinition {
     }
 
     /// The properties that hold values, i.e. everything except connections.
-    pub fn mapped_properties(&self) -> impl Iterator<Item = (&String, &MappedProperty)> {
+    pub(crate) fn mapped_properties(&self) -> impl Iterator<Item = (&String, &MappedProperty)> {
         self.properties.iter().filter_map(|(name, p)| match p {
             ViewProperty::Mapped(mapped) => Some((name, mapped)),
             _ => None,
@@ -57,7 +57,7 @@ impl ViewDefinition {
     }
 
     /// The edge connections declared on (or inherited by) the view.
-    pub fn edge_connections(&self) -> impl Iterator<Item = (&String, &EdgeConnection)> {
+    pub(crate) fn edge_connections(&self) -> impl Iterator<Item = (&String, &EdgeConnection)> {
         self.properties.iter().filter_map(|(name, p)| match p {
             ViewProperty::EdgeConnection(edge) => Some((name, edge)),
             _ => None,
@@ -128,25 +128,25 @@ impl<'de> Deserialize<'de> for ViewProperty {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MappedProperty {
-    pub container: ContainerReference,
-    pub container_property_identifier: String,
+    pub(crate) container: ContainerReference,
+    pub(crate) container_property_identifier: String,
     #[serde(rename = "type")]
     pub property_type: PropertyType,
     #[serde(default = "default_true")]
-    pub nullable: bool,
+    pub(crate) nullable: bool,
     #[serde(default)]
-    pub immutable: bool,
+    pub(crate) immutable: bool,
     #[serde(default)]
-    pub auto_increment: bool,
+    pub(crate) auto_increment: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_value: Option<Value>,
+    pub(crate) default_value: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// Missing in older API responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub constraint_state: Option<ConstraintState>,
+    pub(crate) constraint_state: Option<ConstraintState>,
 }
 
 pub(super) fn default_true() -> bool {
@@ -159,31 +159,31 @@ pub(super) fn default_true() -> bool {
 #[serde(rename_all = "camelCase")]
 pub struct ConstraintState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nullability: Option<String>,
+    pub(crate) nullability: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_list_size: Option<String>,
+    pub(crate) max_list_size: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_text_size: Option<String>,
+    pub(crate) max_text_size: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeConnection {
-    pub connection_type: EdgeConnectionType,
+    pub(crate) connection_type: EdgeConnectionType,
     /// The edge type the connection follows.
     #[serde(rename = "type")]
     pub edge_type: NodeReference,
     /// The view of the nodes at the far end.
-    pub source: ViewReference,
+    pub(crate) source: ViewReference,
     /// The view holding properties of the edges themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_source: Option<ViewReference>,
     #[serde(default)]
     pub direction: EdgeDirection,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,15 +204,15 @@ pub enum EdgeDirection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReverseDirectRelation {
-    pub connection_type: ReverseRelationType,
-    pub source: ViewReference,
-    pub through: ThroughReference,
+    pub(crate) connection_type: ReverseRelationType,
+    pub(crate) source: ViewReference,
+    pub(crate) through: ThroughReference,
     #[serde(default)]
-    pub targets_list: bool,
+    pub(crate) targets_list: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +226,6 @@ pub enum ReverseRelationType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThroughReference {
-    pub source: SourceReference,
-    pub identifier: String,
+    pub(crate) source: SourceReference,
+    pub(crate) identifier: String,
 }

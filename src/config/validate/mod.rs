@@ -59,9 +59,9 @@ pub(crate) fn validate(
 
 /// The part of a `type: remote` file that is needed to fetch the remote configuration.
 pub(crate) struct RemoteBootstrap {
-    pub logger: LoggerSettings,
-    pub cognite: CogniteSettings,
-    pub pipeline_external_id: String,
+    pub(crate) logger: LoggerSettings,
+    pub(crate) cognite: CogniteSettings,
+    pub(crate) pipeline_external_id: String,
 }
 
 /// Validates only what a `type: remote` file must hold on its own: `cognite` (with the

@@ -14,13 +14,13 @@ use deltalake::arrow::datatypes::DataType;
 /// An Arrow type with no Athena counterpart in this mapping.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("column `{column}` has Arrow type {data_type}, which has no Athena type here")]
-pub struct UnsupportedType {
-    pub column: String,
-    pub data_type: String,
+pub(crate) struct UnsupportedType {
+    pub(crate) column: String,
+    pub(crate) data_type: String,
 }
 
 /// The Athena type of `data_type`, for the column `column` (named in the error).
-pub fn athena_type(column: &str, data_type: &DataType) -> Result<String, UnsupportedType> {
+pub(crate) fn athena_type(column: &str, data_type: &DataType) -> Result<String, UnsupportedType> {
     let unsupported = || UnsupportedType {
         column: column.to_owned(),
         data_type: data_type.to_string(),

@@ -5,7 +5,7 @@ use crate::failure::{Cause, Failure};
 use crate::lake::LakeError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
+pub(crate) enum CatalogError {
     #[error(
         "Glue database {0:?} does not exist; create it (the template does when its \
          GlueDatabase parameter is set) - tables are registered into an existing database only"
@@ -50,7 +50,7 @@ pub enum CatalogError {
 
 impl CatalogError {
     /// Why registration failed, for whoever decides whether to run again.
-    pub fn cause(&self) -> Cause {
+    pub(crate) fn cause(&self) -> Cause {
         match self {
             CatalogError::NoDatabase(_) | CatalogError::NotS3 => Cause::InvalidConfiguration,
             // The SDK's answer is kept as text; throttling and outages are the common case,
@@ -66,7 +66,7 @@ impl CatalogError {
         }
     }
 
-    pub fn to_failure(&self) -> Failure {
+    pub(crate) fn to_failure(&self) -> Failure {
         Failure::new(self.cause(), self.to_string())
     }
 }

@@ -27,7 +27,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A Glue client bound to one database.
 #[derive(Debug, Clone)]
-pub struct GlueCatalog {
+pub(crate) struct GlueCatalog {
     client: Client,
     database: String,
 }
@@ -35,7 +35,7 @@ pub struct GlueCatalog {
 impl GlueCatalog {
     /// A client for `database`. `storage_options` are the S3 destination's (region and
     /// static keys are taken from them); `endpoint_url` overrides the Glue endpoint.
-    pub async fn connect(
+    pub(crate) async fn connect(
         database: &str,
         storage_options: &HashMap<String, String>,
         endpoint_url: Option<&str>,
@@ -70,12 +70,12 @@ impl GlueCatalog {
         }
     }
 
-    pub fn database(&self) -> &str {
+    pub(crate) fn database(&self) -> &str {
         &self.database
     }
 
     /// Fails when the database does not exist or cannot be read: it is never created here.
-    pub async fn check_database(&self) -> Result<(), CatalogError> {
+    pub(crate) async fn check_database(&self) -> Result<(), CatalogError> {
         self.client
             .get_database()
             .name(&self.database)
@@ -95,7 +95,7 @@ impl GlueCatalog {
     }
 
     /// The stored table of that name, `None` when there is none.
-    pub async fn table(&self, name: &str) -> Result<Option<StoredTable>, CatalogError> {
+    pub(crate) async fn table(&self, name: &str) -> Result<Option<StoredTable>, CatalogError> {
         match self
             .client
             .get_table()
@@ -115,7 +115,7 @@ impl GlueCatalog {
         }
     }
 
-    pub async fn create(&self, definition: &TableDefinition) -> Result<(), CatalogError> {
+    pub(crate) async fn create(&self, definition: &TableDefinition) -> Result<(), CatalogError> {
         let input = table_input(definition, definition.parameters.clone())?;
         self.client
             .create_table()
@@ -129,7 +129,7 @@ impl GlueCatalog {
 
     /// Replaces the table's definition, keeping the stored parameters this product does not
     /// set.
-    pub async fn update(
+    pub(crate) async fn update(
         &self,
         definition: &TableDefinition,
         stored: &StoredTable,

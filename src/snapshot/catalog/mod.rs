@@ -18,12 +18,12 @@
 //! `catalog/`) is written. Failures are reported per table and make the run unsuccessful,
 //! but never undo or block publishing. [`glue`] is the only module that talks to the SDK.
 
-pub mod athena_types;
-pub mod error;
-pub mod glue;
-pub mod naming;
-pub mod symlink;
-pub mod table_definition;
+pub(crate) mod athena_types;
+pub(crate) mod error;
+pub(crate) mod glue;
+pub(crate) mod naming;
+pub(crate) mod symlink;
+pub(crate) mod table_definition;
 
 use deltalake::Path;
 use deltalake::arrow::datatypes::SchemaRef;
@@ -33,7 +33,7 @@ use deltalake::parquet::arrow::parquet_to_arrow_schema;
 use deltalake::parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
-pub use self::error::CatalogError;
+pub(crate) use self::error::CatalogError;
 use self::glue::GlueCatalog;
 use self::table_definition::{Comparison, Layer, TableDefinition, TableSource};
 use super::{ViewReport, ViewTarget};
@@ -56,14 +56,14 @@ pub enum TableAction {
 #[serde(rename_all = "camelCase")]
 pub struct TableReport {
     /// The table name in the database.
-    pub name: String,
+    pub(crate) name: String,
     /// `publish` or `raw`.
-    pub layer: &'static str,
+    pub(crate) layer: &'static str,
     /// `space:model/version`.
-    pub model: String,
-    pub view: String,
+    pub(crate) model: String,
+    pub(crate) view: String,
     /// `nodes` or `edges`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     pub action: TableAction,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
@@ -80,8 +80,8 @@ pub struct CatalogReport {
     pub tables_failed: usize,
     /// A failure that stopped every table (no database, no S3 destination).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Failure>,
-    pub tables: Vec<TableReport>,
+    pub(crate) error: Option<Failure>,
+    pub(crate) tables: Vec<TableReport>,
 }
 
 impl CatalogReport {
@@ -98,15 +98,8 @@ impl CatalogReport {
         }
     }
 
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         self.error.is_none() && self.tables_failed == 0
-    }
-
-    /// The failures of the registration: the one that stopped it, or each table's.
-    pub fn failures(&self) -> impl Iterator<Item = &Failure> {
-        self.error
-            .iter()
-            .chain(self.tables.iter().filter_map(|t| t.error.as_ref()))
     }
 
     /// The report of one table, by name.
@@ -114,8 +107,15 @@ impl CatalogReport {
         self.tables.iter().find(|t| t.name == name)
     }
 
+    /// The failures of the registration: the one that stopped it, or each table's.
+    pub(crate) fn failures(&self) -> impl Iterator<Item = &Failure> {
+        self.error
+            .iter()
+            .chain(self.tables.iter().filter_map(|t| t.error.as_ref()))
+    }
+
     /// For the run's one-line summary.
-    pub fn one_line(&self) -> String {
+    pub(crate) fn one_line(&self) -> String {
         let mut line = format!(
             "catalog {}: {} tables created, {} updated, {} unchanged, {} failed",
             self.database,
@@ -145,7 +145,7 @@ impl CatalogReport {
 
 /// Registers the published views when the configuration turns the catalog on; `None`
 /// otherwise. The one call the snapshot run makes.
-pub async fn register_configured(
+pub(crate) async fn register_configured(
     config: &Config,
     destination: &Destination,
     targets: &[ViewTarget],
@@ -219,7 +219,7 @@ fn plan<'a>(targets: &'a [ViewTarget]) -> Vec<Planned<'a>> {
 
 /// Registers the tables of every view in `targets` whose report in `reports` is a
 /// success. Never fails as a whole: problems are in the report.
-pub async fn register(
+pub(crate) async fn register(
     settings: &GlueCatalogSettings,
     destination: &Destination,
     targets: &[ViewTarget],

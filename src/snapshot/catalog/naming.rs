@@ -20,10 +20,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 /// Glue's limit for table and column names.
-pub const MAX_NAME_CHARS: usize = 255;
+pub(crate) const MAX_NAME_CHARS: usize = 255;
 
 /// Lower case, every character outside `[a-z0-9_]` as `_`; never empty.
-pub fn sanitize(part: &str) -> String {
+pub(crate) fn sanitize(part: &str) -> String {
     let text: String = part
         .chars()
         .flat_map(char::to_lowercase)
@@ -43,7 +43,7 @@ pub fn sanitize(part: &str) -> String {
 }
 
 /// Eight hex digits of FNV-1a 64 over `text`: stable across releases and platforms.
-pub fn short_hash(text: &str) -> String {
+pub(crate) fn short_hash(text: &str) -> String {
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
     });
@@ -61,7 +61,7 @@ fn within_limit(name: String, identity: &str) -> String {
 
 /// The table name of a published file or raw table before clash handling: the sanitized
 /// parts joined by `_`, with `raw_` in front for a raw table.
-pub fn table_base_name(raw: bool, parts: &[&str]) -> String {
+pub(crate) fn table_base_name(raw: bool, parts: &[&str]) -> String {
     let joined = parts
         .iter()
         .map(|part| sanitize(part))
@@ -72,7 +72,7 @@ pub fn table_base_name(raw: bool, parts: &[&str]) -> String {
 
 /// Final table names for `(identity, base name)` pairs: bases that occur more than once get
 /// `_<hash of identity>`; every name fits Glue's limit. Returned in input order.
-pub fn unique_table_names(tables: &[(String, String)]) -> Vec<String> {
+pub(crate) fn unique_table_names(tables: &[(String, String)]) -> Vec<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, base) in tables {
         *counts.entry(base.as_str()).or_default() += 1;
@@ -91,7 +91,7 @@ pub fn unique_table_names(tables: &[(String, String)]) -> Vec<String> {
 }
 
 /// Catalog names of file columns, in file order (see the module docs).
-pub fn column_names<S: AsRef<str>>(columns: &[S]) -> Vec<String> {
+pub(crate) fn column_names<S: AsRef<str>>(columns: &[S]) -> Vec<String> {
     let mut taken: HashSet<String> = HashSet::new();
     columns
         .iter()

@@ -16,10 +16,10 @@ use super::error::CatalogError;
 use crate::lake::{InstanceKind, ModelRef, ViewFolder};
 
 /// The manifest's file name inside its folder.
-pub const MANIFEST_FILE: &str = "symlink.txt";
+pub(crate) const MANIFEST_FILE: &str = "symlink.txt";
 
 /// The manifest folder of one published file, relative to the destination prefix.
-pub fn manifest_dir(model: &ModelRef, view: &ViewFolder, kind: InstanceKind) -> String {
+pub(crate) fn manifest_dir(model: &ModelRef, view: &ViewFolder, kind: InstanceKind) -> String {
     format!(
         "catalog/athena/{}/{}/{}/{}/{}",
         model.space(),
@@ -31,13 +31,13 @@ pub fn manifest_dir(model: &ModelRef, view: &ViewFolder, kind: InstanceKind) -> 
 }
 
 /// The manifest text: the file URI on one line.
-pub fn manifest_body(file_url: &str) -> String {
+pub(crate) fn manifest_body(file_url: &str) -> String {
     format!("{file_url}\n")
 }
 
 /// Writes the manifest naming `file_url` into `dir` unless it already says exactly that.
 /// Returns whether it was written.
-pub async fn ensure(
+pub(crate) async fn ensure(
     store: &ObjectStoreRef,
     dir: &str,
     file_url: &str,

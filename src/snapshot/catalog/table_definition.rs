@@ -22,31 +22,32 @@ use super::athena_types::{UnsupportedType, athena_type};
 use super::naming::column_names;
 
 /// Table parameter marking a table this product created (value `true`).
-pub const MANAGED_KEY: &str = "cdf_s3_replicator_managed";
+pub(crate) const MANAGED_KEY: &str = "cdf_s3_replicator_managed";
 /// Table parameter: the lake path the table serves, relative to the destination prefix.
-pub const SOURCE_KEY: &str = "cdf_s3_replicator_source";
+pub(crate) const SOURCE_KEY: &str = "cdf_s3_replicator_source";
 /// Table parameter: `publish` or `raw`.
-pub const LAYER_KEY: &str = "cdf_s3_replicator_layer";
+pub(crate) const LAYER_KEY: &str = "cdf_s3_replicator_layer";
 /// Table parameter: `space:model/version` of the data model.
-pub const MODEL_KEY: &str = "cdf_s3_replicator_model";
+pub(crate) const MODEL_KEY: &str = "cdf_s3_replicator_model";
 /// Table parameter: the view folder.
-pub const VIEW_KEY: &str = "cdf_s3_replicator_view";
+pub(crate) const VIEW_KEY: &str = "cdf_s3_replicator_view";
 
-pub const SYMLINK_INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat";
-pub const HIVE_TEXT_OUTPUT_FORMAT: &str =
+pub(crate) const SYMLINK_INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat";
+pub(crate) const HIVE_TEXT_OUTPUT_FORMAT: &str =
     "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
-pub const PARQUET_SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
-pub const INDEX_ACCESS_KEY: &str = "parquet.column.index.access";
+pub(crate) const PARQUET_SERDE: &str =
+    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
+pub(crate) const INDEX_ACCESS_KEY: &str = "parquet.column.index.access";
 
 /// The catalog layer a table belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
+pub(crate) enum Layer {
     Publish,
     Raw,
 }
 
 impl Layer {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Layer::Publish => "publish",
             Layer::Raw => "raw",
@@ -56,7 +57,7 @@ impl Layer {
 
 /// How the table's files are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// A symlink manifest naming Parquet files, columns by position.
     SymlinkParquet,
     /// A native Delta Lake table.
@@ -67,7 +68,7 @@ pub enum Format {
 
 impl Format {
     /// Reads the format back from a stored table's fields.
-    pub fn detect(
+    pub(crate) fn detect(
         table_parameters: &BTreeMap<String, String>,
         input_format: Option<&str>,
         serde_library: Option<&str>,
@@ -95,36 +96,36 @@ impl Format {
 
 /// One declared column.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    pub name: String,
+pub(crate) struct Column {
+    pub(crate) name: String,
     /// Athena type (`bigint`, `timestamp`, `array<string>`, …).
-    pub athena_type: String,
+    pub(crate) athena_type: String,
     /// The file column it reads (publish) or a note (raw).
-    pub comment: Option<String>,
+    pub(crate) comment: Option<String>,
 }
 
 /// A catalog table as this product defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableDefinition {
-    pub name: String,
+pub(crate) struct TableDefinition {
+    pub(crate) name: String,
     /// `s3://bucket/prefix/…/` with a trailing slash.
-    pub location: String,
-    pub format: Format,
-    pub columns: Vec<Column>,
+    pub(crate) location: String,
+    pub(crate) format: Format,
+    pub(crate) columns: Vec<Column>,
     /// Table parameters this product sets (other parameters of a stored table are kept).
-    pub parameters: BTreeMap<String, String>,
-    pub description: String,
+    pub(crate) parameters: BTreeMap<String, String>,
+    pub(crate) description: String,
 }
 
 /// Who a table serves: written into its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSource {
-    pub layer: Layer,
+pub(crate) struct TableSource {
+    pub(crate) layer: Layer,
     /// The lake path, relative to the destination prefix (the published file or the raw
     /// table root).
-    pub path: String,
-    pub model: String,
-    pub view: String,
+    pub(crate) path: String,
+    pub(crate) model: String,
+    pub(crate) view: String,
 }
 
 fn parameters(source: &TableSource, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -145,7 +146,7 @@ fn parameters(source: &TableSource, extra: &[(&str, &str)]) -> BTreeMap<String, 
 }
 
 /// The table over a published file, whose symlink manifest folder is `location`.
-pub fn publish_table(
+pub(crate) fn publish_table(
     name: String,
     location: String,
     source: &TableSource,
@@ -185,7 +186,7 @@ pub fn publish_table(
 }
 
 /// The native Delta table at `location` (the raw table root).
-pub fn raw_table(
+pub(crate) fn raw_table(
     name: String,
     location: String,
     source: &TableSource,
@@ -225,16 +226,16 @@ fn kind_of(path: &str) -> &str {
 
 /// A table as stored in the catalog, read back into this product's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredTable {
-    pub location: Option<String>,
-    pub format: Format,
-    pub columns: Vec<Column>,
-    pub parameters: BTreeMap<String, String>,
+pub(crate) struct StoredTable {
+    pub(crate) location: Option<String>,
+    pub(crate) format: Format,
+    pub(crate) columns: Vec<Column>,
+    pub(crate) parameters: BTreeMap<String, String>,
 }
 
 /// Whether a stored table may be updated, and whether it needs to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Comparison {
+pub(crate) enum Comparison {
     /// Ours, and already as defined.
     Unchanged,
     /// Ours, but location, format, columns or parameters differ.
@@ -247,7 +248,7 @@ pub enum Comparison {
 
 impl TableDefinition {
     /// Compares with the stored table of the same name.
-    pub fn compare(&self, stored: &StoredTable) -> Comparison {
+    pub(crate) fn compare(&self, stored: &StoredTable) -> Comparison {
         let managed = stored
             .parameters
             .get(MANAGED_KEY)
@@ -277,7 +278,7 @@ impl TableDefinition {
 
     /// The parameters to store on update: the stored ones (which Athena or other tools may
     /// have added) with this definition's over them.
-    pub fn merged_parameters(&self, stored: &StoredTable) -> BTreeMap<String, String> {
+    pub(crate) fn merged_parameters(&self, stored: &StoredTable) -> BTreeMap<String, String> {
         let mut merged = stored.parameters.clone();
         merged.extend(self.parameters.clone());
         merged
