@@ -125,6 +125,9 @@ impl AttemptFailure {
 }
 
 impl CdfClient {
+    /// Builds a client from `settings`. The URLs, the project and the app name are checked here
+    /// (`CdfError::InvalidSettings`); no request is sent and no token fetched before the first
+    /// call.
     pub fn new(settings: ClientSettings) -> Result<Self, CdfError> {
         let base =
             url::Url::parse(settings.base_url.trim()).map_err(|e| CdfError::InvalidSettings {

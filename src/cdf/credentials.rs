@@ -8,12 +8,17 @@ pub use crate::secret::Secret;
 /// want them, Entra ID v2 rejects unknown parameters less predictably.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
+    /// The identity provider's token endpoint.
     pub token_url: String,
+    /// The OAuth2 client (application) id.
     pub client_id: String,
+    /// The client secret; redacted in `Debug` output and in every error message.
     pub client_secret: Secret,
     /// Sent space-separated in one `scope` field; left out when empty.
     pub scopes: Vec<String>,
+    /// The `audience` form field; sent only when set.
     pub audience: Option<String>,
+    /// The `resource` form field; sent only when set.
     pub resource: Option<String>,
 }
 

@@ -27,14 +27,20 @@ pub enum CdfError {
         "sync cursor has expired; start a new sync without cursors (request id {})",
         request_id.as_deref().unwrap_or("-")
     )]
-    CursorExpired { request_id: Option<String> },
+    CursorExpired {
+        /// The `x-request-id` of the rejecting response, for support tickets.
+        request_id: Option<String>,
+    },
 
     /// The cursor was rejected as malformed, foreign or made for a different query.
     #[error(
         "cursor was rejected as invalid; start a new sync without cursors (request id {})",
         request_id.as_deref().unwrap_or("-")
     )]
-    InvalidCursor { request_id: Option<String> },
+    InvalidCursor {
+        /// The `x-request-id` of the rejecting response, for support tickets.
+        request_id: Option<String>,
+    },
 
     /// The identity provider refused to issue a token, or could not be reached.
     #[error(
@@ -44,12 +50,17 @@ pub enum CdfError {
         description.as_deref().map(|d| format!(" ({})", redact(d))).unwrap_or_default()
     )]
     Auth {
+        /// The token endpoint that was called.
         token_url: String,
+        /// The HTTP status of the answer; `None` when no answer came.
         status: Option<u16>,
         /// The RFC 6749 `error` code (e.g. `invalid_client`) or a short local description.
         error: String,
+        /// The RFC 6749 `error_description`, when the provider sent one.
         description: Option<String>,
+        /// Whether a later attempt may succeed (no answer, throttling, 5xx).
         retryable: bool,
+        /// The HTTP client's error, when the request got no usable answer.
         #[source]
         source: Option<reqwest::Error>,
     },
@@ -57,8 +68,12 @@ pub enum CdfError {
     /// The request never got an HTTP status: connect failure, timeout, dropped connection.
     #[error("{endpoint}: transport failure: {source}")]
     Transport {
+        /// `METHOD /path` relative to the project base URL.
         endpoint: String,
+        /// Whether resending can help: always after a failed connect; after a timeout or a broken
+        /// connection only for idempotent calls.
         retryable: bool,
+        /// The HTTP client's error.
         #[source]
         source: reqwest::Error,
     },
@@ -70,15 +85,23 @@ pub enum CdfError {
         redact(body_snippet)
     )]
     Decode {
+        /// `METHOD /path` relative to the project base URL.
         endpoint: String,
+        /// The start of the body, with known secrets redacted.
         body_snippet: String,
+        /// Why the body did not decode.
         #[source]
         source: serde_json::Error,
     },
 
     /// A success response that is valid JSON but lacks what the call promised.
     #[error("{endpoint}: unexpected response: {}", redact(reason))]
-    UnexpectedResponse { endpoint: String, reason: String },
+    UnexpectedResponse {
+        /// `METHOD /path` relative to the project base URL.
+        endpoint: String,
+        /// What the body lacks or gets wrong.
+        reason: String,
+    },
 
     /// The request could not be built from the given arguments (e.g. an empty RAW key).
     #[error("invalid request: {0}")]
@@ -86,12 +109,19 @@ pub enum CdfError {
 
     /// The settings given to `CdfClient::new` are unusable.
     #[error("invalid CDF client setting `{field}`: {reason}")]
-    InvalidSettings { field: &'static str, reason: String },
+    InvalidSettings {
+        /// The setting's name, e.g. `base_url` or `credentials.token_url`.
+        field: &'static str,
+        /// Why the value cannot be used.
+        reason: String,
+    },
 
     /// Every allowed attempt failed with a retryable error; `last` is the final failure.
     #[error("giving up after {attempts} attempts: {last}")]
     RetriesExhausted {
+        /// Attempts made, the first one included.
         attempts: u32,
+        /// The failure of the final attempt.
         #[source]
         last: Box<CdfError>,
     },
@@ -104,8 +134,12 @@ pub struct ApiError {
     pub endpoint: String,
     /// The HTTP status. This is the truth; `code` is whatever the body claimed.
     pub status: u16,
+    /// The `code` of the error body, if it had one; usually equal to `status`.
     pub code: Option<i64>,
+    /// The error message with known secrets redacted; the status's reason phrase when the body had
+    /// none.
     pub message: String,
+    /// The `x-request-id` response header, for support tickets.
     pub request_id: Option<String>,
     /// Identifier objects listed under `missing`; empty when the body had none.
     pub(crate) missing: Vec<Value>,

@@ -10,10 +10,13 @@ const BYIDS_CHUNK: usize = 100;
 /// Filters for listing data models.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DataModelListQuery {
+    /// Only models in this space; every space when `None`.
     pub space: Option<String>,
     /// `false`: only the newest version of each model.
     pub all_versions: bool,
+    /// Return full view definitions instead of view references.
     pub inline_views: bool,
+    /// Include CDF's global (system) data models.
     pub include_global: bool,
     /// Page size, 1..=1000. The client fetches all pages either way.
     pub limit: Option<u32>,

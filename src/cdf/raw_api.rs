@@ -209,6 +209,7 @@ impl CdfClient {
         Ok(())
     }
 
+    /// Deletes tables of a database, with their rows.
     pub async fn delete_tables(&self, db: &str, tables: &[&str]) -> Result<(), CdfError> {
         let path = format!("{}/tables/delete", db_path(db)?);
         for chunk in names(tables).chunks(RAW_NAMES_CHUNK) {

@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime};
 pub struct RetryPolicy {
     /// Attempts in total, the first one included. `1` disables retries.
     pub max_attempts: u32,
+    /// The backoff ceiling before the first retry; it doubles with every further retry.
     pub initial_backoff: Duration,
+    /// The largest backoff ceiling, however many retries came before.
     pub max_backoff: Duration,
     /// Upper bound for a server-sent `Retry-After`, so a misbehaving proxy cannot park the
     /// replicator for hours.

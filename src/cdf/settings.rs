@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::{ClientCredentials, RetryPolicy};
 
+/// How to reach and authenticate to one CDF project, and how patiently. Start from
+/// [`ClientSettings::new`] and override the public fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
     /// The cluster root, e.g. `https://api.cognitedata.com` or `http://127.0.0.1:8080`.
@@ -16,6 +18,7 @@ pub struct ClientSettings {
     pub app_name: String,
     /// Limit for one HTTP attempt, connect to last body byte.
     pub timeout: Duration,
+    /// When and how often failed calls are retried.
     pub retry: RetryPolicy,
 }
 

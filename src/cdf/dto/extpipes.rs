@@ -21,16 +21,22 @@ pub struct ExtpipeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtpipeConfigWrite {
+    /// The extraction pipeline the revision belongs to.
     pub external_id: String,
+    /// The configuration document, normally YAML; CDF stores it as text.
     pub config: String,
+    /// A note on the revision; left out of the request when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
+/// The status of an extraction-pipeline run report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExtpipeRunStatus {
+    /// The invocation did its work.
     Success,
+    /// The invocation failed; the run message says why.
     Failure,
     /// A heartbeat.
     Seen,
@@ -49,6 +55,7 @@ pub struct ExtpipeRunWrite {
 }
 
 impl ExtpipeRunWrite {
+    /// A report of `status` for pipeline `external_id`; CDF sets the creation time.
     pub fn new(
         external_id: impl Into<String>,
         status: ExtpipeRunStatus,

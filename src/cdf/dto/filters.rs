@@ -14,49 +14,81 @@ use super::refs::{NodeReference, SourceReference, ViewReference};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Filter {
+    /// Every one of the filters matches.
     And(Vec<Filter>),
+    /// At least one of the filters matches.
     Or(Vec<Filter>),
+    /// The filter does not match.
     Not(Box<Filter>),
+    /// The property equals `value`.
     Equals {
+        /// The property path: `["node"|"edge", field]` or `[space, "<view>/<version>", property]`.
         property: Vec<String>,
+        /// The value to compare with.
         value: Value,
     },
+    /// The property equals one of `values`.
     In {
+        /// The property path: `["node"|"edge", field]` or `[space, "<view>/<version>", property]`.
         property: Vec<String>,
+        /// The accepted values.
         values: Vec<Value>,
     },
+    /// The property lies in the range; a bound left `None` is open.
     Range {
+        /// The property path: `["node"|"edge", field]` or `[space, "<view>/<version>", property]`.
         property: Vec<String>,
+        /// Exclusive lower bound.
         #[serde(skip_serializing_if = "Option::is_none")]
         gt: Option<Value>,
+        /// Inclusive lower bound.
         #[serde(skip_serializing_if = "Option::is_none")]
         gte: Option<Value>,
+        /// Exclusive upper bound.
         #[serde(skip_serializing_if = "Option::is_none")]
         lt: Option<Value>,
+        /// Inclusive upper bound.
         #[serde(skip_serializing_if = "Option::is_none")]
         lte: Option<Value>,
     },
+    /// The text (or list) property starts with `value`.
     Prefix {
+        /// The property path: `["node"|"edge", field]` or `[space, "<view>/<version>", property]`.
         property: Vec<String>,
+        /// The prefix.
         value: Value,
     },
+    /// The property has a value (is not null).
     Exists {
+        /// The property path: `["node"|"edge", field]` or `[space, "<view>/<version>", property]`.
         property: Vec<String>,
     },
+    /// The list property contains at least one of `values`.
     ContainsAny {
+        /// The property path: `["node"|"edge", field]` or `[space, "<view>/<version>", property]`.
         property: Vec<String>,
+        /// The values looked for.
         values: Vec<Value>,
     },
+    /// The list property contains every one of `values`.
     ContainsAll {
+        /// The property path: `["node"|"edge", field]` or `[space, "<view>/<version>", property]`.
         property: Vec<String>,
+        /// The values looked for.
         values: Vec<Value>,
     },
+    /// Every instance.
     MatchAll {},
+    /// `filter` holds for the node that the direct relation at `scope` points to.
     Nested {
+        /// The path of the direct-relation property to follow.
         scope: Vec<String>,
+        /// The filter the node at the other end must match.
         filter: Box<Filter>,
     },
+    /// The instance has data in the given view or container (give one source, see above).
     HasData(Vec<SourceReference>),
+    /// The instance is one of the given nodes.
     InstanceReferences(Vec<NodeReference>),
     /// Any filter JSON not modelled above, sent as is.
     #[serde(untagged)]

@@ -18,10 +18,13 @@ pub type PropertyValues = serde_json::Map<String, Value>;
 /// `space → "<viewExternalId>/<viewVersion>" → property → value`.
 pub type InstanceProperties = BTreeMap<String, BTreeMap<String, PropertyValues>>;
 
+/// Whether an instance is a node or an edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InstanceType {
+    /// A node: an object that holds properties.
     Node,
+    /// An edge: a typed link from a start node to an end node, which may hold properties too.
     Edge,
 }
 
@@ -34,18 +37,25 @@ impl InstanceType {
     }
 }
 
+/// A node or an edge with the property values the request selected. Soft-deleted instances, which
+/// only sync returns, answer `true` to [`Instance::is_deleted`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Instance {
+    /// Node or edge.
     pub instance_type: InstanceType,
     pub(crate) space: String,
+    /// The external id, unique within the instance's space (nodes and edges apart).
     pub external_id: String,
+    /// Raised by CDF on every change of the instance: a higher version is a later state.
     pub version: i64,
     /// The node type, or the edge type (always set on edges).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<NodeReference>,
+    /// Edges only: the node the edge starts at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_node: Option<NodeReference>,
+    /// Edges only: the node the edge ends at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_node: Option<NodeReference>,
     pub(crate) created_time: i64,
@@ -58,6 +68,7 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Whether CDF has soft-deleted the instance (sync reports deletes this way).
     pub fn is_deleted(&self) -> bool {
         self.deleted_time.is_some()
     }

@@ -13,7 +13,9 @@ use super::refs::{ContainerReference, ViewReference};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "WirePropertyType", into = "WirePropertyType")]
 pub struct PropertyType {
+    /// What values the property holds.
     pub kind: PropertyKind,
+    /// Whether the property holds a list of `kind` values rather than one value.
     pub list: bool,
     pub(crate) max_list_size: Option<u32>,
 }
@@ -21,32 +23,54 @@ pub struct PropertyType {
 /// The kind of value a property holds, with the kind-specific settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PropertyKind {
+    /// A string.
     Text {
+        /// The collation CDF compares and sorts with, e.g. `ucs_basic`.
         collation: Option<String>,
+        /// The longest value CDF accepts, in bytes, when the container sets a limit.
         max_text_size: Option<u64>,
     },
+    /// `true` or `false`.
     Boolean,
+    /// A 32-bit signed integer.
     Int32,
+    /// A 64-bit signed integer; values beyond 2^53 stay exact.
     Int64,
+    /// A 32-bit float.
     Float32 {
+        /// The unit the values are stored in, when the property has one.
         unit: Option<UnitReference>,
     },
+    /// A 64-bit float.
     Float64 {
+        /// The unit the values are stored in, when the property has one.
         unit: Option<UnitReference>,
     },
+    /// A point in time; an ISO 8601 string with a time zone on the wire.
     Timestamp,
+    /// A calendar date; `YYYY-MM-DD` on the wire.
     Date,
+    /// Any JSON value, nested to any depth.
     Json,
+    /// A direct relation: a reference to a node (`{space, externalId}`).
     Direct {
+        /// The container the target node must have data in, when the property requires one.
         container: Option<ContainerReference>,
+        /// The view the target node is expected to have data in; a hint, not enforced by CDF.
         source: Option<ViewReference>,
     },
+    /// One of a fixed set of values.
     Enum {
+        /// The allowed values by identifier, with their optional names and descriptions.
         values: BTreeMap<String, EnumValue>,
+        /// The value that stands for one this client does not know, if the enum defines one.
         unknown_value: Option<String>,
     },
+    /// A reference to a CDF time series.
     TimeSeries,
+    /// A reference to a CDF file.
     File,
+    /// A reference to a CDF sequence.
     Sequence,
     /// A type this client does not know yet (CDF adds types over time). Carries the
     /// `type` tag so the caller can decide, e.g. keep the value as JSON text.

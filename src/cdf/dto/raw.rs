@@ -27,6 +27,7 @@ pub struct RawRowWrite {
 }
 
 impl RawRowWrite {
+    /// A row to write under `key` with exactly these columns.
     pub fn new(key: impl Into<String>, columns: RawColumns) -> Self {
         Self {
             key: key.into(),
@@ -46,6 +47,7 @@ pub struct RawName {
 pub struct RawRowQuery {
     /// 1..=10,000; the server default (25) applies when `None`.
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page; `None` for the first page.
     pub cursor: Option<String>,
     /// `None`: all columns. `Some(vec![])`: keys only. `Some(names)`: just those columns.
     pub columns: Option<Vec<String>>,

@@ -13,6 +13,7 @@ pub struct ViewReference {
 }
 
 impl ViewReference {
+    /// The view `external_id` at `version` in `space`.
     pub fn new(
         space: impl Into<String>,
         external_id: impl Into<String>,
@@ -121,8 +122,11 @@ impl Serialize for SourceReference {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewId {
+    /// The space the view lives in.
     pub space: String,
+    /// The view's external id within its space.
     pub external_id: String,
+    /// The version to fetch; `None` fetches every version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
@@ -139,6 +143,7 @@ pub struct DataModelId {
 }
 
 impl DataModelId {
+    /// The model `external_id` in `space`, at `version` or, with `None`, at every version.
     pub fn new(
         space: impl Into<String>,
         external_id: impl Into<String>,
@@ -161,6 +166,7 @@ pub struct NodeReference {
 }
 
 impl NodeReference {
+    /// The node `external_id` in `space`.
     pub fn new(space: impl Into<String>, external_id: impl Into<String>) -> Self {
         Self {
             space: space.into(),

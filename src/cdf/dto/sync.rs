@@ -19,6 +19,7 @@ use super::views::default_true;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRequest {
+    /// The result sets by name: which instances each one syncs.
     pub with: BTreeMap<String, SyncExpression>,
     pub(crate) select: BTreeMap<String, SyncSelect>,
     /// The `nextCursor` values of the previous response. A result set without an entry
@@ -28,6 +29,7 @@ pub struct SyncRequest {
     /// Values for `{"parameter": name}` references in filters.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub(crate) parameters: serde_json::Map<String, Value>,
+    /// Asks CDF to return the definitions of the selected properties in `typing`.
     pub include_typing: bool,
     /// Accept cursors older than the cursor lifetime, at the price of possibly missed
     /// deletes.
@@ -81,10 +83,12 @@ pub struct SyncExpression {
 }
 
 impl SyncExpression {
+    /// A result set of the nodes matching `filter` (every node when `None`), `limit` per page.
     pub fn nodes(filter: Option<Filter>, limit: u32, mode: SyncMode) -> Self {
         Self::new(SyncTarget::Nodes(TargetFilter { filter }), limit, mode)
     }
 
+    /// A result set of the edges matching `filter` (every edge when `None`), `limit` per page.
     pub fn edges(filter: Option<Filter>, limit: u32, mode: SyncMode) -> Self {
         Self::new(SyncTarget::Edges(TargetFilter { filter }), limit, mode)
     }
@@ -113,6 +117,7 @@ pub struct TargetFilter {
     pub(crate) filter: Option<Filter>,
 }
 
+/// Whether a result set starts with the instances that exist already, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SyncMode {
@@ -167,6 +172,7 @@ impl SyncSelect {
     }
 }
 
+/// One view whose properties a result set returns.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SelectSource {

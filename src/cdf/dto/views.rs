@@ -69,11 +69,14 @@ impl ViewDefinition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsedFor {
+    /// Nodes only; the API default.
     #[default]
     Node,
+    /// Edges only.
     Edge,
     /// Nodes and edges (never records).
     All,
+    /// Records, which are neither nodes nor edges.
     Record,
     /// A value added to the API after this client was written.
     #[serde(other)]
@@ -85,8 +88,11 @@ pub enum UsedFor {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ViewProperty {
+    /// A property that holds values, stored in a container.
     Mapped(MappedProperty),
+    /// The edges of one type at the instance; holds no values.
     EdgeConnection(EdgeConnection),
+    /// The nodes whose direct relation points at the instance; holds no values.
     ReverseDirectRelation(ReverseDirectRelation),
     /// A connection kind this client does not know. Connections hold no values, so the
     /// replicator can skip it; the definition is kept for diagnostics.
@@ -130,6 +136,7 @@ impl<'de> Deserialize<'de> for ViewProperty {
 pub struct MappedProperty {
     pub(crate) container: ContainerReference,
     pub(crate) container_property_identifier: String,
+    /// The data type of the values.
     #[serde(rename = "type")]
     pub property_type: PropertyType,
     #[serde(default = "default_true")]
@@ -166,6 +173,8 @@ pub struct ConstraintState {
     pub(crate) max_text_size: Option<String>,
 }
 
+/// A view property that stands for the edges of one type at the instance. It holds no values: the
+/// edges are instances of their own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeConnection {
@@ -178,6 +187,7 @@ pub struct EdgeConnection {
     /// The view holding properties of the edges themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_source: Option<ViewReference>,
+    /// Whether the instance is the start (`outwards`) or the end (`inwards`) of the edges.
     #[serde(default)]
     pub direction: EdgeDirection,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,11 +203,14 @@ pub enum EdgeConnectionType {
     MultiEdgeConnection,
 }
 
+/// Which end of an edge connection's edges the instance is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EdgeDirection {
+    /// The instance is the start node; the API default.
     #[default]
     Outwards,
+    /// The instance is the end node.
     Inwards,
 }
 
