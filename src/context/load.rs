@@ -8,15 +8,24 @@ use crate::config::{self, Config};
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The configuration file or text is unreadable or invalid.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// `type: remote`, and the extraction pipeline's configuration could not be fetched from CDF.
     #[error("fetching the remote configuration of extraction pipeline {pipeline}: {source}")]
     RemoteFetch {
+        /// The extraction pipeline's external id.
         pipeline: String,
+        /// The failed CDF call.
         source: cdf::CdfError,
     },
+    /// `type: remote`, and the pipeline's latest configuration revision is empty.
     #[error("extraction pipeline {pipeline} has a configuration revision without any content")]
-    RemoteEmpty { pipeline: String },
+    RemoteEmpty {
+        /// The extraction pipeline's external id.
+        pipeline: String,
+    },
+    /// The CDF client for the remote fetch could not be built from the local `cognite` block.
     #[error(transparent)]
     Context(#[from] ContextError),
 }

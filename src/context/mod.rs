@@ -4,6 +4,8 @@
 //! - [`clients`]: the CDF clients a long-lived process keeps across runs, so a reloaded
 //!   configuration with the same connection settings keeps the token and connection pool.
 
+#![warn(missing_docs)]
+
 mod clients;
 mod load;
 
@@ -20,8 +22,10 @@ use crate::sync::{StateStore, StreamContext, SyncJob};
 /// Why the clients could not be built from a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
+    /// The CDF connection settings are unusable.
     #[error("CDF client: {0}")]
     Cdf(#[from] cdf::CdfError),
+    /// The destination could not be set up from the configuration.
     #[error("destination: {0}")]
     Destination(#[from] LakeError),
 }
@@ -29,8 +33,11 @@ pub enum ContextError {
 /// The configuration and the clients built from it.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// The validated configuration of the run.
     pub config: Config,
+    /// The client for the configured CDF project; clones share its token and connections.
     pub client: CdfClient,
+    /// Where the lake tables live, with the storage options for writing them.
     pub destination: Destination,
     /// Where the jobs report progress as they go (the CLI's terminal display); none by
     /// default.
