@@ -122,19 +122,25 @@ pub struct MaintenanceSummary {
     /// Whether `extractor.maintenance.enabled` was off, so nothing ran.
     pub(crate) disabled: bool,
     pub(crate) dry_run: bool,
+    /// Tables visited, whatever their status.
     pub tables_total: usize,
     pub(crate) tables_failed: usize,
     /// Tables the deadline left (partly) undone.
     pub tables_deferred: usize,
+    /// Small files merged over all tables (in a dry run: that would be merged).
     pub files_compacted: usize,
+    /// Files the compactions wrote in their place.
     pub files_written: usize,
     pub(crate) bytes_compacted: u64,
     pub(crate) bytes_written: u64,
     pub(crate) checkpoints: usize,
+    /// Data files deleted by vacuum over all tables (in a dry run: that would be deleted).
     pub files_vacuumed: usize,
+    /// Expired log files deleted over all tables.
     pub logs_deleted: usize,
     /// Problems planning the tables (a model or view that could not be resolved).
     pub(crate) plan_errors: Vec<Failure>,
+    /// The figures of each table.
     pub tables: Vec<TableReport>,
     pub(crate) duration_ms: u64,
 }
