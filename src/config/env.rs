@@ -172,6 +172,7 @@ pub fn read_dotenv(file: &Path) -> Result<Vec<(String, String)>, ConfigError> {
 pub struct MapEnv(pub(crate) HashMap<String, String>);
 
 impl MapEnv {
+    /// An empty set of variables: every `${VAR}` is unset.
     pub fn new() -> Self {
         Self::default()
     }

@@ -41,24 +41,41 @@ pub enum ConfigError {
     /// (`{:#}`) print every source after the message, which showed the cause twice.
     #[error("cannot read configuration file {}: {cause}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         cause: std::io::Error,
     },
 
     /// The document is larger or nests deeper than a configuration can; refused before
     /// parsing (see `MAX_DOCUMENT_BYTES`, `MAX_NESTING`).
     #[error("{origin}: {message}")]
-    TooLarge { origin: String, message: String },
+    TooLarge {
+        /// The file or source the text came from.
+        origin: String,
+        /// Which limit was exceeded.
+        message: String,
+    },
 
+    /// A `.env` file (read for `${VAR}` in local runs) exists but could not be read or parsed.
     #[error("cannot read environment file {}: {message}", path.display())]
-    DotEnv { path: PathBuf, message: String },
+    DotEnv {
+        /// The `.env` file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 
     /// The text is not valid YAML. `line`/`column` are 1-based when the parser knows them.
     #[error("malformed YAML in {origin}: {message}")]
     Syntax {
+        /// The file or source the text came from.
         origin: String,
+        /// What the YAML parser said.
         message: String,
+        /// 1-based line of the error, when known.
         line: Option<usize>,
+        /// 1-based column of the error, when known.
         column: Option<usize>,
     },
 
@@ -72,7 +89,10 @@ pub enum ConfigError {
         "the configuration has `type: remote`: fetch the configuration of extraction pipeline \
          `{pipeline_external_id}` and merge it with `merge_remote`"
     )]
-    RemoteNotFetched { pipeline_external_id: String },
+    RemoteNotFetched {
+        /// The extraction pipeline whose configuration must be fetched.
+        pipeline_external_id: String,
+    },
 }
 
 impl ConfigError {

@@ -20,6 +20,8 @@
 //! # Ok::<(), cdf_s3_replicator::config::ConfigError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod duration;
 mod env;
 mod error;

@@ -17,11 +17,15 @@ pub struct Config {
     /// Whether this configuration came from the local file alone or was merged with the
     /// remote configuration of an extraction pipeline (then it is reloaded on every run).
     pub(crate) kind: ConfigKind,
+    /// `logger`: log level and format.
     pub logger: LoggerSettings,
     pub(crate) cognite: CogniteSettings,
+    /// `extractor`: state table, batch sizes, parallelism, time budgets, snapshot and
+    /// maintenance settings.
     pub extractor: ExtractorSettings,
     /// The data models to replicate, grouped by the space that holds each model.
     pub data_modeling: Vec<SpaceSelection>,
+    /// `destination`: where the raw and published data go.
     pub destination: Destination,
     /// Glue Data Catalog registration after each snapshot (`destination.catalog.glue`);
     /// `None` when off.
@@ -56,13 +60,19 @@ impl LoggerSettings {
     }
 }
 
+/// `logger.console.level` (case-insensitive): the least severe events logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum LogLevel {
+    /// `TRACE`: everything, the most verbose.
     Trace,
+    /// `DEBUG`: diagnostic detail.
     Debug,
+    /// `INFO`: what each run did (the default).
     #[default]
     Info,
+    /// `WARNING` or `WARN`: only what needs attention, and failures.
     Warning,
+    /// `ERROR` or `CRITICAL`: only failures.
     Error,
 }
 
@@ -79,9 +89,12 @@ impl LogLevel {
     }
 }
 
+/// `logger.console.format` (`text` or `json`): how log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line, for log tools (CloudWatch Logs Insights).
     Json,
 }
 
@@ -200,8 +213,10 @@ pub struct SpaceSelection {
     pub data_models: Vec<DataModelSelection>,
 }
 
+/// One data model to replicate, and which of its views.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataModelSelection {
+    /// The model's externalId.
     pub external_id: String,
     /// `None` follows the newest version of the model.
     pub version: Option<String>,
@@ -209,15 +224,19 @@ pub struct DataModelSelection {
     pub views: Option<Vec<String>>,
 }
 
+/// `destination`: where the raw Delta tables and the published files go.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Destination {
+    /// An S3 bucket and prefix.
     S3(S3Destination),
     /// A local directory, for trials and tests without S3.
     Local(LocalDestination),
 }
 
+/// An S3 bucket and key prefix (`destination.s3`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct S3Destination {
+    /// The bucket name.
     pub bucket: String,
     /// Key prefix: empty, or segments joined by `/` with exactly one trailing `/`
     /// (`cdf-data/`), so that `format!("{prefix}raw/...")` is always right.
@@ -241,12 +260,14 @@ pub struct GlueCatalogSettings {
     pub(crate) endpoint_url: Option<String>,
 }
 
+/// Static S3 keys from the configuration, for local development only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaticS3Credentials {
     pub(crate) access_key_id: String,
     pub(crate) secret_access_key: Secret,
 }
 
+/// A local directory (`destination.local`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalDestination {
     /// As configured; a relative path is relative to the current directory.

@@ -56,10 +56,12 @@ pub enum ConfigSource {
 /// Why no configuration source could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigSourceError {
+    /// Neither variable is set.
     #[error(
         "no configuration: set {CONFIG_ENV} (the YAML itself) or {CONFIG_PATH_ENV} (a file in the deployment package)"
     )]
     Missing,
+    /// Both variables are set.
     #[error(
         "both {CONFIG_ENV} and {CONFIG_PATH_ENV} are set; set exactly one so it is clear which configuration runs"
     )]

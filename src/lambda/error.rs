@@ -19,26 +19,42 @@ use super::secrets::SecretError;
 /// One failed invocation.
 #[derive(Debug, thiserror::Error)]
 pub enum FunctionError {
+    /// The payload was refused (see [`PayloadError`]): permanent.
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    /// Neither or both of `CDF_S3_CONFIG` and `CDF_S3_CONFIG_PATH` are set: permanent.
     #[error(transparent)]
     ConfigSource(#[from] ConfigSourceError),
+    /// The CDF credentials secret could not be read or used; retryable only when Secrets Manager
+    /// failed transiently.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The configuration could not be read, parsed or validated.
     #[error("configuration: {0}")]
     Config(#[from] LoadError),
+    /// The configuration loaded, but the clients it describes could not be built.
     #[error("configuration: {0}")]
     Context(#[from] ContextError),
     /// The time left after the configured margin is too short to do anything.
     #[error(
         "the invocation has {remaining_ms} ms left, which is not more than extractor.deadline-margin ({margin_ms} ms): raise the function timeout or lower the margin"
     )]
-    NoTimeLeft { remaining_ms: u128, margin_ms: u128 },
+    NoTimeLeft {
+        /// Until the invocation's deadline.
+        remaining_ms: u128,
+        /// `extractor.deadline-margin`.
+        margin_ms: u128,
+    },
     /// The run happened, but some streams, views or tables failed; the message lists them,
     /// and the verdict says whether any of them can succeed on a retry. The summary with
     /// every figure is in the invocation's summary log line.
     #[error("{message}")]
-    RunFailed { message: String, verdict: Verdict },
+    RunFailed {
+        /// The failures, one per part, redacted.
+        message: String,
+        /// Whether a retry can help, and the cause that decides the error type.
+        verdict: Verdict,
+    },
     /// A bug: the invocation panicked. The panic message is kept; the process lives on.
     #[error("the invocation panicked: {0}")]
     Panic(String),

@@ -67,6 +67,7 @@ pub enum Trigger {
 /// The options of one invocation, validated for the function that received them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Request {
+    /// What started the invocation (logged with its summary).
     pub trigger: Trigger,
     /// Only these views (externalIds); `None` for every configured view.
     pub(crate) views: Option<Vec<String>>,

@@ -57,15 +57,20 @@ impl Invocation {
 
 /// The parts of a function that live as long as its container.
 pub struct FunctionSetup {
+    /// Which function this container runs.
     pub kind: FunctionKind,
     /// The value of the metrics' `Function` dimension (the Lambda function name).
     pub name: String,
     /// Variables for `${VAR}` that win over the secret (the process environment).
     pub env: Box<dyn EnvSource + Send + Sync>,
+    /// Where each invocation reads its configuration; an error fails every invocation with it
+    /// (the container still starts, so the error reaches the caller).
     pub config_source: Result<ConfigSource, ConfigSourceError>,
     /// The CDF credentials secret, when one is configured.
     pub secrets: Option<SecretSource>,
+    /// Where the EMF metrics lines go (standard output in Lambda).
     pub metrics: Arc<dyn MetricsSink>,
+    /// Changes the log level when a configuration asks for one.
     pub logs: LogControl,
 }
 
@@ -86,6 +91,7 @@ enum Report {
 }
 
 impl Function {
+    /// A function with no CDF client yet: the first invocation builds it from its configuration.
     pub fn new(setup: FunctionSetup) -> Self {
         Self {
             setup,

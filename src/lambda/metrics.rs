@@ -287,6 +287,8 @@ impl MetricSet {
 
 /// Where EMF lines go.
 pub trait MetricsSink: Send + Sync {
+    /// Writes one EMF document (one line, no newline). Must not fail: a lost metrics line does
+    /// not fail the invocation.
     fn emit(&self, line: &str);
 }
 
@@ -309,6 +311,7 @@ pub struct MemorySink {
 }
 
 impl MemorySink {
+    /// The lines emitted so far, oldest first.
     pub fn lines(&self) -> Vec<String> {
         self.lines
             .lock()

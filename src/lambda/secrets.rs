@@ -81,38 +81,57 @@ impl EnvSource for SecretVariables {
 /// Why the secret could not be used. Messages name the secret and the key, never a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
+    /// Secrets Manager did not return the secret (missing, no permission, throttled,
+    /// unreachable).
     #[error("reading secret {secret_id} from AWS Secrets Manager: {message}")]
     Fetch {
+        /// The secret's name or ARN.
         secret_id: String,
+        /// What Secrets Manager or the SDK said.
         message: String,
         /// Throttling, a server error or a network failure: a later attempt may work.
         transient: bool,
     },
+    /// The secret has a binary value only.
     #[error(
         "secret {secret_id} has no text value (SecretString); store a JSON object of variables such as {{\"COGNITE_CLIENT_SECRET\": \"...\"}}"
     )]
-    NoText { secret_id: String },
+    NoText {
+        /// The secret's name or ARN.
+        secret_id: String,
+    },
+    /// The secret text is not JSON.
     #[error(
         "secret {secret_id} is not a JSON object of variables (not valid JSON at line {line}, column {column}); expected {{\"COGNITE_CLIENT_ID\": \"...\", ...}}"
     )]
     NotJson {
+        /// The secret's name or ARN.
         secret_id: String,
+        /// Where the JSON parser stopped (1-based).
         line: usize,
+        /// Where the JSON parser stopped (1-based).
         column: usize,
     },
+    /// The secret text is JSON, but not an object.
     #[error(
         "secret {secret_id} is JSON {found}, expected an object of variables such as {{\"COGNITE_CLIENT_ID\": \"...\"}}"
     )]
     NotObject {
+        /// The secret's name or ARN.
         secret_id: String,
+        /// What the JSON is instead (`a list`, `a string`, ...).
         found: &'static str,
     },
+    /// A variable's value is an array or an object.
     #[error(
         "key `{key}` of secret {secret_id} holds {found}; expected a string (or a number or boolean)"
     )]
     BadValue {
+        /// The secret's name or ARN.
         secret_id: String,
+        /// The variable.
         key: String,
+        /// What the value is instead (`a list` or `an object`).
         found: &'static str,
     },
 }

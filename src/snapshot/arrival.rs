@@ -59,8 +59,11 @@ pub struct GenerationState {
 /// counted rows of an older generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Supersession {
+    /// The stream key.
     pub stream: String,
+    /// The generation whose backfill completed.
     pub generation: u64,
+    /// The commit version that completed it.
     pub version: u64,
 }
 
@@ -98,15 +101,22 @@ pub type StreamStates = BTreeMap<String, GenerationState>;
 pub enum CommitOrigin {
     /// An append of a sync stream.
     Stream {
+        /// The stream key (the commit's `txn` appId).
         app_id: String,
+        /// The stream's generation; `None` when the commit does not say.
         generation: Option<u64>,
+        /// The commit is the first of a new generation.
         opens_generation: bool,
+        /// The commit completes the generation's backfill.
         backfill_complete: bool,
     },
     /// A compaction of one stream's files; no data change.
     Compaction {
+        /// The stream whose files were compacted.
         app_id: String,
+        /// The generation of the compacted rows.
         generation: Option<u64>,
+        /// The newest commit whose rows the compacted file holds.
         last_version: u64,
     },
     /// Anything else (table creation, maintenance without data, other tools).
@@ -114,6 +124,7 @@ pub enum CommitOrigin {
 }
 
 impl CommitOrigin {
+    /// Reads the origin from the replicator metadata the commit carries.
     pub fn of(changes: &VersionChanges) -> Self {
         if let Some(compaction) = CompactionInfo::of_commit(changes) {
             return CommitOrigin::Compaction {
@@ -138,7 +149,9 @@ impl CommitOrigin {
 /// after them.
 #[derive(Debug, Clone, Default)]
 pub struct LogIndex {
+    /// Per added file path.
     pub origins: HashMap<String, FileOrigin>,
+    /// Each stream's generation state after the last commit read.
     pub streams: StreamStates,
     #[expect(dead_code, reason = "kept in the Debug output of the value")]
     /// The oldest commit that could be read (older ones were removed by log retention).

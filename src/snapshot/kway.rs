@@ -23,6 +23,7 @@ use super::spill::{RunWriter, SPILL_BATCH_ROWS};
 
 /// Where merged batches go.
 pub trait BatchSink {
+    /// Takes one merged batch, in key order after the batches before it.
     fn write(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send;
 }
 

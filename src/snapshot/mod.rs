@@ -19,6 +19,8 @@
 //! reserved concurrency 1); two runs racing could leave a manifest naming a newer version
 //! than its file.
 
+#![warn(missing_docs)]
+
 pub mod arrival;
 mod build;
 pub mod catalog;
@@ -62,7 +64,10 @@ pub struct SnapshotOptions {
 /// How files are built: the memory the sort may hold before spilling, and where it spills.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishSettings {
+    /// Bytes of sorted rows a rebuild holds in memory before it spills a run to `temp_dir`.
     pub memory_budget_bytes: u64,
+    /// Local directory for spilled runs (`extractor.snapshot.temp-dir`, default the system
+    /// temp directory): it must have room for the sorted rows of the table being rebuilt.
     pub temp_dir: PathBuf,
 }
 

@@ -18,6 +18,7 @@ use crate::schema::{PropertySource, TableKind, ViewSchema};
 /// One raw table of a view.
 #[derive(Debug, Clone)]
 pub struct TableTarget {
+    /// Nodes or edges.
     pub kind: InstanceKind,
     /// Keys of the streams writing the table; empty when the view has no such stream.
     pub streams: Vec<String>,
@@ -46,9 +47,13 @@ impl TableTarget {
 /// One view's publish folder and its two tables.
 #[derive(Debug, Clone)]
 pub struct ViewTarget {
+    /// The data model the view is published under.
     pub model: ModelRef,
+    /// Where the view's files are published.
     pub folder: ViewFolder,
+    /// The view's node table.
     pub nodes: TableTarget,
+    /// The view's edge table.
     pub edges: TableTarget,
 }
 

@@ -26,6 +26,7 @@ pub enum FileAction {
 #[serde(rename_all = "camelCase")]
 pub struct FileReport {
     pub(crate) kind: &'static str,
+    /// What happened to the file.
     pub action: FileAction,
     /// Rows in the published file (live instances).
     pub rows: u64,
@@ -48,6 +49,7 @@ pub struct FileReport {
     /// Why a file was rebuilt rather than merged incrementally.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why the file failed (action `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
@@ -87,6 +89,7 @@ pub struct ViewReport {
     pub(crate) model: String,
     /// The view's folder under the model (its externalId, space-qualified when ambiguous).
     pub view: String,
+    /// One report per file the view has (`nodes`, `edges`).
     pub files: Vec<FileReport>,
     /// Whether `_manifest.json` was (re)written by this invocation.
     pub manifest_written: bool,
@@ -112,11 +115,17 @@ impl ViewReport {
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotSummary {
+    /// Views planned for this invocation.
     pub views_total: usize,
+    /// Views with a failed file or a failure of their own.
     pub views_failed: usize,
+    /// Files with [`FileAction::Skipped`].
     pub files_skipped: usize,
+    /// Files with [`FileAction::Incremental`].
     pub files_incremental: usize,
+    /// Files with [`FileAction::Rebuilt`].
     pub files_rebuilt: usize,
+    /// Files with [`FileAction::Failed`].
     pub files_failed: usize,
     /// Rows in the files written by this invocation.
     pub(crate) rows: u64,
@@ -126,6 +135,7 @@ pub struct SnapshotSummary {
     /// Problems that stopped a model or view from being planned (unknown model, missing
     /// view), each naming what failed.
     pub plan_errors: Vec<Failure>,
+    /// Every view's report.
     pub views: Vec<ViewReport>,
     /// Glue Data Catalog registration after publishing, when configured. A catalog
     /// failure makes the run unsuccessful; the published files stand regardless.

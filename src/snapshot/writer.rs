@@ -55,10 +55,14 @@ pub struct ParquetSink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WrittenFile {
     pub(crate) rows: u64,
+    /// Size of the object written.
     pub bytes: u64,
 }
 
 impl ParquetSink {
+    /// Starts writing `path` (buffered; large files go up in parts). Nothing is visible at
+    /// `path` until [`ParquetSink::close`]: an aborted sink leaves the previous object in
+    /// place.
     pub fn create(store: &ObjectStoreRef, path: &str, schema: SchemaRef) -> SnapshotResult<Self> {
         let upload = BufWriter::with_capacity(store.clone(), object_path(path), UPLOAD_PART_BYTES)
             .with_max_concurrency(UPLOAD_CONCURRENCY);

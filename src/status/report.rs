@@ -26,7 +26,9 @@ pub struct StatusReport {
     pub state_error: Option<String>,
     /// Models or views that could not be resolved, each naming the cause.
     pub plan_errors: Vec<crate::failure::Failure>,
+    /// Every configured stream, whether it ever ran or not.
     pub streams: Vec<StreamStatus>,
+    /// Every configured view's publish folder.
     pub views: Vec<ViewStatus>,
 }
 
@@ -131,13 +133,17 @@ pub struct StreamStatus {
     pub(crate) table_path: String,
     /// `backfill` or `streaming`; `null` when the stream never ran.
     pub phase: Option<Phase>,
+    /// How far the stream is.
     pub progress: Progress,
+    /// The checkpoint's generation (a new one starts with each full backfill); `null` when the
+    /// stream never ran.
     pub generation: Option<u64>,
     /// Rows the stream committed over its lifetime (`rowsTotal` of the checkpoint: the sum
     /// of the `rows` of its sync summaries), all generations included.
     pub rows: Option<u64>,
     /// The last successful sync call, epoch milliseconds and RFC 3339.
     pub(crate) last_success_ms: Option<i64>,
+    /// The last successful sync call, RFC 3339 UTC.
     pub last_success: Option<String>,
     /// `generatedAt` minus `lastSuccess`, milliseconds.
     pub(crate) last_success_age_ms: Option<i64>,
@@ -148,6 +154,7 @@ pub struct StreamStatus {
     /// The error of the last failed turn, as the checkpoint stores it (redacted).
     pub last_error: Option<String>,
     pub(crate) checkpoint_source: Option<CheckpointSource>,
+    /// Whether the RAW row and the Delta log agree on the stream's last commit.
     pub agreement: Agreement,
     /// `seq` of the RAW row.
     pub raw_seq: Option<i64>,
@@ -225,6 +232,7 @@ pub struct PublishedFileStatus {
     pub kind: String,
     /// The object, relative to the destination prefix.
     pub(crate) path: String,
+    /// Whether the file reflects the raw table's newest data.
     pub freshness: Freshness,
     /// When the file was published (the manifest entry's `writtenAt`), RFC 3339.
     pub published_at: Option<String>,

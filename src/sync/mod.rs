@@ -6,6 +6,8 @@
 //! - [`scheduler`]: turns of many streams under a deadline;
 //! - [`summary`]: what an invocation did.
 
+#![warn(missing_docs)]
+
 pub(crate) mod scheduler;
 pub mod state;
 pub(crate) mod state_store;
@@ -41,6 +43,7 @@ pub struct SyncOptions {
 }
 
 impl SyncOptions {
+    /// Every stream, full runs (no forced resync), real reads and writes, until `deadline`.
     pub fn until(deadline: Instant) -> Self {
         Self {
             deadline,
@@ -54,6 +57,7 @@ impl SyncOptions {
 /// The configuration-derived parts of a sync run.
 #[derive(Debug, Clone)]
 pub struct SyncJob {
+    /// What the streams share: CDF client, destination, state store, write settings.
     pub streams: StreamContext,
     pub(crate) data_modeling: Vec<SpaceSelection>,
     pub(crate) page_size: u32,

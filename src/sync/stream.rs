@@ -55,6 +55,7 @@ pub struct StreamContext {
     pub(crate) client: CdfClient,
     pub(crate) destination: Destination,
     pub(crate) state_store: StateStore,
+    /// How the streams' Delta commits are written (row groups, compression, commit retries).
     pub write_options: WriteOptions,
     /// Buffer this many rows (or `byte_budget` bytes) before committing.
     pub(crate) row_budget: usize,

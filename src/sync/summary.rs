@@ -37,17 +37,23 @@ impl StreamStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamReport {
+    /// The stream key (model, view, instance type).
     pub stream: String,
+    /// How the stream's part ended.
     pub status: StreamStatus,
+    /// The stream's generation at the end (a new one starts with each full backfill).
     pub generation: u64,
+    /// Instances written to the stream's Delta table.
     pub rows: u64,
     /// Instances that could not be written to the stream's table and went to the view's
     /// quarantine (`rejected`) table instead.
     pub rows_quarantined: u64,
     pub(crate) bytes: u64,
+    /// Delta commits made by this invocation.
     pub commits: u64,
     /// Data files written (normally one per commit).
     pub(crate) files: u64,
+    /// CDF sync pages read.
     pub pages: u64,
     /// Times the stream had to start a new generation (expired or invalid cursor, changed
     /// query, lost state) in this invocation.
@@ -55,6 +61,7 @@ pub struct StreamReport {
     /// Milliseconds between now and the newest `lastUpdatedTime` the stream has seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) lag_ms: Option<i64>,
+    /// Why the stream failed (status `failed`) or was superseded; redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
@@ -89,16 +96,26 @@ impl StreamReport {
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
+    /// Streams planned for this invocation.
     pub streams_total: usize,
+    /// Streams that ended [`StreamStatus::CaughtUp`].
     pub streams_caught_up: usize,
+    /// Streams that ended [`StreamStatus::Behind`] or [`StreamStatus::Superseded`]: the next
+    /// invocation continues them.
     pub streams_behind: usize,
+    /// Streams that ended [`StreamStatus::Failed`].
     pub streams_failed: usize,
+    /// Instances written over all streams.
     pub rows: u64,
     /// Instances quarantined over all streams (see [`StreamReport::rows_quarantined`]).
     pub rows_quarantined: u64,
+    /// Bytes of data files written over all streams.
     pub bytes: u64,
+    /// Delta commits over all streams.
     pub commits: u64,
+    /// Data files written over all streams.
     pub files: u64,
+    /// New generations started over all streams (see [`StreamReport::cursor_resets`]).
     pub cursor_resets: u64,
     /// The largest lag over all streams, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +124,7 @@ pub struct RunSummary {
     /// Problems that stopped a view or model from being planned at all (unknown model,
     /// missing view), each naming what failed.
     pub plan_errors: Vec<Failure>,
+    /// Every stream's report, sorted by stream key.
     pub streams: Vec<StreamReport>,
 }
 

@@ -45,9 +45,13 @@ use crate::lake::{Destination, InstanceKind, LakeTable, S3Destination, WriteOpti
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum TableAction {
+    /// The table did not exist and was created.
     Created,
+    /// The table existed with another definition (columns, location) and was updated.
     Updated,
+    /// The table already had the right definition.
     Unchanged,
+    /// The table could not be created or updated; `error` says why.
     Failed,
 }
 
@@ -64,7 +68,9 @@ pub struct TableReport {
     pub(crate) view: String,
     /// `nodes` or `edges`.
     pub(crate) kind: &'static str,
+    /// What was done to the table.
     pub action: TableAction,
+    /// Why the table failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
@@ -73,10 +79,15 @@ pub struct TableReport {
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogReport {
+    /// The Glue database.
     pub database: String,
+    /// Tables with [`TableAction::Created`].
     pub tables_created: usize,
+    /// Tables with [`TableAction::Updated`].
     pub tables_updated: usize,
+    /// Tables with [`TableAction::Unchanged`].
     pub tables_unchanged: usize,
+    /// Tables with [`TableAction::Failed`].
     pub tables_failed: usize,
     /// A failure that stopped every table (no database, no S3 destination).
     #[serde(skip_serializing_if = "Option::is_none")]
