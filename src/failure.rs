@@ -6,8 +6,6 @@
 //! the model lacks, so each failure carries its [`Cause`], decided where the typed error is
 //! still at hand (a [`CdfError`], a [`LakeError`]) and never parsed back out of text.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::fmt;
 

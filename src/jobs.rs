@@ -4,8 +4,6 @@
 //! (snapshot, then maintenance of the raw tables). The entry points differ only in where the
 //! configuration, the deadline and the options come from.
 
-#![warn(missing_docs)]
-
 use serde::Serialize;
 
 use crate::context::Context;

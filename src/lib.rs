@@ -44,6 +44,8 @@
 // The module docs are a map of the crate's internals and link to crate-private items; they
 // resolve with `cargo doc --document-private-items`.
 #![allow(rustdoc::private_intra_doc_links)]
+// Everything the library exposes says what a caller needs to know.
+#![warn(missing_docs)]
 
 pub mod cdf;
 pub mod config;

@@ -6,8 +6,6 @@
 //! them, sends the identifying headers, retries transient failures with backoff, and turns
 //! every failure into a [`CdfError`] that says which call failed and why.
 
-#![warn(missing_docs)]
-
 mod auth;
 mod client;
 mod credentials;

@@ -6,21 +6,18 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use cdf_s3_replicator::config::{ProcessEnv, RawConfig, merge_remote};
-//! # fn fetch(_: &str) -> String { String::new() }
+//! use cdf_s3_replicator::config::ProcessEnv;
+//! use cdf_s3_replicator::context::load_config;
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let path = Path::new("config.yaml");
 //! let env = ProcessEnv::for_config_file(path)?;
-//! let config = match RawConfig::load(path, &env)? {
-//!     RawConfig::Complete(config) => *config,
-//!     RawConfig::NeedsRemote { local, pipeline_external_id, .. } => {
-//!         let remote_yaml = fetch(&pipeline_external_id); // extraction-pipeline config call
-//!         merge_remote(&local, &remote_yaml, &env)?
-//!     }
-//! };
-//! # Ok::<(), cdf_s3_replicator::config::ConfigError>(())
+//! // With `type: remote`, the extraction pipeline's stored configuration is fetched with the
+//! // file's `cognite` block and merged over the file.
+//! let config = load_config(path, &env).await?;
+//! # let _ = config;
+//! # Ok(())
+//! # }
 //! ```
-
-#![warn(missing_docs)]
 
 mod duration;
 mod env;

@@ -4,8 +4,6 @@
 //! - [`clients`]: the CDF clients a long-lived process keeps across runs, so a reloaded
 //!   configuration with the same connection settings keeps the token and connection pool.
 
-#![warn(missing_docs)]
-
 mod clients;
 mod load;
 

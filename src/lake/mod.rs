@@ -14,8 +14,6 @@
 //!   ([`LakeTable::active_files`], [`LakeTable::changes_since`]) and maintain the table
 //!   ([`LakeTable::compact`], [`LakeTable::create_checkpoint`], [`LakeTable::vacuum`]).
 
-#![warn(missing_docs)]
-
 mod append;
 pub(crate) mod commit_metadata;
 mod compaction;

@@ -23,8 +23,6 @@
 //! the default AWS credential chain (the function's role); static keys in the configuration
 //! are meant for local development only.
 
-#![warn(missing_docs)]
-
 pub mod config_source;
 pub(crate) mod error;
 pub mod event;

@@ -11,8 +11,6 @@
 //! log files that no reader inside the retention needs; vacuum only deletes files that a
 //! commit older than the retention removed, never files a sync is still writing.
 
-#![warn(missing_docs)]
-
 pub(crate) mod plan;
 pub(crate) mod summary;
 pub(crate) mod table;

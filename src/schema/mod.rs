@@ -24,8 +24,6 @@
 //! carries field metadata `cdf.source` (the source view), `cdf.property` (the identifier),
 //! `cdf.type` (the CDF type name) and, for lists, `cdf.list = "true"`.
 
-#![warn(missing_docs)]
-
 pub(crate) mod evolution;
 pub(crate) mod json_text;
 pub(crate) mod mapping;

@@ -19,8 +19,6 @@
 //! reserved concurrency 1); two runs racing could leave a manifest naming a newer version
 //! than its file.
 
-#![warn(missing_docs)]
-
 pub mod arrival;
 mod build;
 pub mod catalog;

@@ -14,8 +14,6 @@
 //! ahead of RAW (the copy the next sync continues from). Nothing that cannot be read fails
 //! the report: it shows as missing, or as an error in its own row.
 
-#![warn(missing_docs)]
-
 pub mod render;
 pub mod report;
 

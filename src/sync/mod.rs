@@ -6,8 +6,6 @@
 //! - [`scheduler`]: turns of many streams under a deadline;
 //! - [`summary`]: what an invocation did.
 
-#![warn(missing_docs)]
-
 pub(crate) mod scheduler;
 pub mod state;
 pub(crate) mod state_store;
