@@ -207,7 +207,7 @@ fn of_kernel(error: &delta_kernel::Error) -> Cause {
 
 /// Refusals are permanent; everything else an object store reports (timeouts, 5xx, resets)
 /// may pass.
-fn of_object_store(error: &deltalake::ObjectStoreError) -> Cause {
+pub(crate) fn of_object_store(error: &deltalake::ObjectStoreError) -> Cause {
     use deltalake::ObjectStoreError as E;
     match error {
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => Cause::LakeAccessDenied,

@@ -124,11 +124,7 @@ impl SnapshotError {
             SnapshotError::Lake(error) => Cause::of_lake(error),
             // The next snapshot after the view's first successful sync publishes it.
             SnapshotError::NoRawTable { .. } => Cause::NotSynced,
-            SnapshotError::Store { source, .. } => match source {
-                ObjectStoreError::PermissionDenied { .. }
-                | ObjectStoreError::Unauthenticated { .. } => Cause::LakeAccessDenied,
-                _ => Cause::LakeUnavailable,
-            },
+            SnapshotError::Store { source, .. } => crate::failure::of_object_store(source),
             SnapshotError::Align { .. } | SnapshotError::Manifest { .. } => Cause::LakeInconsistent,
             SnapshotError::Spill { .. } | SnapshotError::SpillFormat { .. } => Cause::LocalStorage,
             SnapshotError::Parquet { .. }
