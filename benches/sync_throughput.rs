@@ -4,6 +4,10 @@
 //!
 //! `cargo bench --bench sync_throughput -- [--instances N] [--page-size P]`
 //!
+//! After the local sync, a membership pass runs over the same lake (a second sync whose
+//! scan interval has passed, with nothing new to read): its CDF requests and wall time per
+//! million instances are the scan's cost.
+//!
 //! Every phase runs in its own child process so that its peak RSS (VmHWM) is its own: the
 //! emulator serves from one child, the baseline and each sync run in others.
 
@@ -52,6 +56,7 @@ fn main() {
             &arg("--url").unwrap_or_default(),
             &arg("--destination").unwrap_or_default(),
             page_size,
+            arg("--scan-interval").as_deref(),
         )),
         _ => parent(instances, page_size),
     }
@@ -95,6 +100,15 @@ fn parent(instances: usize, page_size: u32) {
     let local = phase(
         "sync",
         &["--destination", &format!("local:{}", lake.display())],
+    );
+    let membership = phase(
+        "sync",
+        &[
+            "--destination",
+            &format!("local:{}", lake.display()),
+            "--scan-interval",
+            "1ms",
+        ],
     );
     let _ = std::fs::remove_dir_all(&lake);
     let s3 = std::env::var("CDF_S3_TEST_S3_ENDPOINT")
@@ -143,6 +157,23 @@ fn parent(instances: usize, page_size: u32) {
         row("sync -> Delta, S3 server", s3);
     }
     println!("(MB/s: Parquet bytes written; the baseline writes nothing)");
+    let scan_secs = membership["seconds"].as_f64().unwrap_or(f64::NAN);
+    let requests = membership["membership_requests"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let per_million = 1e6 / instances.max(1) as f64;
+    println!(
+        "membership pass, local disk: {scan_secs:.2} s ({:.2}x the parse-only baseline), \
+         {requests} CDF requests, {} checked, {} refreshed, {} exited; per million \
+         instances: {:.0} requests, {:.1} s; peak RSS {:.0} MiB",
+        scan_secs / base_secs,
+        membership["membership_checked"],
+        membership["membership_refreshed"],
+        membership["membership_exited"],
+        requests * per_million,
+        scan_secs * per_million,
+        membership["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+    );
 }
 
 fn ready_line(child: &mut Child) -> String {
@@ -316,7 +347,7 @@ async fn baseline(url: &str, page_size: u32) {
     );
 }
 
-async fn sync_phase(url: &str, destination: &str, page_size: u32) {
+async fn sync_phase(url: &str, destination: &str, page_size: u32, scan_interval: Option<&str>) {
     let destination_yaml = if let Some(path) = destination.strip_prefix("local:") {
         format!("  local:\n    path: \"{path}\"\n")
     } else if let Some(rest) = destination.strip_prefix("s3:") {
@@ -327,8 +358,9 @@ async fn sync_phase(url: &str, destination: &str, page_size: u32) {
     } else {
         panic!("unknown destination {destination}");
     };
+    let scan = scan_interval.unwrap_or("0");
     let yaml = format!(
-        "logger:\n  console:\n    level: WARNING\ncognite:\n  host: {url}\n  project: emulated-project\n  idp-authentication:\n    token-url: {url}/oauth2/token\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  subscription-batch-size: {page_size}\ndata_modeling:\n  - space: {SPACE}\n    data_models:\n      - external_id: BenchModel\ndestination:\n{destination_yaml}"
+        "logger:\n  console:\n    level: WARNING\ncognite:\n  host: {url}\n  project: emulated-project\n  idp-authentication:\n    token-url: {url}/oauth2/token\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  subscription-batch-size: {page_size}\n  membership-scan-interval: {scan}\ndata_modeling:\n  - space: {SPACE}\n    data_models:\n      - external_id: BenchModel\ndestination:\n{destination_yaml}"
     );
     let config = load_config_text(&yaml, "bench", &MapEnv::new())
         .await
@@ -345,7 +377,11 @@ async fn sync_phase(url: &str, destination: &str, page_size: u32) {
     println!(
         "{}",
         json!({"instances": summary.rows, "seconds": seconds, "commits": summary.commits, "files": summary.files,
-               "bytes": summary.bytes, "peak_rss_kib": peak_rss_kib()})
+               "bytes": summary.bytes, "peak_rss_kib": peak_rss_kib(),
+               "membership_requests": summary.membership.requests,
+               "membership_checked": summary.streams.iter().map(|s| s.membership.checked).sum::<u64>(),
+               "membership_refreshed": summary.membership.refreshed,
+               "membership_exited": summary.membership.exited})
     );
 }
 

@@ -187,7 +187,8 @@ impl Cause {
             LakeError::LogUnavailable { .. }
             | LakeError::MalformedLog { .. }
             | LakeError::CommitMetadata { .. }
-            | LakeError::StreamCommitNotFound { .. } => Cause::LakeInconsistent,
+            | LakeError::StreamCommitNotFound { .. }
+            | LakeError::UnreadableDataFile { .. } => Cause::LakeInconsistent,
             LakeError::MixedBatchSchemas { .. }
             | LakeError::TableMissing { .. }
             | LakeError::InvalidTxnVersion { .. }

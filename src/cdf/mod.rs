@@ -12,6 +12,7 @@ mod credentials;
 pub mod dto;
 mod error;
 mod extpipes_api;
+mod list_api;
 mod models_api;
 mod path;
 mod raw_api;

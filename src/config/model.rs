@@ -99,6 +99,8 @@ pub(crate) struct ExtractorFile {
     pub(crate) time_budget: Option<DurationValue>,
     #[serde(alias = "deadline_margin")]
     pub(crate) deadline_margin: Option<DurationValue>,
+    #[serde(alias = "membership_scan_interval")]
+    pub(crate) membership_scan_interval: Option<DurationValue>,
     pub(crate) snapshot: Option<SnapshotFile>,
     pub(crate) maintenance: Option<MaintenanceFile>,
 }

@@ -152,6 +152,9 @@ pub struct ExtractorSettings {
     pub time_budget: Option<Duration>,
     /// Time kept free before the deadline for the last flush and checkpoint.
     pub(crate) deadline_margin: Duration,
+    /// How often each stream compares its table with the instances that match its query
+    /// now (the membership scan); `None` (configured as 0) never.
+    pub(crate) membership_scan_interval: Option<Duration>,
     pub snapshot: SnapshotSettings,
     pub(crate) maintenance: MaintenanceSettings,
 }
@@ -195,6 +198,9 @@ pub mod defaults {
     pub(crate) const INGEST_BATCH_BYTES: u64 = 64 * 1024 * 1024;
     pub(crate) const PARALLELISM: u32 = 2;
     pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+    /// Daily: membership changes without a sync event are rare, and a pass lists every
+    /// instance of the stream (see docs/operations.md for its cost).
+    pub(crate) const MEMBERSHIP_SCAN_INTERVAL: Duration = Duration::from_secs(24 * 3600);
     /// A stuck S3 request must not eat a time slice; healthy requests of 64 MiB files
     /// finish well within this.
     pub(crate) const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -84,6 +84,7 @@ impl Context {
                 row_budget: extractor.ingest_batch_size,
                 byte_budget: usize::try_from(extractor.ingest_batch_bytes).unwrap_or(usize::MAX),
                 deadline_margin: extractor.deadline_margin,
+                membership_scan_interval: extractor.membership_scan_interval,
                 progress: self.progress.clone(),
             },
             data_modeling: self.config.data_modeling.clone(),

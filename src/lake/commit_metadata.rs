@@ -91,6 +91,53 @@ pub struct StreamCheckpoint {
     pub newest_change: Option<i64>,
     /// The message of the last failed call, cleared by the next success; for the status report.
     pub last_error: Option<String>,
+    /// The membership scan of the current generation (absent until its first pass).
+    #[serde(skip_serializing_if = "MembershipScan::is_unset")]
+    pub membership: MembershipScan,
+}
+
+/// How far a stream's membership scan got: the periodic comparison of its table with the
+/// instances that match its query now, which catches what sync never reports (an instance
+/// that leaves the query, or enters it through a `nested` filter, without a change of its
+/// own). Saved with every checkpoint, so a pass resumes where an invocation stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MembershipScan {
+    /// Epoch milliseconds at which the last complete pass (or the generation's backfill,
+    /// which is a fresh listing too) ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_pass: Option<i64>,
+    /// The pass in progress (boxed: most checkpoints have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass: Option<Box<MembershipPass>>,
+}
+
+impl MembershipScan {
+    fn is_unset(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// A membership pass in progress. It lists the query's members (by list cursor), fetching
+/// those the table lacks or holds in another version, then checks the table's live
+/// instances in key order, writing an exit row for each that no longer matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MembershipPass {
+    /// Epoch milliseconds at which the pass started.
+    pub started: i64,
+    /// The list cursor of the members listing; `None` with `listed == false`: from the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_cursor: Option<String>,
+    /// The members listing is complete; the pass is checking the table's instances.
+    pub listed: bool,
+    /// The last table key checked for an exit, `[space, externalId]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_up_to: Option<(String, String)>,
+    /// Instances committed because the table lacked them or held another version.
+    pub refreshed: u64,
+    /// Exit rows committed.
+    pub exited: u64,
 }
 
 /// The metadata a stream stores with a commit, under `metadata` of its [`StreamCommitInfo`].
@@ -324,6 +371,7 @@ mod tests {
             last_success: Some(1_700),
             newest_change: Some(1_600),
             last_error: None,
+            membership: MembershipScan::default(),
         }
     }
 

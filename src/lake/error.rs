@@ -180,6 +180,17 @@ pub enum LakeError {
         source: serde_json::Error,
     },
 
+    /// A data file of the table could not be read as the table's Parquet.
+    #[error("Delta table {url}: data file {path}: {detail}")]
+    UnreadableDataFile {
+        /// The table URL.
+        url: String,
+        /// The file's path in the table.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+
     /// A commit file could not be parsed.
     #[error("Delta table {url}: commit file of version {version} is malformed: {reason}")]
     MalformedLog {

@@ -20,6 +20,7 @@ mod compaction;
 pub(crate) mod destination;
 mod error;
 pub(crate) mod layout;
+pub(crate) mod live_keys;
 mod log;
 mod maintenance;
 pub(crate) mod quarantine;
@@ -30,7 +31,8 @@ mod table;
 pub use append::{CommitOutcome, CommitReport, StreamCommit};
 pub use commit_metadata::CompactionInfo;
 pub use commit_metadata::{
-    CompactionCommitInfo, Phase, StreamCheckpoint, StreamCommitInfo, StreamMetadata,
+    CompactionCommitInfo, MembershipPass, MembershipScan, Phase, StreamCheckpoint,
+    StreamCommitInfo, StreamMetadata,
 };
 pub use compaction::CompactionOptions;
 pub use compaction::CompactionOutcome;

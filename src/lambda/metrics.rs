@@ -39,6 +39,8 @@ pub(crate) const SYNC_METRICS: &[&str] = &[
     "StreamsFailed",
     "PlanErrors",
     "CursorResets",
+    "MembershipRefreshed",
+    "MembershipExited",
     "Lag",
     "RunDuration",
 ];
@@ -164,6 +166,19 @@ impl MetricSet {
         set.push("StreamsFailed", Unit::Count, count(summary.streams_failed));
         set.push("PlanErrors", Unit::Count, count(summary.plan_errors.len()));
         set.push("CursorResets", Unit::Count, summary.cursor_resets as f64);
+        // Instances the membership scan found out of step with CDF without a sync event:
+        // exits (left a view filter) and refreshes (entered through a nested filter, or a
+        // version the table missed). A steady non-zero count is expected with view filters.
+        set.push(
+            "MembershipRefreshed",
+            Unit::Count,
+            summary.membership.refreshed as f64,
+        );
+        set.push(
+            "MembershipExited",
+            Unit::Count,
+            summary.membership.exited as f64,
+        );
         if let Some(lag) = summary.max_lag_ms {
             set.push("Lag", Unit::Milliseconds, lag.max(0) as f64);
         }

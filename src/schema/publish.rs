@@ -6,11 +6,13 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{ArrayRef, RecordBatch};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use deltalake::arrow::datatypes::Int64Type;
 use deltalake::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use deltalake::arrow::error::ArrowError;
 
 use super::json_text::{UnsupportedType, list_to_json_text, to_text_array};
+use super::system::{DELETED_TIME, EXITED_TIME};
 use super::view_schema::METADATA_TYPE;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +39,14 @@ pub(crate) fn is_nested(data_type: &DataType) -> bool {
 }
 
 /// The publish schema of a raw schema: same columns, same order, nested columns as nullable
-/// `Utf8` (their field metadata kept).
+/// `Utf8` (their field metadata kept), without the raw-only exit marker.
 pub(crate) fn publish_schema(raw: &Schema) -> SchemaRef {
-    let fields: Vec<FieldRef> = raw.fields().iter().map(publish_field).collect();
+    let fields: Vec<FieldRef> = raw
+        .fields()
+        .iter()
+        .filter(|field| field.name() != EXITED_TIME)
+        .map(publish_field)
+        .collect();
     Arc::new(Schema::new_with_metadata(fields, raw.metadata().clone()))
 }
 
@@ -57,15 +64,46 @@ fn publish_field(field: &FieldRef) -> FieldRef {
 ///
 /// List columns whose field metadata says they hold CDF `json` values embed each element's
 /// JSON text as is; all other elements are rendered from their Arrow values.
+///
+/// A row that records a membership exit ([`EXITED_TIME`]) removes its instance from the
+/// publish layer exactly as a deletion does, so it becomes a tombstone here (its
+/// `deletedTime` takes the exit time) and the exit column itself is left out. Tombstones
+/// never reach a published file, so no reader sees an exit as a deletion.
 pub(crate) fn publish_batch(batch: &RecordBatch) -> Result<RecordBatch, PublishError> {
     let schema = batch.schema();
+    let exited = schema
+        .index_of(EXITED_TIME)
+        .ok()
+        .map(|i| batch.column(i).clone());
     let columns = schema
         .fields()
         .iter()
         .zip(batch.columns())
-        .map(|(field, column)| publish_column(field, column))
+        .filter(|(field, _)| field.name() != EXITED_TIME)
+        .map(|(field, column)| match &exited {
+            Some(exited) if field.name() == DELETED_TIME && exited.null_count() < exited.len() => {
+                Ok(nullif_coalesce(column, exited)?)
+            }
+            _ => publish_column(field, column),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(publish_schema(&schema), columns)?)
+}
+
+/// `deleted` where set, else `exited`: both are epoch-millisecond Int64 columns.
+fn nullif_coalesce(deleted: &ArrayRef, exited: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let deleted = deleted
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| ArrowError::SchemaError(format!("`{DELETED_TIME}` is not Int64")))?;
+    let exited = exited
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| ArrowError::SchemaError(format!("`{EXITED_TIME}` is not Int64")))?;
+    let merged: Int64Array = deleted
+        .iter()
+        .zip(exited.iter())
+        .map(|(d, e)| d.or(e))
+        .collect();
+    Ok(Arc::new(merged))
 }
 
 /// The publish form of one raw column.

@@ -21,6 +21,12 @@ pub(crate) const START_NODE_SPACE: &str = "startNode.space";
 pub(crate) const START_NODE_EXTERNAL_ID: &str = "startNode.externalId";
 pub(crate) const END_NODE_SPACE: &str = "endNode.space";
 pub(crate) const END_NODE_EXTERNAL_ID: &str = "endNode.externalId";
+/// Raw only: set (epoch milliseconds) on a row that records that its instance left the
+/// stream's query, which a membership scan found; `deletedTime` records deletions in CDF.
+/// The column appears in a raw table with its first exit row. A property can never take
+/// the name: CDF property identifiers start with a letter. The publish layer drops exited
+/// instances like deleted ones and never shows the column.
+pub(crate) const EXITED_TIME: &str = "_exitedTime";
 
 /// Whether a table holds the nodes or the edges of a view; the two have different system
 /// columns.

@@ -7,7 +7,7 @@
 
 /// The checkpoint is part of what each Delta commit stores, so its type is defined with the
 /// commit format.
-pub use crate::lake::commit_metadata::{Phase, StreamCheckpoint};
+pub use crate::lake::commit_metadata::{MembershipPass, MembershipScan, Phase, StreamCheckpoint};
 
 /// Why a stream starts a new generation instead of continuing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +115,8 @@ pub(crate) fn new_generation(previous: &StreamCheckpoint, query_hash: &str) -> S
         last_success: previous.last_success,
         newest_change: previous.newest_change,
         last_error: previous.last_error.clone(),
+        // A new generation's backfill lists every member anew.
+        membership: MembershipScan::default(),
     }
 }
 

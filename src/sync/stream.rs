@@ -18,6 +18,8 @@
 //! commit's sequence number just before the data commit, so a repeated page never stores
 //! it twice.
 
+mod membership;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +35,7 @@ use crate::cdf::{CdfClient, CdfError};
 use crate::failure::{Cause, Failure};
 use crate::flatten::FlattenError;
 use crate::flatten::Flattener;
+use crate::lake::live_keys::LiveKeys;
 use crate::lake::quarantine::{RejectedRow, RejectedStamp, rejected_batch};
 use crate::lake::{
     CommitOutcome, Destination, LakeError, LakeTable, StreamCommit, StreamMetadata, WriteOptions,
@@ -62,6 +65,8 @@ pub struct StreamContext {
     pub(crate) byte_budget: usize,
     /// Time kept free before the deadline for the last flush and checkpoint.
     pub(crate) deadline_margin: Duration,
+    /// How often a caught-up stream runs a membership scan pass; `None`: never.
+    pub(crate) membership_scan_interval: Option<Duration>,
     /// Where commits and finished streams are reported as they happen.
     pub(crate) progress: Progress,
 }
@@ -82,6 +87,9 @@ pub(crate) struct StreamRun {
     checkpoint: StreamCheckpoint,
     opens_generation: bool,
     report: StreamReport,
+    /// The table's live instances while a membership pass runs, kept up to date by the
+    /// pass's own commits and dropped by every other commit of the stream.
+    live_keys: Option<LiveKeys>,
 }
 
 impl StreamRun {
@@ -163,6 +171,7 @@ impl StreamRun {
             checkpoint,
             opens_generation,
             report,
+            live_keys: None,
         })
     }
 
@@ -233,6 +242,11 @@ impl StreamRun {
                 self.checkpoint.phase == super::state::Phase::Backfill && short_page;
             if backfill_done {
                 self.checkpoint.phase = super::state::Phase::Streaming;
+                // The backfill listed every member: it counts as a membership pass.
+                self.checkpoint.membership = super::state::MembershipScan {
+                    last_pass: Some(now_ms()),
+                    pass: None,
+                };
             }
             if backfill_done || self.opens_generation && short_page {
                 // Always commit at the end of a backfill, even without rows: the snapshot
@@ -249,6 +263,19 @@ impl StreamRun {
             }
             if short_page {
                 self.checkpoint.caught_up = true;
+                if self.checkpoint.phase == super::state::Phase::Streaming
+                    && self.membership_due(ctx)
+                {
+                    // The pass compares with the table: commit what is buffered first.
+                    if self.buffered_rows() > 0
+                        && let Err(done) = self.commit(ctx, false).await
+                    {
+                        return done;
+                    }
+                    if let Err(done) = self.scan_membership(ctx, deadline).await {
+                        return done;
+                    }
+                }
                 return self.finish(ctx, StreamStatus::CaughtUp, None).await;
             }
             self.checkpoint.caught_up = false;
@@ -372,6 +399,19 @@ impl StreamRun {
                 return Err(self.fail_now(Failure::new(Cause::Internal, error.to_string())));
             }
         }
+        // A sync commit changes what the table holds live.
+        self.live_keys = None;
+        self.commit_batches(ctx, batches, backfill_complete).await
+    }
+
+    /// Commits `batches` (and the quarantined rows) with the next sequence number and the
+    /// current checkpoint, then checkpoints in RAW.
+    async fn commit_batches(
+        &mut self,
+        ctx: &StreamContext,
+        batches: Vec<RecordBatch>,
+        backfill_complete: bool,
+    ) -> Result<(), Turn<Self, StreamReport>> {
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let mut next = self.checkpoint.clone();
         next.seq += 1;

@@ -64,6 +64,34 @@ pub struct StreamReport {
     /// Why the stream failed (status `failed`) or was superseded; redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// What the stream's membership scan did in this invocation.
+    #[serde(skip_serializing_if = "MembershipReport::is_idle")]
+    pub membership: MembershipReport,
+}
+
+/// What a stream's membership scan did in one invocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipReport {
+    /// Members listed and table instances checked.
+    pub checked: u64,
+    /// Instances committed in their current state because the table lacked them (they
+    /// entered the query without a change of their own) or held another version.
+    pub refreshed: u64,
+    /// Exit rows committed for instances that no longer match the query.
+    pub exited: u64,
+    /// CDF requests the scan made.
+    pub requests: u64,
+    /// Passes completed in this invocation.
+    pub passes_completed: u64,
+    /// A pass is still in progress at the end of the invocation; the next one resumes it.
+    pub pass_pending: bool,
+}
+
+impl MembershipReport {
+    fn is_idle(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 impl StreamReport {
@@ -81,6 +109,7 @@ impl StreamReport {
             cursor_resets: 0,
             lag_ms: None,
             error: None,
+            membership: MembershipReport::default(),
         }
     }
 
@@ -120,12 +149,42 @@ pub struct RunSummary {
     /// The largest lag over all streams, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) max_lag_ms: Option<i64>,
+    /// Membership scans over all streams (see [`StreamReport::membership`]).
+    pub membership: MembershipTotals,
     pub(crate) duration_ms: u64,
     /// Problems that stopped a view or model from being planned at all (unknown model,
     /// missing view), each naming what failed.
     pub plan_errors: Vec<Failure>,
     /// Every stream's report, sorted by stream key.
     pub streams: Vec<StreamReport>,
+}
+
+/// The membership scans of a run, summed over its streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipTotals {
+    /// Instances refreshed (see [`MembershipReport::refreshed`]).
+    pub refreshed: u64,
+    /// Exit rows written (see [`MembershipReport::exited`]).
+    pub exited: u64,
+    /// CDF requests of the scans.
+    pub requests: u64,
+    /// Passes completed.
+    pub passes_completed: u64,
+    /// Streams whose pass continues in the next invocation.
+    pub passes_pending: u64,
+}
+
+impl MembershipTotals {
+    fn of(streams: &[StreamReport]) -> Self {
+        streams.iter().fold(Self::default(), |total, s| Self {
+            refreshed: total.refreshed + s.membership.refreshed,
+            exited: total.exited + s.membership.exited,
+            requests: total.requests + s.membership.requests,
+            passes_completed: total.passes_completed + s.membership.passes_completed,
+            passes_pending: total.passes_pending + u64::from(s.membership.pass_pending),
+        })
+    }
 }
 
 impl RunSummary {
@@ -153,6 +212,7 @@ impl RunSummary {
             files: streams.iter().map(|s| s.files).sum(),
             cursor_resets: streams.iter().map(|s| s.cursor_resets).sum(),
             max_lag_ms: streams.iter().filter_map(|s| s.lag_ms).max(),
+            membership: MembershipTotals::of(&streams),
             duration_ms,
             plan_errors,
             streams,
@@ -191,6 +251,12 @@ impl RunSummary {
         );
         if self.rows_quarantined > 0 {
             line.push_str(&format!("; {} rows quarantined", self.rows_quarantined));
+        }
+        if self.membership != MembershipTotals::default() {
+            line.push_str(&format!(
+                "; membership: {} refreshed, {} exited",
+                self.membership.refreshed, self.membership.exited
+            ));
         }
         let problems: Vec<String> = self
             .plan_errors

@@ -123,7 +123,6 @@ impl Filter {
         }
     }
 
-    #[cfg(test)]
     /// A conjunction that collapses to the single filter when only one is given.
     pub(crate) fn all_of(mut filters: Vec<Filter>) -> Self {
         if filters.len() == 1 {

@@ -3,6 +3,7 @@
 mod extpipes;
 mod filters;
 mod instances;
+mod list;
 mod models;
 mod property_type;
 mod raw;
@@ -19,6 +20,8 @@ pub use extpipes::ExtpipeRunWrite;
 pub(crate) use extpipes::{ExtpipeConfig, ExtpipeRun};
 pub use filters::Filter;
 pub use instances::{Instance, InstanceType};
+pub(crate) use list::MAX_LIST_LIMIT;
+pub use list::{ListRequest, ListResponse};
 pub(crate) use models::DataModel;
 #[cfg(test)]
 pub(crate) use models::DataModelView;
@@ -29,13 +32,13 @@ pub use refs::ViewReference;
 #[cfg(test)]
 pub(crate) use refs::{ContainerReference, SourceReference};
 pub use refs::{DataModelId, NodeReference, ViewId};
-pub(crate) use sync::SyncResponse;
 pub use sync::SyncSelect;
 #[cfg(test)]
 pub(crate) use sync::TypingProperty;
 pub use sync::{SelectSource, SyncExpression, SyncMode, SyncRequest};
 #[cfg(test)]
 pub(crate) use sync::{SortDirection, SyncSort};
+pub(crate) use sync::{SyncResponse, SyncTarget};
 #[cfg(test)]
 pub(crate) use views::EdgeConnectionType;
 pub use views::EdgeDirection;

@@ -141,6 +141,15 @@ pub(super) fn extractor(
         Some(Duration::from_secs(900)),
         issues,
     );
+    let membership_scan_interval = Some(duration(
+        file.membership_scan_interval.as_ref(),
+        &p("membership-scan-interval"),
+        defaults::MEMBERSHIP_SCAN_INTERVAL,
+        Duration::ZERO,
+        None,
+        issues,
+    ))
+    .filter(|interval| !interval.is_zero());
     if let Some(budget) = time_budget
         && budget > Duration::ZERO
         && budget <= deadline_margin
@@ -168,6 +177,7 @@ pub(super) fn extractor(
         parallelism,
         time_budget,
         deadline_margin,
+        membership_scan_interval,
         snapshot: snapshot(file.snapshot.as_ref(), issues),
         maintenance: maintenance(file.maintenance.as_ref(), issues, warnings),
     }
@@ -189,6 +199,7 @@ fn default_extractor() -> ExtractorSettings {
         parallelism: defaults::PARALLELISM,
         time_budget: None,
         deadline_margin: defaults::DEADLINE_MARGIN,
+        membership_scan_interval: Some(defaults::MEMBERSHIP_SCAN_INTERVAL),
         snapshot: default_snapshot(),
         maintenance: default_maintenance(),
     }

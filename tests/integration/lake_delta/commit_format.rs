@@ -99,6 +99,7 @@ fn fixture_checkpoint(seq: i64) -> StreamCheckpoint {
         last_success: Some(last_success),
         newest_change: Some(1796183658334),
         last_error: None,
+        ..StreamCheckpoint::default()
     }
 }
 

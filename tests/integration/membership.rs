@@ -1,0 +1,346 @@
+//! Membership convergence: the lake holds exactly the instances that match each stream's
+//! query now, also when CDF's sync never reports the change (an instance that leaves a
+//! view, or is re-created outside it), once the membership scan has run.
+//!
+//! The truth is the emulator's current membership of each view; the lake is read by
+//! independent readers: the raw table's latest row per key in arrival order (the Delta log
+//! replayed in Python, files read by pyarrow, cross-checked with the Python `deltalake`
+//! package) and the published file (pyarrow).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
+use cdf_s3_replicator::config::MapEnv;
+use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::snapshot::SnapshotOptions;
+use cdf_s3_replicator::sync::SyncOptions;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::support::{Lake, python};
+
+const SCHEMA: &str = "mem_schema";
+const DATA: &str = "mem_data";
+const MODEL: &str = "MembershipModel";
+
+fn view_ref(xid: &str) -> Value {
+    json!({"type": "view", "space": SCHEMA, "externalId": xid, "version": "1"})
+}
+
+fn view_id(xid: &str) -> ViewId {
+    ViewId {
+        space: SCHEMA.into(),
+        external_id: xid.into(),
+        version: "1".into(),
+    }
+}
+
+/// Items (with a status, a rank and an owner) and a second container that an item can be
+/// re-created with; `views` adds filtered views to the model.
+fn schema(extra_views: &[Value]) -> Value {
+    let item_props = json!({
+        "status": {"type": {"type": "text"}},
+        "rank": {"type": {"type": "int64"}},
+        "owner": {"type": {"type": "direct"}},
+    });
+    let mapped = |container: &str, names: &[&str]| -> Value {
+        let mut out = serde_json::Map::new();
+        for name in names {
+            out.insert(
+                (*name).to_owned(),
+                json!({"container": {"type": "container", "space": SCHEMA, "externalId": container},
+                       "containerPropertyIdentifier": name}),
+            );
+        }
+        Value::Object(out)
+    };
+    let mut views = vec![
+        json!({"space": SCHEMA, "externalId": "Item", "version": "1",
+               "properties": mapped("ItemC", &["status", "rank", "owner"])}),
+        json!({"space": SCHEMA, "externalId": "Other", "version": "1",
+               "properties": mapped("OtherC", &["note"])}),
+    ];
+    views.extend(extra_views.iter().cloned());
+    let model_views: Vec<Value> = views
+        .iter()
+        .map(|v| view_ref(v["externalId"].as_str().unwrap_or_default()))
+        .collect();
+    json!({
+        "spaces": [{"space": SCHEMA}, {"space": DATA}],
+        "containers": [
+            {"space": SCHEMA, "externalId": "ItemC", "properties": item_props, "usedFor": "node"},
+            {"space": SCHEMA, "externalId": "OtherC", "properties": {"note": {"type": {"type": "text"}}}, "usedFor": "node"},
+        ],
+        "views": views,
+        "dataModels": [{"space": SCHEMA, "externalId": MODEL, "version": "1", "views": model_views}],
+    })
+}
+
+fn item(xid: &str, status: &str, rank: i64, owner: Option<&str>) -> Value {
+    let mut properties = json!({"status": status, "rank": rank});
+    if let Some(owner) = owner {
+        properties["owner"] = json!({"space": DATA, "externalId": owner});
+    }
+    json!({"instanceType": "node", "space": DATA, "externalId": xid,
+           "sources": [{"source": view_ref("Item"), "properties": properties}]})
+}
+
+fn other(xid: &str, note: &str) -> Value {
+    json!({"instanceType": "node", "space": DATA, "externalId": xid,
+           "sources": [{"source": view_ref("Other"), "properties": {"note": note}}]})
+}
+
+/// `(externalId, version)` of each member, sorted.
+type Members = Vec<(String, i64)>;
+
+struct MembershipLab {
+    emulator: Emulator,
+    lake: Lake,
+    dir: tempfile::TempDir,
+}
+
+impl MembershipLab {
+    async fn start(extra_views: &[Value], lake: Option<Lake>) -> Self {
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("emulator starts");
+        emulator
+            .control()
+            .apply_schema(schema(extra_views))
+            .expect("membership schema");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lake = lake.unwrap_or_else(|| Lake::local(dir.path()));
+        Self {
+            emulator,
+            lake,
+            dir,
+        }
+    }
+
+    fn write(&self, items: Vec<Value>, auto_create: bool) {
+        self.emulator
+            .control()
+            .apply_instances(json!({"items": items, "autoCreateDirectRelations": auto_create}))
+            .expect("instances written");
+    }
+
+    fn delete(&self, xids: &[&str]) {
+        let items: Vec<Value> = xids
+            .iter()
+            .map(|x| json!({"instanceType": "node", "space": DATA, "externalId": x}))
+            .collect();
+        self.emulator
+            .control()
+            .delete_instances(json!({"items": items}))
+            .expect("instances deleted");
+    }
+
+    async fn context(&self, scan_interval: &str) -> Context {
+        let yaml = format!(
+            "cognite:\n  host: {base}\n  project: {project}\n  idp-authentication:\n    token-url: {token}\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  state-store:\n    raw:\n      database: state\n      table: streams\n  membership-scan-interval: {scan_interval}\ndata_modeling:\n  - space: {SCHEMA}\n    data_models:\n      - external_id: {MODEL}\ndestination:\n{destination}",
+            base = self.emulator.base_url(),
+            project = self.emulator.project(),
+            token = self.emulator.token_url(),
+            destination = self.lake.destination_yaml(),
+        );
+        let config = load_config_text(&yaml, "membership test", &MapEnv::new())
+            .await
+            .unwrap_or_else(|e| panic!("configuration loads: {e}\n{yaml}"));
+        Context::new(config).expect("context")
+    }
+
+    /// One sync and one snapshot, each with a generous deadline.
+    async fn replicate(&self, context: &Context) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let sync = jobs::sync(&context.sync_job(), &SyncOptions::until(deadline)).await;
+        assert!(sync.is_success(), "{sync:#?}");
+        let snapshot = jobs::snapshot(context, &SnapshotOptions::default()).await;
+        assert!(snapshot.is_success(), "{snapshot:#?}");
+        serde_json::to_value(&sync).expect("summary as JSON")
+    }
+
+    /// The emulator's current members of a view: `(externalId, version)`, sorted.
+    fn truth(&self, view: &str) -> Vec<(String, i64)> {
+        let mut members: Vec<(String, i64)> = self
+            .emulator
+            .control()
+            .live_instances_matching(
+                InstanceKind::Node,
+                Some(json!({"hasData": [view_ref(view)]})),
+                &[view_id(view)],
+            )
+            .expect("truth")
+            .iter()
+            .map(|i| (text(&i["externalId"]), i["version"].as_i64().unwrap_or(-1)))
+            .collect();
+        members.sort();
+        members
+    }
+
+    fn uri(&self, relative: &str) -> String {
+        match &self.lake {
+            Lake::Local(path) => path.join(relative).display().to_string(),
+            Lake::S3 { bucket, .. } => format!("s3://{bucket}/cdf-data/{relative}"),
+        }
+    }
+
+    /// The live rows of the view's raw nodes table (latest row per key in arrival order,
+    /// neither deleted nor exited) and of its published file: `(externalId, version)`.
+    fn lake_members(&self, view: &str) -> (Members, Members) {
+        let python = python().expect("python");
+        let raw = run(
+            &python,
+            "latest",
+            &json!({"uri": self.uri(&format!("raw/{SCHEMA}/{MODEL}/1/views/{view}/nodes")),
+                    "storage_options": self.lake.storage_options()}),
+            self.dir.path(),
+        );
+        let mut raw_live: Vec<(String, i64)> = raw["latest"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["deletedTime"].is_null() && r["_exitedTime"].is_null())
+            .map(|r| (text(&r["externalId"]), r["version"].as_i64().unwrap_or(-1)))
+            .collect();
+        raw_live.sort();
+        let published = run(
+            &python,
+            "published",
+            &json!({"uri": self.uri(&format!("publish/{SCHEMA}/{MODEL}/1/{view}/nodes.parquet")),
+                    "storage_options": self.lake.storage_options()}),
+            self.dir.path(),
+        );
+        let rows = published.as_array().cloned().unwrap_or_default();
+        assert!(
+            rows.iter().all(|r| r.get("_exitedTime").is_none()),
+            "the exit column stays out of the publish layer"
+        );
+        let mut published: Vec<(String, i64)> = rows
+            .iter()
+            .map(|r| (text(&r["externalId"]), r["version"].as_i64().unwrap_or(-1)))
+            .collect();
+        published.sort();
+        (raw_live, published)
+    }
+
+    fn assert_converged(&self, view: &str, label: &str) {
+        let truth = self.truth(view);
+        let (raw, published) = self.lake_members(view);
+        assert_eq!(
+            raw, truth,
+            "{label}: raw latest rows of {view} equal CDF's members"
+        );
+        assert_eq!(
+            published, truth,
+            "{label}: published {view} equals CDF's members"
+        );
+    }
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+fn run(python: &str, command: &str, request: &Value, dir: &Path) -> Value {
+    let request_file = dir.join(format!("arrival-{:016x}.json", rand::random::<u64>()));
+    std::fs::write(&request_file, request.to_string()).expect("reader request");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/arrival.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(command)
+        .arg(&request_file)
+        .output()
+        .expect("running the arrival reader");
+    assert!(
+        output.status.success(),
+        "arrival reader failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout).expect("reader prints JSON")
+}
+
+/// A node deleted and re-created with other containers between two syncs, and a deleted
+/// node re-created empty by a direct relation that points at it: sync reports neither (the
+/// re-created nodes have no data in `Item`), so without the scan their old rows stay live.
+async fn recreated_instances_leave_the_view(lake: Option<Lake>) {
+    if python().is_none() {
+        return;
+    }
+    let lab = MembershipLab::start(&[], lake).await;
+    lab.write(
+        (0..6)
+            .map(|i| item(&format!("item-{i}"), "active", i, None))
+            .collect(),
+        false,
+    );
+    let context = lab.context("1ms").await;
+    lab.replicate(&context).await;
+    lab.assert_converged("Item", "after the backfill");
+
+    // item-1 comes back with other containers; item-2 comes back empty, made by the
+    // direct relation of item-3.
+    lab.delete(&["item-1", "item-2"]);
+    lab.write(vec![other("item-1", "moved")], false);
+    lab.write(vec![item("item-3", "active", 30, Some("item-2"))], true);
+    let summary = lab.replicate(&context).await;
+    assert_eq!(
+        summary["membership"]["exited"], 2,
+        "both re-created nodes left Item: {summary:#}"
+    );
+    lab.assert_converged("Item", "after the re-creates");
+
+    // A later delete of an instance that left changes nothing, and the next pass finds
+    // nothing more to do.
+    lab.delete(&["item-1"]);
+    lab.write(vec![item("item-4", "active", 44, None)], false);
+    let summary = lab.replicate(&context).await;
+    assert_eq!(summary["membership"]["exited"], 0, "{summary:#}");
+    assert_eq!(summary["membership"]["refreshed"], 0, "{summary:#}");
+    lab.assert_converged("Item", "after a delete of an exited instance");
+
+    // item-1 comes back into Item: sync reports it (it has data in Item again).
+    lab.write(vec![item("item-1", "active", 11, None)], false);
+    lab.replicate(&context).await;
+    lab.assert_converged("Item", "after item-1 came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreated_instances_leave_the_view_local() {
+    recreated_instances_leave_the_view(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreated_instances_leave_the_view_s3() {
+    let Some(lake) = Lake::s3().await else { return };
+    recreated_instances_leave_the_view(Some(lake)).await;
+}
+
+/// With the scan turned off, the same re-creates leave stale rows: the regression the scan
+/// fixes, and proof that the test above would catch its absence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_scan_a_recreated_instance_stays_stale() {
+    if python().is_none() {
+        return;
+    }
+    let lab = MembershipLab::start(&[], None).await;
+    lab.write(
+        vec![
+            item("item-0", "active", 0, None),
+            item("item-1", "active", 1, None),
+        ],
+        false,
+    );
+    let context = lab.context("0").await;
+    lab.replicate(&context).await;
+    lab.delete(&["item-1"]);
+    lab.write(vec![other("item-1", "moved")], false);
+    lab.replicate(&context).await;
+    let (raw, published) = lab.lake_members("Item");
+    assert_eq!(lab.truth("Item").len(), 1);
+    assert_eq!(raw.len(), 2, "sync alone keeps the stale row: {raw:?}");
+    assert_eq!(published.len(), 2, "{published:?}");
+}
