@@ -234,4 +234,32 @@ mod tests {
         assert_eq!(docs.value(1), "[]");
         assert!(docs.is_null(2));
     }
+
+    #[test]
+    fn an_exit_row_becomes_a_tombstone_and_the_exit_column_is_not_published() {
+        use deltalake::arrow::array::Int64Array;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("externalId", DataType::Utf8, false),
+            Field::new(DELETED_TIME, DataType::Int64, true),
+            Field::new(EXITED_TIME, DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["live", "deleted", "exited"])),
+                Arc::new(Int64Array::from(vec![None, Some(5), None])),
+                Arc::new(Int64Array::from(vec![None, None, Some(7)])),
+            ],
+        )
+        .unwrap();
+        let published = publish_batch(&batch).unwrap();
+        assert_eq!(published.schema(), publish_schema(&schema));
+        assert!(published.schema().index_of(EXITED_TIME).is_err());
+        let deleted = published
+            .column_by_name(DELETED_TIME)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        assert_eq!(deleted.iter().collect::<Vec<_>>(), [None, Some(5), Some(7)]);
+    }
 }
