@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use super::{StreamContext, StreamRun, now_ms};
 use crate::cdf::dto::{Filter, Instance, InstanceType, ListRequest, NodeReference, SyncTarget};
 use crate::failure::{Cause, Failure};
-use crate::flatten::Flattener;
+use crate::flatten::{FlattenError, Flattener};
 use crate::lake::live_keys::{InstanceKey, KeyState, LiveKeys};
 use crate::schema::system::EXITED_TIME;
 use crate::sync::scheduler::Turn;
@@ -360,24 +360,28 @@ impl StreamRun {
 
     /// The refreshed instances and the exit rows as batches of the table's schema. The exit
     /// column is added only when there are exits, so a table gets it with its first exit.
+    /// A refreshed instance the flattener refuses goes to the quarantine table with the
+    /// commit, as in sync.
     fn membership_batches(
-        &self,
+        &mut self,
         fetched: &[Instance],
         exits: &[Instance],
     ) -> Result<Vec<RecordBatch>, Failure> {
         let schema = self.spec.schema(self.table.arrow_schema().as_deref());
-        let flatten = |instances: &[Instance]| -> Result<RecordBatch, Failure> {
+        let mut rejected = Vec::new();
+        let mut flatten = |instances: &[Instance]| -> Result<RecordBatch, Failure> {
             let mut flattener = Flattener::new(&schema);
             for instance in instances {
-                flattener.push(instance).map_err(|e| {
-                    Failure::new(
-                        Cause::Internal,
-                        format!(
-                            "membership scan: writing {}/{}: {e}",
-                            instance.space, instance.external_id
-                        ),
-                    )
-                })?;
+                match flattener.push(instance) {
+                    Ok(()) => {}
+                    Err(
+                        error @ (FlattenError::Value(_) | FlattenError::WrongInstanceType { .. }),
+                    ) => {
+                        tracing::warn!(stream = %self.spec.key, %error, "quarantining an instance that cannot be written");
+                        rejected.push(self.rejected_row(instance, &error));
+                    }
+                    Err(error) => return Err(Failure::new(Cause::Internal, error.to_string())),
+                }
             }
             flattener
                 .finish()
@@ -390,6 +394,7 @@ impl StreamRun {
         if !exits.is_empty() {
             batches.push((flatten(exits)?, Some(now_ms())));
         }
+        self.rejected.extend(rejected);
         let with_exits = !exits.is_empty();
         batches
             .into_iter()
