@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import cognite.client
 from cognite.client.data_classes import data_modeling as dm
+from cognite.client.data_classes.data_modeling import containers as _containers
 from cognite.client.data_classes.data_modeling import query as dmq
 from cognite.client.data_classes.filters import Filter
 
@@ -21,6 +22,15 @@ SyncMode = Literal["one_phase", "two_phase", "no_backfill"]
 # 8.x split container properties into a write class (ContainerPropertyApply) and a read class;
 # 7.x uses ContainerProperty for both.
 ContainerPropertyWrite: Any = getattr(dm, "ContainerPropertyApply", None) or dm.ContainerProperty
+
+# 8.x has write classes for constraints and indexes (the read classes require `state`);
+# 7.x uses one class for both.
+RequiresConstraintWrite: Any = getattr(_containers, "RequiresConstraintApply", None) or _containers.RequiresConstraint
+UniquenessConstraintWrite: Any = (
+    getattr(_containers, "UniquenessConstraintApply", None) or _containers.UniquenessConstraint
+)
+BTreeIndexWrite: Any = getattr(_containers, "BTreeIndexApply", None) or _containers.BTreeIndex
+InvertedIndexWrite: Any = getattr(_containers, "InvertedIndexApply", None) or _containers.InvertedIndex
 
 
 def node_sync(filter: Filter, limit: int, mode: SyncMode) -> Any:

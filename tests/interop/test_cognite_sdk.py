@@ -29,7 +29,18 @@ from cognite.client.data_classes.data_modeling.data_types import Enum, EnumValue
 from cognite.client.exceptions import CogniteAPIError
 
 from conftest import EmulatorSettings, emulator_control, make_client
-from sdk_compat import SDK_MAJOR, ContainerPropertyWrite, edge_sync, node_sync, select_all, sync_query
+from sdk_compat import (
+    SDK_MAJOR,
+    BTreeIndexWrite,
+    ContainerPropertyWrite,
+    InvertedIndexWrite,
+    RequiresConstraintWrite,
+    UniquenessConstraintWrite,
+    edge_sync,
+    node_sync,
+    select_all,
+    sync_query,
+)
 
 THREE_DAYS_AND_A_MS = 3 * 24 * 3600 * 1000 + 1
 INVALID_CURSOR_MESSAGE = "Invalid cursor provided."
@@ -905,6 +916,202 @@ def test_sync_backfill_sort_requires_two_phase(client: CogniteClient, schema: Sc
         "Backfill sort can only be used with two-phase sync.",
         client.data_modeling.instances.sync,
         query,
+    )
+
+
+# --- schema rules and view filters ---------------------------------------------------------------
+
+
+def test_container_constraints_and_indexes_come_back_with_state(client: CogniteClient, schema: Schema) -> None:
+    s = schema.schema_space
+    container = dm.ContainerApply(
+        s,
+        "Constrained",
+        properties={
+            "tag": container_property(dm.Text(), nullable=False),
+            "levels": container_property(dm.Int32(is_list=True)),
+        },
+        used_for="node",
+        constraints={
+            "needsBase": RequiresConstraintWrite(require=schema.base),
+            "uniqueTag": UniquenessConstraintWrite(properties=["tag"]),
+        },
+        indexes={
+            "byTag": BTreeIndexWrite(properties=["tag"], cursorable=True),
+            "byLevels": InvertedIndexWrite(properties=["levels"]),
+        },
+    )
+    with api("POST /models/containers with constraints and indexes (data_modeling.containers.apply)"):
+        applied = client.data_modeling.containers.apply(container)
+    with api("POST /models/containers/byids (data_modeling.containers.retrieve)"):
+        got = client.data_modeling.containers.retrieve(container.as_id())
+    assert got is not None
+    for read in (applied, got):
+        assert set(read.constraints) == {"needsBase", "uniqueTag"}
+        assert set(read.indexes) == {"byTag", "byLevels"}
+        for name, item in [*read.constraints.items(), *read.indexes.items()]:
+            assert item.state == "current", f"{name} has state {item.state!r}"
+        assert read.constraints["needsBase"].require == schema.base
+        assert read.constraints["uniqueTag"].properties == ["tag"]
+        assert read.indexes["byTag"].properties == ["tag"] and read.indexes["byTag"].cursorable is True
+        assert read.properties["tag"].constraint_state.nullability == "current"
+
+
+def gauge_status_enum(*values: str) -> Enum:
+    return Enum(values={v: EnumValue() for v in values})
+
+
+def test_enum_values_may_be_added_but_not_removed(client: CogniteClient, schema: Schema) -> None:
+    s = schema.schema_space
+    cid = dm.ContainerId(s, "EnumGrowth")
+
+    def apply(*values: str) -> Any:
+        return client.data_modeling.containers.apply(
+            dm.ContainerApply(s, cid.external_id, properties={"state": container_property(gauge_status_enum(*values))})
+        )
+
+    with api("POST /models/containers (data_modeling.containers.apply, enum)"):
+        apply("on", "off")
+    with api("POST /models/containers adding an enum value (data_modeling.containers.apply)"):
+        grown = apply("on", "off", "standby")
+    assert set(grown.properties["state"].type.values) == {"on", "off", "standby"}
+    expect_api_error("POST /models/containers removing an enum value", 400, None, apply, "on", "standby")
+
+
+@dataclass(frozen=True)
+class FilterSchema:
+    space: str
+    base: dm.ViewId
+    running: dm.ViewId
+    typed: dm.ViewId
+    at_running_site: dm.ViewId
+    gauge_type: dm.DirectRelationReference
+
+
+@pytest.fixture(scope="module")
+def filter_schema(client: CogniteClient, schema: Schema, run_id: str) -> FilterSchema:
+    s = schema.schema_space
+    fs = FilterSchema(
+        space=f"interop_filter_{run_id}",
+        base=dm.ViewId(s, "Gauge", "v1"),
+        running=dm.ViewId(s, "RunningGauge", "v1"),
+        typed=dm.ViewId(s, "TypedGauge", "v1"),
+        at_running_site=dm.ViewId(s, "AtRunningSite", "v1"),
+        gauge_type=dm.DirectRelationReference(s, "GaugeType"),
+    )
+    container = dm.ContainerId(s, "Gauge")
+    props = {
+        "label": dm.MappedPropertyApply(container, "label"),
+        "state": dm.MappedPropertyApply(container, "state"),
+        "site": dm.MappedPropertyApply(container, "site"),
+    }
+    state = fs.base.as_property_ref("state")
+    with api("POST /models/spaces + containers + views with filters (apply)"):
+        client.data_modeling.spaces.apply(dm.SpaceApply(fs.space))
+        client.data_modeling.containers.apply(
+            dm.ContainerApply(
+                s,
+                "Gauge",
+                properties={
+                    "label": container_property(dm.Text()),
+                    "state": container_property(gauge_status_enum("running", "stopped")),
+                    "site": container_property(dm.DirectRelation()),
+                },
+                used_for="node",
+            )
+        )
+        client.data_modeling.views.apply(
+            [
+                dm.ViewApply(s, "Gauge", "v1", properties=props),
+                dm.ViewApply(s, "RunningGauge", "v1", properties=props, filter=flt.Equals(state, "running")),
+                dm.ViewApply(s, "TypedGauge", "v1", properties=props, filter=flt.Equals(["node", "type"], fs.gauge_type)),
+                dm.ViewApply(
+                    s,
+                    "AtRunningSite",
+                    "v1",
+                    properties=props,
+                    filter=flt.Nested(fs.base.as_property_ref("site"), flt.Equals(state, "running")),
+                ),
+            ]
+        )
+    with api("POST /models/instances (data_modeling.instances.apply, gauges)"):
+        client.data_modeling.instances.apply(
+            [
+                gauge(fs, "site-a", state="running"),
+                gauge(fs, "site-b", state="stopped"),
+                gauge(fs, "g1", typed=True, state="running", site=ref(fs.space, "site-b")),
+                gauge(fs, "g2", state="stopped", site=ref(fs.space, "site-a")),
+            ]
+        )
+    return fs
+
+
+def gauge(fs: FilterSchema, xid: str, typed: bool = False, **props: Any) -> dm.NodeApply:
+    return dm.NodeApply(
+        fs.space, xid, type=fs.gauge_type if typed else None, sources=[dm.NodeOrEdgeData(fs.base, props)]
+    )
+
+
+def members(client: CogniteClient, fs: FilterSchema, view: dm.ViewId) -> list[str]:
+    with api(f"POST /models/instances/list hasData({view.external_id}) (data_modeling.instances.list)"):
+        listed = client.data_modeling.instances.list(
+            instance_type="node", filter=flt.HasData(views=[view]), space=fs.space, limit=-1
+        )
+    return sorted(n.external_id for n in listed)
+
+
+def test_view_filters_round_trip_and_select_members(client: CogniteClient, filter_schema: FilterSchema) -> None:
+    fs = filter_schema
+    with api("POST /models/views/byids (data_modeling.views.retrieve, filtered views)"):
+        views = {v.as_id(): v for v in client.data_modeling.views.retrieve([fs.running, fs.typed, fs.at_running_site])}
+    assert views[fs.running].filter is not None
+    running = views[fs.running].filter
+    assert isinstance(running, flt.Equals), f"RunningGauge filter came back as {running!r}"
+    assert list(running.dump()["equals"]["property"]) == [fs.base.space, "Gauge/v1", "state"]
+    assert running.dump()["equals"]["value"] == "running"
+    assert isinstance(views[fs.at_running_site].filter, flt.Nested)
+
+    assert members(client, fs, fs.running) == ["g1", "site-a"]
+    assert members(client, fs, fs.typed) == ["g1"]
+    assert members(client, fs, fs.at_running_site) == ["g2"]
+    with api("POST /models/instances/list with sources of a filtered view"):
+        listed = client.data_modeling.instances.list(
+            instance_type="node", sources=[fs.running], filter=flt.HasData(views=[fs.running]), space=fs.space
+        )
+    assert {n.external_id: props_of(n, fs.running)["state"] for n in listed} == {"g1": "running", "site-a": "running"}
+    with api("POST /models/instances/aggregate count (data_modeling.instances.aggregate)"):
+        count = client.data_modeling.instances.aggregate(
+            fs.running, dm.aggregations.Count("externalId"), instance_type="node", space=fs.space
+        )
+    assert count.value == 2
+
+
+def test_leaving_a_filtered_view_emits_no_sync_event(client: CogniteClient, filter_schema: FilterSchema) -> None:
+    fs = filter_schema
+    query = sync_query(
+        {"nodes": node_sync(flt.HasData(views=[fs.running]), 100, "one_phase")},
+        {"nodes": select_all(fs.running)},
+    )
+    first = sync_once(client, query, "one_phase over a filtered view")
+    assert sorted(n.external_id for n in first.nodes) == ["g1", "site-a"]
+
+    # g1 stops (leaves RunningGauge); g2 starts (enters by its own change); site-b starts,
+    # which moves g1 into AtRunningSite through the nested filter.
+    with api("POST /models/instances (data_modeling.instances.apply, move gauges)"):
+        client.data_modeling.instances.apply(
+            [
+                gauge(fs, "g1", typed=True, state="stopped", site=ref(fs.space, "site-b")),
+                gauge(fs, "g2", state="running", site=ref(fs.space, "site-a")),
+                gauge(fs, "site-b", state="running"),
+            ]
+        )
+    changes = sync_once(client, query, "one_phase after members moved")
+    assert sorted(n.external_id for n in changes.nodes) == ["g2", "site-b"], (
+        "an instance that left the view's filter must produce no sync event"
+    )
+    assert members(client, fs, fs.running) == ["g2", "site-a", "site-b"]
+    assert members(client, fs, fs.at_running_site) == ["g1", "g2"], (
+        "g1 entered AtRunningSite because its site changed"
     )
 
 

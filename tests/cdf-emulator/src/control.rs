@@ -21,6 +21,16 @@ use crate::instances::{DeleteRequest, parse_delete};
 use crate::request_log::RequestRecord;
 use crate::state::{AppState, lock};
 
+/// One live member of a view as [`Control::view_members`] reports it: the key and version a
+/// membership listing returns.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ViewMember {
+    pub kind: Kind,
+    pub space: String,
+    pub external_id: String,
+    pub version: u64,
+}
+
 /// Cheap, clonable handle to a running emulator's state, for tests and benchmarks.
 #[derive(Clone, Debug)]
 pub struct Control {
@@ -244,6 +254,34 @@ impl Control {
             .filter(|(_, i)| i.deleted.is_none() && filter.matches(i, &dm.store))
             .map(|(_, i)| plan.to_value(i, &dm.store, nulls))
             .collect())
+    }
+
+    /// The emulator's membership truth for a view, without property values: every live node
+    /// and edge with data in the view (its `filter`, if it has one, evaluated on the current
+    /// data, `nested` targets included), in `(instanceType, space, externalId)` order.
+    pub fn view_members(&self, view: &ViewId) -> ApiResult<Vec<ViewMember>> {
+        let dm = self.shared.dm();
+        let params = serde_json::Map::new();
+        let compiler = Compiler {
+            schema: &dm.schema,
+            params: &params,
+        };
+        let filter = compiler.compile(&json!({"hasData": [view.to_json()]}))?;
+        let mut out = Vec::new();
+        for kind in [Kind::Node, Kind::Edge] {
+            out.extend(
+                dm.store
+                    .iter_by_key_after(kind, None)
+                    .filter(|(_, i)| i.deleted.is_none() && filter.matches(i, &dm.store))
+                    .map(|(k, i)| ViewMember {
+                        kind,
+                        space: k.space.clone(),
+                        external_id: k.external_id.clone(),
+                        version: i.version,
+                    }),
+            );
+        }
+        Ok(out)
     }
 
     /// `(live instances, tombstones)` currently held.

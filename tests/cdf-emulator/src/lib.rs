@@ -31,7 +31,7 @@ mod state;
 mod timefmt;
 
 pub use config::{EmulatorConfig, THREE_DAYS};
-pub use control::Control;
+pub use control::{Control, ViewMember};
 pub use error::ApiError;
 pub use faults::FaultSpec;
 pub use ids::{ContainerId, NodeId, ViewId};

@@ -53,6 +53,10 @@ fn project_routes() -> Router<AppState> {
         .route("/models/instances/sync", post(instances::sync_handler))
         .route("/models/instances/list", post(instances::list_handler))
         .route("/models/instances/byids", post(instances::by_ids_handler))
+        .route(
+            "/models/instances/aggregate",
+            post(instances::aggregate_handler),
+        )
         .route("/raw/dbs", get(raw::list_dbs).post(raw::create_dbs))
         .route("/raw/dbs/delete", post(raw::delete_dbs))
         .route(

@@ -299,3 +299,73 @@ async fn bulk_seeding_validates_and_detects_no_ops() {
         "container defaults apply"
     );
 }
+
+/// `instances/list` as a membership listing: without `sources` instances come back with
+/// keys, version and times but no properties; unsorted pages resume after the last key, so
+/// writes and deletes between pages neither skip nor repeat a member; `and[hasData,
+/// instanceReferences]` fetches given members with their properties.
+#[tokio::test]
+async fn list_pages_by_key_without_sources_and_by_reference() {
+    let h = start().await;
+    seed_schema(&h.ctl());
+    let items: Vec<Value> = (0..7)
+        .map(|i| pump(&format!("p{i}"), json!({"tag": format!("t{i}")})))
+        .collect();
+    h.ok("/models/instances", json!({"items": items})).await;
+    let page = |cursor: Value| json!({"instanceType": "node", "filter": {"hasData": [pump_view()]}, "limit": 3, "cursor": cursor});
+    let first = h.ok("/models/instances/list", page(Value::Null)).await;
+    assert_eq!(xids(&first["items"]), ["p0", "p1", "p2"]);
+    let p0 = &first["items"][0];
+    assert_eq!(p0["version"], 1);
+    assert!(p0["createdTime"].is_i64() && p0["lastUpdatedTime"].is_i64());
+    assert!(p0.get("deletedTime").is_none());
+    assert!(
+        p0.get("properties")
+            .is_none_or(|p| p.as_object().is_some_and(|o| o.is_empty())),
+        "no sources, no properties: {p0}"
+    );
+    // Between pages: p1 (already listed) is deleted, p3 (next) stays, pp (after p2) appears.
+    h.ok(
+        "/models/instances/delete",
+        json!({"items": [{"instanceType": "node", "space": "data", "externalId": "p1"}]}),
+    )
+    .await;
+    h.ok(
+        "/models/instances",
+        json!({"items": [pump("p2b", json!({"tag": "new"}))]}),
+    )
+    .await;
+    let second = h
+        .ok("/models/instances/list", page(first["nextCursor"].clone()))
+        .await;
+    assert_eq!(xids(&second["items"]), ["p2b", "p3", "p4"]);
+    let third = h
+        .ok("/models/instances/list", page(second["nextCursor"].clone()))
+        .await;
+    assert_eq!(xids(&third["items"]), ["p5", "p6"]);
+    assert!(third.get("nextCursor").is_none_or(Value::is_null));
+    // A cursor of another instance type is not accepted.
+    let r = h
+        .post(
+            "/models/instances/list",
+            json!({"instanceType": "edge", "cursor": first["nextCursor"]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    let r = h
+        .ok(
+            "/models/instances/list",
+            json!({"instanceType": "node", "sources": [{"source": pump_view()}],
+                "filter": {"and": [{"hasData": [pump_view()]},
+                    {"instanceReferences": [{"space": "data", "externalId": "p6"}, {"space": "data", "externalId": "p1"},
+                                            {"space": "data", "externalId": "p4"}, {"space": "other", "externalId": "p4"}]}]}}),
+        )
+        .await;
+    assert_eq!(xids(&r["items"]), ["p4", "p6"], "deleted p1 is not listed");
+    assert_eq!(r["items"][0]["properties"]["schema"]["Pump/1"]["tag"], "t4");
+    let r = h
+        .post("/models/instances/list", json!({"limit": 1001}))
+        .await;
+    assert_eq!(r.status, 400);
+}

@@ -90,7 +90,10 @@ impl Compiler<'_> {
 
     fn compile_at(&self, f: &Value, depth: usize) -> ApiResult<Filter> {
         if depth > MAX_DEPTH {
-            return Err(ApiError::bad_request("Filter is nested too deeply"));
+            return Err(ApiError::bad_request(format!(
+                "Filter is nested more than {MAX_DEPTH} levels deep (or a view's filter refers to \
+                 the view itself through hasData)"
+            )));
         }
         let o = f
             .as_object()
@@ -546,6 +549,23 @@ fn get<'a>(p: &PropRef, inst: &'a Instance) -> Got<'a> {
 }
 
 impl Filter {
+    /// The `(space, externalId)` pairs this filter can match at most, in key order, when it
+    /// is an `instanceReferences` filter or an `and` holding one; `None` when any instance
+    /// might match. Lets reads visit the named instances instead of walking the store.
+    pub fn named_instances(&self) -> Option<std::collections::BTreeSet<(&str, &str)>> {
+        match self {
+            Filter::InstanceRefs(set) => Some(
+                set.iter()
+                    .flat_map(|(space, xids)| {
+                        xids.iter().map(move |x| (space.as_str(), x.as_str()))
+                    })
+                    .collect(),
+            ),
+            Filter::And(parts) => parts.iter().find_map(Filter::named_instances),
+            _ => None,
+        }
+    }
+
     pub fn matches(&self, inst: &Instance, store: &Store) -> bool {
         match self {
             Filter::All => true,

@@ -108,6 +108,12 @@ pub async fn list_handler(State(st): State<AppState>, body: Bytes) -> ApiResult<
     Ok(json_response(dm.list(req, st.explicit_nulls())?))
 }
 
+pub async fn aggregate_handler(State(st): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let req: list::AggregateRequest = from_slice(&body)?;
+    let dm = st.dm();
+    Ok(axum::Json(dm.aggregate(req)?).into_response())
+}
+
 pub async fn by_ids_handler(State(st): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let req: list::ByIdsRequest = from_slice(&body)?;
     let dm = st.dm();

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
 
-use super::types::PropertyType;
+use super::types::{PropertyType, TypeKind};
 use super::{ContainerIdx, ListParams, items_of, opt_string, paginate};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::ids::{ContainerId, parse_container_id, str_field, validate_schema_xid, validate_space};
@@ -85,7 +85,26 @@ impl ContainerProperty {
         if let Some(d) = &self.description {
             m.insert("description".into(), json!(d));
         }
-        m.insert("constraintState".into(), json!({}));
+        m.insert(
+            "constraintState".into(),
+            Value::Object(self.constraint_state()),
+        );
+        m
+    }
+
+    /// The state of each constraint the property carries. The emulator validates every write
+    /// up front, so a constraint that exists always holds for the stored data (`current`).
+    fn constraint_state(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if !self.nullable {
+            m.insert("nullability".into(), json!("current"));
+        }
+        if self.ty.list && self.ty.max_list_size.is_some() {
+            m.insert("maxListSize".into(), json!("current"));
+        }
+        if self.ty.max_text_size.is_some() {
+            m.insert("maxTextSize".into(), json!("current"));
+        }
         m
     }
 }
@@ -99,8 +118,10 @@ pub struct Container {
     /// Property definitions in slot order; instance rows store values by the same index.
     pub properties: Vec<ContainerProperty>,
     pub index: HashMap<String, usize>,
-    pub constraints: Value,
-    pub indexes: Value,
+    /// Constraints by identifier, in their write form (the answer adds `state`).
+    pub constraints: Map<String, Value>,
+    /// Indexes by identifier, in their write form (the answer adds `state`).
+    pub indexes: Map<String, Value>,
     pub created: i64,
     pub updated: i64,
 }
@@ -120,7 +141,7 @@ impl Container {
         let mut v = json!({
             "space": self.id.space, "externalId": self.id.external_id,
             "usedFor": self.used_for.as_str(), "properties": props,
-            "constraints": self.constraints, "indexes": self.indexes,
+            "constraints": with_state(&self.constraints), "indexes": with_state(&self.indexes),
             "isGlobal": false, "createdTime": self.created, "lastUpdatedTime": self.updated,
         });
         if let Some(n) = &self.name {
@@ -132,6 +153,31 @@ impl Container {
         v
     }
 }
+
+/// Constraints and indexes as CDF answers them: each with its `state`. The emulator builds
+/// them synchronously, so they are always `current` (cognite-sdk 8 requires the key).
+fn with_state(defs: &Map<String, Value>) -> Value {
+    Value::Object(
+        defs.iter()
+            .map(|(id, d)| {
+                let mut d = d.clone();
+                if let Value::Object(o) = &mut d {
+                    o.insert("state".into(), json!("current"));
+                }
+                (id.clone(), d)
+            })
+            .collect(),
+    )
+}
+
+/// Properties a container may hold (CDF "Container properties (per container)").
+pub const MAX_CONTAINER_PROPERTIES: usize = 100;
+/// Highest `maxListSize` CDF accepts on any list property.
+pub const MAX_LIST_SIZE: usize = 2000;
+/// Highest `maxListSize` of an int32 list property covered by a b-tree index.
+pub const MAX_LIST_SIZE_INT32_BTREE: usize = 600;
+/// Highest `maxListSize` of an int64 list property covered by a b-tree index.
+pub const MAX_LIST_SIZE_INT64_BTREE: usize = 300;
 
 /// Container property names CDF reserves for its own columns (cognitedata/neat,
 /// `DMS_RESERVED_PROPERTIES`; contract §2.0).
@@ -234,8 +280,204 @@ struct ContainerDef {
     description: Option<String>,
     used_for: UsedFor,
     properties: Vec<ContainerProperty>,
-    constraints: Value,
-    indexes: Value,
+    constraints: Map<String, Value>,
+    indexes: Map<String, Value>,
+}
+
+fn string_list(o: &Map<String, Value>, key: &str, what: &str) -> ApiResult<Vec<Value>> {
+    let list = o.get(key).and_then(Value::as_array).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{what}: `{key}` must be an array of property identifiers"
+        ))
+    })?;
+    if list.is_empty() || list.iter().any(|p| !p.is_string()) {
+        return Err(ApiError::bad_request(format!(
+            "{what}: `{key}` must be a non-empty array of property identifiers"
+        )));
+    }
+    Ok(list.clone())
+}
+
+/// Parses one constraint into its normalized write form (a `state` sent back is ignored).
+fn parse_constraint(v: &Value, what: &str) -> ApiResult<Value> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request(format!("{what} must be an object")))?;
+    let kind = match o.get("constraintType").and_then(Value::as_str) {
+        Some(k) => k,
+        None if o.contains_key("require") => "requires",
+        None => "uniqueness",
+    };
+    match kind {
+        "requires" => {
+            let req = parse_container_id(
+                o.get("require").unwrap_or(&Value::Null),
+                &format!("{what}.require"),
+            )?;
+            Ok(json!({"constraintType": "requires", "require": req.to_json()}))
+        }
+        "uniqueness" => {
+            let mut out = json!({"constraintType": "uniqueness",
+                "properties": string_list(o, "properties", what)?});
+            if let Some(b) = o.get("bySpace").and_then(Value::as_bool) {
+                out["bySpace"] = json!(b);
+            }
+            Ok(out)
+        }
+        other => Err(ApiError::bad_request(format!(
+            "{what}: unknown constraintType `{other}`; expected requires or uniqueness"
+        ))),
+    }
+}
+
+/// Parses one index into its normalized write form (a `state` sent back is ignored).
+fn parse_index(v: &Value, what: &str) -> ApiResult<Value> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request(format!("{what} must be an object")))?;
+    match o
+        .get("indexType")
+        .and_then(Value::as_str)
+        .unwrap_or("btree")
+    {
+        "btree" => {
+            let cursorable = bool_field(o, "cursorable", false, what)?;
+            let mut out = json!({"indexType": "btree",
+                "properties": string_list(o, "properties", what)?, "cursorable": cursorable});
+            if let Some(b) = o.get("bySpace").and_then(Value::as_bool) {
+                out["bySpace"] = json!(b);
+            }
+            Ok(out)
+        }
+        "inverted" => Ok(json!({"indexType": "inverted",
+            "properties": string_list(o, "properties", what)?})),
+        other => Err(ApiError::bad_request(format!(
+            "{what}: unknown indexType `{other}`; expected btree or inverted"
+        ))),
+    }
+}
+
+fn parse_defs(
+    o: &Map<String, Value>,
+    key: &str,
+    what: &str,
+    parse: fn(&Value, &str) -> ApiResult<Value>,
+) -> ApiResult<Map<String, Value>> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(id, v)| {
+                if id.is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "{what}: `{key}` identifiers must not be empty"
+                    )));
+                }
+                Ok((id.clone(), parse(v, &format!("{what}.{key}.{id}"))?))
+            })
+            .collect(),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{what}: `{key}` must be an object, got {other}"
+        ))),
+    }
+}
+
+/// Why changing a stored property type into `new` is refused, if it is. CDF lets a type gain
+/// enum values and a larger `maxListSize`; anything else about the type stays as created.
+fn incompatible_change(
+    id: &str,
+    cid: &ContainerId,
+    old: &PropertyType,
+    new: &PropertyType,
+) -> Option<String> {
+    let same_kind = std::mem::discriminant(&old.kind) == std::mem::discriminant(&new.kind);
+    if !same_kind || old.list != new.list {
+        return Some(format!(
+            "Cannot change the type of property `{id}` in container {cid} from {} to {}",
+            old.describe(),
+            new.describe()
+        ));
+    }
+    if let (TypeKind::Enum { values: before, .. }, TypeKind::Enum { values: after, .. }) =
+        (&old.kind, &new.kind)
+    {
+        let removed: Vec<&str> = before
+            .iter()
+            .filter(|v| !after.contains(v))
+            .map(String::as_str)
+            .collect();
+        if !removed.is_empty() {
+            return Some(format!(
+                "Cannot remove values from enum property `{id}` in container {cid}: {} \
+                 (values may only be added)",
+                removed.join(", ")
+            ));
+        }
+    }
+    if old.list && new.list_cap() < old.list_cap() {
+        return Some(format!(
+            "Cannot decrease maxListSize of property `{id}` in container {cid} from {} to {} \
+             (it may only be increased)",
+            old.list_cap(),
+            new.list_cap()
+        ));
+    }
+    None
+}
+
+/// Checks a container as it would be after the apply: property count, list size caps
+/// (lower for b-tree indexed int32/int64 lists) and that constraints and indexes name
+/// properties the container has.
+fn check_merged(
+    cid: &ContainerId,
+    props: &[&ContainerProperty],
+    constraints: &Map<String, Value>,
+    indexes: &Map<String, Value>,
+) -> ApiResult<()> {
+    if props.len() > MAX_CONTAINER_PROPERTIES {
+        return Err(ApiError::bad_request(format!(
+            "Container {cid} would have {} properties; a container may have at most {MAX_CONTAINER_PROPERTIES}",
+            props.len()
+        )));
+    }
+    let has = |name: &str| props.iter().any(|p| p.identifier == name);
+    for (kind, defs) in [("Constraint", constraints), ("Index", indexes)] {
+        for (id, d) in defs {
+            for p in d["properties"].as_array().into_iter().flatten() {
+                let name = p.as_str().unwrap_or_default();
+                if !has(name) {
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} `{id}` of container {cid} refers to property `{name}`, which the container does not have"
+                    )));
+                }
+            }
+        }
+    }
+    let btree_indexed = |name: &str| {
+        indexes.values().any(|d| {
+            d["indexType"] == "btree"
+                && d["properties"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|p| p.as_str() == Some(name)))
+        })
+    };
+    for p in props {
+        let Some(n) = p.ty.max_list_size else {
+            continue;
+        };
+        let cap = match p.ty.kind {
+            TypeKind::Int32 if btree_indexed(&p.identifier) => MAX_LIST_SIZE_INT32_BTREE,
+            TypeKind::Int64 if btree_indexed(&p.identifier) => MAX_LIST_SIZE_INT64_BTREE,
+            _ => MAX_LIST_SIZE,
+        };
+        if n == 0 || n > cap {
+            return Err(ApiError::bad_request(format!(
+                "Property `{}` in container {cid}: maxListSize must be between 1 and {cap}, got {n}",
+                p.identifier
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn parse_container(item: &Value, what: &str) -> ApiResult<ContainerDef> {
@@ -254,18 +496,14 @@ fn parse_container(item: &Value, what: &str) -> ApiResult<ContainerDef> {
         .iter()
         .map(|(id, v)| parse_property(id, v, what))
         .collect::<ApiResult<Vec<_>>>()?;
-    let obj_or_empty = |key: &str| match o.get(key) {
-        Some(v @ Value::Object(_)) => v.clone(),
-        _ => json!({}),
-    };
     Ok(ContainerDef {
         id: ContainerId::new(space, xid),
         name: opt_string(o, "name"),
         description: opt_string(o, "description"),
         used_for: UsedFor::parse(o.get("usedFor"), what)?,
         properties,
-        constraints: obj_or_empty("constraints"),
-        indexes: obj_or_empty("indexes"),
+        constraints: parse_defs(o, "constraints", what, parse_constraint)?,
+        indexes: parse_defs(o, "indexes", what, parse_index)?,
     })
 }
 
@@ -281,21 +519,31 @@ impl crate::state::Shared {
         let mut dm = self.dm();
         // Validate every item before changing anything, so a failing batch leaves no trace.
         for def in &defs {
-            if let Some((_, existing)) = dm.schema.container(&def.id) {
+            let existing = dm.schema.container(&def.id).map(|(_, c)| c);
+            let mut merged: Vec<&ContainerProperty> = Vec::new();
+            let mut constraints = Map::new();
+            let mut indexes = Map::new();
+            if let Some(existing) = existing {
                 for p in &def.properties {
                     if let Some((_, old)) = existing.prop(&p.identifier)
-                        && old.ty.kind != p.ty.kind
+                        && let Some(why) =
+                            incompatible_change(&p.identifier, &def.id, &old.ty, &p.ty)
                     {
-                        return Err(ApiError::bad_request(format!(
-                            "Cannot change the type of property `{}` in container {} from {} to {}",
-                            p.identifier,
-                            def.id,
-                            old.ty.describe(),
-                            p.ty.describe()
-                        )));
+                        return Err(ApiError::bad_request(why));
                     }
                 }
+                merged.extend(existing.properties.iter().filter(|old| {
+                    !def.properties
+                        .iter()
+                        .any(|p| p.identifier == old.identifier)
+                }));
+                constraints.clone_from(&existing.constraints);
+                indexes.clone_from(&existing.indexes);
             }
+            merged.extend(def.properties.iter());
+            constraints.extend(def.constraints.clone());
+            indexes.extend(def.indexes.clone());
+            check_merged(&def.id, &merged, &constraints, &indexes)?;
         }
         let mut out = Vec::new();
         for def in defs {
@@ -312,8 +560,8 @@ impl crate::state::Shared {
                         used_for: def.used_for,
                         properties: Vec::new(),
                         index: HashMap::new(),
-                        constraints: json!({}),
-                        indexes: json!({}),
+                        constraints: Map::new(),
+                        indexes: Map::new(),
                         created: now,
                         updated: now,
                     }));
@@ -327,16 +575,25 @@ impl crate::state::Shared {
                     def.id
                 )));
             };
+            // Constraints and indexes an apply leaves out are kept (CDF removes them only
+            // through their own delete endpoints); those it names are set as given.
             let mut changed = c.name != def.name
                 || c.description != def.description
-                || c.used_for != def.used_for
-                || c.constraints != def.constraints
-                || c.indexes != def.indexes;
+                || c.used_for != def.used_for;
             c.name = def.name;
             c.description = def.description;
             c.used_for = def.used_for;
-            c.constraints = def.constraints;
-            c.indexes = def.indexes;
+            for (target, given) in [
+                (&mut c.constraints, def.constraints),
+                (&mut c.indexes, def.indexes),
+            ] {
+                for (id, d) in given {
+                    if target.get(&id) != Some(&d) {
+                        target.insert(id, d);
+                        changed = true;
+                    }
+                }
+            }
             for p in def.properties {
                 match c.index.get(&p.identifier) {
                     Some(&slot) => {

@@ -13,6 +13,9 @@ use crate::ids::{
 };
 use crate::state::AppState;
 
+/// Views a data model may hold (CDF "Views (per data model)").
+pub const MAX_DATA_MODEL_VIEWS: usize = 100;
+
 #[derive(Debug, Clone)]
 pub struct DataModel {
     pub id: ViewId,
@@ -72,6 +75,12 @@ impl crate::state::Shared {
             validate_version(version, "data model")?;
             let mut views = Vec::new();
             if let Some(list) = o.get("views").and_then(Value::as_array) {
+                if list.len() > MAX_DATA_MODEL_VIEWS {
+                    return Err(ApiError::bad_request(format!(
+                        "Data model {space}:{xid}/{version} lists {} views; a data model may hold at most {MAX_DATA_MODEL_VIEWS}",
+                        list.len()
+                    )));
+                }
                 for (j, v) in list.iter().enumerate() {
                     let vwhat = format!("{what}.views[{j}]");
                     let id = if v.get("properties").is_some() {

@@ -407,6 +407,27 @@ pub(crate) fn apply_view_item(
     Ok(id)
 }
 
+/// Properties a view may expose, own and inherited (CDF "View properties (per view)").
+pub const MAX_VIEW_PROPERTIES: usize = 300;
+/// Views a view may implement (CDF "Implemented views (per view)").
+pub const MAX_VIEW_IMPLEMENTS: usize = 10;
+
+/// Compiles a stored view's `filter` against the schema, so that a view whose filter no read
+/// could use is refused when it is created rather than failing every later read.
+fn check_filter(schema: &Schema, id: &ViewId) -> ApiResult<()> {
+    let Some(filter) = schema.view(id).and_then(|v| v.filter.as_ref()) else {
+        return Ok(());
+    };
+    let params = Map::new();
+    let compiler = crate::instances::filter::Compiler {
+        schema,
+        params: &params,
+    };
+    compiler.compile(filter).map(|_| ()).map_err(|e| {
+        ApiError::bad_request(format!("View {id} has an invalid filter: {}", e.message))
+    })
+}
+
 fn apply_view_def(schema: &mut Schema, def: ViewDef, now: i64) -> ApiResult<Value> {
     if let Some(existing) = schema.views.get_mut(&def.id) {
         let same_shape = existing.filter == def.filter
@@ -427,7 +448,21 @@ fn apply_view_def(schema: &mut Schema, def: ViewDef, now: i64) -> ApiResult<Valu
         let existing = &schema.views[&def.id];
         return Ok(existing.to_json(schema, true));
     }
+    if def.implements.len() > MAX_VIEW_IMPLEMENTS {
+        return Err(ApiError::bad_request(format!(
+            "View {} implements {} views; a view may implement at most {MAX_VIEW_IMPLEMENTS}",
+            def.id,
+            def.implements.len()
+        )));
+    }
     let all = resolve(schema, &def)?;
+    if all.len() > MAX_VIEW_PROPERTIES {
+        return Err(ApiError::bad_request(format!(
+            "View {} would have {} properties (own and inherited); a view may have at most {MAX_VIEW_PROPERTIES}",
+            def.id,
+            all.len()
+        )));
+    }
     let used_for = derive_used_for(schema, &all);
     schema.ensure_space(&def.id.space, now);
     let index = all
@@ -451,7 +486,14 @@ fn apply_view_def(schema: &mut Schema, def: ViewDef, now: i64) -> ApiResult<Valu
         serial,
     };
     let json = view.to_json(schema, true);
-    schema.views.insert(def.id, view);
+    let id = def.id;
+    schema.views.insert(id.clone(), view);
+    // The filter may refer to the view's own properties, so it is checked with the view in
+    // place, and the view taken out again if its filter is unusable.
+    if let Err(e) = check_filter(schema, &id) {
+        schema.views.remove(&id);
+        return Err(e);
+    }
     Ok(json)
 }
 
