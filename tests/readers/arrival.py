@@ -14,6 +14,7 @@ Request: {"uri": table or file URI (local path or s3://), "storage_options": {..
 """
 
 import json
+import os
 import sys
 from urllib.parse import unquote
 
@@ -94,6 +95,10 @@ def main():
         request = json.load(f)
     result = {"latest": latest, "published": published}[command](request)
     json.dump(result, sys.stdout, default=str)
+    sys.stdout.flush()
+    # pyarrow's and deltalake's native thread pools can abort the interpreter's shutdown
+    # ("terminate called without an active exception"); the answer is complete here.
+    os._exit(0)
 
 
 if __name__ == "__main__":
