@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use self::scheduler::{Turn, run_turns};
-use self::state::StreamCheckpoint;
+use self::state_store::StateRow;
 pub(crate) use self::state_store::StateStore;
 pub(crate) use self::stream::StreamContext;
 use self::stream::StreamRun;
@@ -117,7 +117,7 @@ pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> Ru
 enum Queued {
     New {
         spec: Arc<StreamSpec>,
-        state_row: Option<StreamCheckpoint>,
+        state_row: Option<StateRow>,
         force: bool,
     },
     Running(Box<StreamRun>),
@@ -136,7 +136,7 @@ async fn run_streams(
     job: &SyncJob,
     options: &SyncOptions,
     specs: Vec<StreamSpec>,
-    mut states: HashMap<String, StreamCheckpoint>,
+    mut states: HashMap<String, StateRow>,
 ) -> Vec<StreamReport> {
     let mut queue: Vec<Queued> = specs
         .into_iter()
@@ -157,7 +157,7 @@ async fn run_streams(
     queue.sort_by_key(|queued| match queued {
         Queued::New { state_row, .. } => state_row
             .as_ref()
-            .and_then(|s| s.last_success)
+            .and_then(|s| s.checkpoint.last_success)
             .unwrap_or(i64::MIN),
         Queued::Running(run) => run.last_success().unwrap_or(i64::MIN),
     });
