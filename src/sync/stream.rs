@@ -153,7 +153,7 @@ impl StreamRun {
             }
         };
         if let Some(repair) = &repaired {
-            tracing::warn!(stream = %spec.key, ?repair, generation = resume.checkpoint().generation, seq = resume.checkpoint().seq, "the state row says less than the Delta log; continuing from the log and repairing the row");
+            tracing::warn!(stream = %spec.key, %repair, generation = resume.checkpoint().generation, seq = resume.checkpoint().seq, "the state row says less than the Delta log; continuing from the log and repairing the row");
         }
         if owner == Some(Owner::Nobody) {
             tracing::info!(stream = %spec.key, lake_id = %lake.id, "adopting a state row that names no lake; it is this lake's from now on");
