@@ -117,7 +117,7 @@ pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> Ru
 enum Queued {
     New {
         spec: Arc<StreamSpec>,
-        state_row: Option<StateRow>,
+        state_row: Option<Box<StateRow>>,
         force: bool,
     },
     Running(Box<StreamRun>),
@@ -145,7 +145,7 @@ async fn run_streams(
                 .force_resync
                 .iter()
                 .any(|f| f == &spec.key || f == &spec.view.external_id);
-            let state_row = states.remove(&spec.key);
+            let state_row = states.remove(&spec.key).map(Box::new);
             Queued::New {
                 spec: Arc::new(spec),
                 state_row,
@@ -181,7 +181,7 @@ async fn run_streams(
                         force,
                     } => {
                         let key = spec.key.clone();
-                        match StreamRun::start(&ctx, spec, state_row, force).await {
+                        match StreamRun::start(&ctx, spec, state_row.map(|row| *row), force).await {
                             Ok(run) => run,
                             Err(error) => return Turn::Done(StreamReport::failed(key, error)),
                         }
