@@ -43,7 +43,7 @@ use crate::lake::{Phase, StreamCheckpoint};
 use crate::plan::{Plan, StreamSpec, model_label};
 use crate::snapshot::manifest::{self, ManifestState};
 use crate::snapshot::{ViewTarget, plan_views};
-use crate::sync::state::reconcile;
+use crate::sync::state::{Repair, reconcile};
 use crate::sync::state_store::{Owner, StateRow, ThisLake, another_lakes_row};
 
 /// What to show.
@@ -148,10 +148,12 @@ fn redact(report: &mut StatusReport) {
 /// A stream's RAW row, or why it does not parse.
 type RowSlot = Result<StateRow, String>;
 
-/// This lake as status sees it, without writing: its identity (`None`: it has none yet,
-/// the next sync creates one), or why it could not be read.
+/// This lake as status sees it, without writing.
 struct LakeSeen {
+    /// Its id (a placeholder while it has none) and location, as messages name it.
     this: ThisLake,
+    /// Whether it has an identity yet (without one, the next sync creates it, so every row
+    /// that names a lake is another lake's), or why the identity could not be read.
     identity: Result<bool, String>,
 }
 
@@ -374,12 +376,16 @@ async fn stream_status(
                     reconcile(raw.clone(), Some(from_delta.clone()), &spec.query_hash());
                 // What the next sync does with a row that says less: continue from the log.
                 if raw.is_none() || reconciled.repaired.is_some() {
-                    repair = reconciled.repaired.filter(|_| raw.is_some()).map(|r| {
+                    repair = reconciled.repaired.clone().filter(|_| raw.is_some()).map(|r| {
                         format!(
                             "{r}: the next sync continues from the Delta log and rewrites the row"
                         )
                     });
-                    checkpoint = Some((from_delta, CheckpointSource::Delta));
+                    // A generation begun before its first commit stays the row's (only its
+                    // unproven cursor goes); every other repair takes the log's checkpoint.
+                    if reconciled.repaired != Some(Repair::UnprovenCursor) {
+                        checkpoint = Some((from_delta, CheckpointSource::Delta));
+                    }
                 }
             }
             Ok(None) => {}
