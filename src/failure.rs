@@ -76,6 +76,10 @@ pub enum Cause {
     InvalidRequest,
     /// A defect of the replicator (a panic, an internal invariant).
     Internal,
+    /// The stream's RAW state row was written for another lake: two deployments share one
+    /// state table. The stream is left alone (never resynced) until each deployment has its
+    /// own `extractor.state-store.raw.table`.
+    StateOfAnotherLake,
 }
 
 impl Cause {
@@ -97,7 +101,8 @@ impl Cause {
             | Cause::LakeInconsistent
             | Cause::InvalidConfiguration
             | Cause::InvalidRequest
-            | Cause::Internal => Retry::Useless,
+            | Cause::Internal
+            | Cause::StateOfAnotherLake => Retry::Useless,
         }
     }
 
@@ -120,6 +125,7 @@ impl Cause {
             Cause::InvalidConfiguration => "InvalidConfiguration",
             Cause::InvalidRequest => "InvalidRequest",
             Cause::Internal => "Internal",
+            Cause::StateOfAnotherLake => "StateOfAnotherLake",
         }
     }
 
@@ -143,6 +149,7 @@ impl Cause {
             Cause::InvalidConfiguration => "FailuresInvalidConfiguration",
             Cause::InvalidRequest => "FailuresInvalidRequest",
             Cause::Internal => "FailuresInternal",
+            Cause::StateOfAnotherLake => "FailuresStateOfAnotherLake",
         }
     }
 

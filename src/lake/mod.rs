@@ -4,6 +4,7 @@
 //! - [`destination`]: bucket/prefix or directory, table URLs and the storage options that make
 //!   S3 commits conditional (put-if-absent).
 //! - [`layout`]: where each table and published file lives.
+//! - [`identity`]: the lake's identity (`raw/_lake.json`), which its RAW state rows record.
 //! - [`commit_metadata`]: what each replicator commit stores in its commitInfo (stream key,
 //!   checkpoint, generation and its flags, compaction origin), versioned: the on-disk
 //!   contract that sync, snapshot and maintenance read back.
@@ -19,6 +20,7 @@ pub(crate) mod commit_metadata;
 mod compaction;
 pub(crate) mod destination;
 mod error;
+pub(crate) mod identity;
 pub(crate) mod layout;
 pub(crate) mod live_keys;
 mod log;
@@ -41,6 +43,7 @@ pub(crate) use destination::StaticCredentials;
 pub use destination::{Destination, LocalDestination, S3Destination};
 pub use error::LakeError;
 pub(crate) use error::LakeResult;
+pub use identity::{IDENTITY_PATH, IdentityError, LakeIdentity};
 pub use layout::{InstanceKind, ModelRef, ViewFolder};
 #[cfg(test)]
 pub(crate) use log::DataFile;

@@ -9,10 +9,13 @@
 //! - [`report`]: the serde types (`--json`), with what each figure means;
 //! - [`render`]: the terminal table.
 //!
-//! A stream's figures come from its checkpoint ([`crate::lake::StreamCheckpoint`]):
-//! the RAW row, or the checkpoint in the stream's newest Delta commit when the Delta log is
-//! ahead of RAW (the copy the next sync continues from). Nothing that cannot be read fails
-//! the report: it shows as missing, or as an error in its own row.
+//! A stream's figures come from its checkpoint ([`crate::lake::StreamCheckpoint`]), the copy
+//! the next sync continues from: the RAW row, or the checkpoint in the stream's newest Delta
+//! commit when the RAW row says less than the Delta log (see [`crate::sync::state`]). A row
+//! that another lake wrote is not this lake's progress: the stream shows the failure the
+//! next sync stops it with. The lake's identity (`raw/_lake.json`) is only read, never
+//! created. Nothing that cannot be read fails the report: it shows as missing, or as an
+//! error in its own row.
 
 pub mod render;
 pub mod report;
@@ -23,7 +26,6 @@ use chrono::SecondsFormat;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use futures::{StreamExt, stream};
-use serde_json::Value;
 use url::Url;
 
 use self::report::{
@@ -41,6 +43,8 @@ use crate::lake::{Phase, StreamCheckpoint};
 use crate::plan::{Plan, StreamSpec, model_label};
 use crate::snapshot::manifest::{self, ManifestState};
 use crate::snapshot::{ViewTarget, plan_views};
+use crate::sync::state::{Repair, reconcile};
+use crate::sync::state_store::{Owner, StateRow, ThisLake, another_lakes_row};
 
 /// What to show.
 #[derive(Debug, Clone, Default)]
@@ -75,6 +79,8 @@ pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport 
     let (rows, state_error) = read_state_rows(&context.client, database, state_table).await;
 
     let destination = &context.destination;
+    let lake = read_lake(destination).await;
+    let state_location = format!("{database}/{state_table}");
     let targets = plan_views(specs);
     let tables = open_tables(destination, &targets).await;
 
@@ -82,7 +88,13 @@ pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport 
         .map(|spec| {
             let row = rows.get(&spec.key);
             let table = tables.get(&table_path_of(spec));
-            stream_status(spec, row, state_error.is_some(), table, now)
+            let state = StateSeen {
+                row,
+                unreadable: state_error.is_some(),
+                location: &state_location,
+                lake: &lake,
+            };
+            stream_status(spec, state, table, now)
         })
         .buffered(CONCURRENT_READS)
         .collect()
@@ -133,8 +145,40 @@ fn redact(report: &mut StatusReport) {
     }
 }
 
-/// A stream's RAW row: its checkpoint, or why the row does not parse.
-type StateRow = Result<StreamCheckpoint, String>;
+/// A stream's RAW row, or why it does not parse.
+type RowSlot = Result<StateRow, String>;
+
+/// This lake as status sees it, without writing.
+struct LakeSeen {
+    /// Its id (a placeholder while it has none) and location, as messages name it.
+    this: ThisLake,
+    /// Whether it has an identity yet (without one, the next sync creates it, so every row
+    /// that names a lake is another lake's), or why the identity could not be read.
+    identity: Result<bool, String>,
+}
+
+async fn read_lake(destination: &Destination) -> LakeSeen {
+    let location = destination.location();
+    let (id, identity) = match destination.read_identity().await {
+        Ok(Some(identity)) => (identity.lake_id, Ok(true)),
+        Ok(None) => ("(none yet: the next sync creates it)".to_owned(), Ok(false)),
+        Err(error) => ("(unknown)".to_owned(), Err(error.to_string())),
+    };
+    LakeSeen {
+        this: ThisLake { id, location },
+        identity,
+    }
+}
+
+/// What status knows of a stream's state row.
+struct StateSeen<'a> {
+    row: Option<&'a RowSlot>,
+    /// The state table could not be read at all.
+    unreadable: bool,
+    /// The state table, `database/table`.
+    location: &'a str,
+    lake: &'a LakeSeen,
+}
 
 /// Every state row (one paged list call, as a sync makes). A missing database or table
 /// means that no stream has run yet. Unlike a sync, which ignores a row that does not
@@ -143,16 +187,16 @@ async fn read_state_rows(
     client: &CdfClient,
     database: &str,
     table: &str,
-) -> (HashMap<String, StateRow>, Option<String>) {
+) -> (HashMap<String, RowSlot>, Option<String>) {
     match client.list_all_rows(database, table, None).await {
         Ok(rows) => {
             let parsed = rows
                 .into_iter()
                 .map(|row| {
-                    let checkpoint =
-                        serde_json::from_value::<StreamCheckpoint>(Value::Object(row.columns))
-                            .map_err(|e| format!("the RAW state row does not parse ({e}); the next sync starts the stream over"));
-                    (row.key, checkpoint)
+                    let state = StateRow::parse(row.columns).map_err(|e| {
+                        format!("the RAW state row does not parse ({e}); the next sync continues from the Delta log and rewrites it")
+                    });
+                    (row.key, state)
                 })
                 .collect();
             (parsed, None)
@@ -242,21 +286,47 @@ fn read_store(destination: &Destination) -> Result<Option<ObjectStoreRef>, Strin
 
 async fn stream_status(
     spec: &StreamSpec,
-    row: Option<&StateRow>,
-    state_unreadable: bool,
+    state: StateSeen<'_>,
     table: Option<&TableSlot>,
     now: i64,
 ) -> StreamStatus {
     let mut errors: Vec<String> = Vec::new();
-    let raw = match row {
-        Some(Ok(checkpoint)) => Some(checkpoint.clone()),
+    let lake = state.lake;
+    let mut other_lake = false;
+    let mut sealed = false;
+    let row = match state.row {
+        Some(Ok(row)) => match (row.owner(&lake.this.id), &lake.identity) {
+            (Owner::Other { .. }, Err(error)) => {
+                errors.push(format!(
+                    "whether the state row is this lake's cannot be told: {error}"
+                ));
+                Some(row)
+            }
+            (Owner::Other { id, location }, Ok(_)) => {
+                let failure = another_lakes_row(
+                    &spec.key,
+                    state.location,
+                    &lake.this,
+                    &id,
+                    location.as_deref(),
+                );
+                errors.push(failure.message);
+                other_lake = true;
+                None
+            }
+            (_, identity) => {
+                sealed = *identity == Ok(true) && row.is_sealed_for(&spec.key, &lake.this.id);
+                Some(row)
+            }
+        },
         Some(Err(error)) => {
             errors.push(error.clone());
             None
         }
         None => None,
     };
-    let raw_known = !state_unreadable && !matches!(row, Some(Err(_)));
+    let raw = row.map(|row| row.checkpoint.clone());
+    let raw_known = !state.unreadable && !matches!(state.row, Some(Err(_)));
     let (table, table_known) = match table {
         Some(Ok(table)) => (table.as_ref(), true),
         Some(Err(error)) => {
@@ -277,20 +347,24 @@ async fn stream_status(
         },
         None => None,
     };
-    let agreement = if !raw_known || !delta_known {
+    let agreement = if other_lake {
+        Agreement::OtherLake
+    } else if !raw_known || !delta_known {
         Agreement::Unknown
     } else {
         agreement(raw.as_ref().map(|c| c.seq), delta_seq)
     };
-    // The Delta log's checkpoint is read only where it is the newer copy (or the only one),
-    // as a sync would: a scan of the log costs reads, RAW does not.
-    let delta_is_newer = match (&raw, delta_seq) {
-        (Some(raw), Some(seq)) => seq > raw.seq,
+    // The Delta log's checkpoint is read where a sync would read it: where the log is ahead
+    // of the row, or the row is not sealed by this lake for this stream (a scan of the log
+    // costs reads, RAW does not).
+    let read_log = match (&raw, delta_seq) {
+        (Some(raw), Some(seq)) => seq != raw.seq || !sealed,
         (None, Some(_)) => true,
         _ => false,
     };
-    let mut checkpoint = raw.map(|c| (c, CheckpointSource::Raw));
-    if delta_is_newer && let Some(table) = table {
+    let mut checkpoint = raw.clone().map(|c| (c, CheckpointSource::Raw));
+    let mut repair = None;
+    if read_log && let Some(table) = table {
         match table
             .last_stream_commit(&spec.key, DEFAULT_STREAM_COMMIT_SCAN)
             .await
@@ -298,13 +372,28 @@ async fn stream_status(
             Ok(Some(record)) => {
                 let mut from_delta = record.metadata.checkpoint.clone().unwrap_or_default();
                 from_delta.seq = record.txn_version;
-                checkpoint = Some((from_delta, CheckpointSource::Delta));
+                let reconciled =
+                    reconcile(raw.clone(), Some(from_delta.clone()), &spec.query_hash());
+                // What the next sync does with a row that says less: continue from the log.
+                if raw.is_none() || reconciled.repaired.is_some() {
+                    repair = reconciled.repaired.clone().filter(|_| raw.is_some()).map(|r| {
+                        format!(
+                            "{r}: the next sync continues from the Delta log and rewrites the row"
+                        )
+                    });
+                    // A generation begun before its first commit stays the row's (only its
+                    // unproven cursor goes); every other repair takes the log's checkpoint.
+                    if reconciled.repaired != Some(Repair::UnprovenCursor) {
+                        checkpoint = Some((from_delta, CheckpointSource::Delta));
+                    }
+                }
             }
             Ok(None) => {}
             Err(error) => errors.push(format!("reading the stream's newest commit: {error}")),
         }
     }
     let (phase, progress) = match &checkpoint {
+        _ if other_lake => (checkpoint.as_ref().map(|(c, _)| c.phase), Progress::Failed),
         None => (None, Progress::NotStarted),
         Some((c, _)) => (Some(c.phase), progress(c)),
     };
@@ -326,13 +415,11 @@ async fn stream_status(
         last_error: c.and_then(|c| c.last_error.clone()),
         checkpoint_source: checkpoint.as_ref().map(|(_, source)| *source),
         agreement,
-        raw_seq: match row {
-            Some(Ok(c)) => Some(c.seq),
-            _ => None,
-        },
+        raw_seq: raw.as_ref().map(|c| c.seq),
         delta_seq,
         query_changed: c
             .is_some_and(|c| !c.query_hash.is_empty() && c.query_hash != spec.query_hash()),
+        repair,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
     }
 }

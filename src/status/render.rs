@@ -85,6 +85,9 @@ fn stream_row(stream: &StreamStatus) -> Vec<String> {
     if stream.query_changed {
         agreement.push_str(", query changed");
     }
+    if stream.repair.is_some() {
+        agreement.push_str(", raw row repaired next run");
+    }
     let error = stream
         .last_error
         .as_ref()
@@ -212,6 +215,7 @@ mod tests {
             raw_seq: Some(3),
             delta_seq: Some(4),
             query_changed: false,
+            repair: None,
             error: None,
         }
     }

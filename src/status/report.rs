@@ -82,8 +82,9 @@ pub enum Agreement {
     /// RAW records more commits than the table holds (the table was deleted or replaced):
     /// the next run starts a new generation.
     RawAhead,
-    /// The table has commits of the stream but there is no RAW row (deleted, which forces a
-    /// resync): the next run starts a new generation.
+    /// The table has commits of the stream but there is no RAW row (deleted, never written
+    /// to this state table, or unreadable): the next run continues from the Delta log and
+    /// writes the row.
     NoStateRow,
     /// A RAW row but no commit yet (the generation began, nothing committed so far).
     NoCommits,
@@ -91,6 +92,10 @@ pub enum Agreement {
     NotStarted,
     /// One side could not be read; `error` says which.
     Unknown,
+    /// The RAW row was written for another lake (two deployments share the state table):
+    /// the next run stops the stream with `StateOfAnotherLake`, as `error` says, and the
+    /// figures shown are this lake's, from its Delta log.
+    OtherLake,
 }
 
 impl Agreement {
@@ -103,6 +108,7 @@ impl Agreement {
             Agreement::NoCommits => "no commits",
             Agreement::NotStarted => "-",
             Agreement::Unknown => "unknown",
+            Agreement::OtherLake => "other lake's row",
         }
     }
 }
@@ -163,6 +169,10 @@ pub struct StreamStatus {
     /// The configured query differs from the checkpoint's (`queryHash`): the next run
     /// starts a new generation.
     pub(crate) query_changed: bool,
+    /// What the RAW row says less than the Delta log (an older generation, another
+    /// stream's query, fewer commits...): the next run continues from the log and rewrites
+    /// the row; the figures shown are the log's. `null` when the row agrees.
+    pub repair: Option<String>,
     /// Why part of this stream could not be read (redacted); the other fields show what
     /// could.
     pub error: Option<String>,

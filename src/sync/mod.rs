@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use self::scheduler::{Turn, run_turns};
-use self::state::StreamCheckpoint;
+use self::state_store::StateRow;
 pub(crate) use self::state_store::StateStore;
 pub(crate) use self::stream::StreamContext;
 use self::stream::StreamRun;
@@ -117,7 +117,7 @@ pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> Ru
 enum Queued {
     New {
         spec: Arc<StreamSpec>,
-        state_row: Option<StreamCheckpoint>,
+        state_row: Option<Box<StateRow>>,
         force: bool,
     },
     Running(Box<StreamRun>),
@@ -136,7 +136,7 @@ async fn run_streams(
     job: &SyncJob,
     options: &SyncOptions,
     specs: Vec<StreamSpec>,
-    mut states: HashMap<String, StreamCheckpoint>,
+    mut states: HashMap<String, StateRow>,
 ) -> Vec<StreamReport> {
     let mut queue: Vec<Queued> = specs
         .into_iter()
@@ -145,7 +145,7 @@ async fn run_streams(
                 .force_resync
                 .iter()
                 .any(|f| f == &spec.key || f == &spec.view.external_id);
-            let state_row = states.remove(&spec.key);
+            let state_row = states.remove(&spec.key).map(Box::new);
             Queued::New {
                 spec: Arc::new(spec),
                 state_row,
@@ -157,7 +157,7 @@ async fn run_streams(
     queue.sort_by_key(|queued| match queued {
         Queued::New { state_row, .. } => state_row
             .as_ref()
-            .and_then(|s| s.last_success)
+            .and_then(|s| s.checkpoint.last_success)
             .unwrap_or(i64::MIN),
         Queued::Running(run) => run.last_success().unwrap_or(i64::MIN),
     });
@@ -181,7 +181,7 @@ async fn run_streams(
                         force,
                     } => {
                         let key = spec.key.clone();
-                        match StreamRun::start(&ctx, spec, state_row, force).await {
+                        match StreamRun::start(&ctx, spec, state_row.map(|row| *row), force).await {
                             Ok(run) => run,
                             Err(error) => return Turn::Done(StreamReport::failed(key, error)),
                         }

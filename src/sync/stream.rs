@@ -27,8 +27,10 @@ use deltalake::arrow::array::RecordBatch;
 use tokio::time::Instant;
 
 use super::scheduler::Turn;
-use super::state::{RestartReason, Resume, StreamCheckpoint, new_generation, reconcile};
-use super::state_store::StateStore;
+use super::state::{
+    Reconciled, RestartReason, Resume, StreamCheckpoint, new_generation, reconcile,
+};
+use super::state_store::{Owner, StateRow, StateStore, another_lakes_row};
 use super::summary::{StreamReport, StreamStatus};
 use crate::cdf::dto::Instance;
 use crate::cdf::{CdfClient, CdfError};
@@ -93,13 +95,39 @@ pub(crate) struct StreamRun {
 }
 
 impl StreamRun {
-    /// Opens the stream's table and decides where to resume.
+    /// Opens the stream's table and decides where to resume: the Delta log says what was
+    /// committed, the RAW row at most adds what no commit records
+    /// ([`super::state::reconcile`]). A row of another lake stops the stream here, before
+    /// anything is read or written for it.
     pub(crate) async fn start(
         ctx: &StreamContext,
         spec: Arc<StreamSpec>,
-        state_row: Option<StreamCheckpoint>,
+        state_row: Option<StateRow>,
         force_resync: bool,
     ) -> Result<Self, Failure> {
+        let lake = ctx
+            .state_store
+            .lake(&ctx.destination)
+            .await
+            .map_err(|e| e.to_failure())?;
+        let owner = state_row.as_ref().map(|row| row.owner(&lake.id));
+        if let Some(Owner::Other { id, location }) = &owner {
+            let failure = another_lakes_row(
+                &spec.key,
+                &ctx.state_store.location(),
+                lake,
+                id,
+                location.as_deref(),
+            );
+            tracing::error!(stream = %spec.key, "{}", failure.message);
+            return Err(failure);
+        }
+        // A row exactly as this lake wrote it for this stream needs no look into the log
+        // unless the log is ahead of it; any other row is checked against the log.
+        let sealed = state_row
+            .as_ref()
+            .is_some_and(|row| row.is_sealed_for(&spec.key, &lake.id));
+        let state_row = state_row.map(|row| row.checkpoint);
         let url = ctx
             .destination
             .raw_table_url(&spec.model, &spec.view_folder, spec.instance_kind())
@@ -108,7 +136,10 @@ impl StreamRun {
             .await
             .map_err(|e| Failure::lake("opening the Delta table", &e))?;
         let query_hash = spec.query_hash();
-        let mut resume = match table_state(&table, &spec.key, state_row.as_ref()).await? {
+        let Reconciled {
+            mut resume,
+            repaired,
+        } = match table_state(&table, &spec.key, state_row.as_ref(), sealed).await? {
             TableState::Known(from_table) => reconcile(state_row, from_table, &query_hash),
             TableState::CommitOutOfReach { seq, table_version } => {
                 // No generation of this stream can be numbered above the table's version
@@ -120,12 +151,21 @@ impl StreamRun {
                     generation: previous.generation.max(table_version),
                     ..previous
                 };
-                Resume::Restart(
-                    new_generation(&lost, &query_hash),
-                    RestartReason::CommitOutOfReach { table_seq: seq },
-                )
+                Reconciled {
+                    resume: Resume::Restart(
+                        new_generation(&lost, &query_hash),
+                        RestartReason::CommitOutOfReach { table_seq: seq },
+                    ),
+                    repaired: None,
+                }
             }
         };
+        if let Some(repair) = &repaired {
+            tracing::warn!(stream = %spec.key, %repair, generation = resume.checkpoint().generation, seq = resume.checkpoint().seq, "the state row says less than the Delta log; continuing from the log and repairing the row");
+        }
+        if owner == Some(Owner::Nobody) {
+            tracing::info!(stream = %spec.key, lake_id = %lake.id, "adopting a state row that names no lake; it is this lake's from now on");
+        }
         if force_resync && matches!(resume, Resume::Continue(_)) {
             resume = Resume::Restart(
                 new_generation(resume.checkpoint(), &query_hash),
@@ -151,13 +191,18 @@ impl StreamRun {
         };
         report.generation = checkpoint.generation;
         if restarted {
-            // Record the decision before the first commit: from now on a missing RAW row
-            // can only mean that an operator deleted it, never that a run crashed between
-            // its first Delta commit and its first checkpoint.
+            // Record the decision before the first commit: the next run continues this
+            // generation even if this one stops before its first commit.
             ctx.state_store
                 .save(&spec.key, &checkpoint)
                 .await
                 .map_err(|e| Failure::cdf("writing the state row of the new generation", &e))?;
+        } else if repaired.is_some() || !sealed {
+            // A repaired or adopted row is rewritten now, with this lake's id and seal, so
+            // that `status` and the next run see the checkpoint this run continues from.
+            if let Err(error) = ctx.state_store.save(&spec.key, &checkpoint).await {
+                tracing::warn!(stream = %spec.key, %error, "could not rewrite the state row; the Delta log has the checkpoint");
+            }
         }
         let schema = spec.schema(table.arrow_schema().as_deref());
         Ok(Self {
@@ -626,14 +671,17 @@ fn instance_json_text(instance: &Instance) -> String {
 const BATCH_ROWS: usize = 8192;
 
 /// Reads the stream's checkpoint from the Delta table. The txn version comes from the loaded
-/// snapshot; the log is searched for the commit itself only when RAW does not already hold
-/// that version, that is after a crash between a commit and its RAW write, or when the RAW
-/// row is gone. Then the whole retained log is searched, because other streams of the same
-/// table may have committed any number of times since.
+/// snapshot. The log is searched for the commit itself unless the RAW row is sealed by this
+/// lake for this stream and records exactly that version (the usual case: the row is then
+/// what this lake wrote after, or since, that commit). Otherwise (a crash between a commit
+/// and its RAW write, a row that is missing, edited, adopted or ahead of the table) the
+/// whole retained log is searched, because other streams of the same table may have
+/// committed any number of times since.
 async fn table_state(
     table: &LakeTable,
     key: &str,
     state_row: Option<&StreamCheckpoint>,
+    sealed: bool,
 ) -> Result<TableState, Failure> {
     let Some(seq) = table
         .txn_version(key)
@@ -642,18 +690,21 @@ async fn table_state(
     else {
         return Ok(TableState::Known(None));
     };
-    if let Some(row) = state_row
-        && row.seq >= seq
-    {
-        return Ok(TableState::Known(Some(StreamCheckpoint {
-            seq,
-            ..row.clone()
-        })));
+    let row_at_seq = || state_row.map(|row| StreamCheckpoint { seq, ..row.clone() });
+    if sealed && state_row.is_some_and(|row| row.seq == seq) {
+        return Ok(TableState::Known(row_at_seq()));
     }
     match table.last_stream_commit(key, u64::MAX).await {
         Ok(record) => Ok(TableState::Known(record.map(|record| {
             checkpoint_from_metadata(&record.metadata, record.txn_version)
         }))),
+        // The commit left the log, and with it all the log could say beyond `seq`: a row
+        // that records at least that version is the best copy there is.
+        Err(LakeError::StreamCommitNotFound { .. })
+            if state_row.is_some_and(|row| row.seq >= seq) =>
+        {
+            Ok(TableState::Known(row_at_seq()))
+        }
         Err(LakeError::StreamCommitNotFound { .. }) => Ok(TableState::CommitOutOfReach {
             seq,
             table_version: table.version().unwrap_or_default(),

@@ -209,6 +209,7 @@ fn lambda_env(lab: &Lab, client_secret: &str, config: &str) -> MapEnv {
         .with("COGNITE_EXTRACTION_PIPELINE", "replicator")
         .with("AWS_S3_BUCKET", DEPLOYMENT_BUCKET)
         .with("S3_PREFIX", "cdf-data/")
+        .with("CDF_S3_STATE_TABLE", "cdf-s3-replicator")
         .with("AWS_REGION", "us-east-1")
         .with("AWS_ACCESS_KEY_ID", "ASIAFAKEROLEKEY")
         .with("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
@@ -233,6 +234,47 @@ fn invocation() -> Invocation {
         request_id: format!("req-{:012x}", rand::random::<u64>() >> 16),
         deadline: SystemTime::now() + Duration::from_secs(300),
     }
+}
+
+/// Two stacks of the template never share state rows by default: the bootstrap takes the
+/// state table from `CDF_S3_STATE_TABLE`, which the template sets to the stack name (or
+/// its `StateTable` parameter). A stored document that names a table itself wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_bootstrap_gives_each_stack_its_own_state_table() {
+    let (lab, client_secret) = lab_with_unique_secret().await;
+    let (bootstrap, names) = template_bootstrap();
+    assert!(
+        names.iter().any(|n| n == "CDF_S3_STATE_TABLE"),
+        "the template passes CDF_S3_STATE_TABLE: {names:?}"
+    );
+    let control = lab.emulator.control();
+    let state_table = |remote: String, stack: &'static str| {
+        let env = lambda_env(&lab, &client_secret, &bootstrap).with("CDF_S3_STATE_TABLE", stack);
+        let bootstrap = bootstrap.clone();
+        control
+            .set_extpipe_config("replicator", &remote)
+            .expect("remote config");
+        async move {
+            let config = ConfigSource::Inline(bootstrap)
+                .load(&env, &ClientCache::default())
+                .await
+                .expect("the template's bootstrap loads");
+            format!("{:?}", config.extractor)
+        }
+    };
+    for stack in ["cdf-dev", "cdf-prod"] {
+        let extractor = state_table(selection(), stack).await;
+        assert!(
+            extractor.contains(&format!("table: {stack:?}")),
+            "{stack}: {extractor}"
+        );
+    }
+    let named = format!(
+        "{}extractor:\n  state-store:\n    raw:\n      table: shared\n",
+        selection()
+    );
+    let extractor = state_table(named, "cdf-dev").await;
+    assert!(extractor.contains("table: \"shared\""), "{extractor}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

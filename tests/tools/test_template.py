@@ -351,3 +351,39 @@ def test_glue_database_pattern_matches_the_code():
         assert valid.match(name), name
     for name in ["Cdf", "cdf-lake", "a.b", "x" * 256]:
         assert not valid.match(name), name
+
+
+def resolve_state_table(value, stack_name, state_table=""):
+    """The value of CDF_S3_STATE_TABLE for a stack: `Fn::If [HasStateTable, StateTable, stack]`."""
+    condition, on, off = value["Fn::If"]
+    assert condition == "HasStateTable"
+    chosen = on if state_table else off
+    if chosen == {"Ref": "StateTable"}:
+        return state_table
+    assert chosen == {"Ref": "AWS::StackName"}, chosen
+    return stack_name
+
+
+def test_each_stack_keeps_its_state_rows_in_its_own_table():
+    """Two stacks that share a state table would take each other's rows: the bootstrap reads
+    the table from CDF_S3_STATE_TABLE, which defaults to the stack name."""
+    parameter = TEMPLATE["Parameters"]["StateTable"]
+    assert parameter["Default"] == ""
+    valid = pattern("StateTable")
+    assert valid.match("") and valid.match("x" * 64) and not valid.match("x" * 65)
+    tables = {}
+    for stack in ["cdf-dev", "cdf-prod"]:
+        resources = render(stack)["Resources"]
+        for name in FUNCTIONS:
+            variables = resources[name]["Properties"]["Environment"]["Variables"]
+            table = resolve_state_table(variables["CDF_S3_STATE_TABLE"], stack)
+            assert resolve_state_table(variables["CDF_S3_STATE_TABLE"], stack, "mine") == "mine"
+            tables[(stack, name)] = table
+            condition, _, bootstrap = variables["CDF_S3_CONFIG"]["Fn::If"]
+            assert condition == "HasConfigYaml"
+            document = yaml_parse(bootstrap)
+            assert document["extractor"]["state-store"]["raw"]["table"] == "${CDF_S3_STATE_TABLE}"
+        assert tables[(stack, "SyncFunction")] == tables[(stack, "SnapshotFunction")] == stack
+    assert tables[("cdf-dev", "SyncFunction")] != tables[("cdf-prod", "SyncFunction")]
+    output = TEMPLATE["Outputs"]["StateTable"]["Value"]
+    assert output == {"Fn::If": ["HasStateTable", {"Ref": "StateTable"}, {"Ref": "AWS::StackName"}]}
