@@ -18,6 +18,7 @@ mod generative;
 mod lake_delta;
 mod lambda;
 mod load;
+mod long_names;
 mod maintenance;
 mod remote_config;
 mod resilience;
