@@ -101,6 +101,8 @@ impl SyncJob {
 /// reported per view or stream in the summary.
 pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> RunSummary {
     let started = Instant::now();
+    // The run report may use the margin too: it is sent after the last checkpoint.
+    let reporter = job.streams.client.with_deadline(options.deadline);
     let job = &job.bound_to(options.deadline);
     let plan = plan.for_views(options.views.as_deref());
     let mut plan_errors = plan.problems().to_vec();
@@ -134,9 +136,7 @@ pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> Ru
     let summary =
         RunSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
     if !options.dry_run {
-        job.streams
-            .client
-            .with_deadline(options.deadline)
+        reporter
             .report_invocation(
                 job.extraction_pipeline.as_deref(),
                 summary.is_success(),

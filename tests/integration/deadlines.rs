@@ -215,6 +215,10 @@ async fn a_sync_whose_page_never_comes_ends_behind_at_its_deadline() {
     assert_eq!(work_orders.status, StreamStatus::Behind, "{work_orders:#?}");
     assert_eq!((work_orders.pages, work_orders.rows), (0, 0));
     assert!(work_orders.error.is_none(), "{work_orders:#?}");
+    // The margin left after the abandoned page still carries the run report.
+    let runs = control.extpipe_runs("replicator");
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["status"], "success", "{runs:#?}");
 
     control.clear_faults();
     let next = slice(&job, Duration::from_secs(50)).await;
