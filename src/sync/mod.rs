@@ -14,6 +14,7 @@ pub mod summary;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -31,7 +32,8 @@ use crate::plan::{Plan, StreamSpec};
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
     /// No turn starts, and no CDF read waits, after this instant less the configured margin
-    /// (`deadline-margin`); the last commits and checkpoints end by the instant itself.
+    /// (`deadline-margin`); the last commits and checkpoints end by the instant itself (given
+    /// at least 5 s after the reads stop, whatever the margin).
     pub deadline: Instant,
     /// Only streams of these views (by view externalId); `None` for all.
     pub views: Option<Vec<String>>,
@@ -73,6 +75,12 @@ pub struct SyncJob {
 /// the other sync's next commit is the one refused.
 const RESYNC_ATTEMPTS: u32 = 3;
 
+/// The least time the last checkpoints (and the run report) get after the streams stop
+/// reading, however small `deadline-margin` is: a run whose reads go on to the deadline
+/// (a margin of 0 s) still saves its state, a few seconds late, rather than leaving RAW
+/// behind the Delta log.
+const CHECKPOINT_TIME: Duration = Duration::from_secs(5);
+
 impl SyncJob {
     /// The instant the streams stop reading pages: `deadline` less `deadline-margin`, which
     /// is kept for the last commit and checkpoint of each stream.
@@ -82,16 +90,25 @@ impl SyncJob {
             .unwrap_or(deadline)
     }
 
+    /// The instant the state rows and the run report must be written by: the deadline, or
+    /// [`CHECKPOINT_TIME`] after the reads stop when the margin is shorter than that.
+    fn write_deadline(&self, deadline: Instant) -> Instant {
+        deadline.max(self.read_deadline(deadline) + CHECKPOINT_TIME)
+    }
+
     /// The job with its CDF calls bound to the run's deadline: a page read (retries,
     /// `Retry-After` and the request itself) ends by [`SyncJob::read_deadline`], the state
-    /// rows and the run report by `deadline` itself.
+    /// rows by [`SyncJob::write_deadline`].
     fn bound_to(&self, deadline: Instant) -> SyncJob {
         let mut job = self.clone();
         job.streams.client = self
             .streams
             .client
             .with_deadline(self.read_deadline(deadline));
-        job.streams.state_store = self.streams.state_store.with_deadline(deadline);
+        job.streams.state_store = self
+            .streams
+            .state_store
+            .with_deadline(self.write_deadline(deadline));
         job
     }
 }
@@ -102,7 +119,10 @@ impl SyncJob {
 pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> RunSummary {
     let started = Instant::now();
     // The run report may use the margin too: it is sent after the last checkpoint.
-    let reporter = job.streams.client.with_deadline(options.deadline);
+    let reporter = job
+        .streams
+        .client
+        .with_deadline(job.write_deadline(options.deadline));
     let job = &job.bound_to(options.deadline);
     let plan = plan.for_views(options.views.as_deref());
     let mut plan_errors = plan.problems().to_vec();
