@@ -80,6 +80,12 @@ pub enum Cause {
     /// state table. The stream is left alone (never resynced) until each deployment has its
     /// own `extractor.state-store.raw.table`.
     StateOfAnotherLake,
+    /// The run's deadline came before this part could be done (CDF throttled with a
+    /// `Retry-After` beyond it, or answered too slowly); the next run does it.
+    DeadlineReached,
+    /// The lake's store refused a name for good: a file or object name longer than the
+    /// local file system or S3 allows.
+    LakeRejected,
 }
 
 impl Cause {
@@ -89,12 +95,14 @@ impl Cause {
             | Cause::LakeUnavailable
             | Cause::CommitConflict
             | Cause::NotSynced
-            | Cause::CatalogUnavailable => Retry::Helps,
+            | Cause::CatalogUnavailable
+            | Cause::DeadlineReached => Retry::Helps,
             Cause::CdfAuthentication
             | Cause::CdfRejected
             | Cause::ModelNotFound
             | Cause::ViewNotFound
             | Cause::LakeAccessDenied
+            | Cause::LakeRejected
             | Cause::SchemaConflict
             | Cause::LocalStorage
             | Cause::CatalogConflict
@@ -126,6 +134,8 @@ impl Cause {
             Cause::InvalidRequest => "InvalidRequest",
             Cause::Internal => "Internal",
             Cause::StateOfAnotherLake => "StateOfAnotherLake",
+            Cause::DeadlineReached => "DeadlineReached",
+            Cause::LakeRejected => "LakeRejected",
         }
     }
 
@@ -150,12 +160,17 @@ impl Cause {
             Cause::InvalidRequest => "FailuresInvalidRequest",
             Cause::Internal => "FailuresInternal",
             Cause::StateOfAnotherLake => "FailuresStateOfAnotherLake",
+            Cause::DeadlineReached => "FailuresDeadlineReached",
+            Cause::LakeRejected => "FailuresLakeRejected",
         }
     }
 
     /// A CDF failure: only transient ones are retried, so running out of attempts means CDF
     /// was unavailable for the whole retry budget.
     pub(crate) fn of_cdf(error: &CdfError) -> Cause {
+        if error.is_deadline_reached() {
+            return Cause::DeadlineReached;
+        }
         if error.is_retryable() || matches!(error, CdfError::RetriesExhausted { .. }) {
             return Cause::CdfUnavailable;
         }
@@ -173,10 +188,7 @@ impl Cause {
             LakeError::InvalidSegment { .. }
             | LakeError::InvalidDestination { .. }
             | LakeError::InvalidOption { .. } => Cause::InvalidConfiguration,
-            LakeError::LocalIo { source, .. } => match source.kind() {
-                std::io::ErrorKind::PermissionDenied => Cause::LakeAccessDenied,
-                _ => Cause::LakeUnavailable,
-            },
+            LakeError::LocalIo { source, .. } => of_io(source),
             LakeError::Delta { source, .. } => match source.as_ref() {
                 DeltaTableError::ObjectStore { source } => of_object_store(source),
                 DeltaTableError::KernelError(kernel) => of_kernel(kernel),
@@ -219,8 +231,44 @@ pub(crate) fn of_object_store(error: &deltalake::ObjectStoreError) -> Cause {
     use deltalake::ObjectStoreError as E;
     match error {
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => Cause::LakeAccessDenied,
+        _ if refuses_the_name(error) => Cause::LakeRejected,
         _ => Cause::LakeUnavailable,
     }
+}
+
+/// A local file-system error: refused access and names the file system cannot hold are
+/// permanent, the rest (a full disk, I/O errors) may pass.
+fn of_io(error: &std::io::Error) -> Cause {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => Cause::LakeAccessDenied,
+        // ENAMETOOLONG (and Windows' invalid names): the same name fails every time.
+        std::io::ErrorKind::InvalidFilename => Cause::LakeRejected,
+        _ => Cause::LakeUnavailable,
+    }
+}
+
+/// S3's error code for a key longer than 1,024 bytes. object_store passes S3's answer on
+/// only as the text of its (private) request error, so the documented code is looked for
+/// there.
+const S3_KEY_TOO_LONG: &str = "KeyTooLongError";
+
+/// Whether the store refused a name for good, anywhere in the error's chain: a file name
+/// the local file system cannot hold (object_store's local store wraps the `io::Error`), or
+/// an S3 key over 1,024 bytes.
+fn refuses_the_name(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::InvalidFilename
+        {
+            return true;
+        }
+        if error.to_string().contains(S3_KEY_TOO_LONG) {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 impl fmt::Display for Cause {
@@ -428,5 +476,67 @@ mod tests {
             )),
         );
         assert_eq!(Cause::of_lake(&kernel), Cause::LakeAccessDenied);
+    }
+
+    /// How object_store's local store wraps an `io::Error` (`local::Error` is private).
+    #[derive(Debug, thiserror::Error)]
+    #[error("Unable to open file {path}: {source}")]
+    struct LocalStoreError {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    }
+
+    fn name_too_long() -> std::io::Error {
+        // ENAMETOOLONG on Linux and macOS alike is what `std` decodes as InvalidFilename.
+        std::io::Error::from(std::io::ErrorKind::InvalidFilename)
+    }
+
+    #[test]
+    fn names_a_store_cannot_hold_are_permanent() {
+        let local = LakeError::LocalIo {
+            path: "/lake/raw/x".into(),
+            source: name_too_long(),
+        };
+        assert_eq!(Cause::of_lake(&local), Cause::LakeRejected);
+        assert_eq!(Cause::LakeRejected.retry(), Retry::Useless);
+        // What object_store's local store reports when it cannot create a file.
+        let wrapped = LakeError::delta(
+            &"file:///lake/raw/x",
+            "committing",
+            deltalake::DeltaTableError::ObjectStore {
+                source: deltalake::ObjectStoreError::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(LocalStoreError {
+                        path: "/lake/raw/x/part-0.parquet".into(),
+                        source: name_too_long(),
+                    }),
+                },
+            },
+        );
+        assert_eq!(Cause::of_lake(&wrapped), Cause::LakeRejected);
+        let s3 = deltalake::ObjectStoreError::Generic {
+            store: "S3",
+            source: "Server returned non-2xx status code: 400 Bad Request: <Error><Code>KeyTooLongError</Code><Message>Your key is too long</Message></Error>".into(),
+        };
+        assert_eq!(of_object_store(&s3), Cause::LakeRejected);
+        // A full disk may be freed: still worth a retry.
+        let full = LakeError::LocalIo {
+            path: "/lake/raw/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        assert_eq!(Cause::of_lake(&full), Cause::LakeUnavailable);
+    }
+
+    #[test]
+    fn a_deadline_that_cut_a_call_is_retryable() {
+        let error = CdfError::DeadlineReached {
+            endpoint: "POST /models/instances/sync".into(),
+            attempts: 1,
+            last: None,
+        };
+        assert_eq!(Cause::of_cdf(&error), Cause::DeadlineReached);
+        assert_eq!(Cause::DeadlineReached.retry(), Retry::Helps);
+        assert!(error.to_string().contains("deadline"), "{error}");
     }
 }

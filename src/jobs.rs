@@ -23,9 +23,14 @@ pub async fn plan(context: &Context) -> Plan {
     .await
 }
 
-/// One sync time slice, planned for this slice.
+/// One sync time slice, planned for this slice. Planning reads CDF too, so it ends when the
+/// slice stops reading.
 pub async fn sync(job: &SyncJob, options: &SyncOptions) -> RunSummary {
-    let plan = Plan::resolve(&job.streams.client, &job.data_modeling, job.page_size).await;
+    let client = job
+        .streams
+        .client
+        .with_deadline(job.read_deadline(options.deadline));
+    let plan = Plan::resolve(&client, &job.data_modeling, job.page_size).await;
     sync::run(job, &plan, options).await
 }
 
@@ -132,8 +137,17 @@ pub async fn cycle(
     sync_options: &SyncOptions,
     publish_options: Option<&PublishOptions>,
 ) -> (RunSummary, Option<PublishReport>) {
-    let plan = plan(context).await;
-    let synced = sync::run(&context.sync_job(), &plan, sync_options).await;
+    let job = context.sync_job();
+    let client = context
+        .client
+        .with_deadline(job.read_deadline(sync_options.deadline));
+    let plan = Plan::resolve(
+        &client,
+        &context.config.data_modeling,
+        context.config.extractor.sync_page_size,
+    )
+    .await;
+    let synced = sync::run(&job, &plan, sync_options).await;
     let published = match publish_options {
         Some(options) => Some(publish(context, &plan, options).await),
         None => None,

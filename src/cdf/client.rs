@@ -1,6 +1,7 @@
 //! The HTTP core shared by every endpoint: URL building, headers, bearer token, retries and
 //! turning responses into values or typed errors.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -9,6 +10,7 @@ use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 
 use super::auth::{AccessToken, ClientCredentialsFetcher, TokenCache};
 use super::error::{
@@ -26,9 +28,18 @@ const AUTO_RETRYABLE_HEADER: &str = "cdf-is-auto-retryable";
 
 /// A client for one CDF project. Cheap to clone: clones share the connection pool and the
 /// token cache.
+///
+/// A handle may be bound to a deadline ([`CdfClient::with_deadline`]): then no call made
+/// through it waits past that instant, whether for an answer, a token, a backoff or a
+/// server's `Retry-After`. A job hands its CDF calls a handle bound to its run's deadline, so
+/// a throttled or slow CDF ends the run on time instead of holding it (in Lambda, until the
+/// function timeout kills it).
 #[derive(Clone)]
 pub struct CdfClient {
     inner: Arc<ClientInner>,
+    /// The instant no call of this handle waits past; `None` leaves calls to the retry policy
+    /// and the HTTP timeout alone.
+    deadline: Option<Instant>,
 }
 
 struct ClientInner {
@@ -47,6 +58,7 @@ impl std::fmt::Debug for CdfClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CdfClient")
             .field("api_base", &self.inner.api_base)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -205,7 +217,39 @@ impl CdfClient {
                 tokens,
                 retry: settings.retry,
             }),
+            deadline: None,
         })
+    }
+
+    /// A handle whose calls end by `deadline` (or by this handle's own deadline, if that is
+    /// earlier): an attempt still waiting for CDF at that instant is abandoned, and a retry
+    /// whose wait (backoff or `Retry-After`) would end after it is not made. Either way the
+    /// call fails with [`CdfError::DeadlineReached`]. The handle shares the connection pool
+    /// and the token cache with `self`.
+    pub fn with_deadline(&self, deadline: Instant) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            deadline: Some(self.deadline.map_or(deadline, |own| own.min(deadline))),
+        }
+    }
+
+    /// The instant no call of this handle waits past, if it has one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Runs `future` (one attempt, a token refresh) until this handle's deadline. `None`
+    /// when the deadline came first: the future is dropped, which abandons its request.
+    async fn until_deadline<T>(&self, future: impl Future<Output = T>) -> Option<T> {
+        match self.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+            None => Some(future.await),
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     /// Sends `request` and decodes a JSON success body into `T`.
@@ -222,7 +266,7 @@ impl CdfClient {
     }
 
     /// The retry loop: one attempt at a time, refreshing the token once on 401 and backing
-    /// off between retryable failures.
+    /// off between retryable failures, never past the handle's deadline.
     async fn send_with<T>(
         &self,
         request: &ApiRequest,
@@ -231,11 +275,24 @@ impl CdfClient {
         let max_attempts = self.inner.retry.attempts_for(request.idempotency);
         let mut attempt = 0u32;
         let mut refreshed_after_401 = false;
+        let mut last: Option<CdfError> = None;
         loop {
+            if self.past_deadline() {
+                return Err(deadline_reached(request, attempt, last));
+            }
             attempt += 1;
-            let mut failure = match self.attempt(request, &decode).await {
-                Ok(value) => return Ok(value),
-                Err(failure) => failure,
+            let mut failure = match self.until_deadline(self.attempt(request, &decode)).await {
+                Some(Ok(value)) => return Ok(value),
+                Some(Err(failure)) => failure,
+                None => {
+                    tracing::warn!(
+                        method = %request.method,
+                        path = %request.path,
+                        attempt,
+                        "CDF call abandoned: no answer before the run's deadline"
+                    );
+                    return Err(deadline_reached(request, attempt, last));
+                }
             };
 
             if let Some(rejected) = failure.rejected_token.take()
@@ -248,13 +305,18 @@ impl CdfClient {
                     request_id = failure.request_id.as_deref().unwrap_or("-"),
                     "CDF rejected the access token (401); refreshing it and retrying once"
                 );
-                match self.inner.tokens.refresh_rejected(&rejected).await {
-                    Ok(_) => {
+                match self
+                    .until_deadline(self.inner.tokens.refresh_rejected(&rejected))
+                    .await
+                {
+                    Some(Ok(_)) => {
                         // The 401 retry has its own budget of one.
                         attempt -= 1;
+                        last = Some(failure.error);
                         continue;
                     }
-                    Err(error) => failure = AttemptFailure::from_error(error),
+                    Some(Err(error)) => failure = AttemptFailure::from_error(error),
+                    None => return Err(deadline_reached(request, attempt, Some(failure.error))),
                 }
             }
 
@@ -278,6 +340,19 @@ impl CdfClient {
                 self.inner
                     .retry
                     .delay(attempt - 1, failure.retry_after, rand::random::<f64>());
+            if let Some(deadline) = self.deadline
+                && Instant::now() + delay >= deadline
+            {
+                // Waiting would only end after the deadline, and the retry after it: stop
+                // now, so the time left goes to committing what the run has.
+                log_failure(
+                    request,
+                    &failure,
+                    attempt,
+                    "CDF call failed; the next retry would start after the run's deadline",
+                );
+                return Err(deadline_reached(request, attempt, Some(failure.error)));
+            }
             tracing::warn!(
                 method = %request.method,
                 path = %request.path,
@@ -289,6 +364,7 @@ impl CdfClient {
                 error = %failure.error,
                 "CDF call failed; retrying"
             );
+            last = Some(failure.error);
             tokio::time::sleep(delay).await;
         }
     }
@@ -296,7 +372,14 @@ impl CdfClient {
     /// Obtains an access token now (or reuses the cached one). Callers use it to tell a
     /// refused identity from the per-stream failures it would otherwise cause one by one.
     pub(crate) async fn authenticate(&self) -> Result<(), CdfError> {
-        self.inner.tokens.token().await.map(|_| ())
+        match self.until_deadline(self.inner.tokens.token()).await {
+            Some(token) => token.map(|_| ()),
+            None => Err(CdfError::DeadlineReached {
+                endpoint: "token request".to_owned(),
+                attempts: 1,
+                last: None,
+            }),
+        }
     }
 
     async fn attempt<T>(
@@ -417,6 +500,15 @@ fn api_error(
         duplicated: parsed.duplicated,
         retryable,
     }))
+}
+
+/// The error of a call the deadline ended, with the failure of its last attempt, if any.
+fn deadline_reached(request: &ApiRequest, attempts: u32, last: Option<CdfError>) -> CdfError {
+    CdfError::DeadlineReached {
+        endpoint: request.endpoint(),
+        attempts,
+        last: last.map(Box::new),
+    }
 }
 
 fn transport_failure(error: &reqwest::Error) -> TransportFailure {

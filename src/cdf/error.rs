@@ -116,6 +116,25 @@ pub enum CdfError {
         reason: String,
     },
 
+    /// The deadline of the handle the call was made with came first: an attempt was still
+    /// waiting for an answer, or the wait before the next retry (backoff or the server's
+    /// `Retry-After`) would have ended after it. Nothing is wrong with the request; a later
+    /// run makes it again.
+    #[error(
+        "{endpoint}: stopped at the run's deadline {}{}",
+        match attempts { 0 => "before the first attempt".to_owned(), 1 => "after 1 attempt".to_owned(), n => format!("after {n} attempts") },
+        last.as_ref().map(|e| format!("; the last one failed: {e}")).unwrap_or_default()
+    )]
+    DeadlineReached {
+        /// `METHOD /path` relative to the project base URL.
+        endpoint: String,
+        /// Attempts started, the abandoned one included.
+        attempts: u32,
+        /// The failure of the last attempt that got an answer, if one did.
+        #[source]
+        last: Option<Box<CdfError>>,
+    },
+
     /// Every allowed attempt failed with a retryable error; `last` is the final failure.
     #[error("giving up after {attempts} attempts: {last}")]
     RetriesExhausted {
@@ -206,8 +225,15 @@ impl CdfError {
         match self.root() {
             CdfError::Api(api) => api.retryable,
             CdfError::Auth { retryable, .. } | CdfError::Transport { retryable, .. } => *retryable,
+            CdfError::DeadlineReached { .. } => true,
             _ => false,
         }
+    }
+
+    /// True when the run's deadline ended the call ([`CdfError::DeadlineReached`]): the
+    /// caller stops where it is, as when it finds the deadline near between two calls.
+    pub fn is_deadline_reached(&self) -> bool {
+        matches!(self.root(), CdfError::DeadlineReached { .. })
     }
 
     /// True for HTTP 404 from CDF.

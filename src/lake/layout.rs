@@ -14,7 +14,7 @@
 //!
 //! `<view>` is a [`ViewFolder`]: the view's externalId, or `<viewSpace>.<viewExternalId>`
 //! when two views of one model share an externalId (views of a model may come from
-//! different spaces).
+//! different spaces), shortened when longer than a file name may be.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -94,15 +94,41 @@ impl ModelRef {
     }
 }
 
+/// Longest path segment, in bytes, that a view folder may have: what common local file
+/// systems take for one name (ext4, XFS, APFS: 255 bytes). S3 takes keys of up to 1,024
+/// bytes, and with every id at CDF's maximum length (space 43, model and view externalId
+/// 255, version 43 characters, all ASCII) the longest key the layout makes stays under
+/// 750 bytes, leaving the rest to the destination prefix.
+pub(crate) const MAX_SEGMENT_BYTES: usize = 255;
+
+/// Hex digits of the hash in a shortened folder name.
+const SHORT_HASH_HEX: usize = 16;
+
 /// The folder name of one view inside a model's raw and publish trees.
+///
+/// A view's folder name is its externalId, or `<viewSpace>.<viewExternalId>` when another
+/// view of the model has the same externalId. A name longer than [`MAX_SEGMENT_BYTES`] is
+/// stored under a short form: its first 238 bytes, `-`, and 16 lower-case hex digits of the
+/// FNV-1a 64-bit hash of the whole name (255 bytes in all). Byte 238 of a real folder name
+/// lies in a view externalId, which cannot hold a `-`, so a short form never equals another
+/// view's name; and `-` is stored as it is by every store (object_store escapes `~` and
+/// most other punctuation). Names that fit are used as they are.
+///
+/// [`ViewFolder::as_str`] is the path segment; the value displays as the full name, which is
+/// what summaries, manifests, `status` and the catalog show.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ViewFolder(String);
+pub struct ViewFolder {
+    /// The path segment: `name`, or its short form.
+    segment: String,
+    /// The full folder name.
+    name: String,
+}
 
 impl ViewFolder {
     /// The plain folder: the view externalId.
     pub fn plain(view_external_id: &str) -> LakeResult<Self> {
         validate_segment("view externalId", view_external_id)?;
-        Ok(ViewFolder(view_external_id.to_string()))
+        Ok(ViewFolder::named(view_external_id.to_string()))
     }
 
     /// The space-qualified folder `<viewSpace>.<viewExternalId>`, used when another view of
@@ -110,7 +136,16 @@ impl ViewFolder {
     pub(crate) fn qualified(view_space: &str, view_external_id: &str) -> LakeResult<Self> {
         validate_segment("view space", view_space)?;
         validate_segment("view externalId", view_external_id)?;
-        Ok(ViewFolder(format!("{view_space}.{view_external_id}")))
+        Ok(ViewFolder::named(format!(
+            "{view_space}.{view_external_id}"
+        )))
+    }
+
+    fn named(name: String) -> Self {
+        ViewFolder {
+            segment: short_form(&name),
+            name,
+        }
     }
 
     /// Folders for all views of one model, in input order, given as `(space, externalId)`.
@@ -138,15 +173,42 @@ impl ViewFolder {
             .collect()
     }
 
-    /// The folder name.
+    /// The path segment of the folder: the name, or its short form when the name is too
+    /// long for a file system.
     pub(crate) fn as_str(&self) -> &str {
-        &self.0
+        &self.segment
     }
+
+    /// The full folder name, never shortened.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// `name` when it fits in [`MAX_SEGMENT_BYTES`], else its short form (see [`ViewFolder`]).
+fn short_form(name: &str) -> String {
+    if name.len() <= MAX_SEGMENT_BYTES {
+        return name.to_owned();
+    }
+    let mut keep = MAX_SEGMENT_BYTES - 1 - SHORT_HASH_HEX;
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}-{:016x}", &name[..keep], fnv1a64(name.as_bytes()))
+}
+
+/// FNV-1a 64: stable across releases and platforms, as a folder name must be. The prefix
+/// before it already tells most names apart; the hash only has to separate long names that
+/// share their first 238 bytes.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl fmt::Display for ViewFolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
@@ -178,14 +240,18 @@ impl fmt::Display for InstanceKind {
 /// Path of a raw Delta table relative to the destination prefix, without a trailing slash:
 /// `raw/<space>/<model>/<version>/views/<view>/<nodes|edges>`.
 pub(crate) fn raw_table_path(model: &ModelRef, view: &ViewFolder, kind: InstanceKind) -> String {
-    format!("raw/{}/views/{}/{}", model.relative(), view, kind)
+    format!("raw/{}/views/{}/{}", model.relative(), view.as_str(), kind)
 }
 
 /// Path of a view's quarantine (rejected-rows) Delta table relative to the destination
 /// prefix: `raw/<space>/<model>/<version>/views/<view>/rejected`. It sits next to the
 /// view's `nodes` and `edges` tables, and every stream of the view writes to it.
 pub(crate) fn rejected_table_path(model: &ModelRef, view: &ViewFolder) -> String {
-    format!("raw/{}/views/{}/{REJECTED}", model.relative(), view)
+    format!(
+        "raw/{}/views/{}/{REJECTED}",
+        model.relative(),
+        view.as_str()
+    )
 }
 
 /// The folder name of the quarantine table; no [`InstanceKind`] uses it.
@@ -216,7 +282,7 @@ impl PublishPaths {
 
 /// The publish-layer paths of one view.
 pub(crate) fn publish_paths(model: &ModelRef, view: &ViewFolder) -> PublishPaths {
-    let dir = format!("publish/{}/{}", model.relative(), view);
+    let dir = format!("publish/{}/{}", model.relative(), view.as_str());
     PublishPaths {
         nodes: format!("{dir}/nodes.parquet"),
         edges: format!("{dir}/edges.parquet"),
@@ -265,6 +331,54 @@ mod tests {
             ViewFolder::for_views(&[("a", "Pump"), ("b", "Pump"), ("a", "Valve")]).unwrap();
         let names: Vec<&str> = folders.iter().map(ViewFolder::as_str).collect();
         assert_eq!(names, ["a.Pump", "b.Pump", "Valve"]);
+    }
+
+    #[test]
+    fn folder_names_that_fit_are_kept_byte_for_byte() {
+        let xid = format!("V{}", "x".repeat(251));
+        let fits = ViewFolder::qualified("sp", &xid).unwrap();
+        assert_eq!(fits.as_str().len(), MAX_SEGMENT_BYTES);
+        assert_eq!(fits.as_str(), format!("sp.{xid}"));
+        assert_eq!(fits.to_string(), fits.as_str());
+        let plain = ViewFolder::plain(&format!("V{}1", "x".repeat(253))).unwrap();
+        assert_eq!(plain.as_str().len(), 255);
+        assert_eq!(plain.as_str(), plain.name());
+    }
+
+    #[test]
+    fn longer_folder_names_get_a_documented_short_form() {
+        let xid = format!("V{}1", "x".repeat(253));
+        let a = ViewFolder::qualified("space_a", &xid).unwrap();
+        let b = ViewFolder::qualified("space_b", &xid).unwrap();
+        let full = format!("space_a.{xid}");
+        assert_eq!(a.name(), full);
+        assert_eq!(a.to_string(), full, "shown by its full name");
+        let segment = a.as_str();
+        assert_eq!(segment.len(), MAX_SEGMENT_BYTES);
+        assert_eq!(&segment[..238], &full[..238]);
+        assert_eq!(&segment[238..239], "-");
+        assert_eq!(
+            &segment[239..],
+            format!("{:016x}", fnv1a64(full.as_bytes()))
+        );
+        // Pinned: the rule is part of the lake's layout and must never change.
+        assert_eq!(&segment[239..], "026e9af2888a244a");
+        assert_ne!(a.as_str(), b.as_str());
+        assert_eq!(
+            ViewFolder::qualified("space_a", &xid).unwrap(),
+            a,
+            "deterministic"
+        );
+        let path = raw_table_path(&model(), &a, InstanceKind::Nodes);
+        assert_eq!(path, format!("raw/sp/Model/v1.2/views/{segment}/nodes"));
+        assert_eq!(
+            publish_paths(&model(), &a).dir,
+            format!("publish/sp/Model/v1.2/{segment}")
+        );
+        // A cut never splits a character.
+        let wide = short_form(&"é".repeat(200));
+        assert!(wide.len() <= MAX_SEGMENT_BYTES);
+        assert!(wide.starts_with(&"é".repeat(119)));
     }
 
     #[test]

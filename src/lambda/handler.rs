@@ -151,7 +151,12 @@ impl Function {
         for warning in &config.warnings {
             tracing::warn!("configuration: {warning}");
         }
-        let context = self.context(config)?;
+        let mut context = self.context(config)?;
+        // Every CDF call of the invocation ends before Lambda's deadline: a throttled or slow
+        // CDF ends the run with what it did instead of having it killed by the timeout.
+        context.client = context
+            .client
+            .with_deadline(Instant::now() + remaining(invocation.deadline, None));
         if let Err(error) = context.client.authenticate().await {
             self.forget_refused_secret(&error).await;
             return Err(ContextError::Cdf(error).into());
@@ -380,7 +385,11 @@ fn log_request(request: &Request, invocation: &Invocation) {
     };
     tracing::info!(
         %trigger,
-        remaining_ms = remaining(invocation.deadline, None).as_millis() as u64,
+        remaining_ms = invocation
+            .deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64,
         views = ?request.views,
         resync = ?request.resync,
         dry_run = request.dry_run,
@@ -390,11 +399,17 @@ fn log_request(request: &Request, invocation: &Invocation) {
     );
 }
 
-/// Time until the invocation's deadline, shortened to the payload's budget.
+/// Time kept free before Lambda's deadline for what follows a run: the summary line, the
+/// metrics line and the response.
+const RESPONSE_TIME: Duration = Duration::from_secs(1);
+
+/// Time until the invocation's deadline (less [`RESPONSE_TIME`]), shortened to the
+/// payload's budget.
 fn remaining(invocation_deadline: SystemTime, budget: Option<Duration>) -> Duration {
     let left = invocation_deadline
         .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
+        .unwrap_or(Duration::ZERO)
+        .saturating_sub(RESPONSE_TIME);
     budget.map_or(left, |budget| budget.min(left))
 }
 

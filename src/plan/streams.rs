@@ -60,7 +60,8 @@ pub struct StreamSpec {
     /// The view the stream belongs to (its table folder).
     pub(crate) view: ViewReference,
     /// The folder of the view under the model: its externalId, or `<space>.<externalId>`
-    /// when two views of the model share an externalId.
+    /// when two views of the model share an externalId (shortened when too long for a file
+    /// name; the stream key and the table paths use the short form).
     pub(crate) view_folder: ViewFolder,
     #[cfg_attr(not(test), expect(dead_code, reason = "read by the plan tests only"))]
     pub(crate) source: StreamSource,
@@ -167,7 +168,7 @@ pub(crate) fn streams_of_view(
         model.space(),
         model.external_id(),
         model.version(),
-        view_folder
+        view_folder.as_str()
     );
     // The views writing the edges table: the view itself if it is an edge view, and the
     // edge sources of all its connections.

@@ -30,7 +30,7 @@ pub(crate) struct Manifest {
     pub(crate) format_version: u32,
     /// `space:model/version` of the data model.
     pub(crate) model: String,
-    /// The view folder.
+    /// The view folder's full name (the folder itself may be its short form).
     pub(crate) view: String,
     /// RFC 3339, UTC.
     pub(crate) written_at: String,

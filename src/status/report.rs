@@ -184,7 +184,7 @@ pub struct StreamStatus {
 pub struct ViewStatus {
     /// `space:model/version`.
     pub(crate) model: String,
-    /// The view folder.
+    /// The view folder's full name (its path may be the short form of a long name).
     pub view: String,
     /// The folder, relative to the destination prefix.
     pub(crate) publish_path: String,

@@ -14,6 +14,7 @@ pub mod summary;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -30,11 +31,15 @@ use crate::plan::{Plan, StreamSpec};
 /// What an invocation should do, beyond the configuration.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// No turn starts after this instant (less the configured margin).
+    /// No turn starts, and no CDF read waits, after this instant less the configured margin
+    /// (`deadline-margin`); the last commits and checkpoints end by the instant itself (given
+    /// at least 5 s after the reads stop, whatever the margin).
     pub deadline: Instant,
     /// Only streams of these views (by view externalId); `None` for all.
     pub views: Option<Vec<String>>,
-    /// Streams (by stream key or view externalId) to restart with a full backfill.
+    /// Streams (by stream key or view externalId) to restart with a full backfill. Such a
+    /// stream goes first; a resync that another sync gets ahead of is tried again, and one
+    /// that does not take effect in the run fails its stream.
     pub force_resync: Vec<String>,
     /// Resolve models and plan streams, but read and write nothing.
     pub dry_run: bool,
@@ -64,11 +69,61 @@ pub struct SyncJob {
     pub(crate) extraction_pipeline: Option<String>,
 }
 
+/// Attempts a forced resync gets in one run. Another sync that loaded the stream's state
+/// before the resync recorded its new generation commits the old generation first, and the
+/// resync's first commit is refused; the next attempt starts from that commit, and by then
+/// the other sync's next commit is the one refused.
+const RESYNC_ATTEMPTS: u32 = 3;
+
+/// The least time the last checkpoints (and the run report) get after the streams stop
+/// reading, however small `deadline-margin` is: a run whose reads go on to the deadline
+/// (a margin of 0 s) still saves its state, a few seconds late, rather than leaving RAW
+/// behind the Delta log.
+const CHECKPOINT_TIME: Duration = Duration::from_secs(5);
+
+impl SyncJob {
+    /// The instant the streams stop reading pages: `deadline` less `deadline-margin`, which
+    /// is kept for the last commit and checkpoint of each stream.
+    pub(crate) fn read_deadline(&self, deadline: Instant) -> Instant {
+        deadline
+            .checked_sub(self.streams.deadline_margin)
+            .unwrap_or(deadline)
+    }
+
+    /// The instant the state rows and the run report must be written by: the deadline, or
+    /// [`CHECKPOINT_TIME`] after the reads stop when the margin is shorter than that.
+    fn write_deadline(&self, deadline: Instant) -> Instant {
+        deadline.max(self.read_deadline(deadline) + CHECKPOINT_TIME)
+    }
+
+    /// The job with its CDF calls bound to the run's deadline: a page read (retries,
+    /// `Retry-After` and the request itself) ends by [`SyncJob::read_deadline`], the state
+    /// rows by [`SyncJob::write_deadline`].
+    fn bound_to(&self, deadline: Instant) -> SyncJob {
+        let mut job = self.clone();
+        job.streams.client = self
+            .streams
+            .client
+            .with_deadline(self.read_deadline(deadline));
+        job.streams.state_store = self
+            .streams
+            .state_store
+            .with_deadline(self.write_deadline(deadline));
+        job
+    }
+}
+
 /// Runs one time slice over the streams of `plan`: every stream gets turns until it is
 /// caught up or the deadline nears. Never fails as a whole because of one view: problems are
 /// reported per view or stream in the summary.
 pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> RunSummary {
     let started = Instant::now();
+    // The run report may use the margin too: it is sent after the last checkpoint.
+    let reporter = job
+        .streams
+        .client
+        .with_deadline(job.write_deadline(options.deadline));
+    let job = &job.bound_to(options.deadline);
     let plan = plan.for_views(options.views.as_deref());
     let mut plan_errors = plan.problems().to_vec();
     plan_errors.extend(
@@ -101,8 +156,7 @@ pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> Ru
     let summary =
         RunSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
     if !options.dry_run {
-        job.streams
-            .client
+        reporter
             .report_invocation(
                 job.extraction_pipeline.as_deref(),
                 summary.is_success(),
@@ -113,12 +167,86 @@ pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> Ru
     summary
 }
 
+/// An operator's request to restart a stream with a full backfill, and how it went so far.
+#[derive(Debug, Clone, Default)]
+struct ForcedResync {
+    /// Attempts made so far.
+    attempts: u32,
+    /// The report of the last attempt, whose first commit another sync got ahead of.
+    lost: Option<Box<StreamReport>>,
+}
+
+/// What follows a forced stream's turn.
+#[derive(Debug)]
+enum AfterTurn {
+    /// The stream is done for this run, with this report.
+    Done(StreamReport),
+    /// The resync lost its race: queue the stream for another attempt.
+    Again(ForcedResync),
+}
+
+impl ForcedResync {
+    /// What to do with the report of an attempt: done, or another attempt. A forced stream
+    /// that made its first commit started its new generation, whatever happens later; one
+    /// that was superseded before it did is still in the old generation, so the request has
+    /// not taken effect.
+    fn after_turn(mut self, report: StreamReport) -> AfterTurn {
+        self.attempts += 1;
+        if report.status != StreamStatus::Superseded || report.commits > 0 {
+            return AfterTurn::Done(report);
+        }
+        if self.attempts < RESYNC_ATTEMPTS {
+            tracing::warn!(stream = %report.stream, attempt = self.attempts, "another sync committed to the stream before the requested resync did; trying the resync again");
+            self.lost = Some(Box::new(report));
+            return AfterTurn::Again(self);
+        }
+        AfterTurn::Done(self.not_done(report))
+    }
+
+    /// The report of a stream whose requested resync did not happen in this run: failed, so
+    /// that the operator who asked learns it (exit status, error type), never superseded.
+    fn not_done(&self, report: StreamReport) -> StreamReport {
+        let why = report
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| "another sync committed to the stream first".to_owned());
+        let failure = Failure::new(
+            Cause::CommitConflict,
+            format!(
+                "the requested resync did not take effect in {} attempts, another sync committed to the stream first ({why}); request it again when no other sync of the stream runs",
+                self.attempts,
+            ),
+        );
+        StreamReport {
+            status: StreamStatus::Failed,
+            error: Some(failure),
+            ..report
+        }
+    }
+
+    /// The report of a forced stream the deadline left waiting for its (next) attempt.
+    fn unfinished(&self, key: &str) -> StreamReport {
+        match &self.lost {
+            Some(report) => self.not_done((**report).clone()),
+            None => StreamReport::failed(
+                key,
+                Failure::new(
+                    Cause::DeadlineReached,
+                    "the requested resync did not start: the run's deadline came before the stream's turn; request it again with more time",
+                ),
+            ),
+        }
+    }
+}
+
 /// A stream waiting for its first turn, or one between turns.
 enum Queued {
     New {
         spec: Arc<StreamSpec>,
         state_row: Option<Box<StateRow>>,
-        force: bool,
+        /// Set when an operator asked for a full resync of the stream.
+        resync: Option<ForcedResync>,
     },
     Running(Box<StreamRun>),
 }
@@ -149,23 +277,27 @@ async fn run_streams(
             Queued::New {
                 spec: Arc::new(spec),
                 state_row,
-                force,
+                resync: force.then(ForcedResync::default),
             }
         })
         .collect();
-    // Longest-waiting first: never-run streams, then the oldest last success.
+    // Streams an operator asked to resync first, then longest-waiting first: never-run
+    // streams, then the oldest last success.
     queue.sort_by_key(|queued| match queued {
-        Queued::New { state_row, .. } => state_row
-            .as_ref()
-            .and_then(|s| s.checkpoint.last_success)
-            .unwrap_or(i64::MIN),
-        Queued::Running(run) => run.last_success().unwrap_or(i64::MIN),
+        Queued::New {
+            state_row, resync, ..
+        } => (
+            resync.is_none(),
+            state_row
+                .as_ref()
+                .and_then(|s| s.checkpoint.last_success)
+                .unwrap_or(i64::MIN),
+        ),
+        Queued::Running(run) => (true, run.last_success().unwrap_or(i64::MIN)),
     });
     let ctx = Arc::new(job.streams.clone());
     let deadline = options.deadline;
-    let turn_deadline = deadline
-        .checked_sub(ctx.deadline_margin)
-        .unwrap_or(deadline);
+    let turn_deadline = job.read_deadline(deadline);
     let (mut reports, unfinished) = run_turns(
         queue,
         job.parallelism,
@@ -173,23 +305,35 @@ async fn run_streams(
         move |queued: Queued| {
             let ctx = ctx.clone();
             async move {
-                let run = match queued {
-                    Queued::Running(run) => *run,
+                let (run, retry) = match queued {
+                    Queued::Running(run) => (*run, None),
                     Queued::New {
                         spec,
                         state_row,
-                        force,
+                        resync,
                     } => {
                         let key = spec.key.clone();
+                        let force = resync.is_some();
+                        let retry = resync.map(|resync| (resync, spec.clone(), state_row.clone()));
                         match StreamRun::start(&ctx, spec, state_row.map(|row| *row), force).await {
-                            Ok(run) => run,
+                            Ok(run) => (run, retry),
                             Err(error) => return Turn::Done(StreamReport::failed(key, error)),
                         }
                     }
                 };
                 match run.turn(&ctx, deadline).await {
                     Turn::Again(run) => Turn::Again(Queued::Running(Box::new(run))),
-                    Turn::Done(report) => Turn::Done(report),
+                    Turn::Done(report) => match retry {
+                        None => Turn::Done(report),
+                        Some((resync, spec, state_row)) => match resync.after_turn(report) {
+                            AfterTurn::Done(report) => Turn::Done(report),
+                            AfterTurn::Again(resync) => Turn::Again(Queued::New {
+                                spec,
+                                state_row,
+                                resync: Some(resync),
+                            }),
+                        },
+                    },
                 }
             }
         },
@@ -203,7 +347,97 @@ async fn run_streams(
     .await;
     reports.extend(unfinished.streams.into_iter().map(|queued| match queued {
         Queued::Running(run) => run.into_report(StreamStatus::Behind),
+        Queued::New {
+            spec,
+            resync: Some(resync),
+            ..
+        } => resync.unfinished(&spec.key),
         other => StreamReport::new(other.key().to_owned(), StreamStatus::Behind),
     }));
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl AfterTurn {
+        fn done(self) -> StreamReport {
+            match self {
+                AfterTurn::Done(report) => report,
+                AfterTurn::Again(resync) => panic!("another attempt: {resync:?}"),
+            }
+        }
+
+        fn again(self) -> ForcedResync {
+            match self {
+                AfterTurn::Again(resync) => resync,
+                AfterTurn::Done(report) => panic!("done: {report:?}"),
+            }
+        }
+    }
+
+    fn report(status: StreamStatus, commits: u64) -> StreamReport {
+        StreamReport {
+            commits,
+            error: (status == StreamStatus::Superseded)
+                .then(|| Failure::new(Cause::CommitConflict, "another sync committed step 4")),
+            ..StreamReport::new("s/M/1/V/nodes", status)
+        }
+    }
+
+    #[test]
+    fn a_resync_superseded_before_its_first_commit_is_tried_again_then_fails() {
+        let mut resync = ForcedResync::default();
+        for attempt in 1..RESYNC_ATTEMPTS {
+            resync = resync
+                .after_turn(report(StreamStatus::Superseded, 0))
+                .again();
+            assert_eq!(resync.attempts, attempt);
+        }
+        let last = resync
+            .after_turn(report(StreamStatus::Superseded, 0))
+            .done();
+        assert_eq!(last.status, StreamStatus::Failed);
+        let error = last.error.expect("says why");
+        assert_eq!(error.cause, Cause::CommitConflict);
+        assert!(
+            error
+                .message
+                .contains("resync did not take effect in 3 attempts")
+                && error.message.contains("another sync committed step 4"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_resync_that_committed_or_ended_otherwise_is_reported_as_it_is() {
+        for (status, commits) in [
+            (StreamStatus::Superseded, 1),
+            (StreamStatus::CaughtUp, 1),
+            (StreamStatus::Behind, 0),
+            (StreamStatus::Failed, 0),
+        ] {
+            let done = ForcedResync::default()
+                .after_turn(report(status, commits))
+                .done();
+            assert_eq!(done.status, status);
+        }
+    }
+
+    #[test]
+    fn a_resync_the_deadline_left_waiting_fails() {
+        let never_started = ForcedResync::default().unfinished("s/M/1/V/nodes");
+        assert_eq!(never_started.status, StreamStatus::Failed);
+        assert_eq!(
+            never_started.error.map(|e| e.cause),
+            Some(Cause::DeadlineReached)
+        );
+        let lost = ForcedResync::default()
+            .after_turn(report(StreamStatus::Superseded, 0))
+            .again();
+        let waiting = lost.unfinished("s/M/1/V/nodes");
+        assert_eq!(waiting.status, StreamStatus::Failed);
+        assert_eq!(waiting.error.map(|e| e.cause), Some(Cause::CommitConflict));
+    }
 }

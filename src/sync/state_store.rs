@@ -208,6 +208,14 @@ impl StateStore {
         }
     }
 
+    /// The same table, read and written through a client bound to `deadline`.
+    pub(crate) fn with_deadline(&self, deadline: tokio::time::Instant) -> Self {
+        Self {
+            client: self.client.with_deadline(deadline),
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn location(&self) -> String {
         format!("{}/{}", self.database, self.table)
     }

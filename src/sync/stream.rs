@@ -251,6 +251,11 @@ impl StreamRun {
             let request = self.spec.request(self.pending_cursor.clone());
             let mut response = match ctx.client.sync(&request).await {
                 Ok(response) => response,
+                // The run's deadline cut the call short: the turn ends as it does when the
+                // deadline is near between two pages, committing what it read.
+                Err(error) if error.is_deadline_reached() => {
+                    return self.finish(ctx, StreamStatus::Behind, None).await;
+                }
                 Err(error) if error.requires_resync() => {
                     if let Err(done) = self.restart_generation(ctx, &error).await {
                         return done;

@@ -189,7 +189,7 @@ fn plan<'a>(targets: &'a [ViewTarget]) -> Vec<Planned<'a>> {
                 model.space(),
                 model.external_id(),
                 model.version(),
-                target.folder.as_str(),
+                target.folder.name(),
                 kind.as_str(),
             ];
             let paths = layout::publish_paths(model, &target.folder);
@@ -257,7 +257,7 @@ pub(crate) async fn register(
     }
     let published = |target: &ViewTarget| {
         reports.iter().any(|r| {
-            r.model == target.model_label() && r.view == target.folder.as_str() && r.is_success()
+            r.model == target.model_label() && r.view == target.folder.name() && r.is_success()
         })
     };
     let ctx = Registration {

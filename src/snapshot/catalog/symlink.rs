@@ -25,7 +25,7 @@ pub(crate) fn manifest_dir(model: &ModelRef, view: &ViewFolder, kind: InstanceKi
         model.space(),
         model.external_id(),
         model.version(),
-        view,
+        view.as_str(),
         kind
     )
 }
