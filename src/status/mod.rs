@@ -29,8 +29,8 @@ use futures::{StreamExt, stream};
 use url::Url;
 
 use self::report::{
-    Agreement, CheckpointSource, Freshness, ManifestPresence, Progress, PublishedFileStatus,
-    StatusReport, StreamStatus, ViewStatus,
+    Agreement, CheckpointSource, Freshness, ManifestPresence, MembershipStatus, Progress,
+    PublishedFileStatus, StatusReport, StreamStatus, ViewStatus,
 };
 use crate::cdf::CdfClient;
 use crate::context::Context;
@@ -421,6 +421,18 @@ async fn stream_status(
             .is_some_and(|c| !c.query_hash.is_empty() && c.query_hash != spec.query_hash()),
         repair,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
+        membership: c.map(|c| membership_status(&c.membership, now)),
+    }
+}
+
+fn membership_status(scan: &crate::lake::MembershipScan, now: i64) -> MembershipStatus {
+    let pass = scan.pass.as_deref();
+    MembershipStatus {
+        last_pass: scan.last_pass.and_then(rfc3339),
+        last_pass_age_ms: scan.last_pass.map(|t| (now - t).max(0)),
+        pass_in_progress: pass.is_some(),
+        refreshed: pass.map_or(0, |p| p.refreshed),
+        exited: pass.map_or(0, |p| p.exited),
     }
 }
 

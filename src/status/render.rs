@@ -36,6 +36,7 @@ pub fn render(report: &StatusReport) -> String {
             ("LAST SUCCESS", Align::Right),
             ("LAG", Align::Right),
             ("RAW/DELTA", Align::Left),
+            ("MEMBERSHIP", Align::Left),
             ("LAST ERROR", Align::Left),
         ],
         &stream_rows,
@@ -106,8 +107,24 @@ fn stream_row(stream: &StreamStatus) -> Vec<String> {
             .unwrap_or_else(dash),
         stream.lag_ms.map(duration).unwrap_or_else(dash),
         agreement,
+        membership(stream),
         error,
     ]
+}
+
+/// "checked 3h ago", "pass running (2 exited)", or "-".
+fn membership(stream: &StreamStatus) -> String {
+    match &stream.membership {
+        Some(m) if m.pass_in_progress => format!(
+            "pass running ({} refreshed, {} exited)",
+            m.refreshed, m.exited
+        ),
+        Some(m) => m
+            .last_pass_age_ms
+            .map(|ms| format!("checked {} ago", duration(ms)))
+            .unwrap_or_else(dash),
+        None => dash(),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -216,6 +233,7 @@ mod tests {
             delta_seq: Some(4),
             query_changed: false,
             repair: None,
+            membership: None,
             error: None,
         }
     }

@@ -176,6 +176,25 @@ pub struct StreamStatus {
     /// Why part of this stream could not be read (redacted); the other fields show what
     /// could.
     pub error: Option<String>,
+    /// The stream's membership scan; `null` when the stream never ran.
+    pub membership: Option<MembershipStatus>,
+}
+
+/// Where a stream's membership scan stands (README, "How sync works").
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipStatus {
+    /// When the last complete pass (or the generation's backfill) ended, RFC 3339 UTC;
+    /// `null` before the first.
+    pub last_pass: Option<String>,
+    /// `generatedAt` minus the last pass, milliseconds.
+    pub last_pass_age_ms: Option<i64>,
+    /// A pass is in progress; the next caught-up run continues it.
+    pub pass_in_progress: bool,
+    /// Instances refreshed by the pass in progress so far.
+    pub refreshed: u64,
+    /// Exit rows written by the pass in progress so far.
+    pub exited: u64,
 }
 
 /// One view's publish folder.

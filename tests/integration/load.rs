@@ -60,17 +60,33 @@ fn schema() -> Value {
     let containers: Vec<Value> = (0..VIEWS)
         .map(|i| json!({"space": SPACE, "externalId": format!("C{i:03}"), "properties": properties, "usedFor": "node"}))
         .collect();
-    let refs: Vec<Value> = (0..VIEWS)
-        .map(
-            |i| json!({"type": "view", "space": SPACE, "externalId": view_name(i), "version": "1"}),
-        )
+    // CDF allows 100 views per data model: the views are spread over several models.
+    let models: Vec<Value> = (0..VIEWS.div_ceil(VIEWS_PER_MODEL))
+        .map(|m| {
+            let refs: Vec<Value> = (m * VIEWS_PER_MODEL..VIEWS.min((m + 1) * VIEWS_PER_MODEL))
+                .map(|i| json!({"type": "view", "space": SPACE, "externalId": view_name(i), "version": "1"}))
+                .collect();
+            json!({"space": SPACE, "externalId": model_name(m), "version": "1", "views": refs})
+        })
         .collect();
     json!({
         "spaces": [{"space": SPACE}],
         "containers": containers,
         "views": views,
-        "dataModels": [{"space": SPACE, "externalId": MODEL, "version": "1", "views": refs}],
+        "dataModels": models,
     })
+}
+
+/// Views per data model: CDF's limit.
+const VIEWS_PER_MODEL: usize = 100;
+
+/// The first model keeps the name `MODEL`, so stream keys of its views read as before.
+fn model_name(m: usize) -> String {
+    if m == 0 {
+        MODEL.to_owned()
+    } else {
+        format!("{MODEL}{m}")
+    }
 }
 
 fn seed(emulator: &Emulator) -> usize {
@@ -102,11 +118,14 @@ fn seed(emulator: &Emulator) -> usize {
 
 fn config(emulator: &Emulator, lake: &Lake) -> String {
     format!(
-        "cognite:\n  host: {base}\n  project: {project}\n  idp-authentication:\n    token-url: {token}\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  state-store:\n    raw:\n      database: state\n      table: streams\n  subscription-batch-size: 100\n  ingest-batch-size: 1000\n  parallelism: {PARALLELISM}\n  deadline-margin: 1\ndata_modeling:\n  - space: {SPACE}\n    data_models:\n      - external_id: {MODEL}\ndestination:\n{destination}",
+        "cognite:\n  host: {base}\n  project: {project}\n  idp-authentication:\n    token-url: {token}\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  state-store:\n    raw:\n      database: state\n      table: streams\n  subscription-batch-size: 100\n  ingest-batch-size: 1000\n  parallelism: {PARALLELISM}\n  deadline-margin: 1\ndata_modeling:\n  - space: {SPACE}\n    data_models:\n{models}destination:\n{destination}",
         base = emulator.base_url(),
         project = emulator.project(),
         token = emulator.token_url(),
         destination = lake.destination_yaml(),
+        models = (0..VIEWS.div_ceil(VIEWS_PER_MODEL))
+            .map(|m| format!("      - external_id: {}\n", model_name(m)))
+            .collect::<String>(),
     )
 }
 

@@ -16,6 +16,7 @@ use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
+use cdf_s3_replicator::status::{self, StatusOptions};
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -294,6 +295,20 @@ async fn recreated_instances_leave_the_view(lake: Option<Lake>) {
         "both re-created nodes left Item: {summary:#}"
     );
     lab.assert_converged("Item", "after the re-creates");
+    let status = status::gather(&context, &StatusOptions::default()).await;
+    let stream = status
+        .streams
+        .iter()
+        .find(|s| s.key.ends_with("/Item/nodes"))
+        .expect("the Item stream in status");
+    let scan = stream
+        .membership
+        .as_ref()
+        .expect("status shows the membership scan");
+    assert!(
+        scan.last_pass.is_some() && !scan.pass_in_progress,
+        "{scan:?}"
+    );
 
     // A later delete of an instance that left changes nothing, and the next pass finds
     // nothing more to do.
