@@ -34,6 +34,7 @@ mod reader;
 mod rebuild;
 mod sorter;
 mod spill;
+pub mod stamp;
 pub(crate) mod summary;
 mod view;
 pub mod writer;
