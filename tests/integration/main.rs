@@ -18,6 +18,7 @@ mod lake_delta;
 mod lambda;
 mod load;
 mod maintenance;
+mod overlap;
 mod remote_config;
 mod resilience;
 mod s3_faults;
