@@ -325,3 +325,167 @@ fn describe(built: &Built, file: &FileTarget<'_>, publish: &SchemaRef) -> FileEn
         write_id: Some(stamp.write_id.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::array::{RecordBatch, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::snapshot::kway::BatchSink as _;
+    use crate::snapshot::stamp::STAMP_KEY;
+    use crate::snapshot::writer::{ParquetSink, WrittenFile};
+
+    const TABLE: &str = "raw/s/M/1/views/Pump/nodes";
+    const PATH: &str = "publish/s/M/1/Pump/nodes.parquet";
+
+    fn stamp(version: u64) -> FileStamp {
+        FileStamp {
+            write_id: FileStamp::new_write_id(),
+            source_table: TABLE.into(),
+            table_version: Some(version),
+            streams: StreamStates::new(),
+            raw_schema_fingerprint: "f".into(),
+            written_at: now_rfc3339(),
+            tool_version: tool_version(),
+        }
+    }
+
+    async fn write(store: &ObjectStoreRef, stamp: Option<&FileStamp>) -> WrittenFile {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("space", DataType::Utf8, false),
+            Field::new("externalId", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["s", "s"])),
+                Arc::new(StringArray::from(vec!["a", "b"])),
+            ],
+        )
+        .unwrap();
+        let mut sink = ParquetSink::create(store, PATH, schema).unwrap();
+        if let Some(stamp) = stamp {
+            sink.annotate(STAMP_KEY, stamp.to_json());
+        }
+        sink.write(batch).await.unwrap();
+        sink.close().await.unwrap()
+    }
+
+    /// The manifest's entry for a file written with `stamp`.
+    fn listed(stamp: &FileStamp, written: &WrittenFile) -> FileEntry {
+        FileEntry {
+            path: "nodes.parquet".into(),
+            source_table: TABLE.into(),
+            table_version: stamp.table_version,
+            rows: 2,
+            bytes: written.bytes,
+            streams: StreamStates::new(),
+            raw_schema_fingerprint: "f".into(),
+            publish_schema: Vec::new(),
+            sorted_by: Vec::new(),
+            written_at: stamp.written_at.clone(),
+            tool_version: stamp.tool_version.clone(),
+            e_tag: written.e_tag.clone(),
+            write_id: Some(stamp.write_id.clone()),
+        }
+    }
+
+    fn memory() -> ObjectStoreRef {
+        Arc::new(deltalake::logstore::object_store::memory::InMemory::new())
+    }
+
+    #[tokio::test]
+    async fn an_entry_naming_the_object_at_the_key_is_taken_as_it_is() {
+        let store = memory();
+        let current = stamp(5);
+        let written = write(&store, Some(&current)).await;
+        let entry = listed(&current, &written);
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.entry, Some(entry));
+        assert_eq!(found.note, None);
+    }
+
+    /// A newer manifest over an older file (the overlap of two runs): the file's own stamp
+    /// says what it reflects, whatever the manifest claims.
+    #[tokio::test]
+    async fn a_file_the_manifest_does_not_name_says_itself_what_it_reflects() {
+        let store = memory();
+        let newer = stamp(9);
+        let entry = listed(&newer, &write(&store, Some(&newer)).await);
+        let older = stamp(4);
+        let written = write(&store, Some(&older)).await;
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        let previous = found.entry.expect("described by its stamp");
+        assert_eq!(previous.table_version, Some(4));
+        assert_eq!(previous.write_id.as_deref(), Some(older.write_id.as_str()));
+        assert_eq!(previous.e_tag, written.e_tag);
+        assert_eq!((previous.rows, previous.bytes), (2, written.bytes));
+        assert_eq!(previous.publish_schema.len(), 2);
+        let note = found.note.expect("a note");
+        assert!(note.contains("not the file the manifest names"), "{note}");
+        assert!(
+            note.contains("version 4") && note.contains("says 9"),
+            "{note}"
+        );
+
+        // Without a manifest the stamp is all there is.
+        let found = find_previous(&store, PATH, TABLE, None).await.unwrap();
+        assert_eq!(found.entry.and_then(|e| e.table_version), Some(4));
+        assert!(found.note.is_some_and(|n| n.contains("does not describe")));
+    }
+
+    /// The same upload under another ETag (a store whose ETags are not stable) is still
+    /// the file the manifest names.
+    #[tokio::test]
+    async fn the_write_id_identifies_an_upload_without_its_etag() {
+        let store = memory();
+        let current = stamp(5);
+        let mut entry = listed(&current, &write(&store, Some(&current)).await);
+        entry.e_tag = Some("\"other\"".into());
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.note, None);
+        assert_eq!(found.entry.and_then(|e| e.table_version), Some(5));
+    }
+
+    #[tokio::test]
+    async fn files_that_cannot_vouch_for_themselves_are_rebuilt() {
+        let store = memory();
+        let current = stamp(5);
+        let entry = listed(&current, &write(&store, Some(&current)).await);
+
+        // Written by an older release (or another tool): no stamp.
+        write(&store, None).await;
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.entry, None);
+        assert!(found.note.is_some_and(|n| n.contains("does not say")));
+
+        // Copied from another view's folder.
+        let mut foreign = stamp(5);
+        foreign.source_table = "raw/s/M/1/views/Site/nodes".into();
+        write(&store, Some(&foreign)).await;
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.entry, None);
+        assert!(found.note.is_some_and(|n| n.contains("another raw table")));
+
+        // Gone.
+        store.delete(&object_path(PATH)).await.unwrap();
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.entry, None);
+        assert!(found.note.is_some_and(|n| n.contains("is missing")));
+    }
+}

@@ -349,4 +349,72 @@ mod tests {
         assert!(text.contains("\"tableVersion\":7"), "{text}");
         assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), manifest);
     }
+
+    fn sample(view: &str) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            model: "s:M/1".into(),
+            view: view.into(),
+            written_at: now_rfc3339(),
+            tool_version: tool_version(),
+            files: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn entries_of_older_releases_name_no_object() {
+        let text = r#"{"path":"nodes.parquet","sourceTable":"t","tableVersion":3,"rows":1,
+            "bytes":2,"streams":{},"rawSchemaFingerprint":"f","publishSchema":[],
+            "sortedBy":["space","externalId"],"writtenAt":"w","toolVersion":"v"}"#;
+        let entry: FileEntry = serde_json::from_str(text).unwrap();
+        assert_eq!((entry.e_tag, entry.write_id), (None, None));
+    }
+
+    /// Of two runs that read the same manifest, only the first one's write lands; a run
+    /// that read the newer manifest replaces it.
+    async fn writes_are_conditional_on_the_manifest_read(store: ObjectStoreRef) {
+        let path = "publish/s/M/1/Pump/_manifest.json";
+        let none = read_versioned(&store, path).await.unwrap();
+        assert_eq!(none.state, ManifestState::Missing);
+        write(&store, path, &none, &sample("first")).await.unwrap();
+        let error = write(&store, path, &none, &sample("second"))
+            .await
+            .unwrap_err();
+        assert!(error.is_conflict(), "{error}");
+
+        let first = read_versioned(&store, path).await.unwrap();
+        assert!(first.e_tag.is_some());
+        write(&store, path, &first, &sample("third")).await.unwrap();
+        let error = write(&store, path, &first, &sample("fourth"))
+            .await
+            .unwrap_err();
+        assert!(error.is_conflict(), "{error}");
+        assert!(matches!(
+            error.cause(),
+            crate::failure::Cause::CommitConflict
+        ));
+        match read(&store, path).await {
+            ManifestState::Found(manifest) => assert_eq!(manifest.view, "third"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn manifest_writes_are_conditional_in_memory() {
+        let store: ObjectStoreRef =
+            std::sync::Arc::new(deltalake::logstore::object_store::memory::InMemory::new());
+        writes_are_conditional_on_the_manifest_read(store).await;
+    }
+
+    /// The local file system cannot replace conditionally; the check before the write
+    /// still refuses a manifest read before another run's write.
+    #[tokio::test]
+    async fn manifest_writes_are_checked_on_a_local_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: ObjectStoreRef = std::sync::Arc::new(
+            deltalake::logstore::object_store::local::LocalFileSystem::new_with_prefix(dir.path())
+                .unwrap(),
+        );
+        writes_are_conditional_on_the_manifest_read(store).await;
+    }
 }

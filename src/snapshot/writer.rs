@@ -234,3 +234,86 @@ impl AsyncFileWriter for Upload {
         async move { self.finish().await.map_err(external) }.boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::array::StringArray;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    use deltalake::logstore::object_store::ObjectStoreExt as _;
+
+    use super::*;
+    use crate::snapshot::reader::{self, ObjectVersion};
+
+    fn batch(rows: usize) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+        let ids: Vec<String> = (0..rows)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect();
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(ids))]).unwrap()
+    }
+
+    async fn write(store: &ObjectStoreRef, path: &str, rows: usize, note: &str) -> WrittenFile {
+        let batch = batch(rows);
+        let mut sink = ParquetSink::create(store, path, batch.schema()).unwrap();
+        sink.annotate("note", note.to_owned());
+        sink.write(batch).await.unwrap();
+        sink.close().await.unwrap()
+    }
+
+    /// The ETag a sink reports is the one the store serves for the key, for a single PUT
+    /// and for a multipart upload; the footer carries the annotation; a read pinned to an
+    /// ETag that is no longer at the key fails as a conflict.
+    async fn sinks_report_the_stored_object(store: ObjectStoreRef) {
+        // Random ids barely compress: about 12 bytes a row, so 1M rows take two parts.
+        for (rows, label) in [(10, "small"), (1_000_000, "multipart")] {
+            let path = format!("publish/{label}.parquet");
+            let first = write(&store, &path, rows, "first").await;
+            assert_eq!(
+                first.bytes > UPLOAD_PART_BYTES as u64,
+                label == "multipart",
+                "{label}: {} bytes",
+                first.bytes
+            );
+            let meta = store.head(&reader::object_path(&path)).await.unwrap();
+            assert!(first.e_tag.is_some(), "{label}");
+            assert_eq!(first.e_tag, meta.e_tag, "{label}");
+            assert_eq!(first.bytes, meta.size, "{label}");
+            let pinned = ObjectVersion {
+                size: meta.size,
+                e_tag: meta.e_tag.clone(),
+            };
+            let footer = reader::footer(&store, &path, pinned.clone()).await.unwrap();
+            let notes = footer.file_metadata().key_value_metadata().unwrap();
+            assert!(
+                notes
+                    .iter()
+                    .any(|kv| kv.key == "note" && kv.value.as_deref() == Some("first")),
+                "{label}: {notes:?}"
+            );
+
+            let second = write(&store, &path, 10, "second").await;
+            assert_ne!(second.e_tag, first.e_tag, "{label}");
+            let error = reader::footer(&store, &path, pinned).await.unwrap_err();
+            assert!(error.is_conflict(), "{label}: {error}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sinks_report_the_stored_object_in_memory() {
+        let store: ObjectStoreRef =
+            Arc::new(deltalake::logstore::object_store::memory::InMemory::new());
+        sinks_report_the_stored_object(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sinks_report_the_stored_object_on_a_local_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: ObjectStoreRef = Arc::new(
+            deltalake::logstore::object_store::local::LocalFileSystem::new_with_prefix(dir.path())
+                .unwrap(),
+        );
+        sinks_report_the_stored_object(store).await;
+    }
+}

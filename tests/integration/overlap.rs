@@ -410,3 +410,43 @@ async fn overlapping_syncs_with_delayed_puts_store_each_change_once() {
         assert_view_consistent(&lab, view, "published after overlapping syncs");
     }
 }
+
+/// The guard rests on the ETag a publish upload reports being the one S3 serves for the key
+/// afterwards, for a single PUT and for a multipart upload alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_upload_reports_the_etag_s3_serves() {
+    use cdf_s3_replicator::snapshot::BatchSink as _;
+    use cdf_s3_replicator::snapshot::writer::ParquetSink;
+    use deltalake::arrow::array::{RecordBatch, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    let Some(lake) = Lake::s3().await else { return };
+    let lab = Lab::start(1, Some(lake)).await;
+    let store = lab
+        .context("")
+        .await
+        .destination
+        .object_store()
+        .expect("store");
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+    // Random ids barely compress: 1M rows take two 8 MiB parts.
+    for (rows, name) in [(10, "single.parquet"), (1_000_000, "multipart.parquet")] {
+        let ids: Vec<String> = (0..rows)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(ids))])
+            .expect("batch");
+        let path = format!("publish/etag/{name}");
+        let mut sink = ParquetSink::create(&store, &path, schema.clone()).expect("sink");
+        sink.write(batch).await.expect("rows");
+        let written = sink.close().await.expect("upload");
+        let served = store
+            .head(&ObjectPath::from(path.as_str()))
+            .await
+            .expect("HEAD");
+        assert!(written.e_tag.is_some(), "{name}: {written:?}");
+        assert_eq!(written.e_tag, served.e_tag, "{name}");
+        assert_eq!(written.bytes, served.size, "{name}");
+    }
+}
