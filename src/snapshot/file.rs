@@ -42,8 +42,10 @@ pub(crate) struct PublishContext<'a> {
 }
 
 /// Publishes one file. Returns the report and the manifest entry that describes the file
-/// now at `path` (the manifest's entry, `listed`, if nothing could be written). Fails only
-/// with a [`SnapshotError::Conflict`]: another run replaced the file while this one read it.
+/// now at `path`: when nothing could be written, what the object at the key was found to
+/// reflect (the manifest's entry, `listed`, if even that could not be found out). Fails
+/// only with a [`SnapshotError::Conflict`]: another run replaced the file while this one
+/// read it.
 pub(crate) async fn publish_file(
     ctx: &PublishContext<'_>,
     view: &ViewTarget,
@@ -52,14 +54,28 @@ pub(crate) async fn publish_file(
     path: &str,
 ) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
     let started = Instant::now();
-    let (mut report, entry) = match publish(ctx, view, target, listed, path).await {
+    let table_path = layout::raw_table_path(&view.model, &view.folder, target.kind);
+    let outcome = match find_previous(&ctx.store, path, &table_path, listed).await {
+        Ok(found) => {
+            if let Some(note) = &found.note
+                && listed.is_some()
+            {
+                tracing::warn!(view = %view.folder, kind = %target.kind, %note, "the manifest does not describe the published file; using what the file says");
+            }
+            publish(ctx, view, target, &found, path)
+                .await
+                .map_err(|error| (error, found.entry))
+        }
+        Err(error) => Err((error, listed.cloned())),
+    };
+    let (mut report, entry) = match outcome {
         Ok(done) => done,
-        Err(error) if error.is_conflict() => return Err(error),
-        Err(error) => {
+        Err((error, _)) if error.is_conflict() => return Err(error),
+        Err((error, in_place)) => {
             tracing::warn!(view = %view.folder, kind = %target.kind, %error, "publishing failed");
             (
                 FileReport::failed(target.kind, error.to_failure()),
-                listed.cloned(),
+                in_place,
             )
         }
     };
@@ -187,7 +203,7 @@ async fn publish(
     ctx: &PublishContext<'_>,
     view: &ViewTarget,
     target: &TableTarget,
-    listed: Option<&FileEntry>,
+    found: &Previous,
     path: &str,
 ) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
     let table_path = layout::raw_table_path(&view.model, &view.folder, target.kind);
@@ -235,12 +251,6 @@ async fn publish(
         },
     };
 
-    let found = find_previous(&ctx.store, path, &table_path, listed).await?;
-    if let Some(note) = &found.note
-        && listed.is_some()
-    {
-        tracing::warn!(view = %view.folder, kind = %target.kind, %note, "the manifest does not describe the published file; using what the file says");
-    }
     let previous = found.entry.as_ref();
     let mut report = FileReport::new(target.kind, FileAction::Rebuilt);
     report.source_version = version;
@@ -257,7 +267,7 @@ async fn publish(
             report.action = FileAction::Skipped;
             report.rows = entry.rows;
             report.bytes = entry.bytes;
-            report.reason = found.note;
+            report.reason = found.note.clone();
             return Ok((report, Some(entry.clone())));
         }
         Some(entry) => match &table {
@@ -270,7 +280,7 @@ async fn publish(
                 match merge_changes(table, &merge_target).await {
                     Ok(MergeOutcome::Merged(built)) => {
                         report.action = FileAction::Incremental;
-                        report.reason = found.note;
+                        report.reason = found.note.clone();
                         let entry = describe(&built, &file, &publish);
                         fill(&mut report, &built);
                         return Ok((report, Some(entry)));

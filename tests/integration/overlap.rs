@@ -198,13 +198,12 @@ async fn overlapping_snapshots_end_with_file_manifest_and_data_in_agreement() {
     let (a, b, ()) = tokio::join!(run_a, run_b, orchestrate);
     assert!(a.is_success(), "{a:#?}");
     assert!(b.is_success(), "{b:#?}");
+    let manifest = assert_view_consistent(&lab, "Pump", "after two overlapping snapshots");
     let b_json = serde_json::to_value(&b).expect("summary JSON");
     assert_eq!(
         b_json["views"][0]["attempts"], 2,
         "run B found its manifest replaced and started over: {b_json:#}"
     );
-
-    let manifest = assert_view_consistent(&lab, "Pump", "after two overlapping snapshots");
     assert_settled(&lab.context("").await, &pump_only(), &[("Pump", manifest)]).await;
 }
 
