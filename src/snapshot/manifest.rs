@@ -7,7 +7,7 @@
 //! commits after that version, as long as the schema fingerprint and the generations still
 //! hold, and as long as the entry names the object at the key.
 //!
-//! A run replaces the manifest only if it is still the one the run read ([`write`] is
+//! A run replaces the manifest only if it is still the one the run read ([`write()`] is
 //! conditional on its ETag), so of two runs that overlap, the one that read an older
 //! manifest cannot overwrite the newer one.
 
