@@ -11,6 +11,7 @@ use super::keys::KeyColumns;
 use super::kway::{Tombstones, merge};
 use super::reader::{self, BatchStream};
 use super::sorter::{Runs, SortSettings, Sorter};
+use super::stamp::{FileStamp, STAMP_KEY};
 use super::writer::{ParquetSink, WrittenFile};
 use crate::lake::LakeTable;
 
@@ -50,6 +51,9 @@ pub(crate) struct FileTarget<'a> {
     pub(crate) publish_schema: SchemaRef,
     pub(crate) keys: KeyColumns,
     pub(crate) sort: &'a SortSettings,
+    /// What the new file will say about itself; the streams' generation state is filled in
+    /// when it is known, at [`FileTarget::write_merged`].
+    pub(crate) stamp: FileStamp,
 }
 
 impl FileTarget<'_> {
@@ -86,13 +90,20 @@ impl FileTarget<'_> {
     }
 
     /// Merges `runs` (oldest first) into a new file at the target path, dropping deleted
-    /// keys. The file replaces the previous one only if everything succeeds.
+    /// keys, stamped with the build state (`streams` after the commits read). The file
+    /// replaces the previous one only if everything succeeds.
     pub(crate) async fn write_merged(
         &self,
         runs: Vec<BatchStream<'_>>,
+        streams: &StreamStates,
     ) -> SnapshotResult<WrittenFile> {
         let schema = self.publish_schema.clone();
         let mut sink = ParquetSink::create(self.store, self.path, schema.clone())?;
+        let stamp = FileStamp {
+            streams: streams.clone(),
+            ..self.stamp.clone()
+        };
+        sink.annotate(STAMP_KEY, stamp.to_json());
         match merge(runs, schema, self.keys, Tombstones::Drop, &mut sink).await {
             Ok(_) => {
                 // Every row is uploaded (or buffered) but the upload is not complete: a crash

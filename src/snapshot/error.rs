@@ -82,32 +82,57 @@ pub enum SnapshotError {
     #[error("manifest {path}: {reason}")]
     Manifest { path: String, reason: String },
 
+    /// Another snapshot run of the same destination changed `path` while this run worked
+    /// on the view: the view's publication starts over from what is there now.
+    #[error("{path}: {reason}")]
+    Conflict { path: String, reason: String },
+
     #[error("raw table {table}: column {column:?} is missing or is not a string column")]
     MissingKeyColumn { table: String, column: &'static str },
 }
 
 impl SnapshotError {
+    /// A store error. A failed precondition (a read or write pinned to an object version
+    /// that is no longer there) is a [`SnapshotError::Conflict`].
     pub(crate) fn store(
         operation: &'static str,
         path: impl Into<String>,
         source: ObjectStoreError,
     ) -> Self {
-        SnapshotError::Store {
-            operation,
-            path: path.into(),
-            source,
+        match source {
+            ObjectStoreError::Precondition { .. } => SnapshotError::Conflict {
+                path: path.into(),
+                reason: format!("replaced by another snapshot run while {operation} it"),
+            },
+            source => SnapshotError::Store {
+                operation,
+                path: path.into(),
+                source,
+            },
         }
     }
 
+    /// A Parquet error; one that is a store error underneath (the reader's or the upload's
+    /// request failed) is classified as that store error.
     pub(crate) fn parquet(
         path: impl Into<String>,
         context: &'static str,
         source: ParquetError,
     ) -> Self {
-        SnapshotError::Parquet {
-            path: path.into(),
-            context,
-            source,
+        match source {
+            ParquetError::External(inner) => match inner.downcast::<ObjectStoreError>() {
+                Ok(store) => Self::store("reading", path, *store),
+                Err(inner) => SnapshotError::Parquet {
+                    path: path.into(),
+                    context,
+                    source: ParquetError::External(inner),
+                },
+            },
+            source => SnapshotError::Parquet {
+                path: path.into(),
+                context,
+                source,
+            },
         }
     }
 
@@ -125,6 +150,8 @@ impl SnapshotError {
             // The next snapshot after the view's first successful sync publishes it.
             SnapshotError::NoRawTable { .. } => Cause::NotSynced,
             SnapshotError::Store { source, .. } => crate::failure::of_object_store(source),
+            // Two runs published the view at once; the next run finds one consistent state.
+            SnapshotError::Conflict { .. } => Cause::CommitConflict,
             SnapshotError::Align { .. } | SnapshotError::Manifest { .. } => Cause::LakeInconsistent,
             SnapshotError::Spill { .. } | SnapshotError::SpillFormat { .. } => Cause::LocalStorage,
             SnapshotError::Parquet { .. }
@@ -137,6 +164,11 @@ impl SnapshotError {
     /// The error as a failure of a run's part, classified by [`Self::cause`].
     pub(crate) fn to_failure(&self) -> Failure {
         Failure::new(self.cause(), self.to_string())
+    }
+
+    /// Whether another run changed what this run was working on.
+    pub(crate) fn is_conflict(&self) -> bool {
+        matches!(self, SnapshotError::Conflict { .. })
     }
 
     /// Whether the error says that an object does not exist (as opposed to being unreadable).

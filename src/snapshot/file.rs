@@ -1,11 +1,19 @@
 //! Publishing one file (`nodes.parquet` or `edges.parquet`) of a view: skip it, merge the
 //! new commits into it, or rebuild it.
+//!
+//! What the previous file reflects is read from the object at the key, not taken on the
+//! manifest's word: the manifest's entry counts only when it names that very object (same
+//! ETag); otherwise the file's footer stamp says which version it was built from
+//! ([`find_previous`]). A file that says nothing (an older release's, another tool's) is
+//! rebuilt.
 
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
+use deltalake::parquet::arrow::parquet_to_arrow_schema;
 use tokio::time::Instant;
 
+use super::arrival::StreamStates;
 use super::build::Built;
 use super::build::FileTarget;
 use super::error::{SnapshotError, SnapshotResult};
@@ -15,9 +23,10 @@ use super::manifest::{
     FileEntry, SORT_COLUMNS, column_specs, now_rfc3339, schema_fingerprint, tool_version,
 };
 use super::plan::{TableTarget, ViewTarget};
-use super::reader::object_path;
+use super::reader::{self, ObjectVersion, object_path};
 use super::rebuild::rebuild;
 use super::sorter::SortSettings;
+use super::stamp::{FileStamp, Stamped};
 use super::summary::{FileAction, FileReport};
 use crate::lake::{Destination, LakeTable, WriteOptions, layout};
 use crate::schema::publish_schema;
@@ -33,34 +42,168 @@ pub(crate) struct PublishContext<'a> {
 }
 
 /// Publishes one file. Returns the report and the manifest entry that describes the file
-/// now at `path` (the previous entry if nothing was written).
+/// now at `path`: when nothing could be written, what the object at the key was found to
+/// reflect (the manifest's entry, `listed`, if even that could not be found out). Fails
+/// only with a [`SnapshotError::Conflict`]: another run replaced the file while this one
+/// read it.
 pub(crate) async fn publish_file(
     ctx: &PublishContext<'_>,
     view: &ViewTarget,
     target: &TableTarget,
-    previous: Option<&FileEntry>,
+    listed: Option<&FileEntry>,
     path: &str,
-) -> (FileReport, Option<FileEntry>) {
+) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
     let started = Instant::now();
-    let (mut report, entry) = match publish(ctx, view, target, previous, path).await {
+    let table_path = layout::raw_table_path(&view.model, &view.folder, target.kind);
+    let outcome = match find_previous(&ctx.store, path, &table_path, listed).await {
+        Ok(found) => {
+            if let Some(note) = &found.note
+                && listed.is_some()
+            {
+                tracing::warn!(view = %view.folder, kind = %target.kind, %note, "the manifest does not describe the published file; using what the file says");
+            }
+            publish(ctx, view, target, &found, path)
+                .await
+                .map_err(|error| (error, found.entry))
+        }
+        Err(error) => Err((error, listed.cloned())),
+    };
+    let (mut report, entry) = match outcome {
         Ok(done) => done,
-        Err(error) => {
+        Err((error, _)) if error.is_conflict() => return Err(error),
+        Err((error, in_place)) => {
             tracing::warn!(view = %view.folder, kind = %target.kind, %error, "publishing failed");
             (
                 FileReport::failed(target.kind, error.to_failure()),
-                previous.cloned(),
+                in_place,
             )
         }
     };
     report.duration_ms = started.elapsed().as_millis() as u64;
-    (report, entry)
+    Ok((report, entry))
+}
+
+/// The file at a publish key, as far as it can be described.
+struct Previous {
+    /// What the object at the key reflects; `None` when there is no object, or one that
+    /// does not say.
+    entry: Option<FileEntry>,
+    /// Why the manifest's entry was not taken as it is, when it was not.
+    note: Option<String>,
+}
+
+/// Finds out what the object at `path` reflects: the manifest's entry when it names that
+/// object, the object's own stamp otherwise.
+async fn find_previous(
+    store: &ObjectStoreRef,
+    path: &str,
+    table_path: &str,
+    listed: Option<&FileEntry>,
+) -> SnapshotResult<Previous> {
+    let unknown = |note: String| {
+        Ok(Previous {
+            entry: None,
+            note: Some(note),
+        })
+    };
+    let meta = match store.head(&object_path(path)).await {
+        Ok(meta) => meta,
+        Err(deltalake::ObjectStoreError::NotFound { .. }) => {
+            return unknown(match listed {
+                Some(_) => format!("{path} is missing"),
+                None => "no previous file in the manifest".to_owned(),
+            });
+        }
+        Err(error) => return Err(SnapshotError::store("checking", path, error)),
+    };
+    if let Some(entry) = listed
+        && entry.e_tag.is_some()
+        && entry.e_tag == meta.e_tag
+    {
+        return Ok(Previous {
+            entry: Some(entry.clone()),
+            note: None,
+        });
+    }
+
+    // The manifest does not name this object: a run that overlapped another, a crash between
+    // a data file and the manifest, a hand edit, or a manifest of an older release.
+    let version = ObjectVersion {
+        size: meta.size,
+        e_tag: meta.e_tag.clone(),
+    };
+    let footer = match reader::footer(store, path, version).await {
+        Ok(footer) => footer,
+        Err(error) if error.is_conflict() => return Err(error),
+        Err(error) => return unknown(format!("{path} is unreadable: {error}")),
+    };
+    let stamp = match FileStamp::of(&footer) {
+        Stamped::Stamp(stamp) => stamp,
+        Stamped::Unstamped => {
+            return unknown(format!(
+                "{path} does not say which raw table version it reflects (written by an older release or another tool)"
+            ));
+        }
+        Stamped::Invalid(reason) => {
+            return unknown(format!("{path} has an unreadable build stamp: {reason}"));
+        }
+    };
+    if stamp.source_table != table_path {
+        return unknown(format!(
+            "{path} was built from another raw table ({})",
+            stamp.source_table
+        ));
+    }
+    let file_metadata = footer.file_metadata();
+    let schema = match parquet_to_arrow_schema(
+        file_metadata.schema_descr(),
+        file_metadata.key_value_metadata(),
+    ) {
+        Ok(schema) => schema,
+        Err(error) => return unknown(format!("{path} has an unreadable schema: {error}")),
+    };
+    let note = match listed {
+        Some(entry) if entry.write_id.as_deref() == Some(stamp.write_id.as_str()) => None,
+        Some(entry) => Some(format!(
+            "{path} is not the file the manifest names: it reflects version {}, the manifest says {}",
+            show_version(stamp.table_version),
+            show_version(entry.table_version)
+        )),
+        None => Some(format!(
+            "the manifest does not describe {path}, which reflects version {}",
+            show_version(stamp.table_version)
+        )),
+    };
+    let entry = FileEntry {
+        path: path.rsplit('/').next().unwrap_or(path).to_owned(),
+        source_table: stamp.source_table,
+        table_version: stamp.table_version,
+        rows: u64::try_from(file_metadata.num_rows()).unwrap_or(0),
+        bytes: meta.size,
+        streams: stamp.streams,
+        raw_schema_fingerprint: stamp.raw_schema_fingerprint,
+        publish_schema: column_specs(&schema),
+        sorted_by: SORT_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+        written_at: stamp.written_at,
+        tool_version: stamp.tool_version,
+        e_tag: meta.e_tag,
+        write_id: Some(stamp.write_id),
+    };
+    Ok(Previous {
+        entry: Some(entry),
+        note,
+    })
+}
+
+fn show_version(version: Option<u64>) -> String {
+    version.map_or_else(|| "none (no raw table)".to_owned(), |v| v.to_string())
 }
 
 async fn publish(
     ctx: &PublishContext<'_>,
     view: &ViewTarget,
     target: &TableTarget,
-    previous: Option<&FileEntry>,
+    found: &Previous,
     path: &str,
 ) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
     let table_path = layout::raw_table_path(&view.model, &view.folder, target.kind);
@@ -97,27 +240,35 @@ async fn publish(
         publish_schema: publish.clone(),
         keys,
         sort: &ctx.sort,
+        stamp: FileStamp {
+            write_id: FileStamp::new_write_id(),
+            source_table: table_path.clone(),
+            table_version: version,
+            streams: StreamStates::new(),
+            raw_schema_fingerprint: fingerprint.clone(),
+            written_at: now_rfc3339(),
+            tool_version: tool_version(),
+        },
     };
 
+    let previous = found.entry.as_ref();
     let mut report = FileReport::new(target.kind, FileAction::Rebuilt);
     report.source_version = version;
     report.previous_version = previous.and_then(|p| p.table_version);
 
     let reason = match previous {
-        None => "no previous file in the manifest".to_owned(),
+        None => found
+            .note
+            .clone()
+            .unwrap_or_else(|| "no previous file in the manifest".to_owned()),
         Some(entry)
             if entry.table_version == version && entry.raw_schema_fingerprint == fingerprint =>
         {
-            match ctx.store.head(&object_path(path)).await {
-                Ok(_) => {
-                    report.action = FileAction::Skipped;
-                    report.rows = entry.rows;
-                    report.bytes = entry.bytes;
-                    return Ok((report, Some(entry.clone())));
-                }
-                Err(deltalake::ObjectStoreError::NotFound { .. }) => format!("{path} is missing"),
-                Err(error) => return Err(SnapshotError::store("checking", path, error)),
-            }
+            report.action = FileAction::Skipped;
+            report.rows = entry.rows;
+            report.bytes = entry.bytes;
+            report.reason = found.note.clone();
+            return Ok((report, Some(entry.clone())));
         }
         Some(entry) => match &table {
             Some(table) if entry.table_version.is_some() => {
@@ -129,12 +280,13 @@ async fn publish(
                 match merge_changes(table, &merge_target).await {
                     Ok(MergeOutcome::Merged(built)) => {
                         report.action = FileAction::Incremental;
-                        let entry =
-                            describe(&built, &report, &table_path, &fingerprint, &publish, path);
+                        report.reason = found.note.clone();
+                        let entry = describe(&built, &file, &publish);
                         fill(&mut report, &built);
                         return Ok((report, Some(entry)));
                     }
                     Ok(MergeOutcome::NeedsRebuild(reason)) => reason,
+                    Err(error) if error.is_conflict() => return Err(error),
                     Err(error) => {
                         tracing::warn!(view = %view.folder, kind = %target.kind, %error, "incremental merge failed; rebuilding");
                         format!("the incremental merge failed: {error}")
@@ -149,7 +301,7 @@ async fn publish(
     tracing::info!(view = %view.folder, kind = %target.kind, %reason, "rebuilding the published file");
     let built = rebuild(table.as_ref(), &file, &target.streams).await?;
     report.reason = Some(reason);
-    let entry = describe(&built, &report, &table_path, &fingerprint, &publish, path);
+    let entry = describe(&built, &file, &publish);
     fill(&mut report, &built);
     Ok((report, Some(entry)))
 }
@@ -163,25 +315,187 @@ fn fill(report: &mut FileReport, built: &Built) {
     report.spilled_runs = built.stats.spilled_runs;
 }
 
-fn describe(
-    built: &Built,
-    report: &FileReport,
-    table_path: &str,
-    fingerprint: &str,
-    publish: &SchemaRef,
-    path: &str,
-) -> FileEntry {
+/// The manifest entry of the file this run wrote: what its stamp says, plus the store's
+/// answer (size, ETag).
+fn describe(built: &Built, file: &FileTarget<'_>, publish: &SchemaRef) -> FileEntry {
+    let stamp = &file.stamp;
     FileEntry {
-        path: path.rsplit('/').next().unwrap_or(path).to_owned(),
-        source_table: table_path.to_owned(),
-        table_version: report.source_version,
+        path: file.path.rsplit('/').next().unwrap_or(file.path).to_owned(),
+        source_table: stamp.source_table.clone(),
+        table_version: stamp.table_version,
         rows: built.written.rows,
         bytes: built.written.bytes,
         streams: built.streams.clone(),
-        raw_schema_fingerprint: fingerprint.to_owned(),
+        raw_schema_fingerprint: stamp.raw_schema_fingerprint.clone(),
         publish_schema: column_specs(publish),
         sorted_by: SORT_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
-        written_at: now_rfc3339(),
-        tool_version: tool_version(),
+        written_at: stamp.written_at.clone(),
+        tool_version: stamp.tool_version.clone(),
+        e_tag: built.written.e_tag.clone(),
+        write_id: Some(stamp.write_id.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::array::{RecordBatch, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::snapshot::kway::BatchSink as _;
+    use crate::snapshot::stamp::STAMP_KEY;
+    use crate::snapshot::writer::{ParquetSink, WrittenFile};
+
+    const TABLE: &str = "raw/s/M/1/views/Pump/nodes";
+    const PATH: &str = "publish/s/M/1/Pump/nodes.parquet";
+
+    fn stamp(version: u64) -> FileStamp {
+        FileStamp {
+            write_id: FileStamp::new_write_id(),
+            source_table: TABLE.into(),
+            table_version: Some(version),
+            streams: StreamStates::new(),
+            raw_schema_fingerprint: "f".into(),
+            written_at: now_rfc3339(),
+            tool_version: tool_version(),
+        }
+    }
+
+    async fn write(store: &ObjectStoreRef, stamp: Option<&FileStamp>) -> WrittenFile {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("space", DataType::Utf8, false),
+            Field::new("externalId", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["s", "s"])),
+                Arc::new(StringArray::from(vec!["a", "b"])),
+            ],
+        )
+        .unwrap();
+        let mut sink = ParquetSink::create(store, PATH, schema).unwrap();
+        if let Some(stamp) = stamp {
+            sink.annotate(STAMP_KEY, stamp.to_json());
+        }
+        sink.write(batch).await.unwrap();
+        sink.close().await.unwrap()
+    }
+
+    /// The manifest's entry for a file written with `stamp`.
+    fn listed(stamp: &FileStamp, written: &WrittenFile) -> FileEntry {
+        FileEntry {
+            path: "nodes.parquet".into(),
+            source_table: TABLE.into(),
+            table_version: stamp.table_version,
+            rows: 2,
+            bytes: written.bytes,
+            streams: StreamStates::new(),
+            raw_schema_fingerprint: "f".into(),
+            publish_schema: Vec::new(),
+            sorted_by: Vec::new(),
+            written_at: stamp.written_at.clone(),
+            tool_version: stamp.tool_version.clone(),
+            e_tag: written.e_tag.clone(),
+            write_id: Some(stamp.write_id.clone()),
+        }
+    }
+
+    fn memory() -> ObjectStoreRef {
+        Arc::new(deltalake::logstore::object_store::memory::InMemory::new())
+    }
+
+    #[tokio::test]
+    async fn an_entry_naming_the_object_at_the_key_is_taken_as_it_is() {
+        let store = memory();
+        let current = stamp(5);
+        let written = write(&store, Some(&current)).await;
+        let entry = listed(&current, &written);
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.entry, Some(entry));
+        assert_eq!(found.note, None);
+    }
+
+    /// A newer manifest over an older file (the overlap of two runs): the file's own stamp
+    /// says what it reflects, whatever the manifest claims.
+    #[tokio::test]
+    async fn a_file_the_manifest_does_not_name_says_itself_what_it_reflects() {
+        let store = memory();
+        let newer = stamp(9);
+        let entry = listed(&newer, &write(&store, Some(&newer)).await);
+        let older = stamp(4);
+        let written = write(&store, Some(&older)).await;
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        let previous = found.entry.expect("described by its stamp");
+        assert_eq!(previous.table_version, Some(4));
+        assert_eq!(previous.write_id.as_deref(), Some(older.write_id.as_str()));
+        assert_eq!(previous.e_tag, written.e_tag);
+        assert_eq!((previous.rows, previous.bytes), (2, written.bytes));
+        assert_eq!(previous.publish_schema.len(), 2);
+        let note = found.note.expect("a note");
+        assert!(note.contains("not the file the manifest names"), "{note}");
+        assert!(
+            note.contains("version 4") && note.contains("says 9"),
+            "{note}"
+        );
+
+        // Without a manifest the stamp is all there is.
+        let found = find_previous(&store, PATH, TABLE, None).await.unwrap();
+        assert_eq!(found.entry.and_then(|e| e.table_version), Some(4));
+        assert!(found.note.is_some_and(|n| n.contains("does not describe")));
+    }
+
+    /// The same upload under another ETag (a store whose ETags are not stable) is still
+    /// the file the manifest names.
+    #[tokio::test]
+    async fn the_write_id_identifies_an_upload_without_its_etag() {
+        let store = memory();
+        let current = stamp(5);
+        let mut entry = listed(&current, &write(&store, Some(&current)).await);
+        entry.e_tag = Some("\"other\"".into());
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.note, None);
+        assert_eq!(found.entry.and_then(|e| e.table_version), Some(5));
+    }
+
+    #[tokio::test]
+    async fn files_that_cannot_vouch_for_themselves_are_rebuilt() {
+        let store = memory();
+        let current = stamp(5);
+        let entry = listed(&current, &write(&store, Some(&current)).await);
+
+        // Written by an older release (or another tool): no stamp.
+        write(&store, None).await;
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.entry, None);
+        assert!(found.note.is_some_and(|n| n.contains("does not say")));
+
+        // Copied from another view's folder.
+        let mut foreign = stamp(5);
+        foreign.source_table = "raw/s/M/1/views/Site/nodes".into();
+        write(&store, Some(&foreign)).await;
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.entry, None);
+        assert!(found.note.is_some_and(|n| n.contains("another raw table")));
+
+        // Gone.
+        store.delete(&object_path(PATH)).await.unwrap();
+        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+            .await
+            .unwrap();
+        assert_eq!(found.entry, None);
+        assert!(found.note.is_some_and(|n| n.contains("is missing")));
     }
 }

@@ -5,13 +5,14 @@
 //! (tombstones included), then stream-merged with the previous file. Both sides are sorted
 //! by key; the changes are the newer run, so their row (or deletion) wins.
 //!
-//! Re-applying commits that the previous file already reflects is harmless: the last
-//! arrival wins, so every key ends in the state after its last change whether the older
-//! state came from the file or was replayed. This is what makes a crash between replacing a
-//! data file and writing the manifest safe: the manifest still names the older version, the
-//! next run replays the commits since then onto the newer file, and the result equals what
-//! merging onto the older file gives. (A commit in that range that completes a generation
-//! or changes the schema forces a rebuild either way.)
+//! The previous file's version is what the object at the key reflects: the manifest's entry
+//! when it names that very object, the file's own footer stamp otherwise (after a crash
+//! between a data file and the manifest, or a run that overlapped this one; see
+//! [`super::view`]). Merging onto a file the commits after an *older* version would still be
+//! harmless (the last arrival wins, so replaying a change the file already holds changes
+//! nothing); merging after a *newer* version than the file holds would lose the commits in
+//! between, which is why the version is never taken from a manifest that does not name the
+//! file.
 
 use deltalake::arrow::datatypes::Schema;
 
@@ -80,8 +81,20 @@ pub(crate) async fn merge_changes(
     }
 
     let file = target.file;
-    let previous = match reader::open(file.store, file.path, None).await {
+    // Exactly the object the previous entry describes: every read is conditional on its
+    // ETag, so a file that another run replaces meanwhile fails the merge as a conflict
+    // instead of mixing into it commits that its own version does not line up with.
+    let version = reader::ObjectVersion {
+        size: target.previous.bytes,
+        e_tag: target.previous.e_tag.clone(),
+    };
+    let opened = match version.e_tag {
+        Some(_) => reader::open_version(file.store, file.path, version).await,
+        None => reader::open(file.store, file.path, None).await,
+    };
+    let previous = match opened {
         Ok(previous) => previous,
+        Err(error) if error.is_conflict() => return Err(error),
         Err(error) if error.is_not_found() => {
             return rebuild(format!("{} is missing", file.path));
         }
@@ -125,7 +138,7 @@ pub(crate) async fn merge_changes(
         file.publish_schema.clone(),
     ));
     runs.extend(changes.streams);
-    let written = file.write_merged(runs).await?;
+    let written = file.write_merged(runs, &index.streams).await?;
     drop(changes.spill_dir);
     Ok(MergeOutcome::Merged(Built {
         written,

@@ -1,16 +1,21 @@
 //! `_manifest.json`: what the published files of a view reflect.
 //!
-//! Written after both data files, so a reader (or the next run) that finds a manifest finds
-//! the files it describes or newer ones. Per file it records the raw table's Delta version,
-//! each stream's generation state, the row count, the publish schema and a fingerprint of
-//! the raw schema the file was built from. The next run merges only the commits after that
-//! version, as long as the schema fingerprint and the generations still hold.
+//! Written after both data files. Per file it records the raw table's Delta version, each
+//! stream's generation state, the row count, the publish schema, a fingerprint of the raw
+//! schema the file was built from, and which upload it describes (the object's ETag and the
+//! write id in the file's footer, see [`super::stamp`]). The next run merges only the
+//! commits after that version, as long as the schema fingerprint and the generations still
+//! hold, and as long as the entry names the object at the key.
+//!
+//! A run replaces the manifest only if it is still the one the run read ([`write()`] is
+//! conditional on its ETag), so of two runs that overlap, the one that read an older
+//! manifest cannot overwrite the newer one.
 
 use std::collections::BTreeMap;
 
 use deltalake::arrow::datatypes::Schema;
 use deltalake::logstore::ObjectStoreRef;
-use deltalake::logstore::object_store::ObjectStoreExt as _;
+use deltalake::logstore::object_store::{ObjectStoreExt as _, PutMode, PutOptions, UpdateVersion};
 use deltalake::{ObjectStoreError, Path};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +64,13 @@ pub(crate) struct FileEntry {
     pub(crate) sorted_by: Vec<String>,
     pub(crate) written_at: String,
     pub(crate) tool_version: String,
+    /// The ETag of the object this entry describes, as the store reported it when the
+    /// object was written or found; absent in manifests of older releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) e_tag: Option<String>,
+    /// The write id in the footer of the file this entry describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) write_id: Option<String>,
 }
 
 /// One column of a published file.
@@ -145,16 +157,52 @@ impl ManifestState {
 /// Reads the manifest at `path`. Only failures that say nothing about the manifest itself
 /// (there is none) are `Missing`; everything else that prevents using it is `Unusable`.
 pub(crate) async fn read(store: &ObjectStoreRef, path: &str) -> ManifestState {
+    match read_versioned(store, path).await {
+        Ok(read) => read.state,
+        Err(error) => ManifestState::Unusable(error.to_string()),
+    }
+}
+
+/// The manifest as a run found it, with the version a replacement must be conditional on.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ManifestRead {
+    pub(crate) state: ManifestState,
+    /// The object's ETag; `None` when there is no manifest (or the store gives no ETags).
+    pub(crate) e_tag: Option<String>,
+}
+
+/// Reads the manifest at `path` and its ETag. Fails only when the store could not be read:
+/// then nobody knows which manifest a replacement would overwrite.
+pub(crate) async fn read_versioned(
+    store: &ObjectStoreRef,
+    path: &str,
+) -> SnapshotResult<ManifestRead> {
     let location = Path::from(path);
-    let bytes = match store.get(&location).await {
-        Ok(result) => match result.bytes().await {
-            Ok(bytes) => bytes,
-            Err(error) => return ManifestState::Unusable(format!("reading {path}: {error}")),
-        },
-        Err(ObjectStoreError::NotFound { .. }) => return ManifestState::Missing,
-        Err(error) => return ManifestState::Unusable(format!("reading {path}: {error}")),
+    let (bytes, e_tag) = match store.get(&location).await {
+        Ok(result) => {
+            let e_tag = result.meta.e_tag.clone();
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|e| SnapshotError::store("reading", path, e))?;
+            (bytes, e_tag)
+        }
+        Err(ObjectStoreError::NotFound { .. }) => {
+            return Ok(ManifestRead {
+                state: ManifestState::Missing,
+                e_tag: None,
+            });
+        }
+        Err(error) => return Err(SnapshotError::store("reading", path, error)),
     };
-    match serde_json::from_slice::<Manifest>(&bytes) {
+    Ok(ManifestRead {
+        state: parse(path, &bytes),
+        e_tag,
+    })
+}
+
+fn parse(path: &str, bytes: &[u8]) -> ManifestState {
+    match serde_json::from_slice::<Manifest>(bytes) {
         Ok(manifest) if manifest.format_version == FORMAT_VERSION => {
             ManifestState::Found(Box::new(manifest))
         }
@@ -166,21 +214,76 @@ pub(crate) async fn read(store: &ObjectStoreRef, path: &str) -> ManifestState {
     }
 }
 
-/// Writes the manifest with one PUT, which replaces the previous one atomically.
+/// Writes the manifest with one PUT, which replaces the previous one atomically, and only
+/// if the manifest at `path` is still the one `read` found: `If-Match` its ETag, or
+/// `If-None-Match: *` when there was none. Another run's manifest written meanwhile makes it
+/// fail with [`SnapshotError::Conflict`].
+///
+/// A store that cannot write conditionally (object_store's local file system replaces by
+/// rename) gets a check of the current ETag followed by a plain PUT: the window between
+/// them stays open there, and the next run repairs what a race in it leaves (see
+/// [`super::view`]).
 pub(crate) async fn write(
     store: &ObjectStoreRef,
     path: &str,
+    read: &ManifestRead,
     manifest: &Manifest,
 ) -> SnapshotResult<()> {
     let body = serde_json::to_vec_pretty(manifest).map_err(|e| SnapshotError::Manifest {
         path: path.to_owned(),
         reason: format!("serializing: {e}"),
     })?;
-    store
-        .put(&Path::from(path), body.into())
+    let location = Path::from(path);
+    let mode = match (&read.state, &read.e_tag) {
+        (ManifestState::Missing, _) => PutMode::Create,
+        (_, Some(e_tag)) => PutMode::Update(UpdateVersion {
+            e_tag: Some(e_tag.clone()),
+            version: None,
+        }),
+        // Found but without an ETag: the store gives none, so it cannot condition on one.
+        (_, None) => PutMode::Overwrite,
+    };
+    let options = PutOptions {
+        mode: mode.clone(),
+        ..PutOptions::default()
+    };
+    match store
+        .put_opts(&location, body.clone().into(), options)
         .await
-        .map_err(|e| SnapshotError::store("writing", path, e))?;
-    Ok(())
+    {
+        Ok(_) => Ok(()),
+        Err(ObjectStoreError::Precondition { .. } | ObjectStoreError::AlreadyExists { .. }) => {
+            Err(replaced(path))
+        }
+        Err(ObjectStoreError::NotImplemented { .. }) => {
+            let current = match store.head(&location).await {
+                Ok(meta) => Some(meta.e_tag),
+                Err(ObjectStoreError::NotFound { .. }) => None,
+                Err(error) => return Err(SnapshotError::store("checking", path, error)),
+            };
+            let unchanged = match (&mode, current) {
+                (PutMode::Create, None) => true,
+                (PutMode::Update(version), Some(current)) => version.e_tag == current,
+                _ => false,
+            };
+            if !unchanged {
+                return Err(replaced(path));
+            }
+            store
+                .put(&location, body.into())
+                .await
+                .map_err(|e| SnapshotError::store("writing", path, e))?;
+            Ok(())
+        }
+        Err(error) => Err(SnapshotError::store("writing", path, error)),
+    }
+}
+
+fn replaced(path: &str) -> SnapshotError {
+    SnapshotError::Conflict {
+        path: path.to_owned(),
+        reason: "another snapshot run replaced the manifest since this run read it".into(),
+    }
 }
 
 #[cfg(test)]
@@ -237,11 +340,81 @@ mod tests {
                     sorted_by: SORT_COLUMNS.iter().map(|c| c.to_string()).collect(),
                     written_at: now_rfc3339(),
                     tool_version: tool_version(),
+                    e_tag: Some("\"abc\"".into()),
+                    write_id: None,
                 },
             )]),
         };
         let text = serde_json::to_string(&manifest).unwrap();
         assert!(text.contains("\"tableVersion\":7"), "{text}");
         assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), manifest);
+    }
+
+    fn sample(view: &str) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            model: "s:M/1".into(),
+            view: view.into(),
+            written_at: now_rfc3339(),
+            tool_version: tool_version(),
+            files: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn entries_of_older_releases_name_no_object() {
+        let text = r#"{"path":"nodes.parquet","sourceTable":"t","tableVersion":3,"rows":1,
+            "bytes":2,"streams":{},"rawSchemaFingerprint":"f","publishSchema":[],
+            "sortedBy":["space","externalId"],"writtenAt":"w","toolVersion":"v"}"#;
+        let entry: FileEntry = serde_json::from_str(text).unwrap();
+        assert_eq!((entry.e_tag, entry.write_id), (None, None));
+    }
+
+    /// Of two runs that read the same manifest, only the first one's write lands; a run
+    /// that read the newer manifest replaces it.
+    async fn writes_are_conditional_on_the_manifest_read(store: ObjectStoreRef) {
+        let path = "publish/s/M/1/Pump/_manifest.json";
+        let none = read_versioned(&store, path).await.unwrap();
+        assert_eq!(none.state, ManifestState::Missing);
+        write(&store, path, &none, &sample("first")).await.unwrap();
+        let error = write(&store, path, &none, &sample("second"))
+            .await
+            .unwrap_err();
+        assert!(error.is_conflict(), "{error}");
+
+        let first = read_versioned(&store, path).await.unwrap();
+        assert!(first.e_tag.is_some());
+        write(&store, path, &first, &sample("third")).await.unwrap();
+        let error = write(&store, path, &first, &sample("fourth"))
+            .await
+            .unwrap_err();
+        assert!(error.is_conflict(), "{error}");
+        assert!(matches!(
+            error.cause(),
+            crate::failure::Cause::CommitConflict
+        ));
+        match read(&store, path).await {
+            ManifestState::Found(manifest) => assert_eq!(manifest.view, "third"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn manifest_writes_are_conditional_in_memory() {
+        let store: ObjectStoreRef =
+            std::sync::Arc::new(deltalake::logstore::object_store::memory::InMemory::new());
+        writes_are_conditional_on_the_manifest_read(store).await;
+    }
+
+    /// The local file system cannot replace conditionally; the check before the write
+    /// still refuses a manifest read before another run's write.
+    #[tokio::test]
+    async fn manifest_writes_are_checked_on_a_local_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: ObjectStoreRef = std::sync::Arc::new(
+            deltalake::logstore::object_store::local::LocalFileSystem::new_with_prefix(dir.path())
+                .unwrap(),
+        );
+        writes_are_conditional_on_the_manifest_read(store).await;
     }
 }

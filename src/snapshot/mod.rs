@@ -14,10 +14,10 @@
 //!   spilled to local disk ([`sorter`], [`spill`], [`kway`]).
 //! - Files are written straight to their final key, so a crash leaves the previous file
 //!   and manifest readable ([`writer`], [`view`]).
-//!
-//! Snapshot runs of one destination must not overlap (like syncs: one scheduled function,
-//! reserved concurrency 1); two runs racing could leave a manifest naming a newer version
-//! than its file.
+//! - Each file carries its build state in its footer ([`stamp`]); a manifest entry counts
+//!   only while it names the object at the key, and a run writes the manifest only if its
+//!   files are still in place and the manifest is still the one it read. Two snapshot runs
+//!   that overlap therefore end with file == manifest ([`view`]).
 
 pub mod arrival;
 mod build;
@@ -34,6 +34,7 @@ mod reader;
 mod rebuild;
 mod sorter;
 mod spill;
+pub mod stamp;
 pub(crate) mod summary;
 mod view;
 pub mod writer;

@@ -10,7 +10,9 @@ use deltalake::Path;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
-use deltalake::logstore::object_store::ObjectStoreExt as _;
+use deltalake::logstore::object_store::{
+    GetOptions, OBJECT_STORE_COALESCE_DEFAULT, ObjectStoreExt as _, coalesce_ranges,
+};
 use deltalake::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use deltalake::parquet::arrow::async_reader::{
     AsyncFileReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder,
@@ -41,10 +43,33 @@ struct ObjectReader {
     store: ObjectStoreRef,
     path: Path,
     size: u64,
+    /// When set, every read is conditional on this ETag (`If-Match`): an object replaced
+    /// between two reads fails the read instead of mixing two files.
+    e_tag: Option<String>,
 }
 
 fn external(error: deltalake::ObjectStoreError) -> ParquetError {
     ParquetError::External(Box::new(error))
+}
+
+impl ObjectReader {
+    async fn fetch(&self, range: Range<u64>) -> deltalake::logstore::object_store::Result<Bytes> {
+        match &self.e_tag {
+            None => self.store.get_range(&self.path, range).await,
+            Some(e_tag) => {
+                let options = GetOptions {
+                    if_match: Some(e_tag.clone()),
+                    range: Some(range.into()),
+                    ..GetOptions::default()
+                };
+                self.store
+                    .get_opts(&self.path, options)
+                    .await?
+                    .bytes()
+                    .await
+            }
+        }
+    }
 }
 
 impl AsyncFileReader for ObjectReader {
@@ -52,13 +77,7 @@ impl AsyncFileReader for ObjectReader {
         &mut self,
         range: Range<u64>,
     ) -> BoxFuture<'_, deltalake::parquet::errors::Result<Bytes>> {
-        async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(external)
-        }
-        .boxed()
+        async move { self.fetch(range).await.map_err(external) }.boxed()
     }
 
     fn get_byte_ranges(
@@ -66,10 +85,20 @@ impl AsyncFileReader for ObjectReader {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, deltalake::parquet::errors::Result<Vec<Bytes>>> {
         async move {
-            self.store
-                .get_ranges(&self.path, &ranges)
-                .await
-                .map_err(external)
+            if self.e_tag.is_none() {
+                return self
+                    .store
+                    .get_ranges(&self.path, &ranges)
+                    .await
+                    .map_err(external);
+            }
+            coalesce_ranges(
+                &ranges,
+                |range| self.fetch(range),
+                OBJECT_STORE_COALESCE_DEFAULT,
+            )
+            .await
+            .map_err(external)
         }
         .boxed()
     }
@@ -96,6 +125,13 @@ pub(crate) struct ParquetObject {
     pub(crate) schema: SchemaRef,
 }
 
+/// One version of an object: its size and, when the store gives one, its ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectVersion {
+    pub(crate) size: u64,
+    pub(crate) e_tag: Option<String>,
+}
+
 /// Opens `path` (relative to `store`) for streaming. `size` saves a HEAD request when the
 /// caller knows it.
 pub(crate) async fn open(
@@ -103,21 +139,31 @@ pub(crate) async fn open(
     path: &str,
     size: Option<u64>,
 ) -> SnapshotResult<ParquetObject> {
-    let location = object_path(path);
     let size = match size {
         Some(size) => size,
         None => {
             store
-                .head(&location)
+                .head(&object_path(path))
                 .await
                 .map_err(|e| SnapshotError::store("checking", path, e))?
                 .size
         }
     };
+    open_version(store, path, ObjectVersion { size, e_tag: None }).await
+}
+
+/// Opens one version of `path` for streaming: with an ETag, every read is conditional on
+/// it, and a replaced object fails the read with [`SnapshotError::Conflict`].
+pub(crate) async fn open_version(
+    store: &ObjectStoreRef,
+    path: &str,
+    version: ObjectVersion,
+) -> SnapshotResult<ParquetObject> {
     let reader = ObjectReader {
         store: store.clone(),
-        path: location,
-        size,
+        path: object_path(path),
+        size: version.size,
+        e_tag: version.e_tag,
     };
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
@@ -128,6 +174,24 @@ pub(crate) async fn open(
         .build()
         .map_err(|e| SnapshotError::parquet(path, "starting to read", e))?;
     Ok(ParquetObject { stream, schema })
+}
+
+/// The footer of one version of `path` (conditional on its ETag, like [`open_version`]).
+pub(crate) async fn footer(
+    store: &ObjectStoreRef,
+    path: &str,
+    version: ObjectVersion,
+) -> SnapshotResult<Arc<ParquetMetaData>> {
+    let mut reader = ObjectReader {
+        store: store.clone(),
+        path: object_path(path),
+        size: version.size,
+        e_tag: version.e_tag,
+    };
+    reader
+        .get_metadata(None)
+        .await
+        .map_err(|e| SnapshotError::parquet(path, "reading the footer", e))
 }
 
 /// The batches of a Parquet object as they are stored.

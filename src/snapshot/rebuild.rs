@@ -16,10 +16,11 @@ pub(crate) async fn rebuild(
 ) -> SnapshotResult<Built> {
     let mut stats = ReadStats::default();
     let Some(table) = table.filter(|t| t.exists()) else {
-        let written = target.write_merged(Vec::new()).await?;
+        let streams = StreamStates::new();
+        let written = target.write_merged(Vec::new(), &streams).await?;
         return Ok(Built {
             written,
-            streams: StreamStates::new(),
+            streams,
             stats,
         });
     };
@@ -30,7 +31,7 @@ pub(crate) async fn rebuild(
     let files = files_in_arrival_order(table, &index, streams)?;
 
     let runs = target.sort_files(table, &files, &mut stats).await?;
-    let written = target.write_merged(runs.streams).await?;
+    let written = target.write_merged(runs.streams, &index.streams).await?;
     drop(runs.spill_dir);
     Ok(Built {
         written,

@@ -46,7 +46,8 @@ pub struct FileReport {
     /// Sorted runs spilled to local temp space.
     pub spilled_runs: u64,
     pub(crate) duration_ms: u64,
-    /// Why a file was rebuilt rather than merged incrementally.
+    /// Why a file was rebuilt rather than merged incrementally, or why the manifest's entry
+    /// for it was not trusted (it did not name the file at the key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Why the file failed (action `failed`).
@@ -93,6 +94,9 @@ pub struct ViewReport {
     pub files: Vec<FileReport>,
     /// Whether `_manifest.json` was (re)written by this invocation.
     pub manifest_written: bool,
+    /// How many times the view was published: more than 1 when another snapshot run
+    /// published it at the same time and this one started over.
+    pub attempts: u32,
     pub(crate) duration_ms: u64,
     /// A failure that concerns the whole view (for example the manifest write).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,42 +1,124 @@
 //! Publishing one view: `nodes.parquet`, then `edges.parquet`, then `_manifest.json`.
 //!
-//! The manifest goes last, so it never names a file state that is not (yet) there. A crash
-//! after a data file but before the manifest leaves a file newer than its manifest entry,
-//! which the next run handles (see [`super::incremental`]).
+//! # A published file always matches its manifest
+//!
+//! Two runs may publish the same view at once (an operator's `snapshot` beside the scheduled
+//! function, `run` beside the Lambda). A file and its manifest are two objects, so neither
+//! order of writes can make them change together; what keeps them consistent is this:
+//!
+//! 1. The run reads the manifest and remembers its ETag.
+//! 2. For each file it finds out what the object at the key reflects: the manifest's entry
+//!    if it names that very object (same ETag), the file's own footer stamp otherwise
+//!    ([`super::stamp`]). It skips, merges (reading exactly that object, every read
+//!    conditional on its ETag) or rebuilds, and stamps what it writes.
+//! 3. Before the manifest, it checks that every file the new manifest names is still the
+//!    object it describes (a HEAD per file).
+//! 4. It writes the manifest conditionally on the ETag of step 1 (`If-Match`, or
+//!    `If-None-Match` when there was none).
+//!
+//! A failed check, a failed condition or a replaced object during a read is a conflict: the
+//! view starts over from step 1, up to [`ATTEMPTS`] times. Whichever order the two runs'
+//! writes land in, the manifest that lands last was checked against the files after every
+//! other manifest written since its run read one, so a file that replaced its files later
+//! belongs to a run whose own manifest write then fails, and that run starts over: it finds
+//! its own file at the key, not named by the manifest, takes the file's stamp as what it
+//! reflects, merges the newer commits into it and writes a manifest naming it. Both runs
+//! end with file == manifest, at the newest version either of them read.
+//!
+//! A manifest that does not name the file (a crash between a data file and the manifest, a
+//! hand edit, a store without conditional writes losing the race, a manifest of an older
+//! release) is never trusted: the file's stamp is (step 2), and the manifest is rewritten
+//! to describe the file even when the file itself is current.
 
 use std::collections::BTreeMap;
 
+use deltalake::logstore::object_store::ObjectStoreExt as _;
 use tokio::time::Instant;
 
+use super::error::{SnapshotError, SnapshotResult};
 use super::file::{PublishContext, publish_file};
-use super::manifest::{self, FORMAT_VERSION, Manifest, ManifestState};
+use super::manifest::{self, FORMAT_VERSION, FileEntry, Manifest, ManifestState};
 use super::plan::ViewTarget;
-use super::summary::{FileAction, ViewReport};
+use super::reader::{self, ObjectVersion, object_path};
+use super::stamp::{FileStamp, Stamped};
+use super::summary::ViewReport;
+use crate::failure::Failure;
 use crate::lake::InstanceKind;
+use crate::lake::layout::PublishPaths;
+
+/// Attempts per view before a run leaves it to the next run (each conflict means another
+/// run published the view meanwhile).
+pub(crate) const ATTEMPTS: u32 = 5;
 
 /// Publishes one view's files and manifest. Never fails as a whole: problems are in the
 /// report, and files that could not be written keep their previous state.
 pub(crate) async fn publish_view(ctx: &PublishContext<'_>, target: &ViewTarget) -> ViewReport {
     let started = Instant::now();
     let paths = ctx.destination.publish_paths(&target.model, &target.folder);
-    let state = manifest::read(&ctx.store, &paths.manifest).await;
-    if let ManifestState::Unusable(reason) = &state {
-        tracing::warn!(view = %target.folder, %reason, "the manifest is unusable; rebuilding the view's files");
+    let mut attempt = 1;
+    let mut report = loop {
+        match publish_once(ctx, target, &paths).await {
+            Ok(report) => break report,
+            Err((mut report, conflict)) => {
+                if attempt < ATTEMPTS {
+                    tracing::info!(view = %target.folder, attempt, %conflict, "another snapshot run published the view meanwhile; starting over");
+                    attempt += 1;
+                    continue;
+                }
+                tracing::warn!(view = %target.folder, attempts = attempt, %conflict, "another snapshot run kept publishing the view; leaving it to the next run");
+                report.error = Some(Failure::new(
+                    conflict.cause(),
+                    format!(
+                        "{conflict} ({attempt} attempts; the next snapshot publishes the view)"
+                    ),
+                ));
+                break report;
+            }
+        }
+    };
+    report.attempts = attempt;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// One attempt; `Err` is a conflict with another run, with what this attempt did.
+async fn publish_once(
+    ctx: &PublishContext<'_>,
+    target: &ViewTarget,
+    paths: &PublishPaths,
+) -> Result<ViewReport, (ViewReport, SnapshotError)> {
+    let mut report = ViewReport {
+        model: target.model_label(),
+        view: target.folder.to_string(),
+        files: Vec::with_capacity(2),
+        manifest_written: false,
+        attempts: 1,
+        duration_ms: 0,
+        error: None,
+    };
+    let read = match manifest::read_versioned(&ctx.store, &paths.manifest).await {
+        Ok(read) => read,
+        Err(error) => {
+            tracing::warn!(view = %target.folder, %error, "the manifest could not be read; the view's files are left as they are");
+            report.error = Some(error.to_failure());
+            return Ok(report);
+        }
+    };
+    if let ManifestState::Unusable(reason) = &read.state {
+        tracing::warn!(view = %target.folder, %reason, "the manifest is unusable; the files say what they reflect");
     }
 
-    let mut files = Vec::with_capacity(2);
     let mut entries = BTreeMap::new();
     for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
-        let (report, entry) = publish_file(
-            ctx,
-            target,
-            target.table(kind),
-            state.entry(kind),
-            paths.data_file(kind),
-        )
-        .await;
-        tracing::info!(view = %target.folder, %kind, action = ?report.action, rows = report.rows, "published file");
-        files.push(report);
+        let path = paths.data_file(kind);
+        let listed = read.state.entry(kind);
+        let (file, entry) = match publish_file(ctx, target, target.table(kind), listed, path).await
+        {
+            Ok(done) => done,
+            Err(conflict) => return Err((report, conflict)),
+        };
+        tracing::info!(view = %target.folder, %kind, action = ?file.action, rows = file.rows, "published file");
+        report.files.push(file);
         if let Some(entry) = entry {
             entries.insert(kind.as_str().to_owned(), entry);
         }
@@ -46,34 +128,84 @@ pub(crate) async fn publish_view(ctx: &PublishContext<'_>, target: &ViewTarget) 
         });
     }
 
-    let written = files
-        .iter()
-        .any(|f| matches!(f.action, FileAction::Incremental | FileAction::Rebuilt));
-    let mut report = ViewReport {
-        model: target.model_label(),
-        view: target.folder.to_string(),
-        files,
-        manifest_written: false,
-        duration_ms: 0,
-        error: None,
+    let current = match &read.state {
+        ManifestState::Found(manifest) => manifest.files == entries,
+        ManifestState::Missing | ManifestState::Unusable(_) => entries.is_empty(),
     };
-    if written {
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            model: target.model_label(),
-            view: target.folder.to_string(),
-            written_at: manifest::now_rfc3339(),
-            tool_version: manifest::tool_version(),
-            files: entries,
+    if current {
+        return Ok(report);
+    }
+    for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
+        let Some(entry) = entries.get(kind.as_str()) else {
+            continue;
         };
-        match manifest::write(&ctx.store, &paths.manifest, &manifest).await {
-            Ok(()) => {
-                report.manifest_written = true;
-                crate::failpoint::hit("snapshot-after-manifest");
+        match still_in_place(ctx, paths.data_file(kind), entry).await {
+            Ok(()) => {}
+            Err(error) if error.is_conflict() => return Err((report, error)),
+            Err(error) => {
+                report.error = Some(error.to_failure());
+                return Ok(report);
             }
-            Err(error) => report.error = Some(error.to_failure()),
         }
     }
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    report
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        model: target.model_label(),
+        view: target.folder.to_string(),
+        written_at: manifest::now_rfc3339(),
+        tool_version: manifest::tool_version(),
+        files: entries,
+    };
+    match manifest::write(&ctx.store, &paths.manifest, &read, &manifest).await {
+        Ok(()) => {
+            report.manifest_written = true;
+            crate::failpoint::hit("snapshot-after-manifest");
+            Ok(report)
+        }
+        Err(error) if error.is_conflict() => Err((report, error)),
+        Err(error) => {
+            report.error = Some(error.to_failure());
+            Ok(report)
+        }
+    }
+}
+
+/// Checks that the object at `path` is the one `entry` describes: same ETag, or (for a
+/// store without ETags) same write id in its footer. An entry of an older release, which
+/// names neither, cannot be checked and passes.
+async fn still_in_place(
+    ctx: &PublishContext<'_>,
+    path: &str,
+    entry: &FileEntry,
+) -> SnapshotResult<()> {
+    if entry.e_tag.is_none() && entry.write_id.is_none() {
+        return Ok(());
+    }
+    let replaced = || SnapshotError::Conflict {
+        path: path.to_owned(),
+        reason: "another snapshot run replaced the file after this run wrote or checked it".into(),
+    };
+    let meta = match ctx.store.head(&object_path(path)).await {
+        Ok(meta) => meta,
+        Err(deltalake::ObjectStoreError::NotFound { .. }) => return Err(replaced()),
+        Err(error) => return Err(SnapshotError::store("checking", path, error)),
+    };
+    if entry.e_tag.is_some() && meta.e_tag.is_some() {
+        return if entry.e_tag == meta.e_tag {
+            Ok(())
+        } else {
+            Err(replaced())
+        };
+    }
+    let version = ObjectVersion {
+        size: meta.size,
+        e_tag: meta.e_tag,
+    };
+    let footer = reader::footer(&ctx.store, path, version).await?;
+    match FileStamp::of(&footer) {
+        Stamped::Stamp(stamp) if entry.write_id.as_deref() == Some(stamp.write_id.as_str()) => {
+            Ok(())
+        }
+        _ => Err(replaced()),
+    }
 }

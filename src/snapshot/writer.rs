@@ -1,22 +1,33 @@
 //! Writing a published Parquet file straight to its final key.
 //!
-//! The bytes go through object_store's `BufWriter`: a small file is one PUT when the writer
-//! closes; a large one becomes a multipart upload whose parts stream out as row groups fill
-//! up. Either way the object at the key is replaced only when the upload completes, so a
-//! process killed mid-file leaves the previous file in place: S3 does not publish an
-//! unfinished multipart upload (a bucket lifecycle rule should abort those after a day), and
-//! object_store's local file system writes to a staging file that it renames on completion.
-//! No temporary object is written and copied, which would double the bytes moved.
+//! The bytes go through [`Upload`]: a small file is one PUT when the writer closes; a large
+//! one becomes a multipart upload whose parts stream out as row groups fill up. Either way
+//! the object at the key is replaced only when the upload completes, so a process killed
+//! mid-file leaves the previous file in place: S3 does not publish an unfinished multipart
+//! upload (a bucket lifecycle rule should abort those after a day), and object_store's local
+//! file system writes to a staging file that it renames on completion. No temporary object is
+//! written and copied, which would double the bytes moved.
+//!
+//! The upload keeps what the store answered when it completed, the new object's ETag: that
+//! is how a run later proves that the object at the key is still the one it wrote (see
+//! [`super::view`]).
 
 use std::future::Future;
 
+use bytes::Bytes;
+use deltalake::ObjectStoreError;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
-use deltalake::logstore::object_store::buffered::BufWriter;
+use deltalake::logstore::object_store::{PutPayloadMut, PutResult, WriteMultipart};
 use deltalake::parquet::arrow::AsyncArrowWriter;
+use deltalake::parquet::arrow::async_writer::AsyncFileWriter;
 use deltalake::parquet::basic::Compression;
+use deltalake::parquet::errors::ParquetError;
+use deltalake::parquet::file::metadata::KeyValue;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 
 use super::error::{SnapshotError, SnapshotResult};
 use super::kway::BatchSink;
@@ -47,16 +58,18 @@ pub fn writer_properties() -> WriterProperties {
 /// A Parquet file being written to its final key.
 pub struct ParquetSink {
     path: String,
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: AsyncArrowWriter<Upload>,
     rows: u64,
 }
 
 /// A finished file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
     pub(crate) rows: u64,
     /// Size of the object written.
     pub bytes: u64,
+    /// The ETag the store gave the new object, when it gives one.
+    pub e_tag: Option<String>,
 }
 
 impl ParquetSink {
@@ -64,8 +77,7 @@ impl ParquetSink {
     /// `path` until [`ParquetSink::close`]: an aborted sink leaves the previous object in
     /// place.
     pub fn create(store: &ObjectStoreRef, path: &str, schema: SchemaRef) -> SnapshotResult<Self> {
-        let upload = BufWriter::with_capacity(store.clone(), object_path(path), UPLOAD_PART_BYTES)
-            .with_max_concurrency(UPLOAD_CONCURRENCY);
+        let upload = Upload::new(store.clone(), path);
         let writer = AsyncArrowWriter::try_new(upload, schema, Some(writer_properties()))
             .map_err(|e| SnapshotError::parquet(path, "starting the file", e))?;
         Ok(Self {
@@ -75,26 +87,42 @@ impl ParquetSink {
         })
     }
 
+    /// Adds an entry to the footer's key-value metadata.
+    pub fn annotate(&mut self, key: &str, value: String) {
+        self.writer
+            .append_key_value_metadata(KeyValue::new(key.to_owned(), value));
+    }
+
     /// Completes the upload: from here on the key holds the new file.
     pub async fn close(self) -> SnapshotResult<WrittenFile> {
         let rows = self.rows;
         let mut writer = self.writer;
-        writer
-            .finish()
-            .await
-            .map_err(|e| SnapshotError::parquet(&self.path, "completing the upload", e))?;
-        Ok(WrittenFile {
-            rows,
-            bytes: writer.bytes_written() as u64,
-        })
+        if let Err(error) = writer.finish().await {
+            return Err(upload_error(&self.path, "completing the upload", error));
+        }
+        let bytes = writer.bytes_written() as u64;
+        let e_tag = writer.into_inner().result.and_then(|r| r.e_tag);
+        Ok(WrittenFile { rows, bytes, e_tag })
     }
 
     /// Abandons the file: the previous object at the key stays as it was.
     pub async fn abort(self) {
-        let mut upload = self.writer.into_inner();
+        let upload = self.writer.into_inner();
         if let Err(error) = upload.abort().await {
             tracing::warn!(path = %self.path, %error, "could not abort an unfinished upload");
         }
+    }
+}
+
+/// An error of completing a file: the store's own error when the store failed (so that it
+/// is classified like every other store error), the Parquet error otherwise.
+fn upload_error(path: &str, context: &'static str, error: ParquetError) -> SnapshotError {
+    match error {
+        ParquetError::External(source) => match source.downcast::<ObjectStoreError>() {
+            Ok(store) => SnapshotError::store("writing", path, *store),
+            Err(other) => SnapshotError::parquet(path, context, ParquetError::External(other)),
+        },
+        other => SnapshotError::parquet(path, context, other),
     }
 }
 
@@ -106,7 +134,186 @@ impl BatchSink for ParquetSink {
             self.writer
                 .write(&batch)
                 .await
-                .map_err(|e| SnapshotError::parquet(&self.path, "writing rows", e))
+                .map_err(|e| upload_error(&self.path, "writing rows", e))
         }
+    }
+}
+
+/// The bytes of one object on their way to the store: buffered up to one part, then a
+/// multipart upload with [`UPLOAD_CONCURRENCY`] parts in flight. Keeps the store's answer.
+struct Upload {
+    store: ObjectStoreRef,
+    path: deltalake::Path,
+    state: UploadState,
+    /// What the store answered when the object was completed.
+    result: Option<PutResult>,
+}
+
+enum UploadState {
+    Buffer(PutPayloadMut),
+    Parts(WriteMultipart),
+    Done,
+}
+
+fn external(error: ObjectStoreError) -> ParquetError {
+    ParquetError::External(Box::new(error))
+}
+
+impl Upload {
+    fn new(store: ObjectStoreRef, path: &str) -> Self {
+        Self {
+            store,
+            path: object_path(path),
+            state: UploadState::Buffer(PutPayloadMut::new()),
+            result: None,
+        }
+    }
+
+    async fn push(&mut self, bytes: Bytes) -> Result<(), ObjectStoreError> {
+        match &mut self.state {
+            UploadState::Buffer(buffer)
+                if buffer.content_length().saturating_add(bytes.len()) < UPLOAD_PART_BYTES =>
+            {
+                buffer.push(bytes);
+            }
+            UploadState::Buffer(buffer) => {
+                let buffered = std::mem::take(buffer).freeze();
+                let upload = self
+                    .store
+                    .put_multipart_opts(&self.path, Default::default())
+                    .await?;
+                let mut parts = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_BYTES);
+                for chunk in buffered {
+                    parts.put(chunk);
+                }
+                parts.put(bytes);
+                self.state = UploadState::Parts(parts);
+            }
+            UploadState::Parts(parts) => {
+                parts.wait_for_capacity(UPLOAD_CONCURRENCY).await?;
+                parts.put(bytes);
+            }
+            UploadState::Done => {
+                return Err(ObjectStoreError::Generic {
+                    store: "publish upload",
+                    source: "written after completion".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), ObjectStoreError> {
+        let result = match std::mem::replace(&mut self.state, UploadState::Done) {
+            UploadState::Buffer(buffer) => {
+                self.store
+                    .put_opts(&self.path, buffer.freeze(), Default::default())
+                    .await?
+            }
+            UploadState::Parts(parts) => parts.finish().await?,
+            UploadState::Done => return Ok(()),
+        };
+        self.result = Some(result);
+        Ok(())
+    }
+
+    async fn abort(self) -> Result<(), ObjectStoreError> {
+        match self.state {
+            UploadState::Parts(parts) => parts.abort().await,
+            UploadState::Buffer(_) | UploadState::Done => Ok(()),
+        }
+    }
+}
+
+impl AsyncFileWriter for Upload {
+    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, deltalake::parquet::errors::Result<()>> {
+        async move { self.push(bs).await.map_err(external) }.boxed()
+    }
+
+    fn complete(&mut self) -> BoxFuture<'_, deltalake::parquet::errors::Result<()>> {
+        async move { self.finish().await.map_err(external) }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::array::StringArray;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    use deltalake::logstore::object_store::ObjectStoreExt as _;
+
+    use super::*;
+    use crate::snapshot::reader::{self, ObjectVersion};
+
+    fn batch(rows: usize) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+        let ids: Vec<String> = (0..rows)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect();
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(ids))]).unwrap()
+    }
+
+    async fn write(store: &ObjectStoreRef, path: &str, rows: usize, note: &str) -> WrittenFile {
+        let batch = batch(rows);
+        let mut sink = ParquetSink::create(store, path, batch.schema()).unwrap();
+        sink.annotate("note", note.to_owned());
+        sink.write(batch).await.unwrap();
+        sink.close().await.unwrap()
+    }
+
+    /// The ETag a sink reports is the one the store serves for the key, for a single PUT
+    /// and for a multipart upload; the footer carries the annotation; a read pinned to an
+    /// ETag that is no longer at the key fails as a conflict.
+    async fn sinks_report_the_stored_object(store: ObjectStoreRef) {
+        // Random ids barely compress: about 12 bytes a row, so 1M rows take two parts.
+        for (rows, label) in [(10, "small"), (1_000_000, "multipart")] {
+            let path = format!("publish/{label}.parquet");
+            let first = write(&store, &path, rows, "first").await;
+            assert_eq!(
+                first.bytes > UPLOAD_PART_BYTES as u64,
+                label == "multipart",
+                "{label}: {} bytes",
+                first.bytes
+            );
+            let meta = store.head(&reader::object_path(&path)).await.unwrap();
+            assert!(first.e_tag.is_some(), "{label}");
+            assert_eq!(first.e_tag, meta.e_tag, "{label}");
+            assert_eq!(first.bytes, meta.size, "{label}");
+            let pinned = ObjectVersion {
+                size: meta.size,
+                e_tag: meta.e_tag.clone(),
+            };
+            let footer = reader::footer(&store, &path, pinned.clone()).await.unwrap();
+            let notes = footer.file_metadata().key_value_metadata().unwrap();
+            assert!(
+                notes
+                    .iter()
+                    .any(|kv| kv.key == "note" && kv.value.as_deref() == Some("first")),
+                "{label}: {notes:?}"
+            );
+
+            let second = write(&store, &path, 10, "second").await;
+            assert_ne!(second.e_tag, first.e_tag, "{label}");
+            let error = reader::footer(&store, &path, pinned).await.unwrap_err();
+            assert!(error.is_conflict(), "{label}: {error}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sinks_report_the_stored_object_in_memory() {
+        let store: ObjectStoreRef =
+            Arc::new(deltalake::logstore::object_store::memory::InMemory::new());
+        sinks_report_the_stored_object(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sinks_report_the_stored_object_on_a_local_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: ObjectStoreRef = Arc::new(
+            deltalake::logstore::object_store::local::LocalFileSystem::new_with_prefix(dir.path())
+                .unwrap(),
+        );
+        sinks_report_the_stored_object(store).await;
     }
 }

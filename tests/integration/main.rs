@@ -22,6 +22,7 @@ mod load;
 mod long_names;
 mod maintenance;
 mod membership;
+mod overlap;
 mod remote_config;
 mod resilience;
 mod resync;

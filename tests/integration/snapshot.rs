@@ -580,10 +580,19 @@ async fn killed_mid_snapshot(lab: Lab) {
         "manifest intact"
     );
 
-    // The next run replays the commits since the manifest's version onto the newer files.
+    // The next run does not take the older manifest's word for the newer files: their own
+    // footers say they are current, so it keeps them and rewrites the manifest to name them.
     let recovered = publish(&context).await;
     let pump = file(&recovered, "Pump", InstanceKind::Nodes);
-    assert_eq!(pump.action, FileAction::Incremental, "{pump:#?}");
+    assert_eq!(pump.action, FileAction::Skipped, "{pump:#?}");
+    assert!(
+        pump.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("not the file the manifest names")),
+        "{pump:#?}"
+    );
+    let view = recovered.view("Pump").expect("Pump");
+    assert!(view.manifest_written, "{view:#?}");
     assert_published(&lab, "after the crashes", &json!({}));
 }
 

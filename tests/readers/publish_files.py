@@ -4,7 +4,8 @@ Reads `nodes.parquet` / `edges.parquet` of one view with pyarrow and with DuckDB
 directory or S3) and compares them with the CDF emulator's truth: exactly the live
 instances, every property value, the column types a BI tool sees (timestamps as timestamps,
 dates as dates, lists as JSON text), sorted by (space, externalId), one row per instance,
-`deletedTime` always null. Also returns the view's `_manifest.json`.
+`deletedTime` always null. Also returns the view's `_manifest.json` and each file's footer
+key-value metadata (`footers`, as pyarrow reads it).
 
 Usage: publish_files.py check <request.json>   prints a JSON report on stdout
 
@@ -149,6 +150,16 @@ def check_file(rows, types, spec, reader):
     }
 
 
+def read_footer(uri, options):
+    """The key-value metadata of a Parquet file's footer, as text."""
+    import pyarrow.parquet as pq
+    if uri.startswith("s3://"):
+        metadata = pq.read_metadata(uri[len("s3://"):], filesystem=s3_filesystem(options))
+    else:
+        metadata = pq.read_metadata(uri)
+    return {k.decode(): v.decode() for k, v in (metadata.metadata or {}).items()}
+
+
 def read_manifest(directory, options):
     uri = f"{directory}/_manifest.json"
     if uri.startswith("s3://"):
@@ -166,9 +177,10 @@ def read_manifest(directory, options):
 
 def check(request):
     directory, options = request["dir"], request.get("storage_options") or {}
-    report = {"manifest": read_manifest(directory, options), "files": {}}
+    report = {"manifest": read_manifest(directory, options), "files": {}, "footers": {}}
     for name, spec in request["files"].items():
         uri = f"{directory}/{name}.parquet"
+        report["footers"][name] = read_footer(uri, options)
         report["files"][name] = {
             reader_name: check_file(*reader(uri, options), spec, reader_name)
             for reader_name, reader in (("pyarrow", read_pyarrow), ("duckdb", read_duckdb))

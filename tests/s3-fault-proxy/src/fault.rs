@@ -22,6 +22,10 @@ pub enum FaultKind {
     Stall(Duration),
     /// Waits the given time, then forwards normally: latency.
     Delay(Duration),
+    /// Holds the request, not forwarded, until the test releases it
+    /// ([`crate::S3FaultProxy::release_next`]), then forwards it normally: a writer paused
+    /// at an exact point, while others go on, without depending on timing.
+    Hold,
     /// Closes the connection without an answer, not forwarded.
     Reset,
     /// Forwards; answers with the upstream status and headers (including the full
@@ -41,6 +45,7 @@ impl FaultKind {
             FaultKind::AccessDenied => "403 AccessDenied",
             FaultKind::Stall(_) => "stall (timeout)",
             FaultKind::Delay(_) => "delay",
+            FaultKind::Hold => "held until released",
             FaultKind::Reset => "connection reset",
             FaultKind::Truncate => "truncated response",
             FaultKind::ResponseLost => "response lost after write",

@@ -1,5 +1,6 @@
 //! The proxy server: accept, classify, maybe break, forward.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,7 +13,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::classify::S3Op;
 use crate::fault::{FaultBook, FaultKind, FaultRule, ProxyStats};
@@ -23,9 +24,17 @@ struct Shared {
     upstream: String,
     client: reqwest::Client,
     book: Mutex<FaultBook>,
+    /// Requests held by [`FaultKind::Hold`], oldest first: sending releases one.
+    held: Mutex<VecDeque<oneshot::Sender<()>>>,
 }
 
 impl Shared {
+    fn held(&self) -> MutexGuard<'_, VecDeque<oneshot::Sender<()>>> {
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn book(&self) -> MutexGuard<'_, FaultBook> {
         // A panic while holding the lock cannot leave the book half-updated in a way that
         // matters for a test proxy; keep serving.
@@ -58,6 +67,7 @@ impl S3FaultProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             client,
             book: Mutex::new(FaultBook::new(seed)),
+            held: Mutex::new(VecDeque::new()),
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(accept_loop(listener, shared.clone(), stopped));
@@ -77,6 +87,42 @@ impl S3FaultProxy {
     /// Removes every rule; counters stay.
     pub fn clear(&self) {
         self.shared.book().clear();
+    }
+
+    /// How many requests [`FaultKind::Hold`] holds now.
+    pub fn held(&self) -> usize {
+        self.shared.held().len()
+    }
+
+    /// Waits until at least `count` requests are held; panics after `limit` (a test's own
+    /// deadline, so that a request that never comes fails the test instead of hanging it).
+    pub async fn wait_until_held(&self, count: usize, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.held() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{count} held requests expected within {limit:?}, {} held",
+                self.held()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Forwards the oldest held request; `false` when none is held.
+    pub fn release_next(&self) -> bool {
+        let mut held = self.shared.held();
+        while let Some(release) = held.pop_front() {
+            // A request whose client gave up is gone; release the next one instead.
+            if release.send(()).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Forwards every held request.
+    pub fn release_all(&self) {
+        while self.release_next() {}
     }
 
     /// Requests seen and faults injected so far.
@@ -161,6 +207,13 @@ async fn handle(
         Some(FaultKind::Reset) => Ok(hang_up(&kill).await),
         Some(FaultKind::Delay(duration)) => {
             tokio::time::sleep(duration).await;
+            Ok(forward(&shared, req).await)
+        }
+        Some(FaultKind::Hold) => {
+            let (release, released) = oneshot::channel();
+            shared.held().push_back(release);
+            // A release, or a sender dropped without one, lets the request through.
+            let _ = released.await;
             Ok(forward(&shared, req).await)
         }
         Some(FaultKind::Truncate) => {
