@@ -193,40 +193,7 @@ impl MembershipLab {
     /// The live rows of the view's raw nodes table (latest row per key in arrival order,
     /// neither deleted nor exited) and of its published file: `(externalId, version)`.
     fn lake_members(&self, view: &str) -> (Members, Members) {
-        let python = python().expect("python");
-        let raw = run(
-            &python,
-            "latest",
-            &json!({"uri": self.uri(&format!("raw/{SCHEMA}/{MODEL}/1/views/{view}/nodes")),
-                    "storage_options": self.lake.storage_options()}),
-            self.dir.path(),
-        );
-        let mut raw_live: Vec<(String, i64)> = raw["latest"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| r["deletedTime"].is_null() && r["_exitedTime"].is_null())
-            .map(|r| (text(&r["externalId"]), r["version"].as_i64().unwrap_or(-1)))
-            .collect();
-        raw_live.sort();
-        let published = run(
-            &python,
-            "published",
-            &json!({"uri": self.uri(&format!("publish/{SCHEMA}/{MODEL}/1/{view}/nodes.parquet")),
-                    "storage_options": self.lake.storage_options()}),
-            self.dir.path(),
-        );
-        let rows = published.as_array().cloned().unwrap_or_default();
-        assert!(
-            rows.iter().all(|r| r.get("_exitedTime").is_none()),
-            "the exit column stays out of the publish layer"
-        );
-        let mut published: Vec<(String, i64)> = rows
-            .iter()
-            .map(|r| (text(&r["externalId"]), r["version"].as_i64().unwrap_or(-1)))
-            .collect();
-        published.sort();
-        (raw_live, published)
+        self.lake_table_members(view, "nodes")
     }
 
     fn assert_converged(&self, view: &str, label: &str) {
@@ -456,10 +423,13 @@ impl MembershipLab {
                     "storage_options": self.lake.storage_options()}),
             self.dir.path(),
         );
-        let mut published: Members = published
-            .as_array()
-            .into_iter()
-            .flatten()
+        let rows = published.as_array().cloned().unwrap_or_default();
+        assert!(
+            rows.iter().all(|r| r.get("_exitedTime").is_none()),
+            "the exit column stays out of the publish layer"
+        );
+        let mut published: Members = rows
+            .iter()
             .map(|r| (text(&r["externalId"]), r["version"].as_i64().unwrap_or(-1)))
             .collect();
         published.sort();

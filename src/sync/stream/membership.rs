@@ -204,23 +204,7 @@ impl StreamRun {
         let Some((last, _)) = batch.last() else {
             return Ok(None);
         };
-        let references: Vec<NodeReference> = batch
-            .iter()
-            .map(|((space, external_id), _)| NodeReference::new(space, external_id))
-            .collect();
-        let filter = Filter::all_of(
-            self.query_filter()
-                .into_iter()
-                .chain([Filter::InstanceReferences(references)])
-                .collect(),
-        );
-        let request = ListRequest {
-            instance_type: self.instance_type(),
-            filter: Some(filter),
-            sources: Vec::new(),
-            limit: PAGE as u32,
-            cursor: None,
-        };
+        let request = self.among(batch.iter().map(|(key, _)| *key), false);
         self.report.membership.requests += 1;
         let page =
             ctx.client.list_instances(&request).await.map_err(|e| {
@@ -308,23 +292,7 @@ impl StreamRun {
     ) -> Result<Vec<Instance>, Failure> {
         let mut fetched = Vec::new();
         for chunk in keys.chunks(PAGE) {
-            let references = chunk
-                .iter()
-                .map(|(space, external_id)| NodeReference::new(space, external_id))
-                .collect();
-            let filter = Filter::all_of(
-                self.query_filter()
-                    .into_iter()
-                    .chain([Filter::InstanceReferences(references)])
-                    .collect(),
-            );
-            let request = ListRequest {
-                instance_type: self.instance_type(),
-                filter: Some(filter),
-                sources: self.spec.select.sources.clone(),
-                limit: PAGE as u32,
-                cursor: None,
-            };
+            let request = self.among(chunk.iter(), true);
             self.report.membership.requests += 1;
             let page = ctx
                 .client
@@ -406,6 +374,35 @@ impl StreamRun {
                 }
             })
             .collect()
+    }
+
+    /// The request for those of `keys` (at most a page) that match the query now, with the
+    /// stream's sources or without properties.
+    fn among<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k InstanceKey>,
+        with_properties: bool,
+    ) -> ListRequest {
+        let references = keys
+            .map(|(space, external_id)| NodeReference::new(space, external_id))
+            .collect();
+        let filter = Filter::all_of(
+            self.query_filter()
+                .into_iter()
+                .chain([Filter::InstanceReferences(references)])
+                .collect(),
+        );
+        ListRequest {
+            instance_type: self.instance_type(),
+            filter: Some(filter),
+            sources: if with_properties {
+                self.spec.select.sources.clone()
+            } else {
+                Vec::new()
+            },
+            limit: PAGE as u32,
+            cursor: None,
+        }
     }
 
     fn instance_type(&self) -> InstanceType {
