@@ -1,8 +1,16 @@
 """Independent check of the generative end-to-end test (tests/integration/generative).
 
-For every table of a generated model it reads the raw Delta table (Python `deltalake`) and the
-published Parquet file (pyarrow) and compares them with the CDF emulator's truth: exactly the
-live instances, every system column, every property value and the column types a BI tool sees.
+For every table of a generated model it reads the raw Delta table and the published Parquet
+file (pyarrow) and compares them with the CDF emulator's truth, CDF's current membership of the
+view (its filter applied): exactly the live instances, every system column, every property
+value and the column types a BI tool sees.
+
+The raw table's state of a key is its latest row in arrival order: the Delta log replayed
+here (commit version, then position among the commit's adds; a compacted file arrives at the
+newest commit it was made from, `cdfS3Replicator.compaction.lastVersion`), each active file
+read through the Python `deltalake` package, which must see the same files. Neither
+`version` nor a timestamp tells the latest row: an exit row repeats the version of the row
+before it. A latest row with `deletedTime` or `_exitedTime` set is not live.
 
 Columns are mapped back to CDF properties through their Arrow field metadata (`cdf.property`,
 `cdf.type`, `cdf.list`, and `cdf.source` where present), never by re-implementing the rename
@@ -20,8 +28,10 @@ import math
 import os
 import struct
 import sys
+from urllib.parse import unquote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import arrival  # noqa: E402
 import publish_files as pf  # noqa: E402
 
 # CDF json values may nest thousands of levels; json.loads and == recurse per level.
@@ -31,6 +41,9 @@ SYSTEM_NODE = ["space", "externalId", "instanceType", "version", "createdTime",
                "lastUpdatedTime", "deletedTime", "type.space", "type.externalId"]
 SYSTEM_EDGE = SYSTEM_NODE + ["startNode.space", "startNode.externalId",
                              "endNode.space", "endNode.externalId"]
+# The raw tables' exit column: set on the row that records that an instance left the view.
+# A table has it from its first exit row on; the publish layer never shows it.
+EXITED = "_exitedTime"
 
 PUBLISH_TYPES = dict(pf.ARROW_TYPES)
 
@@ -103,9 +116,42 @@ def norm_list(value, ptype, text):
 
 
 def read_raw(uri, options):
+    """The table's schema, its latest row per key in arrival order, its row count and every
+    key's rows in arrival order. The files come from the Python `deltalake` package (one
+    dataset fragment per active file); their arrival order from replaying the Delta log here,
+    and the two must name the same files."""
     from deltalake import DeltaTable
-    table = DeltaTable(uri, storage_options=options or None).to_pyarrow_table()
-    return table.schema, table.to_pylist()
+    dataset = DeltaTable(uri, storage_options=options or None).to_pyarrow_dataset()
+    fragments = {unquote(f.path): f for f in dataset.get_fragments()}
+    fs, root = arrival.filesystem(uri.rstrip("/"), options)
+    active = {}
+    for version, actions in arrival.log_entries(fs, root):
+        arrival_version = version
+        for action in actions:
+            compaction = ((action.get("commitInfo") or {}).get("cdfS3Replicator") or {}).get("compaction")
+            if compaction:
+                arrival_version = compaction["lastVersion"]
+        position = 0
+        for action in actions:
+            if "add" in action:
+                active[unquote(action["add"]["path"])] = (arrival_version, position)
+                position += 1
+            elif "remove" in action:
+                active.pop(unquote(action["remove"]["path"]), None)
+    if set(active) != set(fragments):
+        raise RuntimeError(f"the log replay's files differ from deltalake's: "
+                           f"{sorted(set(active) ^ set(fragments))[:5]}")
+    rows = 0
+    latest = {}
+    history = {}
+    for path, arrived in sorted(active.items(), key=lambda item: item[1]):
+        for row in fragments[path].to_table(schema=dataset.schema).to_pylist():
+            rows += 1
+            key = (row["space"], row["externalId"])
+            latest[key] = row
+            history.setdefault(key, []).append(
+                [arrived[0], row["version"], row["lastUpdatedTime"], row["deletedTime"], row.get(EXITED)])
+    return dataset.schema, latest, rows, history
 
 
 def read_publish(uri, options):
@@ -120,6 +166,7 @@ def read_publish(uri, options):
 def column_plan(schema, table, issues):
     """Property columns: name -> (source or None, property, type, list, part)."""
     system = set(SYSTEM_EDGE if table["kind"] == "edges" else SYSTEM_NODE)
+    optional = {EXITED}
     plan = {}
     lowered = {}
     for field in schema:
@@ -127,7 +174,7 @@ def column_plan(schema, table, issues):
         if low in lowered:
             issues.append({"column": field.name, "problem": f"equals {lowered[low]} after lower-casing"})
         lowered[low] = field.name
-        if field.name in system:
+        if field.name in system or field.name in optional:
             continue
         m = meta(field)
         if "cdf.property" not in m:
@@ -153,29 +200,22 @@ def declared_for(plan_entry, declared):
     return None
 
 
-def latest_per_key(rows):
-    """The last change per key: by change time (last update or deletion), then version.
-    The generator leaves a second between rounds, so a recreate is always later."""
-    latest = {}
-    for row in rows:
-        key = (row["space"], row["externalId"])
-        order = (max(row["lastUpdatedTime"] or 0, row["deletedTime"] or 0), row["version"],
-                 row["deletedTime"] is None)
-        if key not in latest or order > latest[key][0]:
-            latest[key] = (order, row)
-    return {k: v[1] for k, v in latest.items()}
-
-
-def compare_rows(layer, rows_by_key, table, plan, text_lists, mismatches):
+def compare_rows(layer, rows_by_key, table, plan, text_lists, mismatches, history=None):
+    """Compares the live rows with the truth. `history` (raw only): every row of a key in
+    arrival order, [commit, version, lastUpdatedTime, deletedTime, _exitedTime], quoted
+    with a key that is live on one side only."""
     truth = {(t["space"], t["externalId"]): t for t in table["truth"]}
+    history = history or {}
     compared = 0
     for key in sorted(set(rows_by_key) | set(truth)):
         label = f"{table['label']} {layer} {key[0]}/{key[1]}"
         if key not in truth:
-            mismatches.append({"at": label, "problem": "in the lake but not live in CDF"})
+            mismatches.append({"at": label, "problem": "in the lake but not live in CDF",
+                               "rows": history.get(key)})
             continue
         if key not in rows_by_key:
-            mismatches.append({"at": label, "problem": "live in CDF but missing"})
+            mismatches.append({"at": label, "problem": "live in CDF but missing",
+                               "cdf version": truth[key].get("version"), "rows": history.get(key)})
             continue
         row, want = rows_by_key[key], truth[key]
         compared += 1
@@ -225,10 +265,11 @@ def check_table(table, options, report):
     mismatches, issues = [], []
     for layer, reader in (("raw", read_raw), ("publish", read_publish)):
         try:
-            schema, rows = reader(table[layer], options)
+            read = reader(table[layer], options)
         except Exception as error:  # a missing table or file is a finding, not a crash
             mismatches.append({"at": f"{table['label']} {layer}", "problem": f"unreadable: {error}"[:400]})
             continue
+        schema = read[0]
         plan = column_plan(schema, table, issues)
         for d in table["declared"]:
             if not any(declared_for(entry, [d]) is not None for entry in plan.values()):
@@ -236,11 +277,31 @@ def check_table(table, options, report):
                 issues.append({"at": f"{table['label']} {layer}",
                                "problem": f"no column for {d['source']} {d['property']} ({d['type']})"})
         if layer == "raw":
-            latest = latest_per_key(rows)
-            live = {k: r for k, r in latest.items() if r["deletedTime"] is None}
-            report["raw_rows"] += len(rows)
-            report["rows_compared"] += compare_rows("raw", live, table, plan, False, mismatches)
+            _, latest, count, history = read
+            live = {k: r for k, r in latest.items()
+                    if r.get("deletedTime") is None and r.get(EXITED) is None}
+            exited = [r for r in latest.values() if r.get(EXITED) is not None]
+            for row in exited:
+                at = f"{table['label']} raw {row['space']}/{row['externalId']}"
+                if row.get("deletedTime") is not None:
+                    issues.append({"at": at, "problem": "an exit row with deletedTime set"})
+                filled = [c for c in plan if row.get(c) is not None]
+                if filled:
+                    issues.append({"at": at, "problem": f"an exit row with property values in {filled[:5]}"})
+            # An exit row repeats the version of the row it follows.
+            for key, rows in history.items():
+                for before, after in zip(rows, rows[1:]):
+                    if after[4] is not None and after[1] != before[1]:
+                        issues.append({"at": f"{table['label']} raw {key[0]}/{key[1]}",
+                                       "problem": "an exit row with another version than the row before it",
+                                       "rows": rows})
+            report["raw_rows"] += count
+            report["exited_latest"] += len(exited)
+            report["rows_compared"] += compare_rows("raw", live, table, plan, False, mismatches, history)
         else:
+            rows = read[1]
+            if EXITED in schema.names:
+                issues.append({"at": f"{table['label']} publish", "problem": f"publishes {EXITED}"})
             keys = [(r["space"], r["externalId"]) for r in rows]
             if keys != sorted(keys):
                 issues.append({"at": f"{table['label']} publish", "problem": "not sorted by (space, externalId)"})
@@ -262,7 +323,7 @@ def main():
     if command != "generative":
         raise SystemExit(f"unknown command {command}")
     report = {"tables": len(request["tables"]), "rows_compared": 0, "raw_rows": 0,
-              "mismatch_count": 0, "missing_columns": 0, "first": []}
+              "exited_latest": 0, "mismatch_count": 0, "missing_columns": 0, "first": []}
     for table in request["tables"]:
         check_table(table, request.get("storage_options") or {}, report)
     print(json.dumps(report, default=str))
