@@ -165,13 +165,18 @@ impl MembershipLab {
         serde_json::to_value(&sync).expect("summary as JSON")
     }
 
-    /// The emulator's current members of a view: `(externalId, version)`, sorted.
-    fn truth(&self, view: &str) -> Vec<(String, i64)> {
-        let mut members: Vec<(String, i64)> = self
+    /// The emulator's current node members of a view: `(externalId, version)`, sorted.
+    fn truth(&self, view: &str) -> Members {
+        self.truth_of(InstanceKind::Node, view)
+    }
+
+    /// The emulator's current members of one kind of a view.
+    fn truth_of(&self, kind: InstanceKind, view: &str) -> Members {
+        let mut members: Members = self
             .emulator
             .control()
             .live_instances_matching(
-                InstanceKind::Node,
+                kind,
                 Some(json!({"hasData": [view_ref(view)]})),
                 &[view_id(view)],
             )
@@ -380,24 +385,6 @@ fn link(xid: &str, from: &str, to: &str, weight: i64) -> Value {
 }
 
 impl MembershipLab {
-    /// The emulator's current edge members of an edge view.
-    fn truth_edges(&self, view: &str) -> Members {
-        let mut members: Members = self
-            .emulator
-            .control()
-            .live_instances_matching(
-                InstanceKind::Edge,
-                Some(json!({"hasData": [view_ref(view)]})),
-                &[view_id(view)],
-            )
-            .expect("truth")
-            .iter()
-            .map(|i| (text(&i["externalId"]), i["version"].as_i64().unwrap_or(-1)))
-            .collect();
-        members.sort();
-        members
-    }
-
     /// Raw latest live rows and published rows of one table of a view.
     fn lake_table_members(&self, view: &str, kind: &str) -> (Members, Members) {
         let python = python().expect("python");
@@ -445,7 +432,7 @@ impl MembershipLab {
             out.push((format!("{view} raw"), raw == truth));
             out.push((format!("{view} publish"), published == truth));
         }
-        let truth = self.truth_edges("StrongLink");
+        let truth = self.truth_of(InstanceKind::Edge, "StrongLink");
         let (raw, published) = self.lake_table_members("StrongLink", "edges");
         out.push(("StrongLink raw".into(), raw == truth));
         out.push(("StrongLink publish".into(), published == truth));

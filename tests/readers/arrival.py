@@ -47,10 +47,8 @@ def log_entries(fs, root):
         yield version, lines
 
 
-def latest(request):
-    import pyarrow.parquet as pq
-    uri = request["uri"].rstrip("/")
-    fs, root = filesystem(uri, request.get("storage_options") or {})
+def active_files(fs, root):
+    """The table's active data files, each with its arrival (version, position)."""
     active = {}
     for version, actions in log_entries(fs, root):
         arrival_version = version
@@ -67,6 +65,14 @@ def latest(request):
                 position += 1
             elif "remove" in action:
                 active.pop(unquote(action["remove"]["path"]), None)
+    return active
+
+
+def latest(request):
+    import pyarrow.parquet as pq
+    uri = request["uri"].rstrip("/")
+    fs, root = filesystem(uri, request.get("storage_options") or {})
+    active = active_files(fs, root)
     rows = 0
     last = {}
     for path, _ in sorted(active.items(), key=lambda item: item[1]):

@@ -124,20 +124,7 @@ def read_raw(uri, options):
     dataset = DeltaTable(uri, storage_options=options or None).to_pyarrow_dataset()
     fragments = {unquote(f.path): f for f in dataset.get_fragments()}
     fs, root = arrival.filesystem(uri.rstrip("/"), options)
-    active = {}
-    for version, actions in arrival.log_entries(fs, root):
-        arrival_version = version
-        for action in actions:
-            compaction = ((action.get("commitInfo") or {}).get("cdfS3Replicator") or {}).get("compaction")
-            if compaction:
-                arrival_version = compaction["lastVersion"]
-        position = 0
-        for action in actions:
-            if "add" in action:
-                active[unquote(action["add"]["path"])] = (arrival_version, position)
-                position += 1
-            elif "remove" in action:
-                active.pop(unquote(action["remove"]["path"]), None)
+    active = arrival.active_files(fs, root)
     if set(active) != set(fragments):
         raise RuntimeError(f"the log replay's files differ from deltalake's: "
                            f"{sorted(set(active) ^ set(fragments))[:5]}")
