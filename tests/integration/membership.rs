@@ -539,3 +539,43 @@ async fn filtered_views_converge_s3() {
 async fn without_the_scan_filtered_views_keep_stale_members() {
     filtered_views_converge(None, false).await;
 }
+
+/// CDF throttles the membership scan with a `Retry-After` beyond the run's deadline: the
+/// stream ends caught up with its pass pending (not failed), and the next run completes the
+/// pass and converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_cut_by_the_deadline_is_pending_and_completes_next_run() {
+    if python().is_none() {
+        return;
+    }
+    let lab = MembershipLab::start(&[], None).await;
+    lab.write(
+        (0..4)
+            .map(|i| item(&format!("item-{i}"), "active", i, None))
+            .collect(),
+        false,
+    );
+    let context = lab.context("1ms").await;
+    // The backfill counts as a pass; the next sync's pass starts at once.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let first = jobs::sync(&context.sync_job(), &SyncOptions::until(deadline)).await;
+    assert!(first.is_success(), "{first:#?}");
+    lab.delete(&["item-1"]);
+    lab.write(vec![other("item-1", "moved")], false);
+    let control = lab.emulator.control();
+    control.add_fault(
+        cdf_emulator::FaultSpec::status("/models/instances/list", 429, 1).with_retry_after(600),
+    );
+    // Far shorter than the Retry-After (and longer than the deadline margin): the wait is
+    // cut at the deadline.
+    let short = Instant::now() + Duration::from_secs(45);
+    let cut = jobs::sync(&context.sync_job(), &SyncOptions::until(short)).await;
+    assert!(
+        cut.is_success(),
+        "a pass cut by the deadline fails nothing: {cut:#?}"
+    );
+    assert_eq!(cut.membership.passes_pending, 1, "{cut:#?}");
+    control.clear_faults();
+    lab.replicate(&context).await;
+    lab.assert_converged("Item", "after the pending pass completed");
+}

@@ -97,23 +97,25 @@ impl StreamRun {
                     self.fail_now(Failure::lake("reading the table's live instances", &e))
                 })?,
         };
-        loop {
-            if Instant::now() + ctx.deadline_margin >= deadline {
-                self.report.membership.pass_pending = true;
-                self.live_keys = Some(keys);
-                self.save_checkpoint(ctx).await;
-                return Ok(());
-            }
-            let Some(pass) = self.checkpoint.membership.pass.as_deref().cloned() else {
-                break;
-            };
-            let step = if pass.listed {
-                self.check_step(ctx, &keys, &pass).await
+        while let Some(pass) = self.checkpoint.membership.pass.as_deref().cloned() {
+            let step = if Instant::now() + ctx.deadline_margin >= deadline {
+                Err(None)
             } else {
-                self.list_step(ctx, &keys, &pass).await
-            }
-            .map_err(|failure| self.fail_now(failure))?;
-            let Some((step, progress)) = step else {
+                self.next_step(ctx, &keys, &pass).await
+            };
+            let step = match step {
+                Ok(step) => step,
+                // The deadline came first (before the step, or during one of its requests):
+                // the pass continues in the next run from the progress saved here.
+                Err(None) => {
+                    self.report.membership.pass_pending = true;
+                    self.live_keys = Some(keys);
+                    self.save_checkpoint(ctx).await;
+                    return Ok(());
+                }
+                Err(Some(failure)) => return Err(self.fail_now(failure)),
+            };
+            let Some((step, progress, fetched)) = step else {
                 // Every live instance was checked: the pass is complete.
                 let finished = self.checkpoint.membership.pass.take().unwrap_or_default();
                 self.checkpoint.membership = MembershipScan {
@@ -131,10 +133,36 @@ impl StreamRun {
                 self.save_checkpoint(ctx).await;
                 break;
             };
-            self.commit_step(ctx, &mut keys, step, progress).await?;
+            self.commit_step(ctx, &mut keys, step, progress, fetched)
+                .await?;
         }
         self.live_keys = Some(keys);
         Ok(())
+    }
+
+    /// The pass's next step with the current state of the instances it refreshes; `None`
+    /// when the pass is complete. Fails with `None` when the run's deadline cut a request.
+    async fn next_step(
+        &mut self,
+        ctx: &StreamContext,
+        keys: &LiveKeys,
+        pass: &MembershipPass,
+    ) -> Result<Option<(Step, MembershipPass, Vec<Instance>)>, Option<Failure>> {
+        let step = if pass.listed {
+            self.check_step(ctx, keys, pass).await
+        } else {
+            self.list_step(ctx, keys, pass).await
+        };
+        let deadline_or =
+            |failure: Failure| (failure.cause != Cause::DeadlineReached).then_some(failure);
+        let Some((step, progress)) = step.map_err(deadline_or)? else {
+            return Ok(None);
+        };
+        let fetched = self
+            .fetch_current(ctx, &step.refresh)
+            .await
+            .map_err(deadline_or)?;
+        Ok(Some((step, progress, fetched)))
     }
 
     /// One page of the members listing: what the table lacks or holds in another version.
@@ -234,19 +262,16 @@ impl StreamRun {
         Ok(Some((step, progress)))
     }
 
-    /// Fetches the instances to refresh, writes them and the exit rows in one commit with
-    /// the pass's progress, and brings `keys` up to date with what was committed.
+    /// Writes the refreshed instances and the exit rows in one commit with the pass's
+    /// progress, and brings `keys` up to date with what was committed.
     async fn commit_step(
         &mut self,
         ctx: &StreamContext,
         keys: &mut LiveKeys,
         step: Step,
         mut progress: MembershipPass,
+        fetched: Vec<Instance>,
     ) -> Result<(), Turn<Self, StreamReport>> {
-        let fetched = match self.fetch_current(ctx, &step.refresh).await {
-            Ok(fetched) => fetched,
-            Err(failure) => return Err(self.fail_now(failure)),
-        };
         let exits: Vec<Instance> = step
             .exits
             .iter()
