@@ -485,6 +485,13 @@ fn outcomes(value: &Value, path: &str) -> Result<Vec<UnitOutcome>, PayloadError>
     items
         .iter()
         .enumerate()
+        // What a map collects for a child execution that failed instead of reporting is no
+        // outcome: its unit counts as one without an outcome, which fails the run.
+        .filter(|(_, item)| match item {
+            Value::Null => false,
+            Value::Object(fields) => fields.contains_key("unit"),
+            _ => true,
+        })
         .map(|(i, item)| {
             serde_json::from_value(item.clone()).map_err(|e| {
                 PayloadError::at(
@@ -778,6 +785,18 @@ mod tests {
             snapshot(json!({"finalize": true})).unwrap().fan_out,
             Some(FanOutStep::Finalize { outcomes: None })
         );
+        // A failed child execution's entry in the map's output is no outcome.
+        let lenient = snapshot(json!({
+            "finalize": true,
+            "outcomes": [null, {"Error": "States.Timeout", "Cause": "x"}, {"unit": "a", "success": true}]
+        }))
+        .unwrap();
+        match lenient.fan_out {
+            Some(FanOutStep::Finalize {
+                outcomes: Some(outcomes),
+            }) => assert_eq!(outcomes.len(), 1),
+            other => panic!("{other:?}"),
+        }
         for (payload, key) in [
             (json!({"plan": true, "finalize": true}), "finalize"),
             (json!({"plan": true, "unit": "x"}), "unit"),
@@ -789,7 +808,11 @@ mod tests {
             (json!({"unit": 3}), "unit"),
             (json!({"finalize": "yes"}), "finalize"),
             (
-                json!({"finalize": true, "outcomes": [{"unit": "a", "success": true}, {"success": true}]}),
+                json!({"finalize": true, "outcomes": [{"unit": "a", "success": true}, {"unit": 1}]}),
+                "outcomes[1]",
+            ),
+            (
+                json!({"finalize": true, "outcomes": [{"unit": "a", "success": true}, 3]}),
                 "outcomes[1]",
             ),
         ] {

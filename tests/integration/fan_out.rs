@@ -306,6 +306,25 @@ async fn plan_units_and_finalize_publish_what_a_whole_run_publishes() {
     assert_eq!(error.error_type(), "Permanent.InvalidPayload");
     assert!(error.to_string().contains(&unknown), "{error}");
 
+    // A planned unit without an outcome (its child execution failed, or the map lost it)
+    // fails the run, naming it, as a retryable failure: the next run publishes it.
+    let plan = invoke(&function, json!({"plan": true})).await;
+    let lost = plan["units"][0]["id"].as_str().unwrap().to_owned();
+    let kept: Vec<Value> = plan["units"].as_array().unwrap()[1..]
+        .iter()
+        .map(|u| json!({"unit": u["id"], "success": true}))
+        .collect();
+    let error = function
+        .invoke(
+            json!({"finalize": true, "maintenance": false, "outcomes": kept}),
+            &invocation(),
+        )
+        .await
+        .expect_err("a unit without an outcome");
+    assert_eq!(error.error_type(), "Retryable.RunIncomplete", "{error}");
+    assert!(error.to_string().contains(&lost), "{error}");
+    assert!(error.to_string().contains("3 of 4 units"), "{error}");
+
     // The CLI's lake starts where the other two are now.
     copy_dir(&whole.join("publish"), &by_cli.join("publish"));
 

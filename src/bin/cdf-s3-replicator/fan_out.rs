@@ -33,8 +33,8 @@ const ERROR_LINES: usize = 5;
 pub enum FanOutRun {
     /// The plan could plan nothing: the run stops there, as the state machine does.
     PlanFailed(UnitPlan),
-    /// The units ran and the run was finalized.
-    Finalized(FinalizeReport),
+    /// The units ran and the run was finalized (boxed: a report is much larger than a plan).
+    Finalized(Box<FinalizeReport>),
 }
 
 /// Runs the whole sequence. `config` is passed on to the children.
@@ -67,9 +67,9 @@ pub async fn run(
     for task in tasks {
         outcomes.push(task.await.context("a unit's task")?);
     }
-    Ok(FanOutRun::Finalized(
+    Ok(FanOutRun::Finalized(Box::new(
         fan_out::finalize(context, options, Some(&outcomes)).await,
-    ))
+    )))
 }
 
 /// One unit, again after a failure a retry can fix, up to [`ATTEMPTS`] times.

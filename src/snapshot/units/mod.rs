@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn most_stale_first_then_oldest_manifest_then_largest() {
-        let mut units = vec![
+        let mut units = [
             unit(
                 "current",
                 Staleness::Current,
