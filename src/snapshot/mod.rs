@@ -18,6 +18,8 @@
 //!   only while it names the object at the key, and a run writes the manifest only if its
 //!   files are still in place and the manifest is still the one it read. Two snapshot runs
 //!   that overlap therefore end with file == manifest ([`view`]).
+//! - A run can be split into units (one view each) that many workers publish at once, with
+//!   the same result: plan, units, finalize ([`units`]).
 
 pub mod arrival;
 mod build;
@@ -36,6 +38,7 @@ mod sorter;
 mod spill;
 pub mod stamp;
 pub(crate) mod summary;
+pub mod units;
 mod view;
 pub mod writer;
 
