@@ -104,19 +104,22 @@ impl LakeTable {
     /// complete (a completed backfill lists every member); the sync writes an exit row for
     /// each with the completing commit, so that the raw rows alone say so too.
     ///
-    /// Empty when the generation's first commit is no longer in the retained log: files
-    /// older than the log could then hold rows of this generation, and a key must never be
-    /// marked as left while one of its rows of this generation may exist.
+    /// `opening` says that the commit about to complete the generation is also its first
+    /// (a backfill of one commit). Otherwise the result is empty when the generation's first
+    /// commit is no longer in the retained log: files older than the log could then hold
+    /// rows of this generation, and a key must never be marked as left while one of its rows
+    /// of this generation may exist.
     pub(crate) async fn superseded_keys(
         &self,
         stream: &str,
         generation: u64,
+        opening: bool,
     ) -> LakeResult<LiveKeys> {
         let mut latest: BTreeMap<InstanceKey, (KeyState, bool, bool)> = BTreeMap::new();
         let Some(found) = self.stream_files(stream, generation).await? else {
             return Ok(LiveKeys::new());
         };
-        if !found.generation_opened_in_log {
+        if !opening && !found.generation_opened_in_log {
             return Ok(LiveKeys::new());
         }
         // Unattributed files are older than the log, so older than this generation; they

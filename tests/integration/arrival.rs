@@ -130,7 +130,12 @@ fn created_and_arrival(python: &str, lab: &Lab) -> Vec<(Value, Value)> {
                "storage_options": lab.lake.storage_options(),
                "columns": ["createdTime", "_arrival"]}),
     );
-    let column = |name: &str| answer["values"][name].as_array().cloned().unwrap_or_default();
+    let column = |name: &str| {
+        answer["values"][name]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
     column("createdTime")
         .into_iter()
         .zip(column("_arrival"))
@@ -215,7 +220,9 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
     table.refresh().await.expect("refresh");
     let schema = table.arrow_schema().expect("a schema");
     for column in ["_arrival", "_exitedTime"] {
-        let field = schema.field_with_name(column).expect("the column was added");
+        let field = schema
+            .field_with_name(column)
+            .expect("the column was added");
         assert!(field.is_nullable(), "{column} is nullable");
     }
     let rows = created_and_arrival(&python, &lab);
@@ -223,7 +230,10 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
     assert_eq!(old.len(), 4, "the old rows are all still there: {old:?}");
     assert!(old.iter().all(|(_, arrival)| arrival.is_null()));
     assert!(!new.is_empty());
-    assert!(new.iter().all(|(_, arrival)| arrival.is_string()), "{new:?}");
+    assert!(
+        new.iter().all(|(_, arrival)| arrival.is_string()),
+        "{new:?}"
+    );
 
     // Before a resync: the fallback order (old rows before new ones; among themselves by
     // lastUpdatedTime) gives the publish file's rows.
@@ -242,11 +252,11 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
     assert!(summary.is_success(), "{}", summary.one_line());
     assert_eq!(summary.streams[0].generation, 2);
     let latest = latest_rows(&python, &lab);
-    let without: Vec<&Value> = latest
-        .iter()
-        .filter(|r| r["_arrival"].is_null())
-        .collect();
-    assert!(without.is_empty(), "latest rows without _arrival: {without:?}");
+    let without: Vec<&Value> = latest.iter().filter(|r| r["_arrival"].is_null()).collect();
+    assert!(
+        without.is_empty(),
+        "latest rows without _arrival: {without:?}"
+    );
     let stale = latest
         .iter()
         .find(|r| r["externalId"] == "wo-stale")

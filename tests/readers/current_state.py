@@ -27,6 +27,9 @@ DOC = os.path.join(HERE, "..", "..", "docs", "bi-tools.md")
 MARKER = "<!-- The test suite runs this block as it is (tests/readers/current_state.py). -->"
 SCAN = re.compile(r"delta_scan\('[^']*'\)")
 
+# CDF json values (list elements among them) may nest thousands of levels.
+sys.setrecursionlimit(100_000)
+
 
 def documented_query():
     with open(DOC, encoding="utf-8") as f:

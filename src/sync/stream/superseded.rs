@@ -41,7 +41,7 @@ impl StreamRun {
         }
         let superseded = self
             .table
-            .superseded_keys(&self.spec.key, generation)
+            .superseded_keys(&self.spec.key, generation, self.opens_generation)
             .await
             .map_err(|e| Failure::lake("reading the rows of older generations", &e))?;
         let listed = keys_of(&batches);

@@ -390,8 +390,7 @@ fn run_reader(
         String::from_utf8_lossy(&output.stderr),
         String::from_utf8_lossy(&output.stdout)
     );
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{script} prints JSON: {e}"))
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{script} prints JSON: {e}"))
 }
 
 async fn context(yaml: &str) -> Context {
@@ -570,7 +569,14 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
             "tables": tables,
         });
         let report = run_checker(&python, &request, dir.path());
-        let sql = run_reader(&python, "current_state.py", &[], &request, dir.path());
+        let tables: Vec<Value> = request["tables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| json!({"label": t["label"], "raw": t["raw"], "publish": t["publish"]}))
+            .collect();
+        let sql_request = json!({"storage_options": request["storage_options"], "tables": tables});
+        let sql = run_reader(&python, "current_state.py", &[], &sql_request, dir.path());
         if case == 0 {
             assert_checker_sees_a_changed_value(&python, request, dir.path());
         }
