@@ -266,4 +266,22 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
     assert!(published.is_success(), "{}", published.one_line());
     let report = current_state(&python, &lab);
     assert_eq!(report["mismatch_count"], 0, "{report}");
+
+    // The comparison notices a wrong answer: a change synced but not yet published makes
+    // the query (newest row) and the file (previous state) differ in that value.
+    lab.emulator
+        .control()
+        .apply_instances(json!({"items": [{
+            "instanceType": "node", "space": DATA_SPACE, "externalId": "wo-0002-0",
+            "sources": [{"source": {"type": "view", "space": SCHEMA_SPACE, "externalId": VIEW, "version": "1"},
+                         "properties": {"title": "changed after the snapshot"}}]}]}))
+        .expect("a change");
+    let summary = jobs::sync(&lake_context.sync_job(), &slice()).await;
+    assert!(summary.is_success(), "{}", summary.one_line());
+    let stale = current_state(&python, &lab);
+    let first = stale["first"].to_string();
+    assert!(
+        stale["mismatch_count"].as_u64().unwrap_or(0) > 0 && first.contains("wo-0002-0"),
+        "{stale}"
+    );
 }
