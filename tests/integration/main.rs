@@ -4,6 +4,7 @@
 //! independent readers (Python `deltalake`, DuckDB, pyarrow). The lab they share is in
 //! `support`.
 
+mod arrival;
 mod catalog;
 mod cdf_client;
 mod chaos;
