@@ -238,9 +238,11 @@ impl Function {
     }
 
     /// Publishes, then (unless the payload says `maintenance: false`) maintains the raw
-    /// tables in the time left: maintenance starts no table or step later than the
-    /// invocation's deadline less `extractor.deadline-margin`, and continues next time.
-    /// `extractor.maintenance.enabled: false` turns maintenance off for every run.
+    /// tables in the time left. Both obey the invocation's deadline (or the payload's
+    /// budget) less `extractor.deadline-margin`: the snapshot starts no file it cannot
+    /// finish by then and leaves the rest for the next invocation; maintenance starts no
+    /// table or step after it. `extractor.maintenance.enabled: false` turns maintenance off
+    /// for every run.
     async fn run_snapshot(
         &self,
         context: &Context,
@@ -248,17 +250,15 @@ impl Function {
         invocation: &Invocation,
     ) -> Result<Report, FunctionError> {
         let margin = context.config.extractor.deadline_margin;
-        let maintenance_deadline = Instant::now()
+        let deadline = Instant::now()
             + remaining(invocation.deadline, request.time_budget).saturating_sub(margin);
         let options = PublishOptions {
             views: request.views,
             maintenance: match request.maintenance {
                 Some(false) => None,
-                Some(true) | None => Some(MaintenanceOptions {
-                    deadline: Some(maintenance_deadline),
-                    ..MaintenanceOptions::default()
-                }),
+                Some(true) | None => Some(MaintenanceOptions::default()),
             },
+            deadline: Some(deadline),
         };
         let plan = jobs::plan(context).await;
         Ok(Report::Snapshot(
@@ -327,10 +327,12 @@ impl Function {
                     outcome = if success { "success" } else { "failed" },
                     views_total = summary.views_total,
                     views_failed = summary.views_failed,
+                    views_behind = summary.views_behind,
                     files_rebuilt = summary.files_rebuilt,
                     files_incremental = summary.files_incremental,
                     files_skipped = summary.files_skipped,
                     files_failed = summary.files_failed,
+                    files_behind = summary.files_behind,
                     plan_errors = summary.plan_errors.len(),
                     rows = summary.rows,
                     bytes = summary.bytes,

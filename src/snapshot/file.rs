@@ -14,6 +14,7 @@ use deltalake::parquet::arrow::parquet_to_arrow_schema;
 use tokio::time::Instant;
 
 use super::arrival::StreamStates;
+use super::budget::{Budget, Shortfall, merge_cost, rebuild_cost};
 use super::build::Built;
 use super::build::FileTarget;
 use super::error::{SnapshotError, SnapshotResult};
@@ -39,6 +40,9 @@ pub(crate) struct PublishContext<'a> {
     pub(crate) sort: SortSettings,
     /// Options the raw tables are opened with (only reads happen).
     pub(crate) table_options: WriteOptions,
+    /// The run's deadline: a merge or rebuild that does not fit in the time left is left
+    /// for the next run ([`super::budget`]).
+    pub(crate) budget: Budget,
 }
 
 /// Publishes one file. Returns the report and the manifest entry that describes the file
@@ -272,6 +276,9 @@ async fn publish(
         }
         Some(entry) => match &table {
             Some(table) if entry.table_version.is_some() => {
+                if let Err(shortfall) = ctx.budget.admit(merge_cost(table, entry)?) {
+                    return Ok(behind(report, shortfall, found));
+                }
                 let merge_target = MergeTarget {
                     file: &file,
                     previous: entry,
@@ -298,12 +305,32 @@ async fn publish(
             None => "the view schema changed".to_owned(),
         },
     };
+    if let Some(table) = &table
+        && let Err(shortfall) = ctx.budget.admit(rebuild_cost(table)?)
+    {
+        return Ok(behind(report, shortfall, found));
+    }
     tracing::info!(view = %view.folder, kind = %target.kind, %reason, "rebuilding the published file");
     let built = rebuild(table.as_ref(), &file, &target.streams).await?;
     report.reason = Some(reason);
     let entry = describe(&built, &file, &publish);
     fill(&mut report, &built);
     Ok((report, Some(entry)))
+}
+
+/// A file the deadline leaves for the next run: the object at the key stays what it was.
+fn behind(
+    report: FileReport,
+    shortfall: Shortfall,
+    found: &Previous,
+) -> (FileReport, Option<FileEntry>) {
+    tracing::info!(kind = %report.kind, %shortfall, "leaving the file for the next snapshot");
+    let report = FileReport {
+        action: FileAction::Behind,
+        reason: Some(shortfall.to_string()),
+        ..report
+    };
+    (report, found.entry.clone())
 }
 
 fn fill(report: &mut FileReport, built: &Built) {

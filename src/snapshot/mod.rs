@@ -12,6 +12,9 @@
 //!   A completed generation, a schema change, a missing log or an unusable previous state
 //!   falls back to a full rebuild ([`rebuild`]), which sorts in memory-budget-sized runs
 //!   spilled to local disk ([`sorter`], [`spill`], [`kway`]).
+//! - A run with a deadline publishes the most stale views first ([`order`]) and starts no
+//!   merge it cannot finish before the deadline ([`budget`]); what it leaves is reported
+//!   behind and comes first next time.
 //! - Files are written straight to their final key, so a crash leaves the previous file
 //!   and manifest readable ([`writer`], [`view`]).
 //! - Each file carries its build state in its footer ([`stamp`]); a manifest entry counts
@@ -20,6 +23,7 @@
 //!   that overlap therefore end with file == manifest ([`view`]).
 
 pub mod arrival;
+mod budget;
 mod build;
 pub mod catalog;
 mod dedup;
@@ -29,6 +33,7 @@ mod incremental;
 mod keys;
 mod kway;
 pub(crate) mod manifest;
+mod order;
 pub(crate) mod plan;
 mod reader;
 mod rebuild;
@@ -43,6 +48,7 @@ use std::path::PathBuf;
 
 use tokio::time::Instant;
 
+use self::budget::Budget;
 pub(crate) use self::error::SnapshotResult;
 pub use self::kway::BatchSink;
 pub use self::plan::{TableTarget, ViewTarget, plan_views};
@@ -58,6 +64,11 @@ use crate::progress::Progress;
 pub struct SnapshotOptions {
     /// Only these views (by view externalId); `None` for all configured views.
     pub views: Option<Vec<String>>,
+    /// No merge or rebuild starts that cannot finish before this instant, and a full
+    /// rebuild stops at it keeping its progress; the work left is reported behind and comes
+    /// first next time. `None`: no deadline. Callers pass their budget less
+    /// `extractor.deadline-margin`.
+    pub deadline: Option<Instant>,
 }
 
 /// How files are built: the memory the sort may hold before spilling, and where it spills.
@@ -95,6 +106,7 @@ pub(crate) async fn run(
         &context.destination,
         &targets,
         &settings,
+        Budget::until(options.deadline),
         &context.progress,
     )
     .await
@@ -133,14 +145,34 @@ pub async fn publish_views(
     targets: &[ViewTarget],
     settings: &PublishSettings,
 ) -> SnapshotResult<Vec<ViewReport>> {
-    publish_observed(destination, targets, settings, &Progress::none()).await
+    publish_views_until(destination, targets, settings, None).await
 }
 
-/// [`publish_views`], reporting each view to `progress` as it starts and ends.
+/// [`publish_views`] with a deadline (see [`SnapshotOptions::deadline`]): the most stale
+/// views first, and what does not fit reported behind.
+pub async fn publish_views_until(
+    destination: &Destination,
+    targets: &[ViewTarget],
+    settings: &PublishSettings,
+    deadline: Option<Instant>,
+) -> SnapshotResult<Vec<ViewReport>> {
+    publish_observed(
+        destination,
+        targets,
+        settings,
+        Budget::until(deadline),
+        &Progress::none(),
+    )
+    .await
+}
+
+/// [`publish_views`], reporting each view to `progress` as it starts and ends. Views go
+/// most stale first; the reports come in that order.
 async fn publish_observed(
     destination: &Destination,
     targets: &[ViewTarget],
     settings: &PublishSettings,
+    budget: Budget,
     progress: &Progress,
 ) -> SnapshotResult<Vec<ViewReport>> {
     let ctx = file::PublishContext {
@@ -152,9 +184,16 @@ async fn publish_observed(
             temp_dir: settings.temp_dir.clone(),
         },
         table_options: WriteOptions::default(),
+        budget,
     };
+    let ordered = order::most_stale_first(destination, &ctx.store, targets).await;
     let mut reports = Vec::with_capacity(targets.len());
-    for target in targets {
+    for target in ordered {
+        if budget.is_over() {
+            // Not even a look: the files stay as they are and the view keeps its place.
+            reports.push(ViewReport::behind(target));
+            continue;
+        }
         let (model, folder) = (target.model_label(), target.folder.to_string());
         progress.view_started(&model, &folder);
         let report = view::publish_view(&ctx, target).await;

@@ -28,6 +28,7 @@ mod resilience;
 mod resync;
 mod s3_faults;
 mod schema_changes;
+mod slices;
 mod snapshot;
 mod state_repair;
 mod status;

@@ -57,6 +57,12 @@ enum Command {
         /// Skip compaction, checkpoints and vacuum of the raw tables.
         #[arg(long)]
         no_maintenance: bool,
+        /// Seconds this run may take; defaults to `extractor.time-budget`, else no limit.
+        /// Less `extractor.deadline-margin`, it is the deadline: no file starts that cannot
+        /// finish before it (the rest is reported behind and comes first next time), and
+        /// maintenance gets the time left.
+        #[arg(long)]
+        time_budget: Option<u64>,
     },
     /// Runs until stopped: a sync slice every `extractor.poll-time`, a snapshot every
     /// `extractor.snapshot-interval`.
@@ -183,11 +189,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             views,
             no_maintenance,
+            time_budget,
         } => {
             let mut context = start(&config, &ClientCache::default()).await?;
             context.progress = progress::for_stderr();
+            let extractor = &context.config.extractor;
+            let budget = time_budget
+                .map(Duration::from_secs)
+                .or(extractor.time_budget);
             let options = PublishOptions {
                 views,
+                deadline: budget
+                    .map(|b| Instant::now() + b.saturating_sub(extractor.deadline_margin)),
                 ..publish_options(no_maintenance)
             };
             let report = jobs::publish(&context, &jobs::plan(&context).await, &options).await;
