@@ -16,7 +16,9 @@
 //! - an incremental merge reads and rewrites the previous file, and reads the raw files
 //!   added since the previous file was built (by modification time, with
 //!   [`CLOCK_SLACK`]; a compacted file counts as new, which only overestimates);
-//! - a full rebuild reads every active raw file of the table.
+//! - a full rebuild is resumable and checks the time before each raw file it reads: the
+//!   file, plus writing out what it sorted so far ([`super::resume`]), and before its final
+//!   merge: every sorted run read and the published file written.
 //!
 //! The rate is a few times slower than what a release build measures on two cores (the
 //! `snapshot` bench: 15 MiB/s of raw Parquet for a full rebuild, 50 MiB/s for a merge), so
@@ -42,15 +44,34 @@ pub(crate) const FIXED_COST: Duration = Duration::from_millis(200);
 /// since (clocks of writers and of the store differ a little).
 pub(crate) const CLOCK_SLACK: Duration = Duration::from_secs(300);
 
-/// The time a run may spend: no deadline, or an instant after which nothing starts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The time a run may spend: no deadline, or an instant after which nothing starts; and
+/// the throughput its estimates assume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Budget {
     deadline: Option<Instant>,
+    bytes_per_second: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::until(None)
+    }
 }
 
 impl Budget {
     pub(crate) fn until(deadline: Option<Instant>) -> Self {
-        Self { deadline }
+        Self {
+            deadline,
+            bytes_per_second: ASSUMED_BYTES_PER_SECOND,
+        }
+    }
+
+    /// The same deadline, with estimates at another throughput.
+    pub(crate) fn assuming(self, bytes_per_second: u64) -> Self {
+        Self {
+            bytes_per_second: bytes_per_second.max(1),
+            ..self
+        }
     }
 
     /// Time left before the deadline; `None` without one.
@@ -64,8 +85,14 @@ impl Budget {
         self.time_left().is_some_and(|left| left.is_zero())
     }
 
-    /// Whether work of this cost may start now: `Err` says why not.
-    pub(crate) fn admit(&self, cost: Duration) -> Result<(), Shortfall> {
+    /// The estimated time to read (and write) `bytes`, plus [`FIXED_COST`].
+    pub(crate) fn cost_of(&self, bytes: u64) -> Duration {
+        FIXED_COST + Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64)
+    }
+
+    /// Whether work on `bytes` may start now: `Err` says why not.
+    pub(crate) fn admit(&self, bytes: u64) -> Result<(), Shortfall> {
+        let cost = self.cost_of(bytes);
         match self.time_left() {
             Some(left) if cost > left => Err(Shortfall { cost, left }),
             _ => Ok(()),
@@ -91,15 +118,10 @@ impl std::fmt::Display for Shortfall {
     }
 }
 
-/// The estimated time to read (and write) `bytes`, plus [`FIXED_COST`].
-pub(crate) fn cost_of_bytes(bytes: u64) -> Duration {
-    FIXED_COST + Duration::from_secs_f64(bytes as f64 / ASSUMED_BYTES_PER_SECOND as f64)
-}
-
-/// The estimated cost of merging the raw files added since `previous` was built into it:
-/// the previous file read and written again, and the raw files modified since its build
-/// started (less [`CLOCK_SLACK`]).
-pub(crate) fn merge_cost(table: &LakeTable, previous: &FileEntry) -> LakeResult<Duration> {
+/// The bytes an incremental merge onto `previous` reads and writes: the previous file read
+/// and written again, and the raw files modified since its build started (less
+/// [`CLOCK_SLACK`]).
+pub(crate) fn merge_bytes(table: &LakeTable, previous: &FileEntry) -> LakeResult<u64> {
     let since_ms = chrono::DateTime::parse_from_rfc3339(&previous.written_at)
         .map(|t| t.timestamp_millis() - CLOCK_SLACK.as_millis() as i64)
         // A build time nobody can read: every raw file counts.
@@ -110,19 +132,7 @@ pub(crate) fn merge_cost(table: &LakeTable, previous: &FileEntry) -> LakeResult<
         .filter(|file| file.modification_time_ms >= since_ms)
         .map(|file| u64::try_from(file.size).unwrap_or(0))
         .sum();
-    Ok(cost_of_bytes(
-        previous.bytes.saturating_mul(2).saturating_add(added),
-    ))
-}
-
-/// The estimated cost of a full rebuild: every active raw file read.
-pub(crate) fn rebuild_cost(table: &LakeTable) -> LakeResult<Duration> {
-    let bytes: u64 = table
-        .active_files()?
-        .iter()
-        .map(|file| u64::try_from(file.size).unwrap_or(0))
-        .sum();
-    Ok(cost_of_bytes(bytes))
+    Ok(previous.bytes.saturating_mul(2).saturating_add(added))
 }
 
 #[cfg(test)]
@@ -131,25 +141,31 @@ mod tests {
 
     #[test]
     fn costs_grow_with_bytes_from_a_fixed_floor() {
-        assert_eq!(cost_of_bytes(0), FIXED_COST);
-        let ten_seconds = cost_of_bytes(10 * ASSUMED_BYTES_PER_SECOND);
+        let budget = Budget::default();
+        assert_eq!(budget.cost_of(0), FIXED_COST);
+        let ten_seconds = budget.cost_of(10 * ASSUMED_BYTES_PER_SECOND);
         assert_eq!(ten_seconds, FIXED_COST + Duration::from_secs(10));
+        let slow = budget.assuming(ASSUMED_BYTES_PER_SECOND / 2);
+        assert_eq!(
+            slow.cost_of(ASSUMED_BYTES_PER_SECOND),
+            FIXED_COST + Duration::from_secs(2)
+        );
     }
 
     #[tokio::test]
     async fn work_is_admitted_only_when_it_fits_the_time_left() {
         let unbounded = Budget::default();
-        assert!(unbounded.admit(Duration::from_secs(1_000_000)).is_ok());
+        assert!(unbounded.admit(u64::MAX / 2).is_ok());
         assert!(!unbounded.is_over());
 
         let budget = Budget::until(Some(Instant::now() + Duration::from_secs(60)));
-        assert!(budget.admit(Duration::from_secs(1)).is_ok());
-        let shortfall = budget.admit(Duration::from_secs(600)).unwrap_err();
+        assert!(budget.admit(ASSUMED_BYTES_PER_SECOND).is_ok());
+        let shortfall = budget.admit(600 * ASSUMED_BYTES_PER_SECOND).unwrap_err();
         assert!(shortfall.left <= Duration::from_secs(60));
-        assert!(shortfall.to_string().contains("600.0 s"), "{shortfall}");
+        assert!(shortfall.to_string().contains("600.2 s"), "{shortfall}");
 
         let over = Budget::until(Some(Instant::now()));
         assert!(over.is_over());
-        assert!(over.admit(Duration::from_millis(1)).is_err());
+        assert!(over.admit(0).is_err());
     }
 }

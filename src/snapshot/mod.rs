@@ -37,6 +37,7 @@ mod order;
 pub(crate) mod plan;
 mod reader;
 mod rebuild;
+mod resume;
 mod sorter;
 mod spill;
 pub mod stamp;
@@ -81,6 +82,26 @@ pub struct PublishSettings {
     pub temp_dir: PathBuf,
 }
 
+/// How a run with a deadline estimates its work and keeps a full rebuild's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceSettings {
+    /// Raw bytes a full rebuild reads between two checkpoints of its sorted runs to the
+    /// lake (only in a run with a deadline). Default: four memory budgets.
+    pub checkpoint_bytes: u64,
+    /// Throughput the estimates assume, in bytes per second (see the snapshot's budget).
+    pub assumed_bytes_per_second: u64,
+}
+
+impl SliceSettings {
+    /// The defaults for `settings`.
+    pub fn of(settings: &PublishSettings) -> Self {
+        Self {
+            checkpoint_bytes: settings.memory_budget_bytes.saturating_mul(4).max(1),
+            assumed_bytes_per_second: budget::ASSUMED_BYTES_PER_SECOND,
+        }
+    }
+}
+
 impl From<&SnapshotSettings> for PublishSettings {
     fn from(settings: &SnapshotSettings) -> Self {
         Self {
@@ -106,6 +127,7 @@ pub(crate) async fn run(
         &context.destination,
         &targets,
         &settings,
+        &SliceSettings::of(&settings),
         Budget::until(options.deadline),
         &context.progress,
     )
@@ -156,25 +178,46 @@ pub async fn publish_views_until(
     settings: &PublishSettings,
     deadline: Option<Instant>,
 ) -> SnapshotResult<Vec<ViewReport>> {
+    publish_sliced(
+        destination,
+        targets,
+        settings,
+        &SliceSettings::of(settings),
+        deadline,
+    )
+    .await
+}
+
+/// [`publish_views_until`] with explicit checkpoints and estimates.
+pub async fn publish_sliced(
+    destination: &Destination,
+    targets: &[ViewTarget],
+    settings: &PublishSettings,
+    slices: &SliceSettings,
+    deadline: Option<Instant>,
+) -> SnapshotResult<Vec<ViewReport>> {
     publish_observed(
         destination,
         targets,
         settings,
+        slices,
         Budget::until(deadline),
         &Progress::none(),
     )
     .await
 }
 
-/// [`publish_views`], reporting each view to `progress` as it starts and ends. Views go
-/// most stale first; the reports come in that order.
+/// [`publish_views`], reporting each view to `progress` as it starts and ends. With a
+/// deadline, views go most stale first and the reports come in that order.
 async fn publish_observed(
     destination: &Destination,
     targets: &[ViewTarget],
     settings: &PublishSettings,
+    slices: &SliceSettings,
     budget: Budget,
     progress: &Progress,
 ) -> SnapshotResult<Vec<ViewReport>> {
+    let budget = budget.assuming(slices.assumed_bytes_per_second);
     let ctx = file::PublishContext {
         destination,
         store: destination.object_store()?,
@@ -185,8 +228,14 @@ async fn publish_observed(
         },
         table_options: WriteOptions::default(),
         budget,
+        checkpoint_bytes: slices.checkpoint_bytes,
     };
-    let ordered = order::most_stale_first(destination, &ctx.store, targets).await;
+    // Without a deadline every view gets done: the plan's order saves a manifest read each.
+    let ordered: Vec<&ViewTarget> = if budget.time_left().is_some() {
+        order::most_stale_first(destination, &ctx.store, targets).await
+    } else {
+        targets.iter().collect()
+    };
     let mut reports = Vec::with_capacity(targets.len());
     for target in ordered {
         if budget.is_over() {
