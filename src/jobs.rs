@@ -55,6 +55,9 @@ pub struct PublishOptions {
     pub views: Option<Vec<String>>,
     /// Maintenance of the raw tables after the snapshot; `None` publishes only.
     pub maintenance: Option<MaintenanceOptions>,
+    /// The snapshot's deadline (see [`SnapshotOptions::deadline`]); maintenance gets the
+    /// time left after the snapshot, up to the same instant, unless its options set one.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl PublishOptions {
@@ -63,6 +66,7 @@ impl PublishOptions {
         Self {
             views: None,
             maintenance: Some(MaintenanceOptions::default()),
+            deadline: None,
         }
     }
 }
@@ -114,6 +118,7 @@ pub async fn publish(context: &Context, plan: &Plan, options: &PublishOptions) -
         plan,
         &SnapshotOptions {
             views: options.views.clone(),
+            deadline: options.deadline,
         },
     )
     .await;
@@ -121,6 +126,7 @@ pub async fn publish(context: &Context, plan: &Plan, options: &PublishOptions) -
         Some(maintenance) => {
             let maintenance = MaintenanceOptions {
                 views: options.views.clone(),
+                deadline: maintenance.deadline.or(options.deadline),
                 ..maintenance.clone()
             };
             Some(maintenance::run(context, plan, &maintenance).await)

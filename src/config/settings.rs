@@ -147,11 +147,13 @@ pub struct ExtractorSettings {
     pub(crate) ingest_batch_bytes: u64,
     /// Streams synced at the same time (1..=8).
     pub(crate) parallelism: u32,
-    /// Time one sync invocation may take outside Lambda; `None` runs until all streams are
-    /// caught up. In Lambda the invocation's deadline applies instead.
+    /// Time one sync or snapshot invocation may take outside Lambda; `None` runs until all
+    /// streams are caught up (every view is published). In Lambda the invocation's
+    /// deadline applies instead.
     pub time_budget: Option<Duration>,
-    /// Time kept free before the deadline for the last flush and checkpoint.
-    pub(crate) deadline_margin: Duration,
+    /// Time kept free before the deadline: for sync's last flush and checkpoint, and for
+    /// what a snapshot's estimates miss.
+    pub deadline_margin: Duration,
     /// How often each stream compares its table with the instances that match its query
     /// now (the membership scan); `None` (configured as 0) never.
     pub(crate) membership_scan_interval: Option<Duration>,

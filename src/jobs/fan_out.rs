@@ -38,10 +38,16 @@ impl UnitReport {
     }
 }
 
-/// Runs the unit `id` of the current plan. Fails only when no unit of the plan has that id.
-pub async fn run_unit(context: &Context, id: &str) -> Result<UnitReport, UnitNotPlanned> {
+/// Runs the unit `id` of the current plan; with a deadline, a file that cannot finish
+/// before it is left behind for the next run. Fails only when no unit of the plan has that
+/// id.
+pub async fn run_unit(
+    context: &Context,
+    id: &str,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<UnitReport, UnitNotPlanned> {
     let plan = super::plan(context).await;
-    let snapshot = units::run_unit(context, &plan, id).await?;
+    let snapshot = units::run_unit(context, &plan, id, deadline).await?;
     Ok(UnitReport {
         outcome: UnitOutcome::of(id, &snapshot),
         snapshot,

@@ -249,9 +249,11 @@ impl Function {
     }
 
     /// Publishes, then (unless the payload says `maintenance: false`) maintains the raw
-    /// tables in the time left: maintenance starts no table or step later than the
-    /// invocation's deadline less `extractor.deadline-margin`, and continues next time.
-    /// `extractor.maintenance.enabled: false` turns maintenance off for every run.
+    /// tables in the time left. Both obey the invocation's deadline (or the payload's
+    /// budget) less `extractor.deadline-margin`: the snapshot starts no file it cannot
+    /// finish by then and leaves the rest for the next invocation; maintenance starts no
+    /// table or step after it. `extractor.maintenance.enabled: false` turns maintenance off
+    /// for every run.
     async fn run_snapshot(
         &self,
         context: &Context,
@@ -278,7 +280,13 @@ impl Function {
             Some(FanOutStep::Plan) => Ok(Report::UnitPlan(
                 fan_out::plan_units(context, request.views.as_deref()).await,
             )),
-            Some(FanOutStep::Unit(id)) => match fan_out::run_unit(context, &id).await {
+            Some(FanOutStep::Unit(id)) => match fan_out::run_unit(
+                context,
+                &id,
+                publish_options(context, request, invocation).deadline,
+            )
+            .await
+            {
                 Ok(report) => Ok(Report::Unit(report)),
                 // Permanent: the same id names nothing in the same plan next time either.
                 Err(error) => Err(PayloadError {
@@ -358,10 +366,12 @@ impl Function {
                     outcome = if success { "success" } else { "failed" },
                     views_total = summary.views_total,
                     views_failed = summary.views_failed,
+                    views_behind = summary.views_behind,
                     files_rebuilt = summary.files_rebuilt,
                     files_incremental = summary.files_incremental,
                     files_skipped = summary.files_skipped,
                     files_failed = summary.files_failed,
+                    files_behind = summary.files_behind,
                     plan_errors = summary.plan_errors.len(),
                     rows = summary.rows,
                     bytes = summary.bytes,
@@ -450,17 +460,15 @@ impl Function {
 /// `extractor.deadline-margin`.
 fn publish_options(context: &Context, request: Request, invocation: &Invocation) -> PublishOptions {
     let margin = context.config.extractor.deadline_margin;
-    let maintenance_deadline =
+    let deadline =
         Instant::now() + remaining(invocation.deadline, request.time_budget).saturating_sub(margin);
     PublishOptions {
         views: request.views,
         maintenance: match request.maintenance {
             Some(false) => None,
-            Some(true) | None => Some(MaintenanceOptions {
-                deadline: Some(maintenance_deadline),
-                ..MaintenanceOptions::default()
-            }),
+            Some(true) | None => Some(MaintenanceOptions::default()),
         },
+        deadline: Some(deadline),
     }
 }
 

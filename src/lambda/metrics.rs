@@ -52,10 +52,12 @@ pub(crate) const SNAPSHOT_METRICS: &[&str] = &[
     "Bytes",
     "ViewsTotal",
     "ViewsFailed",
+    "ViewsBehind",
     "FilesRebuilt",
     "FilesMerged",
     "FilesUnchanged",
     "FilesFailed",
+    "FilesBehind",
     "PlanErrors",
     "RunDuration",
 ];
@@ -199,10 +201,12 @@ impl MetricSet {
         set.push("Bytes", Unit::Bytes, summary.bytes as f64);
         set.push("ViewsTotal", Unit::Count, count(summary.views_total));
         set.push("ViewsFailed", Unit::Count, count(summary.views_failed));
+        set.push("ViewsBehind", Unit::Count, count(summary.views_behind));
         set.push("FilesRebuilt", Unit::Count, count(summary.files_rebuilt));
         set.push("FilesMerged", Unit::Count, count(summary.files_incremental));
         set.push("FilesUnchanged", Unit::Count, count(summary.files_skipped));
         set.push("FilesFailed", Unit::Count, count(summary.files_failed));
+        set.push("FilesBehind", Unit::Count, count(summary.files_behind));
         set.push("PlanErrors", Unit::Count, count(summary.plan_errors.len()));
         set.push(
             "RunDuration",

@@ -14,6 +14,7 @@ use deltalake::parquet::arrow::parquet_to_arrow_schema;
 use tokio::time::Instant;
 
 use super::arrival::StreamStates;
+use super::budget::{Budget, Shortfall, merge_bytes};
 use super::build::Built;
 use super::build::FileTarget;
 use super::error::{SnapshotError, SnapshotResult};
@@ -25,6 +26,7 @@ use super::manifest::{
 use super::plan::{TableTarget, ViewTarget};
 use super::reader::{self, ObjectVersion, object_path};
 use super::rebuild::rebuild;
+use super::resume::{Outcome, Workspace, work_dir};
 use super::sorter::SortSettings;
 use super::stamp::{FileStamp, Stamped};
 use super::summary::{FileAction, FileReport};
@@ -39,6 +41,11 @@ pub(crate) struct PublishContext<'a> {
     pub(crate) sort: SortSettings,
     /// Options the raw tables are opened with (only reads happen).
     pub(crate) table_options: WriteOptions,
+    /// The run's deadline: a merge or rebuild that does not fit in the time left is left
+    /// for the next run ([`super::budget`]).
+    pub(crate) budget: Budget,
+    /// Raw bytes a resumable rebuild reads between two checkpoints ([`super::resume`]).
+    pub(crate) checkpoint_bytes: u64,
 }
 
 /// Publishes one file. Returns the report and the manifest entry that describes the file
@@ -272,6 +279,9 @@ async fn publish(
         }
         Some(entry) => match &table {
             Some(table) if entry.table_version.is_some() => {
+                if let Err(shortfall) = ctx.budget.admit(merge_bytes(table, entry)?) {
+                    return Ok(behind(report, shortfall, found));
+                }
                 let merge_target = MergeTarget {
                     file: &file,
                     previous: entry,
@@ -298,12 +308,66 @@ async fn publish(
             None => "the view schema changed".to_owned(),
         },
     };
+    // A rebuild is resumable: it starts whenever the time left holds more than a file's
+    // fixed cost, and stops at the deadline keeping its progress.
+    if let Err(shortfall) = ctx.budget.admit(0) {
+        return Ok(behind(report, shortfall, found));
+    }
     tracing::info!(view = %view.folder, kind = %target.kind, %reason, "rebuilding the published file");
-    let built = rebuild(table.as_ref(), &file, &target.streams).await?;
-    report.reason = Some(reason);
-    let entry = describe(&built, &file, &publish);
-    fill(&mut report, &built);
-    Ok((report, Some(entry)))
+    let work = Workspace {
+        store: &ctx.store,
+        dir: work_dir(&view.model, &view.folder, target.kind),
+        budget: ctx.budget,
+        checkpoint_bytes: ctx.checkpoint_bytes,
+    };
+    match rebuild(table.as_ref(), &file, &target.streams, &work).await? {
+        Outcome::Built {
+            built,
+            table_version,
+            written_at,
+        } => {
+            // A build continued from an earlier run reflects the version it started from;
+            // the next incremental merge reads the commits after it.
+            let file = FileTarget {
+                stamp: FileStamp {
+                    table_version,
+                    written_at,
+                    ..file.stamp.clone()
+                },
+                ..file
+            };
+            report.source_version = table_version;
+            report.reason = Some(reason);
+            let entry = describe(&built, &file, &publish);
+            fill(&mut report, &built);
+            Ok((report, Some(entry)))
+        }
+        Outcome::Behind { stats, reason } => {
+            tracing::info!(view = %view.folder, kind = %target.kind, %reason, "leaving the rebuild for the next snapshot");
+            report.action = FileAction::Behind;
+            report.reason = Some(reason);
+            report.commits_read = stats.commits_read;
+            report.files_read = stats.files_read;
+            report.rows_read = stats.rows_read;
+            report.spilled_runs = stats.spilled_runs;
+            Ok((report, found.entry.clone()))
+        }
+    }
+}
+
+/// A file the deadline leaves for the next run: the object at the key stays what it was.
+fn behind(
+    report: FileReport,
+    shortfall: Shortfall,
+    found: &Previous,
+) -> (FileReport, Option<FileEntry>) {
+    tracing::info!(kind = %report.kind, %shortfall, "leaving the file for the next snapshot");
+    let report = FileReport {
+        action: FileAction::Behind,
+        reason: Some(shortfall.to_string()),
+        ..report
+    };
+    (report, found.entry.clone())
 }
 
 fn fill(report: &mut FileReport, built: &Built) {

@@ -42,6 +42,12 @@ pub(crate) struct Manifest {
     pub(crate) tool_version: String,
     /// Per kind (`nodes`, `edges`).
     pub(crate) files: BTreeMap<String, FileEntry>,
+    /// Set while a snapshot's deadline has left one of the view's files for a later run:
+    /// since when the view has been waiting (RFC 3339; the previous manifest's time). The
+    /// next runs order views by it ([`super::order`]), so a view published only in part
+    /// keeps its place in line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pending_since: Option<String>,
 }
 
 /// One published file.
@@ -326,6 +332,7 @@ mod tests {
             view: "Pump".into(),
             written_at: now_rfc3339(),
             tool_version: tool_version(),
+            pending_since: None,
             files: BTreeMap::from([(
                 "nodes".to_owned(),
                 FileEntry {
@@ -358,6 +365,7 @@ mod tests {
             written_at: now_rfc3339(),
             tool_version: tool_version(),
             files: BTreeMap::new(),
+            pending_since: None,
         }
     }
 

@@ -12,6 +12,9 @@
 //!   A completed generation, a schema change, a missing log or an unusable previous state
 //!   falls back to a full rebuild ([`rebuild`]), which sorts in memory-budget-sized runs
 //!   spilled to local disk ([`sorter`], [`spill`], [`kway`]).
+//! - A run with a deadline publishes the most stale views first ([`order`]) and starts no
+//!   merge it cannot finish before the deadline ([`budget`]); what it leaves is reported
+//!   behind and comes first next time.
 //! - Files are written straight to their final key, so a crash leaves the previous file
 //!   and manifest readable ([`writer`], [`view`]).
 //! - Each file carries its build state in its footer ([`stamp`]); a manifest entry counts
@@ -22,6 +25,7 @@
 //!   the same result: plan, units, finalize ([`units`]).
 
 pub mod arrival;
+mod budget;
 mod build;
 pub mod catalog;
 mod dedup;
@@ -31,9 +35,11 @@ mod incremental;
 mod keys;
 mod kway;
 pub(crate) mod manifest;
+mod order;
 pub(crate) mod plan;
 mod reader;
 mod rebuild;
+mod resume;
 mod sorter;
 mod spill;
 pub mod stamp;
@@ -46,6 +52,7 @@ use std::path::PathBuf;
 
 use tokio::time::Instant;
 
+use self::budget::Budget;
 pub(crate) use self::error::SnapshotResult;
 pub use self::kway::BatchSink;
 pub use self::plan::{TableTarget, ViewTarget, plan_views};
@@ -61,6 +68,11 @@ use crate::progress::Progress;
 pub struct SnapshotOptions {
     /// Only these views (by view externalId); `None` for all configured views.
     pub views: Option<Vec<String>>,
+    /// No merge or rebuild starts that cannot finish before this instant, and a full
+    /// rebuild stops at it keeping its progress; the work left is reported behind and comes
+    /// first next time. `None`: no deadline. Callers pass their budget less
+    /// `extractor.deadline-margin`.
+    pub deadline: Option<Instant>,
 }
 
 /// How files are built: the memory the sort may hold before spilling, and where it spills.
@@ -71,6 +83,26 @@ pub struct PublishSettings {
     /// Local directory for spilled runs (`extractor.snapshot.temp-dir`, default the system
     /// temp directory): it must have room for the sorted rows of the table being rebuilt.
     pub temp_dir: PathBuf,
+}
+
+/// How a run with a deadline estimates its work and keeps a full rebuild's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceSettings {
+    /// Raw bytes a full rebuild reads between two checkpoints of its sorted runs to the
+    /// lake (only in a run with a deadline). Default: four memory budgets.
+    pub checkpoint_bytes: u64,
+    /// Throughput the estimates assume, in bytes per second (see the snapshot's budget).
+    pub assumed_bytes_per_second: u64,
+}
+
+impl SliceSettings {
+    /// The defaults for `settings`.
+    pub fn of(settings: &PublishSettings) -> Self {
+        Self {
+            checkpoint_bytes: settings.memory_budget_bytes.saturating_mul(4).max(1),
+            assumed_bytes_per_second: budget::ASSUMED_BYTES_PER_SECOND,
+        }
+    }
 }
 
 impl From<&SnapshotSettings> for PublishSettings {
@@ -98,6 +130,8 @@ pub(crate) async fn run(
         &context.destination,
         &targets,
         &settings,
+        &SliceSettings::of(&settings),
+        Budget::until(options.deadline),
         &context.progress,
     )
     .await
@@ -136,16 +170,57 @@ pub async fn publish_views(
     targets: &[ViewTarget],
     settings: &PublishSettings,
 ) -> SnapshotResult<Vec<ViewReport>> {
-    publish_observed(destination, targets, settings, &Progress::none()).await
+    publish_views_until(destination, targets, settings, None).await
 }
 
-/// [`publish_views`], reporting each view to `progress` as it starts and ends.
+/// [`publish_views`] with a deadline (see [`SnapshotOptions::deadline`]): the most stale
+/// views first, and what does not fit reported behind.
+pub async fn publish_views_until(
+    destination: &Destination,
+    targets: &[ViewTarget],
+    settings: &PublishSettings,
+    deadline: Option<Instant>,
+) -> SnapshotResult<Vec<ViewReport>> {
+    publish_sliced(
+        destination,
+        targets,
+        settings,
+        &SliceSettings::of(settings),
+        deadline,
+    )
+    .await
+}
+
+/// [`publish_views_until`] with explicit checkpoints and estimates.
+pub async fn publish_sliced(
+    destination: &Destination,
+    targets: &[ViewTarget],
+    settings: &PublishSettings,
+    slices: &SliceSettings,
+    deadline: Option<Instant>,
+) -> SnapshotResult<Vec<ViewReport>> {
+    publish_observed(
+        destination,
+        targets,
+        settings,
+        slices,
+        Budget::until(deadline),
+        &Progress::none(),
+    )
+    .await
+}
+
+/// [`publish_views`], reporting each view to `progress` as it starts and ends. With a
+/// deadline, views go most stale first and the reports come in that order.
 async fn publish_observed(
     destination: &Destination,
     targets: &[ViewTarget],
     settings: &PublishSettings,
+    slices: &SliceSettings,
+    budget: Budget,
     progress: &Progress,
 ) -> SnapshotResult<Vec<ViewReport>> {
+    let budget = budget.assuming(slices.assumed_bytes_per_second);
     let ctx = file::PublishContext {
         destination,
         store: destination.object_store()?,
@@ -155,9 +230,22 @@ async fn publish_observed(
             temp_dir: settings.temp_dir.clone(),
         },
         table_options: WriteOptions::default(),
+        budget,
+        checkpoint_bytes: slices.checkpoint_bytes,
+    };
+    // Without a deadline every view gets done: the plan's order saves a manifest read each.
+    let ordered: Vec<&ViewTarget> = if budget.time_left().is_some() {
+        order::most_stale_first(destination, &ctx.store, targets).await
+    } else {
+        targets.iter().collect()
     };
     let mut reports = Vec::with_capacity(targets.len());
-    for target in targets {
+    for target in ordered {
+        if budget.is_over() {
+            // Not even a look: the files stay as they are and the view keeps its place.
+            reports.push(ViewReport::behind(target));
+            continue;
+        }
         let (model, folder) = (target.model_label(), target.folder.to_string());
         progress.view_started(&model, &folder);
         let report = view::publish_view(&ctx, target).await;

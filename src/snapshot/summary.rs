@@ -19,6 +19,10 @@ pub enum FileAction {
     Rebuilt,
     /// The file could not be published; the previous file (if any) is still in place.
     Failed,
+    /// The run's deadline came before the file could be built: the previous file (if any)
+    /// is still in place, and the next run takes this file first. Not a failure, like a
+    /// sync stream that is behind. A full rebuild that started keeps its progress.
+    Behind,
 }
 
 /// One published file (`nodes.parquet` or `edges.parquet`) of one view.
@@ -80,6 +84,14 @@ impl FileReport {
             ..Self::new(kind, FileAction::Failed)
         }
     }
+
+    /// A file left for the next run; `reason` says why (the estimate and the time left).
+    pub(crate) fn behind(kind: InstanceKind, reason: String) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::new(kind, FileAction::Behind)
+        }
+    }
 }
 
 /// One view: its two files and whether its manifest was written.
@@ -104,9 +116,35 @@ pub struct ViewReport {
 }
 
 impl ViewReport {
+    /// A view the run did not reach before its deadline: both files left as they are.
+    pub(crate) fn behind(target: &super::ViewTarget) -> Self {
+        let reason = || {
+            "the deadline came before the run reached the view; the next snapshot takes it first"
+                .to_owned()
+        };
+        Self {
+            model: target.model_label(),
+            view: target.folder.to_string(),
+            files: [InstanceKind::Nodes, InstanceKind::Edges]
+                .into_iter()
+                .map(|kind| FileReport::behind(kind, reason()))
+                .collect(),
+            manifest_written: false,
+            attempts: 0,
+            duration_ms: 0,
+            error: None,
+        }
+    }
+
     /// Whether every file of the view is published and current.
     pub fn is_success(&self) -> bool {
         self.error.is_none() && self.files.iter().all(|f| f.action != FileAction::Failed)
+    }
+
+    /// Whether the run's deadline left work on the view for the next run (and nothing
+    /// failed).
+    pub fn is_behind(&self) -> bool {
+        self.is_success() && self.files.iter().any(|f| f.action == FileAction::Behind)
     }
 
     /// The report of one kind of file, if the view has it.
@@ -123,6 +161,9 @@ pub struct SnapshotSummary {
     pub views_total: usize,
     /// Views with a failed file or a failure of their own.
     pub views_failed: usize,
+    /// Views with a file the deadline left for the next run (and no failure): not a
+    /// failure, the next run takes them first.
+    pub views_behind: usize,
     /// Files with [`FileAction::Skipped`].
     pub files_skipped: usize,
     /// Files with [`FileAction::Incremental`].
@@ -131,6 +172,8 @@ pub struct SnapshotSummary {
     pub files_rebuilt: usize,
     /// Files with [`FileAction::Failed`].
     pub files_failed: usize,
+    /// Files with [`FileAction::Behind`].
+    pub files_behind: usize,
     /// Rows in the files written by this invocation.
     pub(crate) rows: u64,
     /// Bytes of the files written by this invocation.
@@ -170,10 +213,12 @@ impl SnapshotSummary {
         Self {
             views_total: views.len(),
             views_failed: views.iter().filter(|v| !v.is_success()).count(),
+            views_behind: views.iter().filter(|v| v.is_behind()).count(),
             files_skipped: count(FileAction::Skipped),
             files_incremental: count(FileAction::Incremental),
             files_rebuilt: count(FileAction::Rebuilt),
             files_failed: count(FileAction::Failed),
+            files_behind: count(FileAction::Behind),
             rows: written().map(|f| f.rows).sum(),
             bytes: written().map(|f| f.bytes).sum(),
             duration_ms,
@@ -183,8 +228,9 @@ impl SnapshotSummary {
         }
     }
 
-    /// True when every configured view was planned and published, and (when configured)
-    /// every catalog table registered.
+    /// True when every configured view was planned and published or left behind by the
+    /// deadline (the next run continues it, as sync does with a stream that is behind),
+    /// and (when configured) every catalog table registered.
     pub fn is_success(&self) -> bool {
         self.views_failed == 0
             && self.plan_errors.is_empty()
@@ -213,13 +259,15 @@ impl SnapshotSummary {
     /// One line for logs and the extraction pipeline run message.
     pub fn one_line(&self) -> String {
         let mut line = format!(
-            "{} views ({} failed): {} files rebuilt, {} merged, {} unchanged, {} failed; {} rows, {} bytes written",
+            "{} views ({} failed, {} behind): {} files rebuilt, {} merged, {} unchanged, {} failed, {} behind; {} rows, {} bytes written",
             self.views_total,
             self.views_failed,
+            self.views_behind,
             self.files_rebuilt,
             self.files_incremental,
             self.files_skipped,
             self.files_failed,
+            self.files_behind,
             self.rows,
             self.bytes
         );

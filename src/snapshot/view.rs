@@ -41,7 +41,7 @@ use super::manifest::{self, FORMAT_VERSION, FileEntry, Manifest, ManifestState};
 use super::plan::ViewTarget;
 use super::reader::{self, ObjectVersion, object_path};
 use super::stamp::{FileStamp, Stamped};
-use super::summary::ViewReport;
+use super::summary::{FileAction, ViewReport};
 use crate::failure::Failure;
 use crate::lake::InstanceKind;
 use crate::lake::layout::PublishPaths;
@@ -128,8 +128,13 @@ async fn publish_once(
         });
     }
 
+    // A file the deadline left keeps the view's place in line (`pendingSince`); once every
+    // file is done, the manifest drops it.
+    let behind = report.files.iter().any(|f| f.action == FileAction::Behind);
     let current = match &read.state {
-        ManifestState::Found(manifest) => manifest.files == entries,
+        ManifestState::Found(manifest) => {
+            manifest.files == entries && (behind || manifest.pending_since.is_none())
+        }
         ManifestState::Missing | ManifestState::Unusable(_) => entries.is_empty(),
     };
     if current {
@@ -155,6 +160,7 @@ async fn publish_once(
         written_at: manifest::now_rfc3339(),
         tool_version: manifest::tool_version(),
         files: entries,
+        pending_since: behind.then(|| waiting_since(&read.state)),
     };
     match manifest::write(&ctx.store, &paths.manifest, &read, &manifest).await {
         Ok(()) => {
@@ -169,6 +175,21 @@ async fn publish_once(
         }
     }
 }
+
+/// Since when a view has been waiting, for a manifest written while some of its work is
+/// left: what the previous manifest said, or the earliest time for a view never published.
+fn waiting_since(previous: &ManifestState) -> String {
+    match previous {
+        ManifestState::Found(manifest) => manifest
+            .pending_since
+            .clone()
+            .unwrap_or_else(|| manifest.written_at.clone()),
+        ManifestState::Missing | ManifestState::Unusable(_) => NEVER.to_owned(),
+    }
+}
+
+/// The `pendingSince` of a view that was never published in full.
+const NEVER: &str = "1970-01-01T00:00:00.000Z";
 
 /// Checks that the object at `path` is the one `entry` describes: same ETag, or (for a
 /// store without ETags) same write id in its footer. An entry of an older release, which

@@ -506,6 +506,10 @@ async fn view_status(
         manifest: presence,
         files,
         error,
+        pending_since: match &state {
+            ManifestState::Found(manifest) => manifest.pending_since.clone(),
+            _ => None,
+        },
     }
 }
 

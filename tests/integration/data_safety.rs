@@ -188,6 +188,7 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
         &context,
         &SnapshotOptions {
             views: Some(vec!["Pump".into()]),
+            ..SnapshotOptions::default()
         },
     )
     .await;

@@ -51,6 +51,7 @@ async fn patient_context(lab: &Lab) -> Context {
 fn pump_only() -> SnapshotOptions {
     SnapshotOptions {
         views: Some(vec!["Pump".to_owned()]),
+        ..SnapshotOptions::default()
     }
 }
 

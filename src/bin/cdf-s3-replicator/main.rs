@@ -71,6 +71,12 @@ enum Command {
         /// deployment template does.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         fan_out: Option<u16>,
+        /// Seconds this run may take; defaults to `extractor.time-budget`, else no limit.
+        /// Less `extractor.deadline-margin`, it is the deadline: no file starts that cannot
+        /// finish before it (the rest is reported behind and comes first next time), and
+        /// maintenance gets the time left.
+        #[arg(long)]
+        time_budget: Option<u64>,
     },
     /// Runs until stopped: a sync slice every `extractor.poll-time`, a snapshot every
     /// `extractor.snapshot-interval`.
@@ -200,10 +206,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             plan_only,
             unit,
             fan_out,
+            time_budget,
         } if plan_only || unit.is_some() || fan_out.is_some() => {
             let context = start(&config, &ClientCache::default()).await?;
             let options = PublishOptions {
                 views,
+                deadline: snapshot_deadline(&context, time_budget),
                 ..publish_options(no_maintenance)
             };
             snapshot_in_units(&context, &config, options, plan_only, unit, fan_out).await
@@ -212,12 +220,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             views,
             no_maintenance,
+            time_budget,
             ..
         } => {
             let mut context = start(&config, &ClientCache::default()).await?;
             context.progress = progress::for_stderr();
             let options = PublishOptions {
                 views,
+                deadline: snapshot_deadline(&context, time_budget),
                 ..publish_options(no_maintenance)
             };
             let report = jobs::publish(&context, &jobs::plan(&context).await, &options).await;
@@ -300,7 +310,7 @@ async fn snapshot_in_units(
         return Ok(exit(!plan.units.is_empty() || plan.plan_errors.is_empty()));
     }
     if let Some(id) = unit {
-        let report = jobs::fan_out::run_unit(context, &id).await?;
+        let report = jobs::fan_out::run_unit(context, &id, options.deadline).await?;
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(exit(report.is_success()));
     }
@@ -318,6 +328,16 @@ async fn snapshot_in_units(
 }
 
 /// Every view; maintenance with every step unless `--no-maintenance`.
+/// The snapshot's deadline: `--time-budget` (else `extractor.time-budget`) less
+/// `extractor.deadline-margin`; `None` without a budget.
+fn snapshot_deadline(context: &Context, time_budget: Option<u64>) -> Option<Instant> {
+    let extractor = &context.config.extractor;
+    time_budget
+        .map(Duration::from_secs)
+        .or(extractor.time_budget)
+        .map(|budget| Instant::now() + budget.saturating_sub(extractor.deadline_margin))
+}
+
 fn publish_options(no_maintenance: bool) -> PublishOptions {
     let mut options = PublishOptions::everything();
     if no_maintenance {

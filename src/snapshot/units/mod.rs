@@ -167,6 +167,7 @@ pub(crate) async fn run_unit(
     context: &Context,
     plan: &Plan,
     id: &str,
+    deadline: Option<Instant>,
 ) -> Result<SnapshotSummary, UnitNotPlanned> {
     let started = Instant::now();
     let targets = plan_views(plan.streams());
@@ -190,6 +191,8 @@ pub(crate) async fn run_unit(
         &context.destination,
         std::slice::from_ref(target),
         &settings,
+        &super::SliceSettings::of(&settings),
+        super::budget::Budget::until(deadline),
         &context.progress,
     )
     .await
