@@ -7,6 +7,11 @@
 //! commits after that version, as long as the schema fingerprint and the generations still
 //! hold, and as long as the entry names the object at the key.
 //!
+//! A file published in parts ([`super::parts`]) has one entry whose `parts` lists an entry
+//! per part (each like a file's entry, its path relative to the view folder); the entry's
+//! own figures are the parts' totals, and its version is the oldest part's. Manifests
+//! without `parts` (every older one) describe single files.
+//!
 //! A run replaces the manifest only if it is still the one the run read ([`write()`] is
 //! conditional on its ETag), so of two runs that overlap, the one that read an older
 //! manifest cannot overwrite the newer one.
@@ -60,6 +65,8 @@ pub(crate) struct FileEntry {
     pub(crate) streams: StreamStates,
     /// Fingerprint of the raw table schema the file was built from.
     pub(crate) raw_schema_fingerprint: String,
+    /// The columns; left out of a part's entry (the file's entry has them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) publish_schema: Vec<ColumnSpec>,
     pub(crate) sorted_by: Vec<String>,
     pub(crate) written_at: String,
@@ -71,6 +78,41 @@ pub(crate) struct FileEntry {
     /// The write id in the footer of the file this entry describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) write_id: Option<String>,
+    /// The parts, when the file is a folder of parts (`path` is then the folder, `nodes/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parts: Option<PartsEntry>,
+}
+
+/// The parts of a file published as a folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PartsEntry {
+    /// How many parts (a power of two); every part is listed.
+    pub(crate) count: u32,
+    /// How rows are assigned to parts ([`super::parts::HASH_NAME`]).
+    pub(crate) hash: String,
+    /// One entry per part, in part order.
+    pub(crate) files: Vec<FileEntry>,
+}
+
+impl FileEntry {
+    /// The data objects this entry names, relative to the destination prefix, each with
+    /// the entry that describes it: the file itself, or every part.
+    pub(crate) fn objects<'a>(&'a self, dir: &str) -> Vec<(String, &'a FileEntry)> {
+        match &self.parts {
+            Some(parts) => parts
+                .files
+                .iter()
+                .map(|part| (format!("{dir}/{}", part.path), part))
+                .collect(),
+            None => vec![(format!("{dir}/{}", self.path), self)],
+        }
+    }
+
+    /// The number of parts: 1 for a single file.
+    pub(crate) fn part_count(&self) -> u32 {
+        self.parts.as_ref().map_or(1, |p| p.count)
+    }
 }
 
 /// One column of a published file.
@@ -342,6 +384,7 @@ mod tests {
                     tool_version: tool_version(),
                     e_tag: Some("\"abc\"".into()),
                     write_id: None,
+                    parts: None,
                 },
             )]),
         };

@@ -29,9 +29,12 @@ mod incremental;
 mod keys;
 mod kway;
 pub(crate) mod manifest;
+mod partitioned;
+pub mod parts;
 pub(crate) mod plan;
 mod reader;
 mod rebuild;
+mod retire;
 mod sorter;
 mod spill;
 pub mod stamp;
@@ -68,6 +71,9 @@ pub struct PublishSettings {
     /// Local directory for spilled runs (`extractor.snapshot.temp-dir`, default the system
     /// temp directory): it must have room for the sorted rows of the table being rebuilt.
     pub temp_dir: PathBuf,
+    /// Rows above which a view's file is published as a folder of parts
+    /// (`extractor.snapshot.part-rows`; see [`parts`]).
+    pub part_rows: u64,
 }
 
 impl From<&SnapshotSettings> for PublishSettings {
@@ -75,6 +81,7 @@ impl From<&SnapshotSettings> for PublishSettings {
         Self {
             memory_budget_bytes: settings.memory_budget_bytes,
             temp_dir: settings.temp_dir.clone(),
+            part_rows: settings.part_rows,
         }
     }
 }
@@ -114,6 +121,12 @@ pub(crate) async fn run(
         &summary.views,
     )
     .await;
+    retire::after_publish(
+        &context.destination,
+        &summary.views,
+        summary.catalog.as_deref(),
+    )
+    .await;
     tracing::info!(summary = %summary.one_line(), "snapshot finished");
     context
         .client
@@ -126,14 +139,17 @@ pub(crate) async fn run(
     summary
 }
 
-/// Publishes planned views one after the other (each holds at most the memory budget).
-/// Fails only when the destination's object store cannot be set up.
+/// Publishes planned views one after the other (each holds at most the memory budget),
+/// then removes the objects of forms their files no longer have. Fails only when the
+/// destination's object store cannot be set up.
 pub async fn publish_views(
     destination: &Destination,
     targets: &[ViewTarget],
     settings: &PublishSettings,
 ) -> SnapshotResult<Vec<ViewReport>> {
-    publish_observed(destination, targets, settings, &Progress::none()).await
+    let reports = publish_observed(destination, targets, settings, &Progress::none()).await?;
+    retire::after_publish(destination, &reports, None).await;
+    Ok(reports)
 }
 
 /// [`publish_views`], reporting each view to `progress` as it starts and ends.
@@ -152,6 +168,7 @@ async fn publish_observed(
             temp_dir: settings.temp_dir.clone(),
         },
         table_options: WriteOptions::default(),
+        part_rows: settings.part_rows,
     };
     let mut reports = Vec::with_capacity(targets.len());
     for target in targets {

@@ -24,11 +24,12 @@ pub(crate) async fn rebuild(
             stats,
         });
     };
-    let commits = readable_log(table).await?;
-    stats.commits_read = commits.len() as u64;
-    let index = LogIndex::build(&commits, StreamStates::new());
-    drop(commits);
-    let files = files_in_arrival_order(table, &index, streams)?;
+    let RebuildInputs {
+        files,
+        index,
+        commits_read,
+    } = rebuild_inputs(table, streams).await?;
+    stats.commits_read = commits_read;
 
     let runs = target.sort_files(table, &files, &mut stats).await?;
     let written = target.write_merged(runs.streams, &index.streams).await?;
@@ -37,6 +38,31 @@ pub(crate) async fn rebuild(
         written,
         streams: index.streams,
         stats,
+    })
+}
+
+/// What a full rebuild reads: every active file whose rows count, in arrival order, and
+/// the index of the readable log.
+pub(crate) struct RebuildInputs {
+    pub(crate) files: Vec<RawFile>,
+    pub(crate) index: LogIndex,
+    pub(crate) commits_read: u64,
+}
+
+/// Reads the log of `table` and lists the files a full rebuild reads.
+pub(crate) async fn rebuild_inputs(
+    table: &LakeTable,
+    streams: &[String],
+) -> SnapshotResult<RebuildInputs> {
+    let commits = readable_log(table).await?;
+    let commits_read = commits.len() as u64;
+    let index = LogIndex::build(&commits, StreamStates::new());
+    drop(commits);
+    let files = files_in_arrival_order(table, &index, streams)?;
+    Ok(RebuildInputs {
+        files,
+        index,
+        commits_read,
     })
 }
 
