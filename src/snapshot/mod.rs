@@ -49,7 +49,7 @@ use tokio::time::Instant;
 pub(crate) use self::error::SnapshotResult;
 pub use self::kway::BatchSink;
 pub use self::plan::{TableTarget, ViewTarget, plan_views};
-pub use self::summary::{FileAction, FileReport, SnapshotSummary, ViewReport};
+pub use self::summary::{FileAction, FileReport, PartsReport, SnapshotSummary, ViewReport};
 use crate::config::SnapshotSettings;
 use crate::context::Context;
 use crate::lake::{Destination, WriteOptions};

@@ -23,6 +23,7 @@ mod long_names;
 mod maintenance;
 mod membership;
 mod overlap;
+mod parts;
 mod remote_config;
 mod resilience;
 mod resync;
