@@ -221,7 +221,12 @@ fn assert_equal(label: &str, report: &Value, count: Option<u64>) {
 }
 
 /// The ETag of every part of a kind.
-async fn part_tags(context: &Context, view: &str, kind: &str, count: u32) -> BTreeMap<String, String> {
+async fn part_tags(
+    context: &Context,
+    view: &str,
+    kind: &str,
+    count: u32,
+) -> BTreeMap<String, String> {
     let store = store(context);
     let mut tags = BTreeMap::new();
     for name in part_names(kind, count) {
@@ -298,9 +303,15 @@ async fn parts_lifecycle(lab: Lab) {
             .iter()
             .all(|p| p["eTag"].is_string() && p["writeId"].is_string())
     );
-    assert_eq!(kind_objects(&in_8, "Pump", "nodes").await, part_names("nodes", 8));
+    assert_eq!(
+        kind_objects(&in_8, "Pump", "nodes").await,
+        part_names("nodes", 8)
+    );
     // Small views keep their single file.
-    assert_eq!(manifest(&in_8, "Site").await["files"]["nodes"]["path"], "nodes.parquet");
+    assert_eq!(
+        manifest(&in_8, "Site").await["files"]["nodes"]["path"],
+        "nodes.parquet"
+    );
     assert_equal(
         "one file to parts",
         &compare(
@@ -339,10 +350,12 @@ async fn parts_lifecycle(lab: Lab) {
     let before = part_tags(&in_8, "Pump", "nodes", 8).await;
     lab.emulator
         .control()
-        .apply_instances(json!({"items": [{"instanceType": "node", "space": DATA_SPACE,
+        .apply_instances(
+            json!({"items": [{"instanceType": "node", "space": DATA_SPACE,
             "externalId": "pump-0002", "sources": [{"source": {"type": "view",
             "space": SCHEMA_SPACE, "externalId": "Pump", "version": "1"},
-            "properties": {"ratedKw": 1234.5}}]}]}))
+            "properties": {"ratedKw": 1234.5}}]}]}),
+        )
         .expect("one update");
     sync_all(&in_8).await;
     let one = publish(&in_8).await;
@@ -394,8 +407,14 @@ async fn parts_lifecycle(lab: Lab) {
             .is_some_and(|r| r.contains("one file instead of 8 parts")),
         "{nodes:#?}"
     );
-    assert_eq!(kind_objects(&single, "Pump", "nodes").await, ["nodes.parquet"]);
-    assert_eq!(kind_objects(&single, "Pump", "edges").await, ["edges.parquet"]);
+    assert_eq!(
+        kind_objects(&single, "Pump", "nodes").await,
+        ["nodes.parquet"]
+    );
+    assert_eq!(
+        kind_objects(&single, "Pump", "edges").await,
+        ["edges.parquet"]
+    );
     assert_eq!(
         manifest(&single, "Pump").await["files"]["nodes"]["path"],
         "nodes.parquet"
@@ -415,7 +434,10 @@ async fn parts_lifecycle(lab: Lab) {
 
     // 8 parts, then a smaller part-rows: 36 rows need 16 parts of at most 4.
     publish(&in_8).await;
-    assert_eq!(kind_objects(&in_8, "Pump", "nodes").await, part_names("nodes", 8));
+    assert_eq!(
+        kind_objects(&in_8, "Pump", "nodes").await,
+        part_names("nodes", 8)
+    );
     let regrown = publish(&in_4).await;
     let nodes = file(&regrown, "Pump", InstanceKind::Nodes);
     assert_eq!(nodes.action, FileAction::Rebuilt, "{nodes:#?}");
