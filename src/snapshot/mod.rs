@@ -18,6 +18,11 @@
 //!   only while it names the object at the key, and a run writes the manifest only if its
 //!   files are still in place and the manifest is still the one it read. Two snapshot runs
 //!   that overlap therefore end with file == manifest ([`view`]).
+//! - A file of more than `extractor.snapshot.part-rows` rows is a folder of parts
+//!   (`nodes/part-00003-of-00016.parquet`), split by a documented hash of the key
+//!   ([`parts`]); each part is skipped, merged or rebuilt on its own ([`partitioned`]). The
+//!   manifest is the commit point of a change of form; the old form's objects are removed
+//!   after the manifest and the catalog name the new one ([`retire`]).
 
 pub mod arrival;
 mod build;

@@ -1,4 +1,5 @@
-//! Publishing one view: `nodes.parquet`, then `edges.parquet`, then `_manifest.json`.
+//! Publishing one view: `nodes.parquet`, then `edges.parquet` (each possibly a folder of
+//! parts, [`super::partitioned`]), then `_manifest.json`.
 //!
 //! # A published file always matches its manifest
 //!
@@ -12,7 +13,7 @@
 //!    ([`super::stamp`]). It skips, merges (reading exactly that object, every read
 //!    conditional on its ETag) or rebuilds, and stamps what it writes.
 //! 3. Before the manifest, it checks that every file the new manifest names is still the
-//!    object it describes (a HEAD per file).
+//!    object it describes (a HEAD per file, and per part of a file in parts).
 //! 4. It writes the manifest conditionally on the ETag of step 1 (`If-Match`, or
 //!    `If-None-Match` when there was none).
 //!
