@@ -67,15 +67,21 @@ pub(crate) async fn publish_kind(
     let target = view.table(kind);
     let current = listed.map_or(1, FileEntry::part_count);
     let (count, rows) = part_count(ctx, view, target, listed).await;
-    let switch = (count != current).then(|| {
-        format!(
-            "the file has {} rows: {} instead of {} (extractor.snapshot.part-rows is {})",
-            rows.map_or_else(|| "?".to_owned(), |r| r.to_string()),
+    let rows = rows.map_or_else(|| "?".to_owned(), |r| r.to_string());
+    let switch = match listed {
+        _ if count == current => None,
+        Some(_) => Some(format!(
+            "the file has {rows} rows: {} instead of {} (extractor.snapshot.part-rows is {})",
             form(count),
             form(current),
             ctx.part_rows
-        )
-    });
+        )),
+        None => Some(format!(
+            "no previous parts; the raw table's files hold {rows} rows: {} (extractor.snapshot.part-rows is {})",
+            form(count),
+            ctx.part_rows
+        )),
+    };
     if count <= 1 {
         let single = listed.filter(|e| e.parts.is_none());
         let (mut report, entry) =
@@ -259,6 +265,13 @@ impl<'c, 'a> Parts<'c, 'a> {
                         && e.raw_schema_fingerprint == source.fingerprint =>
                 {
                     state.action = Some(FileAction::Skipped);
+                }
+                Some(e) if e.table_version > source.version => {
+                    rebuild.push(state.index);
+                    rebuild_reason.get_or_insert_with(|| {
+                        "the raw table is older than the published parts (was it recreated?)"
+                            .into()
+                    });
                 }
                 Some(e)
                     if e.table_version.is_some()
