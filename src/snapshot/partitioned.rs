@@ -269,8 +269,7 @@ impl<'c, 'a> Parts<'c, 'a> {
                 Some(e) if e.table_version > source.version => {
                     rebuild.push(state.index);
                     rebuild_reason.get_or_insert_with(|| {
-                        "the raw table is older than the published parts (was it recreated?)"
-                            .into()
+                        "the raw table is older than the published parts (was it recreated?)".into()
                     });
                 }
                 Some(e)

@@ -336,6 +336,52 @@ async fn parts_lifecycle(lab: Lab) {
     assert_eq!(parts_of(nodes).unchanged, 8);
     assert!(idle.views.iter().all(|v| !v.manifest_written), "{idle:#?}");
 
+    // A part that is not what its name says (another part copied over it) and a missing
+    // part are rebuilt on their own; the other parts stay as they are.
+    let store_8 = store(&in_8);
+    let part = |i: u32| {
+        ObjectPath::from(
+            format!("{}/nodes/part-{i:05}-of-00008.parquet", view_dir("Pump")).as_str(),
+        )
+    };
+    let copied = store_8
+        .get(&part(5))
+        .await
+        .expect("part 5")
+        .bytes()
+        .await
+        .expect("bytes");
+    store_8
+        .put(&part(3), copied.into())
+        .await
+        .expect("copy over part 3");
+    store_8.delete(&part(6)).await.expect("delete part 6");
+    let repaired = publish(&in_8).await;
+    let nodes = file(&repaired, "Pump", InstanceKind::Nodes);
+    assert_eq!(nodes.action, FileAction::Rebuilt, "{nodes:#?}");
+    assert_eq!(
+        parts_of(nodes),
+        PartsReport {
+            count: 8,
+            rebuilt: 2,
+            merged: 0,
+            unchanged: 6
+        }
+    );
+    let reason = nodes.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("2 of 8 parts rebuilt") && reason.contains("built as part 5 of 8"),
+        "{reason}"
+    );
+    assert_equal(
+        "two parts repaired",
+        &compare(
+            &lab,
+            vec![comparison(&lab, "nodes", "Pump", "nodes", &single_nodes)],
+        ),
+        Some(8),
+    );
+
     // Updates and deletes: merged into the parts that hold them.
     lab.update_and_delete_pumps(PUMPS);
     sync_all(&in_8).await;
