@@ -4,15 +4,17 @@
 //! cross-checked with the raw table's latest rows (Python `deltalake`); every part is
 //! sorted, deduplicated and holds exactly the keys its documented hash names. Incremental
 //! merges route each change to its part and leave the other parts' objects untouched, and
-//! equal a rebuild. Switching from one file to parts, back, and to another part count
-//! replaces the form atomically at the manifest and removes the old form's objects.
+//! equal a rebuild; a replaced or missing part is rebuilt on its own. Switching from one
+//! file to parts, back, and to another part count replaces the form at the manifest and
+//! removes the old form's objects. Overlapping snapshots end with every listed part being
+//! the object at its key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use cdf_emulator::sample_model::{DATA_SPACE, MODEL, MODEL_VERSION, SCHEMA_SPACE};
+use cdf_emulator::sample_model::{self, DATA_SPACE, MODEL, MODEL_VERSION, SCHEMA_SPACE};
 use cdf_s3_replicator::context::Context;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
@@ -24,10 +26,11 @@ use deltalake::Path as ObjectPath;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use futures::TryStreamExt as _;
+use s3_fault_proxy::{FaultKind, FaultRule, S3Op};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{Lab, Lake, publish_dir_uri, python};
+use crate::support::{Lab, Lake, lab_behind_proxy, publish_dir_uri, python};
 
 const PUMPS: usize = 40;
 const SMALL_BATCHES: &str = "  subscription-batch-size: 25\n  ingest-batch-size: 40\n";
@@ -149,11 +152,17 @@ async fn save(lab: &Lab, context: &Context, view: &str, relative: &str, label: &
 
 /// One folder-against-reference comparison for `tests/readers/parts.py`.
 fn comparison(lab: &Lab, name: &str, view: &str, folder: &str, reference: &Path) -> Value {
+    let mut request = folder_check(lab, name, view, folder);
+    request["reference"] = json!(reference.display().to_string());
+    request
+}
+
+/// A check of a folder alone: its parts, and its rows against the raw table's live ones.
+fn folder_check(lab: &Lab, name: &str, view: &str, folder: &str) -> Value {
     let kind = folder.trim_end_matches(".parquet");
     json!({
         "name": name,
         "folder": format!("{}/{folder}", publish_dir_uri(&lab.lake, view)),
-        "reference": reference.display().to_string(),
         "raw_table": lab.lake.raw_table_uri(view, kind),
     })
 }
@@ -524,4 +533,142 @@ async fn parts_equal_the_single_file_through_every_switch_on_s3() {
         return;
     }
     parts_lifecycle(Lab::start(PUMPS, Some(lake)).await).await;
+}
+
+/// The write id in the footer stamp of the object at `path`.
+async fn footer_write_id(store: &ObjectStoreRef, path: &str) -> Option<String> {
+    let bytes = store
+        .get(&ObjectPath::from(path))
+        .await
+        .ok()?
+        .bytes()
+        .await
+        .ok()?;
+    let builder =
+        deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .ok()?;
+    let stamp = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == "cdf_s3_replicator.built_from")?
+        .value
+        .clone()?;
+    let stamp: Value = serde_json::from_str(&stamp).ok()?;
+    stamp["writeId"].as_str().map(str::to_owned)
+}
+
+/// Two snapshots of views in parts run at once, again and again, with changes committed in
+/// between and S3 requests delayed at random. Afterwards every part the manifest lists is
+/// the object at its key (same ETag, and the write id in its footer is the entry's), the
+/// folders hold exactly the raw tables' live instances, and the next snapshot has nothing
+/// to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_snapshots_of_parts_converge() {
+    const OVERLAP_PUMPS: usize = 30;
+    let Some((lab, proxy)) = lab_behind_proxy(OVERLAP_PUMPS, 47).await else {
+        return;
+    };
+    if python().is_none() {
+        return;
+    }
+    let syncer = lab.context(&config(None)).await;
+    let (first, second) = (
+        lab.context(&config(Some(8))).await,
+        lab.context(&config(Some(8))).await,
+    );
+    sync_all(&syncer).await;
+    proxy.inject(FaultRule::random(
+        &[S3Op::Put, S3Op::ConditionalPut, S3Op::Head],
+        FaultKind::Delay(Duration::from_millis(120)),
+        0.4,
+    ));
+    let all = SnapshotOptions::default();
+    for round in 1..=4 {
+        let (a, b) = tokio::join!(jobs::snapshot(&first, &all), jobs::snapshot(&second, &all));
+        for summary in [&a, &b] {
+            assert!(summary.is_success(), "round {round}: {summary:#?}");
+        }
+        if round == 4 {
+            break;
+        }
+        let control = lab.emulator.control();
+        control
+            .apply_instances(sample_model::updates(OVERLAP_PUMPS, round))
+            .expect("updates");
+        if round == 2 {
+            control
+                .delete_instances(sample_model::deletions(OVERLAP_PUMPS))
+                .expect("deletes");
+        }
+        sync_all(&syncer).await;
+    }
+    proxy.clear();
+
+    let store = store(&first);
+    let folders = [
+        ("Pump", "nodes"),
+        ("Pump", "edges"),
+        ("WorkOrder", "nodes"),
+        ("PumpWorkOrder", "edges"),
+    ];
+    for (view, kind) in folders {
+        let listed = manifest(&first, view).await;
+        let entry = &listed["files"][kind];
+        let parts = entry["parts"]["files"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{view}/{kind} in parts: {entry}"));
+        let count = entry["parts"]["count"].as_u64().expect("count");
+        assert_eq!(parts.len() as u64, count);
+        for part in parts {
+            let path = format!(
+                "{}/{}",
+                view_dir(view),
+                part["path"].as_str().expect("path")
+            );
+            let meta = store
+                .head(&ObjectPath::from(path.as_str()))
+                .await
+                .expect("every listed part exists");
+            assert_eq!(json!(meta.e_tag), part["eTag"], "{path}");
+            assert_eq!(
+                json!(footer_write_id(&store, &path).await),
+                part["writeId"],
+                "{path}: the manifest names the upload at the key"
+            );
+        }
+        // Nothing but the listed parts is left in the folder.
+        let expected: Vec<String> = parts
+            .iter()
+            .map(|p| p["path"].as_str().expect("path").to_owned())
+            .collect();
+        assert_eq!(
+            kind_objects(&first, view, kind).await,
+            expected,
+            "{view}/{kind}"
+        );
+    }
+    let checks = folders
+        .iter()
+        .map(|(view, kind)| folder_check(&lab, &format!("{view}/{kind}"), view, kind))
+        .collect();
+    let report = compare(&lab, checks);
+    for (name, r) in report.as_object().expect("report") {
+        assert_eq!(r["deltalake"]["differences"], json!([]), "{name}: {r}");
+        assert_eq!(r["deltalake"]["live"], r["duckdb"]["rows"], "{name}: {r}");
+        assert_eq!(r["pyarrow"]["rows"], r["duckdb"]["rows"], "{name}: {r}");
+        assert_eq!(r["parts"]["unsorted"], json!([]), "{name}: {r}");
+        assert_eq!(r["parts"]["misrouted"], 0, "{name}: {r}");
+    }
+
+    // Settled: a third run finds every file current and its manifest naming it.
+    let settled = publish(&lab.context(&config(Some(8))).await).await;
+    for view in &settled.views {
+        assert!(!view.manifest_written, "{view:#?}");
+        assert!(
+            view.files.iter().all(|f| f.action == FileAction::Skipped),
+            "{view:#?}"
+        );
+    }
 }

@@ -13,7 +13,8 @@ latest rows in arrival order (log replay with pyarrow, row count checked by the 
 Usage: parts.py compare <request.json>   prints a JSON report on stdout
 
 Request: {"storage_options": {...}, "comparisons": [
-            {"name", "folder": <dir or s3:// URI of nodes/>, "reference": <file or folder>,
+            {"name", "folder": <dir or s3:// URI of nodes/>,
+             "reference": <file or folder, or null to check the folder alone>,
              "raw_table": <table URI or null>}]}
 """
 
@@ -170,22 +171,27 @@ def live_raw(raw_table, options):
 
 def compare(request):
     options = request.get("storage_options") or {}
-    s3 = any(c["folder"].startswith("s3://") or c["reference"].startswith("s3://")
+    s3 = any(c["folder"].startswith("s3://") or (c.get("reference") or "").startswith("s3://")
              for c in request["comparisons"])
     con = duckdb_connection(options, s3)
     report = {}
     for c in request["comparisons"]:
-        folder, reference = c["folder"], c["reference"]
+        folder, reference = c["folder"], c.get("reference")
         out = {}
         schema, rows = duckdb_rows(con, folder)
-        ref_schema, ref_rows = duckdb_rows(con, reference)
-        out["duckdb"] = {"rows": len(rows), "reference_rows": len(ref_rows),
-                         "same_schema": schema.equals(ref_schema),
-                         "difference": first_difference(rows, ref_rows)}
-        table, ref_table = pyarrow_table(folder, options), pyarrow_table(reference, options)
-        out["pyarrow"] = {"rows": table.num_rows, "reference_rows": ref_table.num_rows,
-                          "same_schema": table.schema.remove_metadata().equals(ref_table.schema.remove_metadata()),
-                          "difference": first_difference(table.to_pylist(), ref_table.to_pylist())}
+        table = pyarrow_table(folder, options)
+        out["duckdb"] = {"rows": len(rows)}
+        out["pyarrow"] = {"rows": table.num_rows}
+        if reference:
+            ref_schema, ref_rows = duckdb_rows(con, reference)
+            out["duckdb"].update({"reference_rows": len(ref_rows),
+                                  "same_schema": schema.equals(ref_schema),
+                                  "difference": first_difference(rows, ref_rows)})
+            ref_table = pyarrow_table(reference, options)
+            out["pyarrow"].update({
+                "reference_rows": ref_table.num_rows,
+                "same_schema": table.schema.remove_metadata().equals(ref_table.schema.remove_metadata()),
+                "difference": first_difference(table.to_pylist(), ref_table.to_pylist())})
         if is_folder(folder):
             out["parts"] = check_parts(folder, options)
         if c.get("raw_table"):
