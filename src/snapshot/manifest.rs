@@ -404,6 +404,65 @@ mod tests {
         }
     }
 
+    /// A file in parts: one entry whose `parts` lists the parts, each naming its object;
+    /// a part's entry leaves the columns to the file's.
+    #[test]
+    fn entries_of_files_in_parts_name_every_part() {
+        let part = |i: u32| FileEntry {
+            path: format!("nodes/part-{i:05}-of-00002.parquet"),
+            source_table: "t".into(),
+            table_version: Some(4),
+            rows: 1,
+            bytes: 10,
+            streams: StreamStates::new(),
+            raw_schema_fingerprint: "f".into(),
+            publish_schema: Vec::new(),
+            sorted_by: SORT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+            written_at: "w".into(),
+            tool_version: "v".into(),
+            e_tag: Some(format!("\"{i}\"")),
+            write_id: Some(format!("id{i}")),
+            parts: None,
+        };
+        let entry = FileEntry {
+            path: "nodes/".into(),
+            rows: 2,
+            bytes: 20,
+            e_tag: None,
+            write_id: None,
+            parts: Some(PartsEntry {
+                count: 2,
+                hash: crate::snapshot::parts::HASH_NAME.into(),
+                files: vec![part(0), part(1)],
+            }),
+            ..part(9)
+        };
+        assert_eq!(entry.part_count(), 2);
+        let objects: Vec<String> = entry
+            .objects("publish/s/M/1/Pump")
+            .into_iter()
+            .map(|(path, described)| format!("{path} {:?}", described.write_id))
+            .collect();
+        assert_eq!(
+            objects,
+            [
+                "publish/s/M/1/Pump/nodes/part-00000-of-00002.parquet Some(\"id0\")",
+                "publish/s/M/1/Pump/nodes/part-00001-of-00002.parquet Some(\"id1\")"
+            ]
+        );
+        let text = serde_json::to_string(&entry).unwrap();
+        assert!(text.contains("\"parts\":{\"count\":2"), "{text}");
+        assert!(!text.contains("publishSchema"), "{text}");
+        assert_eq!(serde_json::from_str::<FileEntry>(&text).unwrap(), entry);
+        // A single file names itself.
+        let single = part(0);
+        assert_eq!(single.part_count(), 1);
+        assert_eq!(
+            single.objects("d")[0].0,
+            "d/nodes/part-00000-of-00002.parquet"
+        );
+    }
+
     #[test]
     fn entries_of_older_releases_name_no_object() {
         let text = r#"{"path":"nodes.parquet","sourceTable":"t","tableVersion":3,"rows":1,
@@ -411,6 +470,8 @@ mod tests {
             "sortedBy":["space","externalId"],"writtenAt":"w","toolVersion":"v"}"#;
         let entry: FileEntry = serde_json::from_str(text).unwrap();
         assert_eq!((entry.e_tag, entry.write_id), (None, None));
+        // ... and describe a single file.
+        assert_eq!(entry.parts, None);
     }
 
     /// Of two runs that read the same manifest, only the first one's write lands; a run

@@ -21,6 +21,8 @@ use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{
     FileAction, FileReport, PartsReport, SnapshotOptions, SnapshotSummary,
 };
+use cdf_s3_replicator::status::report::{Freshness, PublishedFileStatus};
+use cdf_s3_replicator::status::{self, StatusOptions};
 use cdf_s3_replicator::sync::SyncOptions;
 use deltalake::Path as ObjectPath;
 use deltalake::logstore::ObjectStoreRef;
@@ -229,6 +231,18 @@ fn assert_equal(label: &str, report: &Value, count: Option<u64>) {
     }
 }
 
+/// What `status` says about a published file.
+async fn file_status(context: &Context, view: &str, kind: &str) -> PublishedFileStatus {
+    let report = status::gather(context, &StatusOptions::default()).await;
+    report
+        .views
+        .iter()
+        .find(|v| v.view == view)
+        .and_then(|v| v.files.iter().find(|f| f.kind == kind))
+        .cloned()
+        .unwrap_or_else(|| panic!("{view}/{kind} in {report:#?}"))
+}
+
 /// The ETag of every part of a kind.
 async fn part_tags(
     context: &Context,
@@ -338,6 +352,12 @@ async fn parts_lifecycle(lab: Lab) {
     );
     assert_equal("the parts of 8", &checked, Some(8));
 
+    // Status reads the parts as one file.
+    let shown = file_status(&in_8, "Pump", "nodes").await;
+    assert_eq!(shown.freshness, Freshness::Current, "{shown:#?}");
+    assert_eq!(shown.rows, Some(PUMPS as u64));
+    assert!(shown.last_modified.is_some(), "{shown:#?}");
+
     // Nothing changed: every part is skipped, the manifest is not rewritten.
     let idle = publish(&in_8).await;
     let nodes = file(&idle, "Pump", InstanceKind::Nodes);
@@ -365,6 +385,8 @@ async fn parts_lifecycle(lab: Lab) {
         .await
         .expect("copy over part 3");
     store_8.delete(&part(6)).await.expect("delete part 6");
+    let shown = file_status(&in_8, "Pump", "nodes").await;
+    assert_eq!(shown.freshness, Freshness::Missing, "{shown:#?}");
     let repaired = publish(&in_8).await;
     let nodes = file(&repaired, "Pump", InstanceKind::Nodes);
     assert_eq!(nodes.action, FileAction::Rebuilt, "{nodes:#?}");
