@@ -84,9 +84,14 @@ pub(crate) async fn publish_kind(
     };
     if count <= 1 {
         let single = listed.filter(|e| e.parts.is_none());
-        let (mut report, entry) =
+        let (mut report, mut entry) =
             publish_file(ctx, view, target, single, paths.data_file(kind)).await?;
-        if let Some(switch) = switch {
+        if report.action == FileAction::Failed {
+            // A failed switch back to one file left the parts as they were.
+            if entry.is_none() {
+                entry = listed.filter(|e| e.parts.is_some()).cloned();
+            }
+        } else if let Some(switch) = switch {
             report.reason = Some(switch);
         }
         return Ok((report, entry));
