@@ -86,6 +86,13 @@ pub enum Cause {
     /// The lake's store refused a name for good: a file or object name longer than the
     /// local file system or S3 allows.
     LakeRejected,
+    /// A unit of a snapshot run split over many workers failed in a way the next run can
+    /// fix (a transient failure, its timeout, a throttled invocation); its own invocation's
+    /// error names the cause.
+    UnitIncomplete,
+    /// A unit of a snapshot run split over many workers failed for good; its own
+    /// invocation's error names the cause.
+    UnitFailed,
 }
 
 impl Cause {
@@ -96,7 +103,8 @@ impl Cause {
             | Cause::CommitConflict
             | Cause::NotSynced
             | Cause::CatalogUnavailable
-            | Cause::DeadlineReached => Retry::Helps,
+            | Cause::DeadlineReached
+            | Cause::UnitIncomplete => Retry::Helps,
             Cause::CdfAuthentication
             | Cause::CdfRejected
             | Cause::ModelNotFound
@@ -110,7 +118,8 @@ impl Cause {
             | Cause::InvalidConfiguration
             | Cause::InvalidRequest
             | Cause::Internal
-            | Cause::StateOfAnotherLake => Retry::Useless,
+            | Cause::StateOfAnotherLake
+            | Cause::UnitFailed => Retry::Useless,
         }
     }
 
@@ -136,6 +145,8 @@ impl Cause {
             Cause::StateOfAnotherLake => "StateOfAnotherLake",
             Cause::DeadlineReached => "DeadlineReached",
             Cause::LakeRejected => "LakeRejected",
+            Cause::UnitIncomplete => "UnitIncomplete",
+            Cause::UnitFailed => "UnitFailed",
         }
     }
 
@@ -162,6 +173,8 @@ impl Cause {
             Cause::StateOfAnotherLake => "FailuresStateOfAnotherLake",
             Cause::DeadlineReached => "FailuresDeadlineReached",
             Cause::LakeRejected => "FailuresLakeRejected",
+            Cause::UnitIncomplete => "FailuresUnitIncomplete",
+            Cause::UnitFailed => "FailuresUnitFailed",
         }
     }
 

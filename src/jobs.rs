@@ -2,7 +2,10 @@
 //!
 //! A run resolves the [`Plan`] once and hands it to each job it runs: sync, or publish
 //! (snapshot, then maintenance of the raw tables). The entry points differ only in where the
-//! configuration, the deadline and the options come from.
+//! configuration, the deadline and the options come from. A publish run can also be split
+//! into units for many workers ([`fan_out`]).
+
+pub mod fan_out;
 
 use serde::Serialize;
 

@@ -35,7 +35,8 @@
 //! - [`maintenance`]: the raw tables' upkeep on the snapshot's schedule;
 //! - [`status`]: what `cdf-s3-replicator status` reports;
 //! - [`progress`]: live progress of a run, for the CLI's terminal display;
-//! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions;
+//! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions, and a
+//!   snapshot split into units for many workers ([`jobs::fan_out`]);
 //! - [`failure`]: why a part of a run failed, and whether a retry helps;
 //! - [`lambda`]: the two AWS Lambda functions, independent of the Lambda runtime crate;
 //! - [`secret`] and [`telemetry`]: secrets that never reach a log, and the CLI's logging;

@@ -111,6 +111,9 @@ fn classify_cdf(error: &CdfError) -> (Retry, &'static str) {
 }
 
 #[cfg(test)]
+mod template_check;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -13,14 +13,16 @@ use crate::cdf::CdfError;
 use crate::config::{Config, EnvSource, Layered};
 use crate::context::{ClientCache, Context, ContextError, LoadError};
 use crate::failure::FailureCounts;
+use crate::jobs::fan_out::{self, FinalizeReport, UnitReport};
 use crate::jobs::{self, PublishOptions, PublishReport};
 use crate::maintenance::MaintenanceOptions;
+use crate::snapshot::units::UnitPlan;
 use crate::sync::{RunSummary, SyncOptions};
 
 use super::FunctionKind;
 use super::config_source::{ConfigSource, ConfigSourceError};
 use super::error::FunctionError;
-use super::event::{Payload, Request, Trigger, parse_payload};
+use super::event::{FanOutStep, Payload, PayloadError, Request, Trigger, parse_payload};
 use super::logging::{LogControl, panic_message};
 use super::metrics::{MetricSet, MetricsSink};
 use super::secrets::SecretSource;
@@ -88,6 +90,12 @@ enum Report {
     },
     /// The snapshot and (unless the payload said `maintenance: false`) maintenance.
     Snapshot(PublishReport),
+    /// The units of a snapshot run split into units.
+    UnitPlan(UnitPlan),
+    /// One unit of such a run.
+    Unit(UnitReport),
+    /// The finalize step of such a run.
+    Finalize(FinalizeReport),
 }
 
 impl Function {
@@ -163,6 +171,9 @@ impl Function {
         }
         match self.setup.kind {
             FunctionKind::Sync => self.run_sync(&context, request, invocation).await,
+            FunctionKind::Snapshot if request.fan_out.is_some() => {
+                self.run_fan_out_step(&context, request, invocation).await
+            }
             FunctionKind::Snapshot => self.run_snapshot(&context, request, invocation).await,
         }
     }
@@ -247,23 +258,43 @@ impl Function {
         request: Request,
         invocation: &Invocation,
     ) -> Result<Report, FunctionError> {
-        let margin = context.config.extractor.deadline_margin;
-        let maintenance_deadline = Instant::now()
-            + remaining(invocation.deadline, request.time_budget).saturating_sub(margin);
-        let options = PublishOptions {
-            views: request.views,
-            maintenance: match request.maintenance {
-                Some(false) => None,
-                Some(true) | None => Some(MaintenanceOptions {
-                    deadline: Some(maintenance_deadline),
-                    ..MaintenanceOptions::default()
-                }),
-            },
-        };
+        let options = publish_options(context, request, invocation);
         let plan = jobs::plan(context).await;
         Ok(Report::Snapshot(
             jobs::publish(context, &plan, &options).await,
         ))
+    }
+
+    /// One step of a snapshot run split into units. The plan and the units emit no metrics:
+    /// the finalize step emits the run's, summed over the units, so that the snapshot
+    /// metrics mean the same with and without the fan-out.
+    async fn run_fan_out_step(
+        &self,
+        context: &Context,
+        mut request: Request,
+        invocation: &Invocation,
+    ) -> Result<Report, FunctionError> {
+        match request.fan_out.take() {
+            Some(FanOutStep::Plan) => Ok(Report::UnitPlan(
+                fan_out::plan_units(context, request.views.as_deref()).await,
+            )),
+            Some(FanOutStep::Unit(id)) => match fan_out::run_unit(context, &id).await {
+                Ok(report) => Ok(Report::Unit(report)),
+                // Permanent: the same id names nothing in the same plan next time either.
+                Err(error) => Err(PayloadError {
+                    key: Some("unit".into()),
+                    message: error.to_string(),
+                }
+                .into()),
+            },
+            Some(FanOutStep::Finalize { outcomes }) => {
+                let options = publish_options(context, request, invocation);
+                Ok(Report::Finalize(
+                    fan_out::finalize(context, &options, outcomes.as_deref()).await,
+                ))
+            }
+            None => self.run_snapshot(context, request, invocation).await,
+        }
     }
 
     /// One EMF line per invocation, tagged with the request id so a metric leads to its logs.
@@ -345,7 +376,91 @@ impl Function {
                 );
                 respond(&report, success, &report.failures(), || one_line)
             }
+            Report::UnitPlan(plan) => {
+                // A plan that could plan nothing fails (retryable when CDF was unavailable);
+                // otherwise the finalize step reports the models and views it could not plan.
+                let failed = plan.units.is_empty() && !plan.plan_errors.is_empty();
+                let failures = if failed {
+                    FailureCounts::of(&plan.plan_errors)
+                } else {
+                    FailureCounts::default()
+                };
+                let one_line = format!(
+                    "{} units, {} plan errors{}",
+                    plan.units.len(),
+                    plan.plan_errors.len(),
+                    plan.plan_errors
+                        .iter()
+                        .map(|e| format!("; {e}"))
+                        .collect::<String>()
+                );
+                tracing::info!(
+                    outcome = if failed { "failed" } else { "success" },
+                    units = plan.units.len(),
+                    plan_errors = plan.plan_errors.len(),
+                    duration_ms = elapsed_ms,
+                    "snapshot plan finished: {one_line}"
+                );
+                respond(&plan, !failed, &failures, || one_line)
+            }
+            Report::Unit(report) => {
+                let success = report.is_success();
+                let one_line = report.snapshot.one_line();
+                tracing::info!(
+                    outcome = if success { "success" } else { "failed" },
+                    unit = %report.outcome.unit,
+                    files_rebuilt = report.outcome.files_rebuilt,
+                    files_incremental = report.outcome.files_merged,
+                    files_skipped = report.outcome.files_unchanged,
+                    files_failed = report.outcome.files_failed,
+                    rows = report.outcome.rows,
+                    bytes = report.outcome.bytes,
+                    duration_ms = elapsed_ms,
+                    "snapshot unit finished: {one_line}"
+                );
+                respond(&report, success, &report.snapshot.failures(), || one_line)
+            }
+            Report::Finalize(report) => {
+                let mut metrics = MetricSet::for_snapshot(&report.publish.snapshot);
+                if let Some(maintenance) = &report.publish.maintenance {
+                    metrics.extend_with_maintenance(maintenance);
+                }
+                metrics.extend_with_failures(&report.failures());
+                self.emit_metrics(&metrics, invocation);
+                let success = report.is_success();
+                let one_line = report.one_line();
+                tracing::info!(
+                    outcome = if success { "success" } else { "failed" },
+                    units_planned = report.units.as_ref().map(|u| u.planned),
+                    units_succeeded = report.units.as_ref().map(|u| u.succeeded),
+                    units_failed = report.units.as_ref().map(|u| u.failed),
+                    units_missing = report.units.as_ref().map(|u| u.missing.len()),
+                    duration_ms = elapsed_ms,
+                    "snapshot finalize finished: {one_line}"
+                );
+                respond(&report, success, &report.failures(), || one_line)
+            }
         }
+    }
+}
+
+/// What a publish run (or the finalize step of one split into units) does: the payload's
+/// views, and (unless the payload says `maintenance: false`) maintenance in the time left,
+/// starting no table or step later than the invocation's deadline less
+/// `extractor.deadline-margin`.
+fn publish_options(context: &Context, request: Request, invocation: &Invocation) -> PublishOptions {
+    let margin = context.config.extractor.deadline_margin;
+    let maintenance_deadline =
+        Instant::now() + remaining(invocation.deadline, request.time_budget).saturating_sub(margin);
+    PublishOptions {
+        views: request.views,
+        maintenance: match request.maintenance {
+            Some(false) => None,
+            Some(true) | None => Some(MaintenanceOptions {
+                deadline: Some(maintenance_deadline),
+                ..MaintenanceOptions::default()
+            }),
+        },
     }
 }
 
@@ -394,6 +509,7 @@ fn log_request(request: &Request, invocation: &Invocation) {
         resync = ?request.resync,
         dry_run = request.dry_run,
         maintenance = ?request.maintenance,
+        step = request.fan_out.as_ref().map(FanOutStep::describe),
         time_budget_s = request.time_budget.map(|b| b.as_secs()),
         "invocation started"
     );

@@ -23,6 +23,8 @@
 //!   ([`parts`]); each part is skipped, merged or rebuilt on its own ([`partitioned`]). The
 //!   manifest is the commit point of a change of form; the old form's objects are removed
 //!   after the manifest and the catalog name the new one ([`retire`]).
+//! - A run can be split into units (one view each) that many workers publish at once, with
+//!   the same result: plan, units, finalize ([`units`]).
 
 pub mod arrival;
 mod build;
@@ -44,6 +46,7 @@ mod sorter;
 mod spill;
 pub mod stamp;
 pub(crate) mod summary;
+pub mod units;
 mod view;
 pub mod writer;
 

@@ -14,6 +14,7 @@ mod deadlines;
 mod deep_json;
 mod end_to_end;
 mod exactly_once;
+mod fan_out;
 mod generative;
 mod lake_delta;
 mod lake_identity;

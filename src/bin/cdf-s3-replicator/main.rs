@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 #[cfg(feature = "demo")]
 mod demo;
+mod fan_out;
 mod progress;
 use tokio::time::Instant;
 
@@ -57,6 +58,19 @@ enum Command {
         /// Skip compaction, checkpoints and vacuum of the raw tables.
         #[arg(long)]
         no_maintenance: bool,
+        /// Print the units of the run (one per view, most stale first) as JSON and publish
+        /// nothing.
+        #[arg(long, conflicts_with_all = ["unit", "fan_out", "no_maintenance"])]
+        plan_only: bool,
+        /// Publish only this unit of the plan (an `id` that `--plan-only` prints), without
+        /// the catalog and maintenance, and print its report as JSON.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["fan_out", "views", "no_maintenance"])]
+        unit: Option<String>,
+        /// Run the units in this many parallel processes of this program, then register
+        /// the catalog and maintain the raw tables: what the state machine of the
+        /// deployment template does.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        fan_out: Option<u16>,
     },
     /// Runs until stopped: a sync slice every `extractor.poll-time`, a snapshot every
     /// `extractor.snapshot-interval`.
@@ -183,6 +197,22 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             views,
             no_maintenance,
+            plan_only,
+            unit,
+            fan_out,
+        } if plan_only || unit.is_some() || fan_out.is_some() => {
+            let context = start(&config, &ClientCache::default()).await?;
+            let options = PublishOptions {
+                views,
+                ..publish_options(no_maintenance)
+            };
+            snapshot_in_units(&context, &config, options, plan_only, unit, fan_out).await
+        }
+        Command::Snapshot {
+            config,
+            views,
+            no_maintenance,
+            ..
         } => {
             let mut context = start(&config, &ClientCache::default()).await?;
             context.progress = progress::for_stderr();
@@ -243,6 +273,46 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// `snapshot --plan-only`, `--unit` or `--fan-out`: one step of a run split into units, or
+/// all of them. Exit 2 when the step (or a unit) failed, as a whole snapshot run does.
+async fn snapshot_in_units(
+    context: &Context,
+    config: &Path,
+    options: PublishOptions,
+    plan_only: bool,
+    unit: Option<String>,
+    workers: Option<u16>,
+) -> anyhow::Result<ExitCode> {
+    let exit = |success: bool| {
+        if success {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        }
+    };
+    if plan_only {
+        let plan = jobs::fan_out::plan_units(context, options.views.as_deref()).await;
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(exit(!plan.units.is_empty() || plan.plan_errors.is_empty()));
+    }
+    if let Some(id) = unit {
+        let report = jobs::fan_out::run_unit(context, &id).await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(exit(report.is_success()));
+    }
+    let workers = usize::from(workers.unwrap_or(1));
+    match fan_out::run(context, config, &options, workers).await? {
+        fan_out::FanOutRun::PlanFailed(plan) => {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+            Ok(exit(false))
+        }
+        fan_out::FanOutRun::Finalized(report) => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(exit(report.is_success()))
         }
     }
 }
