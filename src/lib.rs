@@ -6,7 +6,7 @@
 //! ```text
 //! config ─▶ context ─▶ plan ─┬─▶ sync ────────▶ lake (raw layer: Delta tables, full history)
 //!  (YAML,    (CDF client,   │    cdf pages ─▶ flatten/schema ─▶ Delta commits, cursors in RAW
-//!   remote)   destination)  ├─▶ snapshot ────▶ publish layer: nodes/edges.parquet per view
+//!   remote)   destination)  ├─▶ snapshot ────▶ publish layer: nodes/edges.parquet per view (or parts)
 //!                           │                  └─▶ catalog (Glue tables for Athena)
 //!                           ├─▶ maintenance ─▶ compaction, checkpoints, vacuum of the raw tables
 //!                           └─▶ status ──────▶ read-only report of streams and files

@@ -21,6 +21,11 @@
 //!   only while it names the object at the key, and a run writes the manifest only if its
 //!   files are still in place and the manifest is still the one it read. Two snapshot runs
 //!   that overlap therefore end with file == manifest ([`view`]).
+//! - A file of more than `extractor.snapshot.part-rows` rows is a folder of parts
+//!   (`nodes/part-00003-of-00016.parquet`), split by a documented hash of the key
+//!   ([`parts`]); each part is skipped, merged or rebuilt on its own ([`partitioned`]). The
+//!   manifest is the commit point of a change of form; the old form's objects are removed
+//!   after the manifest and the catalog name the new one ([`retire`]).
 //! - A run can be split into units (one view each) that many workers publish at once, with
 //!   the same result: plan, units, finalize ([`units`]).
 
@@ -36,10 +41,13 @@ mod keys;
 mod kway;
 pub(crate) mod manifest;
 mod order;
+mod partitioned;
+pub mod parts;
 pub(crate) mod plan;
 mod reader;
 mod rebuild;
 mod resume;
+mod retire;
 mod sorter;
 mod spill;
 pub mod stamp;
@@ -56,7 +64,7 @@ use self::budget::Budget;
 pub(crate) use self::error::SnapshotResult;
 pub use self::kway::BatchSink;
 pub use self::plan::{TableTarget, ViewTarget, plan_views};
-pub use self::summary::{FileAction, FileReport, SnapshotSummary, ViewReport};
+pub use self::summary::{FileAction, FileReport, PartsReport, SnapshotSummary, ViewReport};
 use crate::config::SnapshotSettings;
 use crate::context::Context;
 use crate::lake::{Destination, WriteOptions};
@@ -83,6 +91,9 @@ pub struct PublishSettings {
     /// Local directory for spilled runs (`extractor.snapshot.temp-dir`, default the system
     /// temp directory): it must have room for the sorted rows of the table being rebuilt.
     pub temp_dir: PathBuf,
+    /// Rows above which a view's file is published as a folder of parts
+    /// (`extractor.snapshot.part-rows`; see [`parts`]).
+    pub part_rows: u64,
 }
 
 /// How a run with a deadline estimates its work and keeps a full rebuild's progress.
@@ -110,6 +121,7 @@ impl From<&SnapshotSettings> for PublishSettings {
         Self {
             memory_budget_bytes: settings.memory_budget_bytes,
             temp_dir: settings.temp_dir.clone(),
+            part_rows: settings.part_rows,
         }
     }
 }
@@ -151,6 +163,12 @@ pub(crate) async fn run(
         &summary.views,
     )
     .await;
+    retire::after_publish(
+        &context.destination,
+        &summary.views,
+        summary.catalog.as_deref(),
+    )
+    .await;
     tracing::info!(summary = %summary.one_line(), "snapshot finished");
     context
         .client
@@ -163,8 +181,9 @@ pub(crate) async fn run(
     summary
 }
 
-/// Publishes planned views one after the other (each holds at most the memory budget).
-/// Fails only when the destination's object store cannot be set up.
+/// Publishes planned views one after the other (each holds at most the memory budget),
+/// then removes the objects of forms their files no longer have. Fails only when the
+/// destination's object store cannot be set up.
 pub async fn publish_views(
     destination: &Destination,
     targets: &[ViewTarget],
@@ -231,6 +250,7 @@ async fn publish_observed(
         },
         table_options: WriteOptions::default(),
         budget,
+        part_rows: settings.part_rows,
         checkpoint_bytes: slices.checkpoint_bytes,
     };
     // Without a deadline every view gets done: the plan's order saves a manifest read each.

@@ -50,11 +50,11 @@ pub(crate) async fn rebuild(
             outcome => return outcome,
         }
     }
-    let commits = readable_log(table).await?;
-    let commits_read = commits.len() as u64;
-    let index = LogIndex::build(&commits, StreamStates::new());
-    drop(commits);
-    let files = files_in_arrival_order(table, &index, streams)?;
+    let RebuildInputs {
+        files,
+        index,
+        commits_read,
+    } = rebuild_inputs(table, streams).await?;
     let progress = Progress::start(NewBuild {
         source_table: stamp.source_table.clone(),
         table_version: table.version(),
@@ -64,6 +64,31 @@ pub(crate) async fn rebuild(
         files,
     });
     work.continue_build(table, target, progress).await
+}
+
+/// What a full rebuild reads: every active file whose rows count, in arrival order, and
+/// the index of the readable log.
+pub(crate) struct RebuildInputs {
+    pub(crate) files: Vec<RawFile>,
+    pub(crate) index: LogIndex,
+    pub(crate) commits_read: u64,
+}
+
+/// Reads the log of `table` and lists the files a full rebuild reads.
+pub(crate) async fn rebuild_inputs(
+    table: &LakeTable,
+    streams: &[String],
+) -> SnapshotResult<RebuildInputs> {
+    let commits = readable_log(table).await?;
+    let commits_read = commits.len() as u64;
+    let index = LogIndex::build(&commits, StreamStates::new());
+    drop(commits);
+    let files = files_in_arrival_order(table, &index, streams)?;
+    Ok(RebuildInputs {
+        files,
+        index,
+        commits_read,
+    })
 }
 
 /// Every commit of the table that can still be read: all of them, or (when log retention

@@ -57,6 +57,24 @@ pub struct FileReport {
     /// Why the file failed (action `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// What happened to each part, when the file is published in parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PartsReport>,
+}
+
+/// The parts of a file published in parts: how many, and what happened to them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartsReport {
+    /// How many parts the file has.
+    pub count: u32,
+    /// Parts built from every active file of the raw table.
+    pub rebuilt: u32,
+    /// Parts the new commits changed, merged into their previous part.
+    pub merged: u32,
+    /// Parts left as they were: the new commits hold none of their instances (their
+    /// manifest entry moves on to the new version), or nothing changed at all.
+    pub unchanged: u32,
 }
 
 impl FileReport {
@@ -75,6 +93,7 @@ impl FileReport {
             duration_ms: 0,
             reason: None,
             error: None,
+            parts: None,
         }
     }
 
@@ -113,6 +132,10 @@ pub struct ViewReport {
     /// A failure that concerns the whole view (for example the manifest write).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<Failure>,
+    /// The view's publish folder, when objects of a replaced form may be left in it (the
+    /// manifest changed, or names parts): removed once the catalog points at the new form.
+    #[serde(skip)]
+    pub(crate) retire: Option<String>,
 }
 
 impl ViewReport {
@@ -133,6 +156,7 @@ impl ViewReport {
             attempts: 0,
             duration_ms: 0,
             error: None,
+            retire: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Publishing one view: `nodes.parquet`, then `edges.parquet`, then `_manifest.json`.
+//! Publishing one view: `nodes.parquet`, then `edges.parquet` (each possibly a folder of
+//! parts, [`super::partitioned`]), then `_manifest.json`.
 //!
 //! # A published file always matches its manifest
 //!
@@ -12,7 +13,7 @@
 //!    ([`super::stamp`]). It skips, merges (reading exactly that object, every read
 //!    conditional on its ETag) or rebuilds, and stamps what it writes.
 //! 3. Before the manifest, it checks that every file the new manifest names is still the
-//!    object it describes (a HEAD per file).
+//!    object it describes (a HEAD per file, and per part of a file in parts).
 //! 4. It writes the manifest conditionally on the ETag of step 1 (`If-Match`, or
 //!    `If-None-Match` when there was none).
 //!
@@ -36,8 +37,9 @@ use deltalake::logstore::object_store::ObjectStoreExt as _;
 use tokio::time::Instant;
 
 use super::error::{SnapshotError, SnapshotResult};
-use super::file::{PublishContext, publish_file};
+use super::file::PublishContext;
 use super::manifest::{self, FORMAT_VERSION, FileEntry, Manifest, ManifestState};
+use super::partitioned::publish_kind;
 use super::plan::ViewTarget;
 use super::reader::{self, ObjectVersion, object_path};
 use super::stamp::{FileStamp, Stamped};
@@ -95,6 +97,7 @@ async fn publish_once(
         attempts: 1,
         duration_ms: 0,
         error: None,
+        retire: None,
     };
     let read = match manifest::read_versioned(&ctx.store, &paths.manifest).await {
         Ok(read) => read,
@@ -110,10 +113,8 @@ async fn publish_once(
 
     let mut entries = BTreeMap::new();
     for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
-        let path = paths.data_file(kind);
         let listed = read.state.entry(kind);
-        let (file, entry) = match publish_file(ctx, target, target.table(kind), listed, path).await
-        {
+        let (file, entry) = match publish_kind(ctx, target, kind, listed, paths).await {
             Ok(done) => done,
             Err(conflict) => return Err((report, conflict)),
         };
@@ -138,18 +139,21 @@ async fn publish_once(
         ManifestState::Missing | ManifestState::Unusable(_) => entries.is_empty(),
     };
     if current {
+        if entries.values().any(|e| e.parts.is_some()) {
+            report.retire = Some(paths.dir.clone());
+        }
         return Ok(report);
     }
-    for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
-        let Some(entry) = entries.get(kind.as_str()) else {
-            continue;
-        };
-        match still_in_place(ctx, paths.data_file(kind), entry).await {
-            Ok(()) => {}
-            Err(error) if error.is_conflict() => return Err((report, error)),
-            Err(error) => {
-                report.error = Some(error.to_failure());
-                return Ok(report);
+    // Every object the new manifest names: each file, or each part of a file in parts.
+    for entry in entries.values() {
+        for (path, object) in entry.objects(&paths.dir) {
+            match still_in_place(ctx, &path, object).await {
+                Ok(()) => {}
+                Err(error) if error.is_conflict() => return Err((report, error)),
+                Err(error) => {
+                    report.error = Some(error.to_failure());
+                    return Ok(report);
+                }
             }
         }
     }
@@ -165,6 +169,7 @@ async fn publish_once(
     match manifest::write(&ctx.store, &paths.manifest, &read, &manifest).await {
         Ok(()) => {
             report.manifest_written = true;
+            report.retire = Some(paths.dir.clone());
             crate::failpoint::hit("snapshot-after-manifest");
             Ok(report)
         }

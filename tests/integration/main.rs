@@ -25,6 +25,7 @@ mod long_names;
 mod maintenance;
 mod membership;
 mod overlap;
+mod parts;
 mod rebuild_resume;
 mod remote_config;
 mod resilience;

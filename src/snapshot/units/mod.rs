@@ -262,6 +262,12 @@ pub(crate) async fn finalize(
         &published_views,
     )
     .await;
+    super::retire::after_publish(
+        &context.destination,
+        &published_views,
+        summary.catalog.as_deref(),
+    )
+    .await;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     let line = match &units {
         Some(units) => format!(
@@ -297,6 +303,9 @@ fn published_marker(target: &ViewTarget) -> ViewReport {
         attempts: 1,
         duration_ms: 0,
         error: None,
+        // The units may have switched a file's form: the old form goes once the catalog
+        // names the new one (the retire step compares with the manifest itself).
+        retire: Some(crate::lake::layout::publish_paths(&target.model, &target.folder).dir),
     }
 }
 

@@ -182,6 +182,7 @@ pub(crate) fn summary_of_outcomes(
             attempts: 1,
             duration_ms: 0,
             error: outcome.failure(),
+            retire: None,
         });
     }
     let missing: Vec<String> = planned
@@ -201,6 +202,7 @@ pub(crate) fn summary_of_outcomes(
                 Cause::UnitIncomplete,
                 "the unit reported no outcome; the next run publishes it",
             )),
+            retire: None,
         });
     }
     let mut summary = SnapshotSummary::from_reports(views, plan_errors, duration_ms);
