@@ -89,7 +89,8 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub(crate) fn retry(self) -> Retry {
+    /// Whether a retry can help with a failure of this cause.
+    pub fn retry(self) -> Retry {
         match self {
             Cause::CdfUnavailable
             | Cause::LakeUnavailable
@@ -114,7 +115,8 @@ impl Cause {
         }
     }
 
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The cause's name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Cause::CdfUnavailable => "CdfUnavailable",
             Cause::CdfAuthentication => "CdfAuthentication",
@@ -348,12 +350,14 @@ impl Serialize for Failure {
 
 /// What a run's failures amount to, for whoever decides whether to run it again.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct FailureCounts {
-    pub(crate) by_cause: BTreeMap<Cause, u64>,
+pub struct FailureCounts {
+    /// How many parts failed of each cause.
+    pub by_cause: BTreeMap<Cause, u64>,
 }
 
 impl FailureCounts {
-    pub(crate) fn of<'a>(failures: impl IntoIterator<Item = &'a Failure>) -> Self {
+    /// The failures counted by cause.
+    pub fn of<'a>(failures: impl IntoIterator<Item = &'a Failure>) -> Self {
         let mut by_cause = BTreeMap::new();
         for failure in failures {
             *by_cause.entry(failure.cause).or_insert(0) += 1;
@@ -361,11 +365,13 @@ impl FailureCounts {
         Self { by_cause }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// No failure.
+    pub fn is_empty(&self) -> bool {
         self.by_cause.is_empty()
     }
 
-    pub(crate) fn count(&self, retry: Retry) -> u64 {
+    /// How many failures a retry can (or cannot) fix.
+    pub fn count(&self, retry: Retry) -> u64 {
         self.by_cause
             .iter()
             .filter(|(cause, _)| cause.retry() == retry)
@@ -376,7 +382,7 @@ impl FailureCounts {
     /// `None` without failures. Any transient failure makes a retry worthwhile (that part
     /// can succeed next time); otherwise the one permanent cause, or [`Verdict::Mixed`]
     /// when several permanent causes failed parts of the run.
-    pub(crate) fn verdict(&self) -> Option<Verdict> {
+    pub fn verdict(&self) -> Option<Verdict> {
         if self.is_empty() {
             return None;
         }

@@ -29,6 +29,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use super::FunctionKind;
+use crate::job::ViewSelection;
 
 /// Option keys and the functions that accept them.
 const OPTION_KEYS: [(&str, &[FunctionKind]); 5] = [
@@ -69,8 +70,8 @@ pub enum Trigger {
 pub struct Request {
     /// What started the invocation (logged with its summary).
     pub trigger: Trigger,
-    /// Only these views (externalIds); `None` for every configured view.
-    pub(crate) views: Option<Vec<String>>,
+    /// The views to work on (externalIds, or model-qualified `<space>:<model>/<version>:<view>`).
+    pub(crate) selection: ViewSelection,
     /// Streams (stream keys or view externalIds) to restart with a full backfill.
     pub(crate) resync: Vec<String>,
     /// Plan only: resolve models and streams, read and write no data.
@@ -346,7 +347,8 @@ fn parse_options(
                         "expected at least one view externalId; leave `views` out to run every configured view",
                     ));
                 }
-                request.views = Some(views);
+                request.selection = ViewSelection::of(&views)
+                    .map_err(|error| PayloadError::at(path, error.to_string()))?;
             }
             "resync" => request.resync = string_list(value, &path, false)?,
             "dryRun" => request.dry_run = optional_bool(value, &path)?.unwrap_or(false),
@@ -529,11 +531,26 @@ mod tests {
             "views": ["Pump", "Valve"], "resync": ["Pump"], "dryRun": true, "timeBudgetSeconds": 120
         }))
         .unwrap();
-        assert_eq!(request.views, Some(vec!["Pump".into(), "Valve".into()]));
+        assert_eq!(
+            request.selection,
+            ViewSelection::of(["Pump", "Valve"]).unwrap()
+        );
         assert_eq!(request.resync, vec!["Pump".to_string()]);
         assert!(request.dry_run);
         assert_eq!(request.time_budget, Some(Duration::from_secs(120)));
         assert_eq!(request.trigger, Trigger::Direct);
+    }
+
+    #[test]
+    fn views_may_be_model_qualified_and_a_malformed_one_is_named() {
+        let request = snapshot(json!({"views": ["Pump", "plant:PlantModel/1:Valve"]})).unwrap();
+        assert_eq!(
+            request.selection,
+            ViewSelection::of(["Pump", "plant:PlantModel/1:Valve"]).unwrap()
+        );
+        let err = sync(json!({"views": ["plant:Valve"]})).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("views"));
+        assert!(err.message.contains("`plant:Valve`"), "{err}");
     }
 
     #[test]
@@ -605,14 +622,14 @@ mod tests {
                 time: Some("2024-05-01T12:00:00Z".into()),
             }
         );
-        assert_eq!(request.views, None);
+        assert!(request.selection.is_all());
     }
 
     #[test]
     fn eventbridge_detail_carries_options_with_prefixed_errors() {
         let envelope = |detail: Value| json!({"detail-type": "Replicate", "source": "my.app", "detail": detail});
         let request = sync(envelope(json!({"views": ["Pump"]}))).unwrap();
-        assert_eq!(request.views, Some(vec!["Pump".into()]));
+        assert_eq!(request.selection, ViewSelection::of(["Pump"]).unwrap());
         let err = sync(envelope(json!({"bogus": 1}))).unwrap_err();
         assert_eq!(err.key.as_deref(), Some("detail.bogus"));
         let err = sync(envelope(json!("text"))).unwrap_err();

@@ -12,10 +12,11 @@ use tracing::Instrument;
 use crate::cdf::CdfError;
 use crate::config::{Config, EnvSource, Layered};
 use crate::context::{ClientCache, Context, ContextError, LoadError};
-use crate::failure::FailureCounts;
-use crate::jobs::{self, PublishOptions, PublishReport};
+use crate::failure::Verdict;
+use crate::job::{JobInputs, JobOutcome};
+use crate::jobs::{self, PublishOptions};
 use crate::maintenance::MaintenanceOptions;
-use crate::sync::{RunSummary, SyncOptions};
+use crate::sync::{SyncJob, SyncOptions};
 
 use super::FunctionKind;
 use super::config_source::{ConfigSource, ConfigSourceError};
@@ -80,16 +81,6 @@ pub struct Function {
     clients: ClientCache,
 }
 
-/// What a finished run produced, before it becomes the response.
-enum Report {
-    Sync {
-        summary: RunSummary,
-        dry_run: bool,
-    },
-    /// The snapshot and (unless the payload said `maintenance: false`) maintenance.
-    Snapshot(PublishReport),
-}
-
 impl Function {
     /// A function with no CDF client yet: the first invocation builds it from its configuration.
     pub fn new(setup: FunctionSetup) -> Self {
@@ -124,7 +115,7 @@ impl Function {
         let _entered = span.enter();
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match outcome {
-            Ok(report) => self.finish(report, invocation, elapsed_ms),
+            Ok(outcome) => self.finish(outcome, invocation, elapsed_ms),
             Err(error) => {
                 tracing::error!(
                     outcome = "error",
@@ -143,7 +134,7 @@ impl Function {
         &self,
         payload: Payload,
         invocation: &Invocation,
-    ) -> Result<Report, FunctionError> {
+    ) -> Result<JobOutcome, FunctionError> {
         let request = parse_payload(self.setup.kind, &payload)?;
         log_request(&request, invocation);
         let config = self.load_config().await?;
@@ -212,29 +203,26 @@ impl Function {
         Ok(Context::with_clients(config, &self.clients)?)
     }
 
+    /// One sync slice until the invocation's deadline (or the payload's budget). The sync
+    /// keeps `extractor.deadline-margin` of it for its last commits and checkpoints, so at
+    /// least that much must be left.
     async fn run_sync(
         &self,
         context: &Context,
         request: Request,
         invocation: &Invocation,
-    ) -> Result<Report, FunctionError> {
-        let margin = context.config.extractor.deadline_margin;
-        let deadline = if request.dry_run {
-            Instant::now() + remaining(invocation.deadline, request.time_budget)
-        } else {
-            deadline(invocation.deadline, request.time_budget, margin)?
-        };
+    ) -> Result<JobOutcome, FunctionError> {
+        let left = remaining(invocation.deadline, request.time_budget);
+        if !request.dry_run {
+            enough_time(left, context.config.extractor.deadline_margin)?;
+        }
+        let inputs = JobInputs::until(Instant::now() + left).with_selection(request.selection);
         let options = SyncOptions {
-            deadline,
-            views: request.views,
             force_resync: request.resync,
             dry_run: request.dry_run,
         };
-        let summary = jobs::sync(&context.sync_job(), &options).await;
-        Ok(Report::Sync {
-            summary,
-            dry_run: request.dry_run,
-        })
+        let job = SyncJob::from_context(context);
+        Ok(jobs::sync(&job, &inputs, &options).await.outcome())
     }
 
     /// Publishes, then (unless the payload says `maintenance: false`) maintains the raw
@@ -246,24 +234,20 @@ impl Function {
         context: &Context,
         request: Request,
         invocation: &Invocation,
-    ) -> Result<Report, FunctionError> {
-        let margin = context.config.extractor.deadline_margin;
-        let maintenance_deadline = Instant::now()
-            + remaining(invocation.deadline, request.time_budget).saturating_sub(margin);
+    ) -> Result<JobOutcome, FunctionError> {
+        let left = remaining(invocation.deadline, request.time_budget);
+        let inputs = JobInputs::until(Instant::now() + left).with_selection(request.selection);
         let options = PublishOptions {
-            views: request.views,
             maintenance: match request.maintenance {
                 Some(false) => None,
-                Some(true) | None => Some(MaintenanceOptions {
-                    deadline: Some(maintenance_deadline),
-                    ..MaintenanceOptions::default()
-                }),
+                Some(true) | None => Some(MaintenanceOptions::default()),
             },
+            ..PublishOptions::default()
         };
         let plan = jobs::plan(context).await;
-        Ok(Report::Snapshot(
-            jobs::publish(context, &plan, &options).await,
-        ))
+        Ok(jobs::publish(context, &plan, &inputs, &options)
+            .await
+            .outcome())
     }
 
     /// One EMF line per invocation, tagged with the request id so a metric leads to its logs.
@@ -276,102 +260,58 @@ impl Function {
         self.setup.metrics.emit(&emf.to_string());
     }
 
-    /// Metrics line, summary line, and the response or the failure it amounts to.
+    /// Metrics line, summary line, and the response or the failure it amounts to, the same
+    /// for every job.
     fn finish(
         &self,
-        report: Report,
+        outcome: JobOutcome,
         invocation: &Invocation,
         elapsed_ms: u64,
     ) -> Result<Value, FunctionError> {
-        match report {
-            Report::Sync { summary, dry_run } => {
-                if !dry_run {
-                    let mut metrics = MetricSet::for_sync(&summary);
-                    metrics.extend_with_failures(&summary.failures());
-                    self.emit_metrics(&metrics, invocation);
-                }
-                let success = summary.is_success();
-                tracing::info!(
-                    outcome = if success { "success" } else { "failed" },
-                    dry_run,
-                    streams_total = summary.streams_total,
-                    streams_caught_up = summary.streams_caught_up,
-                    streams_behind = summary.streams_behind,
-                    streams_failed = summary.streams_failed,
-                    plan_errors = summary.plan_errors.len(),
-                    rows = summary.rows,
-                    bytes = summary.bytes,
-                    commits = summary.commits,
-                    cursor_resets = summary.cursor_resets,
-                    max_lag_ms = summary.max_lag_ms,
-                    run_ms = summary.duration_ms,
-                    duration_ms = elapsed_ms,
-                    "sync finished: {}",
-                    summary.one_line()
-                );
-                respond(&summary, success, &summary.failures(), || {
-                    summary.one_line()
-                })
-            }
-            Report::Snapshot(report) => {
-                let mut metrics = MetricSet::for_snapshot(&report.snapshot);
-                if let Some(maintenance) = &report.maintenance {
-                    metrics.extend_with_maintenance(maintenance);
-                }
-                metrics.extend_with_failures(&report.failures());
-                self.emit_metrics(&metrics, invocation);
-                let success = report.is_success();
-                let one_line = report.one_line();
-                let (summary, maintenance) = (&report.snapshot, &report.maintenance);
-                tracing::info!(
-                    outcome = if success { "success" } else { "failed" },
-                    views_total = summary.views_total,
-                    views_failed = summary.views_failed,
-                    files_rebuilt = summary.files_rebuilt,
-                    files_incremental = summary.files_incremental,
-                    files_skipped = summary.files_skipped,
-                    files_failed = summary.files_failed,
-                    plan_errors = summary.plan_errors.len(),
-                    rows = summary.rows,
-                    bytes = summary.bytes,
-                    maintenance = maintenance.is_some(),
-                    tables_failed = maintenance.as_ref().map(|m| m.tables_failed),
-                    tables_deferred = maintenance.as_ref().map(|m| m.tables_deferred),
-                    files_compacted = maintenance.as_ref().map(|m| m.files_compacted),
-                    files_vacuumed = maintenance.as_ref().map(|m| m.files_vacuumed),
-                    run_ms = summary.duration_ms,
-                    duration_ms = elapsed_ms,
-                    "snapshot finished: {one_line}"
-                );
-                respond(&report, success, &report.failures(), || one_line)
-            }
+        // A dry run only planned: it never moves an alarm.
+        if !outcome.dry_run {
+            self.emit_metrics(&MetricSet::of(&outcome), invocation);
         }
+        let failures: Vec<String> = outcome
+            .failures
+            .by_cause
+            .iter()
+            .map(|(cause, n)| format!("{cause}={n}"))
+            .collect();
+        tracing::info!(
+            outcome = if outcome.success { "success" } else { "failed" },
+            job = outcome.job,
+            dry_run = outcome.dry_run,
+            succeeded = outcome.succeeded,
+            behind = outcome.behind,
+            failed = outcome.failed,
+            failures = %failures.join(","),
+            run_ms = outcome.duration_ms,
+            duration_ms = elapsed_ms,
+            "{} finished: {}",
+            outcome.job,
+            outcome.summary
+        );
+        respond(outcome)
     }
 }
 
-/// The summary as the response, or, when something failed, the failure naming it (the
-/// figures are in the summary line) and saying whether a retry can help.
-fn respond<S: serde::Serialize>(
-    summary: &S,
-    success: bool,
-    failures: &FailureCounts,
-    one_line: impl FnOnce() -> String,
-) -> Result<Value, FunctionError> {
+/// The job's summary as the response, or, when something failed, the failure naming it
+/// (the figures are in the summary line) and saying whether a retry can help.
+fn respond(outcome: JobOutcome) -> Result<Value, FunctionError> {
     // A run that is not a success always has a failure; should one ever lack it, a retry
     // is the safe advice.
-    let verdict = failures
+    let verdict = outcome
+        .failures
         .verdict()
-        .or((!success).then_some(crate::failure::Verdict::Retryable));
-    if let Some(verdict) = verdict {
-        return Err(FunctionError::RunFailed {
-            message: one_line(),
+        .or((!outcome.success).then_some(Verdict::Retryable));
+    match verdict {
+        Some(verdict) => Err(FunctionError::RunFailed {
+            message: outcome.summary,
             verdict,
-        });
+        }),
+        None => Ok(outcome.detail),
     }
-    serde_json::to_value(summary).map_err(|e| FunctionError::RunFailed {
-        message: format!("the summary could not be encoded: {e}"),
-        verdict: crate::failure::Verdict::Permanent(crate::failure::Cause::Internal),
-    })
 }
 
 fn log_request(request: &Request, invocation: &Invocation) {
@@ -390,7 +330,7 @@ fn log_request(request: &Request, invocation: &Invocation) {
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO)
             .as_millis() as u64,
-        views = ?request.views,
+        views = %request.selection,
         resync = ?request.resync,
         dry_run = request.dry_run,
         maintenance = ?request.maintenance,
@@ -413,22 +353,16 @@ fn remaining(invocation_deadline: SystemTime, budget: Option<Duration>) -> Durat
     budget.map_or(left, |budget| budget.min(left))
 }
 
-/// The run's deadline: Lambda's (or the payload's budget, if shorter). The sync engine keeps
-/// `extractor.deadline-margin` of it free for the last flush and checkpoint, so at least
-/// that much must be left.
-fn deadline(
-    invocation_deadline: SystemTime,
-    budget: Option<Duration>,
-    margin: Duration,
-) -> Result<Instant, FunctionError> {
-    let left = remaining(invocation_deadline, budget);
+/// Refuses a run whose time left is not more than `margin`, which the job keeps free for
+/// its last writes: it could do nothing.
+fn enough_time(left: Duration, margin: Duration) -> Result<(), FunctionError> {
     if left <= margin {
         return Err(FunctionError::NoTimeLeft {
             remaining_ms: left.as_millis(),
             margin_ms: margin.as_millis(),
         });
     }
-    Ok(Instant::now() + left)
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -443,14 +377,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deadline_is_lambdas_or_the_shorter_budget() {
+    fn time_left_is_lambdas_or_the_shorter_budget() {
         let in_ten_minutes = SystemTime::now() + Duration::from_secs(600);
-        let margin = Duration::from_secs(20);
-        let full = deadline(in_ten_minutes, None, margin).unwrap();
-        let left = full - Instant::now();
-        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
-        let budget = deadline(in_ten_minutes, Some(Duration::from_secs(60)), margin).unwrap();
-        assert!(budget - Instant::now() <= Duration::from_secs(60));
+        let full = remaining(in_ten_minutes, None);
+        assert!(full > Duration::from_secs(590) && full < Duration::from_secs(600));
+        let budget = remaining(in_ten_minutes, Some(Duration::from_secs(60)));
+        assert_eq!(budget, Duration::from_secs(60));
     }
 
     #[test]
@@ -469,10 +401,11 @@ mod tests {
     #[test]
     fn no_time_left_after_the_margin_is_an_error() {
         let soon = SystemTime::now() + Duration::from_secs(15);
-        let err = deadline(soon, None, Duration::from_secs(20)).unwrap_err();
+        let err = enough_time(remaining(soon, None), Duration::from_secs(20)).unwrap_err();
         assert_eq!(err.error_type(), "Permanent.InvalidConfiguration");
         assert!(err.to_string().contains("deadline-margin"), "{err}");
         let past = SystemTime::now() - Duration::from_secs(1);
-        assert!(deadline(past, None, Duration::ZERO).is_err());
+        assert!(enough_time(remaining(past, None), Duration::ZERO).is_err());
+        assert!(enough_time(Duration::from_secs(21), Duration::from_secs(20)).is_ok());
     }
 }

@@ -49,16 +49,15 @@ pub use self::plan::{TableTarget, ViewTarget, plan_views};
 pub use self::summary::{FileAction, FileReport, SnapshotSummary, ViewReport};
 use crate::config::SnapshotSettings;
 use crate::context::Context;
+use crate::job::JobInputs;
 use crate::lake::{Destination, WriteOptions};
 use crate::plan::Plan;
 use crate::progress::Progress;
 
-/// What an invocation should do, beyond the configuration.
+/// What a snapshot run should do, beyond its [`JobInputs`] and the configuration: nothing
+/// yet.
 #[derive(Debug, Clone, Default)]
-pub struct SnapshotOptions {
-    /// Only these views (by view externalId); `None` for all configured views.
-    pub views: Option<Vec<String>>,
-}
+pub struct SnapshotOptions {}
 
 /// How files are built: the memory the sort may hold before spilling, and where it spills.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,32 +78,27 @@ impl From<&SnapshotSettings> for PublishSettings {
     }
 }
 
-/// Publishes every view of `plan` (or the selected ones). Never fails as a whole: each
-/// view's problems are reported in the summary and the other views go on.
+/// Publishes the selected views of `plan`. Never fails as a whole: each view's problems are
+/// reported in the summary and the other views go on.
 pub(crate) async fn run(
     context: &Context,
     plan: &Plan,
-    options: &SnapshotOptions,
+    inputs: &JobInputs,
+    _options: &SnapshotOptions,
 ) -> SnapshotSummary {
     let started = Instant::now();
-    let plan = plan.for_views(options.views.as_deref());
+    let plan = plan.for_views(&inputs.selection);
     let mut plan_errors = plan.problems().to_vec();
     let targets = plan_views(plan.streams());
     let settings = PublishSettings::from(&context.config.extractor.snapshot);
-    let reports = match publish_observed(
-        &context.destination,
-        &targets,
-        &settings,
-        &context.progress,
-    )
-    .await
-    {
-        Ok(reports) => reports,
-        Err(error) => {
-            plan_errors.push(error.to_failure().context("publish destination"));
-            Vec::new()
-        }
-    };
+    let reports =
+        match publish_observed(&context.destination, &targets, &settings, &inputs.progress).await {
+            Ok(reports) => reports,
+            Err(error) => {
+                plan_errors.push(error.to_failure().context("publish destination"));
+                Vec::new()
+            }
+        };
     let mut summary =
         SnapshotSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
     summary.catalog = catalog::register_configured(

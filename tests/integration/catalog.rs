@@ -12,9 +12,11 @@ use std::time::Duration;
 use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::catalog::TableAction;
 use cdf_s3_replicator::snapshot::{SnapshotOptions, SnapshotSummary};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -59,16 +61,26 @@ async fn context(lab: &Lab, endpoint: &str, database: &str) -> Context {
     Context::new(config).expect("context")
 }
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 /// Syncs and publishes; every view must publish, and the only catalog failure is the
 /// user's clashing table.
 async fn sync_and_publish(context: &Context) -> SnapshotSummary {
-    let synced = jobs::sync(&context.sync_job(), &slice()).await;
+    let synced = jobs::sync(
+        &SyncJob::from_context(context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(synced.is_success(), "{synced:#?}");
-    let summary = jobs::snapshot(context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert_eq!(summary.views_failed, 0, "{summary:#?}");
     assert!(summary.plan_errors.is_empty(), "{summary:#?}");
     summary
@@ -241,7 +253,12 @@ async fn snapshot_registers_every_table_in_glue_and_follows_schema_changes() {
     assert!(checked["tables"][&raw_pump_nodes]["rows"].as_u64() >= Some(10));
 
     // Nothing changed: nothing is rewritten.
-    let again = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let again = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     let catalog = again.catalog.as_ref().expect("catalog report");
     assert_eq!(catalog.tables_unchanged, 12, "{catalog:#?}");
     assert_eq!((catalog.tables_created, catalog.tables_updated), (0, 0));

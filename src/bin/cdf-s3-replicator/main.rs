@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use cdf_s3_replicator::config::{ConfigError, LogFormat, ProcessEnv};
 use cdf_s3_replicator::context::{ClientCache, Context, LoadError, load_config};
+use cdf_s3_replicator::job::{Deadline, JobInputs, JobOutcome, ViewSelection};
 use cdf_s3_replicator::jobs::{self, PublishOptions};
 use cdf_s3_replicator::status::StatusOptions;
-use cdf_s3_replicator::sync::SyncOptions;
+use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use cdf_s3_replicator::telemetry;
 use clap::{Parser, Subcommand};
 
@@ -33,7 +34,8 @@ enum Command {
     Sync {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
-        /// Only these views (externalIds, comma-separated).
+        /// Only these views, comma-separated: externalIds (`Pump`: in every model), or
+        /// model-qualified (`space:Model/1:Pump`: only that model's).
         #[arg(long, value_delimiter = ',')]
         views: Option<Vec<String>>,
         /// Restart these streams (stream keys or view externalIds) with a full backfill.
@@ -51,7 +53,8 @@ enum Command {
     Snapshot {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
-        /// Only these views (externalIds, comma-separated).
+        /// Only these views, comma-separated: externalIds (`Pump`: in every model), or
+        /// model-qualified (`space:Model/1:Pump`: only that model's).
         #[arg(long, value_delimiter = ',')]
         views: Option<Vec<String>>,
         /// Skip compaction, checkpoints and vacuum of the raw tables.
@@ -80,7 +83,8 @@ enum Command {
     Status {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
-        /// Only these views (externalIds, comma-separated).
+        /// Only these views, comma-separated: externalIds (`Pump`: in every model), or
+        /// model-qualified (`space:Model/1:Pump`: only that model's).
         #[arg(long, value_delimiter = ',')]
         views: Option<Vec<String>>,
         /// Print the report as JSON instead of a table.
@@ -123,8 +127,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let context = start(&config, &ClientCache::default()).await?;
+            let selection = ViewSelection::of_option(views)?;
             let report =
-                cdf_s3_replicator::status::gather(&context, &StatusOptions { views }).await;
+                cdf_s3_replicator::status::gather(&context, &StatusOptions { selection }).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -144,24 +149,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             time_budget,
             dry_run,
         } => {
-            let mut context = start(&config, &ClientCache::default()).await?;
-            context.progress = progress::for_stderr();
+            let context = start(&config, &ClientCache::default()).await?;
             let budget = time_budget
                 .map(Duration::from_secs)
                 .or(context.config.extractor.time_budget);
+            let inputs = JobInputs {
+                deadline: Deadline::within(budget),
+                selection: ViewSelection::of_option(views)?,
+                progress: progress::for_stderr(),
+            };
             let options = SyncOptions {
-                deadline: deadline_after(budget),
-                views,
                 force_resync: resync,
                 dry_run,
             };
-            let summary = jobs::sync(&context.sync_job(), &options).await;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
-            Ok(if summary.is_success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
+            let job = SyncJob::from_context(&context);
+            finish(&jobs::sync(&job, &inputs, &options).await.outcome())
         }
         #[cfg(feature = "demo")]
         Command::Demo { lake, pumps } => {
@@ -184,19 +186,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             views,
             no_maintenance,
         } => {
-            let mut context = start(&config, &ClientCache::default()).await?;
-            context.progress = progress::for_stderr();
-            let options = PublishOptions {
-                views,
-                ..publish_options(no_maintenance)
+            let context = start(&config, &ClientCache::default()).await?;
+            let inputs = JobInputs {
+                deadline: Deadline::none(),
+                selection: ViewSelection::of_option(views)?,
+                progress: progress::for_stderr(),
             };
-            let report = jobs::publish(&context, &jobs::plan(&context).await, &options).await;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(if report.is_success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
+            let plan = jobs::plan(&context).await;
+            let options = publish_options(no_maintenance);
+            let report = jobs::publish(&context, &plan, &inputs, &options).await;
+            finish(&report.outcome())
         }
         Command::Run { config } => {
             // One client for the whole process: a reloaded configuration with the same
@@ -207,19 +206,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             loop {
                 let cycle = Instant::now();
                 let extractor = &context.config.extractor;
-                let sync_options = SyncOptions::until(deadline_after(extractor.time_budget));
+                let sync_inputs = JobInputs::until(Deadline::within(extractor.time_budget));
                 let publish_due =
                     last_snapshot.is_none_or(|t| t.elapsed() >= extractor.snapshot_interval);
-                let publish = publish_due.then(|| publish_options(false));
-                let (summary, published) =
-                    jobs::cycle(&context, &sync_options, publish.as_ref()).await;
-                tracing::info!(summary = %serde_json::to_string(&summary)?, "sync cycle finished");
+                let publish_options = publish_options(false);
+                let publish_inputs = JobInputs::everything();
+                let (synced, published) = jobs::cycle(
+                    &context,
+                    (&sync_inputs, &SyncOptions::default()),
+                    publish_due.then_some((&publish_inputs, &publish_options)),
+                )
+                .await;
+                log_outcome(&synced.outcome());
                 if let Some(report) = published {
-                    tracing::info!(
-                        snapshot = %serde_json::to_string(&report.snapshot)?,
-                        maintenance = %serde_json::to_string(&report.maintenance)?,
-                        "snapshot finished"
-                    );
+                    log_outcome(&report.outcome());
                     last_snapshot = Some(Instant::now());
                 }
                 let poll = context.config.extractor.poll_time;
@@ -280,8 +280,26 @@ async fn start(path: &Path, clients: &ClientCache) -> anyhow::Result<Context> {
     Ok(Context::with_clients(config, clients)?)
 }
 
-/// No budget means no deadline in practice: a slice then ends when every stream caught up.
-fn deadline_after(budget: Option<Duration>) -> Instant {
-    let far = Duration::from_secs(100 * 365 * 24 * 3600);
-    Instant::now() + budget.unwrap_or(far)
+/// Prints the job's summary as JSON; exit status 2 when the run did not succeed.
+fn finish(outcome: &JobOutcome) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(&outcome.detail)?);
+    Ok(if outcome.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// One log line per job of a cycle, with its summary as JSON.
+fn log_outcome(outcome: &JobOutcome) {
+    tracing::info!(
+        outcome = if outcome.success { "success" } else { "failed" },
+        succeeded = outcome.succeeded,
+        behind = outcome.behind,
+        failed = outcome.failed,
+        summary = %outcome.detail,
+        "{} finished: {}",
+        outcome.job,
+        outcome.summary
+    );
 }
