@@ -17,7 +17,7 @@
 //! first key that appears twice in an object (`{"dryRun": true, "dryRun": false}`): a plain
 //! `serde_json::Value` would keep the last one silently. Since nothing valid can fail to
 //! deserialize into it, every refusal, duplicate keys included, is this crate's
-//! `Permanent.InvalidPayload` rather than the runtime's own deserialization error. (Text that
+//! `Permanent.InvalidRequest` rather than the runtime's own deserialization error. (Text that
 //! is not JSON never reaches the function: Lambda's Invoke API refuses it.)
 
 use std::cell::RefCell;

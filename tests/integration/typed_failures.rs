@@ -104,7 +104,7 @@ async fn each_permanent_cause_is_its_own_lambda_error_type() {
     // A payload that names a view no stream serves, for either function.
     for kind in [FunctionKind::Sync, FunctionKind::Snapshot] {
         let (error_type, _) = outcome(kind, yaml.clone(), json!({"views": ["Turbine"]})).await;
-        assert_eq!(error_type, "Permanent.InvalidPayload", "{kind}");
+        assert_eq!(error_type, "Permanent.InvalidRequest", "{kind}");
     }
 
     // CDF refuses the model request for good (a missing capability).
