@@ -125,7 +125,13 @@ causes! {
     SecretAccessDenied,
     /// The secret's value is not a flat JSON object of variables.
     InvalidSecret,
-
+    /// A unit of a snapshot run split over many workers failed in a way the next run can
+    /// fix (a transient failure, its timeout, a throttled invocation); its own invocation's
+    /// error names the cause.
+    UnitIncomplete,
+    /// A unit of a snapshot run split over many workers failed for good; its own
+    /// invocation's error names the cause.
+    UnitFailed,
 }
 
 impl Cause {
@@ -138,7 +144,8 @@ impl Cause {
             | Cause::NotSynced
             | Cause::CatalogUnavailable
             | Cause::DeadlineReached
-            | Cause::SecretUnavailable => Retry::Helps,
+            | Cause::SecretUnavailable
+            | Cause::UnitIncomplete => Retry::Helps,
             Cause::CdfAuthentication
             | Cause::CdfRejected
             | Cause::ModelNotFound
@@ -154,7 +161,8 @@ impl Cause {
             | Cause::Internal
             | Cause::StateOfAnotherLake
             | Cause::SecretAccessDenied
-            | Cause::InvalidSecret => Retry::Useless,
+            | Cause::InvalidSecret
+            | Cause::UnitFailed => Retry::Useless,
         }
     }
 

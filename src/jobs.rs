@@ -4,7 +4,9 @@
 //! (snapshot, then maintenance of the raw tables). Every job takes the same
 //! [`JobInputs`] and reports a summary that turns into one [`crate::job::JobOutcome`]; the
 //! entry points differ only in where the configuration, the inputs and the options come
-//! from.
+//! from. A publish run can also be split into units for many workers ([`fan_out`]).
+
+pub mod fan_out;
 
 use serde::Serialize;
 
@@ -104,7 +106,9 @@ impl PublishReport {
 
 /// Publishes the selected views of `plan`, then maintains their raw tables with the same
 /// plan and inputs. The snapshot goes first because it is what readers wait for;
-/// maintenance takes the time left before the deadline and continues next time.
+/// maintenance takes the time left before the deadline and continues next time. The
+/// snapshot stops starting files `extractor.deadline-margin` before the deadline; what it
+/// leaves is reported behind.
 pub async fn publish(
     context: &Context,
     plan: &Plan,

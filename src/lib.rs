@@ -6,7 +6,7 @@
 //! ```text
 //! config ─▶ context ─▶ plan ─┬─▶ sync ────────▶ lake (raw layer: Delta tables, full history)
 //!  (YAML,    (CDF client,   │    cdf pages ─▶ flatten/schema ─▶ Delta commits, cursors in RAW
-//!   remote)   destination)  ├─▶ snapshot ────▶ publish layer: nodes/edges.parquet per view
+//!   remote)   destination)  ├─▶ snapshot ────▶ publish layer: nodes/edges.parquet per view (or parts)
 //!                           │                  └─▶ catalog (Glue tables for Athena)
 //!                           ├─▶ maintenance ─▶ compaction, checkpoints, vacuum of the raw tables
 //!                           └─▶ status ──────▶ read-only report of streams and files
@@ -37,7 +37,8 @@
 //! - [`progress`]: live progress of a run, for the CLI's terminal display;
 //! - [`job`]: the contract every job keeps: its inputs (deadline, selection of views,
 //!   progress) and its outcome;
-//! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions;
+//! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions, and a
+//!   snapshot split into units for many workers ([`jobs::fan_out`]);
 //! - [`failure`]: why a part of a run failed, and whether a retry helps;
 //! - [`lambda`]: the two AWS Lambda functions, independent of the Lambda runtime crate;
 //! - [`secret`] and [`telemetry`]: secrets that never reach a log, and the CLI's logging;

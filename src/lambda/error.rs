@@ -94,6 +94,9 @@ impl FunctionError {
 }
 
 #[cfg(test)]
+mod template_check;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::cdf::CdfError;

@@ -14,6 +14,7 @@ use crate::config::{Config, EnvSource, Layered};
 use crate::context::{ClientCache, Context, ContextError, LoadError};
 use crate::failure::Verdict;
 use crate::job::{JobInputs, JobOutcome};
+use crate::jobs::fan_out;
 use crate::jobs::{self, PublishOptions};
 use crate::maintenance::MaintenanceOptions;
 use crate::sync::{SyncJob, SyncOptions};
@@ -21,7 +22,7 @@ use crate::sync::{SyncJob, SyncOptions};
 use super::FunctionKind;
 use super::config_source::{ConfigSource, ConfigSourceError};
 use super::error::FunctionError;
-use super::event::{Payload, Request, Trigger, parse_payload};
+use super::event::{FanOutStep, Payload, PayloadError, Request, Trigger, parse_payload};
 use super::logging::{LogControl, panic_message};
 use super::metrics::{MetricSet, MetricsSink};
 use super::secrets::SecretSource;
@@ -81,6 +82,24 @@ pub struct Function {
     clients: ClientCache,
 }
 
+/// What a finished run produced, before it becomes the response: the job's outcome, and
+/// whether its figures are the run's metrics (the plan and unit steps of a snapshot split
+/// into units have none: the finalize step emits the run's, summed over the units, so that
+/// the snapshot metrics mean the same with and without the fan-out).
+struct Ran {
+    outcome: JobOutcome,
+    metered: bool,
+}
+
+impl From<JobOutcome> for Ran {
+    fn from(outcome: JobOutcome) -> Self {
+        Self {
+            outcome,
+            metered: true,
+        }
+    }
+}
+
 impl Function {
     /// A function with no CDF client yet: the first invocation builds it from its configuration.
     pub fn new(setup: FunctionSetup) -> Self {
@@ -130,11 +149,7 @@ impl Function {
         }
     }
 
-    async fn run(
-        &self,
-        payload: Payload,
-        invocation: &Invocation,
-    ) -> Result<JobOutcome, FunctionError> {
+    async fn run(&self, payload: Payload, invocation: &Invocation) -> Result<Ran, FunctionError> {
         let request = parse_payload(self.setup.kind, &payload)?;
         log_request(&request, invocation);
         let config = self.load_config().await?;
@@ -153,8 +168,14 @@ impl Function {
             return Err(ContextError::Cdf(error).into());
         }
         match self.setup.kind {
-            FunctionKind::Sync => self.run_sync(&context, request, invocation).await,
-            FunctionKind::Snapshot => self.run_snapshot(&context, request, invocation).await,
+            FunctionKind::Sync => Ok(self.run_sync(&context, request, invocation).await?.into()),
+            FunctionKind::Snapshot if request.fan_out.is_some() => {
+                self.run_fan_out_step(&context, request, invocation).await
+            }
+            FunctionKind::Snapshot => Ok(self
+                .run_snapshot(&context, request, invocation)
+                .await?
+                .into()),
         }
     }
 
@@ -226,28 +247,69 @@ impl Function {
     }
 
     /// Publishes, then (unless the payload says `maintenance: false`) maintains the raw
-    /// tables in the time left: maintenance starts no table or step later than the
-    /// invocation's deadline less `extractor.deadline-margin`, and continues next time.
-    /// `extractor.maintenance.enabled: false` turns maintenance off for every run.
+    /// tables in the time left. Both obey the invocation's deadline (or the payload's
+    /// budget) less `extractor.deadline-margin`: the snapshot starts no file it cannot
+    /// finish by then and leaves the rest for the next invocation; maintenance starts no
+    /// table or step after it. `extractor.maintenance.enabled: false` turns maintenance off
+    /// for every run.
     async fn run_snapshot(
         &self,
         context: &Context,
         request: Request,
         invocation: &Invocation,
     ) -> Result<JobOutcome, FunctionError> {
-        let left = remaining(invocation.deadline, request.time_budget);
-        let inputs = JobInputs::until(Instant::now() + left).with_selection(request.selection);
-        let options = PublishOptions {
-            maintenance: match request.maintenance {
-                Some(false) => None,
-                Some(true) | None => Some(MaintenanceOptions::default()),
-            },
-            ..PublishOptions::default()
-        };
+        let inputs = job_inputs(&request, invocation);
+        let options = publish_options(&request);
         let plan = jobs::plan(context).await;
         Ok(jobs::publish(context, &plan, &inputs, &options)
             .await
             .outcome())
+    }
+
+    /// One step of a snapshot run split into units, each an outcome of the snapshot job: the
+    /// plan's detail is the list of units the state machine's map reads, a unit's is its
+    /// `{"outcome", "snapshot"}` (the map keeps the `outcome` for finalize), and finalize's
+    /// is the whole run's. Only finalize emits metrics (see [`Ran`]).
+    async fn run_fan_out_step(
+        &self,
+        context: &Context,
+        mut request: Request,
+        invocation: &Invocation,
+    ) -> Result<Ran, FunctionError> {
+        let inputs = job_inputs(&request, invocation);
+        match request.fan_out.take() {
+            Some(FanOutStep::Plan) => Ok(Ran {
+                outcome: fan_out::plan_outcome(
+                    &fan_out::plan_units(context, &inputs.selection).await,
+                ),
+                metered: false,
+            }),
+            Some(FanOutStep::Unit(id)) => match fan_out::run_unit(context, &id, &inputs).await {
+                Ok(report) => Ok(Ran {
+                    outcome: report.job_outcome(),
+                    metered: false,
+                }),
+                // Permanent: the same id names nothing in the same plan next time either.
+                Err(error) => Err(PayloadError {
+                    key: Some("unit".into()),
+                    message: error.to_string(),
+                }
+                .into()),
+            },
+            Some(FanOutStep::Finalize { outcomes }) => {
+                let options = publish_options(&request);
+                Ok(
+                    fan_out::finalize(context, &inputs, &options, outcomes.as_deref())
+                        .await
+                        .outcome()
+                        .into(),
+                )
+            }
+            None => Ok(self
+                .run_snapshot(context, request, invocation)
+                .await?
+                .into()),
+        }
     }
 
     /// One EMF line per invocation, tagged with the request id so a metric leads to its logs.
@@ -264,12 +326,14 @@ impl Function {
     /// for every job.
     fn finish(
         &self,
-        outcome: JobOutcome,
+        ran: Ran,
         invocation: &Invocation,
         elapsed_ms: u64,
     ) -> Result<Value, FunctionError> {
+        let metered = ran.metered && !ran.outcome.dry_run;
+        let outcome = ran.outcome;
         // A dry run only planned: it never moves an alarm.
-        if !outcome.dry_run {
+        if metered {
             self.emit_metrics(&MetricSet::of(&outcome), invocation);
         }
         let failures: Vec<String> = outcome
@@ -293,6 +357,28 @@ impl Function {
             outcome.summary
         );
         respond(outcome)
+    }
+}
+
+/// The inputs of a snapshot run (or of a step of one split into units): the payload's views,
+/// until the invocation's deadline (or the payload's budget). The snapshot keeps
+/// `extractor.deadline-margin` of it: no file, maintenance table or step starts later than
+/// the deadline less the margin.
+fn job_inputs(request: &Request, invocation: &Invocation) -> JobInputs {
+    let left = remaining(invocation.deadline, request.time_budget);
+    JobInputs::until(Instant::now() + left).with_selection(request.selection.clone())
+}
+
+/// What a publish run (or the finalize step of one split into units) does beyond its
+/// inputs: maintenance of the raw tables after the snapshot, unless the payload says
+/// `maintenance: false`.
+fn publish_options(request: &Request) -> PublishOptions {
+    PublishOptions {
+        maintenance: match request.maintenance {
+            Some(false) => None,
+            Some(true) | None => Some(MaintenanceOptions::default()),
+        },
+        ..PublishOptions::default()
     }
 }
 
@@ -334,6 +420,7 @@ fn log_request(request: &Request, invocation: &Invocation) {
         resync = ?request.resync,
         dry_run = request.dry_run,
         maintenance = ?request.maintenance,
+        step = request.fan_out.as_ref().map(FanOutStep::describe),
         time_budget_s = request.time_budget.map(|b| b.as_secs()),
         "invocation started"
     );

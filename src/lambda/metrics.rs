@@ -50,10 +50,12 @@ pub(crate) const SNAPSHOT_METRICS: &[&str] = &[
     "Bytes",
     "ViewsTotal",
     "ViewsFailed",
+    "ViewsBehind",
     "FilesRebuilt",
     "FilesMerged",
     "FilesUnchanged",
     "FilesFailed",
+    "FilesBehind",
     "PlanErrors",
     "RunDuration",
 ];

@@ -1,6 +1,9 @@
 //! The steps a rebuild and an incremental merge share: feed raw files into the sorter in
 //! arrival order, and merge sorted runs into the published file.
 
+use std::future::Future;
+
+use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
 use futures::{StreamExt, TryStreamExt};
@@ -17,6 +20,20 @@ use crate::lake::LakeTable;
 
 /// Raw files whose footers are fetched ahead of the file being read, to hide S3 latency.
 const FILES_OPENED_AHEAD: usize = 2;
+
+/// Where raw rows in the publish form go, in arrival order: a [`Sorter`], or the sorters of
+/// a file's parts ([`super::partitioned`]).
+pub(crate) trait RowSink {
+    /// Takes the next batch in arrival order.
+    fn push(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send;
+}
+
+impl RowSink for Sorter {
+    #[allow(clippy::manual_async_fn)]
+    fn push(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send {
+        async move { Sorter::push(self, batch).await }
+    }
+}
 
 /// A raw data file to read, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +83,21 @@ impl FileTarget<'_> {
         stats: &mut ReadStats,
     ) -> SnapshotResult<Runs> {
         let mut sorter = Sorter::new(self.publish_schema.clone(), self.keys, self.sort.clone());
+        self.read_into(table, files, stats, &mut sorter).await?;
+        let runs = sorter.finish().await?;
+        stats.spilled_runs = runs.spilled_runs;
+        Ok(runs)
+    }
+
+    /// Reads `files` of `table` in order and hands their rows, in the publish form, to
+    /// `sink`.
+    pub(crate) async fn read_into<S: RowSink + Send>(
+        &self,
+        table: &LakeTable,
+        files: &[RawFile],
+        stats: &mut ReadStats,
+        sink: &mut S,
+    ) -> SnapshotResult<()> {
         let store = table.object_store();
         let store = &store;
         let mut opened = futures::stream::iter(files.iter())
@@ -81,12 +113,10 @@ impl FileTarget<'_> {
             let mut batches = reader::publish_batches(object, &file.path, self.raw_schema.clone());
             while let Some(batch) = batches.try_next().await? {
                 stats.rows_read += batch.num_rows() as u64;
-                sorter.push(batch).await?;
+                sink.push(batch).await?;
             }
         }
-        let runs = sorter.finish().await?;
-        stats.spilled_runs = runs.spilled_runs;
-        Ok(runs)
+        Ok(())
     }
 
     /// Merges `runs` (oldest first) into a new file at the target path, dropping deleted

@@ -51,9 +51,14 @@ fn catalog_script(lab: &Lab, command: &str, request: &Value) -> Value {
 }
 
 async fn context(lab: &Lab, endpoint: &str, database: &str) -> Context {
+    context_with(lab, endpoint, database, "").await
+}
+
+/// [`context`] with extra `extractor` keys.
+async fn context_with(lab: &Lab, endpoint: &str, database: &str, extractor: &str) -> Context {
     let yaml = format!(
         "{}  catalog:\n    glue:\n      database: {database}\n      endpoint-url: {endpoint}\n",
-        lab.config_yaml("", None)
+        lab.config_yaml(extractor, None)
     );
     let config = load_config_text(&yaml, "test configuration", &MapEnv::new())
         .await
@@ -343,4 +348,119 @@ async fn snapshot_registers_every_table_in_glue_and_follows_schema_changes() {
     for name in [USER_CLASH, USER_UNRELATED] {
         assert_eq!(after[name], user_tables_before[name], "{name} untouched");
     }
+}
+
+/// The lines of a publish table's symlink manifest.
+async fn symlink_lines(context: &Context, view: &str, kind: &str) -> Vec<String> {
+    use deltalake::logstore::object_store::ObjectStoreExt as _;
+    let store = context.destination.object_store().expect("store");
+    let path = format!("catalog/athena/{SCHEMA_SPACE}/PlantModel/1/{view}/{kind}/symlink.txt");
+    let bytes = store
+        .get(&deltalake::Path::from(path.as_str()))
+        .await
+        .expect("symlink manifest")
+        .bytes()
+        .await
+        .expect("symlink bytes");
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn published_exists(context: &Context, view: &str, file: &str) -> bool {
+    use deltalake::logstore::object_store::ObjectStoreExt as _;
+    let store = context.destination.object_store().expect("store");
+    let path = format!("publish/{SCHEMA_SPACE}/PlantModel/1/{view}/{file}");
+    store
+        .head(&deltalake::Path::from(path.as_str()))
+        .await
+        .is_ok()
+}
+
+/// A file published in parts keeps its one table: the symlink manifest names every part the
+/// view's manifest lists, Athena's reader sees exactly the rows of the parts, and the old
+/// single file is removed only once the catalog points at the parts (never while the
+/// view's table could not be registered). Back to one file, the manifest names it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_in_parts_is_one_table_over_exactly_its_parts() {
+    let Some(lake) = Lake::s3().await else { return };
+    if python().is_none() {
+        return;
+    }
+    let Lake::S3 { endpoint, bucket } = lake.clone() else {
+        unreachable!("an S3 lake")
+    };
+    let lab = Lab::start(10, Some(lake)).await;
+    let database = format!("cdf_lake_{:08x}", rand::random::<u32>());
+    let glue = json!({"endpoint": endpoint, "database": database, "bucket": bucket, "prefix": "cdf-data/"});
+    let mut prepare = glue.clone();
+    // WorkOrder's published nodes cannot get their table.
+    prepare["user_tables"] = json!([USER_CLASH]);
+    catalog_script(&lab, "prepare", &prepare);
+    let single = context(&lab, &endpoint, &database).await;
+    let parted = context_with(
+        &lab,
+        &endpoint,
+        &database,
+        "  snapshot:\n    part-rows: 4\n",
+    )
+    .await;
+    let (pump_nodes, _) = names("1", "pump", "nodes");
+
+    sync_and_publish(&single).await;
+    let one_file = symlink_lines(&single, "Pump", "nodes").await;
+    assert_eq!(
+        one_file,
+        [format!(
+            "s3://{bucket}/cdf-data/publish/{SCHEMA_SPACE}/PlantModel/1/Pump/nodes.parquet"
+        )]
+    );
+
+    // 10 pumps of at most 4 rows a part: 4 parts, the same table.
+    let in_parts = jobs::snapshot(
+        &parted,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
+    assert_eq!(in_parts.views_failed, 0, "{in_parts:#?}");
+    assert_eq!(action(&in_parts, &pump_nodes), TableAction::Unchanged);
+    let lines = symlink_lines(&parted, "Pump", "nodes").await;
+    let expected: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "s3://{bucket}/cdf-data/publish/{SCHEMA_SPACE}/PlantModel/1/Pump/nodes/part-{i:05}-of-00004.parquet"
+            )
+        })
+        .collect();
+    assert_eq!(lines, expected);
+    let checked = catalog_script(&lab, "check", &glue);
+    assert_eq!(checked["errors"], json!([]), "{checked:#}");
+    assert_eq!(checked["tables"][&pump_nodes]["rows"], 10, "{checked:#}");
+    assert_eq!(checked["tables"][&pump_nodes]["files"], 4, "{checked:#}");
+    assert!(!published_exists(&parted, "Pump", "nodes.parquet").await);
+    // WorkOrder's table failed: its single file stays for Athena's sake, beside its parts.
+    let work_orders = in_parts.view("WorkOrder").expect("WorkOrder");
+    assert!(
+        work_orders
+            .file(cdf_s3_replicator::lake::InstanceKind::Nodes)
+            .and_then(|f| f.parts)
+            .is_some()
+    );
+    assert!(published_exists(&parted, "WorkOrder", "nodes.parquet").await);
+
+    // Back to one file: the manifest names it again, and the parts are removed.
+    let back = jobs::snapshot(
+        &single,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
+    assert_eq!(back.views_failed, 0, "{back:#?}");
+    assert_eq!(symlink_lines(&single, "Pump", "nodes").await, one_file);
+    assert!(!published_exists(&single, "Pump", "nodes/part-00000-of-00004.parquet").await);
+    let checked = catalog_script(&lab, "check", &glue);
+    assert_eq!(checked["errors"], json!([]), "{checked:#}");
+    assert_eq!(checked["tables"][&pump_nodes]["files"], 1, "{checked:#}");
 }

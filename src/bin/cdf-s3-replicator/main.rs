@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 #[cfg(feature = "demo")]
 mod demo;
+mod fan_out;
 mod progress;
 use tokio::time::Instant;
 
@@ -60,6 +61,25 @@ enum Command {
         /// Skip compaction, checkpoints and vacuum of the raw tables.
         #[arg(long)]
         no_maintenance: bool,
+        /// Print the units of the run (one per view, most stale first) as JSON and publish
+        /// nothing.
+        #[arg(long, conflicts_with_all = ["unit", "fan_out", "no_maintenance"])]
+        plan_only: bool,
+        /// Publish only this unit of the plan (an `id` that `--plan-only` prints), without
+        /// the catalog and maintenance, and print its report as JSON.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["fan_out", "views", "no_maintenance"])]
+        unit: Option<String>,
+        /// Run the units in this many parallel processes of this program, then register
+        /// the catalog and maintain the raw tables: what the state machine of the
+        /// deployment template does.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        fan_out: Option<u16>,
+        /// Seconds this run may take; defaults to `extractor.time-budget`, else no limit.
+        /// Less `extractor.deadline-margin`, it is the deadline: no file starts that cannot
+        /// finish before it (the rest is reported behind and comes first next time), and
+        /// maintenance gets the time left.
+        #[arg(long)]
+        time_budget: Option<u64>,
     },
     /// Runs until stopped: a sync slice every `extractor.poll-time`, a snapshot every
     /// `extractor.snapshot-interval`.
@@ -185,10 +205,33 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             views,
             no_maintenance,
+            plan_only,
+            unit,
+            fan_out,
+            time_budget,
+        } if plan_only || unit.is_some() || fan_out.is_some() => {
+            let context = start(&config, &ClientCache::default()).await?;
+            let inputs = JobInputs {
+                deadline: snapshot_deadline(&context, time_budget),
+                selection: ViewSelection::of_option(views)?,
+                progress: Default::default(),
+            };
+            let options = publish_options(no_maintenance);
+            snapshot_in_units(
+                &context, &config, &inputs, &options, plan_only, unit, fan_out,
+            )
+            .await
+        }
+        Command::Snapshot {
+            config,
+            views,
+            no_maintenance,
+            time_budget,
+            ..
         } => {
             let context = start(&config, &ClientCache::default()).await?;
             let inputs = JobInputs {
-                deadline: Deadline::none(),
+                deadline: snapshot_deadline(&context, time_budget),
                 selection: ViewSelection::of_option(views)?,
                 progress: progress::for_stderr(),
             };
@@ -245,6 +288,44 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// `snapshot --plan-only`, `--unit` or `--fan-out`: one step of a run split into units, or
+/// all of them, printed as the snapshot job's outcome (the plan: its list of units). Exit 2
+/// when the step (or a unit) failed, as a whole snapshot run does.
+async fn snapshot_in_units(
+    context: &Context,
+    config: &Path,
+    inputs: &JobInputs,
+    options: &PublishOptions,
+    plan_only: bool,
+    unit: Option<String>,
+    workers: Option<u16>,
+) -> anyhow::Result<ExitCode> {
+    if plan_only {
+        let plan = jobs::fan_out::plan_units(context, &inputs.selection).await;
+        return finish(&jobs::fan_out::plan_outcome(&plan));
+    }
+    if let Some(id) = unit {
+        let report = jobs::fan_out::run_unit(context, &id, inputs).await?;
+        return finish(&report.job_outcome());
+    }
+    let workers = usize::from(workers.unwrap_or(1));
+    match fan_out::run(context, config, inputs, options, workers).await? {
+        fan_out::FanOutRun::PlanFailed(plan) => finish(&jobs::fan_out::plan_outcome(&plan)),
+        fan_out::FanOutRun::Finalized(report) => finish(&report.outcome()),
+    }
+}
+
+/// The snapshot's deadline: `--time-budget`, else `extractor.time-budget`, else none. The
+/// snapshot keeps `extractor.deadline-margin` of it: no file starts that cannot finish
+/// before the deadline less the margin.
+fn snapshot_deadline(context: &Context, time_budget: Option<u64>) -> Deadline {
+    Deadline::within(
+        time_budget
+            .map(Duration::from_secs)
+            .or(context.config.extractor.time_budget),
+    )
 }
 
 /// Every view; maintenance with every step unless `--no-maintenance`.
