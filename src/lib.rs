@@ -35,6 +35,8 @@
 //! - [`maintenance`]: the raw tables' upkeep on the snapshot's schedule;
 //! - [`status`]: what `cdf-s3-replicator status` reports;
 //! - [`progress`]: live progress of a run, for the CLI's terminal display;
+//! - [`job`]: the contract every job keeps: its inputs (deadline, selection of views,
+//!   progress) and its outcome;
 //! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions, and a
 //!   snapshot split into units for many workers ([`jobs::fan_out`]);
 //! - [`failure`]: why a part of a run failed, and whether a retry helps;
@@ -54,6 +56,7 @@ pub mod context;
 pub mod failpoint;
 pub mod failure;
 mod flatten;
+pub mod job;
 pub mod jobs;
 pub mod lake;
 pub mod lambda;

@@ -11,14 +11,53 @@ use serde::Serialize;
 use super::{PublishOptions, PublishReport};
 use crate::context::Context;
 use crate::failure::FailureCounts;
-use crate::maintenance::{self, MaintenanceOptions};
+use crate::job::{JobInputs, JobOutcome, Metrics, ViewSelection};
+use crate::maintenance;
 use crate::snapshot::SnapshotSummary;
 use crate::snapshot::units::{self, UnitNotPlanned, UnitOutcome, UnitPlan, UnitsSummary};
 
-/// The units of the configured views (or of `views`), most stale first.
-pub async fn plan_units(context: &Context, views: Option<&[String]>) -> UnitPlan {
-    let plan = super::plan(context).await.for_views(views);
+/// The units of the selected views, most stale first.
+pub async fn plan_units(context: &Context, selection: &ViewSelection) -> UnitPlan {
+    let plan = super::plan(context).await.for_views(selection);
     units::plan_units(&context.destination, &plan).await
+}
+
+/// The plan step as an outcome of the snapshot job: its detail is the plan itself (the
+/// `units` a Step Functions map reads). A plan that could plan nothing fails (retryable when
+/// CDF was unavailable); otherwise the finalize step reports the models and views it could
+/// not plan. It has no figures of its own: the finalize step reports the run's.
+pub fn plan_outcome(plan: &UnitPlan) -> JobOutcome {
+    let failed = plan.units.is_empty() && !plan.plan_errors.is_empty();
+    let summary = format!(
+        "{} units, {} plan errors{}",
+        plan.units.len(),
+        plan.plan_errors.len(),
+        plan.plan_errors
+            .iter()
+            .map(|e| format!("; {e}"))
+            .collect::<String>()
+    );
+    JobOutcome {
+        job: "snapshot",
+        success: !failed,
+        succeeded: plan.units.len() as u64,
+        behind: 0,
+        failed: if failed {
+            plan.plan_errors.len() as u64
+        } else {
+            0
+        },
+        dry_run: false,
+        summary,
+        failures: if failed {
+            FailureCounts::of(&plan.plan_errors)
+        } else {
+            FailureCounts::default()
+        },
+        duration_ms: 0,
+        metrics: Metrics::default(),
+        detail: serde_json::to_value(plan).unwrap_or_default(),
+    }
 }
 
 /// What one unit did: the outcome the finalize step collects, and the unit's own summary.
@@ -36,18 +75,28 @@ impl UnitReport {
     pub fn is_success(&self) -> bool {
         self.snapshot.is_success()
     }
+
+    /// The unit's run as an outcome of the snapshot job, whose detail is the report
+    /// (`{"outcome": ..., "snapshot": ...}`: the map keeps the `outcome` for finalize).
+    pub fn job_outcome(&self) -> JobOutcome {
+        JobOutcome {
+            detail: serde_json::to_value(self).unwrap_or_default(),
+            ..self.snapshot.outcome()
+        }
+    }
 }
 
-/// Runs the unit `id` of the current plan; with a deadline, a file that cannot finish
-/// before it is left behind for the next run. Fails only when no unit of the plan has that
-/// id.
+/// Runs the unit `id` of the current plan, with the `inputs`' deadline and progress (a
+/// unit names its view, so their selection is not read); with a deadline, a file that
+/// cannot finish before it is left behind for the next run. Fails only when no unit of the
+/// plan has that id.
 pub async fn run_unit(
     context: &Context,
     id: &str,
-    deadline: Option<tokio::time::Instant>,
+    inputs: &JobInputs,
 ) -> Result<UnitReport, UnitNotPlanned> {
     let plan = super::plan(context).await;
-    let snapshot = units::run_unit(context, &plan, id, deadline).await?;
+    let snapshot = units::run_unit(context, &plan, id, inputs).await?;
     Ok(UnitReport {
         outcome: UnitOutcome::of(id, &snapshot),
         snapshot,
@@ -74,43 +123,41 @@ impl FinalizeReport {
         self.publish.is_success()
     }
 
-    pub(crate) fn one_line(&self) -> String {
-        match &self.units {
-            Some(units) => format!(
+    /// The run as one outcome, as [`PublishReport::outcome`] with the units: their count
+    /// leads the summary line and the detail holds them next to `snapshot` and
+    /// `maintenance`. The snapshot's figures are the run's, summed over the units.
+    pub fn outcome(&self) -> JobOutcome {
+        let mut outcome = self.publish.outcome();
+        if let Some(units) = &self.units {
+            outcome.summary = format!(
                 "{} of {} units published; {}",
-                units.succeeded,
-                units.planned,
-                self.publish.one_line()
-            ),
-            None => self.publish.one_line(),
+                units.succeeded, units.planned, outcome.summary
+            );
+            if let serde_json::Value::Object(detail) = &mut outcome.detail {
+                detail.insert(
+                    "units".to_owned(),
+                    serde_json::to_value(units).unwrap_or_default(),
+                );
+            }
         }
-    }
-
-    /// The failures of the units, the catalog and maintenance.
-    pub(crate) fn failures(&self) -> FailureCounts {
-        self.publish.failures()
+        outcome
     }
 }
 
 /// After the units: the catalog and the run's report (with the units' `outcomes` when given),
-/// then, unless `options.maintenance` is `None`, maintenance of the raw tables, as
-/// [`super::publish`] does after publishing.
+/// then, unless `options.maintenance` is `None`, maintenance of the raw tables of the
+/// `inputs`' views in the time left, as [`super::publish`] does after publishing.
 pub async fn finalize(
     context: &Context,
+    inputs: &JobInputs,
     options: &PublishOptions,
     outcomes: Option<&[UnitOutcome]>,
 ) -> FinalizeReport {
     let plan = super::plan(context).await;
-    let selected = plan.for_views(options.views.as_deref());
+    let selected = plan.for_views(&inputs.selection);
     let (units, snapshot) = units::finalize(context, &selected, outcomes).await;
     let maintenance = match &options.maintenance {
-        Some(maintenance) => {
-            let maintenance = MaintenanceOptions {
-                views: options.views.clone(),
-                ..maintenance.clone()
-            };
-            Some(maintenance::run(context, &plan, &maintenance).await)
-        }
+        Some(maintenance) => Some(maintenance::run(context, &plan, inputs, maintenance).await),
         None => None,
     };
     FinalizeReport {

@@ -18,7 +18,7 @@
 //! first key that appears twice in an object (`{"dryRun": true, "dryRun": false}`): a plain
 //! `serde_json::Value` would keep the last one silently. Since nothing valid can fail to
 //! deserialize into it, every refusal, duplicate keys included, is this crate's
-//! `Permanent.InvalidPayload` rather than the runtime's own deserialization error. (Text that
+//! `Permanent.InvalidRequest` rather than the runtime's own deserialization error. (Text that
 //! is not JSON never reaches the function: Lambda's Invoke API refuses it.)
 
 use std::cell::RefCell;
@@ -30,6 +30,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use super::FunctionKind;
+use crate::job::ViewSelection;
 use crate::snapshot::units::UnitOutcome;
 
 /// Option keys and the functions that accept them.
@@ -75,8 +76,8 @@ pub enum Trigger {
 pub struct Request {
     /// What started the invocation (logged with its summary).
     pub trigger: Trigger,
-    /// Only these views (externalIds); `None` for every configured view.
-    pub(crate) views: Option<Vec<String>>,
+    /// The views to work on (externalIds, or model-qualified `<space>:<model>/<version>:<view>`).
+    pub(crate) selection: ViewSelection,
     /// Streams (stream keys or view externalIds) to restart with a full backfill.
     pub(crate) resync: Vec<String>,
     /// Plan only: resolve models and streams, read and write no data.
@@ -372,7 +373,8 @@ fn parse_options(
                         "expected at least one view externalId; leave `views` out to run every configured view",
                     ));
                 }
-                request.views = Some(views);
+                request.selection = ViewSelection::of(&views)
+                    .map_err(|error| PayloadError::at(path, error.to_string()))?;
             }
             "resync" => request.resync = string_list(value, &path, false)?,
             "dryRun" => request.dry_run = optional_bool(value, &path)?.unwrap_or(false),
@@ -436,7 +438,7 @@ impl FanOutOptions {
         if self.outcomes.is_some() && !self.finalize {
             return at("outcomes", "goes with `finalize: true` only");
         }
-        if self.unit.is_some() && request.views.is_some() {
+        if self.unit.is_some() && !request.selection.is_all() {
             return at("views", "a unit names its view already; leave `views` out");
         }
         if (self.plan || self.unit.is_some()) && request.maintenance.is_some() {
@@ -673,11 +675,26 @@ mod tests {
             "views": ["Pump", "Valve"], "resync": ["Pump"], "dryRun": true, "timeBudgetSeconds": 120
         }))
         .unwrap();
-        assert_eq!(request.views, Some(vec!["Pump".into(), "Valve".into()]));
+        assert_eq!(
+            request.selection,
+            ViewSelection::of(["Pump", "Valve"]).unwrap()
+        );
         assert_eq!(request.resync, vec!["Pump".to_string()]);
         assert!(request.dry_run);
         assert_eq!(request.time_budget, Some(Duration::from_secs(120)));
         assert_eq!(request.trigger, Trigger::Direct);
+    }
+
+    #[test]
+    fn views_may_be_model_qualified_and_a_malformed_one_is_named() {
+        let request = snapshot(json!({"views": ["Pump", "plant:PlantModel/1:Valve"]})).unwrap();
+        assert_eq!(
+            request.selection,
+            ViewSelection::of(["Pump", "plant:PlantModel/1:Valve"]).unwrap()
+        );
+        let err = sync(json!({"views": ["plant:Valve"]})).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("views"));
+        assert!(err.message.contains("`plant:Valve`"), "{err}");
     }
 
     #[test]
@@ -749,7 +766,7 @@ mod tests {
                 time: Some("2024-05-01T12:00:00Z".into()),
             }
         );
-        assert_eq!(request.views, None);
+        assert!(request.selection.is_all());
     }
 
     #[test]
@@ -759,7 +776,7 @@ mod tests {
             Some(FanOutStep::Plan)
         );
         let plan = snapshot(json!({"plan": true, "views": ["Pump"]})).unwrap();
-        assert_eq!(plan.views, Some(vec!["Pump".to_owned()]));
+        assert_eq!(plan.selection, ViewSelection::of(["Pump"]).unwrap());
         assert_eq!(snapshot(json!({"plan": false})).unwrap().fan_out, None);
         assert_eq!(
             snapshot(json!({"unit": "view:s:M/1:Pump"}))
@@ -836,7 +853,7 @@ mod tests {
     fn eventbridge_detail_carries_options_with_prefixed_errors() {
         let envelope = |detail: Value| json!({"detail-type": "Replicate", "source": "my.app", "detail": detail});
         let request = sync(envelope(json!({"views": ["Pump"]}))).unwrap();
-        assert_eq!(request.views, Some(vec!["Pump".into()]));
+        assert_eq!(request.selection, ViewSelection::of(["Pump"]).unwrap());
         let err = sync(envelope(json!({"bogus": 1}))).unwrap_err();
         assert_eq!(err.key.as_deref(), Some("detail.bogus"));
         let err = sync(envelope(json!("text"))).unwrap_err();

@@ -32,6 +32,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::manifest::FileEntry;
+use crate::job::Deadline;
 use crate::lake::{LakeResult, LakeTable};
 
 /// Throughput assumed for reading raw Parquet and writing the published file.
@@ -54,14 +55,14 @@ pub(crate) struct Budget {
 
 impl Default for Budget {
     fn default() -> Self {
-        Self::until(None)
+        Self::until(Deadline::none())
     }
 }
 
 impl Budget {
-    pub(crate) fn until(deadline: Option<Instant>) -> Self {
+    pub(crate) fn until(deadline: Deadline) -> Self {
         Self {
-            deadline,
+            deadline: deadline.instant(),
             bytes_per_second: ASSUMED_BYTES_PER_SECOND,
         }
     }
@@ -158,13 +159,13 @@ mod tests {
         assert!(unbounded.admit(u64::MAX / 2).is_ok());
         assert!(!unbounded.is_over());
 
-        let budget = Budget::until(Some(Instant::now() + Duration::from_secs(60)));
+        let budget = Budget::until(Deadline::after(Duration::from_secs(60)));
         assert!(budget.admit(ASSUMED_BYTES_PER_SECOND).is_ok());
         let shortfall = budget.admit(600 * ASSUMED_BYTES_PER_SECOND).unwrap_err();
         assert!(shortfall.left <= Duration::from_secs(60));
         assert!(shortfall.to_string().contains("600.2 s"), "{shortfall}");
 
-        let over = Budget::until(Some(Instant::now()));
+        let over = Budget::until(Deadline::at(Instant::now()));
         assert!(over.is_over());
         assert!(over.admit(0).is_err());
     }

@@ -67,21 +67,17 @@ pub use self::plan::{TableTarget, ViewTarget, plan_views};
 pub use self::summary::{FileAction, FileReport, PartsReport, SnapshotSummary, ViewReport};
 use crate::config::SnapshotSettings;
 use crate::context::Context;
+use crate::job::{Deadline, JobInputs};
 use crate::lake::{Destination, WriteOptions};
 use crate::plan::Plan;
 use crate::progress::Progress;
 
-/// What an invocation should do, beyond the configuration.
+/// What a snapshot run should do, beyond its [`JobInputs`] and the configuration: nothing
+/// yet. The run's deadline is [`JobInputs::deadline`]: no merge or rebuild starts that
+/// cannot finish before it less `extractor.deadline-margin`, and a full rebuild stops there
+/// keeping its progress; the work left is reported behind and comes first next time.
 #[derive(Debug, Clone, Default)]
-pub struct SnapshotOptions {
-    /// Only these views (by view externalId); `None` for all configured views.
-    pub views: Option<Vec<String>>,
-    /// No merge or rebuild starts that cannot finish before this instant, and a full
-    /// rebuild stops at it keeping its progress; the work left is reported behind and comes
-    /// first next time. `None`: no deadline. Callers pass their budget less
-    /// `extractor.deadline-margin`.
-    pub deadline: Option<Instant>,
-}
+pub struct SnapshotOptions {}
 
 /// How files are built: the memory the sort may hold before spilling, and where it spills.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,25 +122,31 @@ impl From<&SnapshotSettings> for PublishSettings {
     }
 }
 
-/// Publishes every view of `plan` (or the selected ones). Never fails as a whole: each
-/// view's problems are reported in the summary and the other views go on.
+/// Publishes the selected views of `plan`. Never fails as a whole: each view's problems are
+/// reported in the summary and the other views go on.
 pub(crate) async fn run(
     context: &Context,
     plan: &Plan,
-    options: &SnapshotOptions,
+    inputs: &JobInputs,
+    _options: &SnapshotOptions,
 ) -> SnapshotSummary {
     let started = Instant::now();
-    let plan = plan.for_views(options.views.as_deref());
+    let plan = plan.for_views(&inputs.selection);
     let mut plan_errors = plan.problems().to_vec();
     let targets = plan_views(plan.streams());
     let settings = PublishSettings::from(&context.config.extractor.snapshot);
+    // No file starts that cannot finish `extractor.deadline-margin` before the deadline: the
+    // margin covers what a file's estimate missed, and the writes after the last file.
+    let deadline = inputs
+        .deadline
+        .less(context.config.extractor.deadline_margin);
     let reports = match publish_observed(
         &context.destination,
         &targets,
         &settings,
         &SliceSettings::of(&settings),
-        Budget::until(options.deadline),
-        &context.progress,
+        Budget::until(deadline),
+        &inputs.progress,
     )
     .await
     {
@@ -189,16 +191,16 @@ pub async fn publish_views(
     targets: &[ViewTarget],
     settings: &PublishSettings,
 ) -> SnapshotResult<Vec<ViewReport>> {
-    publish_views_until(destination, targets, settings, None).await
+    publish_views_until(destination, targets, settings, Deadline::none()).await
 }
 
-/// [`publish_views`] with a deadline (see [`SnapshotOptions::deadline`]): the most stale
-/// views first, and what does not fit reported behind.
+/// [`publish_views`] with a deadline, already less any margin the caller keeps (see
+/// [`SnapshotOptions`]): the most stale views first, and what does not fit reported behind.
 pub async fn publish_views_until(
     destination: &Destination,
     targets: &[ViewTarget],
     settings: &PublishSettings,
-    deadline: Option<Instant>,
+    deadline: Deadline,
 ) -> SnapshotResult<Vec<ViewReport>> {
     publish_sliced(
         destination,
@@ -216,7 +218,7 @@ pub async fn publish_sliced(
     targets: &[ViewTarget],
     settings: &PublishSettings,
     slices: &SliceSettings,
-    deadline: Option<Instant>,
+    deadline: Deadline,
 ) -> SnapshotResult<Vec<ViewReport>> {
     publish_observed(
         destination,

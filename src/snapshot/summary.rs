@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::catalog::CatalogReport;
 use crate::failure::{Failure, FailureCounts};
+use crate::job::{JobOutcome, Metrics, Unit};
 use crate::lake::InstanceKind;
 
 /// What happened to one published file.
@@ -278,6 +279,46 @@ impl SnapshotSummary {
                 }))
                 .chain(self.catalog.iter().flat_map(|c| c.failures())),
         )
+    }
+
+    /// The run in the shape every job reports: views published and failed (with the models
+    /// and views that could not be planned).
+    pub fn outcome(&self) -> JobOutcome {
+        JobOutcome {
+            job: "snapshot",
+            success: self.is_success(),
+            succeeded: self
+                .views_total
+                .saturating_sub(self.views_failed + self.views_behind)
+                as u64,
+            behind: self.views_behind as u64,
+            failed: (self.views_failed + self.plan_errors.len()) as u64,
+            dry_run: false,
+            summary: self.one_line(),
+            failures: self.failures(),
+            duration_ms: self.duration_ms,
+            metrics: self.metrics(),
+            detail: serde_json::to_value(self).unwrap_or_default(),
+        }
+    }
+
+    /// The figures of the run as metrics: rows and bytes of the files written, files by
+    /// what happened to them.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let mut set = Metrics::default();
+        set.count("Rows", self.rows);
+        set.push("Bytes", Unit::Bytes, self.bytes as f64);
+        set.count("ViewsTotal", self.views_total);
+        set.count("ViewsFailed", self.views_failed);
+        set.count("ViewsBehind", self.views_behind);
+        set.count("FilesRebuilt", self.files_rebuilt);
+        set.count("FilesMerged", self.files_incremental);
+        set.count("FilesUnchanged", self.files_skipped);
+        set.count("FilesFailed", self.files_failed);
+        set.count("FilesBehind", self.files_behind);
+        set.count("PlanErrors", self.plan_errors.len());
+        set.push("RunDuration", Unit::Milliseconds, self.duration_ms as f64);
+        set
     }
 
     /// One line for logs and the extraction pipeline run message.

@@ -35,6 +35,7 @@ use self::report::{
 use crate::cdf::CdfClient;
 use crate::context::Context;
 use crate::failure::Failure;
+use crate::job::ViewSelection;
 use crate::lake::{
     DEFAULT_STREAM_COMMIT_SCAN, Destination, InstanceKind, LakeError, LakeTable, WriteOptions,
     layout,
@@ -49,8 +50,8 @@ use crate::sync::state_store::{Owner, StateRow, ThisLake, another_lakes_row};
 /// What to show.
 #[derive(Debug, Clone, Default)]
 pub struct StatusOptions {
-    /// Only the streams and publish folders of these views (externalIds); `None` for all.
-    pub views: Option<Vec<String>>,
+    /// Only the streams and publish folders of these views.
+    pub selection: ViewSelection,
 }
 
 /// How many tables are opened (and streams read) at once: enough to hide S3 latency, few
@@ -71,7 +72,7 @@ pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport 
         extractor.sync_page_size,
     )
     .await
-    .for_views(options.views.as_deref());
+    .for_views(&options.selection);
     let plan_errors = plan.problems().to_vec();
     let specs = plan.streams();
     let database = &extractor.state_store.database;

@@ -10,11 +10,12 @@ use std::time::Duration;
 use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::{CommitOutcome, LakeTable, StreamCommit, StreamMetadata};
 use cdf_s3_replicator::snapshot::SnapshotOptions;
-use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::state::Phase;
+use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use serde_json::{Value, json};
@@ -26,11 +27,10 @@ const VIEW: &str = "WorkOrder";
 const STREAM: &str = "plant_schema/PlantModel/1/WorkOrder/nodes";
 const PUMPS: usize = 6;
 
-fn slice() -> SyncOptions {
-    SyncOptions {
-        views: Some(vec![VIEW.into()]),
-        ..SyncOptions::until(Instant::now() + Duration::from_secs(120))
-    }
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
+        .with_views([VIEW])
+        .expect("a view name")
 }
 
 /// The rows a release without `_arrival` wrote: system columns only, in the order given.
@@ -155,7 +155,12 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
         .replace(&lab.lake.destination_yaml(), &scratch.destination_yaml())
         .replace("table: streams", "table: scratch");
     let scratch_context = context(&yaml).await;
-    let summary = jobs::sync(&scratch_context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&scratch_context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{}", summary.one_line());
     let scratch_url = url::Url::from_directory_path(scratch.raw_table_uri(VIEW, "nodes"))
         .expect("scratch table URL");
@@ -211,7 +216,12 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
                          "properties": {"done": true}}]}]}))
         .expect("a change");
     let lake_context = lab.context_with("", Some(&[VIEW])).await;
-    let summary = jobs::sync(&lake_context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&lake_context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{}", summary.one_line());
     assert_eq!(summary.streams[0].generation, 1, "the stream continued");
 
@@ -237,7 +247,12 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
 
     // Before a resync: the fallback order (old rows before new ones; among themselves by
     // lastUpdatedTime) gives the publish file's rows.
-    let published = jobs::snapshot(&lake_context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(
+        &lake_context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(published.is_success(), "{}", published.one_line());
     let report = current_state(&python, &lab);
     assert_eq!(report["mismatch_count"], 0, "{report}");
@@ -246,9 +261,9 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
     // A resync: the completed backfill leaves no key whose latest row lacks `_arrival`.
     let resync = SyncOptions {
         force_resync: vec![VIEW.into()],
-        ..slice()
+        ..SyncOptions::default()
     };
-    let summary = jobs::sync(&lake_context.sync_job(), &resync).await;
+    let summary = jobs::sync(&SyncJob::from_context(&lake_context), &slice(), &resync).await;
     assert!(summary.is_success(), "{}", summary.one_line());
     assert_eq!(summary.streams[0].generation, 2);
     let latest = latest_rows(&python, &lab);
@@ -262,7 +277,12 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
         .find(|r| r["externalId"] == "wo-stale")
         .expect("wo-stale");
     assert!(stale["_exitedTime"].is_i64(), "wo-stale exited: {stale}");
-    let published = jobs::snapshot(&lake_context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(
+        &lake_context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(published.is_success(), "{}", published.one_line());
     let report = current_state(&python, &lab);
     assert_eq!(report["mismatch_count"], 0, "{report}");
@@ -276,7 +296,12 @@ async fn a_table_without_arrival_gains_it_and_the_documented_query_still_holds()
             "sources": [{"source": {"type": "view", "space": SCHEMA_SPACE, "externalId": VIEW, "version": "1"},
                          "properties": {"title": "changed after the snapshot"}}]}]}))
         .expect("a change");
-    let summary = jobs::sync(&lake_context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&lake_context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{}", summary.one_line());
     let stale = current_state(&python, &lab);
     let first = stale["first"].to_string();

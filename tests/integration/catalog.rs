@@ -12,9 +12,11 @@ use std::time::Duration;
 use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::catalog::TableAction;
 use cdf_s3_replicator::snapshot::{SnapshotOptions, SnapshotSummary};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -64,16 +66,26 @@ async fn context_with(lab: &Lab, endpoint: &str, database: &str, extractor: &str
     Context::new(config).expect("context")
 }
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 /// Syncs and publishes; every view must publish, and the only catalog failure is the
 /// user's clashing table.
 async fn sync_and_publish(context: &Context) -> SnapshotSummary {
-    let synced = jobs::sync(&context.sync_job(), &slice()).await;
+    let synced = jobs::sync(
+        &SyncJob::from_context(context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(synced.is_success(), "{synced:#?}");
-    let summary = jobs::snapshot(context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert_eq!(summary.views_failed, 0, "{summary:#?}");
     assert!(summary.plan_errors.is_empty(), "{summary:#?}");
     summary
@@ -246,7 +258,12 @@ async fn snapshot_registers_every_table_in_glue_and_follows_schema_changes() {
     assert!(checked["tables"][&raw_pump_nodes]["rows"].as_u64() >= Some(10));
 
     // Nothing changed: nothing is rewritten.
-    let again = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let again = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     let catalog = again.catalog.as_ref().expect("catalog report");
     assert_eq!(catalog.tables_unchanged, 12, "{catalog:#?}");
     assert_eq!((catalog.tables_created, catalog.tables_updated), (0, 0));
@@ -401,7 +418,12 @@ async fn a_file_in_parts_is_one_table_over_exactly_its_parts() {
     );
 
     // 10 pumps of at most 4 rows a part: 4 parts, the same table.
-    let in_parts = jobs::snapshot(&parted, &SnapshotOptions::default()).await;
+    let in_parts = jobs::snapshot(
+        &parted,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert_eq!(in_parts.views_failed, 0, "{in_parts:#?}");
     assert_eq!(action(&in_parts, &pump_nodes), TableAction::Unchanged);
     let lines = symlink_lines(&parted, "Pump", "nodes").await;
@@ -429,7 +451,12 @@ async fn a_file_in_parts_is_one_table_over_exactly_its_parts() {
     assert!(published_exists(&parted, "WorkOrder", "nodes.parquet").await);
 
     // Back to one file: the manifest names it again, and the parts are removed.
-    let back = jobs::snapshot(&single, &SnapshotOptions::default()).await;
+    let back = jobs::snapshot(
+        &single,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert_eq!(back.views_failed, 0, "{back:#?}");
     assert_eq!(symlink_lines(&single, "Pump", "nodes").await, one_file);
     assert!(!published_exists(&single, "Pump", "nodes/part-00000-of-00004.parquet").await);

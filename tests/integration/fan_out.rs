@@ -11,13 +11,14 @@ use std::time::{Duration, SystemTime};
 
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};
 use cdf_s3_replicator::lambda::logging::LogControl;
 use cdf_s3_replicator::lambda::metrics::MemorySink;
 use cdf_s3_replicator::lambda::{Function, FunctionKind, FunctionSetup, Invocation};
 use cdf_s3_replicator::snapshot::{SnapshotOptions, SnapshotSummary};
-use cdf_s3_replicator::sync::SyncOptions;
+use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::concat_batches;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -185,13 +186,23 @@ fn assert_same_publish(label: &str, left: &Path, right: &Path) {
 }
 
 async fn sync(context: &Context) {
-    let options = SyncOptions::until(Instant::now() + Duration::from_secs(300));
-    let summary = jobs::sync(&context.sync_job(), &options).await;
+    let inputs = JobInputs::until(Instant::now() + Duration::from_secs(300));
+    let summary = jobs::sync(
+        &SyncJob::from_context(context),
+        &inputs,
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
 }
 
 async fn whole_run(lake: &Path, yaml: &str) -> SnapshotSummary {
-    let summary = jobs::snapshot(&context_for(yaml).await, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        &context_for(yaml).await,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{}: {summary:#?}", lake.display());
     summary
 }
@@ -303,7 +314,7 @@ async fn plan_units_and_finalize_publish_what_a_whole_run_publishes() {
         .invoke(json!({ "unit": unknown }), &invocation())
         .await
         .expect_err("an unknown unit");
-    assert_eq!(error.error_type(), "Permanent.InvalidPayload");
+    assert_eq!(error.error_type(), "Permanent.InvalidRequest");
     assert!(error.to_string().contains(&unknown), "{error}");
 
     // A planned unit without an outcome (its child execution failed, or the map lost it)

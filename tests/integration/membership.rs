@@ -14,9 +14,11 @@ use std::time::Duration;
 use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
 use cdf_s3_replicator::status::{self, StatusOptions};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -158,9 +160,19 @@ impl MembershipLab {
     /// One sync and one snapshot, each with a generous deadline.
     async fn replicate(&self, context: &Context) -> Value {
         let deadline = Instant::now() + Duration::from_secs(300);
-        let sync = jobs::sync(&context.sync_job(), &SyncOptions::until(deadline)).await;
+        let sync = jobs::sync(
+            &SyncJob::from_context(context),
+            &JobInputs::until(deadline),
+            &SyncOptions::default(),
+        )
+        .await;
         assert!(sync.is_success(), "{sync:#?}");
-        let snapshot = jobs::snapshot(context, &SnapshotOptions::default()).await;
+        let snapshot = jobs::snapshot(
+            context,
+            &JobInputs::everything(),
+            &SnapshotOptions::default(),
+        )
+        .await;
         assert!(snapshot.is_success(), "{snapshot:#?}");
         serde_json::to_value(&sync).expect("summary as JSON")
     }
@@ -558,7 +570,12 @@ async fn a_pass_cut_by_the_deadline_is_pending_and_completes_next_run() {
     let context = lab.context("1ms").await;
     // The backfill counts as a pass; the next sync's pass starts at once.
     let deadline = Instant::now() + Duration::from_secs(300);
-    let first = jobs::sync(&context.sync_job(), &SyncOptions::until(deadline)).await;
+    let first = jobs::sync(
+        &SyncJob::from_context(&context),
+        &JobInputs::until(deadline),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(first.is_success(), "{first:#?}");
     lab.delete(&["item-1"]);
     lab.write(vec![other("item-1", "moved")], false);
@@ -569,7 +586,12 @@ async fn a_pass_cut_by_the_deadline_is_pending_and_completes_next_run() {
     // Far shorter than the Retry-After (and longer than the deadline margin): the wait is
     // cut at the deadline.
     let short = Instant::now() + Duration::from_secs(45);
-    let cut = jobs::sync(&context.sync_job(), &SyncOptions::until(short)).await;
+    let cut = jobs::sync(
+        &SyncJob::from_context(&context),
+        &JobInputs::until(short),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(
         cut.is_success(),
         "a pass cut by the deadline fails nothing: {cut:#?}"

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use cdf_emulator::sample_model::{self, DATA_SPACE, MODEL, MODEL_VERSION, SCHEMA_SPACE};
 use cdf_s3_replicator::context::Context;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{
@@ -23,7 +24,7 @@ use cdf_s3_replicator::snapshot::{
 };
 use cdf_s3_replicator::status::report::{Freshness, PublishedFileStatus};
 use cdf_s3_replicator::status::{self, StatusOptions};
-use cdf_s3_replicator::sync::SyncOptions;
+use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use deltalake::Path as ObjectPath;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
@@ -45,13 +46,23 @@ fn config(part_rows: Option<u64>) -> String {
 }
 
 async fn sync_all(context: &Context) {
-    let slice = SyncOptions::until(Instant::now() + Duration::from_secs(300));
-    let summary = jobs::sync(&context.sync_job(), &slice).await;
+    let slice = JobInputs::until(Instant::now() + Duration::from_secs(300));
+    let summary = jobs::sync(
+        &SyncJob::from_context(context),
+        &slice,
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
 }
 
 async fn publish(context: &Context) -> SnapshotSummary {
-    let summary = jobs::snapshot(context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
     summary
 }
@@ -606,9 +617,12 @@ async fn overlapping_snapshots_of_parts_converge() {
         FaultKind::Delay(Duration::from_millis(120)),
         0.4,
     ));
-    let all = SnapshotOptions::default();
+    let (every, all) = (JobInputs::everything(), SnapshotOptions::default());
     for round in 1..=4 {
-        let (a, b) = tokio::join!(jobs::snapshot(&first, &all), jobs::snapshot(&second, &all));
+        let (a, b) = tokio::join!(
+            jobs::snapshot(&first, &every, &all),
+            jobs::snapshot(&second, &every, &all)
+        );
         for summary in [&a, &b] {
             assert!(summary.is_success(), "round {round}: {summary:#?}");
         }

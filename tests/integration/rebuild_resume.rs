@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config};
+use cdf_s3_replicator::job::{Deadline, JobInputs};
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{
     self, FileAction, FileReport, PublishSettings, SliceSettings, ViewReport, ViewTarget,
     plan_views,
 };
-use cdf_s3_replicator::sync::SyncOptions;
+use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::concat_batches;
 use deltalake::logstore::ObjectStoreRef;
@@ -39,8 +40,9 @@ const SMALL_COMMITS: &str = "  subscription-batch-size: 4\n  ingest-batch-size: 
 
 async fn sync_all(context: &Context) {
     let summary = jobs::sync(
-        &context.sync_job(),
-        &SyncOptions::until(Instant::now() + Duration::from_secs(300)),
+        &SyncJob::from_context(context),
+        &JobInputs::until(Instant::now() + Duration::from_secs(300)),
+        &SyncOptions::default(),
     )
     .await;
     assert!(summary.is_success(), "{summary:#?}");
@@ -73,7 +75,7 @@ async fn publish_pump(
         &targets,
         &settings(context),
         slices,
-        budget.map(|b| Instant::now() + b),
+        Deadline::within(budget),
     )
     .await
     .expect("publish");

@@ -17,9 +17,10 @@ use std::time::Duration;
 use cdf_emulator::{Emulator, EmulatorConfig, SeedNode, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::{FileAction, SnapshotOptions, SnapshotSummary};
-use cdf_s3_replicator::sync::SyncOptions;
+use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::concat_batches;
 use deltalake::logstore::ObjectStoreRef;
@@ -256,8 +257,9 @@ async fn many_views_in_slices(lake: Lake) {
         .expect("configuration");
     let context = Context::new(config).expect("context");
     let synced = jobs::sync(
-        &context.sync_job(),
-        &SyncOptions::until(Instant::now() + Duration::from_secs(600)),
+        &SyncJob::from_context(&context),
+        &JobInputs::until(Instant::now() + Duration::from_secs(600)),
+        &SyncOptions::default(),
     )
     .await;
     assert!(synced.is_success(), "{synced:#?}");
@@ -283,7 +285,12 @@ async fn many_views_in_slices(lake: Lake) {
 
     // One unbounded run: the reference, and what the whole work takes on this machine.
     let started = Instant::now();
-    let whole = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let whole = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     let whole_time = started.elapsed();
     assert!(whole.is_success(), "{}", whole.one_line());
     assert_eq!((whole.views_total, whole.views_behind), (VIEWS, 0));
@@ -299,7 +306,9 @@ async fn many_views_in_slices(lake: Lake) {
         .unwrap_or_default();
     delete_publish_layer(&store).await;
 
-    // A budget far smaller than the whole work, but room for the longest view.
+    // A budget far smaller than the whole work, but room for the longest view: the time
+    // before the deadline less the margin the snapshot keeps.
+    let margin = context.config.extractor.deadline_margin;
     let mut budget = (whole_time / 5).max(longest_view * 3);
     println!(
         "unbounded run: {whole_time:.1?} (longest view {longest_view:.1?}); budget per run {budget:.1?}"
@@ -318,10 +327,8 @@ async fn many_views_in_slices(lake: Lake) {
         let started = Instant::now();
         let summary = jobs::snapshot(
             &context,
-            &SnapshotOptions {
-                deadline: Some(started + budget),
-                ..SnapshotOptions::default()
-            },
+            &JobInputs::until(started + budget + margin),
+            &SnapshotOptions::default(),
         )
         .await;
         let took = started.elapsed();
@@ -393,10 +400,8 @@ async fn many_views_in_slices(lake: Lake) {
     // Once everything is published, a run with the same budget has nothing to do.
     let idle = jobs::snapshot(
         &context,
-        &SnapshotOptions {
-            deadline: Some(Instant::now() + budget),
-            ..SnapshotOptions::default()
-        },
+        &JobInputs::until(Instant::now() + budget + margin),
+        &SnapshotOptions::default(),
     )
     .await;
     assert_eq!(

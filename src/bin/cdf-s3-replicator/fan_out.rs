@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cdf_s3_replicator::context::Context;
 use cdf_s3_replicator::failure::Retry;
+use cdf_s3_replicator::job::{Deadline, JobInputs};
 use cdf_s3_replicator::jobs::PublishOptions;
 use cdf_s3_replicator::jobs::fan_out::{self, FinalizeReport};
 use cdf_s3_replicator::snapshot::units::{UnitError, UnitOutcome, UnitPlan};
@@ -41,10 +42,11 @@ pub enum FanOutRun {
 pub async fn run(
     context: &Context,
     config: &Path,
+    inputs: &JobInputs,
     options: &PublishOptions,
     workers: usize,
 ) -> anyhow::Result<FanOutRun> {
-    let plan = fan_out::plan_units(context, options.views.as_deref()).await;
+    let plan = fan_out::plan_units(context, &inputs.selection).await;
     if plan.units.is_empty() && !plan.plan_errors.is_empty() {
         return Ok(FanOutRun::PlanFailed(plan));
     }
@@ -52,15 +54,16 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(workers.max(1)));
     let mut tasks = Vec::with_capacity(plan.units.len());
     for unit in &plan.units {
-        let (slots, program, config, id) = (
+        let (slots, program, config, id, deadline) = (
             slots.clone(),
             program.clone(),
             config.to_path_buf(),
             unit.id.clone(),
+            inputs.deadline,
         );
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await;
-            run_with_retries(&program, &config, &id).await
+            run_with_retries(&program, &config, &id, deadline).await
         }));
     }
     let mut outcomes = Vec::with_capacity(tasks.len());
@@ -68,21 +71,28 @@ pub async fn run(
         outcomes.push(task.await.context("a unit's task")?);
     }
     Ok(FanOutRun::Finalized(Box::new(
-        fan_out::finalize(context, options, Some(&outcomes)).await,
+        fan_out::finalize(context, inputs, options, Some(&outcomes)).await,
     )))
 }
 
-/// One unit, again after a failure a retry can fix, up to [`ATTEMPTS`] times.
-async fn run_with_retries(program: &Path, config: &Path, id: &str) -> UnitOutcome {
+/// One unit, again after a failure a retry can fix, up to [`ATTEMPTS`] times, and never
+/// after the run's deadline: a retry that would start after it is left to the next run.
+async fn run_with_retries(
+    program: &Path,
+    config: &Path,
+    id: &str,
+    deadline: Deadline,
+) -> UnitOutcome {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        let outcome = run_child(program.to_path_buf(), config.to_path_buf(), id).await;
+        let outcome = run_child(program.to_path_buf(), config.to_path_buf(), id, deadline).await;
         let retryable = outcome
             .error
             .as_ref()
             .is_some_and(|e| e.retry() == Retry::Helps);
-        if outcome.success || !retryable || attempt >= ATTEMPTS {
+        let out_of_time = deadline.remaining().is_some_and(|left| left <= backoff);
+        if outcome.success || !retryable || attempt >= ATTEMPTS || out_of_time {
             return outcome;
         }
         eprintln!(
@@ -100,15 +110,20 @@ async fn run_with_retries(program: &Path, config: &Path, id: &str) -> UnitOutcom
     }
 }
 
-/// `snapshot --unit <id>` in a child process, and what it amounts to.
-async fn run_child(program: PathBuf, config: PathBuf, id: &str) -> UnitOutcome {
+/// `snapshot --unit <id>` in a child process, with the time left before the run's
+/// deadline as its `--time-budget`, and what it amounts to.
+async fn run_child(program: PathBuf, config: PathBuf, id: &str, deadline: Deadline) -> UnitOutcome {
     let unit = id.to_owned();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(["snapshot", "--config"])
             .arg(config)
-            .args(["--unit", &unit])
-            .output()
+            .args(["--unit", &unit]);
+        if let Some(left) = deadline.remaining() {
+            command.args(["--time-budget", &left.as_secs().to_string()]);
+        }
+        command.output()
     })
     .await;
     match output {
@@ -147,7 +162,7 @@ fn outcome_of(id: &str, output: &Output) -> UnitOutcome {
     }
     let error_type = match output.status.code() {
         Some(1) => "Permanent.ProcessFailed",
-        Some(101) => "Permanent.InternalError",
+        Some(101) => "Permanent.Internal",
         _ => "Retryable.ProcessFailed",
     };
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -18,61 +18,6 @@ use crate::lambda::event::PayloadError;
 
 const TEMPLATE: &str = include_str!("../../../template.yaml");
 
-/// Every cause. The match below fails to compile when a cause is added, so that it is
-/// added here too.
-const CAUSES: [Cause; 22] = [
-    Cause::CdfUnavailable,
-    Cause::CdfAuthentication,
-    Cause::CdfRejected,
-    Cause::ModelNotFound,
-    Cause::ViewNotFound,
-    Cause::LakeUnavailable,
-    Cause::LakeAccessDenied,
-    Cause::CommitConflict,
-    Cause::SchemaConflict,
-    Cause::NotSynced,
-    Cause::LocalStorage,
-    Cause::LakeInconsistent,
-    Cause::CatalogUnavailable,
-    Cause::CatalogConflict,
-    Cause::InvalidConfiguration,
-    Cause::InvalidRequest,
-    Cause::Internal,
-    Cause::StateOfAnotherLake,
-    Cause::DeadlineReached,
-    Cause::LakeRejected,
-    Cause::UnitIncomplete,
-    Cause::UnitFailed,
-];
-
-#[allow(dead_code, reason = "exists to fail compilation when a cause is added")]
-fn listed(cause: Cause) {
-    match cause {
-        Cause::CdfUnavailable
-        | Cause::CdfAuthentication
-        | Cause::CdfRejected
-        | Cause::ModelNotFound
-        | Cause::ViewNotFound
-        | Cause::LakeUnavailable
-        | Cause::LakeAccessDenied
-        | Cause::CommitConflict
-        | Cause::SchemaConflict
-        | Cause::NotSynced
-        | Cause::LocalStorage
-        | Cause::LakeInconsistent
-        | Cause::CatalogUnavailable
-        | Cause::CatalogConflict
-        | Cause::InvalidConfiguration
-        | Cause::InvalidRequest
-        | Cause::Internal
-        | Cause::StateOfAnotherLake
-        | Cause::DeadlineReached
-        | Cause::LakeRejected
-        | Cause::UnitIncomplete
-        | Cause::UnitFailed => {}
-    }
-}
-
 /// Every error type a snapshot invocation can fail with.
 fn error_types() -> BTreeSet<String> {
     let mut types = BTreeSet::new();
@@ -82,7 +27,11 @@ fn error_types() -> BTreeSet<String> {
     };
     types.insert(run_failed(Verdict::Retryable).error_type());
     types.insert(run_failed(Verdict::Mixed).error_type());
-    for cause in CAUSES.into_iter().filter(|c| c.retry() == Retry::Useless) {
+    for cause in Cause::ALL
+        .iter()
+        .copied()
+        .filter(|c| c.retry() == Retry::Useless)
+    {
         types.insert(run_failed(Verdict::Permanent(cause)).error_type());
     }
     types.insert(FunctionError::Panic(String::new()).error_type());
@@ -109,12 +58,12 @@ fn error_types() -> BTreeSet<String> {
     ] {
         types.insert(format!("{}.{}", cause.retry(), cause.as_str()));
     }
-    for secret in [
-        "Retryable.SecretUnavailable",
-        "Permanent.SecretUnavailable",
-        "Permanent.InvalidSecret",
+    for cause in [
+        Cause::SecretUnavailable,
+        Cause::SecretAccessDenied,
+        Cause::InvalidSecret,
     ] {
-        types.insert(secret.to_owned());
+        types.insert(format!("{}.{}", cause.retry(), cause.as_str()));
     }
     types
 }

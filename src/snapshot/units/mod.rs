@@ -33,6 +33,7 @@ use self::staleness::view_state;
 use super::{PublishSettings, SnapshotSummary, ViewReport, ViewTarget, catalog, plan_views};
 use crate::context::Context;
 use crate::failure::Failure;
+use crate::job::JobInputs;
 use crate::lake::Destination;
 use crate::plan::Plan;
 use crate::snapshot::manifest::{self, ManifestState};
@@ -167,7 +168,7 @@ pub(crate) async fn run_unit(
     context: &Context,
     plan: &Plan,
     id: &str,
-    deadline: Option<Instant>,
+    inputs: &JobInputs,
 ) -> Result<SnapshotSummary, UnitNotPlanned> {
     let started = Instant::now();
     let targets = plan_views(plan.streams());
@@ -192,8 +193,14 @@ pub(crate) async fn run_unit(
         std::slice::from_ref(target),
         &settings,
         &super::SliceSettings::of(&settings),
-        super::budget::Budget::until(deadline),
-        &context.progress,
+        // As in a whole run: no file starts that cannot finish the margin before the
+        // deadline.
+        super::budget::Budget::until(
+            inputs
+                .deadline
+                .less(context.config.extractor.deadline_margin),
+        ),
+        &inputs.progress,
     )
     .await
     {

@@ -35,9 +35,11 @@ use std::time::Duration;
 use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::maintenance::MaintenanceOptions;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamStatus};
 use serde_json::{Value, json};
@@ -430,7 +432,7 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
     let parallelism = g.range(1, 5);
     let yaml = config_yaml(&emulator, &lake, &model, page, parallelism);
     let context = context(&yaml).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     let mut history = History::default();
     let rounds = g.range(2, 6);
     for round in 0..rounds {
@@ -463,7 +465,7 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
         control.advance_clock(Duration::from_secs(1));
         // A random slice: sometimes too short to finish, so later runs must resume.
         let budget = Duration::from_millis(g.range(50, 3_000) as u64);
-        let mut options = SyncOptions::until(Instant::now() + budget);
+        let mut options = SyncOptions::default();
         if g.chance(0.3) {
             // A new generation of one view's streams: its backfill may span runs, and the
             // instances it no longer lists must leave the raw current state and the files.
@@ -471,10 +473,15 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
             options.force_resync = vec![view.id.external_id.clone()];
             figures.resyncs += 1;
         }
-        let summary = jobs::sync(&job, &options).await;
+        let summary = jobs::sync(&job, &JobInputs::until(Instant::now() + budget), &options).await;
         figures.tally(&summary);
         if g.chance(0.4) {
-            jobs::snapshot(&context, &SnapshotOptions::default()).await;
+            jobs::snapshot(
+                &context,
+                &JobInputs::everything(),
+                &SnapshotOptions::default(),
+            )
+            .await;
             figures.snapshot_runs += 1;
         }
         if g.chance(0.3) {
@@ -484,7 +491,7 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
                 vacuum: false,
                 ..MaintenanceOptions::default()
             };
-            let maintained = jobs::maintenance(&context, &options).await;
+            let maintained = jobs::maintenance(&context, &JobInputs::everything(), &options).await;
             figures.files_compacted += maintained.files_compacted;
             if !maintained.is_success() {
                 figures.failures.push(format!(
@@ -507,7 +514,8 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
     for _ in 0..40 {
         let summary = jobs::sync(
             &job,
-            &SyncOptions::until(Instant::now() + Duration::from_secs(60)),
+            &JobInputs::until(Instant::now() + Duration::from_secs(60)),
+            &SyncOptions::default(),
         )
         .await;
         figures.tally(&summary);
@@ -548,7 +556,12 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
             .push(format!("seed {seed}: wedged stream {w}"));
     }
 
-    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     figures.snapshot_runs += 1;
     if !published.is_success() {
         figures.failures.push(format!(
