@@ -397,10 +397,11 @@ async fn many_views_in_slices(lake: Lake) {
         behind_runs >= 1 && runs >= 2,
         "a budget of a fifth of the whole work left nothing behind ({runs} runs)"
     );
-    // Once everything is published, a run with the same budget has nothing to do.
+    // Once everything is published, a run has nothing to do. Its deadline is generous: the
+    // claim is about work, and checking 28 manifests on a busy machine can outlast a slice.
     let idle = jobs::snapshot(
         &context,
-        &JobInputs::until(Instant::now() + budget + margin),
+        &JobInputs::until(Instant::now() + Duration::from_secs(300)),
         &SnapshotOptions::default(),
     )
     .await;
