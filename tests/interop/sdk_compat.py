@@ -33,11 +33,15 @@ BTreeIndexWrite: Any = getattr(_containers, "BTreeIndexApply", None) or _contain
 InvertedIndexWrite: Any = getattr(_containers, "InvertedIndexApply", None) or _containers.InvertedIndex
 
 
-def node_sync(filter: Filter, limit: int, mode: SyncMode) -> Any:
+def node_sync(filter: Filter, limit: int, mode: SyncMode, skip_already_deleted: bool = True) -> Any:
     """A node result set for `instances.sync` (8.x: *Sync classes; 7.x: the query classes)."""
     if SDK_MAJOR >= 8:
-        return dmq.NodeResultSetExpressionSync(filter=filter, limit=limit, sync_mode=mode)
-    return dmq.NodeResultSetExpression(filter=filter, limit=limit, sync_mode=mode)
+        return dmq.NodeResultSetExpressionSync(
+            filter=filter, limit=limit, sync_mode=mode, skip_already_deleted=skip_already_deleted
+        )
+    return dmq.NodeResultSetExpression(
+        filter=filter, limit=limit, sync_mode=mode, skip_already_deleted=skip_already_deleted
+    )
 
 
 def edge_sync(filter: Filter, limit: int, mode: SyncMode) -> Any:

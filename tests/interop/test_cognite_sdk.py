@@ -879,6 +879,39 @@ def test_sync_one_phase_returns_live_instances_once(
     assert all(n.deleted_time is None for n in seen.values())
 
 
+def test_sync_backfill_returns_already_deleted_instances_on_request(
+    client: CogniteClient, schema: Schema, run_id: str
+) -> None:
+    """`skipAlreadyDeleted: false` brings the tombstones of instances deleted before the sync
+    began, with their `deletedTime`: how the replicator's `verify` learns when an instance that
+    CDF no longer lists was deleted."""
+    sp, view = f"interop_tombstones_{run_id}", schema.all_types_view
+    with api("POST /models/spaces (data_modeling.spaces.apply)"):
+        client.data_modeling.spaces.apply(dm.SpaceApply(sp))
+    with api("POST /models/instances (data_modeling.instances.apply)"):
+        client.data_modeling.instances.apply(
+            nodes=[node(sp, xid, view, minimal_properties(f"tombstone check {xid}")) for xid in ("sd0", "sd1")]
+        )
+    with api("POST /models/instances/delete (data_modeling.instances.delete)"):
+        client.data_modeling.instances.delete(nodes=dm.NodeId(sp, "sd1"))
+    only_these = flt.And(flt.HasData(views=[view]), flt.Equals(["node", "space"], sp))
+
+    def backfill(skip: bool) -> dict[str, Any]:
+        query = sync_query({"nodes": node_sync(only_these, 10, "one_phase", skip)}, {"nodes": select_all(view)})
+        pages, _ = sync_until_short_page(client, query, f"one_phase, skipAlreadyDeleted={skip}")
+        return by_xid([n for p in pages for n in p.nodes])
+
+    skipped = backfill(True)
+    assert set(skipped) == {"sd0"}, f"the default leaves deleted instances out, got {sorted(skipped)}"
+    everything = backfill(False)
+    assert set(everything) == {"sd0", "sd1"}, f"skipAlreadyDeleted=false, got {sorted(everything)}"
+    assert everything["sd0"].deleted_time is None
+    tombstone = everything["sd1"]
+    assert isinstance(tombstone.deleted_time, int) and tombstone.deleted_time > 0, (
+        f"sd1 must come back as a tombstone with deletedTime, got {tombstone.deleted_time!r}"
+    )
+
+
 def test_sync_no_backfill_sees_only_later_changes(
     client: CogniteClient, schema: Schema, sync_seed: dict[str, Any]
 ) -> None:
