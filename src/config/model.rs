@@ -101,6 +101,10 @@ pub(crate) struct ExtractorFile {
     pub(crate) deadline_margin: Option<DurationValue>,
     #[serde(alias = "membership_scan_interval")]
     pub(crate) membership_scan_interval: Option<DurationValue>,
+    #[serde(alias = "verify_interval")]
+    pub(crate) verify_interval: Option<DurationValue>,
+    #[serde(alias = "verify_sample")]
+    pub(crate) verify_sample: Option<Int>,
     pub(crate) snapshot: Option<SnapshotFile>,
     pub(crate) maintenance: Option<MaintenanceFile>,
 }

@@ -157,6 +157,11 @@ pub struct ExtractorSettings {
     /// How often each stream compares its table with the instances that match its query
     /// now (the membership scan); `None` (configured as 0) never.
     pub(crate) membership_scan_interval: Option<Duration>,
+    /// How often the snapshot function verifies the published files against CDF; `None`
+    /// (configured as 0) never. The CLI's `verify` runs whenever it is asked.
+    pub verify_interval: Option<Duration>,
+    /// Keys sampled per published file by a verification.
+    pub verify_sample: usize,
     pub snapshot: SnapshotSettings,
     pub(crate) maintenance: MaintenanceSettings,
 }
@@ -205,6 +210,12 @@ pub mod defaults {
     /// Daily: membership changes without a sync event are rare, and a pass lists every
     /// instance of the stream (see docs/operations.md for its cost).
     pub(crate) const MEMBERSHIP_SCAN_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+    /// Daily: a verification samples every published file, about one request per view
+    /// and kind per thousand instances (see docs/operations.md for its cost).
+    pub(crate) const VERIFY_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+    /// Enough keys to see a divergence that touches 0.5% of a file's rows with 99%
+    /// probability, in one fetch of each side per thousand.
+    pub(crate) const VERIFY_SAMPLE: usize = 1000;
     /// A stuck S3 request must not eat a time slice; healthy requests of 64 MiB files
     /// finish well within this.
     pub(crate) const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

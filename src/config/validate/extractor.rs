@@ -150,6 +150,26 @@ pub(super) fn extractor(
         issues,
     ))
     .filter(|interval| !interval.is_zero());
+    let verify_interval = Some(duration(
+        file.verify_interval.as_ref(),
+        &p("verify-interval"),
+        defaults::VERIFY_INTERVAL,
+        Duration::ZERO,
+        None,
+        issues,
+    ))
+    .filter(|interval| !interval.is_zero());
+    // A sample is held in memory and fetched from CDF; a million keys is already hours of
+    // requests for a daily check.
+    const MAX_VERIFY_SAMPLE: u64 = 1_000_000;
+    let verify_sample = int(
+        file.verify_sample,
+        &p("verify-sample"),
+        defaults::VERIFY_SAMPLE,
+        1,
+        MAX_VERIFY_SAMPLE,
+        issues,
+    );
     if let Some(budget) = time_budget
         && budget > Duration::ZERO
         && budget <= deadline_margin
@@ -178,6 +198,8 @@ pub(super) fn extractor(
         time_budget,
         deadline_margin,
         membership_scan_interval,
+        verify_interval,
+        verify_sample,
         snapshot: snapshot(file.snapshot.as_ref(), issues),
         maintenance: maintenance(file.maintenance.as_ref(), issues, warnings),
     }
@@ -200,6 +222,8 @@ fn default_extractor() -> ExtractorSettings {
         time_budget: None,
         deadline_margin: defaults::DEADLINE_MARGIN,
         membership_scan_interval: Some(defaults::MEMBERSHIP_SCAN_INTERVAL),
+        verify_interval: Some(defaults::VERIFY_INTERVAL),
+        verify_sample: defaults::VERIFY_SAMPLE,
         snapshot: default_snapshot(),
         maintenance: default_maintenance(),
     }
