@@ -46,7 +46,7 @@ pub(crate) use error::LakeResult;
 pub use identity::{IDENTITY_PATH, IdentityError, LakeIdentity};
 pub use layout::{InstanceKind, ModelRef, ViewFolder};
 #[cfg(test)]
-pub(crate) use log::DataFile;
+pub(crate) use log::{AppTransaction, DataFile};
 pub use log::VersionChanges;
 pub use maintenance::VacuumScope;
 pub(crate) use stream_state::DEFAULT_STREAM_COMMIT_SCAN;
