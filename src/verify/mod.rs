@@ -415,6 +415,12 @@ impl Run<'_> {
             .map_err(|e| Failure::cdf("fetching sampled instances by id", &e))?;
         let mut gone: Vec<(Key, i64)> = Vec::new();
         file.sampled = keys.len() as u64;
+        file.sample_digest = Some(format!(
+            "{:016x}",
+            keys.iter().fold(fnv1a64(b""), |hash, (space, external_id)| {
+                fnv1a64(format!("{hash:x}\u{0}{space}\u{0}{external_id}").as_bytes())
+            })
+        ));
         for key in &keys {
             let row = picked.rows.get(key);
             let instance = current.get(key);

@@ -252,6 +252,9 @@ pub struct FileVerification {
     pub watermark: Option<Watermark>,
     /// Distinct instances sampled (the file's and CDF's samples together).
     pub sampled: u64,
+    /// A fingerprint of the sampled keys (FNV-1a of the sorted keys, hex): equal in two
+    /// runs exactly when they sampled the same instances, which a repeated `--seed` does.
+    pub sample_digest: Option<String>,
     /// Sampled instances equal in the file and in CDF.
     pub matched: u64,
     /// Sampled instances whose difference is lag.
@@ -275,6 +278,7 @@ impl FileVerification {
             table_version: None,
             watermark: None,
             sampled: 0,
+            sample_digest: None,
             matched: 0,
             lag: Lag::default(),
             counts: None,
