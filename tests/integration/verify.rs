@@ -302,7 +302,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 uri = sys.argv[1]
 table = DeltaTable(uri).to_pyarrow_table()
-row = table.slice(0, 1).to_pylist()[0]
+row = [r for r in table.to_pylist() if r["deletedTime"] is None][-1]
 row["externalId"] = "site-foreign"
 extra = pa.Table.from_pylist([row], schema=table.schema)
 write_deltalake(uri, extra, mode="append")
