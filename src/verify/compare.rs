@@ -86,8 +86,8 @@ mod tests {
     use std::sync::Arc;
 
     use deltalake::arrow::array::{
-        BooleanArray, Date32Array, Float32Array, Float64Array, Int32Array, Int64Array,
-        StringArray, TimestampMicrosecondArray,
+        BooleanArray, Date32Array, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
+        TimestampMicrosecondArray,
     };
     use deltalake::arrow::datatypes::{DataType, Field, Schema};
 
@@ -136,9 +136,15 @@ mod tests {
             ),
             // JSON text (json, lists and direct relations in the publish form).
             (
-                Arc::new(StringArray::from(vec![r#"[{"space":"s","externalId":"x"}]"#])),
-                Arc::new(StringArray::from(vec![r#"[{"space":"s","externalId":"x"}]"#])),
-                Arc::new(StringArray::from(vec![r#"[{"space":"s","externalId":"y"}]"#])),
+                Arc::new(StringArray::from(vec![
+                    r#"[{"space":"s","externalId":"x"}]"#,
+                ])),
+                Arc::new(StringArray::from(vec![
+                    r#"[{"space":"s","externalId":"x"}]"#,
+                ])),
+                Arc::new(StringArray::from(vec![
+                    r#"[{"space":"s","externalId":"y"}]"#,
+                ])),
             ),
         ];
         for (lake, same, other) in cases {
@@ -169,7 +175,8 @@ mod tests {
         .expect("types differ");
         assert_eq!(d.lake, "type Int32");
         assert_eq!(d.cdf, "type Int64");
-        let micros: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1]).with_timezone("UTC"));
+        let micros: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![1]).with_timezone("UTC"));
         let naive: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1]));
         assert!(one(micros, naive).is_some());
     }

@@ -54,8 +54,12 @@ mod tests {
     fn data_written_without_the_replicator_s_records_is_foreign() {
         assert!(is_foreign(&commit(json!({"operation": "WRITE"}), true)));
         // The same file without a data change (an optimize by another tool) is not.
-        assert!(!is_foreign(&commit(json!({"operation": "OPTIMIZE"}), false)));
-        let stream = json!({"cdfS3Replicator": {"appId": "s/m/1/V/nodes", "txnVersion": 3, "metadata": {}}});
+        assert!(!is_foreign(&commit(
+            json!({"operation": "OPTIMIZE"}),
+            false
+        )));
+        let stream =
+            json!({"cdfS3Replicator": {"appId": "s/m/1/V/nodes", "txnVersion": 3, "metadata": {}}});
         assert!(!is_foreign(&commit(stream, true)));
         let compaction = json!({"cdfS3Replicator": {"compaction": {"appId": "a", "generation": 1, "firstVersion": 1, "lastVersion": 3}}});
         assert!(!is_foreign(&commit(compaction, true)));

@@ -417,9 +417,10 @@ impl Run<'_> {
         file.sampled = keys.len() as u64;
         file.sample_digest = Some(format!(
             "{:016x}",
-            keys.iter().fold(fnv1a64(b""), |hash, (space, external_id)| {
-                fnv1a64(format!("{hash:x}\u{0}{space}\u{0}{external_id}").as_bytes())
-            })
+            keys.iter()
+                .fold(fnv1a64(b""), |hash, (space, external_id)| {
+                    fnv1a64(format!("{hash:x}\u{0}{space}\u{0}{external_id}").as_bytes())
+                })
         ));
         for key in &keys {
             let row = picked.rows.get(key);
@@ -438,10 +439,9 @@ impl Run<'_> {
                     } else if watermark.is_some_and(|w| instance.last_updated_time <= w) {
                         file.diverges(
                             DivergenceClass::OutdatedRow,
-                            Example::of_key(key).column("version").values(
-                                optional(lake_version),
-                                instance.version,
-                            ),
+                            Example::of_key(key)
+                                .column("version")
+                                .values(optional(lake_version), instance.version),
                         );
                     } else {
                         file.lag.add(self.now, instance.last_updated_time);
@@ -652,7 +652,9 @@ fn stream_filter(spec: &StreamSpec) -> Option<Filter> {
 
 /// The `version` of a one-row published batch.
 fn version_of(row: &RecordBatch) -> Option<i64> {
-    let column = row.column_by_name("version")?.as_primitive_opt::<Int64Type>()?;
+    let column = row
+        .column_by_name("version")?
+        .as_primitive_opt::<Int64Type>()?;
     (!column.is_empty() && column.is_valid(0)).then(|| column.value(0))
 }
 

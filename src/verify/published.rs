@@ -104,8 +104,12 @@ pub async fn pick_rows(
         let mut batches = reader::batches(opened, &object.path);
         while let Some(batch) = batches.try_next().await.map_err(|e| e.to_failure())? {
             let rows = batch.num_rows() as u64;
-            pick_from_batch(&batch, offset, positions, wanted, &mut picked)
-                .map_err(|message| Failure::new(crate::failure::Cause::LakeInconsistent, format!("{}: {message}", object.path)))?;
+            pick_from_batch(&batch, offset, positions, wanted, &mut picked).map_err(|message| {
+                Failure::new(
+                    crate::failure::Cause::LakeInconsistent,
+                    format!("{}: {message}", object.path),
+                )
+            })?;
             offset += rows;
         }
     }
@@ -136,7 +140,10 @@ fn pick_from_batch(
             if space.is_null(row) || external_id.is_null(row) {
                 continue;
             }
-            let key = (space.value(row).to_owned(), external_id.value(row).to_owned());
+            let key = (
+                space.value(row).to_owned(),
+                external_id.value(row).to_owned(),
+            );
             if wanted.contains(&key) && !take.iter().any(|(r, _)| *r as usize == row) {
                 take.push((row as u32, false));
             }
@@ -149,7 +156,10 @@ fn pick_from_batch(
     let taken = take_record_batch(batch, &indices).map_err(|e| e.to_string())?;
     for (i, (row, sampled)) in take.iter().enumerate() {
         let row = *row as usize;
-        let key = (space.value(row).to_owned(), external_id.value(row).to_owned());
+        let key = (
+            space.value(row).to_owned(),
+            external_id.value(row).to_owned(),
+        );
         if *sampled {
             picked.sampled.push(key.clone());
         }

@@ -339,7 +339,10 @@ pub struct VerifySummary {
 impl VerifySummary {
     /// Divergences over every file.
     pub fn divergences(&self) -> u64 {
-        self.files.iter().map(FileVerification::divergence_count).sum()
+        self.files
+            .iter()
+            .map(FileVerification::divergence_count)
+            .sum()
     }
 
     /// Whether the lake agrees with CDF as far as this run could see: no divergence, no
@@ -384,7 +387,8 @@ impl VerifySummary {
     /// success only without divergence. Metrics: `VerifySampled`, `VerifyDivergences`, one
     /// `VerifyDivergences<Class>` per class, `VerifyLagMax`.
     pub fn outcome(&self) -> JobOutcome {
-        let count = |state: FileState| self.files.iter().filter(|f| f.state == state).count() as u64;
+        let count =
+            |state: FileState| self.files.iter().filter(|f| f.state == state).count() as u64;
         let failures: Vec<Failure> = self
             .files
             .iter()

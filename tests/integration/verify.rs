@@ -112,7 +112,10 @@ fn assert_only_reads(lab: &Lab) {
     for request in &log {
         let read = reads.iter().any(|path| request.path.ends_with(path))
             || (request.method == "GET" && request.path.contains("/raw/dbs/"));
-        assert!(read, "verify made a request that is not a read: {request:?}");
+        assert!(
+            read,
+            "verify made a request that is not a read: {request:?}"
+        );
     }
     for endpoint in ["aggregate", "byids", "list"] {
         assert!(
@@ -135,7 +138,11 @@ async fn converged_lake_is_clean_and_later_changes_are_lag(lab: Lab) {
     assert!(summary.is_clean(), "{summary:#?}");
     assert!(summary.complete, "{summary:#?}");
     assert_eq!(summary.divergences(), 0, "{summary:#?}");
-    assert_eq!(summary.files.len(), 5, "every view and kind with streams: {summary:#?}");
+    assert_eq!(
+        summary.files.len(),
+        5,
+        "every view and kind with streams: {summary:#?}"
+    );
     for f in &summary.files {
         assert_eq!(f.state, FileState::Verified, "{f:#?}");
         let counts = f.counts.as_ref().expect("counts");
@@ -145,12 +152,30 @@ async fn converged_lake_is_clean_and_later_changes_are_lag(lab: Lab) {
         assert_eq!(f.matched, f.sampled, "{f:#?}");
         assert!(f.watermark.as_ref().and_then(|w| w.at).is_some(), "{f:#?}");
     }
-    assert_eq!(file(&summary, "Pump", "nodes").counts.as_ref().unwrap().source, "aggregate");
-    assert_eq!(file(&summary, "Pump", "edges").counts.as_ref().unwrap().source, "listing");
+    assert_eq!(
+        file(&summary, "Pump", "nodes")
+            .counts
+            .as_ref()
+            .unwrap()
+            .source,
+        "aggregate"
+    );
+    assert_eq!(
+        file(&summary, "Pump", "edges")
+            .counts
+            .as_ref()
+            .unwrap()
+            .source,
+        "listing"
+    );
     assert!(summary.requests > 0);
 
     assert_only_reads(&lab);
-    assert_eq!(lake_objects(&context).await, objects, "verify changed the lake");
+    assert_eq!(
+        lake_objects(&context).await,
+        objects,
+        "verify changed the lake"
+    );
     assert_eq!(
         control.raw_rows("state", "streams").expect("state rows"),
         state_rows,
@@ -159,7 +184,8 @@ async fn converged_lake_is_clean_and_later_changes_are_lag(lab: Lab) {
 
     // Changes in CDF after the snapshot: an update, a new pump, a deleted pump (and its
     // edges).
-    let pump_view = json!({"type": "view", "space": SCHEMA_SPACE, "externalId": "Pump", "version": "1"});
+    let pump_view =
+        json!({"type": "view", "space": SCHEMA_SPACE, "externalId": "Pump", "version": "1"});
     control
         .apply_instances(json!({"items": [
             {"instanceType": "node", "space": DATA_SPACE, "externalId": "pump-0002",
@@ -180,7 +206,10 @@ async fn converged_lake_is_clean_and_later_changes_are_lag(lab: Lab) {
     assert!(pumps.lag.max_age_ms.is_some());
     assert_eq!(pumps.matched + 3, pumps.sampled, "{pumps:#?}");
     let edges = file(&later, "Pump", "edges");
-    assert_eq!(edges.lag.count, 2, "the deleted pump's two edges: {edges:#?}");
+    assert_eq!(
+        edges.lag.count, 2,
+        "the deleted pump's two edges: {edges:#?}"
+    );
     assert!(later.lag_max_ms() >= 0);
 }
 
@@ -199,7 +228,9 @@ fn publish_file(lab: &Lab, view: &str, kind: &str) -> PathBuf {
     let Lake::Local(root) = &lab.lake else {
         panic!("a local lake")
     };
-    root.join(format!("publish/{SCHEMA_SPACE}/PlantModel/1/{view}/{kind}.parquet"))
+    root.join(format!(
+        "publish/{SCHEMA_SPACE}/PlantModel/1/{view}/{kind}.parquet"
+    ))
 }
 
 /// Rewrites a published file through `change`, keeping its footer's key-value metadata
@@ -253,7 +284,11 @@ fn column(batch: &RecordBatch, name: &str) -> usize {
 }
 
 fn text(batch: &RecordBatch, name: &str, row: usize) -> String {
-    batch.column(column(batch, name)).as_string::<i32>().value(row).to_owned()
+    batch
+        .column(column(batch, name))
+        .as_string::<i32>()
+        .value(row)
+        .to_owned()
 }
 
 fn with_column(batch: RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
@@ -263,7 +298,10 @@ fn with_column(batch: RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
 }
 
 fn replace_text(batch: RecordBatch, name: &str, row: usize, value: &str) -> RecordBatch {
-    let old = batch.column(column(&batch, name)).as_string::<i32>().clone();
+    let old = batch
+        .column(column(&batch, name))
+        .as_string::<i32>()
+        .clone();
     let new: StringArray = (0..old.len())
         .map(|i| match i == row {
             true => Some(value.to_owned()),
@@ -360,18 +398,26 @@ async fn injected_divergences_are_found_with_their_class_and_example() {
                 "externalId",
                 std::sync::Arc::new(StringArray::from(vec!["pump-0000--wo-0000-0"])),
             );
-            let extra = with_column(extra, "version", std::sync::Arc::new(Int64Array::from(vec![1])));
+            let extra = with_column(
+                extra,
+                "version",
+                std::sync::Arc::new(Int64Array::from(vec![1])),
+            );
             concat_batches(&batch.schema(), &[batch.clone(), extra]).expect("concat")
         },
         |stamp| stamp,
     );
     // A file older than its manifest.
     let edges = publish_file(&lab, "Pump", "edges");
-    rewrite(&edges, |batch| batch, |mut stamp| {
-        let version = stamp["tableVersion"].as_u64().expect("version");
-        stamp["tableVersion"] = json!(version - 1);
-        stamp
-    });
+    rewrite(
+        &edges,
+        |batch| batch,
+        |mut stamp| {
+            let version = stamp["tableVersion"].as_u64().expect("version");
+            stamp["tableVersion"] = json!(version - 1);
+            stamp
+        },
+    );
 
     let summary = verify(&context, EVERYTHING, 11).await;
     assert!(!summary.is_clean(), "{summary:#?}");
@@ -391,7 +437,11 @@ async fn injected_divergences_are_found_with_their_class_and_example() {
     assert_eq!(missing[0].0, removed_key);
     let counts = order_nodes.counts.as_ref().expect("counts");
     assert_eq!(counts.unexplained, 1, "{order_nodes:#?}");
-    assert!(order_nodes.divergences.contains_key(&DivergenceClass::CountMismatch));
+    assert!(
+        order_nodes
+            .divergences
+            .contains_key(&DivergenceClass::CountMismatch)
+    );
 
     let link_edges = file(&summary, "PumpWorkOrder", "edges");
     let deleted = examples(link_edges, DivergenceClass::DeletedButPublished);
@@ -442,24 +492,53 @@ async fn the_cli_exits_by_divergence_and_its_seed_repeats_the_sample() {
         }
     };
     let table = run(vec!["--sample".into(), "5".into()]).await;
-    assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("seed"), "{text}");
     assert!(text.contains("Pump"), "{text}");
 
-    let json_run = |seed: u64| run(vec!["--json".into(), "--sample".into(), "5".into(), "--seed".into(), seed.to_string()]);
+    let json_run = |seed: u64| {
+        run(vec![
+            "--json".into(),
+            "--sample".into(),
+            "5".into(),
+            "--seed".into(),
+            seed.to_string(),
+        ])
+    };
     let first = json_run(99).await;
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let first: Value = serde_json::from_slice(&first.stdout).expect("--json is JSON");
     assert_eq!(first["seed"], 99);
     let second: Value = serde_json::from_slice(&json_run(99).await.stdout).expect("JSON");
     let samples = |report: &Value| -> Vec<Value> {
-        report["files"].as_array().unwrap().iter().map(|f| f["sampleDigest"].clone()).collect()
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["sampleDigest"].clone())
+            .collect()
     };
     assert!(samples(&first).iter().all(Value::is_string), "{first:#}");
-    assert_eq!(samples(&first), samples(&second), "the same seed, the same sample");
+    assert_eq!(
+        samples(&first),
+        samples(&second),
+        "the same seed, the same sample"
+    );
     let other: Value = serde_json::from_slice(&json_run(100).await.stdout).expect("JSON");
-    assert_ne!(samples(&first), samples(&other), "another seed, another sample");
+    assert_ne!(
+        samples(&first),
+        samples(&other),
+        "another seed, another sample"
+    );
 
     // A divergence: a changed value, found with every row sampled.
     rewrite(
@@ -467,7 +546,12 @@ async fn the_cli_exits_by_divergence_and_its_seed_repeats_the_sample() {
         |batch| replace_text(batch, "tag", 0, "edited"),
         |stamp| stamp,
     );
-    let diverged = run(vec!["--json".into(), "--sample".into(), EVERYTHING.to_string()]).await;
+    let diverged = run(vec![
+        "--json".into(),
+        "--sample".into(),
+        EVERYTHING.to_string(),
+    ])
+    .await;
     assert!(!diverged.status.success());
     let report: Value = serde_json::from_slice(&diverged.stdout).expect("JSON");
     let pumps = report["files"]
@@ -476,5 +560,79 @@ async fn the_cli_exits_by_divergence_and_its_seed_repeats_the_sample() {
         .iter()
         .find(|f| f["view"] == "Pump" && f["kind"] == "nodes")
         .expect("Pump nodes");
-    assert_eq!(pumps["divergences"]["valueMismatch"]["count"], 1, "{pumps:#}");
+    assert_eq!(
+        pumps["divergences"]["valueMismatch"]["count"], 1,
+        "{pumps:#}"
+    );
+}
+
+/// A run whose deadline comes first reports the files it did not reach as pending, not
+/// failed; a resumed run verifies only the files its cycle has not done, under the cycle's
+/// seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_by_its_deadline_leaves_files_pending_and_a_resumed_run_does_the_rest() {
+    let lab = Lab::start(PUMPS, None).await;
+    converged(&lab).await;
+    let context = lab
+        .context(&format!("{SMALL}  deadline-margin: 0s\n"))
+        .await;
+    let control = lab.emulator.control();
+
+    // Every key listing answers after the deadline.
+    control.add_fault(cdf_emulator::FaultSpec::delay(
+        "/models/instances/list",
+        60_000,
+        1,
+    ));
+    let options = VerifyOptions {
+        sample: 5,
+        seed: Some(3),
+        resume: None,
+    };
+    let cut = jobs::verify(
+        &context,
+        &JobInputs::until(Instant::now() + Duration::from_secs(3)),
+        &options,
+    )
+    .await;
+    control.clear_faults();
+    assert!(!cut.complete, "{cut:#?}");
+    assert!(
+        cut.files.iter().all(|f| f.state == FileState::Pending),
+        "{cut:#?}"
+    );
+    let outcome = cut.outcome();
+    assert_eq!((outcome.behind, outcome.failed), (5, 0), "{outcome:#?}");
+    assert!(cut.progress.done.is_empty());
+
+    let full = verify(&context, 5, 3).await;
+    assert!(full.complete && full.is_clean(), "{full:#?}");
+    assert_eq!(full.progress.done.len(), 5);
+    let mut progress = full.progress.clone();
+    let pump_nodes = "plant_schema:PlantModel/1|Pump|nodes";
+    assert!(progress.done.remove(pump_nodes), "{progress:?}");
+    let resumed = jobs::verify(
+        &context,
+        &slice(),
+        &VerifyOptions {
+            sample: 5,
+            seed: None,
+            resume: Some(progress),
+        },
+    )
+    .await;
+    assert_eq!(resumed.seed, 3, "the cycle's seed");
+    assert!(resumed.complete, "{resumed:#?}");
+    for f in &resumed.files {
+        let expected = match (f.view.as_str(), f.kind.as_str()) {
+            ("Pump", "nodes") => FileState::Verified,
+            _ => FileState::VerifiedEarlier,
+        };
+        assert_eq!(f.state, expected, "{f:#?}");
+    }
+    assert_eq!(
+        file(&resumed, "Pump", "nodes").sample_digest,
+        file(&full, "Pump", "nodes").sample_digest,
+        "the same file under the same seed samples the same keys"
+    );
 }
