@@ -1,7 +1,8 @@
 //! The jobs of a run, composed in one place for the CLI and the Lambda functions.
 //!
 //! A run resolves the [`Plan`] once and hands it to each job it runs: sync, or publish
-//! (snapshot, then maintenance of the raw tables). Every job takes the same
+//! (snapshot, then maintenance of the raw tables), or verify (the published files against
+//! CDF). Every job takes the same
 //! [`JobInputs`] and reports a summary that turns into one [`crate::job::JobOutcome`]; the
 //! entry points differ only in where the configuration, the inputs and the options come
 //! from. A publish run can also be split into units for many workers ([`fan_out`]).
@@ -16,6 +17,7 @@ use crate::maintenance::{self, MaintenanceOptions, MaintenanceSummary};
 use crate::plan::Plan;
 use crate::snapshot::{self, SnapshotOptions, SnapshotSummary};
 use crate::sync::{self, RunSummary, SyncJob, SyncOptions};
+use crate::verify::{self, VerifyOptions, VerifySummary};
 
 /// The streams and tables of the configured models, resolved from CDF.
 pub async fn plan(context: &Context) -> Plan {
@@ -55,6 +57,28 @@ pub async fn maintenance(
     options: &MaintenanceOptions,
 ) -> MaintenanceSummary {
     maintenance::run(context, &plan(context).await, inputs, options).await
+}
+
+/// One verify pass, planned for this pass: the published files of the selected views
+/// compared with CDF, reading only. Every CDF call ends by `inputs.deadline` less
+/// `extractor.deadline-margin`; files not reached are reported pending, and
+/// `options.resume` continues a cycle with them.
+pub async fn verify(
+    context: &Context,
+    inputs: &JobInputs,
+    options: &VerifyOptions,
+) -> VerifySummary {
+    let deadline = inputs
+        .deadline
+        .less(context.config.extractor.deadline_margin);
+    let client = sync::bound(&context.client, deadline);
+    let plan = Plan::resolve(
+        &client,
+        &context.config.data_modeling,
+        context.config.extractor.sync_page_size,
+    )
+    .await;
+    verify::run(context, &plan, inputs, options).await
 }
 
 /// What a publish run does: the snapshot, then (unless `None`) maintenance of the raw

@@ -9,7 +9,8 @@
 //!   remote)   destination)  ├─▶ snapshot ────▶ publish layer: nodes/edges.parquet per view (or parts)
 //!                           │                  └─▶ catalog (Glue tables for Athena)
 //!                           ├─▶ maintenance ─▶ compaction, checkpoints, vacuum of the raw tables
-//!                           └─▶ status ──────▶ read-only report of streams and files
+//!                           ├─▶ status ──────▶ read-only report of streams and files
+//!                           └─▶ verify ──────▶ read-only comparison of the published files with CDF
 //!                jobs: composes the above for the CLI (`src/bin`) and lambda (the functions)
 //! ```
 //!
@@ -34,6 +35,8 @@
 //!   and ([`snapshot::catalog`]) its Glue Data Catalog tables for Athena;
 //! - [`maintenance`]: the raw tables' upkeep on the snapshot's schedule;
 //! - [`status`]: what `cdf-s3-replicator status` reports;
+//! - [`verify`]: the read-only check of the published files against CDF (counts, a seeded
+//!   sample compared value by value, manifests, foreign commits), divergences apart from lag;
 //! - [`progress`]: live progress of a run, for the CLI's terminal display;
 //! - [`job`]: the contract every job keeps: its inputs (deadline, selection of views,
 //!   progress) and its outcome;
@@ -69,3 +72,4 @@ pub mod snapshot;
 pub mod status;
 pub mod sync;
 pub mod telemetry;
+pub mod verify;

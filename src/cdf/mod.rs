@@ -1,5 +1,5 @@
 //! Client for the parts of the Cognite Data Fusion (CDF) REST API the replicator uses:
-//! data models and views, instance sync, RAW (the cursor state store) and extraction
+//! data models and views, instance sync, list, byids and aggregate, RAW (the cursor state store) and extraction
 //! pipelines (remote config and run reports).
 //!
 //! One [`CdfClient`] serves one project. It gets OAuth2 client-credentials tokens and caches
@@ -12,6 +12,7 @@ mod credentials;
 pub mod dto;
 mod error;
 mod extpipes_api;
+mod instances_api;
 mod list_api;
 mod models_api;
 mod path;

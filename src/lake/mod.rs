@@ -45,9 +45,9 @@ pub use error::LakeError;
 pub(crate) use error::LakeResult;
 pub use identity::{IDENTITY_PATH, IdentityError, LakeIdentity};
 pub use layout::{InstanceKind, ModelRef, ViewFolder};
-#[cfg(test)]
-pub(crate) use log::DataFile;
 pub use log::VersionChanges;
+#[cfg(test)]
+pub(crate) use log::{AppTransaction, DataFile};
 pub use maintenance::VacuumScope;
 pub(crate) use stream_state::DEFAULT_STREAM_COMMIT_SCAN;
 pub use table::{FileCompression, LakeTable, WriteOptions};

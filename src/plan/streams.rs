@@ -63,7 +63,6 @@ pub struct StreamSpec {
     /// when two views of the model share an externalId (shortened when too long for a file
     /// name; the stream key and the table paths use the short form).
     pub(crate) view_folder: ViewFolder,
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the plan tests only"))]
     pub(crate) source: StreamSource,
     pub(crate) table: TableKind,
     /// The views whose properties the stream selects (the view itself, or the `edgeSource`

@@ -44,7 +44,7 @@ mod order;
 mod partitioned;
 pub mod parts;
 pub(crate) mod plan;
-mod reader;
+pub(crate) mod reader;
 mod rebuild;
 mod resume;
 mod retire;

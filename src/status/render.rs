@@ -127,14 +127,15 @@ fn membership(stream: &StreamStatus) -> String {
     }
 }
 
+/// How a column's cells line up.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
 
 /// Columns as wide as their widest cell, two spaces apart; trailing spaces trimmed.
-fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|(h, _)| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -182,7 +183,7 @@ pub(crate) fn duration(ms: i64) -> String {
 }
 
 /// The text on one line (line breaks and tabs become spaces), cut to `max` characters.
-fn one_line(text: &str, max: usize) -> String {
+pub(crate) fn one_line(text: &str, max: usize) -> String {
     let flat: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

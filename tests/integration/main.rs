@@ -38,3 +38,4 @@ mod state_repair;
 mod status;
 mod support;
 mod typed_failures;
+mod verify;

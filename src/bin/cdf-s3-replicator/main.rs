@@ -11,6 +11,7 @@ use cdf_s3_replicator::jobs::{self, PublishOptions};
 use cdf_s3_replicator::status::StatusOptions;
 use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use cdf_s3_replicator::telemetry;
+use cdf_s3_replicator::verify::VerifyOptions;
 use clap::{Parser, Subcommand};
 
 #[cfg(feature = "demo")]
@@ -111,6 +112,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compares the published files with CDF: manifests, foreign commits in the raw tables,
+    /// counts, and a seeded sample fetched from CDF and compared value by value. Reads
+    /// only. Exit 0 only when nothing diverges (lag is not divergence).
+    Verify {
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+        /// Only these views, comma-separated: externalIds (`Pump`: in every model), or
+        /// model-qualified (`space:Model/1:Pump`: only that model's).
+        #[arg(long, value_delimiter = ',')]
+        views: Option<Vec<String>>,
+        /// Keys sampled per file, from the file and as many again from CDF.
+        #[arg(long, default_value_t = cdf_s3_replicator::verify::DEFAULT_SAMPLE)]
+        sample: usize,
+        /// The seed of the samples; the report prints the one it used, to repeat a run.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Seconds the run may take; defaults to `extractor.time-budget`, else no limit.
+        #[arg(long)]
+        time_budget: Option<u64>,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Loads and validates the configuration (fetching a remote one), then prints it
     /// without secrets.
     CheckConfig {
@@ -160,6 +184,38 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
+            })
+        }
+        Command::Verify {
+            config,
+            views,
+            sample,
+            seed,
+            time_budget,
+            json,
+        } => {
+            let context = start(&config, &ClientCache::default()).await?;
+            let inputs = JobInputs {
+                deadline: snapshot_deadline(&context, time_budget),
+                selection: ViewSelection::of_option(views)?,
+                progress: Default::default(),
+            };
+            let options = VerifyOptions {
+                sample,
+                seed,
+                resume: None,
+            };
+            let summary = jobs::verify(&context, &inputs, &options).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", cdf_s3_replicator::verify::render(&summary));
+            }
+            // 1: a divergence (or a file that could not be verified, or a plan error).
+            Ok(if summary.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
         }
         Command::Sync {

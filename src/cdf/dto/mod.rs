@@ -3,6 +3,7 @@
 mod extpipes;
 mod filters;
 mod instances;
+mod instances_read;
 mod list;
 mod models;
 mod property_type;
@@ -20,6 +21,8 @@ pub use extpipes::ExtpipeRunWrite;
 pub(crate) use extpipes::{ExtpipeConfig, ExtpipeRun};
 pub use filters::Filter;
 pub use instances::{Instance, InstanceType};
+pub use instances_read::{AggregateRequest, ByIdsRequest, ByIdsResponse, InstanceId};
+pub(crate) use instances_read::{AggregateResponse, MAX_BYIDS_ITEMS};
 pub(crate) use list::MAX_LIST_LIMIT;
 pub use list::{ListRequest, ListResponse};
 pub(crate) use models::DataModel;
