@@ -119,7 +119,7 @@ def object_grants(role):
     return grants
 
 
-def test_iam_deletes_only_raw_tables_and_sync_cannot_touch_publish():
+def test_iam_deletes_only_raw_tables_and_work_files_and_sync_cannot_touch_publish():
     roles = render()["Resources"]
     sync = object_grants(roles["SyncRole"])
     snapshot = object_grants(roles["SnapshotRole"])
@@ -128,16 +128,20 @@ def test_iam_deletes_only_raw_tables_and_sync_cannot_touch_publish():
         assert resource == lake + "raw/*", (action, resource)
     for action, resource in sync + snapshot:
         if action == "s3:DeleteObject":
-            assert resource == lake + "raw/*", resource
+            assert resource in (lake + "raw/*", lake + "_work/*"), resource
     assert ("s3:PutObject", lake + "publish/*") in snapshot
     assert ("s3:DeleteObject", lake + "publish/*") not in snapshot
+    # A full rebuild that resumes across invocations and the record of verifications live
+    # in the snapshot's work area: it reads, writes and removes there.
+    for action in ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]:
+        assert (action, lake + "_work/*") in snapshot, action
     for role in ["SyncRole", "SnapshotRole"]:
         for statement in statements(roles[role]):
             if statement["Action"] == "s3:ListBucket":
                 prefixes = statement["Condition"]["StringLike"]["s3:prefix"]
                 prefixes = prefixes if isinstance(prefixes, list) else [prefixes]
                 subs = [p["Fn::Sub"] for p in prefixes]
-                assert all(s in ("${Prefix}raw/*", "${Prefix}publish/*") for s in subs), subs
+                assert all(s in ("${Prefix}raw/*", "${Prefix}publish/*", "${Prefix}_work/*") for s in subs), subs
                 if role == "SyncRole":
                     assert subs == ["${Prefix}raw/*"]
 
