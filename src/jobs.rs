@@ -8,6 +8,7 @@
 //! from. A publish run can also be split into units for many workers ([`fan_out`]).
 
 pub mod fan_out;
+mod scheduled_verify;
 
 use serde::Serialize;
 
@@ -18,6 +19,8 @@ use crate::plan::Plan;
 use crate::snapshot::{self, SnapshotOptions, SnapshotSummary};
 use crate::sync::{self, RunSummary, SyncJob, SyncOptions};
 use crate::verify::{self, VerifyOptions, VerifySummary};
+
+pub use self::scheduled_verify::{ScheduledVerify, ScheduledVerifyReport};
 
 /// The streams and tables of the configured models, resolved from CDF.
 pub async fn plan(context: &Context) -> Plan {
@@ -82,21 +85,24 @@ pub async fn verify(
 }
 
 /// What a publish run does: the snapshot, then (unless `None`) maintenance of the raw
-/// tables of the same views.
+/// tables of the same views, then (unless `None`) a verification when one is due.
 #[derive(Debug, Clone, Default)]
 pub struct PublishOptions {
     /// The snapshot's own options.
     pub snapshot: SnapshotOptions,
     /// Maintenance of the raw tables after the snapshot; `None` publishes only.
     pub maintenance: Option<MaintenanceOptions>,
+    /// The scheduled verification; `None` never verifies.
+    pub verify: Option<ScheduledVerify>,
 }
 
 impl PublishOptions {
-    /// Every maintenance step after the snapshot.
+    /// Every maintenance step after the snapshot; no verification.
     pub fn everything() -> Self {
         Self {
             snapshot: SnapshotOptions::default(),
             maintenance: Some(MaintenanceOptions::default()),
+            verify: None,
         }
     }
 }
@@ -108,6 +114,8 @@ pub struct PublishReport {
     pub snapshot: SnapshotSummary,
     /// `None` when maintenance was not asked for.
     pub maintenance: Option<MaintenanceSummary>,
+    /// `None` when no verification was due (or asked for).
+    pub verify: Option<ScheduledVerifyReport>,
 }
 
 impl PublishReport {
@@ -116,7 +124,8 @@ impl PublishReport {
         self.snapshot.is_success() && self.maintenance.as_ref().is_none_or(|m| m.is_success())
     }
 
-    /// Both steps as one outcome, whose detail is `{"snapshot": ..., "maintenance": ...}`.
+    /// The steps as one outcome, whose detail is `{"snapshot": ..., "maintenance": ...,
+    /// "verify": ...}`.
     pub fn outcome(&self) -> JobOutcome {
         JobOutcome::sequence(vec![
             ("snapshot", Some(self.snapshot.outcome())),
@@ -124,15 +133,19 @@ impl PublishReport {
                 "maintenance",
                 self.maintenance.as_ref().map(MaintenanceSummary::outcome),
             ),
+            (
+                "verify",
+                self.verify.as_ref().map(ScheduledVerifyReport::outcome),
+            ),
         ])
     }
 }
 
 /// Publishes the selected views of `plan`, then maintains their raw tables with the same
-/// plan and inputs. The snapshot goes first because it is what readers wait for;
-/// maintenance takes the time left before the deadline and continues next time. The
-/// snapshot stops starting files `extractor.deadline-margin` before the deadline; what it
-/// leaves is reported behind.
+/// plan and inputs, then verifies when a verification is due. The snapshot goes first
+/// because it is what readers wait for; maintenance and the verification take the time
+/// left before the deadline and continue next time. The snapshot stops starting files
+/// `extractor.deadline-margin` before the deadline; what it leaves is reported behind.
 pub async fn publish(
     context: &Context,
     plan: &Plan,
@@ -140,14 +153,31 @@ pub async fn publish(
     options: &PublishOptions,
 ) -> PublishReport {
     let snapshot = snapshot::run(context, plan, inputs, &options.snapshot).await;
+    let (maintenance, verify) = after_publishing(context, plan, inputs, options).await;
+    PublishReport {
+        snapshot,
+        maintenance,
+        verify,
+    }
+}
+
+/// What a publish run does once its files are published (also the finalize step of one
+/// split into units): maintenance, then the verification when due.
+async fn after_publishing(
+    context: &Context,
+    plan: &Plan,
+    inputs: &JobInputs,
+    options: &PublishOptions,
+) -> (Option<MaintenanceSummary>, Option<ScheduledVerifyReport>) {
     let maintenance = match &options.maintenance {
         Some(maintenance) => Some(maintenance::run(context, plan, inputs, maintenance).await),
         None => None,
     };
-    PublishReport {
-        snapshot,
-        maintenance,
-    }
+    let verify = match &options.verify {
+        Some(schedule) => scheduled_verify::run(context, plan, inputs, schedule).await,
+        None => None,
+    };
+    (maintenance, verify)
 }
 
 /// One cycle of a long-running process: a sync slice and, when due, a publish run, both on

@@ -12,7 +12,6 @@ use super::{PublishOptions, PublishReport};
 use crate::context::Context;
 use crate::failure::FailureCounts;
 use crate::job::{JobInputs, JobOutcome, Metrics, ViewSelection};
-use crate::maintenance;
 use crate::snapshot::SnapshotSummary;
 use crate::snapshot::units::{self, UnitNotPlanned, UnitOutcome, UnitPlan, UnitsSummary};
 
@@ -156,15 +155,13 @@ pub async fn finalize(
     let plan = super::plan(context).await;
     let selected = plan.for_views(&inputs.selection);
     let (units, snapshot) = units::finalize(context, &selected, outcomes).await;
-    let maintenance = match &options.maintenance {
-        Some(maintenance) => Some(maintenance::run(context, &plan, inputs, maintenance).await),
-        None => None,
-    };
+    let (maintenance, verify) = super::after_publishing(context, &plan, inputs, options).await;
     FinalizeReport {
         units,
         publish: PublishReport {
             snapshot,
             maintenance,
+            verify,
         },
     }
 }

@@ -15,7 +15,7 @@ use crate::context::{ClientCache, Context, ContextError, LoadError};
 use crate::failure::Verdict;
 use crate::job::{JobInputs, JobOutcome};
 use crate::jobs::fan_out;
-use crate::jobs::{self, PublishOptions};
+use crate::jobs::{self, PublishOptions, ScheduledVerify};
 use crate::maintenance::MaintenanceOptions;
 use crate::sync::{SyncJob, SyncOptions};
 
@@ -259,7 +259,7 @@ impl Function {
         invocation: &Invocation,
     ) -> Result<JobOutcome, FunctionError> {
         let inputs = job_inputs(&request, invocation);
-        let options = publish_options(&request);
+        let options = publish_options(&request, context);
         let plan = jobs::plan(context).await;
         Ok(jobs::publish(context, &plan, &inputs, &options)
             .await
@@ -297,7 +297,7 @@ impl Function {
                 .into()),
             },
             Some(FanOutStep::Finalize { outcomes }) => {
-                let options = publish_options(&request);
+                let options = publish_options(&request, context);
                 Ok(
                     fan_out::finalize(context, &inputs, &options, outcomes.as_deref())
                         .await
@@ -371,13 +371,14 @@ fn job_inputs(request: &Request, invocation: &Invocation) -> JobInputs {
 
 /// What a publish run (or the finalize step of one split into units) does beyond its
 /// inputs: maintenance of the raw tables after the snapshot, unless the payload says
-/// `maintenance: false`.
-fn publish_options(request: &Request) -> PublishOptions {
+/// `maintenance: false`, then a verification every `extractor.verify-interval`.
+fn publish_options(request: &Request, context: &Context) -> PublishOptions {
     PublishOptions {
         maintenance: match request.maintenance {
             Some(false) => None,
             Some(true) | None => Some(MaintenanceOptions::default()),
         },
+        verify: ScheduledVerify::from_config(&context.config),
         ..PublishOptions::default()
     }
 }

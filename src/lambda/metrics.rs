@@ -75,6 +75,24 @@ pub(crate) const MAINTENANCE_METRICS: &[&str] = &[
 ];
 
 #[cfg(test)]
+/// The metrics the snapshot function adds when a verification was due, in the order
+/// `VerifySummary::outcome` pushes them. The divergence counts are over the last result of
+/// every file (see [`crate::verify::record`]).
+pub(crate) const VERIFY_METRICS: &[&str] = &[
+    "VerifySampled",
+    "VerifyDivergences",
+    "VerifyDivergencesStaleFile",
+    "VerifyDivergencesManifestMismatch",
+    "VerifyDivergencesForeignCommit",
+    "VerifyDivergencesCountMismatch",
+    "VerifyDivergencesValueMismatch",
+    "VerifyDivergencesOutdatedRow",
+    "VerifyDivergencesDeletedButPublished",
+    "VerifyDivergencesMissingFromFile",
+    "VerifyLagMax",
+];
+
+#[cfg(test)]
 /// Emitted by both functions after their own figures: failures by whether a retry helps.
 /// The per-cause counts (`Failures<Cause>`, [`crate::failure::Cause::metric_name`]) come on
 /// top, only for causes that occurred, and are left to ad-hoc graphs and alarms.
@@ -94,7 +112,13 @@ pub(crate) enum FunctionKind {
 pub(crate) fn metric_names(kind: FunctionKind) -> Vec<&'static str> {
     match kind {
         FunctionKind::Sync => [SYNC_METRICS, FAILURE_METRICS].concat(),
-        FunctionKind::Snapshot => [SNAPSHOT_METRICS, MAINTENANCE_METRICS, FAILURE_METRICS].concat(),
+        FunctionKind::Snapshot => [
+            SNAPSHOT_METRICS,
+            MAINTENANCE_METRICS,
+            VERIFY_METRICS,
+            FAILURE_METRICS,
+        ]
+        .concat(),
     }
 }
 
@@ -341,9 +365,26 @@ mod tests {
             }),
             MAINTENANCE_METRICS
         );
+        let verified = crate::verify::VerifySummary {
+            seed: 1,
+            sample: 10,
+            requests: 0,
+            started_at_ms: 0,
+            complete: true,
+            progress: Default::default(),
+            plan_errors: Vec::new(),
+            files: Vec::new(),
+            duration_ms: 1,
+        };
+        let verify = crate::jobs::ScheduledVerifyReport::new(verified, &Default::default());
+        assert_eq!(
+            names(&MetricSet::of(&verify.outcome())),
+            [VERIFY_METRICS, FAILURE_METRICS].concat()
+        );
         let published = crate::jobs::PublishReport {
             snapshot,
             maintenance: Some(maintenance),
+            verify: Some(verify),
         };
         assert_eq!(
             names(&MetricSet::of(&published.outcome())),

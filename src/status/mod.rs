@@ -29,8 +29,8 @@ use futures::{StreamExt, TryStreamExt as _, stream};
 use url::Url;
 
 use self::report::{
-    Agreement, CheckpointSource, Freshness, ManifestPresence, MembershipStatus, Progress,
-    PublishedFileStatus, StatusReport, StreamStatus, ViewStatus,
+    Agreement, CheckpointSource, Freshness, LastVerification, ManifestPresence, MembershipStatus,
+    Progress, PublishedFileStatus, StatusReport, StreamStatus, VerificationPasses, ViewStatus,
 };
 use crate::cdf::CdfClient;
 use crate::context::Context;
@@ -46,6 +46,7 @@ use crate::snapshot::manifest::{self, ManifestState};
 use crate::snapshot::{ViewTarget, plan_views};
 use crate::sync::state::{Repair, reconcile};
 use crate::sync::state_store::{Owner, StateRow, ThisLake, another_lakes_row};
+use crate::verify::record::VerifyRecord;
 
 /// What to show.
 #[derive(Debug, Clone, Default)]
@@ -102,11 +103,18 @@ pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport 
         .await;
 
     let store = read_store(destination);
-    let views: Vec<ViewStatus> = stream::iter(targets.iter())
+    let record = match &store {
+        Ok(Some(store)) => VerifyRecord::load(store).await.ok().flatten(),
+        _ => None,
+    };
+    let mut views: Vec<ViewStatus> = stream::iter(targets.iter())
         .map(|target| view_status(target, &store, &tables, now))
         .buffered(CONCURRENT_READS)
         .collect()
         .await;
+    if let Some(record) = &record {
+        add_verifications(&mut views, record, now);
+    }
 
     let mut report = StatusReport {
         generated_at: rfc3339(now).unwrap_or_default(),
@@ -116,9 +124,30 @@ pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport 
         plan_errors,
         streams,
         views,
+        verification: record.as_ref().map(|record| VerificationPasses {
+            last_complete_at: record.last_complete_ms.and_then(rfc3339),
+            in_progress_files_done: record.in_progress.as_ref().map(|p| p.done.len()),
+        }),
     };
     redact(&mut report);
     report
+}
+
+/// Each published file's last scheduled verification, from the lake's record.
+fn add_verifications(views: &mut [ViewStatus], record: &VerifyRecord, now: i64) {
+    for view in views {
+        for file in &mut view.files {
+            let key = crate::verify::report::unit_key(&view.model, &view.view, &file.kind);
+            file.verification = record.files.get(&key).map(|found| LastVerification {
+                verified_at: rfc3339(found.verified_at_ms).unwrap_or_default(),
+                age_ms: (now - found.verified_at_ms).max(0),
+                sampled: found.sampled,
+                divergences: found.divergence_count(),
+                classes: found.divergences.clone(),
+                error: found.error.clone(),
+            });
+        }
+    }
 }
 
 /// Error texts quote CDF, S3 and Delta answers (and `lastError` was stored by a sync),
@@ -142,6 +171,9 @@ fn redact(report: &mut StatusReport) {
         redact_opt(&mut view.error);
         for file in &mut view.files {
             redact_opt(&mut file.error);
+            if let Some(verification) = file.verification.as_mut() {
+                redact_opt(&mut verification.error);
+            }
         }
     }
 }
@@ -533,6 +565,7 @@ async fn file_status(
         rows: entry.map(|e| e.rows),
         table_rows: None,
         error: None,
+        verification: None,
     };
     let table = match table {
         Some(Ok(table)) => table.as_ref(),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::{StatusReport, StreamStatus};
+use super::report::{PublishedFileStatus, StatusReport, StreamStatus};
 use crate::lake::Phase;
 
 /// Error texts longer than this are cut in the table (`--json` has them whole).
@@ -55,6 +55,7 @@ pub fn render(report: &StatusReport) -> String {
                 optional(file.published_version),
                 optional(file.table_version),
                 optional(file.rows),
+                verified(file),
                 error.map(|e| one_line(e, ERROR_WIDTH)).unwrap_or_default(),
             ]);
         }
@@ -69,11 +70,44 @@ pub fn render(report: &StatusReport) -> String {
             ("BUILT FROM", Align::Right),
             ("TABLE VERSION", Align::Right),
             ("ROWS", Align::Right),
+            ("VERIFIED", Align::Left),
             ("ERROR", Align::Left),
         ],
         &file_rows,
     ));
+    if let Some(passes) = &report.verification {
+        let last = passes.last_complete_at.as_deref().unwrap_or("never");
+        let _ = write!(out, "\nverification: last complete pass {last}");
+        if let Some(done) = passes.in_progress_files_done {
+            let _ = write!(out, "; a pass is in progress ({done} files done)");
+        }
+        out.push('\n');
+    }
     out
+}
+
+/// A file's last scheduled verification: `3h00m ago: 2000 sampled, 0 divergences`.
+fn verified(file: &PublishedFileStatus) -> String {
+    let Some(found) = &file.verification else {
+        return dash();
+    };
+    let age = duration(found.age_ms);
+    if let Some(error) = &found.error {
+        return format!("{age} ago: failed ({})", one_line(error, ERROR_WIDTH));
+    }
+    let classes: Vec<String> = found
+        .classes
+        .iter()
+        .map(|(class, n)| format!("{n} {class}"))
+        .collect();
+    match found.divergences {
+        0 => format!("{age} ago: {} sampled, 0 divergences", found.sampled),
+        n => format!(
+            "{age} ago: {} sampled, {n} divergences ({})",
+            found.sampled,
+            classes.join(", ")
+        ),
+    }
 }
 
 fn stream_row(stream: &StreamStatus) -> Vec<String> {
@@ -208,8 +242,8 @@ fn dash() -> String {
 mod tests {
     use super::*;
     use crate::status::report::{
-        Agreement, CheckpointSource, Freshness, ManifestPresence, Progress, PublishedFileStatus,
-        ViewStatus,
+        Agreement, CheckpointSource, Freshness, LastVerification, ManifestPresence, Progress,
+        VerificationPasses, ViewStatus,
     };
 
     fn stream(key: &str, progress: Progress, last_error: Option<&str>) -> StreamStatus {
@@ -252,6 +286,7 @@ mod tests {
             rows: Some(40),
             table_rows: Some(50),
             error: None,
+            verification: None,
         };
         StatusReport {
             generated_at: "1970-01-02T01:01:01.000Z".into(),
@@ -282,6 +317,7 @@ mod tests {
                 error: None,
                 pending_since: None,
             }],
+            verification: None,
         }
     }
 
@@ -329,6 +365,43 @@ mod tests {
     }
 
     #[test]
+    fn files_show_their_last_verification_and_the_pass_in_progress() {
+        let mut report = report();
+        report.views[0].files[0].verification = Some(LastVerification {
+            verified_at: "1970-01-01T22:01:01.000Z".into(),
+            age_ms: 3 * 3_600_000,
+            sampled: 2000,
+            divergences: 3,
+            classes: [("valueMismatch".to_owned(), 3)].into_iter().collect(),
+            error: None,
+        });
+        report.verification = Some(VerificationPasses {
+            last_complete_at: Some("1970-01-01T01:00:00.000Z".into()),
+            in_progress_files_done: Some(4),
+        });
+        let text = render(&report);
+        let nodes = text
+            .lines()
+            .find(|l| l.starts_with("s:M/1") && l.contains("nodes"))
+            .expect("nodes row");
+        assert!(
+            nodes.contains("3h00m ago: 2000 sampled, 3 divergences (3 valueMismatch)"),
+            "{nodes}"
+        );
+        let edges = text
+            .lines()
+            .find(|l| l.contains("edges  "))
+            .expect("edges row");
+        assert!(!edges.contains("sampled"), "{edges}");
+        assert!(
+            text.contains(
+                "verification: last complete pass 1970-01-01T01:00:00.000Z; a pass is in progress (4 files done)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn files_show_freshness_age_and_both_versions() {
         let text = render(&report());
         let lines: Vec<&str> = text.lines().collect();
@@ -343,8 +416,13 @@ mod tests {
         assert_eq!(&nodes[starts[1]..starts[1] + 6], "behind");
         assert_eq!(&edges[starts[1]..starts[1] + 7], "current");
         assert!(nodes.contains("1d01h"), "{nodes}");
+        // ... BUILT FROM, TABLE VERSION, ROWS, then VERIFIED (a dash: never verified).
         let figures: Vec<&str> = nodes.split_whitespace().collect();
-        assert_eq!(figures[figures.len() - 3..], ["7", "9", "40"], "{nodes}");
+        assert_eq!(
+            figures[figures.len() - 4..],
+            ["7", "9", "40", "-"],
+            "{nodes}"
+        );
     }
 
     #[test]

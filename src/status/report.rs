@@ -30,6 +30,20 @@ pub struct StatusReport {
     pub streams: Vec<StreamStatus>,
     /// Every configured view's publish folder.
     pub views: Vec<ViewStatus>,
+    /// The scheduled verifications: when the last complete pass ended, and whether one is
+    /// in progress (`null`: none ever ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationPasses>,
+}
+
+/// The state of the scheduled verification passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationPasses {
+    /// When the last complete pass ended, RFC 3339.
+    pub last_complete_at: Option<String>,
+    /// Files verified so far by the pass in progress (`null`: none in progress).
+    pub in_progress_files_done: Option<usize>,
 }
 
 impl StatusReport {
@@ -284,5 +298,28 @@ pub struct PublishedFileStatus {
     /// each file (no data file is read); `null` when a file has no statistics.
     pub table_rows: Option<u64>,
     /// Why the file's state is unknown (redacted).
+    pub error: Option<String>,
+    /// The last scheduled verification of the file against CDF (`null`: none yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<LastVerification>,
+}
+
+/// What the last scheduled verification of a published file found (the snapshot function
+/// and `run` record it; the CLI's `verify` prints its own report and records nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastVerification {
+    /// When, RFC 3339.
+    pub verified_at: String,
+    /// `generatedAt` minus `verifiedAt`, milliseconds.
+    pub age_ms: i64,
+    /// Distinct instances sampled.
+    pub sampled: u64,
+    /// Divergences of every class.
+    pub divergences: u64,
+    /// Divergences by class, only classes found.
+    pub classes: std::collections::BTreeMap<String, u64>,
+    /// Why the file could not be verified, when it could not (redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -30,6 +30,7 @@ mod compare;
 mod expected;
 mod foreign;
 mod published;
+pub mod record;
 pub mod report;
 pub mod sample;
 pub mod watermark;

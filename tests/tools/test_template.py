@@ -268,6 +268,21 @@ def test_rows_quarantined_alarm_watches_the_sync_metric():
     assert alarm["EvaluationPeriods"] == 1
 
 
+def test_verify_divergences_alarm_holds_between_verifications():
+    """Verifications run once per `extractor.verify-interval`: between two of them there is
+    no data point, and the alarm must keep its state (a divergence stays reported until a
+    later verification finds the file clean)."""
+    resources = render()["Resources"]
+    alarm = resources["VerifyDivergencesAlarm"]["Properties"]
+    errors = resources["SnapshotErrorsAlarm"]["Properties"]
+    assert alarm["Namespace"] == "CdfS3Replicator" and alarm["MetricName"] == "VerifyDivergences"
+    assert alarm["Dimensions"] == [{"Name": "Function", "Value": {"Ref": "SnapshotFunction"}}]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "ignore"
+    assert alarm["AlarmActions"] == errors["AlarmActions"]
+
+
 @pytest.mark.parametrize("function, binary", FUNCTIONS.items())
 def test_sam_build_path_links_no_emulator(function, binary):
     """`sam build` runs `cargo lambda build --release --bin BINARY` in CodeUri: cargo then

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cdf_s3_replicator::config::{ConfigError, LogFormat, ProcessEnv};
 use cdf_s3_replicator::context::{ClientCache, Context, LoadError, load_config};
 use cdf_s3_replicator::job::{Deadline, JobInputs, JobOutcome, ViewSelection};
-use cdf_s3_replicator::jobs::{self, PublishOptions};
+use cdf_s3_replicator::jobs::{self, PublishOptions, ScheduledVerify};
 use cdf_s3_replicator::status::StatusOptions;
 use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use cdf_s3_replicator::telemetry;
@@ -308,7 +308,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 let sync_inputs = JobInputs::until(Deadline::within(extractor.time_budget));
                 let publish_due =
                     last_snapshot.is_none_or(|t| t.elapsed() >= extractor.snapshot_interval);
-                let publish_options = publish_options(false);
+                let mut publish_options = publish_options(false);
+                publish_options.verify = ScheduledVerify::from_config(&context.config);
                 let publish_inputs = JobInputs::everything();
                 let (synced, published) = jobs::cycle(
                     &context,

@@ -290,6 +290,33 @@ async fn snapshot_function_publishes_what_the_sync_function_wrote() {
     assert_eq!(emf["TablesMaintained"].as_f64(), Some(5.0));
     assert_eq!(emf["TablesMaintenanceFailed"].as_f64(), Some(0.0));
     assert_pump_published(&lab, "after the scheduled snapshot");
+    // No verification ran before: the first publish run verifies every published file
+    // against CDF in the time it has left, finds them equal, says so in its metrics and
+    // records it for `status` and the next runs.
+    let verified = &first["verify"];
+    assert_eq!(verified["complete"], true, "{first:#}");
+    let states: Vec<&str> = verified["files"]
+        .as_array()
+        .expect("verified files")
+        .iter()
+        .map(|f| f["state"].as_str().unwrap_or_default())
+        .collect();
+    assert!(states.contains(&"verified"), "{first:#}");
+    assert!(
+        states
+            .iter()
+            .all(|s| matches!(*s, "verified" | "notPublished")),
+        "{first:#}"
+    );
+    assert_eq!(emf["VerifyDivergences"].as_f64(), Some(0.0), "{emf:#}");
+    assert!(
+        emf["VerifySampled"].as_f64().unwrap_or(0.0) > 0.0,
+        "{emf:#}"
+    );
+    assert!(emf["VerifyLagMax"].is_number(), "{emf:#}");
+    let record = lab.lake.read_object("_work/verify/record.json").await;
+    let record: Value = serde_json::from_slice(&record).expect("the record is JSON");
+    assert!(record["lastCompleteMs"].is_i64(), "{record:#}");
 
     // Changes reach the Pump view; the manual event publishes only that view.
     let control = lab.emulator.control();
@@ -309,6 +336,10 @@ async fn snapshot_function_publishes_what_the_sync_function_wrote() {
         .collect();
     assert_eq!(views, vec!["Pump"], "{manual:#}");
     assert!(manual["maintenance"].is_object(), "{manual:#}");
+    assert!(
+        manual["verify"].is_null(),
+        "the next verification is due a day after the last: {manual:#}"
+    );
     assert_pump_published(&lab, "after updates, deletes and the manual snapshot");
 
     // Maintenance off: nothing changed since, so nothing is rewritten either.

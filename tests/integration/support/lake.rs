@@ -56,6 +56,35 @@ impl Lake {
         }
     }
 
+    /// The bytes of an object, by its key relative to the lake's root.
+    pub async fn read_object(&self, relative: &str) -> Vec<u8> {
+        match self {
+            Lake::Local(path) => std::fs::read(path.join(relative))
+                .unwrap_or_else(|e| panic!("reading {relative} in the local lake: {e}")),
+            Lake::S3 { bucket, .. } => {
+                use deltalake::logstore::object_store::ObjectStoreExt as _;
+                deltalake::aws::register_handlers(None);
+                let url = url::Url::parse(&format!("s3://{bucket}/cdf-data")).expect("lake URL");
+                let options: std::collections::HashMap<String, String> = self
+                    .storage_options()
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect();
+                let store = deltalake::logstore::store_for(&url, options).expect("object store");
+                store
+                    .get(&deltalake::Path::from(relative))
+                    .await
+                    .unwrap_or_else(|e| panic!("reading {relative} from the S3 server: {e}"))
+                    .bytes()
+                    .await
+                    .expect("object body")
+                    .to_vec()
+            }
+        }
+    }
+
     pub fn storage_options(&self) -> Value {
         match self {
             Lake::Local(_) => json!({}),
