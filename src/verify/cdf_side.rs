@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
 use crate::cdf::dto::{
-    AggregateRequest, ByIdsRequest, Filter, Instance, InstanceId, InstanceType, ListRequest,
-    MAX_BYIDS_ITEMS, MAX_LIST_LIMIT, NodeReference, SelectSource, SyncExpression, SyncMode,
-    SyncRequest, SyncSelect, ViewReference,
+    AggregateRequest, ByIdsRequest, ByIdsSource, Filter, Instance, InstanceId, InstanceType,
+    ListRequest, MAX_BYIDS_ITEMS, MAX_LIST_LIMIT, NodeReference, SelectSource, SyncExpression,
+    SyncMode, SyncRequest, SyncSelect, ViewReference,
 };
 use crate::cdf::{CdfClient, CdfError};
 
@@ -162,7 +162,7 @@ impl CdfReads {
                             external_id: external_id.clone(),
                         })
                         .collect(),
-                    sources: sources.to_vec(),
+                    sources: sources.iter().map(ByIdsSource::from).collect(),
                 };
                 self.count_request();
                 self.client

@@ -131,20 +131,25 @@ fn pick_from_batch(
     };
     let (space, external_id) = (text("space")?, text("externalId")?);
     let end = offset + batch.num_rows() as u64;
+    // Batches hold far fewer than u32::MAX rows.
     let mut take: Vec<(u32, bool)> = positions
         .range(offset..end)
         .map(|p| ((p - offset) as u32, true))
         .collect();
     if !wanted.is_empty() {
+        let at_positions: HashSet<u32> = take.iter().map(|(row, _)| *row).collect();
         for row in 0..batch.num_rows() {
-            if space.is_null(row) || external_id.is_null(row) {
+            if space.is_null(row)
+                || external_id.is_null(row)
+                || at_positions.contains(&(row as u32))
+            {
                 continue;
             }
             let key = (
                 space.value(row).to_owned(),
                 external_id.value(row).to_owned(),
             );
-            if wanted.contains(&key) && !take.iter().any(|(r, _)| *r as usize == row) {
+            if wanted.contains(&key) {
                 take.push((row as u32, false));
             }
         }

@@ -524,3 +524,115 @@ pub fn render(summary: &VerifySummary) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(files: Vec<FileVerification>) -> VerifySummary {
+        VerifySummary {
+            seed: 42,
+            sample: 10,
+            requests: 7,
+            started_at_ms: 10_000,
+            complete: files.iter().all(|f| f.state != FileState::Pending),
+            progress: super::super::VerifyProgress::default(),
+            plan_errors: Vec::new(),
+            files,
+            duration_ms: 5,
+        }
+    }
+
+    fn verified(view: &str) -> FileVerification {
+        let mut file =
+            FileVerification::new("s:M/1".into(), view.into(), "nodes", FileState::Verified);
+        file.sampled = 10;
+        file.matched = 10;
+        file
+    }
+
+    #[test]
+    fn divergences_fail_the_outcome_and_count_per_class() {
+        let mut diverged = verified("Pump");
+        diverged.matched = 8;
+        diverged.diverges(
+            DivergenceClass::ValueMismatch,
+            Example::of_key(&("sp".into(), "p1".into()))
+                .column("tag")
+                .values("a", "b"),
+        );
+        diverged.diverges(
+            DivergenceClass::MissingFromFile,
+            Example::of_key(&("sp".into(), "p2".into())),
+        );
+        diverged.lag.add(10_000, 4_000);
+        let pending =
+            FileVerification::new("s:M/1".into(), "Site".into(), "nodes", FileState::Pending);
+        let report = summary(vec![diverged, verified("WorkOrder"), pending]);
+        assert!(!report.is_clean());
+        let outcome = report.outcome();
+        assert!(!outcome.success);
+        assert_eq!(
+            (outcome.succeeded, outcome.behind, outcome.failed),
+            (2, 1, 0)
+        );
+        let metric = |name: &str| {
+            outcome
+                .metrics
+                .0
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.value)
+        };
+        assert_eq!(metric("VerifySampled"), Some(20.0));
+        assert_eq!(metric("VerifyDivergences"), Some(2.0));
+        assert_eq!(metric("VerifyDivergencesValueMismatch"), Some(1.0));
+        assert_eq!(metric("VerifyDivergencesStaleFile"), Some(0.0));
+        assert_eq!(metric("VerifyLagMax"), Some(6_000.0));
+        assert_eq!(
+            outcome.detail["files"][0]["divergences"]["valueMismatch"]["count"],
+            1
+        );
+        assert_eq!(outcome.detail["seed"], 42);
+
+        let clean = summary(vec![verified("Pump")]);
+        assert!(clean.is_clean() && clean.outcome().success);
+    }
+
+    #[test]
+    fn examples_stop_at_the_cap_but_the_count_goes_on() {
+        let mut file = verified("Pump");
+        for i in 0..(EXAMPLES_PER_CLASS + 3) {
+            file.diverges(
+                DivergenceClass::OutdatedRow,
+                Example::of_key(&("sp".into(), format!("p{i}"))),
+            );
+        }
+        let found = &file.divergences[&DivergenceClass::OutdatedRow];
+        assert_eq!(found.count, (EXAMPLES_PER_CLASS + 3) as u64);
+        assert_eq!(found.examples.len(), EXAMPLES_PER_CLASS);
+    }
+
+    #[test]
+    fn the_table_prints_the_seed_every_file_and_every_example() {
+        let mut file = verified("Pump");
+        file.diverges(
+            DivergenceClass::ValueMismatch,
+            Example::of_key(&("sp".into(), "p1".into()))
+                .column("tag")
+                .values("lake value", "cdf value"),
+        );
+        let text = render(&summary(vec![file, verified("Site")]));
+        assert!(text.contains("seed 42 (repeat with --seed 42)"), "{text}");
+        assert!(text.contains("valueMismatch 1"), "{text}");
+        assert!(
+            text.contains("valueMismatch key=sp/p1 column=tag lake=lake value cdf=cdf value"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains("Site") && l.contains("verified")),
+            "{text}"
+        );
+    }
+}

@@ -34,7 +34,9 @@ use crate::support::{Lab, Lake};
 const PUMPS: usize = 30;
 /// More than any file's rows: every row of every file is sampled.
 const EVERYTHING: usize = 100_000;
-const SMALL: &str = "  subscription-batch-size: 25\n  ingest-batch-size: 40\n";
+/// Small pages and commits; compaction merges as few as two files, so that the raw tables
+/// hold maintenance commits next to the streams' (none of them foreign).
+const SMALL: &str = "  subscription-batch-size: 25\n  ingest-batch-size: 40\n  maintenance:\n    compact-min-files: 2\n";
 
 fn slice() -> JobInputs {
     JobInputs::until(Instant::now() + Duration::from_secs(300))
@@ -43,7 +45,11 @@ fn slice() -> JobInputs {
 /// Seeds, syncs, applies the sample updates and deletes, syncs again and publishes: a
 /// converged lake.
 async fn converged(lab: &Lab) -> Context {
-    let context = lab.context(SMALL).await;
+    converged_with(lab, SMALL).await
+}
+
+async fn converged_with(lab: &Lab, extractor: &str) -> Context {
+    let context = lab.context(extractor).await;
     let job = SyncJob::from_context(&context);
     let first = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(first.is_success(), "{first:#?}");
@@ -56,7 +62,7 @@ async fn converged(lab: &Lab) -> Context {
 
 async fn publish(context: &Context) {
     let plan = jobs::plan(context).await;
-    let report = jobs::publish(context, &plan, &slice(), &PublishOptions::default()).await;
+    let report = jobs::publish(context, &plan, &slice(), &PublishOptions::everything()).await;
     assert!(report.is_success(), "{report:#?}");
 }
 
@@ -203,6 +209,13 @@ async fn converged_lake_is_clean_and_later_changes_are_lag(lab: Lab) {
     assert!(later.is_clean(), "lag is not divergence: {later:#?}");
     let pumps = file(&later, "Pump", "nodes");
     assert_eq!(pumps.lag.count, 3, "update, create, delete: {pumps:#?}");
+    let counts = pumps.counts.as_ref().expect("counts");
+    assert_eq!(counts.changed_since_watermark, Some(2), "{pumps:#?}");
+    assert_eq!(
+        (counts.difference, counts.unexplained),
+        (0, 0),
+        "{pumps:#?}"
+    );
     assert!(pumps.lag.max_age_ms.is_some());
     assert_eq!(pumps.matched + 3, pumps.sampled, "{pumps:#?}");
     let edges = file(&later, "Pump", "edges");
@@ -635,4 +648,40 @@ async fn a_run_cut_by_its_deadline_leaves_files_pending_and_a_resumed_run_does_t
         file(&full, "Pump", "nodes").sample_digest,
         "the same file under the same seed samples the same keys"
     );
+}
+
+/// Files published in parts are verified part by part and sampled as one file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_in_parts_verify_clean_and_a_changed_part_is_found() {
+    let lab = Lab::start(PUMPS, None).await;
+    let context = converged_with(&lab, &format!("{SMALL}  snapshot:\n    part-rows: 8\n")).await;
+    let Lake::Local(root) = &lab.lake else {
+        panic!("a local lake")
+    };
+    let parts_dir = root.join(format!("publish/{SCHEMA_SPACE}/PlantModel/1/Pump/nodes"));
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&parts_dir)
+        .expect("Pump nodes in parts")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    parts.sort();
+    assert!(parts.len() > 1, "{parts:?}");
+
+    let summary = verify(&context, EVERYTHING, 5).await;
+    assert!(summary.is_clean(), "{summary:#?}");
+    let pumps = file(&summary, "Pump", "nodes");
+    let counts = pumps.counts.as_ref().expect("counts");
+    assert_eq!(pumps.sampled, counts.file_rows, "{pumps:#?}");
+    assert_eq!(pumps.matched, pumps.sampled, "{pumps:#?}");
+
+    let last = parts.last().expect("a part");
+    rewrite(
+        last,
+        |batch| replace_text(batch, "tag", 0, "edited in a part"),
+        |stamp| stamp,
+    );
+    let summary = verify(&context, EVERYTHING, 5).await;
+    let pumps = file(&summary, "Pump", "nodes");
+    let mismatches = examples(pumps, DivergenceClass::ValueMismatch);
+    assert_eq!(mismatches.len(), 1, "{pumps:#?}");
+    assert_eq!(mismatches[0].2, "edited in a part");
 }

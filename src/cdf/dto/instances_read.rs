@@ -89,14 +89,29 @@ pub struct InstanceId {
     pub(crate) external_id: String,
 }
 
-/// The current state of up to [`MAX_BYIDS_ITEMS`] instances, with the properties of
-/// `sources`. Ids that do not exist (or are soft-deleted) are left out of the answer.
+/// The current state of up to [`MAX_BYIDS_ITEMS`] instances, with every property of each
+/// of `sources`. Ids that do not exist (or are soft-deleted) are left out of the answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ByIdsRequest {
     pub(crate) items: Vec<InstanceId>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) sources: Vec<SelectSource>,
+    pub(crate) sources: Vec<ByIdsSource>,
+}
+
+/// A view whose properties a byids answer carries: `{"source": <view>}`, all of its
+/// properties (byids selects no single properties).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ByIdsSource {
+    pub(crate) source: ViewReference,
+}
+
+impl From<&SelectSource> for ByIdsSource {
+    fn from(select: &SelectSource) -> Self {
+        Self {
+            source: select.source.clone(),
+        }
+    }
 }
 
 /// The answer of a byids request.
@@ -127,11 +142,12 @@ mod tests {
                 space: "d".into(),
                 external_id: "e1".into(),
             }],
-            sources: Vec::new(),
+            sources: vec![ByIdsSource { source: view }],
         };
         assert_eq!(
             serde_json::to_value(&byids).unwrap(),
-            json!({"items": [{"instanceType": "edge", "space": "d", "externalId": "e1"}]})
+            json!({"items": [{"instanceType": "edge", "space": "d", "externalId": "e1"}],
+                   "sources": [{"source": {"type": "view", "space": "s", "externalId": "Pump", "version": "1"}}]})
         );
     }
 

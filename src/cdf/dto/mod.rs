@@ -21,7 +21,7 @@ pub use extpipes::ExtpipeRunWrite;
 pub(crate) use extpipes::{ExtpipeConfig, ExtpipeRun};
 pub use filters::Filter;
 pub use instances::{Instance, InstanceType};
-pub use instances_read::{AggregateRequest, ByIdsRequest, ByIdsResponse, InstanceId};
+pub use instances_read::{AggregateRequest, ByIdsRequest, ByIdsResponse, ByIdsSource, InstanceId};
 pub(crate) use instances_read::{AggregateResponse, MAX_BYIDS_ITEMS};
 pub(crate) use list::MAX_LIST_LIMIT;
 pub use list::{ListRequest, ListResponse};
