@@ -93,6 +93,21 @@ pub(crate) async fn run(
         return None;
     }
     let run = verify::run(context, plan, inputs, &record.options(schedule.sample)).await;
+    for file in &run.files {
+        if let Some(failure) = &file.error {
+            tracing::warn!(model = %file.model, view = %file.view, kind = %file.kind, error = %failure.message, "could not verify a published file; the next pass tries again");
+        }
+    }
+    for failure in &run.plan_errors {
+        tracing::warn!(error = %failure.message, "could not plan a view to verify it");
+    }
+    if run.divergences() > 0 {
+        tracing::warn!(
+            divergences = run.divergences(),
+            seed = run.seed,
+            "the verification found published files that differ from CDF; see the report under `verify`"
+        );
+    }
     record.update(&run, now_ms());
     if let Err(error) = record.save(&store).await {
         tracing::warn!(%error, "cannot write the verification record; the next run verifies these files again");
