@@ -2,18 +2,20 @@
 //! query (list without properties), the current state of sampled instances (byids with the
 //! stream's sources) and the tombstones of instances that are gone (sync).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
+use super::watermark::RawCheckpoint;
 use crate::cdf::dto::{
     AggregateRequest, ByIdsRequest, ByIdsSource, Filter, Instance, InstanceId, InstanceType,
     ListRequest, MAX_BYIDS_ITEMS, MAX_LIST_LIMIT, NodeReference, SelectSource, SyncExpression,
     SyncMode, SyncRequest, SyncSelect, ViewReference,
 };
 use crate::cdf::{CdfClient, CdfError};
+use crate::sync::state_store::{Owner, StateRow};
 
 /// An instance key: (`space`, `externalId`).
 pub type Key = (String, String);
@@ -61,9 +63,41 @@ impl CdfReads {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The client, for the calls other modules make.
-    pub fn client(&self) -> &CdfClient {
-        &self.client
+    /// The checkpoints in the state rows of this lake's streams (one paged list call):
+    /// they extend a file's watermark past its last commit (see [`super::watermark`]).
+    /// Rows of another lake are left out; state rows that cannot be read only make the
+    /// watermarks come from the Delta log alone.
+    pub async fn state_checkpoints(
+        &self,
+        database: &str,
+        table: &str,
+        lake_id: Option<&str>,
+    ) -> BTreeMap<String, RawCheckpoint> {
+        self.count_request();
+        let rows = match self.client.list_all_rows(database, table, None).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                if !error.is_not_found() {
+                    tracing::warn!(%error, "verify: cannot read the state rows; watermarks come from the Delta log alone");
+                }
+                return BTreeMap::new();
+            }
+        };
+        rows.into_iter()
+            .filter_map(|row| {
+                let state = StateRow::parse(row.columns).ok()?;
+                let ours = match lake_id {
+                    Some(id) => !matches!(state.owner(id), Owner::Other { .. }),
+                    None => state.lake_id.is_none(),
+                };
+                ours.then_some((
+                    row.key,
+                    RawCheckpoint {
+                        checkpoint: state.checkpoint,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Live instances with data in `view` matching `filter`, and, with `since`, those of

@@ -3,8 +3,8 @@
 //!
 //! For every selected view and kind (nodes, edges) whose file is published, it checks:
 //!
-//! 1. **Manifest and file** ([`published`]): the manifest entry's table version, the
-//!    version in each object's footer stamp and the raw table agree;
+//! 1. **Manifest and file** ([`published`], [`lake_side`]): the manifest entry's table
+//!    version, the version in each object's footer stamp and the raw table agree;
 //! 2. **Foreign commits** ([`foreign`]): the raw table's retained log holds only commits of
 //!    the replicator;
 //! 3. **Watermark** ([`watermark`]): the CDF time up to which the file is known complete;
@@ -14,7 +14,8 @@
 //!    fetched by id from CDF with the view as source and compared value by value
 //!    ([`expected`], [`compare`]).
 //!
-//! The report ([`report`]) has per file: sampled, matched, lag, counts, watermark and the
+//! CDF is read through [`cdf_side`], every request counted. The report ([`report`],
+//! [`render()`]) has per file: sampled, matched, lag, counts, watermark and the
 //! divergences by class with examples. A run with a deadline verifies file by file and
 //! reports the files it did not reach as pending; [`VerifyProgress`] lets the next run of
 //! the same cycle continue with them, under the same seed.
@@ -29,8 +30,10 @@ mod cdf_side;
 mod compare;
 mod expected;
 mod foreign;
+mod lake_side;
 mod published;
 pub mod record;
+mod render;
 pub mod report;
 pub mod sample;
 pub mod watermark;
@@ -40,16 +43,15 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use deltalake::arrow::array::{Array as _, AsArray as _, RecordBatch};
 use deltalake::arrow::datatypes::{Int64Type, SchemaRef};
 use deltalake::logstore::ObjectStoreRef;
-use futures::{StreamExt as _, stream};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-use url::Url;
 
 use self::cdf_side::{CdfReads, Key, Listed};
 use self::published::PublishedObject;
+pub use self::render::render;
 pub use self::report::{
     ClassDivergences, Counts, DivergenceClass, Example, FileState, FileVerification, Lag,
-    VerifySummary, render,
+    VerifySummary,
 };
 use self::sample::{Reservoir, SampleRng};
 use self::watermark::RawCheckpoint;
@@ -57,21 +59,13 @@ use crate::cdf::dto::{Filter, InstanceType, SyncTarget};
 use crate::context::Context;
 use crate::failure::{Cause, Failure};
 use crate::job::JobInputs;
-use crate::lake::{Destination, InstanceKind, LakeTable, VersionChanges, WriteOptions, layout};
+use crate::lake::{Destination, InstanceKind, LakeTable, layout};
 use crate::plan::{Plan, StreamSpec, streams::StreamSource};
 use crate::snapshot::manifest::{self, ManifestState};
-use crate::snapshot::stamp::Stamped;
 use crate::snapshot::{ViewTarget, plan_views};
-use crate::sync::state_store::{Owner, StateRow};
 
 /// Keys sampled per file from each side when not told otherwise.
 pub const DEFAULT_SAMPLE: usize = 1000;
-
-/// Newest commits of a raw table read for foreign commits and the watermark.
-const LOG_SCAN: u64 = 1000;
-
-/// Commit files read at once.
-const COMMIT_READS: usize = 16;
 
 /// What a verify run should do beyond its [`JobInputs`].
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +112,16 @@ struct Run<'a> {
     now: i64,
 }
 
+/// What the lake says of one published file, for the comparison with CDF.
+struct Published<'a> {
+    store: &'a ObjectStoreRef,
+    objects: &'a [PublishedObject],
+    /// The raw table's current schema: CDF's rows are built in it, then published.
+    raw_schema: Option<SchemaRef>,
+    /// The file's watermark, epoch ms.
+    watermark: Option<i64>,
+}
+
 /// Verifies the selected views of `plan`. Never fails as a whole: a file that cannot be
 /// verified is reported failed, one not reached before the deadline pending.
 pub(crate) async fn run(
@@ -145,10 +149,21 @@ pub(crate) async fn run(
     let deadline = inputs.deadline.less(extractor.deadline_margin);
     let client = crate::sync::bound(&context.client, deadline);
     let reads = CdfReads::new(client, extractor.parallelism as usize);
-    let raw = read_checkpoints(context, &reads).await;
+    let lake_id = match context.destination.read_identity().await {
+        Ok(Some(identity)) => Some(identity.lake_id),
+        _ => None,
+    };
+    let state_store = &extractor.state_store;
+    let raw = reads
+        .state_checkpoints(
+            &state_store.database,
+            &state_store.table,
+            lake_id.as_deref(),
+        )
+        .await;
     let run = Run {
         reads,
-        store: read_store(&context.destination),
+        store: lake_side::read_store(&context.destination),
         destination: &context.destination,
         raw,
         sample: options.sample,
@@ -268,10 +283,10 @@ impl Run<'_> {
         };
         file.table_version = entry.table_version;
         let objects = published::objects(store, &paths.dir, &entry).await?;
-        check_objects(&objects, file);
+        lake_side::check_objects(&objects, file);
 
         // The raw table: its version, its retained log, foreign commits, the watermark.
-        let table = self.open_table(target, kind).await?;
+        let table = lake_side::open_table(self.destination, target, kind).await?;
         let current = table.as_ref().and_then(LakeTable::version);
         if let Some(version) = entry.table_version
             && current.is_none_or(|current| version > current)
@@ -286,7 +301,7 @@ impl Run<'_> {
             );
         }
         let commits = match &table {
-            Some(table) => retained_log(table).await?,
+            Some(table) => lake_side::retained_log(table).await?,
             None => Vec::new(),
         };
         for commit in commits.iter().filter(|c| foreign::is_foreign(c)) {
@@ -308,22 +323,30 @@ impl Run<'_> {
         );
         let watermark = mark.at;
         file.watermark = Some(mark);
-        let raw_schema = table.as_ref().and_then(LakeTable::arrow_schema);
-        self.check_against_cdf(store, kind, streams, &objects, raw_schema, watermark, file)
+        let published = Published {
+            store,
+            objects: &objects,
+            raw_schema: table.as_ref().and_then(LakeTable::arrow_schema),
+            watermark,
+        };
+        self.check_against_cdf(&published, kind, streams, file)
             .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn check_against_cdf(
         &self,
-        store: &ObjectStoreRef,
+        published: &Published<'_>,
         kind: InstanceKind,
         streams: &[&StreamSpec],
-        objects: &[PublishedObject],
-        raw_schema: Option<SchemaRef>,
-        watermark: Option<i64>,
         file: &mut FileVerification,
     ) -> Result<(), Failure> {
+        let Published {
+            store,
+            objects,
+            raw_schema,
+            watermark,
+        } = published;
+        let (store, objects, watermark) = (*store, *objects, *watermark);
         let instance_type = match kind {
             InstanceKind::Nodes => InstanceType::Node,
             InstanceKind::Edges => InstanceType::Edge,
@@ -543,91 +566,6 @@ impl Run<'_> {
         };
         file.diverges(DivergenceClass::ValueMismatch, example);
     }
-
-    /// Opens the raw table for reading, never creating anything; `None` when it does not
-    /// exist.
-    async fn open_table(
-        &self,
-        target: &ViewTarget,
-        kind: InstanceKind,
-    ) -> Result<Option<LakeTable>, Failure> {
-        let url: Url = self
-            .destination
-            .raw_table_url(&target.model, &target.folder, kind)
-            .map_err(|e| Failure::lake("locating the raw table", &e))?;
-        if let Destination::Local(_) = self.destination {
-            let log = url.to_file_path().map(|p| p.join("_delta_log"));
-            if !log.is_ok_and(|log| log.is_dir()) {
-                return Ok(None);
-            }
-        }
-        let table = LakeTable::open_with_storage_options(
-            url,
-            self.destination.storage_options(),
-            WriteOptions::default(),
-        )
-        .await
-        .map_err(|e| Failure::lake("opening the raw table", &e))?;
-        Ok(table.exists().then_some(table))
-    }
-}
-
-/// Manifest entry against each object's footer.
-fn check_objects(objects: &[PublishedObject], file: &mut FileVerification) {
-    for object in objects {
-        let column = |figure: &str| format!("{figure} of {}", object.path);
-        match &object.stamp {
-            Stamped::Stamp(stamp) => match (stamp.table_version, object.entry_version) {
-                (Some(footer), Some(manifest)) if footer < manifest => file.diverges(
-                    DivergenceClass::StaleFile,
-                    Example::of_figure(&column("tableVersion"), footer, manifest),
-                ),
-                (footer, manifest) if footer != manifest => file.diverges(
-                    DivergenceClass::ManifestMismatch,
-                    Example::of_figure(
-                        &column("tableVersion"),
-                        optional(footer),
-                        optional(manifest),
-                    ),
-                ),
-                _ => {}
-            },
-            Stamped::Unstamped => file.diverges(
-                DivergenceClass::ManifestMismatch,
-                Example::of_figure(&column("stamp"), "(none)", "a stamped file"),
-            ),
-            Stamped::Invalid(reason) => file.diverges(
-                DivergenceClass::ManifestMismatch,
-                Example::of_figure(&column("stamp"), reason, "a stamped file"),
-            ),
-        }
-        if object.rows != object.entry_rows {
-            file.diverges(
-                DivergenceClass::ManifestMismatch,
-                Example::of_figure(&column("rows"), object.rows, object.entry_rows),
-            );
-        }
-    }
-}
-
-/// The retained commits of `table`, newest [`LOG_SCAN`] at most, oldest first.
-async fn retained_log(table: &LakeTable) -> Result<Vec<VersionChanges>, Failure> {
-    let Some(newest) = table.version() else {
-        return Ok(Vec::new());
-    };
-    let oldest = newest.saturating_sub(LOG_SCAN - 1);
-    let read: Vec<Option<VersionChanges>> = stream::iter((oldest..=newest).rev())
-        .map(|version| table.read_commit(version))
-        .buffered(COMMIT_READS)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| Failure::lake("reading the raw table's log", &e))?;
-    // Log retention removes the oldest commits first: stop at the first gap.
-    let mut commits: Vec<VersionChanges> = read.into_iter().map_while(|c| c).collect();
-    commits.reverse();
-    Ok(commits)
 }
 
 /// The view and filter of an aggregate that counts the table's instances: only for a table
@@ -661,56 +599,6 @@ fn version_of(row: &RecordBatch) -> Option<i64> {
 
 fn optional<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
-}
-
-/// The state rows of this lake's streams (one paged list call): they extend the
-/// watermark past the last commit (see [`watermark`]). Unreadable rows only shorten it.
-async fn read_checkpoints(context: &Context, reads: &CdfReads) -> BTreeMap<String, RawCheckpoint> {
-    let store = &context.config.extractor.state_store;
-    let lake_id = match context.destination.read_identity().await {
-        Ok(Some(identity)) => Some(identity.lake_id),
-        _ => None,
-    };
-    reads.count_request();
-    let rows = match reads
-        .client()
-        .list_all_rows(&store.database, &store.table, None)
-        .await
-    {
-        Ok(rows) => rows,
-        Err(error) => {
-            if !error.is_not_found() {
-                tracing::warn!(%error, "verify: cannot read the state rows; watermarks come from the Delta log alone");
-            }
-            return BTreeMap::new();
-        }
-    };
-    rows.into_iter()
-        .filter_map(|row| {
-            let state = StateRow::parse(row.columns).ok()?;
-            let ours = match &lake_id {
-                Some(id) => !matches!(state.owner(id), Owner::Other { .. }),
-                None => state.lake_id.is_none(),
-            };
-            ours.then_some((
-                row.key,
-                RawCheckpoint {
-                    checkpoint: state.checkpoint,
-                },
-            ))
-        })
-        .collect()
-}
-
-/// The publish layer's object store, or `None` for a local lake whose directory does not
-/// exist (opening it would create it).
-fn read_store(destination: &Destination) -> Option<ObjectStoreRef> {
-    if let Destination::Local(local) = destination
-        && !local.root().is_dir()
-    {
-        return None;
-    }
-    destination.object_store().ok()
 }
 
 fn now_ms() -> i64 {
