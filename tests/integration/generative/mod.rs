@@ -42,6 +42,7 @@ use cdf_s3_replicator::snapshot::SnapshotOptions;
 use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamStatus};
+use cdf_s3_replicator::verify::VerifyOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -79,6 +80,9 @@ struct Figures {
     mismatches: u64,
     missing_columns: u64,
     wedged_streams: usize,
+    verify_sampled: u64,
+    verify_matched: u64,
+    verify_divergences: u64,
     failures: Vec<String>,
 }
 
@@ -108,7 +112,8 @@ impl Figures {
              refreshes, {} passes completed, {} stopped midway and resumed, {} keys whose \
              latest raw row is an exit row; {} rows compared, {} rows of the documented \
              current-state query compared with the publish files, \
-             {} quarantined rows, {} mismatches, {} missing columns, {} wedged streams",
+             {} quarantined rows, {} mismatches, {} missing columns, {} wedged streams; \
+             verify: {} instances sampled, {} matched, {} divergences",
             self.cases,
             self.views,
             self.filtered_views,
@@ -135,6 +140,9 @@ impl Figures {
             self.mismatches,
             self.missing_columns,
             self.wedged_streams,
+            self.verify_sampled,
+            self.verify_matched,
+            self.verify_divergences,
         );
         for failure in &self.failures {
             println!("  {failure}");
@@ -567,6 +575,28 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
         figures.failures.push(format!(
             "seed {seed}: the snapshot failed: {}",
             serde_json::to_string(&published).unwrap_or_default()
+        ));
+    }
+
+    // The converged lake proves itself against CDF: `verify` samples every row of each file
+    // (and as many of CDF's keys) and must find no divergence.
+    let verified = jobs::verify(
+        &context,
+        &JobInputs::everything(),
+        &VerifyOptions {
+            sample: 100_000,
+            seed: Some(seed),
+            resume: None,
+        },
+    )
+    .await;
+    figures.verify_sampled += verified.files.iter().map(|f| f.sampled).sum::<u64>();
+    figures.verify_matched += verified.files.iter().map(|f| f.matched).sum::<u64>();
+    figures.verify_divergences += verified.divergences();
+    if !verified.is_clean() {
+        figures.failures.push(format!(
+            "seed {seed}: verify found the converged lake differing from CDF: {}",
+            serde_json::to_string(&verified).unwrap_or_default()
         ));
     }
 
