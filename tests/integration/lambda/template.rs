@@ -142,10 +142,14 @@ fn template_grants_no_wildcard_s3_or_secrets_manager_access() {
                     "{resource}: S3 access outside the bucket: {text}"
                 );
                 if text.contains('/') {
-                    // The whole prefix, or one layer of it (`raw/`, `publish/`, `catalog/`).
+                    // The whole prefix, or one layer of it (`raw/`, `publish/`, `catalog/`,
+                    // the snapshot's work area `_work/`).
                     let layer = text.split_once("/${Prefix}").map(|(_, rest)| rest);
                     assert!(
-                        matches!(layer, Some("*" | "raw/*" | "publish/*" | "catalog/*")),
+                        matches!(
+                            layer,
+                            Some("*" | "raw/*" | "publish/*" | "catalog/*" | "_work/*")
+                        ),
                         "{resource}: object access not limited to the prefix: {text}"
                     );
                 }
