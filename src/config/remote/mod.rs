@@ -76,21 +76,27 @@ pub(crate) struct Merged {
 impl Merged {
     /// The INFO line saying which sections were ignored, if any were.
     pub(crate) fn ignored_note(&self) -> Option<String> {
-        let sections = match self.ignored.as_slice() {
+        let (sections, verbs) = match self.ignored.as_slice() {
             [] => return None,
-            [one] => format!("its `{one}` section repeats"),
-            many => format!(
-                "its {} sections repeat",
-                many.iter()
-                    .map(|s| format!("`{s}`"))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
+            [one] => (
+                format!("`{one}` section"),
+                "repeats the function's own values and was",
+            ),
+            many => (
+                format!(
+                    "{} sections",
+                    many.iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+                "repeat the function's own values and were",
             ),
         };
         Some(format!(
-            "the configuration stored in the extraction pipeline was loaded; {sections} the \
-             function's own values and was ignored: the CDF connection and the destination \
-             come from the function's own configuration"
+            "the configuration stored in the extraction pipeline was loaded; its {sections} \
+             {verbs} ignored: the CDF connection and the destination come from the function's \
+             own configuration"
         ))
     }
 }

@@ -214,7 +214,12 @@ impl OwnValues {
     /// What `${name}` at key `path` resolves to, if `name` is one of the Python replicator's
     /// variables: the function's own value, or why it may not be used there. `whole` says
     /// whether the reference is the whole value. `None` for any other name.
-    pub(crate) fn resolve(&self, name: &str, path: &str, whole: bool) -> Option<Result<String, String>> {
+    pub(crate) fn resolve(
+        &self,
+        name: &str,
+        path: &str,
+        whole: bool,
+    ) -> Option<Result<String, String>> {
         let variable = PYTHON_VARIABLES.iter().find(|v| v.name == name)?;
         let (home, what) = (variable.home, variable.what);
         if !is_home(path, home) {
@@ -240,8 +245,8 @@ impl OwnValues {
             format!(
                 "`${{{name}}}` stands for the function's own {what}, but the function has \
                  none: its local configuration sets no {home}. Remove the key from the \
-                 configuration stored in the extraction pipeline; where data goes comes from \
-                 the local configuration only"
+                 configuration stored in the extraction pipeline; the connection and the \
+                 destination come from the local configuration only"
             )
         }))
     }
@@ -326,7 +331,10 @@ mod tests {
             "cognite.idp-authentication.scopes"
         ));
         assert!(!is_home("cognite.hostname", "cognite.host"));
-        assert!(!is_home("extractor.state-store.raw.database", "cognite.host"));
+        assert!(!is_home(
+            "extractor.state-store.raw.database",
+            "cognite.host"
+        ));
         assert!(!is_home("cognite.host[x]", "cognite.host"));
     }
 

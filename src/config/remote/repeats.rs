@@ -151,8 +151,13 @@ fn s3_key_repeats(
     own: &OwnValues,
 ) -> Result<(), String> {
     let given = scalar_text(value);
-    let local_text = |name: &str| local_s3.and_then(|s3| lookup(s3, &[name])).and_then(scalar_text);
-    let quoted = |text: Option<&str>| text.map_or("none".to_owned(), |t| own.redacted(&format!("{t:?}")));
+    let local_text = |name: &str| {
+        local_s3
+            .and_then(|s3| lookup(s3, &[name]))
+            .and_then(scalar_text)
+    };
+    let quoted =
+        |text: Option<&str>| text.map_or("none".to_owned(), |t| own.redacted(&format!("{t:?}")));
     match key.replace('_', "-").as_str() {
         "bucket" => {
             let function = own.value("AWS_S3_BUCKET");
@@ -174,9 +179,8 @@ fn s3_key_repeats(
             .ok_or_else(|| quoted(own.region())),
         "endpoint-url" => {
             let function = local_text("endpoint-url");
-            let trimmed = |text: &Option<String>| {
-                text.as_deref().map(|t| t.trim_end_matches('/').to_owned())
-            };
+            let trimmed =
+                |text: &Option<String>| text.as_deref().map(|t| t.trim_end_matches('/').to_owned());
             (trimmed(&given) == trimmed(&function))
                 .then_some(())
                 .ok_or_else(|| quoted(function.as_deref()))
@@ -314,9 +318,9 @@ pub(crate) fn connection_unchanged(
         .into_iter()
         .map(|(path, shown)| {
             let difference = match shown {
-                Some((given, function_has)) => format!(
-                    "it has {given} where the function's own connection has {function_has}"
-                ),
+                Some((given, function_has)) => {
+                    format!("it has {given} where the function's own connection has {function_has}")
+                }
                 None => "it has another client secret than the function's own (neither is \
                          shown)"
                     .to_owned(),

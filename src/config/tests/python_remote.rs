@@ -51,9 +51,11 @@ fn the_python_readme_config_stored_in_the_pipeline_is_accepted() {
     let merged = merge(&local, &python_config(), &env)
         .unwrap_or_else(|err| panic!("the Python README's config.yaml is refused: {err}"));
     assert_eq!(merged.ignored, ["cognite", "destination"]);
-    let note = merged.ignored_note().expect("a note on the ignored sections");
+    let note = merged
+        .ignored_note()
+        .expect("a note on the ignored sections");
     assert!(
-        note.contains("its `cognite` and `destination` sections repeat the function's own values and was ignored"),
+        note.contains("its `cognite` and `destination` sections repeat the function's own values and were ignored"),
         "{note}"
     );
     assert!(!note.contains(CLIENT_SECRET), "{note}");
@@ -95,8 +97,8 @@ fn the_python_readme_config_stored_in_the_pipeline_is_accepted() {
 
     // A bootstrap that names its state table (the template's, per stack) keeps it.
     let mut named = local.clone();
-    named["extractor"] = serde_yaml_ng::from_str("state-store:\n  raw:\n    table: stack-table\n")
-        .expect("YAML");
+    named["extractor"] =
+        serde_yaml_ng::from_str("state-store:\n  raw:\n    table: stack-table\n").expect("YAML");
     let config = merge(&named, &python_config(), &env)
         .expect("accepted")
         .config;
@@ -118,12 +120,36 @@ fn literal_repeats_of_the_connection_and_destination_are_accepted() {
     let merged = merge(&bootstrap(&env), &remote, &env).expect("a literal repeat is accepted");
     assert_eq!(merged.ignored, ["cognite", "destination"]);
     let config = merged.config;
-    assert_eq!(config.cognite.timeout.as_secs(), 45, "a tuning knob applies");
+    assert_eq!(
+        config.cognite.timeout.as_secs(),
+        45,
+        "a tuning knob applies"
+    );
     let Destination::S3(s3) = &config.destination else {
         panic!("expected S3");
     };
     assert_eq!(s3.request_timeout.as_secs(), 40, "a tuning knob applies");
-    assert_eq!((s3.prefix.as_str(), s3.region.as_deref()), ("cdf-data/", None));
+    assert_eq!(
+        (s3.prefix.as_str(), s3.region.as_deref()),
+        ("cdf-data/", None)
+    );
+
+    // One section repeated: the note names it alone.
+    let merged = merge(
+        &bootstrap(&env),
+        "destination:\n  s3:\n    bucket: your-bucket-name\ndata_modeling:\n  - space: plant\n    \
+         data_models:\n      - external_id: M\n",
+        &env,
+    )
+    .expect("accepted");
+    assert_eq!(merged.ignored, ["destination"]);
+    let note = merged.ignored_note().expect("a note");
+    assert!(
+        note.contains(
+            "its `destination` section repeats the function's own values and was ignored"
+        ),
+        "{note}"
+    );
 
     // Only tuning knobs: nothing repeated, nothing to say.
     let merged = merge(
@@ -190,10 +216,19 @@ fn a_section_that_differs_is_refused_with_the_key_its_value_and_the_fix() {
         } else {
             "may not change where data goes or which credentials are used"
         };
-        assert!(message.starts_with(&format!("the remote configuration {what}")), "{message}");
-        let own = if connection { "connection" } else { "destination" };
         assert!(
-            message.contains(&format!("it has {given} where the function's own {own} has {function_has}")),
+            message.starts_with(&format!("the remote configuration {what}")),
+            "{message}"
+        );
+        let own = if connection {
+            "connection"
+        } else {
+            "destination"
+        };
+        assert!(
+            message.contains(&format!(
+                "it has {given} where the function's own {own} has {function_has}"
+            )),
             "{message}"
         );
         assert!(
@@ -249,9 +284,9 @@ fn the_client_secret_reference_is_never_expanded_into_printable_text() {
         assert_eq!(issues.len(), 1, "{err}");
         assert_eq!(issues[0].path, path, "{err}");
         assert!(
-            issues[0]
-                .message
-                .starts_with("`${COGNITE_CLIENT_SECRET}` stands for the function's own CDF client secret"),
+            issues[0].message.starts_with(
+                "`${COGNITE_CLIENT_SECRET}` stands for the function's own CDF client secret"
+            ),
             "{err}"
         );
         let text = format!("{err} {err:?}");
@@ -274,7 +309,11 @@ fn the_client_secret_reference_is_never_expanded_into_printable_text() {
 
     // A literal copy of the function's secret where a value is shown: redacted.
     let err = refused(
-        &python.replacen("prefix: ${S3_PREFIX}", &format!("prefix: x/{CLIENT_SECRET}/"), 1),
+        &python.replacen(
+            "prefix: ${S3_PREFIX}",
+            &format!("prefix: x/{CLIENT_SECRET}/"),
+            1,
+        ),
         &env,
     );
     assert_eq!(err.issues()[0].path, "destination.s3.prefix");
@@ -315,7 +354,10 @@ fn an_unknown_variable_in_the_connection_or_destination_is_refused() {
             "{message}"
         );
         assert_eq!(message.matches(name).count(), 1, "names it once: {message}");
-        assert!(message.contains("COGNITE_BASE_URL, COGNITE_PROJECT"), "{message}");
+        assert!(
+            message.contains("COGNITE_BASE_URL, COGNITE_PROJECT"),
+            "{message}"
+        );
         assert!(
             message.contains(&format!(
                 "remove {path} from the configuration stored in the extraction pipeline (the \
@@ -331,7 +373,11 @@ fn a_python_variable_elsewhere_or_without_a_value_of_the_function_is_refused() {
     let env = function_env();
     let python = python_config();
     let err = refused(
-        &python.replacen("database: ${COGNITE_STATE_DB}", "database: ${COGNITE_PROJECT}", 1),
+        &python.replacen(
+            "database: ${COGNITE_STATE_DB}",
+            "database: ${COGNITE_PROJECT}",
+            1,
+        ),
         &env,
     );
     assert_eq!(err.issues()[0].path, "extractor.state-store.raw.database");
@@ -365,7 +411,9 @@ fn a_python_variable_elsewhere_or_without_a_value_of_the_function_is_refused() {
         "{err}"
     );
     assert!(
-        err.issues()[0].message.contains("but the function has none"),
+        err.issues()[0]
+            .message
+            .contains("but the function has none"),
         "{err}"
     );
 }

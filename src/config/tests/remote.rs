@@ -186,7 +186,10 @@ fn remote_may_not_change_the_connection() {
     let paths: Vec<&str> = err.issues().iter().map(|i| i.path.as_str()).collect();
     assert_eq!(paths, ["cognite.idp-authentication.token-url"]);
     let message = &err.issues()[0].message;
-    assert!(message.contains("may not change the CDF connection"), "{message}");
+    assert!(
+        message.contains("may not change the CDF connection"),
+        "{message}"
+    );
     assert!(
         message.contains(
             "it has \"https://attacker.example.com/token\" where the function's own connection \
