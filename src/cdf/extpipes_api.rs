@@ -11,6 +11,11 @@ use super::{CdfClient, CdfError};
 /// Longest run message CDF accepts.
 pub(crate) const MAX_RUN_MESSAGE_CHARS: usize = 1000;
 
+/// What `POST /extpipes/runs` needs beyond the capabilities of reading the data: CDF checks
+/// both, so a 403 means the service principal lacks one of them.
+pub(crate) const RUN_REPORT_CAPABILITIES: &str =
+    "extractionRunsAcl:WRITE on the extraction pipeline and datasetsAcl:READ on its data set";
+
 impl CdfClient {
     /// The pipeline's configuration: the latest revision, or `revision` when given.
     ///
@@ -58,7 +63,16 @@ impl CdfClient {
         };
         let run = ExtpipeRunWrite::new(pipeline, status, Some(message));
         if let Err(error) = self.post_extpipe_run(&run).await {
-            tracing::warn!(pipeline, %error, "could not report the run to the extraction pipeline");
+            if error.status() == Some(403) {
+                tracing::warn!(
+                    pipeline,
+                    %error,
+                    "could not report the run to the extraction pipeline: CDF refused it \
+                     (HTTP 403); the service principal needs {RUN_REPORT_CAPABILITIES}"
+                );
+            } else {
+                tracing::warn!(pipeline, %error, "could not report the run to the extraction pipeline");
+            }
         }
     }
 

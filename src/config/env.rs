@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::Value;
 
 use super::error::{ConfigError, Issues, index, join};
+use super::remote::own_values::{OwnValues, python_variable_names};
 
 /// Where `${VAR}` values come from. Injectable so that tests never mutate the process
 /// environment (which is `unsafe` in edition 2024 and racy between test threads).
@@ -77,13 +78,15 @@ pub fn is_secret_variable(name: &str) -> bool {
 }
 
 /// Which rules `${VAR}` follows in a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
+#[derive(Clone, Copy)]
+pub(crate) enum Scope<'a> {
     /// The local file (or the function's `CDF_S3_CONFIG`): any variable, but a secret one
     /// only in a credential field.
     Local,
-    /// The configuration stored in the extraction pipeline: only `CDF_S3_REMOTE_*`.
-    Remote,
+    /// The configuration stored in the extraction pipeline: `CDF_S3_REMOTE_*` from the
+    /// environment, and the Python replicator's variables, which stand for the function's
+    /// own values in the keys where its configuration used them.
+    Remote(&'a OwnValues),
 }
 
 /// The process environment, backed by the `.env` files next to the configuration file and in
@@ -227,19 +230,20 @@ impl EnvSource for Layered<'_> {
 ///
 /// `scope` limits which variables may be expanded where: a secret variable (see
 /// [`is_secret_variable`]) only into a credential field, and in a remote document only
-/// `CDF_S3_REMOTE_*` variables, so that no secret or process value can be copied into a
-/// field that is printed or sent elsewhere.
+/// `CDF_S3_REMOTE_*` variables and the Python replicator's names for the function's own
+/// values (each in its own key, see [`OwnValues`]), so that no secret or process value can be
+/// copied into a field that is printed or sent elsewhere.
 pub(crate) fn substitute(
     value: &mut Value,
     env: &dyn EnvSource,
-    scope: Scope,
+    scope: Scope<'_>,
 ) -> Result<(), ConfigError> {
     let mut issues = Issues::default();
     walk(value, "", env, scope, &mut issues);
     issues.into_result(())
 }
 
-fn walk(value: &mut Value, path: &str, env: &dyn EnvSource, scope: Scope, issues: &mut Issues) {
+fn walk(value: &mut Value, path: &str, env: &dyn EnvSource, scope: Scope<'_>, issues: &mut Issues) {
     match value {
         Value::String(text) => {
             if let Some(replacement) = substitute_scalar(text, path, env, scope, issues) {
@@ -261,28 +265,59 @@ fn walk(value: &mut Value, path: &str, env: &dyn EnvSource, scope: Scope, issues
     }
 }
 
-/// Why `${name}` may not be expanded at `path`, if it may not.
-fn refusal(name: &str, path: &str, env: &dyn EnvSource, scope: Scope) -> Option<String> {
+/// The value of `${name}` at `path` (`whole`: the reference is the whole value), or why it
+/// may not be expanded there.
+fn resolve(
+    name: &str,
+    path: &str,
+    whole: bool,
+    env: &dyn EnvSource,
+    scope: Scope<'_>,
+) -> Result<String, String> {
     match scope {
-        Scope::Remote
+        Scope::Remote(own) => {
+            if let Some(resolved) = own.resolve(name, path, whole) {
+                return resolved;
+            }
             if !name.starts_with(REMOTE_VAR_PREFIX)
                 || is_secret_variable(name)
-                || env.is_from_secret_store(name) =>
-        {
-            Some(format!(
-                "`${{{name}}}` may not be used in the remote configuration: it expands only \
-                 variables named {REMOTE_VAR_PREFIX}* from the process environment (never a \
-                 secret, an AWS_* variable or a key of the Secrets Manager secret); write the \
-                 value itself, or set it in the local file"
-            ))
+                || env.is_from_secret_store(name)
+            {
+                return Err(remote_refusal(name, path));
+            }
         }
-        _ if is_secret_variable(name) && !is_credential_path(path) => Some(format!(
-            "`${{{name}}}` is a secret variable and may only be used in a credential field \
-             ({}), never in a field that is printed or sent elsewhere",
-            CREDENTIAL_PATHS.join(", ")
-        )),
-        _ => None,
+        Scope::Local if is_secret_variable(name) && !is_credential_path(path) => {
+            return Err(format!(
+                "`${{{name}}}` is a secret variable and may only be used in a credential field \
+                 ({}), never in a field that is printed or sent elsewhere",
+                CREDENTIAL_PATHS.join(", ")
+            ));
+        }
+        Scope::Local => {}
     }
+    env.get(name)
+        .ok_or_else(|| format!("environment variable {name} is not set"))
+}
+
+/// Why a remote document may not expand `${name}` at `path`.
+fn remote_refusal(name: &str, path: &str) -> String {
+    let section = path.split(['.', '[']).next().unwrap_or_default();
+    let fix = if matches!(section, "cognite" | "destination") {
+        format!(
+            "remove {path} from the configuration stored in the extraction pipeline (the \
+             function's own value applies), or write the value itself"
+        )
+    } else {
+        "write the value itself, or set it in the local file".to_owned()
+    };
+    format!(
+        "`${{{name}}}` may not be used in the remote configuration: it expands only variables \
+         named {REMOTE_VAR_PREFIX}* from the process environment (never a secret, an AWS_* \
+         variable or a key of the Secrets Manager secret), and the Python replicator's \
+         variables for the function's own values ({}) in the keys where its configuration \
+         has them; {fix}",
+        python_variable_names()
+    )
 }
 
 /// A mapping key as users see it in a key path.
@@ -301,7 +336,7 @@ fn substitute_scalar(
     text: &str,
     path: &str,
     env: &dyn EnvSource,
-    scope: Scope,
+    scope: Scope<'_>,
     issues: &mut Issues,
 ) -> Option<Value> {
     if !text.contains("${") {
@@ -314,31 +349,25 @@ fn substitute_scalar(
             return None;
         }
     };
+    let whole = matches!(pieces.as_slice(), [Piece::Var(_)]);
     let mut out = String::with_capacity(text.len());
     let mut missing = false;
     for piece in &pieces {
         match piece {
             Piece::Literal(literal) => out.push_str(literal),
-            Piece::Var(name) => {
-                if let Some(why) = refusal(name, path, env, scope) {
+            Piece::Var(name) => match resolve(name, path, whole, env, scope) {
+                Ok(value) => out.push_str(&value),
+                Err(why) => {
                     issues.push(path, why);
                     missing = true;
-                    continue;
                 }
-                match env.get(name) {
-                    Some(v) => out.push_str(&v),
-                    None => {
-                        issues.push(path, format!("environment variable {name} is not set"));
-                        missing = true;
-                    }
-                }
-            }
+            },
         }
     }
     if missing {
         return None;
     }
-    if let [Piece::Var(_)] = pieces.as_slice() {
+    if whole {
         Some(reparse_scalar(out))
     } else {
         Some(Value::String(out))

@@ -24,6 +24,7 @@ mod load;
 mod long_names;
 mod maintenance;
 mod membership;
+mod migration;
 mod overlap;
 mod parts;
 mod rebuild_resume;

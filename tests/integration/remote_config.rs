@@ -170,7 +170,7 @@ fn assert_names_paths(text: &str, paths: &[&str], what: &str) {
 
 /// The `type: remote` bootstrap the SAM template puts into `CDF_S3_CONFIG` of the sync
 /// function when `ConfigYaml` is empty, and the names of its other variables.
-fn template_bootstrap() -> (String, Vec<String>) {
+pub(crate) fn template_bootstrap() -> (String, Vec<String>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
     let text = std::fs::read_to_string(path).expect("template.yaml");
     let template: Yaml = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");

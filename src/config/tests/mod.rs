@@ -4,6 +4,7 @@
 mod catalog;
 mod env_files;
 mod malformed;
+mod python_remote;
 mod readme;
 mod remote;
 mod robustness;

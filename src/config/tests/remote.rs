@@ -184,11 +184,25 @@ fn remote_may_not_change_the_connection() {
     );
     let err = merge_remote(&local, &remote, &env).unwrap_err();
     let paths: Vec<&str> = err.issues().iter().map(|i| i.path.as_str()).collect();
-    assert_eq!(paths, ["cognite.idp-authentication"]);
+    assert_eq!(paths, ["cognite.idp-authentication.token-url"]);
+    let message = &err.issues()[0].message;
     assert!(
-        err.issues()[0]
-            .message
-            .contains("may not change the CDF connection")
+        message.contains("may not change the CDF connection"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "it has \"https://attacker.example.com/token\" where the function's own connection \
+             has \"https://login.microsoftonline.com/<tenant-id>/oauth2/v2.0/token\""
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "Remove cognite.idp-authentication.token-url from the configuration stored in the \
+             extraction pipeline"
+        ),
+        "{message}"
     );
 }
 
