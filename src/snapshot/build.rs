@@ -3,20 +3,18 @@
 
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 
 use super::arrival::StreamStates;
+use super::decode::decode_in_order;
 use super::error::SnapshotResult;
 use super::keys::KeyColumns;
 use super::kway::{Tombstones, merge};
-use super::reader::{self, BatchStream};
+use super::reader::BatchStream;
 use super::sorter::{Runs, SortSettings, Sorter};
 use super::stamp::{FileStamp, STAMP_KEY};
 use super::writer::{ParquetSink, WrittenFile};
 use crate::lake::LakeTable;
-
-/// Raw files whose footers are fetched ahead of the file being read, to hide S3 latency.
-const FILES_OPENED_AHEAD: usize = 2;
 
 /// A raw data file to read, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +56,8 @@ pub(crate) struct FileTarget<'a> {
 
 impl FileTarget<'_> {
     /// Reads `files` of `table` in order, converts them to the publish form and sorts them
-    /// into runs (spilling past the sort budget).
+    /// into runs (spilling past the sort budget). Row groups are decoded on every core the
+    /// sort may use, and reach the sorter in arrival order.
     pub(crate) async fn sort_files(
         &self,
         table: &LakeTable,
@@ -67,23 +66,15 @@ impl FileTarget<'_> {
     ) -> SnapshotResult<Runs> {
         let mut sorter = Sorter::new(self.publish_schema.clone(), self.keys, self.sort.clone());
         let store = table.object_store();
-        let store = &store;
-        let mut opened = futures::stream::iter(files.iter())
-            .map(|file| async move {
-                reader::open(store, &file.path, file.size)
-                    .await
-                    .map(|object| (file, object))
-            })
-            .buffered(FILES_OPENED_AHEAD);
-        while let Some(next) = opened.next().await {
-            let (file, object) = next?;
-            stats.files_read += 1;
-            let mut batches = reader::publish_batches(object, &file.path, self.raw_schema.clone());
-            while let Some(batch) = batches.try_next().await? {
+        let decoded = decode_in_order(&store, files, self.raw_schema.clone(), self.sort.threads);
+        let mut decoded = std::pin::pin!(decoded);
+        while let Some(group) = decoded.try_next().await? {
+            for batch in group.batches {
                 stats.rows_read += batch.num_rows() as u64;
                 sorter.push(batch).await?;
             }
         }
+        stats.files_read += files.len() as u64;
         let runs = sorter.finish().await?;
         stats.spilled_runs = runs.spilled_runs;
         Ok(runs)
@@ -98,7 +89,8 @@ impl FileTarget<'_> {
         streams: &StreamStates,
     ) -> SnapshotResult<WrittenFile> {
         let schema = self.publish_schema.clone();
-        let mut sink = ParquetSink::create(self.store, self.path, schema.clone())?;
+        let mut sink =
+            ParquetSink::with_threads(self.store, self.path, schema.clone(), self.sort.threads)?;
         let stamp = FileStamp {
             streams: streams.clone(),
             ..self.stamp.clone()

@@ -54,32 +54,38 @@ impl SortBuffer {
         self.rows == 0
     }
 
-    /// Sorts by key and keeps the last arrival of each key.
-    pub(crate) fn finish(self) -> SnapshotResult<SortedBuffer> {
+    /// Sorts by key and keeps the last arrival of each key, on up to `threads` threads.
+    pub(crate) fn finish(self, threads: usize) -> SnapshotResult<SortedBuffer> {
         let views = self
             .batches
             .iter()
             .map(|b| self.keys.view(b))
             .collect::<SnapshotResult<Vec<_>>>()?;
-        let mut order: Vec<(u32, u32)> = Vec::with_capacity(self.rows);
-        for (b, batch) in self.batches.iter().enumerate() {
+        // Each row with its key and arrival position: (space, externalId, batch, row). The
+        // keys are read once here, so comparisons touch only the strings.
+        let mut rows: Vec<(&str, &str, u32, u32)> = Vec::with_capacity(self.rows);
+        for (b, view) in views.iter().enumerate() {
             // Buffers hold at most a memory budget of rows, far below u32::MAX batches/rows.
             let b = b as u32;
-            order.extend((0..batch.num_rows() as u32).map(|r| (b, r)));
+            let count = self.batches[b as usize].num_rows() as u32;
+            rows.extend((0..count).map(|r| {
+                let (space, external_id) = view.key(r as usize);
+                (space, external_id, b, r)
+            }));
         }
-        // Stable: equal keys keep their arrival order.
-        order.sort_by(|&(ba, ra), &(bb, rb)| {
-            views[ba as usize].compare(ra as usize, &views[bb as usize], rb as usize)
-        });
-        let mut latest: Vec<(usize, usize)> = Vec::with_capacity(order.len());
-        for (i, &(b, r)) in order.iter().enumerate() {
-            let superseded = order.get(i + 1).is_some_and(|&(nb, nr)| {
-                views[b as usize].key(r as usize) == views[nb as usize].key(nr as usize)
-            });
+        // Arrival position breaks ties, so the order is total and the last row of a run
+        // of equal keys is the key's latest arrival.
+        sort_in_parallel(&mut rows, threads);
+        let mut latest: Vec<(usize, usize)> = Vec::with_capacity(rows.len());
+        for (i, &(space, external_id, b, r)) in rows.iter().enumerate() {
+            let superseded = rows
+                .get(i + 1)
+                .is_some_and(|next| next.0 == space && next.1 == external_id);
             if !superseded {
                 latest.push((b as usize, r as usize));
             }
         }
+        drop(rows);
         drop(views);
         Ok(SortedBuffer {
             schema: self.schema,
@@ -87,6 +93,25 @@ impl SortBuffer {
             order: latest,
         })
     }
+}
+
+/// Rows below which one thread sorts faster than several start.
+const PARALLEL_SORT_MIN_ROWS: usize = 1 << 15;
+
+/// Sorts `rows`: `threads` contiguous parts at once, then one merge of the sorted parts
+/// (the standard stable sort finds and merges them in a single pass each).
+fn sort_in_parallel<T: Ord + Send>(rows: &mut [T], threads: usize) {
+    if threads <= 1 || rows.len() < PARALLEL_SORT_MIN_ROWS {
+        rows.sort_unstable();
+        return;
+    }
+    let part = rows.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for chunk in rows.chunks_mut(part) {
+            scope.spawn(move || chunk.sort_unstable());
+        }
+    });
+    rows.sort();
 }
 
 /// A buffer's rows in key order, one row per key, not yet materialized.
@@ -171,7 +196,7 @@ pub(crate) mod tests {
         let mut buffer = SortBuffer::new(schema(), keys);
         buffer.push(batch(&[("b", None, 1), ("a", None, 2), ("b", Some(5), 3)]));
         buffer.push(batch(&[("c", Some(1), 4), ("b", None, 5), ("a", None, 6)]));
-        let sorted = buffer.finish().unwrap();
+        let sorted = buffer.finish(1).unwrap();
         let batches: Vec<RecordBatch> = sorted.into_stream(2).try_collect().await.unwrap();
         assert_eq!(batches.len(), 2);
         let all = deltalake::arrow::compute::concat_batches(&schema(), &batches).unwrap();

@@ -18,6 +18,7 @@ use deltalake::arrow::datatypes::Schema;
 
 use super::arrival::{CommitOrigin, LogIndex};
 use super::build::{Built, FileTarget, RawFile, ReadStats};
+use super::decode::published_in_order;
 use super::error::SnapshotResult;
 use super::manifest::FileEntry;
 use super::reader;
@@ -89,8 +90,8 @@ pub(crate) async fn merge_changes(
         e_tag: target.previous.e_tag.clone(),
     };
     let opened = match version.e_tag {
-        Some(_) => reader::open_version(file.store, file.path, version).await,
-        None => reader::open(file.store, file.path, None).await,
+        Some(_) => reader::row_groups_of(file.store, file.path, version).await,
+        None => reader::row_groups(file.store, file.path, None).await,
     };
     let previous = match opened {
         Ok(previous) => previous,
@@ -100,7 +101,7 @@ pub(crate) async fn merge_changes(
         }
         Err(error) => return rebuild(format!("the previous file is unreadable: {error}")),
     };
-    if !same_columns(&previous.schema, &file.publish_schema) {
+    if !same_columns(previous.schema(), &file.publish_schema) {
         return rebuild(format!(
             "the columns of {} differ from the publish schema",
             file.path
@@ -132,10 +133,11 @@ pub(crate) async fn merge_changes(
     };
     let changes = file.sort_files(table, &files, &mut stats).await?;
     let mut runs = Vec::with_capacity(changes.streams.len() + 1);
-    runs.push(reader::batches_as(
+    runs.push(published_in_order(
         previous,
-        file.path,
+        file.path.to_owned(),
         file.publish_schema.clone(),
+        file.sort.threads,
     ));
     runs.extend(changes.streams);
     let written = file.write_merged(runs, &index.streams).await?;

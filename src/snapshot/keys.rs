@@ -4,8 +4,6 @@
 //! every reader's plain string sort gives, so the published files are sorted the way a
 //! reader expects and the merge can stream them.
 
-use std::cmp::Ordering;
-
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Schema};
 
@@ -82,10 +80,6 @@ impl BatchKeys {
         self.deleted_time
             .as_ref()
             .is_some_and(|column| column.is_valid(row))
-    }
-
-    pub(crate) fn compare(&self, row: usize, other: &BatchKeys, other_row: usize) -> Ordering {
-        self.key(row).cmp(&other.key(other_row))
     }
 }
 

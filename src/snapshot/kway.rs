@@ -5,14 +5,15 @@
 //! The final merge drops keys whose latest row is a tombstone; intermediate merges (more
 //! runs than the fan-in) keep tombstones, which must still delete rows of older runs.
 //!
-//! Rows are copied in slices: the winning run keeps emitting while its keys stay below
-//! every other run's current key, so merging a large previous file with a few changes
-//! costs little more than copying it.
+//! The winning run keeps emitting while its keys stay below every other run's current key,
+//! so merging a large previous file with a few changes costs little more than copying it.
+//! Emitted rows are noted as (batch, row) positions and gathered column by column once an
+//! output batch is full: one copy per row, however finely the runs interleave.
 
 use std::future::Future;
 
 use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::compute::BatchCoalescer;
+use deltalake::arrow::compute::interleave_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
@@ -47,6 +48,9 @@ struct Cursor<'a> {
     stream: BatchStream<'a>,
     batch: Option<(RecordBatch, BatchKeys)>,
     row: usize,
+    /// Where the current batch sits among the output's source batches, once a row of it
+    /// was emitted.
+    slot: Option<usize>,
 }
 
 impl Cursor<'_> {
@@ -54,6 +58,7 @@ impl Cursor<'_> {
     async fn load(&mut self, keys: &KeyColumns) -> SnapshotResult<()> {
         self.row = 0;
         self.batch = None;
+        self.slot = None;
         while let Some(batch) = self.stream.next().await {
             let batch = batch?;
             if batch.num_rows() > 0 {
@@ -96,6 +101,7 @@ pub(crate) async fn merge<S: BatchSink + Send>(
             stream,
             batch: None,
             row: 0,
+            slot: None,
         })
         .collect();
     for cursor in &mut cursors {
@@ -151,48 +157,76 @@ pub(crate) async fn merge<S: BatchSink + Send>(
         {
             end += 1;
         }
-        let slice = batch.slice(start, end - start);
-        out.push(slice, sink).await?;
+        let slot = match cursors[w].slot {
+            Some(slot) => slot,
+            None => {
+                let slot = out.add_source(batch.clone());
+                cursors[w].slot = Some(slot);
+                slot
+            }
+        };
+        out.rows_of(slot, start..end);
         cursors[w].advance(end - start, &keys).await?;
+        if out.is_full(cursors.len()) {
+            out.flush(sink).await?;
+            for cursor in &mut cursors {
+                cursor.slot = None;
+            }
+        }
     }
-    out.finish(sink).await
+    out.flush(sink).await?;
+    Ok(out.rows)
 }
 
-/// Gathers slices into batches of a useful size before they reach the sink.
+/// The rows of the next output batch, as positions in the batches they come from.
 struct Output {
-    coalescer: BatchCoalescer,
+    schema: SchemaRef,
+    sources: Vec<RecordBatch>,
+    positions: Vec<(usize, usize)>,
     rows: u64,
 }
 
 impl Output {
     fn new(schema: SchemaRef) -> Self {
         Self {
-            // Large slices pass through without another copy.
-            coalescer: BatchCoalescer::new(schema, SPILL_BATCH_ROWS)
-                .with_biggest_coalesce_batch_size(Some(SPILL_BATCH_ROWS / 2)),
+            schema,
+            sources: Vec::new(),
+            positions: Vec::with_capacity(SPILL_BATCH_ROWS),
             rows: 0,
         }
     }
 
-    async fn push<S: BatchSink>(&mut self, slice: RecordBatch, sink: &mut S) -> SnapshotResult<()> {
-        self.rows += slice.num_rows() as u64;
-        self.coalescer
-            .push_batch(slice)
-            .map_err(|e| SnapshotError::arrow("collecting merged rows", e))?;
-        while let Some(batch) = self.coalescer.next_completed_batch() {
-            sink.write(batch).await?;
-        }
-        Ok(())
+    fn add_source(&mut self, batch: RecordBatch) -> usize {
+        self.sources.push(batch);
+        self.sources.len() - 1
     }
 
-    async fn finish<S: BatchSink>(mut self, sink: &mut S) -> SnapshotResult<u64> {
-        self.coalescer
-            .finish_buffered_batch()
-            .map_err(|e| SnapshotError::arrow("collecting merged rows", e))?;
-        while let Some(batch) = self.coalescer.next_completed_batch() {
+    fn rows_of(&mut self, slot: usize, rows: std::ops::Range<usize>) {
+        self.positions.extend(rows.map(|row| (slot, row)));
+    }
+
+    /// Whether to gather now: a batch's worth of rows, or many source batches held (runs
+    /// that mostly skip rows, deleted or superseded, would otherwise pile them up).
+    fn is_full(&self, runs: usize) -> bool {
+        self.positions.len() >= SPILL_BATCH_ROWS || self.sources.len() > 4 * runs + 16
+    }
+
+    /// Gathers the noted rows into one batch for the sink and forgets the sources (the
+    /// cursors register their current batch again when they next emit).
+    async fn flush<S: BatchSink>(&mut self, sink: &mut S) -> SnapshotResult<()> {
+        if !self.positions.is_empty() {
+            let sources: Vec<&RecordBatch> = self.sources.iter().collect();
+            let batch = interleave_record_batch(&sources, &self.positions)
+                .map_err(|e| SnapshotError::arrow("gathering merged rows", e))?;
+            let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+                .map_err(|e| SnapshotError::arrow("gathering merged rows", e))?;
+            self.rows += batch.num_rows() as u64;
+            self.positions.clear();
+            self.sources.clear();
             sink.write(batch).await?;
         }
-        Ok(self.rows)
+        self.sources.clear();
+        Ok(())
     }
 }
 

@@ -23,6 +23,7 @@ mod long_names;
 mod maintenance;
 mod membership;
 mod overlap;
+mod parallel_rebuild;
 mod remote_config;
 mod resilience;
 mod resync;
