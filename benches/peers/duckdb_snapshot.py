@@ -73,21 +73,23 @@ def publish_columns(con, files):
 
 def latest_changes(con, files):
     """Creates view `changes`: the last arrival of each key among `files`, tombstones kept."""
-    con.execute("CREATE TABLE arrival(filename VARCHAR, version BIGINT, position INTEGER)")
+    con.execute(
+        "CREATE TABLE arrival(filename VARCHAR, arrival_commit BIGINT, arrival_position INTEGER)"
+    )
     con.executemany("INSERT INTO arrival VALUES (?, ?, ?)", files)
     columns = ", ".join(publish_columns(con, files))
     paths = [f[0] for f in files]
     con.execute(
         f"""
         CREATE VIEW changes AS
-        SELECT * EXCLUDE (filename, file_row_number, version, position) FROM (
-            SELECT {columns}, r.filename, r.file_row_number, a.version, a.position
+        SELECT * EXCLUDE (filename, file_row_number, arrival_commit, arrival_position) FROM (
+            SELECT {columns}, r.filename, r.file_row_number, a.arrival_commit, a.arrival_position
             FROM read_parquet({paths!r}, filename = true, file_row_number = true) r
             JOIN arrival a USING (filename)
         )
         QUALIFY row_number() OVER (
             PARTITION BY space, externalId
-            ORDER BY version DESC, position DESC, file_row_number DESC) = 1
+            ORDER BY arrival_commit DESC, arrival_position DESC, file_row_number DESC) = 1
         """
     )
 

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::interleave_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
-use futures::stream;
+use futures::{StreamExt, TryStreamExt, stream};
 
+use super::cores::map_in_parallel;
 use super::error::{SnapshotError, SnapshotResult};
 use super::keys::KeyColumns;
 use super::reader::BatchStream;
@@ -141,17 +142,32 @@ impl SortedBuffer {
             .map_err(|e| SnapshotError::arrow("gathering sorted rows", e))
     }
 
-    /// The sorted rows as a stream of batches of `chunk_rows`, built one at a time so the
-    /// buffer is never held twice.
-    pub(crate) fn into_stream(self, chunk_rows: usize) -> BatchStream<'static> {
+    /// The sorted rows as a stream of batches of `chunk_rows`. Batches are gathered
+    /// `threads` at a time on blocking threads, one such wave ahead of the consumer, so the
+    /// buffer is never held twice and the merge does not wait for the gathering.
+    pub(crate) fn into_stream(self, chunk_rows: usize, threads: usize) -> BatchStream<'static> {
         let this = Arc::new(self);
-        let total = this.rows();
         let chunk_rows = chunk_rows.max(1);
-        Box::pin(stream::iter(
-            (0..total)
-                .step_by(chunk_rows)
-                .map(move |start| this.chunk(start, chunk_rows)),
-        ))
+        let threads = threads.max(1);
+        let starts: Vec<usize> = (0..this.rows()).step_by(chunk_rows).collect();
+        let waves: Vec<Vec<usize>> = starts.chunks(threads).map(<[usize]>::to_vec).collect();
+        stream::iter(waves)
+            .map(move |wave| {
+                let this = this.clone();
+                tokio::task::spawn_blocking(move || {
+                    map_in_parallel(wave, threads, |start| this.chunk(start, chunk_rows))
+                })
+            })
+            .buffered(2)
+            .map(|gathered| {
+                let batches = gathered.map_err(|source| SnapshotError::Worker {
+                    context: "gathering sorted rows",
+                    source,
+                })?;
+                Ok::<_, SnapshotError>(stream::iter(batches))
+            })
+            .try_flatten()
+            .boxed()
     }
 }
 
@@ -197,7 +213,7 @@ pub(crate) mod tests {
         buffer.push(batch(&[("b", None, 1), ("a", None, 2), ("b", Some(5), 3)]));
         buffer.push(batch(&[("c", Some(1), 4), ("b", None, 5), ("a", None, 6)]));
         let sorted = buffer.finish(1).unwrap();
-        let batches: Vec<RecordBatch> = sorted.into_stream(2).try_collect().await.unwrap();
+        let batches: Vec<RecordBatch> = sorted.into_stream(2, 2).try_collect().await.unwrap();
         assert_eq!(batches.len(), 2);
         let all = deltalake::arrow::compute::concat_batches(&schema(), &batches).unwrap();
         let ids: Vec<&str> = all.column(1).as_string::<i32>().iter().flatten().collect();

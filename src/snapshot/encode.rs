@@ -1,20 +1,19 @@
-//! Encoding a published file's row groups on every core while the merge goes on.
+//! Encoding a published file on every core while the merge goes on.
 //!
-//! Rows are gathered into row groups of exactly `row_group_rows` (the last one shorter).
-//! A full row group is encoded column by column on up to `threads` threads (on a blocking
-//! thread of the runtime), while the merge produces the next one; at most one row group is
-//! encoding at a time, so the writer holds at most two row groups of rows.
+//! Each batch is encoded column by column on up to `threads` threads (on a blocking thread
+//! of the runtime) while the merge produces the next one: at most one batch is encoding at
+//! a time, and rows are never buffered beyond it, so memory holds two batches plus the
+//! encoded pages of the open row group. Row groups hold exactly `row_group_rows` rows (the
+//! last one fewer), batches being split at their boundary.
 //!
-//! Each column of a row group is encoded from one array: Parquet's page boundaries follow
-//! the arrays a column writer is given, so this makes the bytes depend on the rows only,
-//! never on how the merge happened to slice them (thread count, memory budget, spilled
-//! runs). The file writer, footer and key-value metadata are Parquet's own
-//! ([`ArrowWriter::into_serialized_writer`]), so files read exactly as before.
+//! The bytes written depend on the batches given (Parquet's page boundaries follow them),
+//! not on the thread count. The merge gives batches of a fixed size ([`super::kway`]), so a
+//! published file depends on its rows only. The file writer, footer and key-value metadata
+//! are Parquet's own ([`ArrowWriter::into_serialized_writer`]), so files read as before.
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, ArrayRef, RecordBatch};
-use deltalake::arrow::compute::concat;
+use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::arrow::arrow_writer::{
@@ -28,8 +27,8 @@ use tokio::task::JoinHandle;
 
 use super::cores::map_in_parallel;
 
-/// Writes a Parquet file into memory, one row group at a time, encoding columns in
-/// parallel. The caller takes the finished bytes out with [`RowGroupEncoder::take_bytes`].
+/// Writes a Parquet file into memory, encoding columns in parallel. The caller takes the
+/// finished bytes out with [`RowGroupEncoder::take_bytes`].
 pub(crate) struct RowGroupEncoder {
     file: SerializedFileWriter<Vec<u8>>,
     factory: ArrowRowGroupWriterFactory,
@@ -38,10 +37,12 @@ pub(crate) struct RowGroupEncoder {
     leaves: Arc<Vec<usize>>,
     row_group_rows: usize,
     threads: usize,
-    pending: Vec<RecordBatch>,
-    pending_rows: usize,
-    /// The row group being encoded.
-    encoding: Option<JoinHandle<Result<Vec<ArrowColumnChunk>>>>,
+    /// The column writers of the open row group, while no batch is encoding.
+    writers: Option<Vec<ArrowColumnWriter>>,
+    /// The batch being encoded; it hands the column writers back.
+    encoding: Option<JoinHandle<Result<Vec<ArrowColumnWriter>>>>,
+    /// Rows given to the open row group.
+    group_rows: usize,
     row_groups_started: usize,
 }
 
@@ -76,9 +77,9 @@ impl RowGroupEncoder {
             leaves: Arc::new(leaves),
             row_group_rows,
             threads: threads.max(1),
-            pending: Vec::new(),
-            pending_rows: 0,
+            writers: None,
             encoding: None,
+            group_rows: 0,
             row_groups_started: 0,
         })
     }
@@ -87,8 +88,7 @@ impl RowGroupEncoder {
         self.file.append_key_value_metadata(entry);
     }
 
-    /// Adds rows (in file order). Waits only when a row group fills while the previous
-    /// one is still encoding.
+    /// Adds rows (in file order). Waits only for the previous batch to finish encoding.
     pub(crate) async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         let same_types = batch.num_columns() == self.schema.fields().len()
             && batch
@@ -106,12 +106,12 @@ impl RowGroupEncoder {
         }
         let mut offset = 0;
         while offset < batch.num_rows() {
-            let take = (self.row_group_rows - self.pending_rows).min(batch.num_rows() - offset);
-            self.pending.push(batch.slice(offset, take));
-            self.pending_rows += take;
+            let take = (self.row_group_rows - self.group_rows).min(batch.num_rows() - offset);
+            self.encode(batch.slice(offset, take)).await?;
+            self.group_rows += take;
             offset += take;
-            if self.pending_rows == self.row_group_rows {
-                self.start_row_group().await?;
+            if self.group_rows == self.row_group_rows {
+                self.close_row_group().await?;
             }
         }
         Ok(())
@@ -127,40 +127,57 @@ impl RowGroupEncoder {
         self.file.bytes_written()
     }
 
-    /// Encodes what is left and writes the footer.
+    /// Completes the last row group and writes the footer.
     pub(crate) async fn finish(&mut self) -> Result<()> {
-        if self.pending_rows > 0 {
-            self.start_row_group().await?;
-        }
-        self.collect().await?;
+        self.close_row_group().await?;
         self.file.finish()?;
         Ok(())
     }
 
-    /// Appends the row group being encoded, then starts encoding the pending rows.
-    async fn start_row_group(&mut self) -> Result<()> {
-        self.collect().await?;
-        let writers = self
-            .factory
-            .create_column_writers(self.row_groups_started)?;
-        self.row_groups_started += 1;
-        let batches = std::mem::take(&mut self.pending);
-        self.pending_rows = 0;
+    /// Starts encoding `batch` into the open row group (opening one if needed).
+    async fn encode(&mut self, batch: RecordBatch) -> Result<()> {
+        let writers = match self.open_writers().await? {
+            Some(writers) => writers,
+            None => {
+                self.row_groups_started += 1;
+                self.factory
+                    .create_column_writers(self.row_groups_started - 1)?
+            }
+        };
         let (schema, leaves, threads) = (self.schema.clone(), self.leaves.clone(), self.threads);
         self.encoding = Some(tokio::task::spawn_blocking(move || {
-            encode_row_group(&schema, &leaves, writers, &batches, threads)
+            encode_batch(&schema, &leaves, writers, &batch, threads)
         }));
         Ok(())
     }
 
-    /// Waits for the row group being encoded and appends it to the file.
-    async fn collect(&mut self) -> Result<()> {
-        let Some(encoding) = self.encoding.take() else {
+    /// The column writers of the open row group, once no batch is encoding; `None` when
+    /// no row group is open.
+    async fn open_writers(&mut self) -> Result<Option<Vec<ArrowColumnWriter>>> {
+        if let Some(encoding) = self.encoding.take() {
+            let writers = encoding
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))??;
+            return Ok(Some(writers));
+        }
+        Ok(self.writers.take())
+    }
+
+    /// Closes the open row group (its last pages are compressed in parallel) and appends it
+    /// to the file.
+    async fn close_row_group(&mut self) -> Result<()> {
+        let Some(writers) = self.open_writers().await? else {
             return Ok(());
         };
-        let chunks = encoding
-            .await
-            .map_err(|e| ParquetError::External(Box::new(e)))??;
+        self.group_rows = 0;
+        let threads = self.threads;
+        let chunks = tokio::task::spawn_blocking(move || {
+            map_in_parallel(writers, threads, ArrowColumnWriter::close)
+                .into_iter()
+                .collect::<Result<Vec<ArrowColumnChunk>>>()
+        })
+        .await
+        .map_err(|e| ParquetError::External(Box::new(e)))??;
         let mut row_group = self.file.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
@@ -170,15 +187,15 @@ impl RowGroupEncoder {
     }
 }
 
-/// Encodes one row group: each field's column (concatenated over `batches`) by its own
-/// writers, fields spread over `threads`; chunks come back in column order.
-fn encode_row_group(
+/// Encodes one batch: each field's column by its own writers, fields spread over
+/// `threads`. Hands the writers back in column order.
+fn encode_batch(
     schema: &SchemaRef,
     leaves: &[usize],
     writers: Vec<ArrowColumnWriter>,
-    batches: &[RecordBatch],
+    batch: &RecordBatch,
     threads: usize,
-) -> Result<Vec<ArrowColumnChunk>> {
+) -> Result<Vec<ArrowColumnWriter>> {
     let mut writers = writers.into_iter();
     let jobs: Vec<(usize, Vec<ArrowColumnWriter>)> = leaves
         .iter()
@@ -186,30 +203,17 @@ fn encode_row_group(
         .map(|(field, &count)| (field, writers.by_ref().take(count).collect()))
         .collect();
     let encoded = map_in_parallel(jobs, threads, |(field, mut writers)| {
-        let column = whole_column(batches, field)?;
-        let leaves = compute_leaves(schema.field(field), &column)?;
+        let leaves = compute_leaves(schema.field(field), batch.column(field))?;
         for (writer, leaf) in writers.iter_mut().zip(&leaves) {
             writer.write(leaf)?;
         }
-        writers
-            .into_iter()
-            .map(ArrowColumnWriter::close)
-            .collect::<Result<Vec<_>>>()
+        Ok::<_, ParquetError>(writers)
     });
-    let mut chunks = Vec::with_capacity(leaves.iter().sum());
+    let mut writers = Vec::with_capacity(leaves.iter().sum());
     for field in encoded {
-        chunks.extend(field?);
+        writers.extend(field?);
     }
-    Ok(chunks)
-}
-
-/// Column `field` of all `batches` as one array.
-fn whole_column(batches: &[RecordBatch], field: usize) -> Result<ArrayRef> {
-    if let [only] = batches {
-        return Ok(only.column(field).clone());
-    }
-    let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(field).as_ref()).collect();
-    Ok(concat(&parts)?)
+    Ok(writers)
 }
 
 #[cfg(test)]
@@ -249,36 +253,53 @@ mod tests {
         out
     }
 
-    /// Same rows, same bytes: however the rows were sliced and however many threads
-    /// encoded them. The file reads back as those rows in row groups of the set size.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn bytes_depend_on_the_rows_only() {
-        let reference = encode(&[1000], 1).await;
-        for (slices, threads) in [(&[7usize, 300, 1][..], 1), (&[1000], 4), (&[33, 250], 3)] {
-            assert!(
-                encode(slices, threads).await == reference,
-                "{slices:?} on {threads} threads"
-            );
-        }
+    fn read(bytes: Vec<u8>) -> (Vec<i64>, RecordBatch) {
         let reader =
             deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                bytes::Bytes::from(reference),
+                bytes::Bytes::from(bytes),
             )
             .unwrap();
-        let groups: Vec<i64> = reader
+        let groups = reader
             .metadata()
             .row_groups()
             .iter()
             .map(|g| g.num_rows())
             .collect();
-        assert_eq!(groups, [300, 300, 300, 100]);
         let kv = reader
             .metadata()
             .file_metadata()
             .key_value_metadata()
             .unwrap();
         assert!(kv.iter().any(|e| e.key == "note"));
-        let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
-        assert_eq!(rows, 1000);
+        let batches: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let rows = deltalake::arrow::compute::concat_batches(&schema(), &batches).unwrap();
+        (groups, rows)
+    }
+
+    /// Same batches, same bytes, however many threads encode them. Batches are split at
+    /// row group boundaries, and every column keeps its own values.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bytes_do_not_depend_on_the_thread_count() {
+        let reference = encode(&[128], 1).await;
+        for threads in [2, 3, 8] {
+            assert!(
+                encode(&[128], threads).await == reference,
+                "{threads} threads"
+            );
+        }
+        let (groups, rows) = read(reference);
+        assert_eq!(groups, [300, 300, 300, 100]);
+        let expected: Vec<(String, Option<i64>, i64)> = (0..1000)
+            .map(|i| (format!("k{i:05}"), (i % 7 == 0).then_some(1), i * 3))
+            .collect();
+        let expected: Vec<(&str, Option<i64>, i64)> = expected
+            .iter()
+            .map(|(k, d, v)| (k.as_str(), *d, *v))
+            .collect();
+        assert_eq!(rows, batch(&expected));
+        // Other batches may give other pages, never other rows.
+        let (groups, other) = read(encode(&[7, 300, 1], 4).await);
+        assert_eq!(groups, [300, 300, 300, 100]);
+        assert_eq!(other, rows);
     }
 }

@@ -8,7 +8,9 @@
 //! The winning run keeps emitting while its keys stay below every other run's current key,
 //! so merging a large previous file with a few changes costs little more than copying it.
 //! Emitted rows are noted as (batch, row) positions and gathered column by column once an
-//! output batch is full: one copy per row, however finely the runs interleave.
+//! output batch is full: one copy per row, however finely the runs interleave. Output
+//! batches hold exactly [`SPILL_BATCH_ROWS`] rows (the last one fewer), so what the sink
+//! receives depends on the merged rows only, not on how they were split into runs.
 
 use std::future::Future;
 
@@ -150,8 +152,10 @@ pub(crate) async fn merge<S: BatchSink + Send>(
             .filter(|&(i, _)| i != w)
             .filter_map(|(_, c)| c.key())
             .min();
+        // Never past the end of the output batch.
+        let last = batch.num_rows().min(start + out.room());
         let mut end = start + 1;
-        while end < batch.num_rows()
+        while end < last
             && bound.is_none_or(|bound| view.key(end) < bound)
             && !(tombstones == Tombstones::Drop && view.is_tombstone(end))
         {
@@ -167,8 +171,16 @@ pub(crate) async fn merge<S: BatchSink + Send>(
         };
         out.rows_of(slot, start..end);
         cursors[w].advance(end - start, &keys).await?;
-        if out.is_full(cursors.len()) {
+        let forget_sources = if out.room() == 0 {
             out.flush(sink).await?;
+            true
+        } else if out.holds_too_many_sources(cursors.len()) {
+            out.compact()?;
+            true
+        } else {
+            false
+        };
+        if forget_sources {
             for cursor in &mut cursors {
                 cursor.slot = None;
             }
@@ -205,21 +217,38 @@ impl Output {
         self.positions.extend(rows.map(|row| (slot, row)));
     }
 
-    /// Whether to gather now: a batch's worth of rows, or many source batches held (runs
-    /// that mostly skip rows, deleted or superseded, would otherwise pile them up).
-    fn is_full(&self, runs: usize) -> bool {
-        self.positions.len() >= SPILL_BATCH_ROWS || self.sources.len() > 4 * runs + 16
+    /// Rows the output batch still takes.
+    fn room(&self) -> usize {
+        SPILL_BATCH_ROWS.saturating_sub(self.positions.len())
     }
 
-    /// Gathers the noted rows into one batch for the sink and forgets the sources (the
-    /// cursors register their current batch again when they next emit).
+    /// Whether the noted rows come from so many batches that holding them costs more than
+    /// copying the rows (runs that mostly skip rows, deleted or superseded, pile them up).
+    fn holds_too_many_sources(&self, runs: usize) -> bool {
+        self.sources.len() > 2 * runs + 4
+    }
+
+    fn gather(&self) -> SnapshotResult<RecordBatch> {
+        let sources: Vec<&RecordBatch> = self.sources.iter().collect();
+        let batch = interleave_record_batch(&sources, &self.positions)
+            .map_err(|e| SnapshotError::arrow("gathering merged rows", e))?;
+        RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+            .map_err(|e| SnapshotError::arrow("gathering merged rows", e))
+    }
+
+    /// Copies the noted rows into one batch, which becomes the only source; the cursors
+    /// register their current batch again when they next emit.
+    fn compact(&mut self) -> SnapshotResult<()> {
+        let batch = self.gather()?;
+        self.positions = (0..batch.num_rows()).map(|row| (0, row)).collect();
+        self.sources = vec![batch];
+        Ok(())
+    }
+
+    /// Gathers the noted rows into one batch for the sink and forgets the sources.
     async fn flush<S: BatchSink>(&mut self, sink: &mut S) -> SnapshotResult<()> {
         if !self.positions.is_empty() {
-            let sources: Vec<&RecordBatch> = self.sources.iter().collect();
-            let batch = interleave_record_batch(&sources, &self.positions)
-                .map_err(|e| SnapshotError::arrow("gathering merged rows", e))?;
-            let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
-                .map_err(|e| SnapshotError::arrow("gathering merged rows", e))?;
+            let batch = self.gather()?;
             self.rows += batch.num_rows() as u64;
             self.positions.clear();
             self.sources.clear();
@@ -300,6 +329,52 @@ pub(crate) mod tests {
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
         assert_eq!(got, expected);
+    }
+
+    /// The sink receives full batches whatever the runs: the same rows split into other
+    /// runs arrive in the same batches.
+    #[tokio::test]
+    async fn output_batches_are_full_whatever_the_runs() {
+        let keys = KeyColumns::of(&schema(), "t").unwrap();
+        let ids: Vec<String> = (0..SPILL_BATCH_ROWS * 2 + 100)
+            .map(|i| format!("k{i:06}"))
+            .collect();
+        let rows = |range: std::ops::Range<usize>, step: usize| -> Vec<RecordBatch> {
+            let picked: Vec<(&str, Option<i64>, i64)> = ids[range]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % step == 0)
+                .map(|(i, id)| (id.as_str(), None, i as i64))
+                .collect();
+            picked.chunks(777).map(batch).collect()
+        };
+        let all = ids.len();
+        let one_run = vec![run(rows(0..all, 1))];
+        // Interleaved runs (odd and even rows), with a newer run repeating a stretch.
+        let mut evens = rows(0..all, 2);
+        evens.insert(0, batch(&[]));
+        let odds: Vec<RecordBatch> = {
+            let picked: Vec<(&str, Option<i64>, i64)> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(i, id)| (id.as_str(), None, i as i64))
+                .collect();
+            picked.chunks(5000).map(batch).collect()
+        };
+        let newer = rows(100..3000, 1);
+        let split = vec![run(evens), run(odds), run(newer)];
+        let mut sizes = Vec::new();
+        for runs in [one_run, split] {
+            let mut sink = Collect::default();
+            merge(runs, schema(), keys, Tombstones::Drop, &mut sink)
+                .await
+                .unwrap();
+            sizes.push(sink.0.iter().map(|b| b.num_rows()).collect::<Vec<_>>());
+            assert_eq!(sink.rows().len(), all);
+        }
+        assert_eq!(sizes[0], [SPILL_BATCH_ROWS, SPILL_BATCH_ROWS, 100]);
+        assert_eq!(sizes[0], sizes[1]);
     }
 
     #[tokio::test]

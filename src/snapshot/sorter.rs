@@ -115,7 +115,7 @@ impl Sorter {
         );
         if !buffer.is_empty() {
             let sorted = sort(buffer, self.settings.threads).await?;
-            streams.push(sorted.into_stream(SPILL_BATCH_ROWS));
+            streams.push(sorted.into_stream(SPILL_BATCH_ROWS, self.settings.threads));
         }
         Ok(Runs {
             streams,

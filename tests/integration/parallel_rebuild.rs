@@ -116,7 +116,7 @@ fn changes(seq: u64, arrival: &mut i64) -> Vec<Change> {
             } else {
                 (i * (2 * seq + 1) + seq * 17) % KEYS
             };
-            let deleted = seq > 1 && (i + seq) % 7 == 0;
+            let deleted = seq > 1 && (i + seq).is_multiple_of(7);
             (key, *arrival, deleted)
         })
         .collect()
