@@ -15,7 +15,9 @@
 //! same-run ratios of time and peak memory are printed.
 //!
 //! Each phase runs in its own child process, which reports its peak resident memory
-//! (`VmHWM`), so phases do not inflate each other's figure. Targets: incremental at most 3×
+//! (`VmHWM`), so phases do not inflate each other's figure. Our phases run with
+//! `MALLOC_ARENA_MAX=2`, as the snapshot function is deployed (`template.yaml`); set
+//! `MALLOC_ARENA_MAX` to measure another value. Targets: incremental at most 3×
 //! the copy, incremental peak ≤ 512 MiB, full rebuild peak ≤ 1 GiB (default 256 MiB sort
 //! budget).
 
@@ -156,9 +158,10 @@ fn orchestrate(args: &Args) {
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
+    let arenas = std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into());
     println!(
         "snapshot bench: {} rows, 20 properties, {:.1}% changed, sort budget {BUDGET_MIB} MiB, \
-         {threads} threads, load average {}",
+         {threads} threads, MALLOC_ARENA_MAX={arenas}, load average {}",
         args.rows,
         args.change_permille as f64 / 10.0,
         load_average()
@@ -180,6 +183,7 @@ fn orchestrate(args: &Args) {
             None => {
                 let mut command = Command::new(&exe);
                 command
+                    .env("MALLOC_ARENA_MAX", &arenas)
                     .args(["--phase", phase, "--rows", &args.rows.to_string()])
                     .args(["--change-permille", &args.change_permille.to_string()])
                     .args(["--threads", &threads.to_string(), "--dir"])

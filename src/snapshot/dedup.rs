@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::cores::map_in_parallel;
 use super::error::{SnapshotError, SnapshotResult};
-use super::keys::KeyColumns;
+use super::keys::{BatchKeys, KeyColumns};
 use super::reader::BatchStream;
 
 /// Batches collected in arrival order, with their memory use.
@@ -62,28 +62,40 @@ impl SortBuffer {
             .iter()
             .map(|b| self.keys.view(b))
             .collect::<SnapshotResult<Vec<_>>>()?;
-        // Each row with its key and arrival position: (space, externalId, batch, row). The
-        // keys are read once here, so comparisons touch only the strings.
-        let mut rows: Vec<(&str, &str, u32, u32)> = Vec::with_capacity(self.rows);
+        // Each row with its sort key and arrival position. Comparing strings dominates a
+        // sort, so the key leads with integers that decide most comparisons: the rank of
+        // the space among the buffer's spaces, and the 8 bytes of externalId that follow
+        // the prefix every externalId of the buffer shares. Both orders agree with the
+        // strings' byte order (shorter strings pad with zero bytes, which sort first), and
+        // the full externalId decides when they tie.
+        let spaces = SpaceRanks::of(&views);
+        let shared = shared_prefix_len(&views);
+        let mut rows: Vec<SortKey<'_>> = Vec::with_capacity(self.rows);
         for (b, view) in views.iter().enumerate() {
             // Buffers hold at most a memory budget of rows, far below u32::MAX batches/rows.
             let b = b as u32;
             let count = self.batches[b as usize].num_rows() as u32;
             rows.extend((0..count).map(|r| {
                 let (space, external_id) = view.key(r as usize);
-                (space, external_id, b, r)
+                SortKey {
+                    space: spaces.rank(space),
+                    prefix: prefix_after(external_id, shared),
+                    external_id,
+                    batch: b,
+                    row: r,
+                }
             }));
         }
         // Arrival position breaks ties, so the order is total and the last row of a run
         // of equal keys is the key's latest arrival.
         sort_in_parallel(&mut rows, threads);
         let mut latest: Vec<(usize, usize)> = Vec::with_capacity(rows.len());
-        for (i, &(space, external_id, b, r)) in rows.iter().enumerate() {
+        for (i, row) in rows.iter().enumerate() {
             let superseded = rows
                 .get(i + 1)
-                .is_some_and(|next| next.0 == space && next.1 == external_id);
+                .is_some_and(|next| next.space == row.space && next.external_id == row.external_id);
             if !superseded {
-                latest.push((b as usize, r as usize));
+                latest.push((row.batch as usize, row.row as usize));
             }
         }
         drop(rows);
@@ -94,6 +106,77 @@ impl SortBuffer {
             order: latest,
         })
     }
+}
+
+/// A row's place in key order, then arrival order (field order is comparison order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SortKey<'a> {
+    space: u32,
+    prefix: u64,
+    external_id: &'a str,
+    batch: u32,
+    row: u32,
+}
+
+/// The spaces of a buffer, ranked in byte order (a view's rows rarely span many spaces).
+struct SpaceRanks<'a> {
+    sorted: Vec<&'a str>,
+}
+
+impl<'a> SpaceRanks<'a> {
+    fn of(views: &'a [BatchKeys]) -> Self {
+        let mut sorted: Vec<&str> = Vec::new();
+        for view in views {
+            let mut previous: Option<&str> = None;
+            for row in 0..view.rows() {
+                let space = view.key(row).0;
+                if previous != Some(space) {
+                    sorted.push(space);
+                    previous = Some(space);
+                }
+            }
+        }
+        sorted.sort_unstable();
+        sorted.dedup();
+        Self { sorted }
+    }
+
+    fn rank(&self, space: &str) -> u32 {
+        // Every space of the buffer is in the list; ranks fit u32 like row numbers.
+        self.sorted.binary_search(&space).unwrap_or(0) as u32
+    }
+}
+
+/// Bytes every externalId of the buffer starts with: the common prefix of the smallest
+/// and the largest.
+fn shared_prefix_len(views: &[BatchKeys]) -> usize {
+    let mut ids = views
+        .iter()
+        .flat_map(|view| (0..view.rows()).map(move |row| view.key(row).1));
+    let Some(first) = ids.next() else {
+        return 0;
+    };
+    let (mut min, mut max) = (first, first);
+    for id in ids {
+        if id < min {
+            min = id;
+        } else if id > max {
+            max = id;
+        }
+    }
+    min.bytes()
+        .zip(max.bytes())
+        .take_while(|(a, b)| a == b)
+        .count()
+}
+
+/// The 8 bytes of `id` after its first `skip` bytes, big-endian, zero-padded.
+fn prefix_after(id: &str, skip: usize) -> u64 {
+    let tail = id.as_bytes().get(skip..).unwrap_or_default();
+    let mut bytes = [0u8; 8];
+    let take = tail.len().min(8);
+    bytes[..take].copy_from_slice(&tail[..take]);
+    u64::from_be_bytes(bytes)
 }
 
 /// Rows below which one thread sorts faster than several start.
@@ -222,5 +305,84 @@ pub(crate) mod tests {
         assert_eq!(values.values().to_vec(), [6, 5, 4]);
         // The tombstone of c is kept: a later buffer or the merge resolves it.
         assert!(all.column(2).is_valid(2));
+    }
+
+    /// The integer parts of the sort key never disagree with the strings: spaces in any
+    /// order, externalIds sharing long prefixes, shorter than the shared part plus 8 bytes,
+    /// ending in zero bytes or multi-byte characters; many threads or one.
+    #[test]
+    fn sorts_like_the_strings_do() {
+        let spaces = ["sp-b", "sp-a", "sp-a\0", ""];
+        let ids = [
+            "item-000000001",
+            "item-00000000",
+            "item-000000001\0",
+            "item-0000000010",
+            "item-0000000019",
+            "item-000000002",
+            "item-00000000é",
+            "item-00000000",
+            "item-0000000",
+            "item-000000009999999999",
+        ];
+        let mut rows = Vec::new();
+        for round in 0..40_000i64 {
+            let i = (round as usize).wrapping_mul(2_654_435_761);
+            rows.push((spaces[i % spaces.len()], ids[(i / 7) % ids.len()], round));
+        }
+        let batches: Vec<RecordBatch> = rows
+            .chunks(999)
+            .map(|chunk| {
+                RecordBatch::try_new(
+                    schema(),
+                    vec![
+                        Arc::new(StringArray::from(
+                            chunk.iter().map(|r| r.0).collect::<Vec<_>>(),
+                        )),
+                        Arc::new(StringArray::from(
+                            chunk.iter().map(|r| r.1).collect::<Vec<_>>(),
+                        )),
+                        Arc::new(Int64Array::from(vec![None::<i64>; chunk.len()])),
+                        Arc::new(Int64Array::from(
+                            chunk.iter().map(|r| r.2).collect::<Vec<_>>(),
+                        )),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut latest = std::collections::BTreeMap::new();
+        for (space, id, round) in &rows {
+            latest.insert((space.as_bytes(), id.as_bytes()), *round);
+        }
+        let expected: Vec<(String, String, i64)> = latest
+            .into_iter()
+            .map(|((s, i), r)| {
+                (
+                    String::from_utf8(s.to_vec()).unwrap(),
+                    String::from_utf8(i.to_vec()).unwrap(),
+                    r,
+                )
+            })
+            .collect();
+        let keys = KeyColumns::of(&schema(), "t").unwrap();
+        for threads in [1, 4] {
+            let mut buffer = SortBuffer::new(schema(), keys);
+            for batch in &batches {
+                buffer.push(batch.clone());
+            }
+            let sorted = buffer.finish(threads).unwrap();
+            let all = sorted.chunk(0, usize::MAX).unwrap();
+            let got: Vec<(String, String, i64)> = (0..all.num_rows())
+                .map(|i| {
+                    (
+                        all.column(0).as_string::<i32>().value(i).to_owned(),
+                        all.column(1).as_string::<i32>().value(i).to_owned(),
+                        all.column(3).as_primitive::<Int64Type>().value(i),
+                    )
+                })
+                .collect();
+            assert_eq!(got, expected, "{threads} threads");
+        }
     }
 }

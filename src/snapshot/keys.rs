@@ -75,6 +75,11 @@ impl BatchKeys {
         (text(&self.space, row), text(&self.external_id, row))
     }
 
+    /// Rows of the batch.
+    pub(crate) fn rows(&self) -> usize {
+        self.external_id.len()
+    }
+
     /// Whether `row` records a deletion.
     pub(crate) fn is_tombstone(&self, row: usize) -> bool {
         self.deleted_time

@@ -24,12 +24,14 @@ use deltalake::parquet::basic::Compression;
 use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::file::metadata::KeyValue;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
 
 use super::cores;
 use super::encode::RowGroupEncoder;
 use super::error::{SnapshotError, SnapshotResult};
 use super::kway::BatchSink;
 use super::reader::object_path;
+use crate::schema::system::EXTERNAL_ID;
 
 /// Rows per row group: large enough for good compression and few footer entries, small
 /// enough that BI tools can read row groups in parallel and skip by statistics.
@@ -43,13 +45,15 @@ const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 const UPLOAD_CONCURRENCY: usize = 2;
 
 /// The writer settings of published files: Snappy (which every BI tool's Parquet reader
-/// supports), statistics per page and chunk, sorted by key.
+/// supports), statistics per page and chunk, sorted by key. `externalId` is unique within a
+/// space, so a dictionary for it would only cost time before the writer gave it up.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_created_by(format!("cdf-s3-replicator {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_column_dictionary_enabled(ColumnPath::from(EXTERNAL_ID), false)
         .build()
 }
 
