@@ -624,6 +624,8 @@ async fn publish(destination: &Destination, args: &Args, phase: &str) -> Value {
         memory_budget_bytes: BUDGET_MIB * 1024 * 1024,
         temp_dir: args.dir.join("tmp"),
         threads: args.threads,
+        // One file, whatever the size: the bench measures the single-file rebuild.
+        part_rows: u64::MAX,
     };
     let reports = cdf_s3_replicator::snapshot::publish_views(destination, &[target()], &settings)
         .await

@@ -22,7 +22,9 @@ use cdf_s3_replicator::cdf::dto::{
 use cdf_s3_replicator::cdf::{CdfClient, ClientCredentials, ClientSettings, Secret};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 
@@ -368,8 +370,9 @@ async fn sync_phase(url: &str, destination: &str, page_size: u32, scan_interval:
     let context = Context::new(config).expect("context");
     let started = Instant::now();
     let summary = jobs::sync(
-        &context.sync_job(),
-        &SyncOptions::until(tokio::time::Instant::now() + Duration::from_secs(3600)),
+        &SyncJob::from_context(&context),
+        &JobInputs::until(tokio::time::Instant::now() + Duration::from_secs(3600)),
+        &SyncOptions::default(),
     )
     .await;
     let seconds = started.elapsed().as_secs_f64();

@@ -33,11 +33,42 @@ impl fmt::Display for Retry {
     }
 }
 
-/// Why a part of a run failed. The names are the `<Cause>` of the Lambda error type
-/// `Retryable.<Cause>` / `Permanent.<Cause>` and the `Cause` dimension of the failure metrics,
-/// so they are part of the operator-facing contract: add variants, never rename them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Cause {
+/// Declares [`Cause`] with its list and names, so that the names a failure, a metric and
+/// a Lambda error type carry are spelled once.
+macro_rules! causes {
+    ($($(#[$meta:meta])* $name:ident,)*) => {
+        /// Why a part of a run (or an invocation as a whole) failed. The names are the one
+        /// vocabulary of failures: the `<Cause>` of the Lambda error type
+        /// `Retryable.<Cause>` / `Permanent.<Cause>`, the `cause` of a failure in a run
+        /// summary, and the `Failures<Cause>` metrics, so they are part of the
+        /// operator-facing contract: add variants, never rename them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        pub enum Cause {
+            $($(#[$meta])* $name,)*
+        }
+
+        impl Cause {
+            /// Every cause, in the order declared.
+            pub const ALL: &'static [Cause] = &[$(Cause::$name,)*];
+
+            /// The cause's name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Cause::$name => stringify!($name),)*
+                }
+            }
+
+            /// The EMF metric counting failures of this cause: `Failures<Cause>`.
+            pub(crate) fn metric_name(self) -> &'static str {
+                match self {
+                    $(Cause::$name => concat!("Failures", stringify!($name)),)*
+                }
+            }
+        }
+    };
+}
+
+causes! {
     /// CDF or its identity provider failed transiently (throttling, 5xx, network) for the
     /// whole retry budget.
     CdfUnavailable,
@@ -86,17 +117,35 @@ pub enum Cause {
     /// The lake's store refused a name for good: a file or object name longer than the
     /// local file system or S3 allows.
     LakeRejected,
+    /// Secrets Manager could not be reached, or throttled (a warm container keeps using
+    /// the values it read before).
+    SecretUnavailable,
+    /// Secrets Manager refused the secret for good: no secret of that name or ARN, or no
+    /// permission on it or on its KMS key.
+    SecretAccessDenied,
+    /// The secret's value is not a flat JSON object of variables.
+    InvalidSecret,
+    /// A unit of a snapshot run split over many workers failed in a way the next run can
+    /// fix (a transient failure, its timeout, a throttled invocation); its own invocation's
+    /// error names the cause.
+    UnitIncomplete,
+    /// A unit of a snapshot run split over many workers failed for good; its own
+    /// invocation's error names the cause.
+    UnitFailed,
 }
 
 impl Cause {
-    pub(crate) fn retry(self) -> Retry {
+    /// Whether a retry can help with a failure of this cause.
+    pub fn retry(self) -> Retry {
         match self {
             Cause::CdfUnavailable
             | Cause::LakeUnavailable
             | Cause::CommitConflict
             | Cause::NotSynced
             | Cause::CatalogUnavailable
-            | Cause::DeadlineReached => Retry::Helps,
+            | Cause::DeadlineReached
+            | Cause::SecretUnavailable
+            | Cause::UnitIncomplete => Retry::Helps,
             Cause::CdfAuthentication
             | Cause::CdfRejected
             | Cause::ModelNotFound
@@ -110,58 +159,10 @@ impl Cause {
             | Cause::InvalidConfiguration
             | Cause::InvalidRequest
             | Cause::Internal
-            | Cause::StateOfAnotherLake => Retry::Useless,
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Cause::CdfUnavailable => "CdfUnavailable",
-            Cause::CdfAuthentication => "CdfAuthentication",
-            Cause::CdfRejected => "CdfRejected",
-            Cause::ModelNotFound => "ModelNotFound",
-            Cause::ViewNotFound => "ViewNotFound",
-            Cause::LakeUnavailable => "LakeUnavailable",
-            Cause::LakeAccessDenied => "LakeAccessDenied",
-            Cause::CommitConflict => "CommitConflict",
-            Cause::SchemaConflict => "SchemaConflict",
-            Cause::NotSynced => "NotSynced",
-            Cause::LocalStorage => "LocalStorage",
-            Cause::CatalogUnavailable => "CatalogUnavailable",
-            Cause::CatalogConflict => "CatalogConflict",
-            Cause::LakeInconsistent => "LakeInconsistent",
-            Cause::InvalidConfiguration => "InvalidConfiguration",
-            Cause::InvalidRequest => "InvalidRequest",
-            Cause::Internal => "Internal",
-            Cause::StateOfAnotherLake => "StateOfAnotherLake",
-            Cause::DeadlineReached => "DeadlineReached",
-            Cause::LakeRejected => "LakeRejected",
-        }
-    }
-
-    /// The EMF metric counting failures of this cause: `Failures<Cause>`.
-    pub(crate) fn metric_name(self) -> &'static str {
-        match self {
-            Cause::CdfUnavailable => "FailuresCdfUnavailable",
-            Cause::CdfAuthentication => "FailuresCdfAuthentication",
-            Cause::CdfRejected => "FailuresCdfRejected",
-            Cause::ModelNotFound => "FailuresModelNotFound",
-            Cause::ViewNotFound => "FailuresViewNotFound",
-            Cause::LakeUnavailable => "FailuresLakeUnavailable",
-            Cause::LakeAccessDenied => "FailuresLakeAccessDenied",
-            Cause::CommitConflict => "FailuresCommitConflict",
-            Cause::SchemaConflict => "FailuresSchemaConflict",
-            Cause::NotSynced => "FailuresNotSynced",
-            Cause::LocalStorage => "FailuresLocalStorage",
-            Cause::CatalogUnavailable => "FailuresCatalogUnavailable",
-            Cause::CatalogConflict => "FailuresCatalogConflict",
-            Cause::LakeInconsistent => "FailuresLakeInconsistent",
-            Cause::InvalidConfiguration => "FailuresInvalidConfiguration",
-            Cause::InvalidRequest => "FailuresInvalidRequest",
-            Cause::Internal => "FailuresInternal",
-            Cause::StateOfAnotherLake => "FailuresStateOfAnotherLake",
-            Cause::DeadlineReached => "FailuresDeadlineReached",
-            Cause::LakeRejected => "FailuresLakeRejected",
+            | Cause::StateOfAnotherLake
+            | Cause::SecretAccessDenied
+            | Cause::InvalidSecret
+            | Cause::UnitFailed => Retry::Useless,
         }
     }
 
@@ -348,12 +349,14 @@ impl Serialize for Failure {
 
 /// What a run's failures amount to, for whoever decides whether to run it again.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct FailureCounts {
-    pub(crate) by_cause: BTreeMap<Cause, u64>,
+pub struct FailureCounts {
+    /// How many parts failed of each cause.
+    pub by_cause: BTreeMap<Cause, u64>,
 }
 
 impl FailureCounts {
-    pub(crate) fn of<'a>(failures: impl IntoIterator<Item = &'a Failure>) -> Self {
+    /// The failures counted by cause.
+    pub fn of<'a>(failures: impl IntoIterator<Item = &'a Failure>) -> Self {
         let mut by_cause = BTreeMap::new();
         for failure in failures {
             *by_cause.entry(failure.cause).or_insert(0) += 1;
@@ -361,11 +364,13 @@ impl FailureCounts {
         Self { by_cause }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// No failure.
+    pub fn is_empty(&self) -> bool {
         self.by_cause.is_empty()
     }
 
-    pub(crate) fn count(&self, retry: Retry) -> u64 {
+    /// How many failures a retry can (or cannot) fix.
+    pub fn count(&self, retry: Retry) -> u64 {
         self.by_cause
             .iter()
             .filter(|(cause, _)| cause.retry() == retry)
@@ -376,7 +381,7 @@ impl FailureCounts {
     /// `None` without failures. Any transient failure makes a retry worthwhile (that part
     /// can succeed next time); otherwise the one permanent cause, or [`Verdict::Mixed`]
     /// when several permanent causes failed parts of the run.
-    pub(crate) fn verdict(&self) -> Option<Verdict> {
+    pub fn verdict(&self) -> Option<Verdict> {
         if self.is_empty() {
             return None;
         }
@@ -402,12 +407,116 @@ pub enum Verdict {
     Mixed,
 }
 
+impl Verdict {
+    /// The error type of a run with these failures: `Retryable.RunIncomplete` when a retry
+    /// can fix one of them, the one permanent cause's own type, or `Permanent.RunFailed`
+    /// for permanent failures of several causes.
+    pub fn error_type(self) -> ErrorType {
+        match self {
+            Verdict::Retryable => ErrorType {
+                retry: Retry::Helps,
+                name: RUN_INCOMPLETE,
+            },
+            Verdict::Permanent(cause) => cause.into(),
+            Verdict::Mixed => ErrorType {
+                retry: Retry::Useless,
+                name: RUN_FAILED,
+            },
+        }
+    }
+}
+
+/// The name of a run some of whose parts failed, one of them transiently.
+const RUN_INCOMPLETE: &str = "RunIncomplete";
+/// The name of a run whose parts failed for good, of several causes.
+const RUN_FAILED: &str = "RunFailed";
+
+/// How a failed invocation is reported (the Lambda `errorType`): whether a retry helps, and
+/// the [`Cause`] (or, for a run whose parts failed of several causes, the run's
+/// [`Verdict`]), as `Retryable.<name>` or `Permanent.<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorType {
+    /// Whether running again unchanged can succeed.
+    pub retry: Retry,
+    /// The cause's name, `RunIncomplete` or `RunFailed`.
+    pub name: &'static str,
+}
+
+impl From<Cause> for ErrorType {
+    fn from(cause: Cause) -> Self {
+        Self {
+            retry: cause.retry(),
+            name: cause.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.retry, self.name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn failure(cause: Cause) -> Failure {
         Failure::new(cause, "x")
+    }
+
+    #[test]
+    fn every_cause_is_one_error_type_of_its_own_name() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &cause in Cause::ALL {
+            let error_type = ErrorType::from(cause).to_string();
+            let prefix = match cause.retry() {
+                Retry::Helps => "Retryable",
+                Retry::Useless => "Permanent",
+            };
+            assert_eq!(error_type, format!("{prefix}.{cause}"));
+            assert_eq!(cause.metric_name(), format!("Failures{cause}"));
+            assert!(seen.insert(cause.as_str()), "{cause} twice");
+            // A failure in a summary carries the same name.
+            let text = serde_json::to_value(Failure::new(cause, "x")).unwrap();
+            assert_eq!(text["cause"], cause.as_str());
+        }
+        // The run verdicts' names are not causes, so a name means one thing.
+        for name in [RUN_INCOMPLETE, RUN_FAILED] {
+            assert!(!seen.contains(name), "{name}");
+        }
+        assert_eq!(
+            Verdict::Retryable.error_type().to_string(),
+            "Retryable.RunIncomplete"
+        );
+        assert_eq!(
+            Verdict::Permanent(Cause::ViewNotFound)
+                .error_type()
+                .to_string(),
+            "Permanent.ViewNotFound"
+        );
+        assert_eq!(
+            Verdict::Mixed.error_type().to_string(),
+            "Permanent.RunFailed"
+        );
+    }
+
+    /// The operator's table of causes (docs/operations.md) lists every one, with whether a
+    /// retry helps.
+    #[test]
+    fn the_operations_guide_lists_every_cause() {
+        let guide = include_str!("../docs/operations.md");
+        for &cause in Cause::ALL {
+            let retryable = match cause.retry() {
+                Retry::Helps => "yes",
+                Retry::Useless => "no",
+            };
+            let row = format!("| `{cause}` | {retryable} |");
+            assert!(
+                guide.contains(&row),
+                "docs/operations.md lacks the row `{row}`"
+            );
+        }
     }
 
     #[test]

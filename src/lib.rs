@@ -6,7 +6,7 @@
 //! ```text
 //! config ─▶ context ─▶ plan ─┬─▶ sync ────────▶ lake (raw layer: Delta tables, full history)
 //!  (YAML,    (CDF client,   │    cdf pages ─▶ flatten/schema ─▶ Delta commits, cursors in RAW
-//!   remote)   destination)  ├─▶ snapshot ────▶ publish layer: nodes/edges.parquet per view
+//!   remote)   destination)  ├─▶ snapshot ────▶ publish layer: nodes/edges.parquet per view (or parts)
 //!                           │                  └─▶ catalog (Glue tables for Athena)
 //!                           ├─▶ maintenance ─▶ compaction, checkpoints, vacuum of the raw tables
 //!                           └─▶ status ──────▶ read-only report of streams and files
@@ -35,7 +35,10 @@
 //! - [`maintenance`]: the raw tables' upkeep on the snapshot's schedule;
 //! - [`status`]: what `cdf-s3-replicator status` reports;
 //! - [`progress`]: live progress of a run, for the CLI's terminal display;
-//! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions;
+//! - [`job`]: the contract every job keeps: its inputs (deadline, selection of views,
+//!   progress) and its outcome;
+//! - [`jobs`]: the composition of the jobs, shared by the CLI and the functions, and a
+//!   snapshot split into units for many workers ([`jobs::fan_out`]);
 //! - [`failure`]: why a part of a run failed, and whether a retry helps;
 //! - [`lambda`]: the two AWS Lambda functions, independent of the Lambda runtime crate;
 //! - [`secret`] and [`telemetry`]: secrets that never reach a log, and the CLI's logging;
@@ -53,6 +56,7 @@ pub mod context;
 pub mod failpoint;
 pub mod failure;
 mod flatten;
+pub mod job;
 pub mod jobs;
 pub mod lake;
 pub mod lambda;

@@ -125,6 +125,8 @@ pub(crate) struct SnapshotFile {
     pub(crate) temp_dir: Option<Text>,
     #[serde(alias = "memory_budget_mb")]
     pub(crate) memory_budget_mb: Option<Int>,
+    #[serde(alias = "part_rows")]
+    pub(crate) part_rows: Option<Int>,
 }
 
 #[derive(Debug, Deserialize)]

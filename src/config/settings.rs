@@ -147,11 +147,13 @@ pub struct ExtractorSettings {
     pub(crate) ingest_batch_bytes: u64,
     /// Streams synced at the same time (1..=8).
     pub(crate) parallelism: u32,
-    /// Time one sync invocation may take outside Lambda; `None` runs until all streams are
-    /// caught up. In Lambda the invocation's deadline applies instead.
+    /// Time one sync or snapshot invocation may take outside Lambda; `None` runs until all
+    /// streams are caught up (every view is published). In Lambda the invocation's
+    /// deadline applies instead.
     pub time_budget: Option<Duration>,
-    /// Time kept free before the deadline for the last flush and checkpoint.
-    pub(crate) deadline_margin: Duration,
+    /// Time kept free before the deadline: for sync's last flush and checkpoint, and for
+    /// what a snapshot's estimates miss.
+    pub deadline_margin: Duration,
     /// How often each stream compares its table with the instances that match its query
     /// now (the membership scan); `None` (configured as 0) never.
     pub(crate) membership_scan_interval: Option<Duration>,
@@ -171,6 +173,8 @@ pub struct SnapshotSettings {
     pub temp_dir: PathBuf,
     /// Memory the snapshot merge may hold before spilling to `temp_dir`.
     pub(crate) memory_budget_bytes: u64,
+    /// Rows above which a view's file is published as a folder of parts.
+    pub(crate) part_rows: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +209,9 @@ pub mod defaults {
     /// finish well within this.
     pub(crate) const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     pub(crate) const SNAPSHOT_MEMORY_BUDGET_MB: u64 = 256;
+    /// Parts of up to 10 million rows: a part's rebuild stays well within one Lambda
+    /// invocation's time and `/tmp`, and views below it keep their single file.
+    pub(crate) const SNAPSHOT_PART_ROWS: u64 = 10_000_000;
     pub(crate) const VACUUM_RETENTION_HOURS: u64 = 168;
     pub(crate) const CHECKPOINT_INTERVAL: u64 = 10;
     pub(crate) const COMPACT_MIN_FILES: usize = 10;

@@ -14,8 +14,6 @@ pub use self::load::{LoadError, load_config, load_config_text};
 use crate::cdf::{self, CdfClient, ClientSettings, RetryPolicy};
 use crate::config::{self, Config};
 use crate::lake::{self, Destination, LakeError, WriteOptions};
-use crate::progress::Progress;
-use crate::sync::{StateStore, StreamContext, SyncJob};
 
 /// Why the clients could not be built from a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +35,6 @@ pub struct Context {
     pub client: CdfClient,
     /// Where the lake tables live, with the storage options for writing them.
     pub destination: Destination,
-    /// Where the jobs report progress as they go (the CLI's terminal display); none by
-    /// default.
-    pub progress: Progress,
 }
 
 impl Context {
@@ -61,36 +56,15 @@ impl Context {
             config,
             client,
             destination,
-            progress: Progress::none(),
         })
     }
 
-    /// The sync settings of this configuration.
-    pub fn sync_job(&self) -> SyncJob {
-        let extractor = &self.config.extractor;
-        SyncJob {
-            streams: StreamContext {
-                client: self.client.clone(),
-                destination: self.destination.clone(),
-                state_store: StateStore::new(
-                    self.client.clone(),
-                    &extractor.state_store.database,
-                    &extractor.state_store.table,
-                ),
-                write_options: WriteOptions {
-                    rows_per_row_group: extractor.s3_ingest_batch_size,
-                    ..WriteOptions::default()
-                },
-                row_budget: extractor.ingest_batch_size,
-                byte_budget: usize::try_from(extractor.ingest_batch_bytes).unwrap_or(usize::MAX),
-                deadline_margin: extractor.deadline_margin,
-                membership_scan_interval: extractor.membership_scan_interval,
-                progress: self.progress.clone(),
-            },
-            data_modeling: self.config.data_modeling.clone(),
-            page_size: extractor.sync_page_size,
-            parallelism: extractor.parallelism as usize,
-            extraction_pipeline: self.config.cognite.extraction_pipeline.clone(),
+    /// How the raw tables' data files are written: the same for every job that writes them
+    /// (the sync's commits, maintenance's compactions).
+    pub fn raw_write_options(&self) -> WriteOptions {
+        WriteOptions {
+            rows_per_row_group: self.config.extractor.s3_ingest_batch_size,
+            ..WriteOptions::default()
         }
     }
 }

@@ -12,6 +12,9 @@
 //! publish/<space>/<model>/<version>/<view>/_manifest.json
 //! ```
 //!
+//! A huge view's file is a folder of parts instead (see `snapshot::parts`):
+//! `publish/<space>/<model>/<version>/<view>/nodes/part-00003-of-00016.parquet`.
+//!
 //! `<view>` is a [`ViewFolder`]: the view's externalId, or `<viewSpace>.<viewExternalId>`
 //! when two views of one model share an externalId (views of a model may come from
 //! different spaces), shortened when longer than a file name may be.
@@ -278,6 +281,37 @@ impl PublishPaths {
             InstanceKind::Edges => &self.edges,
         }
     }
+
+    /// The folder of `kind`'s parts, with a trailing `/`: `<dir>/nodes/`.
+    pub(crate) fn parts_dir(&self, kind: InstanceKind) -> String {
+        format!("{}/{kind}/", self.dir)
+    }
+
+    /// Part `index` (0-based) of `count` of `kind`: `<dir>/nodes/part-00003-of-00016.parquet`.
+    pub(crate) fn part_file(&self, kind: InstanceKind, index: u32, count: u32) -> String {
+        format!("{}/{}", self.dir, part_name(kind, index, count))
+    }
+}
+
+/// A part's path relative to the view folder: `nodes/part-00003-of-00016.parquet`. Both
+/// numbers have five digits, so the names sort in part order.
+pub(crate) fn part_name(kind: InstanceKind, index: u32, count: u32) -> String {
+    format!("{kind}/part-{index:05}-of-{count:05}.parquet")
+}
+
+/// The kind, index and count of a part's path relative to the view folder, if it is one.
+pub(crate) fn parse_part_name(relative: &str) -> Option<(InstanceKind, u32, u32)> {
+    let (kind, name) = relative.split_once('/')?;
+    let kind = [InstanceKind::Nodes, InstanceKind::Edges]
+        .into_iter()
+        .find(|k| k.as_str() == kind)?;
+    let numbers = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let (index, count) = numbers.split_once("-of-")?;
+    let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(index) || !digits(count) {
+        return None;
+    }
+    Some((kind, index.parse().ok()?, count.parse().ok()?))
 }
 
 /// The publish-layer paths of one view.
@@ -392,5 +426,32 @@ mod tests {
         }
         assert!(ModelRef::new("sp", "..", "1").is_err());
         assert!(ViewFolder::qualified("a/b", "V").is_err());
+    }
+
+    #[test]
+    fn parts_live_in_a_folder_per_kind() {
+        let view = ViewFolder::plain("Pump").unwrap();
+        let paths = publish_paths(&model(), &view);
+        assert_eq!(
+            paths.part_file(InstanceKind::Nodes, 3, 16),
+            "publish/sp/Model/v1.2/Pump/nodes/part-00003-of-00016.parquet"
+        );
+        assert_eq!(
+            paths.parts_dir(InstanceKind::Edges),
+            "publish/sp/Model/v1.2/Pump/edges/"
+        );
+        assert_eq!(
+            parse_part_name("edges/part-00015-of-00016.parquet"),
+            Some((InstanceKind::Edges, 15, 16))
+        );
+        for other in [
+            "nodes.parquet",
+            "nodes/part-3-of-16.parquet",
+            "rejected/part-00003-of-00016.parquet",
+            "nodes/part-00003-of-00016.parquet.tmp",
+            "nodes/x/part-00003-of-00016.parquet",
+        ] {
+            assert_eq!(parse_part_name(other), None, "{other}");
+        }
     }
 }

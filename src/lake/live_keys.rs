@@ -1,7 +1,9 @@
 //! The instances a stream's table holds live right now: the last row of each key among the
 //! rows of the stream's current generation, in arrival order.
 //!
-//! The membership scan compares this with what CDF says matches the stream's query now.
+//! The membership scan compares this with what CDF says matches the stream's query now. The
+//! completion of a new generation's backfill uses the same reading to find the instances
+//! the backfill no longer listed ([`LakeTable::superseded_keys`]).
 //! Only the system columns are read (Parquet column projection), so a pass costs a small
 //! part of reading the table. Arrival order is the one the snapshot uses: commit version,
 //! position of the file in its commit, row in the file; a compacted file arrives at the
@@ -54,14 +56,97 @@ struct Arrival {
     position: u32,
 }
 
+/// The files of one stream, from the retained log.
+struct StreamFiles {
+    /// The stream's active files, each with its arrival and generation, and the active files
+    /// no retained commit names (arrival and generation `None`).
+    files: Vec<StreamFile>,
+    /// Whether other streams (or compactions of them) committed to the table.
+    other_streams: bool,
+    /// Whether the commit that opened the generation asked for is in the retained log.
+    generation_opened_in_log: bool,
+}
+
+struct StreamFile {
+    arrival: Option<Arrival>,
+    path: String,
+    generation: Option<u64>,
+}
+
 impl LakeTable {
     /// The keys of `stream`'s rows of `generation`, each with its last row. Reads the
     /// retained log once and the system columns of the stream's active files.
     pub(crate) async fn live_keys(&self, stream: &str, generation: u64) -> LakeResult<LiveKeys> {
-        let url = self.url.to_string();
         let mut keys = LiveKeys::new();
-        if !self.exists() {
+        let Some(found) = self.stream_files(stream, generation).await? else {
             return Ok(keys);
+        };
+        let keep_unattributed = !found.other_streams && !found.generation_opened_in_log;
+        let files = found
+            .files
+            .into_iter()
+            .filter(|file| match file.generation {
+                Some(file_generation) => file_generation == generation,
+                None => file.arrival.is_none() && keep_unattributed,
+            });
+        for file in files {
+            self.read_key_rows(&file.path, |key, state, _| {
+                keys.insert(key, state);
+            })
+            .await?;
+        }
+        Ok(keys)
+    }
+
+    /// The keys that the completion of `stream`'s `generation` leaves behind: those whose
+    /// last row (among all the stream's rows, in arrival order) is of an older generation
+    /// and is live or has no `_arrival` value. The snapshot drops them once the generation is
+    /// complete (a completed backfill lists every member); the sync writes an exit row for
+    /// each with the completing commit, so that the raw rows alone say so too.
+    ///
+    /// `opening` says that the commit about to complete the generation is also its first
+    /// (a backfill of one commit). Otherwise the result is empty when the generation's first
+    /// commit is no longer in the retained log: files older than the log could then hold
+    /// rows of this generation, and a key must never be marked as left while one of its rows
+    /// of this generation may exist.
+    pub(crate) async fn superseded_keys(
+        &self,
+        stream: &str,
+        generation: u64,
+        opening: bool,
+    ) -> LakeResult<LiveKeys> {
+        let mut latest: BTreeMap<InstanceKey, (KeyState, bool, bool)> = BTreeMap::new();
+        let Some(found) = self.stream_files(stream, generation).await? else {
+            return Ok(LiveKeys::new());
+        };
+        if !opening && !found.generation_opened_in_log {
+            return Ok(LiveKeys::new());
+        }
+        // Unattributed files are older than the log, so older than this generation; they
+        // are the stream's only when no other stream writes the table.
+        let files = found
+            .files
+            .into_iter()
+            .filter(|file| file.generation.is_some() || !found.other_streams);
+        for file in files {
+            let current = file.generation == Some(generation);
+            self.read_key_rows(&file.path, |key, state, has_arrival| {
+                latest.insert(key, (state, current, has_arrival));
+            })
+            .await?;
+        }
+        Ok(latest
+            .into_iter()
+            .filter(|(_, (state, current, has_arrival))| !current && (state.live || !has_arrival))
+            .map(|(key, (state, _, _))| (key, state))
+            .collect())
+    }
+
+    /// The stream's active files in arrival order (unattributed ones first); `None` when the
+    /// table does not exist yet.
+    async fn stream_files(&self, stream: &str, generation: u64) -> LakeResult<Option<StreamFiles>> {
+        if !self.exists() {
+            return Ok(None);
         }
         let commits = self.retained_changes().await?;
         let mut origins: HashMap<String, (Arrival, Option<String>, Option<u64>)> = HashMap::new();
@@ -96,58 +181,77 @@ impl LakeTable {
                 origins.insert(add.path.clone(), (arrival, app.clone(), file_generation));
             }
         }
-        let keep_unattributed = !other_streams && !generation_opened_in_log;
-        let mut files: Vec<(Option<Arrival>, String)> = Vec::new();
+        let mut files = Vec::new();
         for file in self.active_files()? {
             match origins.get(&file.path) {
-                Some((arrival, Some(app), Some(file_generation)))
-                    if app == stream && *file_generation == generation =>
-                {
-                    files.push((Some(*arrival), file.path));
+                Some((arrival, Some(app), file_generation)) if app == stream => {
+                    files.push(StreamFile {
+                        arrival: Some(*arrival),
+                        path: file.path,
+                        // A commit of the stream that names no generation: its rows count
+                        // like any other of the stream's, but belong to none to compare.
+                        generation: Some(file_generation.unwrap_or(0)),
+                    });
                 }
                 Some(_) => {}
-                None if keep_unattributed => files.push((None, file.path)),
-                None => {}
+                None => files.push(StreamFile {
+                    arrival: None,
+                    path: file.path,
+                    generation: None,
+                }),
             }
         }
         // Unattributed files (`None`) are older than anything in the log.
-        files.sort();
+        files.sort_by(|a, b| (a.arrival, &a.path).cmp(&(b.arrival, &b.path)));
+        Ok(Some(StreamFiles {
+            files,
+            other_streams,
+            generation_opened_in_log,
+        }))
+    }
+
+    /// Reads the system columns of one data file and hands each row to `on_row` in order:
+    /// its key, its state and whether it has an `_arrival` value.
+    async fn read_key_rows(
+        &self,
+        path: &str,
+        mut on_row: impl FnMut(InstanceKey, KeyState, bool),
+    ) -> LakeResult<()> {
+        let url = self.url.to_string();
         let store = self.table.object_store();
-        for (_, path) in files {
-            let bytes = store
-                .get(&object_path(&path))
-                .await
-                .map_err(|e| LakeError::delta(&url, "reading a data file", e.into()))?
-                .bytes()
-                .await
-                .map_err(|e| LakeError::delta(&url, "reading a data file", e.into()))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(|e| parquet_error(&url, &path, e))?;
-            let wanted: Vec<usize> = builder
-                .schema()
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| KEY_COLUMNS.contains(&f.name().as_str()))
-                .map(|(i, _)| i)
-                .collect();
-            let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
-            let reader = builder
-                .with_projection(mask)
-                .with_batch_size(8192)
-                .build()
-                .map_err(|e| parquet_error(&url, &path, e))?;
-            for batch in reader {
-                let batch = batch
-                    .map_err(|e| LakeError::arrow(&url, format!("reading data file {path}"), e))?;
-                apply_rows(&batch, &mut keys).map_err(|column| LakeError::UnreadableDataFile {
-                    url: url.clone(),
-                    path: path.clone(),
-                    detail: format!("no usable `{column}` column"),
-                })?;
-            }
+        let bytes = store
+            .get(&object_path(path))
+            .await
+            .map_err(|e| LakeError::delta(&url, "reading a data file", e.into()))?
+            .bytes()
+            .await
+            .map_err(|e| LakeError::delta(&url, "reading a data file", e.into()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| parquet_error(&url, path, e))?;
+        let wanted: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| KEY_COLUMNS.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| parquet_error(&url, path, e))?;
+        for batch in reader {
+            let batch = batch
+                .map_err(|e| LakeError::arrow(&url, format!("reading data file {path}"), e))?;
+            apply_rows(&batch, &mut on_row).map_err(|column| LakeError::UnreadableDataFile {
+                url: url.clone(),
+                path: path.to_owned(),
+                detail: format!("no usable `{column}` column"),
+            })?;
         }
-        Ok(keys)
+        Ok(())
     }
 }
 
@@ -167,7 +271,7 @@ impl LakeTable {
     }
 }
 
-const KEY_COLUMNS: [&str; 13] = [
+const KEY_COLUMNS: [&str; 14] = [
     system::SPACE,
     system::EXTERNAL_ID,
     system::VERSION,
@@ -181,11 +285,15 @@ const KEY_COLUMNS: [&str; 13] = [
     system::END_NODE_SPACE,
     system::END_NODE_EXTERNAL_ID,
     system::LAST_UPDATED_TIME,
+    system::ARRIVAL,
 ];
 
-/// Takes the rows of one batch in order; later rows replace earlier ones. Fails with the
-/// name of a missing key column.
-fn apply_rows(batch: &RecordBatch, keys: &mut LiveKeys) -> Result<(), &'static str> {
+/// Hands the rows of one batch to `on_row` in order, with whether each has an `_arrival`
+/// value. Fails with the name of a missing key column.
+fn apply_rows(
+    batch: &RecordBatch,
+    on_row: &mut impl FnMut(InstanceKey, KeyState, bool),
+) -> Result<(), &'static str> {
     let text = |name: &'static str| {
         batch
             .column_by_name(name)
@@ -207,6 +315,7 @@ fn apply_rows(batch: &RecordBatch, keys: &mut LiveKeys) -> Result<(), &'static s
     let type_ref = pair(system::TYPE_SPACE, system::TYPE_EXTERNAL_ID);
     let start = pair(system::START_NODE_SPACE, system::START_NODE_EXTERNAL_ID);
     let end = pair(system::END_NODE_SPACE, system::END_NODE_EXTERNAL_ID);
+    let arrival = text(system::ARRIVAL);
     let reference = |columns: &Option<(_, _)>, row: usize| -> Option<(String, String)> {
         let (s, x): &(
             deltalake::arrow::array::StringArray,
@@ -239,12 +348,13 @@ fn apply_rows(batch: &RecordBatch, keys: &mut LiveKeys) -> Result<(), &'static s
             type_ref: reference(&type_ref, row),
             ends,
         };
-        keys.insert(
+        on_row(
             (
                 space.value(row).to_owned(),
                 external_id.value(row).to_owned(),
             ),
             state,
+            arrival.as_ref().is_some_and(|a| a.is_valid(row)),
         );
     }
     Ok(())
@@ -295,10 +405,16 @@ mod tests {
         RecordBatch::try_new(Arc::new(schema), columns).unwrap()
     }
 
+    fn apply(batch: &RecordBatch, keys: &mut LiveKeys) -> Result<(), &'static str> {
+        apply_rows(batch, &mut |key, state, _| {
+            keys.insert(key, state);
+        })
+    }
+
     #[test]
     fn the_last_row_of_a_key_decides_and_deletions_and_exits_are_not_live() {
         let mut keys = LiveKeys::new();
-        apply_rows(
+        apply(
             &batch(&[
                 ("a", 1, None, None),
                 ("b", 1, None, None),
@@ -307,7 +423,7 @@ mod tests {
             &mut keys,
         )
         .unwrap();
-        apply_rows(
+        apply(
             &batch(&[
                 ("a", 2, None, None),
                 ("b", 1, Some(5), None),

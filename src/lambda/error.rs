@@ -3,14 +3,15 @@
 //! Lambda reports a failed invocation as `{errorType, errorMessage}`. The error type says
 //! `Retryable.*` when the cause is transient (CDF or AWS unavailable, some streams failed and
 //! the next run tries them again) and `Permanent.*` when the same invocation would fail the
-//! same way until someone changes the payload, the configuration or the secret. Scheduled
+//! same way until someone changes the payload, the configuration or the secret. After the
+//! dot comes a [`Cause`], the same name the run summaries and the metrics use, or the
+//! verdict of a run whose parts failed of several causes (`RunIncomplete`, `RunFailed`). Scheduled
 //! invocations are never retried automatically; the classification tells the operator (and
 //! any caller that retries by itself) what to do.
 
-use crate::cdf::CdfError;
 use crate::context::{ContextError, LoadError};
 pub use crate::failure::Retry;
-use crate::failure::{Cause, Verdict};
+use crate::failure::{Cause, ErrorType, Verdict};
 
 use super::config_source::ConfigSourceError;
 use super::event::PayloadError;
@@ -61,58 +62,44 @@ pub enum FunctionError {
 }
 
 impl FunctionError {
-    /// `Retryable.<Cause>` or `Permanent.<Cause>`, the `errorType` Lambda reports.
+    /// `Retryable.<Cause>` or `Permanent.<Cause>`, the `errorType` Lambda reports: the same
+    /// [`Cause`] names as the failures in the run summaries and the `Failures<Cause>`
+    /// metrics (see [`ErrorType`]).
     pub fn error_type(&self) -> String {
-        let (retry, cause) = self.classify();
-        format!("{retry}.{cause}")
+        self.classify().to_string()
     }
 
     #[cfg(test)]
     pub(crate) fn retry(&self) -> Retry {
-        self.classify().0
+        self.classify().retry
     }
 
-    fn classify(&self) -> (Retry, &'static str) {
-        match self {
-            FunctionError::Payload(_) => (Retry::Useless, "InvalidPayload"),
-            FunctionError::ConfigSource(_) => (Retry::Useless, "InvalidConfiguration"),
-            FunctionError::Secret(error) if error.is_transient() => {
-                (Retry::Helps, "SecretUnavailable")
-            }
-            FunctionError::Secret(SecretError::Fetch { .. }) => {
-                (Retry::Useless, "SecretUnavailable")
-            }
-            FunctionError::Secret(_) => (Retry::Useless, "InvalidSecret"),
-            FunctionError::Config(LoadError::RemoteFetch { source, .. }) => classify_cdf(source),
+    fn classify(&self) -> ErrorType {
+        let cause = match self {
+            FunctionError::Payload(_) => Cause::InvalidRequest,
+            FunctionError::ConfigSource(_) => Cause::InvalidConfiguration,
+            FunctionError::Secret(error) if error.is_transient() => Cause::SecretUnavailable,
+            FunctionError::Secret(SecretError::Fetch { .. }) => Cause::SecretAccessDenied,
+            FunctionError::Secret(_) => Cause::InvalidSecret,
+            FunctionError::Config(LoadError::RemoteFetch { source, .. }) => Cause::of_cdf(source),
             FunctionError::Config(LoadError::Context(ContextError::Cdf(source)))
-            | FunctionError::Context(ContextError::Cdf(source)) => classify_cdf(source),
-            FunctionError::Config(_) | FunctionError::Context(_) => {
-                (Retry::Useless, "InvalidConfiguration")
-            }
-            FunctionError::NoTimeLeft { .. } => (Retry::Useless, "InvalidConfiguration"),
-            FunctionError::RunFailed { verdict, .. } => match verdict {
-                Verdict::Retryable => (Retry::Helps, "RunIncomplete"),
-                // The views came from the payload (or every configured view is meant).
-                Verdict::Permanent(Cause::InvalidRequest) => (Retry::Useless, "InvalidPayload"),
-                Verdict::Permanent(cause) => (Retry::Useless, cause.as_str()),
-                Verdict::Mixed => (Retry::Useless, "RunFailed"),
-            },
-            FunctionError::Panic(_) => (Retry::Useless, "InternalError"),
-        }
+            | FunctionError::Context(ContextError::Cdf(source)) => Cause::of_cdf(source),
+            FunctionError::Config(_) | FunctionError::Context(_) => Cause::InvalidConfiguration,
+            FunctionError::NoTimeLeft { .. } => Cause::InvalidConfiguration,
+            FunctionError::RunFailed { verdict, .. } => return verdict.error_type(),
+            FunctionError::Panic(_) => Cause::Internal,
+        };
+        cause.into()
     }
 }
 
-/// A CDF failure during configuration loading: transient failures (throttling, 5xx,
-/// transport, an identity provider that could not be reached) can pass; a rejected client,
-/// a missing pipeline or a refused request cannot.
-fn classify_cdf(error: &CdfError) -> (Retry, &'static str) {
-    let cause = Cause::of_cdf(error);
-    (cause.retry(), cause.as_str())
-}
+#[cfg(test)]
+mod template_check;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cdf::CdfError;
 
     #[test]
     fn types_say_whether_a_retry_helps() {
@@ -120,7 +107,7 @@ mod tests {
             key: Some("view".into()),
             message: "unknown option".into(),
         });
-        assert_eq!(payload.error_type(), "Permanent.InvalidPayload");
+        assert_eq!(payload.error_type(), "Permanent.InvalidRequest");
         assert_eq!(payload.retry(), Retry::Useless);
 
         let run = FunctionError::RunFailed {
@@ -160,7 +147,60 @@ mod tests {
         assert_eq!(empty.error_type(), "Permanent.InvalidConfiguration");
 
         let panic = FunctionError::Panic("boom".into());
-        assert_eq!(panic.error_type(), "Permanent.InternalError");
         assert_eq!(panic.to_string(), "the invocation panicked: boom");
+    }
+
+    /// A panic is the same defect whether a part of a run caught it (a stream's task) or
+    /// the edge did (the whole invocation): one name, `Internal`.
+    #[test]
+    fn a_panic_has_the_name_of_an_internal_failure() {
+        let panic = FunctionError::Panic("boom".into());
+        let internal = ErrorType::from(Cause::Internal).to_string();
+        assert_eq!(panic.error_type(), internal);
+        assert_eq!(internal, "Permanent.Internal");
+        let run = FunctionError::RunFailed {
+            message: "a stream panicked".into(),
+            verdict: Verdict::Permanent(Cause::Internal),
+        };
+        assert_eq!(run.error_type(), internal);
+    }
+
+    /// Every error type the edge reports is a cause's (or a run verdict's) name, with the
+    /// cause's own retryability.
+    #[test]
+    fn the_edge_speaks_the_causes_vocabulary() {
+        let secret = |transient| {
+            FunctionError::Secret(SecretError::Fetch {
+                secret_id: "s".into(),
+                message: "m".into(),
+                transient,
+            })
+        };
+        let cases = [
+            (secret(true), Cause::SecretUnavailable),
+            (secret(false), Cause::SecretAccessDenied),
+            (
+                FunctionError::Secret(SecretError::NoText {
+                    secret_id: "s".into(),
+                }),
+                Cause::InvalidSecret,
+            ),
+            (
+                FunctionError::NoTimeLeft {
+                    remaining_ms: 1,
+                    margin_ms: 2,
+                },
+                Cause::InvalidConfiguration,
+            ),
+        ];
+        for (error, cause) in cases {
+            assert_eq!(error.error_type(), ErrorType::from(cause).to_string());
+            assert_eq!(error.retry(), cause.retry());
+        }
+        let by_verdict = FunctionError::RunFailed {
+            message: "x".into(),
+            verdict: Verdict::Permanent(Cause::InvalidRequest),
+        };
+        assert_eq!(by_verdict.error_type(), "Permanent.InvalidRequest");
     }
 }

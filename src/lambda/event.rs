@@ -10,14 +10,15 @@
 //!   object, or no payload at all.
 //!
 //! Options (camelCase, all optional): `views`, `resync`, `dryRun`, `maintenance`,
-//! `timeBudgetSeconds`. A key this function does not know, or one that belongs to the other
+//! `timeBudgetSeconds`, and the steps of a snapshot run split into units ([`FanOutStep`]:
+//! `plan`, `unit`, `finalize` with `outcomes`). A key this function does not know, or one that belongs to the other
 //! function, is an error naming it: a mistyped option must not silently run a full sync.
 //!
 //! The runtime hands the function a [`Payload`], which accepts any JSON document and notes the
 //! first key that appears twice in an object (`{"dryRun": true, "dryRun": false}`): a plain
 //! `serde_json::Value` would keep the last one silently. Since nothing valid can fail to
 //! deserialize into it, every refusal, duplicate keys included, is this crate's
-//! `Permanent.InvalidPayload` rather than the runtime's own deserialization error. (Text that
+//! `Permanent.InvalidRequest` rather than the runtime's own deserialization error. (Text that
 //! is not JSON never reaches the function: Lambda's Invoke API refuses it.)
 
 use std::cell::RefCell;
@@ -29,9 +30,11 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use super::FunctionKind;
+use crate::job::ViewSelection;
+use crate::snapshot::units::UnitOutcome;
 
 /// Option keys and the functions that accept them.
-const OPTION_KEYS: [(&str, &[FunctionKind]); 5] = [
+const OPTION_KEYS: [(&str, &[FunctionKind]); 9] = [
     ("views", &[FunctionKind::Sync, FunctionKind::Snapshot]),
     ("resync", &[FunctionKind::Sync]),
     ("dryRun", &[FunctionKind::Sync]),
@@ -40,6 +43,10 @@ const OPTION_KEYS: [(&str, &[FunctionKind]); 5] = [
         "timeBudgetSeconds",
         &[FunctionKind::Sync, FunctionKind::Snapshot],
     ),
+    ("plan", &[FunctionKind::Snapshot]),
+    ("unit", &[FunctionKind::Snapshot]),
+    ("finalize", &[FunctionKind::Snapshot]),
+    ("outcomes", &[FunctionKind::Snapshot]),
 ];
 
 /// The longest budget a payload may ask for: Lambda's maximum timeout.
@@ -69,8 +76,8 @@ pub enum Trigger {
 pub struct Request {
     /// What started the invocation (logged with its summary).
     pub trigger: Trigger,
-    /// Only these views (externalIds); `None` for every configured view.
-    pub(crate) views: Option<Vec<String>>,
+    /// The views to work on (externalIds, or model-qualified `<space>:<model>/<version>:<view>`).
+    pub(crate) selection: ViewSelection,
     /// Streams (stream keys or view externalIds) to restart with a full backfill.
     pub(crate) resync: Vec<String>,
     /// Plan only: resolve models and streams, read and write no data.
@@ -80,6 +87,25 @@ pub struct Request {
     /// Shortens the invocation's deadline to at most this long from its start (sync: the
     /// run; snapshot: the maintenance that follows publishing).
     pub(crate) time_budget: Option<Duration>,
+    /// Snapshot function: one step of a run split into units; `None` for a whole run.
+    pub(crate) fan_out: Option<FanOutStep>,
+}
+
+/// One step of a snapshot run split into units, as a Step Functions state machine (or any
+/// caller) invokes the snapshot function for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FanOutStep {
+    /// `{"plan": true}`: list the units of the configured (or `views`) views, most stale
+    /// first; publishes nothing.
+    Plan,
+    /// `{"unit": "<id>"}`: run exactly that unit of the current plan.
+    Unit(String),
+    /// `{"finalize": true, "outcomes": [...]}`: the catalog, one run report over the units'
+    /// outcomes (when given) and maintenance (unless `maintenance: false`).
+    Finalize {
+        /// What each unit did, as the map collected it.
+        outcomes: Option<Vec<UnitOutcome>>,
+    },
 }
 
 /// Why a payload was refused. Never retryable: the same payload fails the same way.
@@ -333,6 +359,7 @@ fn parse_options(
     prefix: &str,
 ) -> Result<Request, PayloadError> {
     let mut request = Request::default();
+    let mut steps = FanOutOptions::default();
     for (key, value) in options {
         let path = format!("{prefix}{key}");
         check_accepted(function, key, &path)?;
@@ -346,17 +373,136 @@ fn parse_options(
                         "expected at least one view externalId; leave `views` out to run every configured view",
                     ));
                 }
-                request.views = Some(views);
+                request.selection = ViewSelection::of(&views)
+                    .map_err(|error| PayloadError::at(path, error.to_string()))?;
             }
             "resync" => request.resync = string_list(value, &path, false)?,
             "dryRun" => request.dry_run = optional_bool(value, &path)?.unwrap_or(false),
             "maintenance" => request.maintenance = optional_bool(value, &path)?,
             "timeBudgetSeconds" => request.time_budget = time_budget(value, &path)?,
+            "plan" => steps.plan = optional_bool(value, &path)?.unwrap_or(false),
+            "finalize" => steps.finalize = optional_bool(value, &path)?.unwrap_or(false),
+            "unit" if value.is_null() => {}
+            "unit" => steps.unit = Some(unit_id(value, &path)?),
+            "outcomes" if value.is_null() => {}
+            "outcomes" => steps.outcomes = Some(outcomes(value, &path)?),
             // `check_accepted` refused every other key.
             _ => {}
         }
     }
+    request.fan_out = steps.into_step(&request, prefix)?;
     Ok(request)
+}
+
+impl FanOutStep {
+    /// The step for the invocation's log line (the outcomes counted, not listed).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            FanOutStep::Plan => "plan".to_owned(),
+            FanOutStep::Unit(id) => format!("unit {id}"),
+            FanOutStep::Finalize { outcomes: None } => "finalize".to_owned(),
+            FanOutStep::Finalize {
+                outcomes: Some(outcomes),
+            } => format!("finalize ({} unit outcomes)", outcomes.len()),
+        }
+    }
+}
+
+/// The fan-out keys of one payload, before they are checked against each other.
+#[derive(Default)]
+struct FanOutOptions {
+    plan: bool,
+    unit: Option<String>,
+    finalize: bool,
+    outcomes: Option<Vec<UnitOutcome>>,
+}
+
+impl FanOutOptions {
+    /// The one step asked for, refusing combinations that mean nothing: two steps at once,
+    /// outcomes without finalize, and options a step would silently ignore.
+    fn into_step(
+        self,
+        request: &Request,
+        prefix: &str,
+    ) -> Result<Option<FanOutStep>, PayloadError> {
+        let at =
+            |key: &str, message: &str| Err(PayloadError::at(format!("{prefix}{key}"), message));
+        let asked = [self.plan, self.unit.is_some(), self.finalize];
+        if asked.iter().filter(|&&a| a).count() > 1 {
+            let key = if self.finalize { "finalize" } else { "unit" };
+            return at(
+                key,
+                "`plan`, `unit` and `finalize` are separate steps of a run split into units; give one per invocation",
+            );
+        }
+        if self.outcomes.is_some() && !self.finalize {
+            return at("outcomes", "goes with `finalize: true` only");
+        }
+        if self.unit.is_some() && !request.selection.is_all() {
+            return at("views", "a unit names its view already; leave `views` out");
+        }
+        if (self.plan || self.unit.is_some()) && request.maintenance.is_some() {
+            return at(
+                "maintenance",
+                "only the `finalize` step (or a whole run) maintains the raw tables",
+            );
+        }
+        Ok(if self.plan {
+            Some(FanOutStep::Plan)
+        } else if let Some(unit) = self.unit {
+            Some(FanOutStep::Unit(unit))
+        } else if self.finalize {
+            Some(FanOutStep::Finalize {
+                outcomes: self.outcomes,
+            })
+        } else {
+            None
+        })
+    }
+}
+
+fn unit_id(value: &Value, path: &str) -> Result<String, PayloadError> {
+    match value {
+        Value::String(id) if !id.trim().is_empty() => Ok(id.clone()),
+        other => Err(PayloadError::at(
+            path,
+            format!(
+                "expected a unit id from the plan (`view:<space>:<model>/<version>:<view>`), got {}",
+                json_kind(other)
+            ),
+        )),
+    }
+}
+
+fn outcomes(value: &Value, path: &str) -> Result<Vec<UnitOutcome>, PayloadError> {
+    let Value::Array(items) = value else {
+        return Err(PayloadError::at(
+            path,
+            format!(
+                "expected the list of unit outcomes, got {}",
+                json_kind(value)
+            ),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        // What a map collects for a child execution that failed instead of reporting is no
+        // outcome: its unit counts as one without an outcome, which fails the run.
+        .filter(|(_, item)| match item {
+            Value::Null => false,
+            Value::Object(fields) => fields.contains_key("unit"),
+            _ => true,
+        })
+        .map(|(i, item)| {
+            serde_json::from_value(item.clone()).map_err(|e| {
+                PayloadError::at(
+                    format!("{path}[{i}]"),
+                    format!("expected a unit outcome (`unit`, `success`, ...): {e}"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Refuses a key that no function knows, or that belongs to the other function.
@@ -529,11 +675,26 @@ mod tests {
             "views": ["Pump", "Valve"], "resync": ["Pump"], "dryRun": true, "timeBudgetSeconds": 120
         }))
         .unwrap();
-        assert_eq!(request.views, Some(vec!["Pump".into(), "Valve".into()]));
+        assert_eq!(
+            request.selection,
+            ViewSelection::of(["Pump", "Valve"]).unwrap()
+        );
         assert_eq!(request.resync, vec!["Pump".to_string()]);
         assert!(request.dry_run);
         assert_eq!(request.time_budget, Some(Duration::from_secs(120)));
         assert_eq!(request.trigger, Trigger::Direct);
+    }
+
+    #[test]
+    fn views_may_be_model_qualified_and_a_malformed_one_is_named() {
+        let request = snapshot(json!({"views": ["Pump", "plant:PlantModel/1:Valve"]})).unwrap();
+        assert_eq!(
+            request.selection,
+            ViewSelection::of(["Pump", "plant:PlantModel/1:Valve"]).unwrap()
+        );
+        let err = sync(json!({"views": ["plant:Valve"]})).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("views"));
+        assert!(err.message.contains("`plant:Valve`"), "{err}");
     }
 
     #[test]
@@ -605,14 +766,94 @@ mod tests {
                 time: Some("2024-05-01T12:00:00Z".into()),
             }
         );
-        assert_eq!(request.views, None);
+        assert!(request.selection.is_all());
+    }
+
+    #[test]
+    fn fan_out_steps_one_per_invocation() {
+        assert_eq!(
+            snapshot(json!({"plan": true})).unwrap().fan_out,
+            Some(FanOutStep::Plan)
+        );
+        let plan = snapshot(json!({"plan": true, "views": ["Pump"]})).unwrap();
+        assert_eq!(plan.selection, ViewSelection::of(["Pump"]).unwrap());
+        assert_eq!(snapshot(json!({"plan": false})).unwrap().fan_out, None);
+        assert_eq!(
+            snapshot(json!({"unit": "view:s:M/1:Pump"}))
+                .unwrap()
+                .fan_out,
+            Some(FanOutStep::Unit("view:s:M/1:Pump".into()))
+        );
+        let finalize = snapshot(json!({
+            "finalize": true, "maintenance": false,
+            "outcomes": [{"unit": "view:s:M/1:Pump", "success": true, "rows": 3}]
+        }))
+        .unwrap();
+        match finalize.fan_out {
+            Some(FanOutStep::Finalize {
+                outcomes: Some(outcomes),
+            }) => {
+                assert_eq!(outcomes[0].unit, "view:s:M/1:Pump");
+                assert_eq!(outcomes[0].rows, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            snapshot(json!({"finalize": true})).unwrap().fan_out,
+            Some(FanOutStep::Finalize { outcomes: None })
+        );
+        // A failed child execution's entry in the map's output is no outcome.
+        let lenient = snapshot(json!({
+            "finalize": true,
+            "outcomes": [null, {"Error": "States.Timeout", "Cause": "x"}, {"unit": "a", "success": true}]
+        }))
+        .unwrap();
+        match lenient.fan_out {
+            Some(FanOutStep::Finalize {
+                outcomes: Some(outcomes),
+            }) => assert_eq!(outcomes.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        for (payload, key) in [
+            (json!({"plan": true, "finalize": true}), "finalize"),
+            (json!({"plan": true, "unit": "x"}), "unit"),
+            (json!({"outcomes": []}), "outcomes"),
+            (json!({"unit": "x", "views": ["Pump"]}), "views"),
+            (json!({"unit": "x", "maintenance": false}), "maintenance"),
+            (json!({"plan": true, "maintenance": true}), "maintenance"),
+            (json!({"unit": ""}), "unit"),
+            (json!({"unit": 3}), "unit"),
+            (json!({"finalize": "yes"}), "finalize"),
+            (
+                json!({"finalize": true, "outcomes": [{"unit": "a", "success": true}, {"unit": 1}]}),
+                "outcomes[1]",
+            ),
+            (
+                json!({"finalize": true, "outcomes": [{"unit": "a", "success": true}, 3]}),
+                "outcomes[1]",
+            ),
+        ] {
+            let err = snapshot(payload.clone()).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some(key), "{payload}: {err}");
+        }
+        assert!(
+            sync(json!({"plan": true}))
+                .unwrap_err()
+                .message
+                .contains("snapshot function")
+        );
+        let err = snapshot(json!({
+            "detail-type": "Snapshot", "source": "my.app", "detail": {"outcomes": []}
+        }))
+        .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("detail.outcomes"));
     }
 
     #[test]
     fn eventbridge_detail_carries_options_with_prefixed_errors() {
         let envelope = |detail: Value| json!({"detail-type": "Replicate", "source": "my.app", "detail": detail});
         let request = sync(envelope(json!({"views": ["Pump"]}))).unwrap();
-        assert_eq!(request.views, Some(vec!["Pump".into()]));
+        assert_eq!(request.selection, ViewSelection::of(["Pump"]).unwrap());
         let err = sync(envelope(json!({"bogus": 1}))).unwrap_err();
         assert_eq!(err.key.as_deref(), Some("detail.bogus"));
         let err = sync(envelope(json!("text"))).unwrap_err();

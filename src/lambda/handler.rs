@@ -12,15 +12,17 @@ use tracing::Instrument;
 use crate::cdf::CdfError;
 use crate::config::{Config, EnvSource, Layered};
 use crate::context::{ClientCache, Context, ContextError, LoadError};
-use crate::failure::FailureCounts;
-use crate::jobs::{self, PublishOptions, PublishReport};
+use crate::failure::Verdict;
+use crate::job::{JobInputs, JobOutcome};
+use crate::jobs::fan_out;
+use crate::jobs::{self, PublishOptions};
 use crate::maintenance::MaintenanceOptions;
-use crate::sync::{RunSummary, SyncOptions};
+use crate::sync::{SyncJob, SyncOptions};
 
 use super::FunctionKind;
 use super::config_source::{ConfigSource, ConfigSourceError};
 use super::error::FunctionError;
-use super::event::{Payload, Request, Trigger, parse_payload};
+use super::event::{FanOutStep, Payload, PayloadError, Request, Trigger, parse_payload};
 use super::logging::{LogControl, panic_message};
 use super::metrics::{MetricSet, MetricsSink};
 use super::secrets::SecretSource;
@@ -80,14 +82,22 @@ pub struct Function {
     clients: ClientCache,
 }
 
-/// What a finished run produced, before it becomes the response.
-enum Report {
-    Sync {
-        summary: RunSummary,
-        dry_run: bool,
-    },
-    /// The snapshot and (unless the payload said `maintenance: false`) maintenance.
-    Snapshot(PublishReport),
+/// What a finished run produced, before it becomes the response: the job's outcome, and
+/// whether its figures are the run's metrics (the plan and unit steps of a snapshot split
+/// into units have none: the finalize step emits the run's, summed over the units, so that
+/// the snapshot metrics mean the same with and without the fan-out).
+struct Ran {
+    outcome: JobOutcome,
+    metered: bool,
+}
+
+impl From<JobOutcome> for Ran {
+    fn from(outcome: JobOutcome) -> Self {
+        Self {
+            outcome,
+            metered: true,
+        }
+    }
 }
 
 impl Function {
@@ -124,7 +134,7 @@ impl Function {
         let _entered = span.enter();
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match outcome {
-            Ok(report) => self.finish(report, invocation, elapsed_ms),
+            Ok(outcome) => self.finish(outcome, invocation, elapsed_ms),
             Err(error) => {
                 tracing::error!(
                     outcome = "error",
@@ -139,11 +149,7 @@ impl Function {
         }
     }
 
-    async fn run(
-        &self,
-        payload: Payload,
-        invocation: &Invocation,
-    ) -> Result<Report, FunctionError> {
+    async fn run(&self, payload: Payload, invocation: &Invocation) -> Result<Ran, FunctionError> {
         let request = parse_payload(self.setup.kind, &payload)?;
         log_request(&request, invocation);
         let config = self.load_config().await?;
@@ -162,8 +168,14 @@ impl Function {
             return Err(ContextError::Cdf(error).into());
         }
         match self.setup.kind {
-            FunctionKind::Sync => self.run_sync(&context, request, invocation).await,
-            FunctionKind::Snapshot => self.run_snapshot(&context, request, invocation).await,
+            FunctionKind::Sync => Ok(self.run_sync(&context, request, invocation).await?.into()),
+            FunctionKind::Snapshot if request.fan_out.is_some() => {
+                self.run_fan_out_step(&context, request, invocation).await
+            }
+            FunctionKind::Snapshot => Ok(self
+                .run_snapshot(&context, request, invocation)
+                .await?
+                .into()),
         }
     }
 
@@ -212,58 +224,92 @@ impl Function {
         Ok(Context::with_clients(config, &self.clients)?)
     }
 
+    /// One sync slice until the invocation's deadline (or the payload's budget). The sync
+    /// keeps `extractor.deadline-margin` of it for its last commits and checkpoints, so at
+    /// least that much must be left.
     async fn run_sync(
         &self,
         context: &Context,
         request: Request,
         invocation: &Invocation,
-    ) -> Result<Report, FunctionError> {
-        let margin = context.config.extractor.deadline_margin;
-        let deadline = if request.dry_run {
-            Instant::now() + remaining(invocation.deadline, request.time_budget)
-        } else {
-            deadline(invocation.deadline, request.time_budget, margin)?
-        };
+    ) -> Result<JobOutcome, FunctionError> {
+        let left = remaining(invocation.deadline, request.time_budget);
+        if !request.dry_run {
+            enough_time(left, context.config.extractor.deadline_margin)?;
+        }
+        let inputs = JobInputs::until(Instant::now() + left).with_selection(request.selection);
         let options = SyncOptions {
-            deadline,
-            views: request.views,
             force_resync: request.resync,
             dry_run: request.dry_run,
         };
-        let summary = jobs::sync(&context.sync_job(), &options).await;
-        Ok(Report::Sync {
-            summary,
-            dry_run: request.dry_run,
-        })
+        let job = SyncJob::from_context(context);
+        Ok(jobs::sync(&job, &inputs, &options).await.outcome())
     }
 
     /// Publishes, then (unless the payload says `maintenance: false`) maintains the raw
-    /// tables in the time left: maintenance starts no table or step later than the
-    /// invocation's deadline less `extractor.deadline-margin`, and continues next time.
-    /// `extractor.maintenance.enabled: false` turns maintenance off for every run.
+    /// tables in the time left. Both obey the invocation's deadline (or the payload's
+    /// budget) less `extractor.deadline-margin`: the snapshot starts no file it cannot
+    /// finish by then and leaves the rest for the next invocation; maintenance starts no
+    /// table or step after it. `extractor.maintenance.enabled: false` turns maintenance off
+    /// for every run.
     async fn run_snapshot(
         &self,
         context: &Context,
         request: Request,
         invocation: &Invocation,
-    ) -> Result<Report, FunctionError> {
-        let margin = context.config.extractor.deadline_margin;
-        let maintenance_deadline = Instant::now()
-            + remaining(invocation.deadline, request.time_budget).saturating_sub(margin);
-        let options = PublishOptions {
-            views: request.views,
-            maintenance: match request.maintenance {
-                Some(false) => None,
-                Some(true) | None => Some(MaintenanceOptions {
-                    deadline: Some(maintenance_deadline),
-                    ..MaintenanceOptions::default()
-                }),
-            },
-        };
+    ) -> Result<JobOutcome, FunctionError> {
+        let inputs = job_inputs(&request, invocation);
+        let options = publish_options(&request);
         let plan = jobs::plan(context).await;
-        Ok(Report::Snapshot(
-            jobs::publish(context, &plan, &options).await,
-        ))
+        Ok(jobs::publish(context, &plan, &inputs, &options)
+            .await
+            .outcome())
+    }
+
+    /// One step of a snapshot run split into units, each an outcome of the snapshot job: the
+    /// plan's detail is the list of units the state machine's map reads, a unit's is its
+    /// `{"outcome", "snapshot"}` (the map keeps the `outcome` for finalize), and finalize's
+    /// is the whole run's. Only finalize emits metrics (see [`Ran`]).
+    async fn run_fan_out_step(
+        &self,
+        context: &Context,
+        mut request: Request,
+        invocation: &Invocation,
+    ) -> Result<Ran, FunctionError> {
+        let inputs = job_inputs(&request, invocation);
+        match request.fan_out.take() {
+            Some(FanOutStep::Plan) => Ok(Ran {
+                outcome: fan_out::plan_outcome(
+                    &fan_out::plan_units(context, &inputs.selection).await,
+                ),
+                metered: false,
+            }),
+            Some(FanOutStep::Unit(id)) => match fan_out::run_unit(context, &id, &inputs).await {
+                Ok(report) => Ok(Ran {
+                    outcome: report.job_outcome(),
+                    metered: false,
+                }),
+                // Permanent: the same id names nothing in the same plan next time either.
+                Err(error) => Err(PayloadError {
+                    key: Some("unit".into()),
+                    message: error.to_string(),
+                }
+                .into()),
+            },
+            Some(FanOutStep::Finalize { outcomes }) => {
+                let options = publish_options(&request);
+                Ok(
+                    fan_out::finalize(context, &inputs, &options, outcomes.as_deref())
+                        .await
+                        .outcome()
+                        .into(),
+                )
+            }
+            None => Ok(self
+                .run_snapshot(context, request, invocation)
+                .await?
+                .into()),
+        }
     }
 
     /// One EMF line per invocation, tagged with the request id so a metric leads to its logs.
@@ -276,102 +322,82 @@ impl Function {
         self.setup.metrics.emit(&emf.to_string());
     }
 
-    /// Metrics line, summary line, and the response or the failure it amounts to.
+    /// Metrics line, summary line, and the response or the failure it amounts to, the same
+    /// for every job.
     fn finish(
         &self,
-        report: Report,
+        ran: Ran,
         invocation: &Invocation,
         elapsed_ms: u64,
     ) -> Result<Value, FunctionError> {
-        match report {
-            Report::Sync { summary, dry_run } => {
-                if !dry_run {
-                    let mut metrics = MetricSet::for_sync(&summary);
-                    metrics.extend_with_failures(&summary.failures());
-                    self.emit_metrics(&metrics, invocation);
-                }
-                let success = summary.is_success();
-                tracing::info!(
-                    outcome = if success { "success" } else { "failed" },
-                    dry_run,
-                    streams_total = summary.streams_total,
-                    streams_caught_up = summary.streams_caught_up,
-                    streams_behind = summary.streams_behind,
-                    streams_failed = summary.streams_failed,
-                    plan_errors = summary.plan_errors.len(),
-                    rows = summary.rows,
-                    bytes = summary.bytes,
-                    commits = summary.commits,
-                    cursor_resets = summary.cursor_resets,
-                    max_lag_ms = summary.max_lag_ms,
-                    run_ms = summary.duration_ms,
-                    duration_ms = elapsed_ms,
-                    "sync finished: {}",
-                    summary.one_line()
-                );
-                respond(&summary, success, &summary.failures(), || {
-                    summary.one_line()
-                })
-            }
-            Report::Snapshot(report) => {
-                let mut metrics = MetricSet::for_snapshot(&report.snapshot);
-                if let Some(maintenance) = &report.maintenance {
-                    metrics.extend_with_maintenance(maintenance);
-                }
-                metrics.extend_with_failures(&report.failures());
-                self.emit_metrics(&metrics, invocation);
-                let success = report.is_success();
-                let one_line = report.one_line();
-                let (summary, maintenance) = (&report.snapshot, &report.maintenance);
-                tracing::info!(
-                    outcome = if success { "success" } else { "failed" },
-                    views_total = summary.views_total,
-                    views_failed = summary.views_failed,
-                    files_rebuilt = summary.files_rebuilt,
-                    files_incremental = summary.files_incremental,
-                    files_skipped = summary.files_skipped,
-                    files_failed = summary.files_failed,
-                    plan_errors = summary.plan_errors.len(),
-                    rows = summary.rows,
-                    bytes = summary.bytes,
-                    maintenance = maintenance.is_some(),
-                    tables_failed = maintenance.as_ref().map(|m| m.tables_failed),
-                    tables_deferred = maintenance.as_ref().map(|m| m.tables_deferred),
-                    files_compacted = maintenance.as_ref().map(|m| m.files_compacted),
-                    files_vacuumed = maintenance.as_ref().map(|m| m.files_vacuumed),
-                    run_ms = summary.duration_ms,
-                    duration_ms = elapsed_ms,
-                    "snapshot finished: {one_line}"
-                );
-                respond(&report, success, &report.failures(), || one_line)
-            }
+        let metered = ran.metered && !ran.outcome.dry_run;
+        let outcome = ran.outcome;
+        // A dry run only planned: it never moves an alarm.
+        if metered {
+            self.emit_metrics(&MetricSet::of(&outcome), invocation);
         }
+        let failures: Vec<String> = outcome
+            .failures
+            .by_cause
+            .iter()
+            .map(|(cause, n)| format!("{cause}={n}"))
+            .collect();
+        tracing::info!(
+            outcome = if outcome.success { "success" } else { "failed" },
+            job = outcome.job,
+            dry_run = outcome.dry_run,
+            succeeded = outcome.succeeded,
+            behind = outcome.behind,
+            failed = outcome.failed,
+            failures = %failures.join(","),
+            run_ms = outcome.duration_ms,
+            duration_ms = elapsed_ms,
+            "{} finished: {}",
+            outcome.job,
+            outcome.summary
+        );
+        respond(outcome)
     }
 }
 
-/// The summary as the response, or, when something failed, the failure naming it (the
-/// figures are in the summary line) and saying whether a retry can help.
-fn respond<S: serde::Serialize>(
-    summary: &S,
-    success: bool,
-    failures: &FailureCounts,
-    one_line: impl FnOnce() -> String,
-) -> Result<Value, FunctionError> {
+/// The inputs of a snapshot run (or of a step of one split into units): the payload's views,
+/// until the invocation's deadline (or the payload's budget). The snapshot keeps
+/// `extractor.deadline-margin` of it: no file, maintenance table or step starts later than
+/// the deadline less the margin.
+fn job_inputs(request: &Request, invocation: &Invocation) -> JobInputs {
+    let left = remaining(invocation.deadline, request.time_budget);
+    JobInputs::until(Instant::now() + left).with_selection(request.selection.clone())
+}
+
+/// What a publish run (or the finalize step of one split into units) does beyond its
+/// inputs: maintenance of the raw tables after the snapshot, unless the payload says
+/// `maintenance: false`.
+fn publish_options(request: &Request) -> PublishOptions {
+    PublishOptions {
+        maintenance: match request.maintenance {
+            Some(false) => None,
+            Some(true) | None => Some(MaintenanceOptions::default()),
+        },
+        ..PublishOptions::default()
+    }
+}
+
+/// The job's summary as the response, or, when something failed, the failure naming it
+/// (the figures are in the summary line) and saying whether a retry can help.
+fn respond(outcome: JobOutcome) -> Result<Value, FunctionError> {
     // A run that is not a success always has a failure; should one ever lack it, a retry
     // is the safe advice.
-    let verdict = failures
+    let verdict = outcome
+        .failures
         .verdict()
-        .or((!success).then_some(crate::failure::Verdict::Retryable));
-    if let Some(verdict) = verdict {
-        return Err(FunctionError::RunFailed {
-            message: one_line(),
+        .or((!outcome.success).then_some(Verdict::Retryable));
+    match verdict {
+        Some(verdict) => Err(FunctionError::RunFailed {
+            message: outcome.summary,
             verdict,
-        });
+        }),
+        None => Ok(outcome.detail),
     }
-    serde_json::to_value(summary).map_err(|e| FunctionError::RunFailed {
-        message: format!("the summary could not be encoded: {e}"),
-        verdict: crate::failure::Verdict::Permanent(crate::failure::Cause::Internal),
-    })
 }
 
 fn log_request(request: &Request, invocation: &Invocation) {
@@ -390,10 +416,11 @@ fn log_request(request: &Request, invocation: &Invocation) {
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO)
             .as_millis() as u64,
-        views = ?request.views,
+        views = %request.selection,
         resync = ?request.resync,
         dry_run = request.dry_run,
         maintenance = ?request.maintenance,
+        step = request.fan_out.as_ref().map(FanOutStep::describe),
         time_budget_s = request.time_budget.map(|b| b.as_secs()),
         "invocation started"
     );
@@ -413,22 +440,16 @@ fn remaining(invocation_deadline: SystemTime, budget: Option<Duration>) -> Durat
     budget.map_or(left, |budget| budget.min(left))
 }
 
-/// The run's deadline: Lambda's (or the payload's budget, if shorter). The sync engine keeps
-/// `extractor.deadline-margin` of it free for the last flush and checkpoint, so at least
-/// that much must be left.
-fn deadline(
-    invocation_deadline: SystemTime,
-    budget: Option<Duration>,
-    margin: Duration,
-) -> Result<Instant, FunctionError> {
-    let left = remaining(invocation_deadline, budget);
+/// Refuses a run whose time left is not more than `margin`, which the job keeps free for
+/// its last writes: it could do nothing.
+fn enough_time(left: Duration, margin: Duration) -> Result<(), FunctionError> {
     if left <= margin {
         return Err(FunctionError::NoTimeLeft {
             remaining_ms: left.as_millis(),
             margin_ms: margin.as_millis(),
         });
     }
-    Ok(Instant::now() + left)
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -443,14 +464,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deadline_is_lambdas_or_the_shorter_budget() {
+    fn time_left_is_lambdas_or_the_shorter_budget() {
         let in_ten_minutes = SystemTime::now() + Duration::from_secs(600);
-        let margin = Duration::from_secs(20);
-        let full = deadline(in_ten_minutes, None, margin).unwrap();
-        let left = full - Instant::now();
-        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
-        let budget = deadline(in_ten_minutes, Some(Duration::from_secs(60)), margin).unwrap();
-        assert!(budget - Instant::now() <= Duration::from_secs(60));
+        let full = remaining(in_ten_minutes, None);
+        assert!(full > Duration::from_secs(590) && full < Duration::from_secs(600));
+        let budget = remaining(in_ten_minutes, Some(Duration::from_secs(60)));
+        assert_eq!(budget, Duration::from_secs(60));
     }
 
     #[test]
@@ -469,10 +488,11 @@ mod tests {
     #[test]
     fn no_time_left_after_the_margin_is_an_error() {
         let soon = SystemTime::now() + Duration::from_secs(15);
-        let err = deadline(soon, None, Duration::from_secs(20)).unwrap_err();
+        let err = enough_time(remaining(soon, None), Duration::from_secs(20)).unwrap_err();
         assert_eq!(err.error_type(), "Permanent.InvalidConfiguration");
         assert!(err.to_string().contains("deadline-margin"), "{err}");
         let past = SystemTime::now() - Duration::from_secs(1);
-        assert!(deadline(past, None, Duration::ZERO).is_err());
+        assert!(enough_time(remaining(past, None), Duration::ZERO).is_err());
+        assert!(enough_time(Duration::from_secs(21), Duration::from_secs(20)).is_ok());
     }
 }

@@ -14,9 +14,7 @@ use std::sync::Mutex;
 use serde_json::{Map, Value, json};
 
 use crate::failure::{FailureCounts, Retry};
-use crate::maintenance::MaintenanceSummary;
-use crate::snapshot::SnapshotSummary;
-use crate::sync::{RunSummary, StreamStatus};
+use crate::job::{JobOutcome, Metric, Unit};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "CdfS3Replicator";
@@ -24,7 +22,7 @@ pub const NAMESPACE: &str = "CdfS3Replicator";
 pub(crate) const DIMENSION: &str = "Function";
 
 #[cfg(test)]
-/// Every metric of a sync run, in the order [`MetricSet::for_sync`] pushes them (`Lag` only
+/// Every metric of a sync run, in the order `RunSummary::metrics` pushes them (`Lag` only
 /// once some stream has seen a change).
 pub(crate) const SYNC_METRICS: &[&str] = &[
     "Rows",
@@ -46,23 +44,25 @@ pub(crate) const SYNC_METRICS: &[&str] = &[
 ];
 
 #[cfg(test)]
-/// Every metric of a snapshot run, in the order [`MetricSet::for_snapshot`] pushes them.
+/// Every metric of a snapshot run, in the order `SnapshotSummary::metrics` pushes them.
 pub(crate) const SNAPSHOT_METRICS: &[&str] = &[
     "Rows",
     "Bytes",
     "ViewsTotal",
     "ViewsFailed",
+    "ViewsBehind",
     "FilesRebuilt",
     "FilesMerged",
     "FilesUnchanged",
     "FilesFailed",
+    "FilesBehind",
     "PlanErrors",
     "RunDuration",
 ];
 
 #[cfg(test)]
 /// The metrics the snapshot function adds when maintenance ran, in the order
-/// [`MetricSet::extend_with_maintenance`] pushes them.
+/// `MaintenanceSummary::metrics` pushes them.
 pub(crate) const MAINTENANCE_METRICS: &[&str] = &[
     "TablesMaintained",
     "TablesMaintenanceFailed",
@@ -98,151 +98,24 @@ pub(crate) fn metric_names(kind: FunctionKind) -> Vec<&'static str> {
     }
 }
 
-/// CloudWatch units used here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unit {
-    Count,
-    Bytes,
-    Milliseconds,
-}
-
-impl Unit {
-    fn as_str(self) -> &'static str {
-        match self {
-            Unit::Count => "Count",
-            Unit::Bytes => "Bytes",
-            Unit::Milliseconds => "Milliseconds",
-        }
-    }
-}
-
-/// One value of one invocation.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Metric {
-    pub(crate) name: &'static str,
-    pub(crate) unit: Unit,
-    pub(crate) value: f64,
-}
-
-/// The metrics of one invocation.
+/// The metrics of one invocation: the figures of the job that ran, then its failures.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct MetricSet {
     pub(crate) metrics: Vec<Metric>,
 }
 
 impl MetricSet {
-    pub(crate) fn push(&mut self, name: &'static str, unit: Unit, value: f64) {
+    /// The figures of whichever job ran (see [`JobOutcome::metrics`]), then its failures.
+    pub(crate) fn of(outcome: &JobOutcome) -> Self {
+        let mut set = Self {
+            metrics: outcome.metrics.0.clone(),
+        };
+        set.extend_with_failures(&outcome.failures);
+        set
+    }
+
+    fn push(&mut self, name: &'static str, unit: Unit, value: f64) {
         self.metrics.push(Metric { name, unit, value });
-    }
-
-    /// The figures of a sync run. `Lag` is left out when no stream saw a change yet.
-    pub(crate) fn for_sync(summary: &RunSummary) -> Self {
-        let mut set = Self::default();
-        let count = |n: usize| n as f64;
-        set.push("Rows", Unit::Count, summary.rows as f64);
-        set.push(
-            "RowsQuarantined",
-            Unit::Count,
-            summary.rows_quarantined as f64,
-        );
-        set.push("Bytes", Unit::Bytes, summary.bytes as f64);
-        set.push("Commits", Unit::Count, summary.commits as f64);
-        set.push("Files", Unit::Count, summary.files as f64);
-        set.push("StreamsTotal", Unit::Count, count(summary.streams_total));
-        set.push(
-            "StreamsCaughtUp",
-            Unit::Count,
-            count(summary.streams_caught_up),
-        );
-        set.push("StreamsBehind", Unit::Count, count(summary.streams_behind));
-        // Part of `StreamsBehind`: another sync committed first, which is normal only while
-        // two runs overlap; a steady count means runs overlap every time.
-        let superseded = summary
-            .streams
-            .iter()
-            .filter(|s| s.status == StreamStatus::Superseded)
-            .count();
-        set.push("StreamsSuperseded", Unit::Count, count(superseded));
-        set.push("StreamsFailed", Unit::Count, count(summary.streams_failed));
-        set.push("PlanErrors", Unit::Count, count(summary.plan_errors.len()));
-        set.push("CursorResets", Unit::Count, summary.cursor_resets as f64);
-        // Instances the membership scan found out of step with CDF without a sync event:
-        // exits (left a view filter) and refreshes (entered through a nested filter, or a
-        // version the table missed). A steady non-zero count is expected with view filters.
-        set.push(
-            "MembershipRefreshed",
-            Unit::Count,
-            summary.membership.refreshed as f64,
-        );
-        set.push(
-            "MembershipExited",
-            Unit::Count,
-            summary.membership.exited as f64,
-        );
-        if let Some(lag) = summary.max_lag_ms {
-            set.push("Lag", Unit::Milliseconds, lag.max(0) as f64);
-        }
-        set.push(
-            "RunDuration",
-            Unit::Milliseconds,
-            summary.duration_ms as f64,
-        );
-        set
-    }
-
-    /// The figures of a snapshot run: rows and bytes of the files written, files by what
-    /// happened to them.
-    pub(crate) fn for_snapshot(summary: &SnapshotSummary) -> Self {
-        let mut set = Self::default();
-        let count = |n: usize| n as f64;
-        set.push("Rows", Unit::Count, summary.rows as f64);
-        set.push("Bytes", Unit::Bytes, summary.bytes as f64);
-        set.push("ViewsTotal", Unit::Count, count(summary.views_total));
-        set.push("ViewsFailed", Unit::Count, count(summary.views_failed));
-        set.push("FilesRebuilt", Unit::Count, count(summary.files_rebuilt));
-        set.push("FilesMerged", Unit::Count, count(summary.files_incremental));
-        set.push("FilesUnchanged", Unit::Count, count(summary.files_skipped));
-        set.push("FilesFailed", Unit::Count, count(summary.files_failed));
-        set.push("PlanErrors", Unit::Count, count(summary.plan_errors.len()));
-        set.push(
-            "RunDuration",
-            Unit::Milliseconds,
-            summary.duration_ms as f64,
-        );
-        set
-    }
-
-    /// Adds the figures of the maintenance run that followed a snapshot.
-    pub(crate) fn extend_with_maintenance(&mut self, summary: &MaintenanceSummary) {
-        let count = |n: usize| n as f64;
-        self.push("TablesMaintained", Unit::Count, count(summary.tables_total));
-        self.push(
-            "TablesMaintenanceFailed",
-            Unit::Count,
-            count(summary.tables_failed),
-        );
-        self.push(
-            "TablesDeferred",
-            Unit::Count,
-            count(summary.tables_deferred),
-        );
-        self.push(
-            "FilesCompacted",
-            Unit::Count,
-            count(summary.files_compacted),
-        );
-        self.push(
-            "BytesCompacted",
-            Unit::Bytes,
-            summary.bytes_compacted as f64,
-        );
-        self.push("Checkpoints", Unit::Count, count(summary.checkpoints));
-        self.push("FilesVacuumed", Unit::Count, count(summary.files_vacuumed));
-        self.push(
-            "MaintenanceDuration",
-            Unit::Milliseconds,
-            summary.duration_ms as f64,
-        );
     }
 
     /// The run's failures: how many a retry can fix (`FailuresRetryable`) and how many need
@@ -350,7 +223,9 @@ mod template_check;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{StreamReport, StreamStatus};
+    use crate::maintenance::MaintenanceSummary;
+    use crate::snapshot::SnapshotSummary;
+    use crate::sync::{RunSummary, StreamReport, StreamStatus};
 
     #[test]
     fn sync_summary_as_emf() {
@@ -365,7 +240,7 @@ mod tests {
         let done = StreamReport::new("s/m/1/Valve/nodes", StreamStatus::CaughtUp);
         let summary = RunSummary::from_reports(vec![behind, done], Vec::new(), 1234);
 
-        let emf = MetricSet::for_sync(&summary).to_emf(
+        let emf = MetricSet::of(&summary.outcome()).to_emf(
             "cdf-s3-sync",
             1_700_000_000_000,
             &[("requestId", json!("req-1"))],
@@ -414,7 +289,7 @@ mod tests {
             )],
             77,
         );
-        let emf = MetricSet::for_snapshot(&summary).to_emf("cdf-s3-snapshot", 1, &[]);
+        let emf = MetricSet::of(&summary.outcome()).to_emf("cdf-s3-snapshot", 1, &[]);
         assert_eq!(emf["PlanErrors"], 1.0);
         assert_eq!(emf["ViewsTotal"], 0.0);
         assert_eq!(emf["RunDuration"], 77.0);
@@ -422,7 +297,13 @@ mod tests {
         let metrics = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap();
-        assert_eq!(metrics.len(), SNAPSHOT_METRICS.len());
+        // The snapshot's figures, then its failures: both counts and the one cause.
+        assert_eq!(
+            metrics.len(),
+            SNAPSHOT_METRICS.len() + FAILURE_METRICS.len() + 1
+        );
+        assert_eq!(emf["FailuresPermanent"], 1.0);
+        assert_eq!(emf["FailuresInvalidRequest"], 1.0);
     }
 
     fn names(set: &MetricSet) -> Vec<&'static str> {
@@ -435,23 +316,39 @@ mod tests {
         let mut seen = StreamReport::new("s/m/1/Pump/nodes", StreamStatus::CaughtUp);
         seen.lag_ms = Some(1);
         let sync = RunSummary::from_reports(vec![seen], Vec::new(), 1);
-        let mut set = MetricSet::for_sync(&sync);
+        let mut set = MetricSet {
+            metrics: sync.metrics().0,
+        };
         assert_eq!(names(&set), SYNC_METRICS);
         set.extend_with_failures(&sync.failures());
         assert_eq!(names(&set), metric_names(FunctionKind::Sync));
+        assert_eq!(
+            names(&MetricSet::of(&sync.outcome())),
+            metric_names(FunctionKind::Sync)
+        );
 
         let snapshot = SnapshotSummary::from_reports(Vec::new(), Vec::new(), 1);
-        let mut set = MetricSet::for_snapshot(&snapshot);
-        assert_eq!(names(&set), SNAPSHOT_METRICS);
-        set.extend_with_maintenance(&MaintenanceSummary::from_reports(
-            Vec::new(),
-            Vec::new(),
-            false,
-            1,
-        ));
-        assert_eq!(names(&set)[SNAPSHOT_METRICS.len()..], *MAINTENANCE_METRICS);
-        set.extend_with_failures(&snapshot.failures());
-        assert_eq!(names(&set), metric_names(FunctionKind::Snapshot));
+        assert_eq!(
+            names(&MetricSet {
+                metrics: snapshot.metrics().0
+            }),
+            SNAPSHOT_METRICS
+        );
+        let maintenance = MaintenanceSummary::from_reports(Vec::new(), Vec::new(), false, 1);
+        assert_eq!(
+            names(&MetricSet {
+                metrics: maintenance.metrics().0
+            }),
+            MAINTENANCE_METRICS
+        );
+        let published = crate::jobs::PublishReport {
+            snapshot,
+            maintenance: Some(maintenance),
+        };
+        assert_eq!(
+            names(&MetricSet::of(&published.outcome())),
+            metric_names(FunctionKind::Snapshot)
+        );
         // One value per name in a document: EMF keeps the metrics as top-level members.
         for kind in [FunctionKind::Sync, FunctionKind::Snapshot] {
             let all = metric_names(kind);
@@ -469,7 +366,7 @@ mod tests {
             StreamReport::new("s/m/1/D/nodes", StreamStatus::CaughtUp),
         ];
         let summary = RunSummary::from_reports(reports, Vec::new(), 5);
-        let emf = MetricSet::for_sync(&summary).to_emf("f", 0, &[]);
+        let emf = MetricSet::of(&summary.outcome()).to_emf("f", 0, &[]);
         assert_eq!(emf["StreamsSuperseded"], 2.0);
         assert_eq!(emf["StreamsBehind"], 3.0);
         assert_eq!(emf["StreamsCaughtUp"], 1.0);
@@ -502,7 +399,7 @@ mod tests {
     #[test]
     fn lag_is_left_out_when_unknown() {
         let summary = RunSummary::from_reports(Vec::new(), Vec::new(), 5);
-        let emf = MetricSet::for_sync(&summary).to_emf("f", 0, &[]);
+        let emf = MetricSet::of(&summary.outcome()).to_emf("f", 0, &[]);
         assert!(emf.get("Lag").is_none());
         assert_eq!(emf["StreamsTotal"], 0.0);
     }

@@ -24,14 +24,15 @@ pub(crate) use self::plan::tables_of;
 pub use self::summary::{MaintenanceSummary, TableStatus};
 use self::table::TableSettings;
 use crate::context::Context;
-use crate::lake::{CompactionOptions, DEFAULT_MAX_LOG_SCAN, DEFAULT_TARGET_FILE_SIZE};
+use crate::job::JobInputs;
+use crate::lake::{
+    CompactionOptions, DEFAULT_MAX_LOG_SCAN, DEFAULT_TARGET_FILE_SIZE, Destination, WriteOptions,
+};
 use crate::plan::Plan;
 
-/// What a maintenance run should do, beyond the configuration.
+/// What a maintenance run should do, beyond its [`JobInputs`] and the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaintenanceOptions {
-    /// Only the tables of these views (by view externalId); `None` for all.
-    pub views: Option<Vec<String>>,
     /// Merge small raw files.
     pub compact: bool,
     /// Delete files removed longer ago than the retention, and expired log files.
@@ -46,23 +47,66 @@ pub struct MaintenanceOptions {
     /// Size of a compacted file; files at least this large are left alone. Default
     /// [`DEFAULT_TARGET_FILE_SIZE`].
     pub target_file_size: Option<u64>,
-    /// No table and no step starts after this instant (a Lambda's remaining time); the
-    /// tables and steps left over are reported as deferred and run next time.
-    pub deadline: Option<Instant>,
 }
 
 impl Default for MaintenanceOptions {
     /// Every step, for every table.
     fn default() -> Self {
         Self {
-            views: None,
             compact: true,
             vacuum: true,
             checkpoint: true,
             dry_run: false,
             vacuum_retention: None,
             target_file_size: None,
-            deadline: None,
+        }
+    }
+}
+
+/// The maintenance settings of a configuration: where the raw tables are, how they are
+/// written, and how much of the deadline is kept free.
+#[derive(Debug, Clone)]
+struct MaintenanceJob {
+    enabled: bool,
+    destination: Destination,
+    write_options: WriteOptions,
+    compact_min_files: usize,
+    checkpoint_interval: u64,
+    vacuum_retention: Duration,
+    parallelism: usize,
+    deadline_margin: Duration,
+}
+
+impl MaintenanceJob {
+    fn from_context(context: &Context) -> Self {
+        let extractor = &context.config.extractor;
+        let configured = &extractor.maintenance;
+        Self {
+            enabled: configured.enabled,
+            destination: context.destination.clone(),
+            write_options: context.raw_write_options(),
+            compact_min_files: configured.compact_min_files,
+            checkpoint_interval: configured.checkpoint_interval,
+            vacuum_retention: configured.vacuum_retention,
+            parallelism: (extractor.parallelism as usize).max(1),
+            deadline_margin: extractor.deadline_margin,
+        }
+    }
+
+    /// The settings the tables of one run share.
+    fn tables(&self, inputs: &JobInputs, options: &MaintenanceOptions) -> TableSettings {
+        TableSettings {
+            destination: self.destination.clone(),
+            write_options: self.write_options.clone(),
+            compaction: CompactionOptions {
+                target_file_size: options.target_file_size.unwrap_or(DEFAULT_TARGET_FILE_SIZE),
+                min_files: self.compact_min_files,
+                max_log_scan: DEFAULT_MAX_LOG_SCAN,
+                max_commit_attempts: self.write_options.max_commit_attempts,
+            },
+            checkpoint_interval: self.checkpoint_interval,
+            vacuum_retention: options.vacuum_retention.unwrap_or(self.vacuum_retention),
+            cutoff: inputs.deadline.less(self.deadline_margin),
         }
     }
 }
@@ -73,36 +117,23 @@ impl Default for MaintenanceOptions {
 pub(crate) async fn run(
     context: &Context,
     plan: &Plan,
+    inputs: &JobInputs,
     options: &MaintenanceOptions,
 ) -> MaintenanceSummary {
     let started = Instant::now();
-    let configured = &context.config.extractor.maintenance;
-    if !configured.enabled {
+    let job = MaintenanceJob::from_context(context);
+    if !job.enabled {
         return MaintenanceSummary {
             disabled: true,
             dry_run: options.dry_run,
             ..MaintenanceSummary::default()
         };
     }
-    let plan = plan.for_views(options.views.as_deref());
+    let plan = plan.for_views(&inputs.selection);
     let plan_errors = plan.problems().to_vec();
     let targets = tables_of(plan.streams());
-    let job = context.sync_job();
-    let settings = TableSettings {
-        destination: job.streams.destination.clone(),
-        write_options: job.streams.write_options.clone(),
-        compaction: CompactionOptions {
-            target_file_size: options.target_file_size.unwrap_or(DEFAULT_TARGET_FILE_SIZE),
-            min_files: configured.compact_min_files,
-            max_log_scan: DEFAULT_MAX_LOG_SCAN,
-            max_commit_attempts: job.streams.write_options.max_commit_attempts,
-        },
-        checkpoint_interval: configured.checkpoint_interval,
-        vacuum_retention: options
-            .vacuum_retention
-            .unwrap_or(configured.vacuum_retention),
-    };
-    let parallelism = job.parallelism.max(1);
+    let settings = job.tables(inputs, options);
+    let parallelism = job.parallelism;
     let reports = futures::stream::iter(targets)
         .map(|target| {
             let settings = &settings;
@@ -132,12 +163,4 @@ pub(crate) async fn run(
     );
     tracing::info!(summary = %summary.one_line(), "maintenance finished");
     summary
-}
-
-impl MaintenanceOptions {
-    /// Whether the deadline (if any) has passed.
-    pub(crate) fn deadline_passed(&self) -> bool {
-        self.deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-    }
 }

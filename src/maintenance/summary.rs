@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::failure::{Failure, FailureCounts};
+use crate::job::{JobOutcome, Metrics, Unit};
 
 use crate::lake::{CompactedGroup, CompactionInfo, CompactionOutcome};
 
@@ -191,6 +192,42 @@ impl MaintenanceSummary {
     /// No table failed and every configured model and view could be planned.
     pub fn is_success(&self) -> bool {
         self.tables_failed == 0 && self.plan_errors.is_empty()
+    }
+
+    /// The run in the shape every job reports: tables done (or missing), deferred by the
+    /// deadline, and failed (with the models and views that could not be planned).
+    pub fn outcome(&self) -> JobOutcome {
+        JobOutcome {
+            job: "maintenance",
+            success: self.is_success(),
+            succeeded: (self.tables_total - self.tables_failed - self.tables_deferred) as u64,
+            behind: self.tables_deferred as u64,
+            failed: (self.tables_failed + self.plan_errors.len()) as u64,
+            dry_run: self.dry_run,
+            summary: self.one_line(),
+            failures: self.failures(),
+            duration_ms: self.duration_ms,
+            metrics: self.metrics(),
+            detail: serde_json::to_value(self).unwrap_or_default(),
+        }
+    }
+
+    /// The figures of the run as metrics.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let mut set = Metrics::default();
+        set.count("TablesMaintained", self.tables_total);
+        set.count("TablesMaintenanceFailed", self.tables_failed);
+        set.count("TablesDeferred", self.tables_deferred);
+        set.count("FilesCompacted", self.files_compacted);
+        set.push("BytesCompacted", Unit::Bytes, self.bytes_compacted as f64);
+        set.count("Checkpoints", self.checkpoints);
+        set.count("FilesVacuumed", self.files_vacuumed);
+        set.push(
+            "MaintenanceDuration",
+            Unit::Milliseconds,
+            self.duration_ms as f64,
+        );
+        set
     }
 
     /// A one-line summary for logs and run reports.

@@ -8,6 +8,7 @@ use super::MaintenanceOptions;
 use super::plan::MaintenanceTarget;
 use super::summary::{CompactionCommit, TableReport, TableStatus};
 use crate::failure::Failure;
+use crate::job::Deadline;
 use crate::lake::{
     CompactionOptions, CompactionOutcome, Destination, LakeResult, LakeTable, VacuumScope,
     WriteOptions,
@@ -21,6 +22,9 @@ pub(crate) struct TableSettings {
     pub(crate) compaction: CompactionOptions,
     pub(crate) checkpoint_interval: u64,
     pub(crate) vacuum_retention: Duration,
+    /// No table and no step starts after this: the run's deadline less
+    /// `extractor.deadline-margin`.
+    pub(crate) cutoff: Deadline,
 }
 
 /// Maintains one table; never fails, the report carries the errors.
@@ -30,7 +34,7 @@ pub(crate) async fn maintain(
     options: &MaintenanceOptions,
 ) -> TableReport {
     let mut report = TableReport::new(target.path.clone());
-    if options.deadline_passed() {
+    if settings.cutoff.reached() {
         report.status = TableStatus::Deferred;
         return report;
     }
@@ -53,7 +57,7 @@ pub(crate) async fn maintain(
 
     let mut deferred = false;
     let mut step_due = |wanted: bool| {
-        deferred |= wanted && options.deadline_passed();
+        deferred |= wanted && settings.cutoff.reached();
         wanted && !deferred
     };
     if step_due(options.compact) {

@@ -12,6 +12,7 @@ pub(crate) use self::streams::{RESULT_SET, StreamSpec, model_label};
 use crate::cdf::CdfClient;
 use crate::config::SpaceSelection;
 use crate::failure::{Cause, Failure};
+use crate::job::ViewSelection;
 
 /// The streams of the configured models, and the models and views that could not be planned.
 #[derive(Debug, Clone, Default)]
@@ -42,20 +43,25 @@ impl Plan {
         &self.problems
     }
 
-    /// The part of the plan that serves `views` (view externalIds; `None` for all). A name
-    /// that matches no stream is a problem: a typo must not pass for a run that did what was
-    /// asked.
-    pub(crate) fn for_views(&self, views: Option<&[String]>) -> Plan {
-        let Some(views) = views else {
+    /// The part of the plan that serves the `selection` of views. A name that matches no
+    /// stream is a problem: a typo must not pass for a run that did what was asked.
+    pub(crate) fn for_views(&self, selection: &ViewSelection) -> Plan {
+        if selection.is_all() {
             return self.clone();
-        };
+        }
         let mut problems = self.problems.clone();
-        problems
-            .extend(self.unknown_names("views", views, |spec, name| spec.view.external_id == name));
+        problems.extend(
+            selection.unknown(
+                "views",
+                self.streams
+                    .iter()
+                    .map(|spec| (&spec.model, spec.view.external_id.as_str())),
+            ),
+        );
         let streams = self
             .streams
             .iter()
-            .filter(|spec| views.iter().any(|v| v == &spec.view.external_id))
+            .filter(|spec| selection.selects(&spec.model, &spec.view.external_id))
             .cloned()
             .collect();
         Plan { streams, problems }

@@ -16,7 +16,9 @@
 //! | a type unknown to this version | Utf8 (JSON text of the whole value) | Utf8 |
 //!
 //! System columns come first (see [`system`]); property columns follow, sorted by property
-//! identifier, all nullable (tombstones carry no properties). Which column a property fills
+//! identifier, all nullable (tombstones carry no properties). The raw-only columns
+//! `_arrival` ([`arrival`]) and `_exitedTime` sit where a table gained them, after the
+//! columns it had then (schema merges append). Which column a property fills
 //! is decided by [`mapping`] for the whole table (all its source views and its current
 //! schema): names are compared ignoring case and renamed as described in [`naming`],
 //! same-name properties of different source views are qualified with the view, and a type
@@ -24,6 +26,7 @@
 //! carries field metadata `cdf.source` (the source view), `cdf.property` (the identifier),
 //! `cdf.type` (the CDF type name) and, for lists, `cdf.list = "true"`.
 
+pub(crate) mod arrival;
 pub(crate) mod evolution;
 pub(crate) mod json_text;
 pub(crate) mod mapping;

@@ -12,7 +12,7 @@ use deltalake::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use deltalake::arrow::error::ArrowError;
 
 use super::json_text::{UnsupportedType, list_to_json_text, to_text_array};
-use super::system::{DELETED_TIME, EXITED_TIME};
+use super::system::{DELETED_TIME, EXITED_TIME, RAW_ONLY};
 use super::view_schema::METADATA_TYPE;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +39,21 @@ pub(crate) fn is_nested(data_type: &DataType) -> bool {
 }
 
 /// The publish schema of a raw schema: same columns, same order, nested columns as nullable
-/// `Utf8` (their field metadata kept), without the raw-only exit marker.
+/// `Utf8` (their field metadata kept), without the raw-only columns (the exit marker and
+/// the arrival order, [`RAW_ONLY`]).
 pub(crate) fn publish_schema(raw: &Schema) -> SchemaRef {
     let fields: Vec<FieldRef> = raw
         .fields()
         .iter()
-        .filter(|field| field.name() != EXITED_TIME)
+        .filter(|field| !is_raw_only(field))
         .map(publish_field)
         .collect();
     Arc::new(Schema::new_with_metadata(fields, raw.metadata().clone()))
+}
+
+/// Whether a raw column stays out of the publish layer.
+fn is_raw_only(field: &Field) -> bool {
+    RAW_ONLY.contains(&field.name().as_str())
 }
 
 fn publish_field(field: &FieldRef) -> FieldRef {
@@ -68,7 +74,8 @@ fn publish_field(field: &FieldRef) -> FieldRef {
 /// A row that records a membership exit ([`EXITED_TIME`]) removes its instance from the
 /// publish layer exactly as a deletion does, so it becomes a tombstone here (its
 /// `deletedTime` takes the exit time) and the exit column itself is left out. Tombstones
-/// never reach a published file, so no reader sees an exit as a deletion.
+/// never reach a published file, so no reader sees an exit as a deletion. The arrival
+/// column is left out too: a published file holds one row per key, sorted by key.
 pub(crate) fn publish_batch(batch: &RecordBatch) -> Result<RecordBatch, PublishError> {
     let schema = batch.schema();
     let exited = schema
@@ -79,7 +86,7 @@ pub(crate) fn publish_batch(batch: &RecordBatch) -> Result<RecordBatch, PublishE
         .fields()
         .iter()
         .zip(batch.columns())
-        .filter(|(field, _)| field.name() != EXITED_TIME)
+        .filter(|(field, _)| !is_raw_only(field))
         .map(|(field, column)| match &exited {
             Some(exited) if field.name() == DELETED_TIME && exited.null_count() < exited.len() => {
                 Ok(nullif_coalesce(column, exited)?)
@@ -236,11 +243,13 @@ mod tests {
     }
 
     #[test]
-    fn an_exit_row_becomes_a_tombstone_and_the_exit_column_is_not_published() {
+    fn an_exit_row_becomes_a_tombstone_and_the_raw_only_columns_are_not_published() {
+        use crate::schema::system::ARRIVAL;
         use deltalake::arrow::array::Int64Array;
         let schema = Arc::new(Schema::new(vec![
             Field::new("externalId", DataType::Utf8, false),
             Field::new(DELETED_TIME, DataType::Int64, true),
+            Field::new(ARRIVAL, DataType::Utf8, true),
             Field::new(EXITED_TIME, DataType::Int64, true),
         ]));
         let batch = RecordBatch::try_new(
@@ -248,6 +257,7 @@ mod tests {
             vec![
                 Arc::new(StringArray::from(vec!["live", "deleted", "exited"])),
                 Arc::new(Int64Array::from(vec![None, Some(5), None])),
+                Arc::new(StringArray::from(vec![Some("a"), None, Some("c")])),
                 Arc::new(Int64Array::from(vec![None, None, Some(7)])),
             ],
         )
@@ -255,6 +265,8 @@ mod tests {
         let published = publish_batch(&batch).unwrap();
         assert_eq!(published.schema(), publish_schema(&schema));
         assert!(published.schema().index_of(EXITED_TIME).is_err());
+        assert!(published.schema().index_of(ARRIVAL).is_err());
+        assert_eq!(published.num_columns(), 2);
         let deleted = published
             .column_by_name(DELETED_TIME)
             .unwrap()

@@ -22,11 +22,20 @@ pub(crate) const START_NODE_EXTERNAL_ID: &str = "startNode.externalId";
 pub(crate) const END_NODE_SPACE: &str = "endNode.space";
 pub(crate) const END_NODE_EXTERNAL_ID: &str = "endNode.externalId";
 /// Raw only: set (epoch milliseconds) on a row that records that its instance left the
-/// stream's query, which a membership scan found; `deletedTime` records deletions in CDF.
-/// The column appears in a raw table with its first exit row. A property can never take
+/// stream's query, which a membership scan or a completed backfill found; `deletedTime`
+/// records deletions in CDF. Every stream commit gives a raw table the column along with
+/// [`ARRIVAL`] (null on other rows); before that, a table got it with its first exit row. A property can never take
 /// the name: CDF property identifiers start with a letter. The publish layer drops exited
 /// instances like deleted ones and never shows the column.
 pub(crate) const EXITED_TIME: &str = "_exitedTime";
+/// Raw only: the row's place in its table's arrival order (see [`super::arrival`]), so
+/// that SQL engines can tell a key's latest row without the Delta log. Written on every row
+/// of every stream commit; rows written before the column existed read it as null. The
+/// publish layer never shows it.
+pub(crate) const ARRIVAL: &str = "_arrival";
+
+/// The columns only the raw layer has: the publish layer leaves them out.
+pub(crate) const RAW_ONLY: [&str; 2] = [EXITED_TIME, ARRIVAL];
 
 /// Whether a table holds the nodes or the edges of a view; the two have different system
 /// columns.

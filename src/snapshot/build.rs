@@ -1,6 +1,9 @@
 //! The steps a rebuild and an incremental merge share: feed raw files into the sorter in
 //! arrival order, and merge sorted runs into the published file.
 
+use std::future::Future;
+
+use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
 use futures::TryStreamExt;
@@ -15,6 +18,20 @@ use super::sorter::{Runs, SortSettings, Sorter};
 use super::stamp::{FileStamp, STAMP_KEY};
 use super::writer::{ParquetSink, WrittenFile};
 use crate::lake::LakeTable;
+
+/// Where raw rows in the publish form go, in arrival order: a [`Sorter`], or the sorters of
+/// a file's parts ([`super::partitioned`]).
+pub(crate) trait RowSink {
+    /// Takes the next batch in arrival order.
+    fn push(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send;
+}
+
+impl RowSink for Sorter {
+    #[allow(clippy::manual_async_fn)]
+    fn push(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send {
+        async move { Sorter::push(self, batch).await }
+    }
+}
 
 /// A raw data file to read, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,19 +82,66 @@ impl FileTarget<'_> {
         stats: &mut ReadStats,
     ) -> SnapshotResult<Runs> {
         let mut sorter = Sorter::new(self.publish_schema.clone(), self.keys, self.sort.clone());
-        let store = table.object_store();
-        let decoded = decode_in_order(&store, files, self.raw_schema.clone(), self.sort.threads);
-        let mut decoded = std::pin::pin!(decoded);
-        while let Some(group) = decoded.try_next().await? {
-            for batch in group.batches {
-                stats.rows_read += batch.num_rows() as u64;
-                sorter.push(batch).await?;
-            }
-        }
-        stats.files_read += files.len() as u64;
+        self.read_into(table, files, stats, &mut sorter).await?;
         let runs = sorter.finish().await?;
         stats.spilled_runs = runs.spilled_runs;
         Ok(runs)
+    }
+
+    /// Reads `files` of `table` in order and hands their rows, in the publish form, to
+    /// `sink`.
+    pub(crate) async fn read_into<S: RowSink + Send>(
+        &self,
+        table: &LakeTable,
+        files: &[RawFile],
+        stats: &mut ReadStats,
+        sink: &mut S,
+    ) -> SnapshotResult<()> {
+        self.read_while(table, files, stats, sink, |_, _| true)
+            .await
+            .map(drop)
+    }
+
+    /// Reads `files` of `table` in order into `sink` like [`FileTarget::read_into`], but
+    /// asks `start` (with the file's index and the stats so far) before handing on the
+    /// first row of each file, and stops before the first file it refuses. Row groups ahead
+    /// are decoded meanwhile on every core the sort may use; those of a refused file are
+    /// dropped unread by the sink. Returns how many files were read.
+    pub(crate) async fn read_while<S, F>(
+        &self,
+        table: &LakeTable,
+        files: &[RawFile],
+        stats: &mut ReadStats,
+        sink: &mut S,
+        mut start: F,
+    ) -> SnapshotResult<usize>
+    where
+        S: RowSink + Send,
+        F: FnMut(usize, &ReadStats) -> bool + Send,
+    {
+        let store = table.object_store();
+        let decoded = decode_in_order(&store, files, self.raw_schema.clone(), self.sort.threads);
+        let mut decoded = std::pin::pin!(decoded);
+        // Files started so far; a file without rows is started with the next one that has.
+        let mut started = 0;
+        loop {
+            let group = decoded.try_next().await?;
+            let upto = group.as_ref().map_or(files.len(), |g| g.file + 1);
+            while started < upto {
+                if !start(started, stats) {
+                    return Ok(started);
+                }
+                started += 1;
+                stats.files_read += 1;
+            }
+            let Some(group) = group else {
+                return Ok(started);
+            };
+            for batch in group.batches {
+                stats.rows_read += batch.num_rows() as u64;
+                sink.push(batch).await?;
+            }
+        }
     }
 
     /// Merges `runs` (oldest first) into a new file at the target path, dropping deleted

@@ -26,6 +26,8 @@ const FILES_OPENED_AHEAD: usize = 2;
 
 /// The publish batches of one row group of a raw file.
 pub(crate) struct DecodedGroup {
+    /// Which of the files read the row group belongs to (its index in their slice).
+    pub(crate) file: usize,
     pub(crate) batches: Vec<RecordBatch>,
 }
 
@@ -37,18 +39,24 @@ pub(crate) fn decode_in_order<'a>(
     raw_schema: SchemaRef,
     threads: usize,
 ) -> impl Stream<Item = SnapshotResult<DecodedGroup>> + Send + 'a {
-    stream::iter(files)
-        .map(move |file| async move {
+    stream::iter(files.iter().enumerate())
+        .map(move |(position, file)| async move {
             let groups = reader::row_groups(store, &file.path, file.size).await?;
             let units = (0..groups.count()).map(move |index| {
-                Ok::<_, SnapshotError>((file.path.clone(), groups.clone(), index))
+                Ok::<_, SnapshotError>((position, file.path.clone(), groups.clone(), index))
             });
             Ok::<_, SnapshotError>(stream::iter(units))
         })
         .buffered(FILES_OPENED_AHEAD)
         .try_flatten()
-        .map_ok(move |(path, groups, index)| {
-            decode_group(groups, index, path, Form::Publish(raw_schema.clone()))
+        .map_ok(move |(position, path, groups, index)| {
+            decode_group(
+                groups,
+                index,
+                path,
+                position,
+                Form::Publish(raw_schema.clone()),
+            )
         })
         .try_buffered(threads.max(1))
 }
@@ -64,7 +72,13 @@ pub(crate) fn published_in_order(
     let units = (0..groups.count()).map(move |index| (groups.clone(), index));
     stream::iter(units)
         .map(move |(groups, index)| {
-            decode_group(groups, index, path.clone(), Form::Labelled(schema.clone()))
+            decode_group(
+                groups,
+                index,
+                path.clone(),
+                0,
+                Form::Labelled(schema.clone()),
+            )
         })
         .buffered(threads.max(1))
         .map_ok(|group| stream::iter(group.batches.into_iter().map(Ok)))
@@ -80,11 +94,12 @@ enum Form {
     Labelled(SchemaRef),
 }
 
-/// Decodes row group `index` on a task of its own.
+/// Decodes row group `index` of the file at `position` on a task of its own.
 fn decode_group(
     groups: RowGroups,
     index: usize,
     path: String,
+    position: usize,
     form: Form,
 ) -> Spawned<DecodedGroup> {
     Spawned(tokio::spawn(async move {
@@ -94,7 +109,10 @@ fn decode_group(
             Form::Labelled(schema) => reader::batches_as(object, &path, schema),
         };
         let batches = batches.try_collect().await?;
-        Ok(DecodedGroup { batches })
+        Ok(DecodedGroup {
+            file: position,
+            batches,
+        })
     }))
 }
 

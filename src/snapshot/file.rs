@@ -14,6 +14,7 @@ use deltalake::parquet::arrow::parquet_to_arrow_schema;
 use tokio::time::Instant;
 
 use super::arrival::StreamStates;
+use super::budget::{Budget, Shortfall, merge_bytes};
 use super::build::Built;
 use super::build::FileTarget;
 use super::error::{SnapshotError, SnapshotResult};
@@ -25,8 +26,9 @@ use super::manifest::{
 use super::plan::{TableTarget, ViewTarget};
 use super::reader::{self, ObjectVersion, object_path};
 use super::rebuild::rebuild;
+use super::resume::{Outcome, Workspace, work_dir};
 use super::sorter::SortSettings;
-use super::stamp::{FileStamp, Stamped};
+use super::stamp::{FileStamp, PartStamp, Stamped};
 use super::summary::{FileAction, FileReport};
 use crate::lake::{Destination, LakeTable, WriteOptions, layout};
 use crate::schema::publish_schema;
@@ -39,6 +41,13 @@ pub(crate) struct PublishContext<'a> {
     pub(crate) sort: SortSettings,
     /// Options the raw tables are opened with (only reads happen).
     pub(crate) table_options: WriteOptions,
+    /// The run's deadline: a merge or rebuild that does not fit in the time left is left
+    /// for the next run ([`super::budget`]).
+    pub(crate) budget: Budget,
+    /// Raw bytes a resumable rebuild reads between two checkpoints ([`super::resume`]).
+    pub(crate) checkpoint_bytes: u64,
+    /// Rows above which a file is published in parts (`extractor.snapshot.part-rows`).
+    pub(crate) part_rows: u64,
 }
 
 /// Publishes one file. Returns the report and the manifest entry that describes the file
@@ -55,7 +64,7 @@ pub(crate) async fn publish_file(
 ) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
     let started = Instant::now();
     let table_path = layout::raw_table_path(&view.model, &view.folder, target.kind);
-    let outcome = match find_previous(&ctx.store, path, &table_path, listed).await {
+    let outcome = match find_previous(&ctx.store, path, &table_path, listed, None).await {
         Ok(found) => {
             if let Some(note) = &found.note
                 && listed.is_some()
@@ -84,21 +93,23 @@ pub(crate) async fn publish_file(
 }
 
 /// The file at a publish key, as far as it can be described.
-struct Previous {
+pub(super) struct Previous {
     /// What the object at the key reflects; `None` when there is no object, or one that
     /// does not say.
-    entry: Option<FileEntry>,
+    pub(super) entry: Option<FileEntry>,
     /// Why the manifest's entry was not taken as it is, when it was not.
-    note: Option<String>,
+    pub(super) note: Option<String>,
 }
 
 /// Finds out what the object at `path` reflects: the manifest's entry when it names that
-/// object, the object's own stamp otherwise.
-async fn find_previous(
+/// object, the object's own stamp otherwise. `part` is the part the object must be (`None`
+/// for a single file); an object stamped as another part is not taken.
+pub(super) async fn find_previous(
     store: &ObjectStoreRef,
     path: &str,
     table_path: &str,
     listed: Option<&FileEntry>,
+    part: Option<&PartStamp>,
 ) -> SnapshotResult<Previous> {
     let unknown = |note: String| {
         Ok(Previous {
@@ -154,6 +165,15 @@ async fn find_previous(
             stamp.source_table
         ));
     }
+    if stamp.part.as_ref() != part {
+        return unknown(match &stamp.part {
+            Some(p) => format!(
+                "{path} was built as part {} of {} ({})",
+                p.index, p.count, p.hash
+            ),
+            None => format!("{path} was built as a single file, not as a part"),
+        });
+    }
     let file_metadata = footer.file_metadata();
     let schema = match parquet_to_arrow_schema(
         file_metadata.schema_descr(),
@@ -188,6 +208,7 @@ async fn find_previous(
         tool_version: stamp.tool_version,
         e_tag: meta.e_tag,
         write_id: Some(stamp.write_id),
+        parts: None,
     };
     Ok(Previous {
         entry: Some(entry),
@@ -199,6 +220,91 @@ fn show_version(version: Option<u64>) -> String {
     version.map_or_else(|| "none (no raw table)".to_owned(), |v| v.to_string())
 }
 
+/// The raw table a file is built from, as this run found it.
+pub(super) struct Source {
+    /// `None` when no stream writes this kind of instance.
+    pub(super) table: Option<LakeTable>,
+    pub(super) table_path: String,
+    pub(super) version: Option<u64>,
+    pub(super) raw_schema: SchemaRef,
+    pub(super) publish_schema: SchemaRef,
+    pub(super) fingerprint: String,
+    pub(super) keys: KeyColumns,
+}
+
+impl Source {
+    /// Opens the raw table of `target` (at its newest version).
+    pub(super) async fn open(
+        ctx: &PublishContext<'_>,
+        view: &ViewTarget,
+        target: &TableTarget,
+    ) -> SnapshotResult<Self> {
+        let table_path = layout::raw_table_path(&view.model, &view.folder, target.kind);
+        let table = if target.has_streams() {
+            let url = ctx
+                .destination
+                .raw_table_url(&view.model, &view.folder, target.kind)?;
+            // Opening loads the newest snapshot; no second refresh is needed.
+            let table = LakeTable::open(ctx.destination, url, ctx.table_options.clone()).await?;
+            // A stream's first commit creates its table, even when its backfill is empty, so
+            // a missing table means that no stream got that far (not that the view is empty).
+            if !table.exists() {
+                return Err(SnapshotError::NoRawTable {
+                    table: table_path,
+                    streams: target.streams.join(", "),
+                });
+            }
+            Some(table)
+        } else {
+            None
+        };
+        let version = table.as_ref().and_then(LakeTable::version);
+        let raw_schema: SchemaRef = table
+            .as_ref()
+            .and_then(LakeTable::arrow_schema)
+            .unwrap_or_else(|| target.schema_without_table.clone());
+        let publish_schema = publish_schema(&raw_schema);
+        let fingerprint = schema_fingerprint(&raw_schema);
+        let keys = KeyColumns::of(&publish_schema, &table_path)?;
+        Ok(Self {
+            table,
+            table_path,
+            version,
+            raw_schema,
+            publish_schema,
+            fingerprint,
+            keys,
+        })
+    }
+
+    /// The target of a file built from this source at `path`, stamped as `part`.
+    pub(super) fn file_target<'a>(
+        &self,
+        ctx: &'a PublishContext<'_>,
+        path: &'a str,
+        part: Option<PartStamp>,
+    ) -> FileTarget<'a> {
+        FileTarget {
+            store: &ctx.store,
+            path,
+            raw_schema: self.raw_schema.clone(),
+            publish_schema: self.publish_schema.clone(),
+            keys: self.keys,
+            sort: &ctx.sort,
+            stamp: FileStamp {
+                write_id: FileStamp::new_write_id(),
+                source_table: self.table_path.clone(),
+                table_version: self.version,
+                streams: StreamStates::new(),
+                raw_schema_fingerprint: self.fingerprint.clone(),
+                written_at: now_rfc3339(),
+                tool_version: tool_version(),
+                part,
+            },
+        }
+    }
+}
+
 async fn publish(
     ctx: &PublishContext<'_>,
     view: &ViewTarget,
@@ -206,50 +312,16 @@ async fn publish(
     found: &Previous,
     path: &str,
 ) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
-    let table_path = layout::raw_table_path(&view.model, &view.folder, target.kind);
-    let table = if target.has_streams() {
-        let url = ctx
-            .destination
-            .raw_table_url(&view.model, &view.folder, target.kind)?;
-        // Opening loads the newest snapshot; no second refresh is needed.
-        let table = LakeTable::open(ctx.destination, url, ctx.table_options.clone()).await?;
-        // A stream's first commit creates its table, even when its backfill is empty, so
-        // a missing table means that no stream got that far (not that the view is empty).
-        if !table.exists() {
-            return Err(SnapshotError::NoRawTable {
-                table: table_path,
-                streams: target.streams.join(", "),
-            });
-        }
-        Some(table)
-    } else {
-        None
-    };
-    let version = table.as_ref().and_then(LakeTable::version);
-    let raw_schema: SchemaRef = table
-        .as_ref()
-        .and_then(LakeTable::arrow_schema)
-        .unwrap_or_else(|| target.schema_without_table.clone());
-    let publish = publish_schema(&raw_schema);
-    let fingerprint = schema_fingerprint(&raw_schema);
-    let keys = KeyColumns::of(&publish, &table_path)?;
-    let file = FileTarget {
-        store: &ctx.store,
-        path,
-        raw_schema,
-        publish_schema: publish.clone(),
-        keys,
-        sort: &ctx.sort,
-        stamp: FileStamp {
-            write_id: FileStamp::new_write_id(),
-            source_table: table_path.clone(),
-            table_version: version,
-            streams: StreamStates::new(),
-            raw_schema_fingerprint: fingerprint.clone(),
-            written_at: now_rfc3339(),
-            tool_version: tool_version(),
-        },
-    };
+    let source = Source::open(ctx, view, target).await?;
+    let Source {
+        table,
+        version,
+        publish_schema: publish,
+        fingerprint,
+        ..
+    } = &source;
+    let (table, version) = (table.as_ref(), *version);
+    let file = source.file_target(ctx, path, None);
 
     let previous = found.entry.as_ref();
     let mut report = FileReport::new(target.kind, FileAction::Rebuilt);
@@ -262,7 +334,7 @@ async fn publish(
             .clone()
             .unwrap_or_else(|| "no previous file in the manifest".to_owned()),
         Some(entry)
-            if entry.table_version == version && entry.raw_schema_fingerprint == fingerprint =>
+            if entry.table_version == version && entry.raw_schema_fingerprint == *fingerprint =>
         {
             report.action = FileAction::Skipped;
             report.rows = entry.rows;
@@ -270,18 +342,21 @@ async fn publish(
             report.reason = found.note.clone();
             return Ok((report, Some(entry.clone())));
         }
-        Some(entry) => match &table {
+        Some(entry) => match table {
             Some(table) if entry.table_version.is_some() => {
+                if let Err(shortfall) = ctx.budget.admit(merge_bytes(table, entry)?) {
+                    return Ok(behind(report, shortfall, found));
+                }
                 let merge_target = MergeTarget {
                     file: &file,
                     previous: entry,
-                    raw_fingerprint: &fingerprint,
+                    raw_fingerprint: fingerprint,
                 };
                 match merge_changes(table, &merge_target).await {
                     Ok(MergeOutcome::Merged(built)) => {
                         report.action = FileAction::Incremental;
                         report.reason = found.note.clone();
-                        let entry = describe(&built, &file, &publish);
+                        let entry = describe(&built, &file, publish);
                         fill(&mut report, &built);
                         return Ok((report, Some(entry)));
                     }
@@ -298,12 +373,66 @@ async fn publish(
             None => "the view schema changed".to_owned(),
         },
     };
+    // A rebuild is resumable: it starts whenever the time left holds more than a file's
+    // fixed cost, and stops at the deadline keeping its progress.
+    if let Err(shortfall) = ctx.budget.admit(0) {
+        return Ok(behind(report, shortfall, found));
+    }
     tracing::info!(view = %view.folder, kind = %target.kind, %reason, "rebuilding the published file");
-    let built = rebuild(table.as_ref(), &file, &target.streams).await?;
-    report.reason = Some(reason);
-    let entry = describe(&built, &file, &publish);
-    fill(&mut report, &built);
-    Ok((report, Some(entry)))
+    let work = Workspace {
+        store: &ctx.store,
+        dir: work_dir(&view.model, &view.folder, target.kind),
+        budget: ctx.budget,
+        checkpoint_bytes: ctx.checkpoint_bytes,
+    };
+    match rebuild(table, &file, &target.streams, &work).await? {
+        Outcome::Built {
+            built,
+            table_version,
+            written_at,
+        } => {
+            // A build continued from an earlier run reflects the version it started from;
+            // the next incremental merge reads the commits after it.
+            let file = FileTarget {
+                stamp: FileStamp {
+                    table_version,
+                    written_at,
+                    ..file.stamp.clone()
+                },
+                ..file
+            };
+            report.source_version = table_version;
+            report.reason = Some(reason);
+            let entry = describe(&built, &file, publish);
+            fill(&mut report, &built);
+            Ok((report, Some(entry)))
+        }
+        Outcome::Behind { stats, reason } => {
+            tracing::info!(view = %view.folder, kind = %target.kind, %reason, "leaving the rebuild for the next snapshot");
+            report.action = FileAction::Behind;
+            report.reason = Some(reason);
+            report.commits_read = stats.commits_read;
+            report.files_read = stats.files_read;
+            report.rows_read = stats.rows_read;
+            report.spilled_runs = stats.spilled_runs;
+            Ok((report, found.entry.clone()))
+        }
+    }
+}
+
+/// A file the deadline leaves for the next run: the object at the key stays what it was.
+fn behind(
+    report: FileReport,
+    shortfall: Shortfall,
+    found: &Previous,
+) -> (FileReport, Option<FileEntry>) {
+    tracing::info!(kind = %report.kind, %shortfall, "leaving the file for the next snapshot");
+    let report = FileReport {
+        action: FileAction::Behind,
+        reason: Some(shortfall.to_string()),
+        ..report
+    };
+    (report, found.entry.clone())
 }
 
 fn fill(report: &mut FileReport, built: &Built) {
@@ -317,7 +446,7 @@ fn fill(report: &mut FileReport, built: &Built) {
 
 /// The manifest entry of the file this run wrote: what its stamp says, plus the store's
 /// answer (size, ETag).
-fn describe(built: &Built, file: &FileTarget<'_>, publish: &SchemaRef) -> FileEntry {
+pub(super) fn describe(built: &Built, file: &FileTarget<'_>, publish: &SchemaRef) -> FileEntry {
     let stamp = &file.stamp;
     FileEntry {
         path: file.path.rsplit('/').next().unwrap_or(file.path).to_owned(),
@@ -333,6 +462,7 @@ fn describe(built: &Built, file: &FileTarget<'_>, publish: &SchemaRef) -> FileEn
         tool_version: stamp.tool_version.clone(),
         e_tag: built.written.e_tag.clone(),
         write_id: Some(stamp.write_id.clone()),
+        parts: None,
     }
 }
 
@@ -360,6 +490,7 @@ mod tests {
             raw_schema_fingerprint: "f".into(),
             written_at: now_rfc3339(),
             tool_version: tool_version(),
+            part: None,
         }
     }
 
@@ -400,6 +531,7 @@ mod tests {
             tool_version: stamp.tool_version.clone(),
             e_tag: written.e_tag.clone(),
             write_id: Some(stamp.write_id.clone()),
+            parts: None,
         }
     }
 
@@ -413,7 +545,7 @@ mod tests {
         let current = stamp(5);
         let written = write(&store, Some(&current)).await;
         let entry = listed(&current, &written);
-        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+        let found = find_previous(&store, PATH, TABLE, Some(&entry), None)
             .await
             .unwrap();
         assert_eq!(found.entry, Some(entry));
@@ -429,7 +561,7 @@ mod tests {
         let entry = listed(&newer, &write(&store, Some(&newer)).await);
         let older = stamp(4);
         let written = write(&store, Some(&older)).await;
-        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+        let found = find_previous(&store, PATH, TABLE, Some(&entry), None)
             .await
             .unwrap();
         let previous = found.entry.expect("described by its stamp");
@@ -446,7 +578,9 @@ mod tests {
         );
 
         // Without a manifest the stamp is all there is.
-        let found = find_previous(&store, PATH, TABLE, None).await.unwrap();
+        let found = find_previous(&store, PATH, TABLE, None, None)
+            .await
+            .unwrap();
         assert_eq!(found.entry.and_then(|e| e.table_version), Some(4));
         assert!(found.note.is_some_and(|n| n.contains("does not describe")));
     }
@@ -459,7 +593,7 @@ mod tests {
         let current = stamp(5);
         let mut entry = listed(&current, &write(&store, Some(&current)).await);
         entry.e_tag = Some("\"other\"".into());
-        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+        let found = find_previous(&store, PATH, TABLE, Some(&entry), None)
             .await
             .unwrap();
         assert_eq!(found.note, None);
@@ -474,7 +608,7 @@ mod tests {
 
         // Written by an older release (or another tool): no stamp.
         write(&store, None).await;
-        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+        let found = find_previous(&store, PATH, TABLE, Some(&entry), None)
             .await
             .unwrap();
         assert_eq!(found.entry, None);
@@ -484,7 +618,7 @@ mod tests {
         let mut foreign = stamp(5);
         foreign.source_table = "raw/s/M/1/views/Site/nodes".into();
         write(&store, Some(&foreign)).await;
-        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+        let found = find_previous(&store, PATH, TABLE, Some(&entry), None)
             .await
             .unwrap();
         assert_eq!(found.entry, None);
@@ -492,7 +626,7 @@ mod tests {
 
         // Gone.
         store.delete(&object_path(PATH)).await.unwrap();
-        let found = find_previous(&store, PATH, TABLE, Some(&entry))
+        let found = find_previous(&store, PATH, TABLE, Some(&entry), None)
             .await
             .unwrap();
         assert_eq!(found.entry, None);

@@ -21,7 +21,7 @@ use super::build::{Built, FileTarget, RawFile, ReadStats};
 use super::decode::published_in_order;
 use super::error::SnapshotResult;
 use super::manifest::FileEntry;
-use super::reader;
+use super::reader::{self, RowGroups};
 use crate::lake::{LakeError, LakeTable};
 use crate::schema::evolution::equivalent_types;
 
@@ -43,9 +43,60 @@ pub(crate) async fn merge_changes(
     table: &LakeTable,
     target: &MergeTarget<'_>,
 ) -> SnapshotResult<MergeOutcome> {
-    let rebuild = |reason: String| Ok(MergeOutcome::NeedsRebuild(reason));
-    let (Some(previous_version), Some(version)) = (target.previous.table_version, table.version())
-    else {
+    let changes = match changes_after(table, target.previous, target.raw_fingerprint).await? {
+        Changed::Changes(changes) => changes,
+        Changed::NeedsRebuild(reason) => return Ok(MergeOutcome::NeedsRebuild(reason)),
+    };
+    let file = target.file;
+    let previous = match open_previous(file, target.previous).await? {
+        Ok(previous) => previous,
+        Err(reason) => return Ok(MergeOutcome::NeedsRebuild(reason)),
+    };
+    let mut stats = ReadStats {
+        commits_read: changes.commits_read,
+        ..ReadStats::default()
+    };
+    let sorted = file.sort_files(table, &changes.files, &mut stats).await?;
+    let mut runs = Vec::with_capacity(sorted.streams.len() + 1);
+    runs.push(published_in_order(
+        previous,
+        file.path.to_owned(),
+        file.publish_schema.clone(),
+        file.sort.threads,
+    ));
+    runs.extend(sorted.streams);
+    let written = file.write_merged(runs, &changes.index.streams).await?;
+    drop(sorted.spill_dir);
+    Ok(MergeOutcome::Merged(Built {
+        written,
+        streams: changes.index.streams,
+        stats,
+    }))
+}
+
+/// The raw files the commits after a published version added, in arrival order.
+pub(crate) struct Changes {
+    pub(crate) files: Vec<RawFile>,
+    /// The index of those commits, from the published streams' state.
+    pub(crate) index: LogIndex,
+    pub(crate) commits_read: u64,
+}
+
+/// Either the changes to merge, or why only a full rebuild gives the right result.
+pub(crate) enum Changed {
+    Changes(Changes),
+    NeedsRebuild(String),
+}
+
+/// The changes after `previous` (its version, generation state and schema) up to the
+/// table's loaded version, unless something in between asks for a full rebuild.
+pub(crate) async fn changes_after(
+    table: &LakeTable,
+    previous: &FileEntry,
+    raw_fingerprint: &str,
+) -> SnapshotResult<Changed> {
+    let rebuild = |reason: String| Ok(Changed::NeedsRebuild(reason));
+    let (Some(previous_version), Some(version)) = (previous.table_version, table.version()) else {
         return rebuild("the previous file predates the raw table".into());
     };
     if version < previous_version {
@@ -53,7 +104,7 @@ pub(crate) async fn merge_changes(
             "the raw table is at version {version}, older than the published version {previous_version} (was it recreated?)"
         ));
     }
-    if target.previous.raw_schema_fingerprint != target.raw_fingerprint {
+    if previous.raw_schema_fingerprint != raw_fingerprint {
         return rebuild(
             "the raw table schema differs from the one the previous file was built from".into(),
         );
@@ -73,38 +124,11 @@ pub(crate) async fn merge_changes(
             commit.version
         ));
     }
-    let index = LogIndex::build(&commits, target.previous.streams.clone());
+    let index = LogIndex::build(&commits, previous.streams.clone());
     if let Some(s) = &index.superseded {
         return rebuild(format!(
             "stream {} completed generation {} at version {}: instances missing from it must disappear",
             s.stream, s.generation, s.version
-        ));
-    }
-
-    let file = target.file;
-    // Exactly the object the previous entry describes: every read is conditional on its
-    // ETag, so a file that another run replaces meanwhile fails the merge as a conflict
-    // instead of mixing into it commits that its own version does not line up with.
-    let version = reader::ObjectVersion {
-        size: target.previous.bytes,
-        e_tag: target.previous.e_tag.clone(),
-    };
-    let opened = match version.e_tag {
-        Some(_) => reader::row_groups_of(file.store, file.path, version).await,
-        None => reader::row_groups(file.store, file.path, None).await,
-    };
-    let previous = match opened {
-        Ok(previous) => previous,
-        Err(error) if error.is_conflict() => return Err(error),
-        Err(error) if error.is_not_found() => {
-            return rebuild(format!("{} is missing", file.path));
-        }
-        Err(error) => return rebuild(format!("the previous file is unreadable: {error}")),
-    };
-    if !same_columns(previous.schema(), &file.publish_schema) {
-        return rebuild(format!(
-            "the columns of {} differ from the publish schema",
-            file.path
         ));
     }
 
@@ -127,26 +151,43 @@ pub(crate) async fn merge_changes(
             }
         }
     }
-    let mut stats = ReadStats {
+    Ok(Changed::Changes(Changes {
+        files,
+        index,
         commits_read: commits.len() as u64,
-        ..ReadStats::default()
-    };
-    let changes = file.sort_files(table, &files, &mut stats).await?;
-    let mut runs = Vec::with_capacity(changes.streams.len() + 1);
-    runs.push(published_in_order(
-        previous,
-        file.path.to_owned(),
-        file.publish_schema.clone(),
-        file.sort.threads,
-    ));
-    runs.extend(changes.streams);
-    let written = file.write_merged(runs, &index.streams).await?;
-    drop(changes.spill_dir);
-    Ok(MergeOutcome::Merged(Built {
-        written,
-        streams: index.streams,
-        stats,
     }))
+}
+
+/// Opens exactly the object `previous` describes at the target's path: every read is
+/// conditional on its ETag, so a file that another run replaces meanwhile fails the merge as
+/// a conflict instead of mixing into it commits that its own version does not line up with.
+/// `Ok(Err(reason))` when the file cannot be merged into (missing, unreadable, other
+/// columns) and must be rebuilt.
+pub(crate) async fn open_previous(
+    file: &FileTarget<'_>,
+    previous: &FileEntry,
+) -> SnapshotResult<Result<RowGroups, String>> {
+    let version = reader::ObjectVersion {
+        size: previous.bytes,
+        e_tag: previous.e_tag.clone(),
+    };
+    let opened = match version.e_tag {
+        Some(_) => reader::row_groups_of(file.store, file.path, version).await,
+        None => reader::row_groups(file.store, file.path, None).await,
+    };
+    let object = match opened {
+        Ok(object) => object,
+        Err(error) if error.is_conflict() => return Err(error),
+        Err(error) if error.is_not_found() => return Ok(Err(format!("{} is missing", file.path))),
+        Err(error) => return Ok(Err(format!("the previous file is unreadable: {error}"))),
+    };
+    if !same_columns(object.schema(), &file.publish_schema) {
+        return Ok(Err(format!(
+            "the columns of {} differ from the publish schema",
+            file.path
+        )));
+    }
+    Ok(Ok(object))
 }
 
 /// Whether a file's columns are the publish schema's (names and types, in order).

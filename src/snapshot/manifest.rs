@@ -7,6 +7,11 @@
 //! commits after that version, as long as the schema fingerprint and the generations still
 //! hold, and as long as the entry names the object at the key.
 //!
+//! A file published in parts ([`super::parts`]) has one entry whose `parts` lists an entry
+//! per part (each like a file's entry, its path relative to the view folder); the entry's
+//! own figures are the parts' totals, and its version is the oldest part's. Manifests
+//! without `parts` (every older one) describe single files.
+//!
 //! A run replaces the manifest only if it is still the one the run read ([`write()`] is
 //! conditional on its ETag), so of two runs that overlap, the one that read an older
 //! manifest cannot overwrite the newer one.
@@ -42,6 +47,12 @@ pub(crate) struct Manifest {
     pub(crate) tool_version: String,
     /// Per kind (`nodes`, `edges`).
     pub(crate) files: BTreeMap<String, FileEntry>,
+    /// Set while a snapshot's deadline has left one of the view's files for a later run:
+    /// since when the view has been waiting (RFC 3339; the previous manifest's time). The
+    /// next runs order views by it ([`super::order`]), so a view published only in part
+    /// keeps its place in line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pending_since: Option<String>,
 }
 
 /// One published file.
@@ -60,6 +71,8 @@ pub(crate) struct FileEntry {
     pub(crate) streams: StreamStates,
     /// Fingerprint of the raw table schema the file was built from.
     pub(crate) raw_schema_fingerprint: String,
+    /// The columns; left out of a part's entry (the file's entry has them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) publish_schema: Vec<ColumnSpec>,
     pub(crate) sorted_by: Vec<String>,
     pub(crate) written_at: String,
@@ -71,6 +84,41 @@ pub(crate) struct FileEntry {
     /// The write id in the footer of the file this entry describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) write_id: Option<String>,
+    /// The parts, when the file is a folder of parts (`path` is then the folder, `nodes/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parts: Option<PartsEntry>,
+}
+
+/// The parts of a file published as a folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PartsEntry {
+    /// How many parts (a power of two); every part is listed.
+    pub(crate) count: u32,
+    /// How rows are assigned to parts ([`super::parts::HASH_NAME`]).
+    pub(crate) hash: String,
+    /// One entry per part, in part order.
+    pub(crate) files: Vec<FileEntry>,
+}
+
+impl FileEntry {
+    /// The data objects this entry names, relative to the destination prefix, each with
+    /// the entry that describes it: the file itself, or every part.
+    pub(crate) fn objects<'a>(&'a self, dir: &str) -> Vec<(String, &'a FileEntry)> {
+        match &self.parts {
+            Some(parts) => parts
+                .files
+                .iter()
+                .map(|part| (format!("{dir}/{}", part.path), part))
+                .collect(),
+            None => vec![(format!("{dir}/{}", self.path), self)],
+        }
+    }
+
+    /// The number of parts: 1 for a single file.
+    pub(crate) fn part_count(&self) -> u32 {
+        self.parts.as_ref().map_or(1, |p| p.count)
+    }
 }
 
 /// One column of a published file.
@@ -326,6 +374,7 @@ mod tests {
             view: "Pump".into(),
             written_at: now_rfc3339(),
             tool_version: tool_version(),
+            pending_since: None,
             files: BTreeMap::from([(
                 "nodes".to_owned(),
                 FileEntry {
@@ -342,6 +391,7 @@ mod tests {
                     tool_version: tool_version(),
                     e_tag: Some("\"abc\"".into()),
                     write_id: None,
+                    parts: None,
                 },
             )]),
         };
@@ -358,7 +408,67 @@ mod tests {
             written_at: now_rfc3339(),
             tool_version: tool_version(),
             files: BTreeMap::new(),
+            pending_since: None,
         }
+    }
+
+    /// A file in parts: one entry whose `parts` lists the parts, each naming its object;
+    /// a part's entry leaves the columns to the file's.
+    #[test]
+    fn entries_of_files_in_parts_name_every_part() {
+        let part = |i: u32| FileEntry {
+            path: format!("nodes/part-{i:05}-of-00002.parquet"),
+            source_table: "t".into(),
+            table_version: Some(4),
+            rows: 1,
+            bytes: 10,
+            streams: StreamStates::new(),
+            raw_schema_fingerprint: "f".into(),
+            publish_schema: Vec::new(),
+            sorted_by: SORT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+            written_at: "w".into(),
+            tool_version: "v".into(),
+            e_tag: Some(format!("\"{i}\"")),
+            write_id: Some(format!("id{i}")),
+            parts: None,
+        };
+        let entry = FileEntry {
+            path: "nodes/".into(),
+            rows: 2,
+            bytes: 20,
+            e_tag: None,
+            write_id: None,
+            parts: Some(PartsEntry {
+                count: 2,
+                hash: crate::snapshot::parts::HASH_NAME.into(),
+                files: vec![part(0), part(1)],
+            }),
+            ..part(9)
+        };
+        assert_eq!(entry.part_count(), 2);
+        let objects: Vec<String> = entry
+            .objects("publish/s/M/1/Pump")
+            .into_iter()
+            .map(|(path, described)| format!("{path} {:?}", described.write_id))
+            .collect();
+        assert_eq!(
+            objects,
+            [
+                "publish/s/M/1/Pump/nodes/part-00000-of-00002.parquet Some(\"id0\")",
+                "publish/s/M/1/Pump/nodes/part-00001-of-00002.parquet Some(\"id1\")"
+            ]
+        );
+        let text = serde_json::to_string(&entry).unwrap();
+        assert!(text.contains("\"parts\":{\"count\":2"), "{text}");
+        assert!(!text.contains("publishSchema"), "{text}");
+        assert_eq!(serde_json::from_str::<FileEntry>(&text).unwrap(), entry);
+        // A single file names itself.
+        let single = part(0);
+        assert_eq!(single.part_count(), 1);
+        assert_eq!(
+            single.objects("d")[0].0,
+            "d/nodes/part-00000-of-00002.parquet"
+        );
     }
 
     #[test]
@@ -368,6 +478,8 @@ mod tests {
             "sortedBy":["space","externalId"],"writtenAt":"w","toolVersion":"v"}"#;
         let entry: FileEntry = serde_json::from_str(text).unwrap();
         assert_eq!((entry.e_tag, entry.write_id), (None, None));
+        // ... and describe a single file.
+        assert_eq!(entry.parts, None);
     }
 
     /// Of two runs that read the same manifest, only the first one's write lands; a run

@@ -120,7 +120,7 @@ impl AsyncFileReader for ObjectReader {
     }
 }
 
-/// An opened row group of a Parquet object.
+/// An opened Parquet object, or one row group of it.
 pub(crate) struct ParquetObject {
     stream: ParquetRecordBatchStream<ObjectReader>,
 }
@@ -160,6 +160,22 @@ impl RowGroups {
             .map_err(|e| SnapshotError::parquet(path, "starting to read", e))?;
         Ok(ParquetObject { stream })
     }
+}
+
+/// Opens `path` (relative to `store`; of `size` bytes, when known) for streaming all its row
+/// groups one after the other: one batch in memory at a time, for readers that keep many
+/// files open at once (the runs of a resumable rebuild).
+pub(crate) async fn open(
+    store: &ObjectStoreRef,
+    path: &str,
+    size: Option<u64>,
+) -> SnapshotResult<ParquetObject> {
+    let groups = row_groups(store, path, size).await?;
+    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(groups.reader, groups.metadata)
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()
+        .map_err(|e| SnapshotError::parquet(path, "starting to read", e))?;
+    Ok(ParquetObject { stream })
 }
 
 /// Reads the footer of `path` (relative to `store`; of `size` bytes, when known: that saves
@@ -202,7 +218,7 @@ pub(crate) async fn row_groups_of(
     Ok(RowGroups { reader, metadata })
 }
 
-/// The footer of one version of `path` (conditional on its ETag, like [`open_version`]).
+/// The footer of one version of `path` (conditional on its ETag, like [`row_groups_of`]).
 pub(crate) async fn footer(
     store: &ObjectStoreRef,
     path: &str,

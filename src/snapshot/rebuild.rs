@@ -1,42 +1,93 @@
 //! Full rebuild of a published file from every active file of the raw table, in bounded
 //! memory: files are read in arrival order, sorted in budget-sized runs (spilled to local
-//! temp space), and the runs are merged into the new file.
+//! temp space), and the runs are merged into the new file. With a deadline the rebuild is
+//! resumable: its sorted runs are kept in the lake and the next run continues
+//! ([`super::resume`]).
 
 use super::arrival::{LogIndex, StreamStates};
 use super::build::{Built, FileTarget, RawFile, ReadStats};
 use super::error::SnapshotResult;
+use super::resume::{self, NewBuild, Outcome, Progress, Workspace};
 use crate::lake::{LakeError, LakeTable, VersionChanges};
 
 /// Rebuilds the file from `table`, or writes an empty file when there is no table. `streams`
-/// are the stream keys writing to the table (for files older than the readable log).
+/// are the stream keys writing to the table (for files older than the readable log). A
+/// build that an earlier run left in `work` is continued.
 pub(crate) async fn rebuild(
     table: Option<&LakeTable>,
     target: &FileTarget<'_>,
     streams: &[String],
-) -> SnapshotResult<Built> {
-    let mut stats = ReadStats::default();
+    work: &Workspace<'_>,
+) -> SnapshotResult<Outcome> {
     let Some(table) = table.filter(|t| t.exists()) else {
         let streams = StreamStates::new();
         let written = target.write_merged(Vec::new(), &streams).await?;
-        return Ok(Built {
-            written,
-            streams,
-            stats,
+        return Ok(Outcome::Built {
+            built: Built {
+                written,
+                streams,
+                stats: ReadStats::default(),
+            },
+            table_version: target.stamp.table_version,
+            written_at: target.stamp.written_at.clone(),
         });
     };
+    let stamp = &target.stamp;
+    let found = work
+        .find(
+            &stamp.source_table,
+            &stamp.raw_schema_fingerprint,
+            table.version(),
+        )
+        .await?;
+    if let Some(progress) = found {
+        tracing::info!(table = %table.url(), version = ?progress.table_version, "continuing the full rebuild an earlier run left");
+        match work.continue_build(table, target, progress.clone()).await {
+            Err(error) if resume::is_missing(&error) => {
+                tracing::warn!(table = %table.url(), %error, "an object the rebuild recorded is gone; starting it over");
+                work.remove(&progress).await?;
+            }
+            outcome => return outcome,
+        }
+    }
+    let RebuildInputs {
+        files,
+        index,
+        commits_read,
+    } = rebuild_inputs(table, streams).await?;
+    let progress = Progress::start(NewBuild {
+        source_table: stamp.source_table.clone(),
+        table_version: table.version(),
+        raw_schema_fingerprint: stamp.raw_schema_fingerprint.clone(),
+        streams: index.streams,
+        commits_read,
+        files,
+    });
+    work.continue_build(table, target, progress).await
+}
+
+/// What a full rebuild reads: every active file whose rows count, in arrival order, and
+/// the index of the readable log.
+pub(crate) struct RebuildInputs {
+    pub(crate) files: Vec<RawFile>,
+    pub(crate) index: LogIndex,
+    pub(crate) commits_read: u64,
+}
+
+/// Reads the log of `table` and lists the files a full rebuild reads.
+pub(crate) async fn rebuild_inputs(
+    table: &LakeTable,
+    streams: &[String],
+) -> SnapshotResult<RebuildInputs> {
     let commits = readable_log(table).await?;
-    stats.commits_read = commits.len() as u64;
+    let commits_read = commits.len() as u64;
     let index = LogIndex::build(&commits, StreamStates::new());
     drop(commits);
     let files = files_in_arrival_order(table, &index, streams)?;
-
-    let runs = target.sort_files(table, &files, &mut stats).await?;
-    let written = target.write_merged(runs.streams, &index.streams).await?;
-    drop(runs.spill_dir);
-    Ok(Built {
-        written,
-        streams: index.streams,
-        stats,
+    Ok(RebuildInputs {
+        files,
+        index,
+        commits_read,
     })
 }
 

@@ -62,6 +62,11 @@ impl Sorter {
         }
     }
 
+    /// Whether no row was pushed (or every batch pushed was empty).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.buffer.is_empty()
+    }
+
     /// Adds the next batch in arrival order.
     pub(crate) async fn push(&mut self, batch: RecordBatch) -> SnapshotResult<()> {
         self.buffer.push(batch);

@@ -32,6 +32,31 @@ pub(crate) struct FileStamp {
     pub(crate) raw_schema_fingerprint: String,
     pub(crate) written_at: String,
     pub(crate) tool_version: String,
+    /// Which part of a file published in parts this file is; absent for a single file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) part: Option<PartStamp>,
+}
+
+/// A part's place among the parts of its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PartStamp {
+    /// 0-based.
+    pub(crate) index: u32,
+    pub(crate) count: u32,
+    /// How rows were assigned to parts ([`super::parts::HASH_NAME`]).
+    pub(crate) hash: String,
+}
+
+impl PartStamp {
+    /// Part `index` of `count` under the current hash.
+    pub(crate) fn new(index: u32, count: u32) -> Self {
+        Self {
+            index,
+            count,
+            hash: super::parts::HASH_NAME.to_owned(),
+        }
+    }
 }
 
 /// What a file's footer says about its build state.
@@ -101,9 +126,18 @@ mod tests {
             raw_schema_fingerprint: "0123".into(),
             written_at: "2024-01-01T00:00:00.000Z".into(),
             tool_version: "cdf-s3-replicator 0".into(),
+            part: None,
         };
         let text = stamp.to_json();
         assert!(text.contains("\"tableVersion\":12"), "{text}");
+        assert!(!text.contains("part"), "{text}");
         assert_eq!(serde_json::from_str::<FileStamp>(&text).unwrap(), stamp);
+        let part = FileStamp {
+            part: Some(PartStamp::new(3, 16)),
+            ..stamp
+        };
+        let text = part.to_json();
+        assert!(text.contains("\"index\":3,\"count\":16"), "{text}");
+        assert_eq!(serde_json::from_str::<FileStamp>(&text).unwrap(), part);
     }
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::catalog::CatalogReport;
 use crate::failure::{Failure, FailureCounts};
+use crate::job::{JobOutcome, Metrics, Unit};
 use crate::lake::InstanceKind;
 
 /// What happened to one published file.
@@ -19,6 +20,10 @@ pub enum FileAction {
     Rebuilt,
     /// The file could not be published; the previous file (if any) is still in place.
     Failed,
+    /// The run's deadline came before the file could be built: the previous file (if any)
+    /// is still in place, and the next run takes this file first. Not a failure, like a
+    /// sync stream that is behind. A full rebuild that started keeps its progress.
+    Behind,
 }
 
 /// One published file (`nodes.parquet` or `edges.parquet`) of one view.
@@ -53,6 +58,24 @@ pub struct FileReport {
     /// Why the file failed (action `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// What happened to each part, when the file is published in parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PartsReport>,
+}
+
+/// The parts of a file published in parts: how many, and what happened to them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartsReport {
+    /// How many parts the file has.
+    pub count: u32,
+    /// Parts built from every active file of the raw table.
+    pub rebuilt: u32,
+    /// Parts the new commits changed, merged into their previous part.
+    pub merged: u32,
+    /// Parts left as they were: the new commits hold none of their instances (their
+    /// manifest entry moves on to the new version), or nothing changed at all.
+    pub unchanged: u32,
 }
 
 impl FileReport {
@@ -71,6 +94,7 @@ impl FileReport {
             duration_ms: 0,
             reason: None,
             error: None,
+            parts: None,
         }
     }
 
@@ -78,6 +102,14 @@ impl FileReport {
         Self {
             error: Some(error),
             ..Self::new(kind, FileAction::Failed)
+        }
+    }
+
+    /// A file left for the next run; `reason` says why (the estimate and the time left).
+    pub(crate) fn behind(kind: InstanceKind, reason: String) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::new(kind, FileAction::Behind)
         }
     }
 }
@@ -101,12 +133,43 @@ pub struct ViewReport {
     /// A failure that concerns the whole view (for example the manifest write).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<Failure>,
+    /// The view's publish folder, when objects of a replaced form may be left in it (the
+    /// manifest changed, or names parts): removed once the catalog points at the new form.
+    #[serde(skip)]
+    pub(crate) retire: Option<String>,
 }
 
 impl ViewReport {
+    /// A view the run did not reach before its deadline: both files left as they are.
+    pub(crate) fn behind(target: &super::ViewTarget) -> Self {
+        let reason = || {
+            "the deadline came before the run reached the view; the next snapshot takes it first"
+                .to_owned()
+        };
+        Self {
+            model: target.model_label(),
+            view: target.folder.to_string(),
+            files: [InstanceKind::Nodes, InstanceKind::Edges]
+                .into_iter()
+                .map(|kind| FileReport::behind(kind, reason()))
+                .collect(),
+            manifest_written: false,
+            attempts: 0,
+            duration_ms: 0,
+            error: None,
+            retire: None,
+        }
+    }
+
     /// Whether every file of the view is published and current.
     pub fn is_success(&self) -> bool {
         self.error.is_none() && self.files.iter().all(|f| f.action != FileAction::Failed)
+    }
+
+    /// Whether the run's deadline left work on the view for the next run (and nothing
+    /// failed).
+    pub fn is_behind(&self) -> bool {
+        self.is_success() && self.files.iter().any(|f| f.action == FileAction::Behind)
     }
 
     /// The report of one kind of file, if the view has it.
@@ -123,6 +186,9 @@ pub struct SnapshotSummary {
     pub views_total: usize,
     /// Views with a failed file or a failure of their own.
     pub views_failed: usize,
+    /// Views with a file the deadline left for the next run (and no failure): not a
+    /// failure, the next run takes them first.
+    pub views_behind: usize,
     /// Files with [`FileAction::Skipped`].
     pub files_skipped: usize,
     /// Files with [`FileAction::Incremental`].
@@ -131,6 +197,8 @@ pub struct SnapshotSummary {
     pub files_rebuilt: usize,
     /// Files with [`FileAction::Failed`].
     pub files_failed: usize,
+    /// Files with [`FileAction::Behind`].
+    pub files_behind: usize,
     /// Rows in the files written by this invocation.
     pub(crate) rows: u64,
     /// Bytes of the files written by this invocation.
@@ -170,10 +238,12 @@ impl SnapshotSummary {
         Self {
             views_total: views.len(),
             views_failed: views.iter().filter(|v| !v.is_success()).count(),
+            views_behind: views.iter().filter(|v| v.is_behind()).count(),
             files_skipped: count(FileAction::Skipped),
             files_incremental: count(FileAction::Incremental),
             files_rebuilt: count(FileAction::Rebuilt),
             files_failed: count(FileAction::Failed),
+            files_behind: count(FileAction::Behind),
             rows: written().map(|f| f.rows).sum(),
             bytes: written().map(|f| f.bytes).sum(),
             duration_ms,
@@ -183,8 +253,9 @@ impl SnapshotSummary {
         }
     }
 
-    /// True when every configured view was planned and published, and (when configured)
-    /// every catalog table registered.
+    /// True when every configured view was planned and published or left behind by the
+    /// deadline (the next run continues it, as sync does with a stream that is behind),
+    /// and (when configured) every catalog table registered.
     pub fn is_success(&self) -> bool {
         self.views_failed == 0
             && self.plan_errors.is_empty()
@@ -210,16 +281,58 @@ impl SnapshotSummary {
         )
     }
 
+    /// The run in the shape every job reports: views published and failed (with the models
+    /// and views that could not be planned).
+    pub fn outcome(&self) -> JobOutcome {
+        JobOutcome {
+            job: "snapshot",
+            success: self.is_success(),
+            succeeded: self
+                .views_total
+                .saturating_sub(self.views_failed + self.views_behind)
+                as u64,
+            behind: self.views_behind as u64,
+            failed: (self.views_failed + self.plan_errors.len()) as u64,
+            dry_run: false,
+            summary: self.one_line(),
+            failures: self.failures(),
+            duration_ms: self.duration_ms,
+            metrics: self.metrics(),
+            detail: serde_json::to_value(self).unwrap_or_default(),
+        }
+    }
+
+    /// The figures of the run as metrics: rows and bytes of the files written, files by
+    /// what happened to them.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let mut set = Metrics::default();
+        set.count("Rows", self.rows);
+        set.push("Bytes", Unit::Bytes, self.bytes as f64);
+        set.count("ViewsTotal", self.views_total);
+        set.count("ViewsFailed", self.views_failed);
+        set.count("ViewsBehind", self.views_behind);
+        set.count("FilesRebuilt", self.files_rebuilt);
+        set.count("FilesMerged", self.files_incremental);
+        set.count("FilesUnchanged", self.files_skipped);
+        set.count("FilesFailed", self.files_failed);
+        set.count("FilesBehind", self.files_behind);
+        set.count("PlanErrors", self.plan_errors.len());
+        set.push("RunDuration", Unit::Milliseconds, self.duration_ms as f64);
+        set
+    }
+
     /// One line for logs and the extraction pipeline run message.
     pub fn one_line(&self) -> String {
         let mut line = format!(
-            "{} views ({} failed): {} files rebuilt, {} merged, {} unchanged, {} failed; {} rows, {} bytes written",
+            "{} views ({} failed, {} behind): {} files rebuilt, {} merged, {} unchanged, {} failed, {} behind; {} rows, {} bytes written",
             self.views_total,
             self.views_failed,
+            self.views_behind,
             self.files_rebuilt,
             self.files_incremental,
             self.files_skipped,
             self.files_failed,
+            self.files_behind,
             self.rows,
             self.bytes
         );

@@ -1,4 +1,5 @@
-//! Publishing one view: `nodes.parquet`, then `edges.parquet`, then `_manifest.json`.
+//! Publishing one view: `nodes.parquet`, then `edges.parquet` (each possibly a folder of
+//! parts, [`super::partitioned`]), then `_manifest.json`.
 //!
 //! # A published file always matches its manifest
 //!
@@ -12,7 +13,7 @@
 //!    ([`super::stamp`]). It skips, merges (reading exactly that object, every read
 //!    conditional on its ETag) or rebuilds, and stamps what it writes.
 //! 3. Before the manifest, it checks that every file the new manifest names is still the
-//!    object it describes (a HEAD per file).
+//!    object it describes (a HEAD per file, and per part of a file in parts).
 //! 4. It writes the manifest conditionally on the ETag of step 1 (`If-Match`, or
 //!    `If-None-Match` when there was none).
 //!
@@ -36,12 +37,13 @@ use deltalake::logstore::object_store::ObjectStoreExt as _;
 use tokio::time::Instant;
 
 use super::error::{SnapshotError, SnapshotResult};
-use super::file::{PublishContext, publish_file};
+use super::file::PublishContext;
 use super::manifest::{self, FORMAT_VERSION, FileEntry, Manifest, ManifestState};
+use super::partitioned::publish_kind;
 use super::plan::ViewTarget;
 use super::reader::{self, ObjectVersion, object_path};
 use super::stamp::{FileStamp, Stamped};
-use super::summary::ViewReport;
+use super::summary::{FileAction, ViewReport};
 use crate::failure::Failure;
 use crate::lake::InstanceKind;
 use crate::lake::layout::PublishPaths;
@@ -95,6 +97,7 @@ async fn publish_once(
         attempts: 1,
         duration_ms: 0,
         error: None,
+        retire: None,
     };
     let read = match manifest::read_versioned(&ctx.store, &paths.manifest).await {
         Ok(read) => read,
@@ -110,10 +113,8 @@ async fn publish_once(
 
     let mut entries = BTreeMap::new();
     for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
-        let path = paths.data_file(kind);
         let listed = read.state.entry(kind);
-        let (file, entry) = match publish_file(ctx, target, target.table(kind), listed, path).await
-        {
+        let (file, entry) = match publish_kind(ctx, target, kind, listed, paths).await {
             Ok(done) => done,
             Err(conflict) => return Err((report, conflict)),
         };
@@ -128,23 +129,31 @@ async fn publish_once(
         });
     }
 
+    // A file the deadline left keeps the view's place in line (`pendingSince`); once every
+    // file is done, the manifest drops it.
+    let behind = report.files.iter().any(|f| f.action == FileAction::Behind);
     let current = match &read.state {
-        ManifestState::Found(manifest) => manifest.files == entries,
+        ManifestState::Found(manifest) => {
+            manifest.files == entries && (behind || manifest.pending_since.is_none())
+        }
         ManifestState::Missing | ManifestState::Unusable(_) => entries.is_empty(),
     };
     if current {
+        if entries.values().any(|e| e.parts.is_some()) {
+            report.retire = Some(paths.dir.clone());
+        }
         return Ok(report);
     }
-    for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
-        let Some(entry) = entries.get(kind.as_str()) else {
-            continue;
-        };
-        match still_in_place(ctx, paths.data_file(kind), entry).await {
-            Ok(()) => {}
-            Err(error) if error.is_conflict() => return Err((report, error)),
-            Err(error) => {
-                report.error = Some(error.to_failure());
-                return Ok(report);
+    // Every object the new manifest names: each file, or each part of a file in parts.
+    for entry in entries.values() {
+        for (path, object) in entry.objects(&paths.dir) {
+            match still_in_place(ctx, &path, object).await {
+                Ok(()) => {}
+                Err(error) if error.is_conflict() => return Err((report, error)),
+                Err(error) => {
+                    report.error = Some(error.to_failure());
+                    return Ok(report);
+                }
             }
         }
     }
@@ -155,10 +164,12 @@ async fn publish_once(
         written_at: manifest::now_rfc3339(),
         tool_version: manifest::tool_version(),
         files: entries,
+        pending_since: behind.then(|| waiting_since(&read.state)),
     };
     match manifest::write(&ctx.store, &paths.manifest, &read, &manifest).await {
         Ok(()) => {
             report.manifest_written = true;
+            report.retire = Some(paths.dir.clone());
             crate::failpoint::hit("snapshot-after-manifest");
             Ok(report)
         }
@@ -169,6 +180,21 @@ async fn publish_once(
         }
     }
 }
+
+/// Since when a view has been waiting, for a manifest written while some of its work is
+/// left: what the previous manifest said, or the earliest time for a view never published.
+fn waiting_since(previous: &ManifestState) -> String {
+    match previous {
+        ManifestState::Found(manifest) => manifest
+            .pending_since
+            .clone()
+            .unwrap_or_else(|| manifest.written_at.clone()),
+        ManifestState::Missing | ManifestState::Unusable(_) => NEVER.to_owned(),
+    }
+}
+
+/// The `pendingSince` of a view that was never published in full.
+const NEVER: &str = "1970-01-01T00:00:00.000Z";
 
 /// Checks that the object at `path` is the one `entry` describes: same ETag, or (for a
 /// store without ETags) same write id in its footer. An entry of an older release, which

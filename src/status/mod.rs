@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use chrono::SecondsFormat;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt as _, stream};
 use url::Url;
 
 use self::report::{
@@ -35,6 +35,7 @@ use self::report::{
 use crate::cdf::CdfClient;
 use crate::context::Context;
 use crate::failure::Failure;
+use crate::job::ViewSelection;
 use crate::lake::{
     DEFAULT_STREAM_COMMIT_SCAN, Destination, InstanceKind, LakeError, LakeTable, WriteOptions,
     layout,
@@ -49,8 +50,8 @@ use crate::sync::state_store::{Owner, StateRow, ThisLake, another_lakes_row};
 /// What to show.
 #[derive(Debug, Clone, Default)]
 pub struct StatusOptions {
-    /// Only the streams and publish folders of these views (externalIds); `None` for all.
-    pub views: Option<Vec<String>>,
+    /// Only the streams and publish folders of these views.
+    pub selection: ViewSelection,
 }
 
 /// How many tables are opened (and streams read) at once: enough to hide S3 latency, few
@@ -71,7 +72,7 @@ pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport 
         extractor.sync_page_size,
     )
     .await
-    .for_views(options.views.as_deref());
+    .for_views(&options.selection);
     let plan_errors = plan.problems().to_vec();
     let specs = plan.streams();
     let database = &extractor.state_store.database;
@@ -487,17 +488,13 @@ async fn view_status(
         } else {
             None
         };
-        files.push(
-            file_status(
-                kind,
-                paths.data_file(kind),
-                state.entry(kind),
-                store,
-                table,
-                now,
-            )
-            .await,
-        );
+        let entry = state.entry(kind);
+        // A file in parts is shown as its folder.
+        let path = match entry.and_then(|e| e.parts.as_ref()) {
+            Some(_) => paths.parts_dir(kind),
+            None => paths.data_file(kind).to_owned(),
+        };
+        files.push(file_status(kind, &path, &paths.dir, entry, store, table, now).await);
     }
     ViewStatus {
         model: target.model_label(),
@@ -506,12 +503,17 @@ async fn view_status(
         manifest: presence,
         files,
         error,
+        pending_since: match &state {
+            ManifestState::Found(manifest) => manifest.pending_since.clone(),
+            _ => None,
+        },
     }
 }
 
 async fn file_status(
     kind: InstanceKind,
     path: &str,
+    dir: &str,
     entry: Option<&manifest::FileEntry>,
     store: Option<&ObjectStoreRef>,
     table: Option<&TableSlot>,
@@ -547,14 +549,11 @@ async fn file_status(
         return status;
     };
     if let Some(store) = store {
-        match store.head(&deltalake::Path::from(path)).await {
-            Ok(meta) => {
-                status.last_modified = Some(
-                    meta.last_modified
-                        .to_rfc3339_opts(SecondsFormat::Millis, true),
-                );
+        match last_modified(store, dir, entry).await {
+            Ok(Some(modified)) => {
+                status.last_modified = Some(modified.to_rfc3339_opts(SecondsFormat::Millis, true));
             }
-            Err(deltalake::ObjectStoreError::NotFound { .. }) => {
+            Ok(None) => {
                 status.freshness = Freshness::Missing;
                 return status;
             }
@@ -593,6 +592,40 @@ async fn file_status(
         },
     };
     status
+}
+
+/// When the objects `entry` names were last modified (the newest of them), or `None` when
+/// one of them is missing. A file is one HEAD; a file in parts one listing of its folder.
+async fn last_modified(
+    store: &ObjectStoreRef,
+    dir: &str,
+    entry: &manifest::FileEntry,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, deltalake::ObjectStoreError> {
+    let named = entry.objects(dir);
+    if entry.parts.is_none() {
+        let Some((path, _)) = named.first() else {
+            return Ok(None);
+        };
+        return match store.head(&deltalake::Path::from(path.as_str())).await {
+            Ok(meta) => Ok(Some(meta.last_modified)),
+            Err(deltalake::ObjectStoreError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        };
+    }
+    let folder = format!("{dir}/{}", entry.path.trim_end_matches('/'));
+    let listed: HashMap<String, chrono::DateTime<chrono::Utc>> = store
+        .list(Some(&deltalake::Path::from(folder.as_str())))
+        .map_ok(|meta| (meta.location.to_string(), meta.last_modified))
+        .try_collect()
+        .await?;
+    let mut newest = None;
+    for (path, _) in &named {
+        match listed.get(path) {
+            Some(&modified) => newest = newest.max(Some(modified)),
+            None => return Ok(None),
+        }
+    }
+    Ok(newest)
 }
 
 /// Rows of the table's active files, from the per-file row counts in the Delta log.

@@ -279,6 +279,7 @@ mod tests {
                     file("edges", Freshness::Current),
                 ],
                 error: None,
+                pending_since: None,
             }],
         }
     }

@@ -213,6 +213,10 @@ pub struct ViewStatus {
     pub files: Vec<PublishedFileStatus>,
     /// Why the manifest could not be used (redacted).
     pub(crate) error: Option<String>,
+    /// Set while a snapshot's deadline has left part of the view for a later run: since
+    /// when the view has been waiting (the manifest's `pendingSince`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pending_since: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -24,19 +24,17 @@ pub(crate) use self::state_store::StateStore;
 pub(crate) use self::stream::StreamContext;
 use self::stream::StreamRun;
 pub use self::summary::{RunSummary, StreamReport, StreamStatus};
+use crate::cdf::CdfClient;
 use crate::config::SpaceSelection;
+use crate::context::Context;
 use crate::failure::{Cause, Failure};
+use crate::job::{Deadline, JobInputs};
 use crate::plan::{Plan, StreamSpec};
+use crate::progress::Progress;
 
-/// What an invocation should do, beyond the configuration.
-#[derive(Debug, Clone)]
+/// What a sync run should do, beyond its [`JobInputs`] and the configuration.
+#[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
-    /// No turn starts, and no CDF read waits, after this instant less the configured margin
-    /// (`deadline-margin`); the last commits and checkpoints end by the instant itself (given
-    /// at least 5 s after the reads stop, whatever the margin).
-    pub deadline: Instant,
-    /// Only streams of these views (by view externalId); `None` for all.
-    pub views: Option<Vec<String>>,
     /// Streams (by stream key or view externalId) to restart with a full backfill. Such a
     /// stream goes first; a resync that another sync gets ahead of is tried again, and one
     /// that does not take effect in the run fails its stream.
@@ -45,19 +43,7 @@ pub struct SyncOptions {
     pub dry_run: bool,
 }
 
-impl SyncOptions {
-    /// Every stream, full runs (no forced resync), real reads and writes, until `deadline`.
-    pub fn until(deadline: Instant) -> Self {
-        Self {
-            deadline,
-            views: None,
-            force_resync: Vec::new(),
-            dry_run: false,
-        }
-    }
-}
-
-/// The configuration-derived parts of a sync run.
+/// The sync's settings, built from the configuration.
 #[derive(Debug, Clone)]
 pub struct SyncJob {
     /// What the streams share: CDF client, destination, state store, write settings.
@@ -67,6 +53,35 @@ pub struct SyncJob {
     pub(crate) parallelism: usize,
     /// Extraction pipeline that gets one run report per invocation.
     pub(crate) extraction_pipeline: Option<String>,
+}
+
+impl SyncJob {
+    /// The sync settings of the context's configuration, with its CDF client and lake.
+    pub fn from_context(context: &Context) -> SyncJob {
+        let config = &context.config;
+        let extractor = &config.extractor;
+        SyncJob {
+            streams: StreamContext {
+                client: context.client.clone(),
+                destination: context.destination.clone(),
+                state_store: StateStore::new(
+                    context.client.clone(),
+                    &extractor.state_store.database,
+                    &extractor.state_store.table,
+                ),
+                write_options: context.raw_write_options(),
+                row_budget: extractor.ingest_batch_size,
+                byte_budget: usize::try_from(extractor.ingest_batch_bytes).unwrap_or(usize::MAX),
+                deadline_margin: extractor.deadline_margin,
+                membership_scan_interval: extractor.membership_scan_interval,
+                progress: Progress::none(),
+            },
+            data_modeling: config.data_modeling.clone(),
+            page_size: extractor.sync_page_size,
+            parallelism: extractor.parallelism as usize,
+            extraction_pipeline: config.cognite.extraction_pipeline.clone(),
+        }
+    }
 }
 
 /// Attempts a forced resync gets in one run. Another sync that loaded the stream's state
@@ -82,49 +97,59 @@ const RESYNC_ATTEMPTS: u32 = 3;
 const CHECKPOINT_TIME: Duration = Duration::from_secs(5);
 
 impl SyncJob {
-    /// The instant the streams stop reading pages: `deadline` less `deadline-margin`, which
-    /// is kept for the last commit and checkpoint of each stream.
-    pub(crate) fn read_deadline(&self, deadline: Instant) -> Instant {
-        deadline
-            .checked_sub(self.streams.deadline_margin)
-            .unwrap_or(deadline)
+    /// When the streams stop reading pages: the run's deadline less `deadline-margin`,
+    /// which is kept for the last commit and checkpoint of each stream.
+    pub(crate) fn read_deadline(&self, deadline: Deadline) -> Deadline {
+        deadline.less(self.streams.deadline_margin)
     }
 
-    /// The instant the state rows and the run report must be written by: the deadline, or
+    /// When the state rows and the run report must be written by: the deadline, or
     /// [`CHECKPOINT_TIME`] after the reads stop when the margin is shorter than that.
-    fn write_deadline(&self, deadline: Instant) -> Instant {
-        deadline.max(self.read_deadline(deadline) + CHECKPOINT_TIME)
+    fn write_deadline(&self, deadline: Deadline) -> Deadline {
+        let reads_end = self.read_deadline(deadline);
+        deadline.or_later(match reads_end.instant() {
+            Some(at) => Deadline::at(at + CHECKPOINT_TIME),
+            None => Deadline::none(),
+        })
     }
 
-    /// The job with its CDF calls bound to the run's deadline: a page read (retries,
-    /// `Retry-After` and the request itself) ends by [`SyncJob::read_deadline`], the state
-    /// rows by [`SyncJob::write_deadline`].
-    fn bound_to(&self, deadline: Instant) -> SyncJob {
+    /// The job for one run: its CDF calls bound to the run's deadline (a page read, with
+    /// retries, `Retry-After` and the request itself, ends by [`SyncJob::read_deadline`],
+    /// the state rows by [`SyncJob::write_deadline`]), reporting to the run's progress.
+    fn for_run(&self, inputs: &JobInputs) -> SyncJob {
         let mut job = self.clone();
-        job.streams.client = self
-            .streams
-            .client
-            .with_deadline(self.read_deadline(deadline));
-        job.streams.state_store = self
-            .streams
-            .state_store
-            .with_deadline(self.write_deadline(deadline));
+        job.streams.client = bound(&self.streams.client, self.read_deadline(inputs.deadline));
+        job.streams.state_store = match self.write_deadline(inputs.deadline).instant() {
+            Some(at) => self.streams.state_store.with_deadline(at),
+            None => self.streams.state_store.clone(),
+        };
+        job.streams.progress = inputs.progress.clone();
         job
+    }
+}
+
+/// The client with its calls bound to `deadline`, if there is one.
+pub(crate) fn bound(client: &CdfClient, deadline: Deadline) -> CdfClient {
+    match deadline.instant() {
+        Some(at) => client.with_deadline(at),
+        None => client.clone(),
     }
 }
 
 /// Runs one time slice over the streams of `plan`: every stream gets turns until it is
 /// caught up or the deadline nears. Never fails as a whole because of one view: problems are
 /// reported per view or stream in the summary.
-pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> RunSummary {
+pub(crate) async fn run(
+    job: &SyncJob,
+    plan: &Plan,
+    inputs: &JobInputs,
+    options: &SyncOptions,
+) -> RunSummary {
     let started = Instant::now();
     // The run report may use the margin too: it is sent after the last checkpoint.
-    let reporter = job
-        .streams
-        .client
-        .with_deadline(job.write_deadline(options.deadline));
-    let job = &job.bound_to(options.deadline);
-    let plan = plan.for_views(options.views.as_deref());
+    let reporter = bound(&job.streams.client, job.write_deadline(inputs.deadline));
+    let job = &job.for_run(inputs);
+    let plan = plan.for_views(&inputs.selection);
     let mut plan_errors = plan.problems().to_vec();
     plan_errors.extend(
         plan.unknown_names("resync", &options.force_resync, |spec, name| {
@@ -139,7 +164,7 @@ pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> Ru
             .collect()
     } else {
         match job.streams.state_store.load_all().await {
-            Ok(states) => run_streams(job, options, specs, states).await,
+            Ok(states) => run_streams(job, inputs.deadline, options, specs, states).await,
             Err(error) => {
                 // Without the state rows every stream would look deleted and restart: refuse.
                 plan_errors.push(Failure::cdf(
@@ -153,8 +178,10 @@ pub(crate) async fn run(job: &SyncJob, plan: &Plan, options: &SyncOptions) -> Ru
             }
         }
     };
-    let summary =
-        RunSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64);
+    let summary = RunSummary {
+        dry_run: options.dry_run,
+        ..RunSummary::from_reports(reports, plan_errors, started.elapsed().as_millis() as u64)
+    };
     if !options.dry_run {
         reporter
             .report_invocation(
@@ -262,6 +289,7 @@ impl Queued {
 
 async fn run_streams(
     job: &SyncJob,
+    deadline: Deadline,
     options: &SyncOptions,
     specs: Vec<StreamSpec>,
     mut states: HashMap<String, StateRow>,
@@ -296,8 +324,8 @@ async fn run_streams(
         Queued::Running(run) => (true, run.last_success().unwrap_or(i64::MIN)),
     });
     let ctx = Arc::new(job.streams.clone());
-    let deadline = options.deadline;
-    let turn_deadline = job.read_deadline(deadline);
+    let turn_deadline = job.read_deadline(deadline).instant_or_far();
+    let deadline = deadline.instant_or_far();
     let (mut reports, unfinished) = run_turns(
         queue,
         job.parallelism,

@@ -19,6 +19,7 @@
 //! it twice.
 
 mod membership;
+mod superseded;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,7 @@ use crate::lake::{
 };
 use crate::plan::{RESULT_SET, StreamSpec};
 use crate::progress::Progress;
+use crate::schema::arrival::stamp_arrival;
 
 /// What the Delta table knows about a stream at the start of a run.
 enum TableState {
@@ -449,13 +451,21 @@ impl StreamRun {
                 return Err(self.fail_now(Failure::new(Cause::Internal, error.to_string())));
             }
         }
+        if backfill_complete {
+            batches = match self.with_superseded_exits(batches).await {
+                Ok(batches) => batches,
+                Err(failure) => return Err(self.fail_now(failure)),
+            };
+        }
         // A sync commit changes what the table holds live.
         self.live_keys = None;
         self.commit_batches(ctx, batches, backfill_complete).await
     }
 
     /// Commits `batches` (and the quarantined rows) with the next sequence number and the
-    /// current checkpoint, then checkpoints in RAW.
+    /// current checkpoint, then checkpoints in RAW. Every row gets its `_arrival` value
+    /// here, from the commit's generation and sequence number, which a retry of the same
+    /// commit repeats.
     async fn commit_batches(
         &mut self,
         ctx: &StreamContext,
@@ -476,6 +486,14 @@ impl StreamRun {
         if let Err(failure) = self.quarantine(ctx, &next).await {
             return Err(self.fail_now(failure));
         }
+        let seq = u64::try_from(next.seq).unwrap_or_default();
+        let batches = match stamp_arrival(batches, next.generation, seq) {
+            Ok(batches) => batches,
+            Err(error) => {
+                let failure = Failure::new(Cause::Internal, format!("the arrival column: {error}"));
+                return Err(self.fail_now(failure));
+            }
+        };
         crate::failpoint::hit("before-delta-commit");
         match self.table.append(&batches, commit).await {
             Ok(CommitOutcome::Committed(report)) => {

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::failure::{Failure, FailureCounts};
+use crate::job::{JobOutcome, Metrics, Unit};
 
 /// How a stream's part of the invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -157,6 +158,9 @@ pub struct RunSummary {
     pub plan_errors: Vec<Failure>,
     /// Every stream's report, sorted by stream key.
     pub streams: Vec<StreamReport>,
+    /// A dry run: planned only.
+    #[serde(skip)]
+    pub(crate) dry_run: bool,
 }
 
 /// The membership scans of a run, summed over its streams.
@@ -216,6 +220,7 @@ impl RunSummary {
             duration_ms,
             plan_errors,
             streams,
+            dry_run: false,
         }
     }
 
@@ -235,6 +240,58 @@ impl RunSummary {
                     .filter_map(|s| s.error.as_ref()),
             ),
         )
+    }
+
+    /// The run in the shape every job reports: streams caught up, behind (superseded ones
+    /// included) and failed (with the models and views that could not be planned).
+    pub fn outcome(&self) -> JobOutcome {
+        JobOutcome {
+            job: "sync",
+            success: self.is_success(),
+            succeeded: self.streams_caught_up as u64,
+            behind: self.streams_behind as u64,
+            failed: (self.streams_failed + self.plan_errors.len()) as u64,
+            dry_run: self.dry_run,
+            summary: self.one_line(),
+            failures: self.failures(),
+            duration_ms: self.duration_ms,
+            metrics: self.metrics(),
+            detail: serde_json::to_value(self).unwrap_or_default(),
+        }
+    }
+
+    /// The figures of the run as metrics. `Lag` is left out when no stream saw a change yet.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let mut set = Metrics::default();
+        set.count("Rows", self.rows);
+        set.count("RowsQuarantined", self.rows_quarantined);
+        set.push("Bytes", Unit::Bytes, self.bytes as f64);
+        set.count("Commits", self.commits);
+        set.count("Files", self.files);
+        set.count("StreamsTotal", self.streams_total);
+        set.count("StreamsCaughtUp", self.streams_caught_up);
+        set.count("StreamsBehind", self.streams_behind);
+        // Part of `StreamsBehind`: another sync committed first, which is normal only while
+        // two runs overlap; a steady count means runs overlap every time.
+        let superseded = self
+            .streams
+            .iter()
+            .filter(|s| s.status == StreamStatus::Superseded)
+            .count();
+        set.count("StreamsSuperseded", superseded);
+        set.count("StreamsFailed", self.streams_failed);
+        set.count("PlanErrors", self.plan_errors.len());
+        set.count("CursorResets", self.cursor_resets);
+        // Instances the membership scan found out of step with CDF without a sync event:
+        // exits (left a view filter) and refreshes (entered through a nested filter, or a
+        // version the table missed). A steady non-zero count is expected with view filters.
+        set.count("MembershipRefreshed", self.membership.refreshed);
+        set.count("MembershipExited", self.membership.exited);
+        if let Some(lag) = self.max_lag_ms {
+            set.push("Lag", Unit::Milliseconds, lag.max(0) as f64);
+        }
+        set.push("RunDuration", Unit::Milliseconds, self.duration_ms as f64);
+        set
     }
 
     /// One line for the extraction pipeline run message (CDF caps it at 1000 characters).

@@ -12,9 +12,11 @@ use std::time::Duration;
 use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::catalog::TableAction;
 use cdf_s3_replicator::snapshot::{SnapshotOptions, SnapshotSummary};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -49,9 +51,14 @@ fn catalog_script(lab: &Lab, command: &str, request: &Value) -> Value {
 }
 
 async fn context(lab: &Lab, endpoint: &str, database: &str) -> Context {
+    context_with(lab, endpoint, database, "").await
+}
+
+/// [`context`] with extra `extractor` keys.
+async fn context_with(lab: &Lab, endpoint: &str, database: &str, extractor: &str) -> Context {
     let yaml = format!(
         "{}  catalog:\n    glue:\n      database: {database}\n      endpoint-url: {endpoint}\n",
-        lab.config_yaml("", None)
+        lab.config_yaml(extractor, None)
     );
     let config = load_config_text(&yaml, "test configuration", &MapEnv::new())
         .await
@@ -59,16 +66,26 @@ async fn context(lab: &Lab, endpoint: &str, database: &str) -> Context {
     Context::new(config).expect("context")
 }
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 /// Syncs and publishes; every view must publish, and the only catalog failure is the
 /// user's clashing table.
 async fn sync_and_publish(context: &Context) -> SnapshotSummary {
-    let synced = jobs::sync(&context.sync_job(), &slice()).await;
+    let synced = jobs::sync(
+        &SyncJob::from_context(context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(synced.is_success(), "{synced:#?}");
-    let summary = jobs::snapshot(context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert_eq!(summary.views_failed, 0, "{summary:#?}");
     assert!(summary.plan_errors.is_empty(), "{summary:#?}");
     summary
@@ -241,7 +258,12 @@ async fn snapshot_registers_every_table_in_glue_and_follows_schema_changes() {
     assert!(checked["tables"][&raw_pump_nodes]["rows"].as_u64() >= Some(10));
 
     // Nothing changed: nothing is rewritten.
-    let again = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let again = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     let catalog = again.catalog.as_ref().expect("catalog report");
     assert_eq!(catalog.tables_unchanged, 12, "{catalog:#?}");
     assert_eq!((catalog.tables_created, catalog.tables_updated), (0, 0));
@@ -326,4 +348,119 @@ async fn snapshot_registers_every_table_in_glue_and_follows_schema_changes() {
     for name in [USER_CLASH, USER_UNRELATED] {
         assert_eq!(after[name], user_tables_before[name], "{name} untouched");
     }
+}
+
+/// The lines of a publish table's symlink manifest.
+async fn symlink_lines(context: &Context, view: &str, kind: &str) -> Vec<String> {
+    use deltalake::logstore::object_store::ObjectStoreExt as _;
+    let store = context.destination.object_store().expect("store");
+    let path = format!("catalog/athena/{SCHEMA_SPACE}/PlantModel/1/{view}/{kind}/symlink.txt");
+    let bytes = store
+        .get(&deltalake::Path::from(path.as_str()))
+        .await
+        .expect("symlink manifest")
+        .bytes()
+        .await
+        .expect("symlink bytes");
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn published_exists(context: &Context, view: &str, file: &str) -> bool {
+    use deltalake::logstore::object_store::ObjectStoreExt as _;
+    let store = context.destination.object_store().expect("store");
+    let path = format!("publish/{SCHEMA_SPACE}/PlantModel/1/{view}/{file}");
+    store
+        .head(&deltalake::Path::from(path.as_str()))
+        .await
+        .is_ok()
+}
+
+/// A file published in parts keeps its one table: the symlink manifest names every part the
+/// view's manifest lists, Athena's reader sees exactly the rows of the parts, and the old
+/// single file is removed only once the catalog points at the parts (never while the
+/// view's table could not be registered). Back to one file, the manifest names it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_in_parts_is_one_table_over_exactly_its_parts() {
+    let Some(lake) = Lake::s3().await else { return };
+    if python().is_none() {
+        return;
+    }
+    let Lake::S3 { endpoint, bucket } = lake.clone() else {
+        unreachable!("an S3 lake")
+    };
+    let lab = Lab::start(10, Some(lake)).await;
+    let database = format!("cdf_lake_{:08x}", rand::random::<u32>());
+    let glue = json!({"endpoint": endpoint, "database": database, "bucket": bucket, "prefix": "cdf-data/"});
+    let mut prepare = glue.clone();
+    // WorkOrder's published nodes cannot get their table.
+    prepare["user_tables"] = json!([USER_CLASH]);
+    catalog_script(&lab, "prepare", &prepare);
+    let single = context(&lab, &endpoint, &database).await;
+    let parted = context_with(
+        &lab,
+        &endpoint,
+        &database,
+        "  snapshot:\n    part-rows: 4\n",
+    )
+    .await;
+    let (pump_nodes, _) = names("1", "pump", "nodes");
+
+    sync_and_publish(&single).await;
+    let one_file = symlink_lines(&single, "Pump", "nodes").await;
+    assert_eq!(
+        one_file,
+        [format!(
+            "s3://{bucket}/cdf-data/publish/{SCHEMA_SPACE}/PlantModel/1/Pump/nodes.parquet"
+        )]
+    );
+
+    // 10 pumps of at most 4 rows a part: 4 parts, the same table.
+    let in_parts = jobs::snapshot(
+        &parted,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
+    assert_eq!(in_parts.views_failed, 0, "{in_parts:#?}");
+    assert_eq!(action(&in_parts, &pump_nodes), TableAction::Unchanged);
+    let lines = symlink_lines(&parted, "Pump", "nodes").await;
+    let expected: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "s3://{bucket}/cdf-data/publish/{SCHEMA_SPACE}/PlantModel/1/Pump/nodes/part-{i:05}-of-00004.parquet"
+            )
+        })
+        .collect();
+    assert_eq!(lines, expected);
+    let checked = catalog_script(&lab, "check", &glue);
+    assert_eq!(checked["errors"], json!([]), "{checked:#}");
+    assert_eq!(checked["tables"][&pump_nodes]["rows"], 10, "{checked:#}");
+    assert_eq!(checked["tables"][&pump_nodes]["files"], 4, "{checked:#}");
+    assert!(!published_exists(&parted, "Pump", "nodes.parquet").await);
+    // WorkOrder's table failed: its single file stays for Athena's sake, beside its parts.
+    let work_orders = in_parts.view("WorkOrder").expect("WorkOrder");
+    assert!(
+        work_orders
+            .file(cdf_s3_replicator::lake::InstanceKind::Nodes)
+            .and_then(|f| f.parts)
+            .is_some()
+    );
+    assert!(published_exists(&parted, "WorkOrder", "nodes.parquet").await);
+
+    // Back to one file: the manifest names it again, and the parts are removed.
+    let back = jobs::snapshot(
+        &single,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
+    assert_eq!(back.views_failed, 0, "{back:#?}");
+    assert_eq!(symlink_lines(&single, "Pump", "nodes").await, one_file);
+    assert!(!published_exists(&single, "Pump", "nodes/part-00000-of-00004.parquet").await);
+    let checked = catalog_script(&lab, "check", &glue);
+    assert_eq!(checked["errors"], json!([]), "{checked:#}");
+    assert_eq!(checked["tables"][&pump_nodes]["files"], 1, "{checked:#}");
 }

@@ -647,7 +647,7 @@ async fn check_raw_tables(lab: &Lab) -> RawCheck {
             .await
             .expect("raw table opens");
         let store = table.object_store();
-        let mut changes: HashSet<(String, u64, String, String, i64)> = HashSet::new();
+        let mut changes: HashSet<(String, u64, String, String, i64, bool)> = HashSet::new();
         let mut txns: HashSet<(String, i64)> = HashSet::new();
         let mut generations: HashSet<(String, u64)> = HashSet::new();
         for commit in table.changes_since(None).await.expect("Delta log") {
@@ -669,11 +669,21 @@ async fn check_raw_tables(lab: &Lab) -> RawCheck {
             for add in commit.adds.iter().filter(|a| a.data_change) {
                 let path = deltalake::Path::parse(&add.path).expect("file path");
                 for batch in parquet_object_batches(&store, &path).await {
-                    for (space, external_id, version) in keys(&batch) {
+                    for (space, external_id, version, exit) in keys(&batch) {
                         check.rows += 1;
-                        let key = (app_id.clone(), generation, space, external_id, version);
+                        let key = (
+                            app_id.clone(),
+                            generation,
+                            space,
+                            external_id,
+                            version,
+                            exit,
+                        );
                         if !changes.insert(key.clone()) {
-                            eprintln!("{folder}/{kind}: change {key:?} twice");
+                            eprintln!(
+                                "{folder}/{kind}: change {key:?} twice (commit {:?}, {})",
+                                commit.version, add.path
+                            );
                             check.duplicate_changes += 1;
                         }
                     }
@@ -686,7 +696,10 @@ async fn check_raw_tables(lab: &Lab) -> RawCheck {
     check
 }
 
-fn keys(batch: &RecordBatch) -> Vec<(String, String, i64)> {
+/// Each row's key, version and whether it is an exit row. An exit row repeats the version of
+/// the row it ends, and an instance recreated after its tombstone was purged starts again at
+/// version 1: the exit of the old instance and the first row of the new one are two changes.
+fn keys(batch: &RecordBatch) -> Vec<(String, String, i64, bool)> {
     let column = |name: &str| {
         batch
             .column_by_name(name)
@@ -695,6 +708,7 @@ fn keys(batch: &RecordBatch) -> Vec<(String, String, i64)> {
     let spaces = column("space").as_string::<i32>();
     let ids = column("externalId").as_string::<i32>();
     let versions = column("version").as_primitive::<Int64Type>();
+    let exited = batch.column_by_name("_exitedTime");
     (0..batch.num_rows())
         .map(|i| {
             (
@@ -705,6 +719,7 @@ fn keys(batch: &RecordBatch) -> Vec<(String, String, i64)> {
                 } else {
                     versions.value(i)
                 },
+                exited.is_some_and(|c| c.is_valid(i)),
             )
         })
         .collect()

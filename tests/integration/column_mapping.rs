@@ -9,9 +9,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use cdf_emulator::sample_model::{DATA_SPACE, MODEL, SCHEMA_SPACE};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{self, SnapshotOptions};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -21,8 +23,8 @@ use crate::support::{Lab, Lake, python};
 /// The data-model version holding the views of these tests (the sample model is version 1).
 const MODEL_VERSION: &str = "2";
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 fn view_ref(xid: &str) -> Value {
@@ -139,13 +141,23 @@ async fn awkward_lab() -> Lab {
 /// Each test syncs only its own view, so that it fails for its own reason alone.
 async fn sync_succeeds(lab: &Lab, view: &str, label: &str) {
     let context = lab.context_with("", Some(&[view])).await;
-    let summary = jobs::sync(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{label}: {summary:#?}");
 }
 
 async fn snapshot_succeeds(lab: &Lab, view: &str, label: &str) -> snapshot::SnapshotSummary {
     let context = lab.context_with("", Some(&[view])).await;
-    let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{label}: {summary:#?}");
     summary
 }

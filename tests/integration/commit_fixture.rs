@@ -10,8 +10,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use cdf_emulator::FaultSpec;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::maintenance::MaintenanceOptions;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use tokio::time::Instant;
 
@@ -21,8 +23,8 @@ use crate::support::Lab;
 /// commits, and compaction merges any two files.
 const SMALL_COMMITS: &str = "  subscription-batch-size: 2\n  ingest-batch-size: 2\n  parallelism: 1\n  maintenance:\n    compact-min-files: 2\n";
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 /// Copies a table's `_delta_log` in full and leaves the data files out: the fixture pins the
@@ -46,7 +48,7 @@ async fn write_commit_metadata_fixture() {
     let out = std::env::var("CDF_S3_FIXTURE_OUT").expect("CDF_S3_FIXTURE_OUT names a directory");
     let lab = Lab::start(4, None).await;
     let context = lab.context_with(SMALL_COMMITS, Some(&["Pump"])).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     // pump-0002's text `tag` arrives as a number: it is quarantined in every generation.
     lab.emulator.control().add_fault(FaultSpec::rewrite_body(
         "/models/instances/sync",
@@ -56,18 +58,19 @@ async fn write_commit_metadata_fixture() {
     ));
 
     // Generation 1: the backfill, then the streaming phase.
-    let first = jobs::sync(&job, &slice()).await;
+    let first = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(first.is_success(), "{first:#?}");
     // Generation 2: a forced resync.
     let resync = SyncOptions {
         force_resync: vec!["Pump".into()],
-        ..slice()
+        ..SyncOptions::default()
     };
-    let second = jobs::sync(&job, &resync).await;
+    let second = jobs::sync(&job, &slice(), &resync).await;
     assert!(second.is_success(), "{second:#?}");
     // Compaction of both generations' small files.
     let compacted = jobs::maintenance(
         &context,
+        &JobInputs::everything(),
         &MaintenanceOptions {
             compact: true,
             checkpoint: false,

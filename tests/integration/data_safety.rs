@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use cdf_emulator::FaultSpec;
 use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};
@@ -20,6 +21,7 @@ use cdf_s3_replicator::lambda::metrics::MemorySink;
 use cdf_s3_replicator::lambda::{Function, FunctionKind, FunctionSetup, Invocation};
 use cdf_s3_replicator::maintenance::{MaintenanceOptions, TableStatus};
 use cdf_s3_replicator::snapshot::{FileAction, SnapshotOptions};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamReport, StreamStatus};
 use serde_json::{Value, json};
@@ -34,8 +36,8 @@ const WORK_ORDER_NODES: &str = "plant_schema/PlantModel/1/WorkOrder/nodes";
 const PAGES_OF_THREE: &str = "  subscription-batch-size: 3\n  parallelism: 1\n";
 const PUMPS: usize = 12;
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 fn stream<'a>(summary: &'a RunSummary, key: &str) -> &'a StreamReport {
@@ -97,14 +99,14 @@ async fn a_page_that_cannot_be_stored_never_moves_the_cursor_past_uncommitted_ro
     }
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context_with(PAGES_OF_THREE, Some(&["Pump"])).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     let control = lab.emulator.control();
     control.add_fault(refuse_the_tag_of_pump_0010());
     let blocked = local_path(&lab, "Pump", "rejected");
     std::fs::create_dir_all(blocked.parent().expect("parent")).expect("view folder");
     std::fs::write(&blocked, "not a table").expect("a file where the table would go");
 
-    let failed = jobs::sync(&job, &slice()).await;
+    let failed = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     let pumps = stream(&failed, PUMP_NODES);
     assert_eq!(pumps.status, StreamStatus::Failed, "{failed:#?}");
     assert_eq!(pumps.rows, 0, "{failed:#?}");
@@ -120,7 +122,7 @@ async fn a_page_that_cannot_be_stored_never_moves_the_cursor_past_uncommitted_ro
     // The data is right again and the path is free: nothing of the first pages is missing.
     control.clear_faults();
     std::fs::remove_file(&blocked).expect("unblock");
-    let recovered = jobs::sync(&job, &slice()).await;
+    let recovered = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(recovered.is_success(), "{recovered:#?}");
     assert_eq!(stream(&recovered, PUMP_NODES).rows, PUMPS as u64);
     let report = lab
@@ -139,11 +141,11 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
     }
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context_with(PAGES_OF_THREE, Some(&["Pump"])).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     let control = lab.emulator.control();
     control.add_fault(refuse_the_tag_of_pump_0010());
 
-    let summary = jobs::sync(&job, &slice()).await;
+    let summary = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(summary.is_success(), "{summary:#?}");
     let pumps = stream(&summary, PUMP_NODES);
     assert_eq!(pumps.status, StreamStatus::CaughtUp, "{summary:#?}");
@@ -186,9 +188,10 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
     assert_eq!(summary.streams_failed, 0, "{summary:#?}");
     let published = jobs::snapshot(
         &context,
-        &SnapshotOptions {
-            views: Some(vec!["Pump".into()]),
-        },
+        &JobInputs::everything()
+            .with_views(["Pump"])
+            .expect("a view name"),
+        &SnapshotOptions::default(),
     )
     .await;
     assert!(published.is_success(), "{published:#?}");
@@ -199,7 +202,12 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
     );
 
     // Maintenance visits the quarantine table with the view's other tables.
-    let maintained = jobs::maintenance(&context, &MaintenanceOptions::default()).await;
+    let maintained = jobs::maintenance(
+        &context,
+        &JobInputs::everything(),
+        &MaintenanceOptions::default(),
+    )
+    .await;
     assert!(maintained.is_success(), "{maintained:#?}");
     let quarantine = maintained
         .tables
@@ -213,7 +221,7 @@ async fn a_refused_instance_is_quarantined_and_the_rest_of_its_view_syncs() {
     control
         .apply_instances(pump_update("pump-0010", json!({"stages": 4})))
         .expect("fix");
-    let fixed = jobs::sync(&job, &slice()).await;
+    let fixed = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(fixed.is_success(), "{fixed:#?}");
     assert_eq!(stream(&fixed, PUMP_NODES).rows_quarantined, 0);
     let report = lab
@@ -285,12 +293,13 @@ async fn caught_up_includes_the_changes_made_during_the_backfill() {
     }
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context_with(PAGES_OF_THREE, Some(&["WorkOrder"])).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     let control = lab.emulator.control();
     // The first pages are slow, so the change below lands after the backfill's snapshot
     // (taken at the first page) and before its last page.
     control.add_fault(FaultSpec::delay("/models/instances/sync", 1500, 3));
-    let run = tokio::spawn(async move { jobs::sync(&job, &slice()).await });
+    let run =
+        tokio::spawn(async move { jobs::sync(&job, &slice(), &SyncOptions::default()).await });
     loop {
         let served = control
             .request_log()
@@ -345,17 +354,23 @@ async fn a_view_that_never_synced_fails_its_snapshot_and_an_empty_view_publishes
     // No pumps: Pump, WorkOrder and PumpWorkOrder are empty views; Site has four nodes.
     let lab = Lab::start(0, None).await;
     let context = lab.context(PAGES_OF_THREE).await;
-    let only_site = SyncOptions {
-        views: Some(vec!["Site".into()]),
-        ..slice()
-    };
+    let only_site = slice().with_views(["Site"]).expect("a view name");
     assert!(
-        jobs::sync(&context.sync_job(), &only_site)
-            .await
-            .is_success()
+        jobs::sync(
+            &SyncJob::from_context(&context),
+            &only_site,
+            &SyncOptions::default()
+        )
+        .await
+        .is_success()
     );
 
-    let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(!summary.is_success(), "{summary:#?}");
     assert_eq!(summary.views_failed, 3, "{summary:#?}");
     let pump = summary
@@ -388,8 +403,21 @@ async fn a_view_that_never_synced_fails_its_snapshot_and_an_empty_view_publishes
     );
 
     // Synced, the empty views publish empty files.
-    assert!(jobs::sync(&context.sync_job(), &slice()).await.is_success());
-    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    assert!(
+        jobs::sync(
+            &SyncJob::from_context(&context),
+            &slice(),
+            &SyncOptions::default()
+        )
+        .await
+        .is_success()
+    );
+    let published = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(published.is_success(), "{published:#?}");
     let pump = published
         .views
@@ -405,7 +433,12 @@ async fn a_view_that_never_synced_fails_its_snapshot_and_an_empty_view_publishes
     // A raw table that disappears later fails its file again; the published file stays.
     let before = std::fs::read(&published_pump).expect("published file");
     std::fs::remove_dir_all(local_path(&lab, "Pump", "nodes")).expect("remove the raw table");
-    let gone = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let gone = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(!gone.is_success(), "{gone:#?}");
     assert_eq!(gone.views_failed, 1, "{gone:#?}");
     assert_eq!(

@@ -13,6 +13,7 @@ use cdf_s3_replicator::cdf::dto::{
     Filter, SyncExpression, SyncMode, SyncRequest, SyncSelect, ViewReference,
 };
 use cdf_s3_replicator::config::MapEnv;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lambda::config_source::CONFIG_ENV;
 use cdf_s3_replicator::lambda::logging::LogControl;
@@ -36,12 +37,17 @@ const ONE_STREAM: &str = "  subscription-batch-size: 10\n  ingest-batch-size: 10
 
 /// Runs one slice that may take `budget`, failing the test if it outlives the fault.
 async fn slice(job: &SyncJob, budget: Duration) -> RunSummary {
-    let options = SyncOptions::until(Instant::now() + budget);
-    tokio::time::timeout(WELL_BEFORE_THE_FAULT, jobs::sync(job, &options))
-        .await
-        .unwrap_or_else(|_| {
-            panic!("the sync slice of {budget:?} was still waiting for CDF after {WELL_BEFORE_THE_FAULT:?}")
-        })
+    let inputs = JobInputs::until(Instant::now() + budget);
+    tokio::time::timeout(
+        WELL_BEFORE_THE_FAULT,
+        jobs::sync(job, &inputs, &SyncOptions::default()),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the sync slice of {budget:?} was still waiting for CDF after {WELL_BEFORE_THE_FAULT:?}"
+        )
+    })
 }
 
 fn stream<'a>(summary: &'a RunSummary, key: &str) -> &'a StreamReport {
@@ -135,10 +141,7 @@ async fn a_slow_answer_is_abandoned_at_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_throttled_past_its_deadline_ends_behind_with_what_it_read() {
     let lab = Lab::start(30, None).await;
-    let job = lab
-        .context_with(ONE_STREAM, Some(&["WorkOrder"]))
-        .await
-        .sync_job();
+    let job = SyncJob::from_context(&lab.context_with(ONE_STREAM, Some(&["WorkOrder"])).await);
     let control = lab.emulator.control();
     let total = lab.truth_nodes("WorkOrder").len() as u64;
     assert_eq!(total, 60);
@@ -201,10 +204,7 @@ async fn a_sync_throttled_past_its_deadline_ends_behind_with_what_it_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_whose_page_never_comes_ends_behind_at_its_deadline() {
     let lab = Lab::start(10, None).await;
-    let job = lab
-        .context_with(ONE_STREAM, Some(&["WorkOrder"]))
-        .await
-        .sync_job();
+    let job = SyncJob::from_context(&lab.context_with(ONE_STREAM, Some(&["WorkOrder"])).await);
     let control = lab.emulator.control();
     // Planning passes, every sync page is delayed past the fault's end.
     control.add_fault(FaultSpec::delay(SYNC_PATH, FAULT.as_millis() as u64, 1000));

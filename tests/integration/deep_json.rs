@@ -7,8 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::StreamStatus;
 use serde_json::{Value, json};
@@ -19,8 +21,8 @@ use crate::support::{Lab, Lake, publish_dir_uri, python};
 const PUMPS: usize = 6;
 const DEPTH: usize = 5_000;
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(300))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(300))
 }
 
 /// `{"d": [[[…]]]}` with `DEPTH` levels of arrays, built without recursion, and its text.
@@ -90,8 +92,8 @@ async fn deep_json_round_trips(lab: Lab) {
     let context = lab
         .context("  subscription-batch-size: 4\n  ingest-batch-size: 5\n")
         .await;
-    let job = context.sync_job();
-    let first = jobs::sync(&job, &slice()).await;
+    let job = SyncJob::from_context(&context);
+    let first = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(first.is_success(), "{first:#?}");
     assert!(
         first
@@ -105,7 +107,7 @@ async fn deep_json_round_trips(lab: Lab) {
     control
         .apply_instances(pump_write("pump-0001", json!({"tag": "changed later"})))
         .expect("update");
-    let second = jobs::sync(&job, &slice()).await;
+    let second = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(second.is_success(), "{second:#?}");
     assert!(second.rows >= 1, "{second:#?}");
 
@@ -126,7 +128,12 @@ async fn deep_json_round_trips(lab: Lab) {
         "the later change of the other pump is in the raw table"
     );
 
-    let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
     let published = published_specs(&lab, &python);
     for reader in ["pyarrow", "duckdb"] {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::StreamStatus;
 use tokio::time::Instant;
@@ -12,8 +14,8 @@ use crate::support::{Lab, Lake};
 
 const PUMPS: usize = 60;
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(300))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(300))
 }
 
 /// Small pages and commits, so that every path (several pages, several commits per
@@ -22,9 +24,9 @@ const SMALL_BATCHES: &str = "  subscription-batch-size: 25\n  ingest-batch-size:
 
 async fn replicate_and_compare(lab: Lab) {
     let context = lab.context(SMALL_BATCHES).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
 
-    let first = jobs::sync(&job, &slice()).await;
+    let first = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(first.is_success(), "{first:#?}");
     assert_eq!(first.streams_total, 5, "{first:#?}");
     assert!(
@@ -40,12 +42,12 @@ async fn replicate_and_compare(lab: Lab) {
     );
 
     lab.update_and_delete_pumps(PUMPS);
-    let second = jobs::sync(&job, &slice()).await;
+    let second = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(second.is_success(), "{second:#?}");
     assert!(second.rows > 0);
 
     // A sync with nothing new writes nothing.
-    let idle = jobs::sync(&job, &slice()).await;
+    let idle = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert_eq!((idle.rows, idle.commits), (0, 0), "{idle:#?}");
 
     assert_eq!(

@@ -7,7 +7,9 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use cdf_emulator::sample_model;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use tokio::time::Instant;
 
@@ -104,9 +106,13 @@ async fn concurrent_syncs(lake: Option<Lake>) {
     let lab = Lab::start(PUMPS, lake).await;
     let extractor = "  subscription-batch-size: 10\n  ingest-batch-size: 20\n  parallelism: 2\n";
     let (a, b) = (lab.context(extractor).await, lab.context(extractor).await);
-    let options = SyncOptions::until(Instant::now() + Duration::from_secs(120));
-    let (job_a, job_b) = (a.sync_job(), b.sync_job());
-    let (first, second) = tokio::join!(jobs::sync(&job_a, &options), jobs::sync(&job_b, &options));
+    let inputs = JobInputs::until(Instant::now() + Duration::from_secs(120));
+    let options = SyncOptions::default();
+    let (job_a, job_b) = (SyncJob::from_context(&a), SyncJob::from_context(&b));
+    let (first, second) = tokio::join!(
+        jobs::sync(&job_a, &inputs, &options),
+        jobs::sync(&job_b, &inputs, &options)
+    );
     // Losers stop cleanly (superseded); whatever is left is picked up by the next run.
     for summary in [&first, &second] {
         assert_eq!(summary.streams_failed, 0, "{summary:#?}");
@@ -115,13 +121,16 @@ async fn concurrent_syncs(lake: Option<Lake>) {
         .control()
         .apply_instances(sample_model::updates(PUMPS, 1))
         .expect("updates");
-    let (third, fourth) = tokio::join!(jobs::sync(&job_a, &options), jobs::sync(&job_b, &options));
+    let (third, fourth) = tokio::join!(
+        jobs::sync(&job_a, &inputs, &options),
+        jobs::sync(&job_b, &inputs, &options)
+    );
     assert_eq!(
         third.streams_failed + fourth.streams_failed,
         0,
         "{third:#?} {fourth:#?}"
     );
-    let last = jobs::sync(&job_a, &options).await;
+    let last = jobs::sync(&job_a, &inputs, &SyncOptions::default()).await;
     assert!(last.is_success(), "{last:#?}");
     lab.assert_all_tables_match("concurrent syncs");
 }
@@ -150,10 +159,10 @@ async fn two_syncs_at_once_do_not_duplicate_on_s3() {
 async fn a_stream_outpaced_by_its_table_neighbours_resumes() {
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context(SMALL_BATCHES).await;
-    let job = context.sync_job();
-    let slice = || SyncOptions::until(Instant::now() + Duration::from_secs(300));
+    let job = SyncJob::from_context(&context);
+    let slice = || JobInputs::until(Instant::now() + Duration::from_secs(300));
     let run = || async {
-        let summary = jobs::sync(&job, &slice()).await;
+        let summary = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
         assert!(summary.is_success(), "{summary:#?}");
         assert_eq!(
             summary.cursor_resets, 0,

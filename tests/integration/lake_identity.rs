@@ -11,10 +11,12 @@ use cdf_emulator::sample_model;
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
 use cdf_s3_replicator::failure::Cause;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::LakeIdentity;
 use cdf_s3_replicator::status::report::{Agreement, Progress};
 use cdf_s3_replicator::status::{self, StatusOptions};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamStatus};
 use serde_json::{Value, json};
@@ -26,8 +28,8 @@ const PUMPS: usize = 6;
 const PUMP_NODES: &str = "plant_schema/PlantModel/1/Pump/nodes";
 const SYNC_PATH: &str = "/models/instances/sync";
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 /// The lab's configuration with another destination: a second deployment that keeps its
@@ -80,7 +82,12 @@ fn assert_caught_up_without_resets(summary: &RunSummary, label: &str) {
 /// every view, on every run.
 async fn a_second_lake_leaves_the_first_lakes_rows_alone(lab: Lab, second: Lake) {
     let first = lab.context("").await;
-    let summary = jobs::sync(&first.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&first),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
     let first_id = identity(&first).await;
     let row_before = lab.state_row(PUMP_NODES);
@@ -94,7 +101,12 @@ async fn a_second_lake_leaves_the_first_lakes_rows_alone(lab: Lab, second: Lake)
     let control = lab.emulator.control();
     for run in 1..=2 {
         control.clear_request_log();
-        let refused = jobs::sync(&other.sync_job(), &slice()).await;
+        let refused = jobs::sync(
+            &SyncJob::from_context(&other),
+            &slice(),
+            &SyncOptions::default(),
+        )
+        .await;
         assert_eq!(sync_requests(&lab), 0, "run {run}: nothing is re-read");
         assert_eq!(refused.streams.len(), 5, "{refused:#?}");
         assert_eq!(refused.cursor_resets, 0, "{refused:#?}");
@@ -146,7 +158,12 @@ async fn a_second_lake_leaves_the_first_lakes_rows_alone(lab: Lab, second: Lake)
 
     // The first lake keeps working: only the changes are read, no generation starts over.
     lab.update_and_delete_pumps(PUMPS);
-    let again = jobs::sync(&first.sync_job(), &slice()).await;
+    let again = jobs::sync(
+        &SyncJob::from_context(&first),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert_caught_up_without_resets(&again, "the first lake after the second one ran");
     let pumps = again
         .streams
@@ -183,7 +200,12 @@ async fn a_local_and_an_s3_lake_sharing_a_state_table() {
 async fn a_row_that_names_no_lake_is_adopted_by_the_first_lake() {
     let lab = Lab::start(PUMPS, None).await;
     let first = lab.context("").await;
-    let summary = jobs::sync(&first.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&first),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
     let keys: Vec<String> = summary.streams.iter().map(|s| s.stream.clone()).collect();
     for key in &keys {
@@ -210,7 +232,12 @@ async fn a_row_that_names_no_lake_is_adopted_by_the_first_lake() {
         .control()
         .apply_instances(updates)
         .expect("updates");
-    let adopted = jobs::sync(&first.sync_job(), &slice()).await;
+    let adopted = jobs::sync(
+        &SyncJob::from_context(&first),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert_caught_up_without_resets(&adopted, "adopting");
     let pumps = adopted
         .streams
@@ -231,7 +258,12 @@ async fn a_row_that_names_no_lake_is_adopted_by_the_first_lake() {
 
     let second = Lake::local(&lab.dir.path().join("second"));
     let other = context_for(&lab, &second).await;
-    let refused = jobs::sync(&other.sync_job(), &slice()).await;
+    let refused = jobs::sync(
+        &SyncJob::from_context(&other),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(
         refused.streams.iter().all(|s| s
             .error

@@ -35,8 +35,11 @@ const PARALLELISM: usize = 4;
 /// Catches a slice that ignores its deadline altogether; never a measure of speed (process
 /// start, model resolution and the last commits happen outside the run's deadline).
 const HANG_SLACK: Duration = Duration::from_secs(120);
-/// Peak RSS a slice may reach (debug build, 210 streams planned, 4 at a time).
-const MAX_SLICE_RSS_MIB: u64 = 512;
+/// Peak RSS a slice may reach (debug build, 210 streams planned, 4 at a time). Slices sit
+/// near 450 MiB; on a machine loaded far beyond its cores one slice was seen 80 MiB above
+/// its neighbours (allocator high water, not growth), so the bound leaves room for that and
+/// still fails a slice that holds the backlog.
+const MAX_SLICE_RSS_MIB: u64 = 640;
 
 fn view_name(i: usize) -> String {
     format!("V{i:03}")

@@ -9,8 +9,10 @@ use std::time::Duration;
 use cdf_emulator::Emulator;
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs::{self, PublishOptions};
 use cdf_s3_replicator::status::StatusOptions;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::StreamStatus;
 use serde_json::{Value, json};
@@ -101,8 +103,13 @@ async fn views_sharing_a_255_character_external_id_sync_and_publish() {
     let full_a = format!("{SPACE_A}.{}", long_xid());
     let full_b = format!("{SPACE_B}.{}", long_xid());
 
-    let options = SyncOptions::until(Instant::now() + Duration::from_secs(120));
-    let synced = jobs::sync(&context.sync_job(), &options).await;
+    let inputs = JobInputs::until(Instant::now() + Duration::from_secs(120));
+    let synced = jobs::sync(
+        &SyncJob::from_context(&context),
+        &inputs,
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(synced.is_success(), "{synced:#?}");
     assert_eq!(synced.streams_total, 2, "{synced:#?}");
     let mut rows: Vec<u64> = synced.streams.iter().map(|s| s.rows).collect();
@@ -119,6 +126,7 @@ async fn views_sharing_a_255_character_external_id_sync_and_publish() {
     let published = jobs::publish(
         &context,
         &jobs::plan(&context).await,
+        &JobInputs::everything(),
         &PublishOptions::everything(),
     )
     .await;
@@ -193,7 +201,12 @@ async fn views_sharing_a_255_character_external_id_sync_and_publish() {
     }
 
     // A second run finds its state under the same keys and folders.
-    let again = jobs::sync(&context.sync_job(), &options).await;
+    let again = jobs::sync(
+        &SyncJob::from_context(&context),
+        &inputs,
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(again.is_success(), "{again:#?}");
     assert_eq!((again.rows, again.cursor_resets), (0, 0), "{again:#?}");
 }

@@ -4,6 +4,7 @@
 //! independent readers (Python `deltalake`, DuckDB, pyarrow). The lab they share is in
 //! `support`.
 
+mod arrival;
 mod catalog;
 mod cdf_client;
 mod chaos;
@@ -14,6 +15,7 @@ mod deadlines;
 mod deep_json;
 mod end_to_end;
 mod exactly_once;
+mod fan_out;
 mod generative;
 mod lake_delta;
 mod lake_identity;
@@ -24,11 +26,14 @@ mod maintenance;
 mod membership;
 mod overlap;
 mod parallel_rebuild;
+mod parts;
+mod rebuild_resume;
 mod remote_config;
 mod resilience;
 mod resync;
 mod s3_faults;
 mod schema_changes;
+mod slices;
 mod snapshot;
 mod state_repair;
 mod status;

@@ -14,9 +14,11 @@ use std::time::Duration;
 use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
 use cdf_s3_replicator::status::{self, StatusOptions};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -158,9 +160,19 @@ impl MembershipLab {
     /// One sync and one snapshot, each with a generous deadline.
     async fn replicate(&self, context: &Context) -> Value {
         let deadline = Instant::now() + Duration::from_secs(300);
-        let sync = jobs::sync(&context.sync_job(), &SyncOptions::until(deadline)).await;
+        let sync = jobs::sync(
+            &SyncJob::from_context(context),
+            &JobInputs::until(deadline),
+            &SyncOptions::default(),
+        )
+        .await;
         assert!(sync.is_success(), "{sync:#?}");
-        let snapshot = jobs::snapshot(context, &SnapshotOptions::default()).await;
+        let snapshot = jobs::snapshot(
+            context,
+            &JobInputs::everything(),
+            &SnapshotOptions::default(),
+        )
+        .await;
         assert!(snapshot.is_success(), "{snapshot:#?}");
         serde_json::to_value(&sync).expect("summary as JSON")
     }
@@ -558,7 +570,12 @@ async fn a_pass_cut_by_the_deadline_is_pending_and_completes_next_run() {
     let context = lab.context("1ms").await;
     // The backfill counts as a pass; the next sync's pass starts at once.
     let deadline = Instant::now() + Duration::from_secs(300);
-    let first = jobs::sync(&context.sync_job(), &SyncOptions::until(deadline)).await;
+    let first = jobs::sync(
+        &SyncJob::from_context(&context),
+        &JobInputs::until(deadline),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(first.is_success(), "{first:#?}");
     lab.delete(&["item-1"]);
     lab.write(vec![other("item-1", "moved")], false);
@@ -569,7 +586,12 @@ async fn a_pass_cut_by_the_deadline_is_pending_and_completes_next_run() {
     // Far shorter than the Retry-After (and longer than the deadline margin): the wait is
     // cut at the deadline.
     let short = Instant::now() + Duration::from_secs(45);
-    let cut = jobs::sync(&context.sync_job(), &SyncOptions::until(short)).await;
+    let cut = jobs::sync(
+        &SyncJob::from_context(&context),
+        &JobInputs::until(short),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(
         cut.is_success(),
         "a pass cut by the deadline fails nothing: {cut:#?}"
@@ -578,4 +600,48 @@ async fn a_pass_cut_by_the_deadline_is_pending_and_completes_next_run() {
     control.clear_faults();
     lab.replicate(&context).await;
     lab.assert_converged("Item", "after the pending pass completed");
+}
+
+/// A node deleted and purged while its stream's cursor expired, then created again: the new
+/// generation's backfill no longer lists it, so the completing commit ends it with an exit
+/// row of its last version; the new node starts at version 1 again, the same version as that
+/// exit. Both rows are kept, and every reader takes the newer one: the raw table's latest row
+/// in arrival order and the publish file hold the new node, live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_purged_during_a_resync_and_created_again_is_live_once() {
+    if python().is_none() {
+        return;
+    }
+    let lab = MembershipLab::start(&[], None).await;
+    lab.write(
+        (0..4)
+            .map(|i| item(&format!("item-{i}"), "active", i, None))
+            .collect(),
+        false,
+    );
+    let context = lab.context("1d").await;
+    lab.replicate(&context).await;
+    lab.assert_converged("Item", "after the backfill");
+
+    lab.delete(&["item-1"]);
+    lab.emulator.control().expire_all_cursors();
+    assert_eq!(
+        lab.emulator.control().purge_tombstones(),
+        1,
+        "item-1's tombstone"
+    );
+    let summary = lab.replicate(&context).await;
+    assert_eq!(
+        summary["membership"]["exited"], 1,
+        "the new generation no longer lists item-1: {summary:#}"
+    );
+    lab.assert_converged("Item", "after the resync without item-1");
+
+    lab.write(vec![item("item-1", "back", 10, None)], false);
+    assert!(
+        lab.truth("Item").contains(&("item-1".to_owned(), 1)),
+        "a purged node starts again at version 1"
+    );
+    lab.replicate(&context).await;
+    lab.assert_converged("Item", "after item-1 came back");
 }

@@ -10,9 +10,11 @@ use std::time::Duration;
 use cdf_emulator::sample_model::{self, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{FileAction, SnapshotOptions, SnapshotSummary};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use deltalake::Path as ObjectPath;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
@@ -29,12 +31,17 @@ const PUMPS: usize = 30;
 /// there fails the test instead of hanging it.
 const HOLD_LIMIT: Duration = Duration::from_secs(240);
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(300))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(300))
 }
 
 async fn sync_all(context: &Context) {
-    let summary = jobs::sync(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
 }
 
@@ -48,14 +55,14 @@ async fn patient_context(lab: &Lab) -> Context {
     Context::new(config).expect("context")
 }
 
-fn pump_only() -> SnapshotOptions {
-    SnapshotOptions {
-        views: Some(vec!["Pump".to_owned()]),
-    }
+fn pump_only() -> JobInputs {
+    JobInputs::everything()
+        .with_views(["Pump"])
+        .expect("a view name")
 }
 
-async fn snapshot(context: &Context, options: &SnapshotOptions) -> SnapshotSummary {
-    let summary = jobs::snapshot(context, options).await;
+async fn snapshot(context: &Context, inputs: &JobInputs) -> SnapshotSummary {
+    let summary = jobs::snapshot(context, inputs, &SnapshotOptions::default()).await;
     assert!(summary.is_success(), "{summary:#?}");
     summary
 }
@@ -117,8 +124,8 @@ fn assert_view_consistent(lab: &Lab, view: &str, label: &str) -> Value {
 }
 
 /// The next snapshot finds nothing to do: every file is current and its manifest names it.
-async fn assert_settled(context: &Context, options: &SnapshotOptions, manifests: &[(&str, Value)]) {
-    let summary = snapshot(context, options).await;
+async fn assert_settled(context: &Context, inputs: &JobInputs, manifests: &[(&str, Value)]) {
+    let summary = snapshot(context, inputs).await;
     for (view, manifest) in manifests {
         let report = summary
             .view(view)
@@ -168,13 +175,13 @@ async fn overlapping_snapshots_end_with_file_manifest_and_data_in_agreement() {
     let (a_done, a_finished) = oneshot::channel();
     let (b_go, b_start) = oneshot::channel::<()>();
     let run_a = async {
-        let summary = jobs::snapshot(&first, &pump_only()).await;
+        let summary = jobs::snapshot(&first, &pump_only(), &SnapshotOptions::default()).await;
         let _ = a_done.send(());
         summary
     };
     let run_b = async {
         b_start.await.expect("the test starts run B");
-        jobs::snapshot(&second, &pump_only()).await
+        jobs::snapshot(&second, &pump_only(), &SnapshotOptions::default()).await
     };
     let orchestrate = async {
         proxy.wait_until_held(1, HOLD_LIMIT).await;
@@ -226,9 +233,13 @@ async fn repeatedly_overlapping_snapshots_converge() {
         FaultKind::Delay(Duration::from_millis(120)),
         0.4,
     ));
-    let all = SnapshotOptions::default();
+    let all = JobInputs::everything();
+    let options = SnapshotOptions::default();
     for round in 1..=3 {
-        let (a, b) = tokio::join!(jobs::snapshot(&first, &all), jobs::snapshot(&second, &all));
+        let (a, b) = tokio::join!(
+            jobs::snapshot(&first, &all, &options),
+            jobs::snapshot(&second, &all, &options)
+        );
         for summary in [&a, &b] {
             assert!(summary.is_success(), "round {round}: {summary:#?}");
         }
@@ -238,7 +249,10 @@ async fn repeatedly_overlapping_snapshots_converge() {
             .expect("updates");
         sync_all(&syncer).await;
     }
-    let (a, b) = tokio::join!(jobs::snapshot(&first, &all), jobs::snapshot(&second, &all));
+    let (a, b) = tokio::join!(
+        jobs::snapshot(&first, &all, &options),
+        jobs::snapshot(&second, &all, &options)
+    );
     for summary in [&a, &b] {
         assert!(summary.is_success(), "last round: {summary:#?}");
     }
@@ -363,7 +377,7 @@ async fn overlapping_syncs_with_delayed_puts_store_each_change_once() {
     }
     let extractor = "  subscription-batch-size: 10\n  ingest-batch-size: 20\n  parallelism: 2\n";
     let (a, b) = (lab.context(extractor).await, lab.context(extractor).await);
-    let (job_a, job_b) = (a.sync_job(), b.sync_job());
+    let (job_a, job_b) = (SyncJob::from_context(&a), SyncJob::from_context(&b));
     proxy.inject(FaultRule::random(
         &[S3Op::Put, S3Op::ConditionalPut],
         FaultKind::Delay(Duration::from_millis(150)),
@@ -382,9 +396,11 @@ async fn overlapping_syncs_with_delayed_puts_store_each_change_once() {
                 .delete_instances(sample_model::deletions(PUMPS))
                 .expect("deletes");
         }
-        let options = slice();
-        let (first, second) =
-            tokio::join!(jobs::sync(&job_a, &options), jobs::sync(&job_b, &options));
+        let (inputs, options) = (slice(), SyncOptions::default());
+        let (first, second) = tokio::join!(
+            jobs::sync(&job_a, &inputs, &options),
+            jobs::sync(&job_b, &inputs, &options)
+        );
         // The loser of a commit race stops cleanly (superseded); nothing fails.
         for summary in [&first, &second] {
             assert_eq!(summary.streams_failed, 0, "round {round}: {summary:#?}");
@@ -404,7 +420,7 @@ async fn overlapping_syncs_with_delayed_puts_store_each_change_once() {
     ] {
         assert_each_change_once(&lab, folder, kind);
     }
-    snapshot(&a, &SnapshotOptions::default()).await;
+    snapshot(&a, &JobInputs::everything()).await;
     for (view, _, _) in VIEWS {
         assert_view_consistent(&lab, view, "published after overlapping syncs");
     }

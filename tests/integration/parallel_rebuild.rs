@@ -282,6 +282,7 @@ async fn rebuilds_and_merges_write_the_same_file_on_one_thread_and_many() {
             memory_budget_bytes: 1 << 30,
             temp_dir: temp.path().join("spill-one"),
             threads: Some(1),
+            part_rows: u64::MAX,
         },
     };
     let many = Build {
@@ -291,6 +292,7 @@ async fn rebuilds_and_merges_write_the_same_file_on_one_thread_and_many() {
             memory_budget_bytes: 1,
             temp_dir: temp.path().join("spill-many"),
             threads: Some(4),
+            part_rows: u64::MAX,
         },
     };
     for build in [&one, &many] {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use cdf_s3_replicator::cdf::dto::RawRowWrite;
 use cdf_s3_replicator::failure::{Cause, Failure};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamReport, StreamStatus};
 use serde_json::json;
@@ -16,8 +18,8 @@ use crate::support::{Lab, python};
 
 const PUMP_NODES: &str = "plant_schema/PlantModel/1/Pump/nodes";
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 fn stream<'a>(summary: &'a RunSummary, key: &str) -> &'a StreamReport {
@@ -32,8 +34,8 @@ fn stream<'a>(summary: &'a RunSummary, key: &str) -> &'a StreamReport {
 async fn an_invalid_cursor_restarts_only_its_stream() {
     let lab = Lab::start(20, None).await;
     let context = lab.context("").await;
-    let job = context.sync_job();
-    let first = jobs::sync(&job, &slice()).await;
+    let job = SyncJob::from_context(&context);
+    let first = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(first.is_success(), "{first:#?}");
 
     // Corrupt one stream's cursor in the state table, as a foreign or damaged cursor would be.
@@ -57,7 +59,7 @@ async fn an_invalid_cursor_restarts_only_its_stream() {
         .await
         .expect("corrupt the cursor");
 
-    let second = jobs::sync(&job, &slice()).await;
+    let second = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(second.is_success(), "{second:#?}");
     let pumps = stream(&second, PUMP_NODES);
     assert_eq!(
@@ -82,22 +84,26 @@ async fn an_invalid_cursor_restarts_only_its_stream() {
 async fn idle_streams_keep_a_fresh_cursor_and_expired_ones_resync() {
     let lab = Lab::start(10, None).await;
     let context = lab.context("").await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     let control = lab.emulator.control();
-    assert!(jobs::sync(&job, &slice()).await.is_success());
+    assert!(
+        jobs::sync(&job, &slice(), &SyncOptions::default())
+            .await
+            .is_success()
+    );
 
     // Two days idle, twice: each idle run stores the cursor of its empty page, so the
     // cursor is never older than three days.
     for _ in 0..2 {
         control.advance_clock(Duration::from_secs(2 * 24 * 3600));
-        let idle = jobs::sync(&job, &slice()).await;
+        let idle = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
         assert!(idle.is_success(), "{idle:#?}");
         assert_eq!(idle.cursor_resets, 0, "{idle:#?}");
         assert_eq!(idle.rows, 0);
     }
     // Four days without a run: every cursor expired; each stream starts a new generation.
     control.advance_clock(Duration::from_secs(4 * 24 * 3600));
-    let expired = jobs::sync(&job, &slice()).await;
+    let expired = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(expired.is_success(), "{expired:#?}");
     assert_eq!(
         expired.cursor_resets as usize, expired.streams_total,
@@ -123,7 +129,7 @@ async fn a_deadline_mid_backfill_is_finished_by_later_slices() {
     let lab = Lab::start(150, None).await;
     let extractor = "  subscription-batch-size: 10\n  ingest-batch-size: 20\n  parallelism: 1\n  deadline-margin: 0s\n";
     let context = lab.context(extractor).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     // Every sync call takes at least 100 ms, so a one-second slice holds at most ten pages
     // of the ~60 the backfill needs, however fast the machine is.
     let slow_pages = cdf_emulator::FaultSpec::delay("/models/instances/sync", 100, 1_000_000);
@@ -140,7 +146,12 @@ async fn a_deadline_mid_backfill_is_finished_by_later_slices() {
     let mut rows = 0;
     loop {
         slices += 1;
-        let summary = jobs::sync(&job, &SyncOptions::until(Instant::now() + slice_time)).await;
+        let summary = jobs::sync(
+            &job,
+            &JobInputs::until(Instant::now() + slice_time),
+            &SyncOptions::default(),
+        )
+        .await;
         assert_eq!(summary.streams_failed, 0, "{summary:#?}");
         for report in &summary.streams {
             if report.pages > 0 && report.status == StreamStatus::Behind {
@@ -191,7 +202,12 @@ async fn a_deadline_mid_backfill_is_finished_by_later_slices() {
 async fn a_missing_view_and_an_unknown_model_are_reported_and_the_rest_syncs() {
     let lab = Lab::start(5, None).await;
     let context = lab.context_with("", Some(&["Pump", "Valve"])).await;
-    let summary = jobs::sync(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(!summary.is_success());
     assert_eq!(
         summary.plan_errors,
@@ -215,7 +231,12 @@ async fn a_missing_view_and_an_unknown_model_are_reported_and_the_rest_syncs() {
         });
     config.data_modeling[0].data_models[0].views = None;
     let context = cdf_s3_replicator::context::Context::new(config).expect("context");
-    let summary = jobs::sync(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert_eq!(
         summary.plan_errors,
         [Failure::new(
@@ -230,7 +251,7 @@ async fn a_missing_view_and_an_unknown_model_are_reported_and_the_rest_syncs() {
 async fn a_value_of_the_wrong_type_quarantines_its_instance_only() {
     let lab = Lab::start(5, None).await;
     let context = lab.context("  parallelism: 1\n").await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     // Every sync page that carries a pump's `stages` gets a string there instead of an int32.
     let wrong = cdf_emulator::FaultSpec::rewrite_body(
         "/models/instances/sync",
@@ -239,7 +260,7 @@ async fn a_value_of_the_wrong_type_quarantines_its_instance_only() {
         100,
     );
     lab.emulator.control().add_fault(wrong);
-    let summary = jobs::sync(&job, &slice()).await;
+    let summary = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(summary.is_success(), "{summary:#?}");
     let pumps = stream(&summary, PUMP_NODES);
     assert_eq!(pumps.status, StreamStatus::CaughtUp);
@@ -254,12 +275,12 @@ async fn a_value_of_the_wrong_type_quarantines_its_instance_only() {
 async fn unknown_names_in_views_and_resync_are_reported() {
     let lab = Lab::start(4, None).await;
     let context = lab.context("").await;
+    let inputs = slice().with_views(["Pump", "Pmup"]).expect("view names");
     let options = SyncOptions {
-        views: Some(vec!["Pump".into(), "Pmup".into()]),
         force_resync: vec!["Siet".into(), PUMP_NODES.into()],
-        ..slice()
+        ..SyncOptions::default()
     };
-    let summary = jobs::sync(&context.sync_job(), &options).await;
+    let summary = jobs::sync(&SyncJob::from_context(&context), &inputs, &options).await;
     assert!(!summary.is_success(), "{summary:#?}");
     assert!(
         summary

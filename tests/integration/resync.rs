@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use cdf_emulator::FaultSpec;
 use cdf_emulator::sample_model;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamReport, StreamStatus};
 use tokio::time::Instant;
@@ -16,8 +18,8 @@ const SYNC_PATH: &str = "/models/instances/sync";
 const WORK_ORDERS: &str = "plant_schema/PlantModel/1/WorkOrder/nodes";
 const PUMPS: usize = 20;
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 fn stream<'a>(summary: &'a RunSummary, key: &str) -> &'a StreamReport {
@@ -57,8 +59,8 @@ async fn sync_requests_reach(lab: &Lab, count: usize) {
 async fn a_resync_that_loses_a_race_to_another_sync_still_happens() {
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context_with("", Some(&["WorkOrder"])).await;
-    let job = context.sync_job();
-    let first = jobs::sync(&job, &slice()).await;
+    let job = SyncJob::from_context(&context);
+    let first = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(first.is_success(), "{first:#?}");
     assert_eq!(stream(&first, WORK_ORDERS).generation, 1);
 
@@ -74,16 +76,19 @@ async fn a_resync_that_loses_a_race_to_another_sync_still_happens() {
     // The scheduled sync loads the state now; its page comes in 2 s.
     control.add_fault(FaultSpec::delay(SYNC_PATH, 2_000, 1));
     let scheduled_job = job.clone();
-    let scheduled = tokio::spawn(async move { jobs::sync(&scheduled_job, &slice()).await });
+    let scheduled =
+        tokio::spawn(
+            async move { jobs::sync(&scheduled_job, &slice(), &SyncOptions::default()).await },
+        );
     sync_requests_reach(&lab, before + 1).await;
     // The resync starts while the scheduled sync waits; its first page comes in 6 s, after
     // the scheduled sync committed.
     control.add_fault(FaultSpec::delay(SYNC_PATH, 6_000, 1));
     let resync = SyncOptions {
         force_resync: vec!["WorkOrder".into()],
-        ..slice()
+        ..SyncOptions::default()
     };
-    let resynced = jobs::sync(&job, &resync).await;
+    let resynced = jobs::sync(&job, &slice(), &resync).await;
     let scheduled = scheduled.await.expect("the scheduled sync");
     let scheduled_report = stream(&scheduled, WORK_ORDERS);
     assert_eq!(
@@ -112,7 +117,7 @@ async fn a_resync_that_loses_a_race_to_another_sync_still_happens() {
     );
 
     // The lake agrees: the next plain sync continues the resync's generation.
-    let after = jobs::sync(&job, &slice()).await;
+    let after = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(after.is_success(), "{after:#?}");
     let report = stream(&after, WORK_ORDERS);
     assert_eq!(

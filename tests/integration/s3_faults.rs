@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use cdf_s3_replicator::context::Context;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::BatchSink as _;
 use cdf_s3_replicator::snapshot::writer::ParquetSink;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
@@ -20,12 +22,17 @@ use tokio::time::Instant;
 
 use crate::support::{lab_behind_proxy, parquet_object_batches};
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(300))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(300))
 }
 
 async fn sync_all(context: &Context) {
-    let summary = jobs::sync(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
 }
 

@@ -4,15 +4,17 @@
 use std::time::Duration;
 
 use cdf_emulator::sample_model::{DATA_SPACE, SCHEMA_SPACE};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::support::{Lab, python};
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 fn pump_view(version: &str, extra: Value) -> Value {
@@ -44,8 +46,12 @@ async fn a_new_property_is_merged_and_a_new_model_version_backfills_new_tables()
     }
     let lab = Lab::start(12, None).await;
     let context = lab.context("").await;
-    let job = context.sync_job();
-    assert!(jobs::sync(&job, &slice()).await.is_success());
+    let job = SyncJob::from_context(&context);
+    assert!(
+        jobs::sync(&job, &slice(), &SyncOptions::default())
+            .await
+            .is_success()
+    );
     let control = lab.emulator.control();
 
     // A property added to the container and to the view (recreated at the same version).
@@ -66,7 +72,7 @@ async fn a_new_property_is_merged_and_a_new_model_version_backfills_new_tables()
     control
         .apply_instances(pump_update("pump-0001", json!({"maxBar": 16.5}), "1"))
         .expect("update");
-    let merged = jobs::sync(&job, &slice()).await;
+    let merged = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(merged.is_success(), "{merged:#?}");
     let rows = lab
         .raw_rows_of_model_version("1", "Pump", "nodes")
@@ -113,7 +119,7 @@ async fn a_new_property_is_merged_and_a_new_model_version_backfills_new_tables()
     control
         .apply_instances(pump_update("pump-0002", json!({"rpm": 1450}), "2"))
         .expect("rpm");
-    let v2 = jobs::sync(&job, &slice()).await;
+    let v2 = jobs::sync(&job, &slice(), &SyncOptions::default()).await;
     assert!(v2.is_success(), "{v2:#?}");
     assert!(
         v2.streams

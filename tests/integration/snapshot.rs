@@ -12,11 +12,13 @@ use std::time::Duration;
 use cdf_emulator::sample_model::{self, DATA_SPACE, SCHEMA_SPACE};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::InstanceKind;
 use cdf_s3_replicator::snapshot::{
     self, FileAction, PublishSettings, SnapshotOptions, SnapshotSummary, plan_views,
 };
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use deltalake::Path as ObjectPath;
 use deltalake::logstore::object_store::ObjectStoreExt as _;
@@ -30,17 +32,27 @@ const SMALL_BATCHES: &str = "  subscription-batch-size: 25\n  ingest-batch-size:
 
 /// The views of the sample model and what each publishes: (folder, properties of the nodes
 /// file, properties of the edges file).
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(300))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(300))
 }
 
 async fn sync_all(context: &Context) {
-    let summary = jobs::sync(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
 }
 
 async fn publish(context: &Context) -> SnapshotSummary {
-    let summary = jobs::snapshot(context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
     assert_eq!(summary.views_total, 4, "{summary:#?}");
     summary
@@ -239,7 +251,12 @@ async fn empty_views_get_both_files_with_the_full_schema() {
     // (an empty file would tell readers that every instance was deleted) and are not
     // written; the three files of kinds without streams are empty.
     for round in ["first", "unchanged"] {
-        let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+        let summary = jobs::snapshot(
+            &context,
+            &JobInputs::everything(),
+            &SnapshotOptions::default(),
+        )
+        .await;
         assert!(!summary.is_success(), "{round}: {summary:#?}");
         assert_eq!(summary.files_failed, 5, "{round}: {summary:#?}");
         assert_eq!(
@@ -319,6 +336,7 @@ async fn publish_with_budget(context: &Context, budget_bytes: u64) -> Vec<snapsh
         memory_budget_bytes: budget_bytes,
         temp_dir: context.config.extractor.snapshot.temp_dir.clone(),
         threads: None,
+        part_rows: u64::MAX,
     };
     snapshot::publish_views(&context.destination, &plan_views(plan.streams()), &settings)
         .await
@@ -353,7 +371,12 @@ async fn instances_deleted_during_a_cursor_expiry_resync_disappear() {
     // The tombstones are gone before the replicator could read them, and so are its cursors.
     assert!(control.purge_tombstones() > 0);
     control.expire_all_cursors();
-    let resync = jobs::sync(&context.sync_job(), &slice()).await;
+    let resync = jobs::sync(
+        &SyncJob::from_context(&context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(resync.is_success(), "{resync:#?}");
     assert!(resync.cursor_resets > 0, "{resync:#?}");
 
@@ -477,7 +500,12 @@ async fn snapshot_child_process() {
         .await
         .expect("child configuration");
     let context = Context::new(config).expect("child context");
-    let summary = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let summary = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     println!("{}", serde_json::to_string(&summary).unwrap_or_default());
 }
 

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use cdf_emulator::sample_model;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamReport};
@@ -20,12 +21,12 @@ const PUMPS: usize = 12;
 const PUMP_NODES: &str = "plant_schema/PlantModel/1/Pump/nodes";
 const WORK_ORDER_NODES: &str = "plant_schema/PlantModel/1/WorkOrder/nodes";
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(120))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(120))
 }
 
 async fn sync_ok(job: &SyncJob, options: &SyncOptions) -> RunSummary {
-    let summary = jobs::sync(job, options).await;
+    let summary = jobs::sync(job, &slice(), options).await;
     assert!(summary.is_success(), "{summary:#?}");
     summary
 }
@@ -99,19 +100,19 @@ async fn the_log_repairs(edit: Edit) {
     }
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context("").await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     let control = lab.emulator.control();
-    sync_ok(&job, &slice()).await;
+    sync_ok(&job, &SyncOptions::default()).await;
     let resync = SyncOptions {
         force_resync: vec!["Pump".into()],
-        ..slice()
+        ..SyncOptions::default()
     };
     assert_eq!(pumps(&sync_ok(&job, &resync).await).generation, 2);
     let older_row = lab.state_row(PUMP_NODES);
     control
         .apply_instances(sample_model::updates(PUMPS, 1))
         .expect("updates");
-    let before = sync_ok(&job, &slice()).await;
+    let before = sync_ok(&job, &SyncOptions::default()).await;
     assert!(pumps(&before).rows > 0, "{before:#?}");
     let committed = lab.state_row(PUMP_NODES)["columns"].clone();
 
@@ -122,10 +123,15 @@ async fn the_log_repairs(edit: Edit) {
     control
         .delete_instances(sample_model::deletions(PUMPS))
         .expect("deletes");
-    let after = sync_ok(&job, &slice()).await;
+    let after = sync_ok(&job, &SyncOptions::default()).await;
 
     // First the data: the published file equals the truth.
-    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(published.is_success(), "{published:#?}");
     let files =
         json!({"nodes": published_file_spec(&lab, "nodes", Some("Pump"), "Pump", &json!({}))});

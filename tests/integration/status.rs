@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use cdf_emulator::FaultSpec;
 use cdf_s3_replicator::context::Context;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
 use cdf_s3_replicator::status::report::{Agreement, Freshness, Progress, StatusReport};
 use cdf_s3_replicator::status::{self, StatusOptions};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::state::Phase;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamStatus};
@@ -30,8 +32,8 @@ const SYNC: &str = "/models/instances/sync";
 /// Compaction merges as few as two files, so that maintenance commits to the tables.
 const SMALL: &str = "  subscription-batch-size: 10\n  ingest-batch-size: 20\n  parallelism: 1\n  deadline-margin: 0s\n  maintenance:\n    compact-min-files: 2\n";
 
-fn until(secs: u64) -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(secs))
+fn until(secs: u64) -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(secs))
 }
 
 /// Every object under the destination prefix with its size and last-modified time.
@@ -125,7 +127,7 @@ fn rows_by_stream(summaries: &[&RunSummary]) -> BTreeMap<String, u64> {
 
 async fn status_follows_the_lake(lab: Lab) {
     let context = lab.context(SMALL).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     let control = lab.emulator.control();
 
     // Nothing ran yet: every stream and file is shown as such, not as an error.
@@ -153,10 +155,8 @@ async fn status_follows_the_lake(lab: Lab) {
     control.add_fault(FaultSpec::delay(SYNC, 300, 1_000_000));
     let partial = jobs::sync(
         &job,
-        &SyncOptions {
-            views: Some(vec!["Pump".to_owned()]),
-            ..until(1)
-        },
+        &until(1).with_views(["Pump"]).expect("a view name"),
+        &SyncOptions::default(),
     )
     .await;
     control.clear_faults();
@@ -200,7 +200,7 @@ async fn status_follows_the_lake(lab: Lab) {
     );
 
     // Catching up: every stream streaming and caught up, with the rows of both summaries.
-    let rest = jobs::sync(&job, &until(300)).await;
+    let rest = jobs::sync(&job, &until(300), &SyncOptions::default()).await;
     assert!(rest.is_success(), "{rest:#?}");
     let report = read_only_status(&lab, &context).await;
     let rows = rows_by_stream(&[&partial, &rest]);
@@ -230,7 +230,12 @@ async fn status_follows_the_lake(lab: Lab) {
     );
 
     // After a snapshot every file is current and has an age.
-    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(published.is_success(), "{published:#?}");
     let report = read_only_status(&lab, &context).await;
     for view in &report.views {
@@ -248,6 +253,7 @@ async fn status_follows_the_lake(lab: Lab) {
     // the files stay current.
     let maintained = jobs::maintenance(
         &context,
+        &JobInputs::everything(),
         &cdf_s3_replicator::maintenance::MaintenanceOptions {
             vacuum: false,
             ..Default::default()
@@ -274,7 +280,7 @@ async fn status_follows_the_lake(lab: Lab) {
 
     // Changes synced after the snapshot (pumps and work orders): their files are behind.
     lab.update_and_delete_pumps(PUMPS);
-    let changes = jobs::sync(&job, &until(300)).await;
+    let changes = jobs::sync(&job, &until(300), &SyncOptions::default()).await;
     assert!(changes.is_success(), "{changes:#?}");
     let report = read_only_status(&lab, &context).await;
     let pumps = file(&report, "Pump", "nodes");
@@ -294,7 +300,7 @@ async fn status_follows_the_lake(lab: Lab) {
     // A failing sync: each stream shows its error, without the secret CDF echoed.
     let body = r#"{"error":{"code":403,"message":"Forbidden for client secret emulator-secret"}}"#;
     control.add_fault(FaultSpec::raw(SYNC, 403, body, 1_000_000));
-    let failed = jobs::sync(&job, &until(300)).await;
+    let failed = jobs::sync(&job, &until(300), &SyncOptions::default()).await;
     control.clear_faults();
     assert_eq!(failed.streams_failed, 5, "{failed:#?}");
     let report = read_only_status(&lab, &context).await;
@@ -414,7 +420,12 @@ async fn status_of_an_s3_lake() {
 async fn unreadable_and_secret_bearing_state_rows_stay_in_their_row() {
     let lab = Lab::start(5, None).await;
     let context = lab.context("").await;
-    let summary = jobs::sync(&context.sync_job(), &until(300)).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(&context),
+        &until(300),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
     let site = "plant_schema/PlantModel/1/Site/nodes";
     let pump = "plant_schema/PlantModel/1/Pump/nodes";

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use cdf_emulator::FaultSpec;
 use cdf_emulator::sample_model::MODEL;
 use cdf_s3_replicator::config::MapEnv;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs::{self, PublishOptions};
 use cdf_s3_replicator::lambda::config_source::{CONFIG_ENV, ConfigSource};
 use cdf_s3_replicator::lambda::logging::LogControl;
@@ -103,7 +104,7 @@ async fn each_permanent_cause_is_its_own_lambda_error_type() {
     // A payload that names a view no stream serves, for either function.
     for kind in [FunctionKind::Sync, FunctionKind::Snapshot] {
         let (error_type, _) = outcome(kind, yaml.clone(), json!({"views": ["Turbine"]})).await;
-        assert_eq!(error_type, "Permanent.InvalidPayload", "{kind}");
+        assert_eq!(error_type, "Permanent.InvalidRequest", "{kind}");
     }
 
     // CDF refuses the model request for good (a missing capability).
@@ -214,9 +215,18 @@ async fn an_invocation_resolves_the_models_once() {
 
     // A cycle of the long-running CLI: sync, snapshot and maintenance on one plan.
     lab.emulator.control().clear_request_log();
-    let options = SyncOptions::until(Instant::now() + Duration::from_secs(300));
-    let (synced, published) =
-        jobs::cycle(&context, &options, Some(&PublishOptions::everything())).await;
+    let inputs = JobInputs::until(Instant::now() + Duration::from_secs(300));
+    let (sync_options, publish_inputs, publish_options) = (
+        SyncOptions::default(),
+        JobInputs::everything(),
+        PublishOptions::everything(),
+    );
+    let (synced, published) = jobs::cycle(
+        &context,
+        (&inputs, &sync_options),
+        Some((&publish_inputs, &publish_options)),
+    )
+    .await;
     assert!(synced.is_success(), "{synced:#?}");
     assert!(published.expect("published").is_success());
     assert_eq!(model_requests(&lab), (models_per_plan, views_per_plan));

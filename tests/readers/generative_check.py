@@ -44,6 +44,8 @@ SYSTEM_EDGE = SYSTEM_NODE + ["startNode.space", "startNode.externalId",
 # The raw tables' exit column: set on the row that records that an instance left the view.
 # A table has it from its first exit row on; the publish layer never shows it.
 EXITED = "_exitedTime"
+# The raw tables' arrival column (`<generation>-<commit>-<row>`); never published.
+ARRIVAL = "_arrival"
 
 PUBLISH_TYPES = dict(pf.ARROW_TYPES)
 
@@ -153,7 +155,7 @@ def read_publish(uri, options):
 def column_plan(schema, table, issues):
     """Property columns: name -> (source or None, property, type, list, part)."""
     system = set(SYSTEM_EDGE if table["kind"] == "edges" else SYSTEM_NODE)
-    optional = {EXITED}
+    optional = {EXITED, ARRIVAL}
     plan = {}
     lowered = {}
     for field in schema:
@@ -287,8 +289,9 @@ def check_table(table, options, report):
             report["rows_compared"] += compare_rows("raw", live, table, plan, False, mismatches, history)
         else:
             rows = read[1]
-            if EXITED in schema.names:
-                issues.append({"at": f"{table['label']} publish", "problem": f"publishes {EXITED}"})
+            for raw_only in (EXITED, ARRIVAL):
+                if raw_only in schema.names:
+                    issues.append({"at": f"{table['label']} publish", "problem": f"publishes {raw_only}"})
             keys = [(r["space"], r["externalId"]) for r in rows]
             if keys != sorted(keys):
                 issues.append({"at": f"{table['label']} publish", "problem": "not sorted by (space, externalId)"})

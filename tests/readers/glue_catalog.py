@@ -9,9 +9,11 @@ Commands (each takes a request JSON file, prints a JSON report on stdout):
   check     {endpoint, database, bucket, prefix}
             for every table marked cdf_s3_replicator_managed:
             - publish tables: follows the symlink manifest at the table's location, reads
-              the Parquet file it names with pyarrow under the declared column names by
-              position, checks each declared Athena type against the file's Arrow type, and
-              compares the rows with the publish file named by the table's source parameter;
+              the Parquet files it names with pyarrow under the declared column names by
+              position, checks each declared Athena type against the files' Arrow types,
+              and compares the rows with the published file named by the table's source
+              parameter, or with every part the view's _manifest.json lists when the file
+              is published in parts (the manifest must name exactly those parts);
             - raw tables: opens the location with Python `deltalake` and checks that the
               declared columns are exactly the Delta schema's, with matching types.
             Reports problems in "errors" (empty when everything holds).
@@ -103,6 +105,27 @@ def split(uri):
     return bucket, key
 
 
+def published_objects(s3, request, source):
+    """The URIs of a published file (`.../nodes.parquet`): the file itself, or each part
+    the view's _manifest.json lists when the file is published in parts."""
+    folder, name = source.rsplit("/", 1)
+    kind = name.removesuffix(".parquet")
+    base = f"s3://{request['bucket']}/{request['prefix']}"
+    key = f"{request['prefix']}{folder}/_manifest.json"
+    view_manifest = json.loads(s3.get_object(Bucket=request["bucket"], Key=key)["Body"].read())
+    parts = (view_manifest["files"].get(kind) or {}).get("parts")
+    if not parts:
+        return [f"{base}{source}"]
+    return [f"{base}{folder}/{part['path']}" for part in parts["files"]]
+
+
+def read_all(uris, filesystem):
+    """The rows of every file, in order, as one table."""
+    tables = [pq.read_table(uri.removeprefix("s3://"), filesystem=filesystem)
+              .replace_schema_metadata(None) for uri in uris]
+    return pa.concat_tables(tables)
+
+
 def check(request):
     glue, s3 = clients(request)
     endpoint = request["endpoint"]
@@ -131,11 +154,11 @@ def check(request):
         bucket, key = split(location)
         manifest = s3.get_object(Bucket=bucket, Key=key.rstrip("/") + "/symlink.txt")["Body"].read().decode()
         files = [line for line in manifest.splitlines() if line]
-        expected_uri = f"s3://{request['bucket']}/{request['prefix']}{params[SOURCE]}"
-        if files != [expected_uri]:
-            errors.append(f"{name}: manifest names {files}, expected [{expected_uri}]")
+        expected = published_objects(s3, request, params[SOURCE])
+        if files != expected:
+            errors.append(f"{name}: manifest names {files}, expected {expected}")
             continue
-        via_catalog = pq.read_table(files[0].removeprefix("s3://"), filesystem=filesystem)
+        via_catalog = read_all(files, filesystem)
         if via_catalog.num_columns != len(declared):
             errors.append(f"{name}: {len(declared)} declared columns, file has {via_catalog.num_columns}")
             continue
@@ -144,7 +167,7 @@ def check(request):
                 errors.append(f"{name}.{column}: declared {declared_type}, file column "
                               f"{field.name} is {field.type}")
         by_position = via_catalog.rename_columns([d[0] for d in declared])
-        direct = pq.read_table(expected_uri.removeprefix("s3://"), filesystem=filesystem)
+        direct = read_all(expected, filesystem)
         if by_position.to_pylist() != direct.rename_columns([d[0] for d in declared]).to_pylist():
             errors.append(f"{name}: rows read through the catalog differ from the publish file")
         names = [d[0] for d in declared]
@@ -152,7 +175,7 @@ def check(request):
                 not all(ch.islower() or ch.isdigit() or ch == "_" for ch in n) for n in names):
             errors.append(f"{name}: column names are not unique Athena-safe names: {names}")
         report[name] = {"layer": "publish", "rows": by_position.num_rows, "columns": names,
-                        "file_columns": via_catalog.schema.names}
+                        "file_columns": via_catalog.schema.names, "files": len(files)}
     return {"errors": errors, "tables": report}
 
 

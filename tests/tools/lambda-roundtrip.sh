@@ -240,14 +240,14 @@ if invoke cdf-s3-sync "$LOG_DIR/sync-bad-payload.txt" --data-ascii '{"view": ["P
     cat "$LOG_DIR/sync-bad-payload.txt"
     fail "a payload with an unknown key was accepted"
 fi
-grep -q 'Permanent.InvalidPayload' "$LOG_DIR/sync-bad-payload.txt" ||
-    { cat "$LOG_DIR/sync-bad-payload.txt"; fail "the error type is not Permanent.InvalidPayload"; }
+grep -q 'Permanent.InvalidRequest' "$LOG_DIR/sync-bad-payload.txt" ||
+    { cat "$LOG_DIR/sync-bad-payload.txt"; fail "the error type is not Permanent.InvalidRequest"; }
 grep -q '`view`' "$LOG_DIR/sync-bad-payload.txt" ||
     { cat "$LOG_DIR/sync-bad-payload.txt"; fail "the error does not name the key"; }
 "$PY" - "$LOG_DIR/sync-bad-payload.txt" <<'PY'
 import re, sys
 text = " ".join(open(sys.argv[1]).read().replace("\u2502", " ").replace("\u00d7", " ").split())
-match = re.search(r"Permanent\.InvalidPayload.{0,160}", text)
+match = re.search(r"Permanent\.InvalidRequest.{0,160}", text)
 print("    " + (match.group(0) if match else text[:200]))
 PY
 
@@ -314,7 +314,7 @@ directives = [r["_aws"]["CloudWatchMetrics"][0] for r in emf]
 assert all(d["Namespace"] == "CdfS3Replicator" and d["Dimensions"] == [["Function"]] for d in directives)
 sync_rows = [r["Rows"] for r in emf if r["Function"] == "cdf-s3-sync"]
 assert sync_rows == [int(os.environ["EXPECT_PUMPS"]), 0], sync_rows
-failures = [r for r in records if r.get("error_type") == "Permanent.InvalidPayload"]
+failures = [r for r in records if r.get("error_type") == "Permanent.InvalidRequest"]
 assert len(failures) == 1, failures
 print(f"    {len(records)} JSON lines: {len(summaries)} summary lines, {len(emf)} EMF lines, 1 failure line; "
       "no client secret, no access token")

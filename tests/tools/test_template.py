@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def test_schedule_names_are_unique_per_stack():
     names = {}
     for stack in ["cdf-dev", "cdf-prod"]:
         schedules = resources_of_type(render(stack), "AWS::Scheduler::Schedule")
-        assert set(schedules) == {"SyncFunctionSchedule", "SnapshotFunctionSchedule"}
+        assert set(schedules) == {
+            "SyncFunctionSchedule", "SnapshotFunctionSchedule", "SnapshotFanOutSchedule"}
         for logical, schedule in schedules.items():
             name = substitute(schedule["Properties"].get("Name"), stack)
             assert isinstance(name, str) and stack in name, (logical, name)
@@ -244,9 +246,16 @@ def test_samconfig_placeholders_satisfy_the_patterns():
 
 def test_reserved_concurrency_is_optional():
     assert TEMPLATE["Parameters"]["ReservedConcurrency"]["Default"] == "true"
-    for name, function in resources_of_type(render(), "AWS::Lambda::Function").items():
-        reserved = function["Properties"]["ReservedConcurrentExecutions"]
-        assert reserved == {"Fn::If": ["ReservesConcurrency", 1, {"Ref": "AWS::NoValue"}]}, name
+    functions = resources_of_type(render(), "AWS::Lambda::Function")
+    assert functions["SyncFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservesConcurrency", 1, {"Ref": "AWS::NoValue"}]}
+    # The units of a fanned-out snapshot run at once, as many as the map runs in parallel.
+    assert functions["SnapshotFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "ReservesConcurrency",
+            {"Fn::If": ["FansOutSnapshot", {"Ref": "SnapshotFanOutConcurrency"}, 1]},
+            {"Ref": "AWS::NoValue"},
+        ]}
 
 
 def test_rows_quarantined_alarm_watches_the_sync_metric():
@@ -393,3 +402,220 @@ def test_each_stack_keeps_its_state_rows_in_its_own_table():
     assert tables[("cdf-dev", "SyncFunction")] != tables[("cdf-prod", "SyncFunction")]
     output = TEMPLATE["Outputs"]["StateTable"]["Value"]
     assert output == {"Fn::If": ["HasStateTable", {"Ref": "StateTable"}, {"Ref": "AWS::StackName"}]}
+
+
+# ----------------------------------------------------------------------------- fan-out
+
+FAN_OUT = ["SnapshotStateMachine", "SnapshotStateMachineRole", "SnapshotFanOutSchedule",
+           "SnapshotFanOutScheduleRole", "SnapshotFanOutFailedAlarm"]
+SNAPSHOT_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:cdf-s3-replicator-snapshot"
+
+
+def evaluate(condition, conditions, parameters):
+    """The value of a condition expression for the given parameter values."""
+    if isinstance(condition, dict):
+        (name, argument), = condition.items()
+        if name == "Condition":
+            return evaluate(conditions[argument], conditions, parameters)
+        if name == "Fn::Equals":
+            left, right = (parameters.get(a["Ref"], a) if isinstance(a, dict) else a for a in argument)
+            return str(left) == str(right)
+        if name == "Fn::Not":
+            return not evaluate(argument[0], conditions, parameters)
+        if name == "Fn::And":
+            return all(evaluate(a, conditions, parameters) for a in argument)
+        if name == "Fn::Or":
+            return any(evaluate(a, conditions, parameters) for a in argument)
+    raise AssertionError(f"unexpected condition {condition}")
+
+
+def deployed(fan_out):
+    """The rendered template as CloudFormation creates it for SnapshotFanOut=`fan_out`:
+    the resources and outputs whose condition holds, and `Fn::If` on the fan-out resolved."""
+    rendered = render()
+    parameters = {name: p.get("Default") for name, p in rendered["Parameters"].items()}
+    parameters["SnapshotFanOut"] = "true" if fan_out else "false"
+    conditions = rendered["Conditions"]
+    holds = {name: evaluate(c, conditions, parameters) for name, c in conditions.items()}
+
+    def resolve(value):
+        if isinstance(value, dict):
+            if set(value) == {"Fn::If"} and value["Fn::If"][0] == "FansOutSnapshot":
+                _, on, off = value["Fn::If"]
+                return resolve(on if holds["FansOutSnapshot"] else off)
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+
+    for section in ["Resources", "Outputs"]:
+        rendered[section] = {
+            name: resolve(value) for name, value in rendered[section].items()
+            if holds.get(value.get("Condition"), True)}
+    return rendered
+
+
+def test_fan_out_is_off_by_default_and_then_deploys_nothing():
+    assert TEMPLATE["Parameters"]["SnapshotFanOut"]["Default"] == "false"
+    off = deployed(fan_out=False)
+    for name in FAN_OUT:
+        assert name not in off["Resources"], name
+    assert not resources_of_type(off, "AWS::StepFunctions::StateMachine")
+    assert "SnapshotStateMachineArn" not in off["Outputs"]
+    schedule = off["Resources"]["SnapshotFunctionSchedule"]["Properties"]
+    assert schedule["State"] == {"Ref": "ScheduleState"}
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": ["SnapshotFunction", "Arn"]}
+
+
+def test_fan_out_takes_over_the_snapshot_schedule():
+    on = deployed(fan_out=True)
+    for name in FAN_OUT:
+        assert name in on["Resources"], name
+    resources = on["Resources"]
+    # The function's own schedule stays, disabled; the state machine's runs on the same
+    # expression, with the same state and no retries.
+    direct = resources["SnapshotFunctionSchedule"]["Properties"]
+    assert direct["State"] == "DISABLED"
+    fan_out = resources["SnapshotFanOutSchedule"]["Properties"]
+    assert fan_out["ScheduleExpression"] == direct["ScheduleExpression"] == {"Ref": "SnapshotSchedule"}
+    assert fan_out["State"] == {"Ref": "ScheduleState"}
+    assert fan_out["Target"]["Arn"] == {"Ref": "SnapshotStateMachine"}
+    assert fan_out["Target"]["RoleArn"] == {"Fn::GetAtt": ["SnapshotFanOutScheduleRole", "Arn"]}
+    assert fan_out["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    assert json.loads(fan_out["Target"]["Input"]) == {}
+    assert resources["SnapshotFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservesConcurrency", {"Ref": "SnapshotFanOutConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert on["Outputs"]["SnapshotStateMachineArn"]["Value"] == {"Ref": "SnapshotStateMachine"}
+
+
+def definition(timeout=611, concurrency=7):
+    """The state machine definition as Step Functions receives it, with its `${...}`
+    resolved: the snapshot function's ARN, and the timeout and concurrency (not the
+    defaults, so a hard-coded number cannot pass for the parameter)."""
+    properties = render()["Resources"]["SnapshotStateMachine"]["Properties"]
+    text = properties["DefinitionString"]["Fn::Sub"]
+    assert isinstance(text, str), "a Fn::Sub of a string: every variable is a name in the template"
+    values = {
+        "AWS::Partition": "aws",
+        "SnapshotFunction.Arn": SNAPSHOT_ARN,
+        "SnapshotTimeoutSeconds": str(timeout),
+        "SnapshotFanOutConcurrency": str(concurrency),
+    }
+    variables = set(re.findall(r"\$\{([^}]+)\}", text))
+    assert variables <= set(values), variables - set(values)
+    return json.loads(re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text))
+
+
+def all_states(states):
+    """Every state, those of the map's item processor included."""
+    for name, state in states.items():
+        yield name, state
+        if state["Type"] == "Map":
+            yield from all_states(state["ItemProcessor"]["States"])
+
+
+def test_every_task_invokes_only_the_snapshot_function():
+    tasks = {n: s for n, s in all_states(definition()["States"]) if s["Type"] == "Task"}
+    assert set(tasks) == {"Plan", "RunUnit", "Finalize", "FinalizeAfterFailedUnits"}
+    for name, task in tasks.items():
+        assert task["Resource"] == "arn:aws:states:::lambda:invoke", name
+        assert task["Parameters"]["FunctionName"] == SNAPSHOT_ARN, name
+        assert task["TimeoutSeconds"] == 611, f"{name}: the function's timeout"
+    payloads = {name: task["Parameters"]["Payload"] for name, task in tasks.items()}
+    assert payloads["Plan"] == {"plan": True}
+    assert payloads["RunUnit"] == {"unit.$": "$.unit"}
+    assert payloads["Finalize"] == {"finalize": True, "outcomes.$": "$.outcomes"}
+    assert payloads["FinalizeAfterFailedUnits"] == {"finalize": True}
+    for name, payload in payloads.items():
+        # What the function accepts (src/lambda/event.rs; events/snapshot-*.json).
+        assert set(k.removesuffix(".$") for k in payload) <= {"plan", "unit", "finalize", "outcomes"}, name
+
+
+def test_units_run_in_a_distributed_map_with_retries_and_a_recorded_failure():
+    states = definition()["States"]
+    units = states["Units"]
+    assert units["Type"] == "Map"
+    assert units["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert units["ItemsPath"] == "$.plan.units"
+    assert units["ItemSelector"] == {"unit.$": "$$.Map.Item.Value.id"}
+    assert units["MaxConcurrency"] == 7, "SnapshotFanOutConcurrency"
+    assert 0 < units["ToleratedFailurePercentage"] < 100
+    assert units["Catch"][0]["Next"] == "FinalizeAfterFailedUnits"
+    assert states["FinalizeAfterFailedUnits"]["Next"] == "UnitsFailed"
+    assert states["UnitsFailed"]["Type"] == "Fail"
+    run = units["ItemProcessor"]["States"]["RunUnit"]
+    retried = {e for r in run["Retry"] for e in r["ErrorEquals"]}
+    caught = {e for c in run["Catch"] for e in c["ErrorEquals"]}
+    assert "Retryable.RunIncomplete" in retried and "Lambda.TooManyRequestsException" in retried
+    assert not any(e.startswith("Permanent.") for e in retried), retried
+    assert all(e.startswith("Permanent.") for e in caught), caught
+    for retry in run["Retry"]:
+        assert retry["MaxAttempts"] <= 2 and retry["IntervalSeconds"] >= 1, retry
+    record = units["ItemProcessor"]["States"][run["Catch"][0]["Next"]]
+    assert record["Type"] == "Pass"
+    assert record["Parameters"]["success"] is False
+    assert run["OutputPath"] == "$.Payload.outcome"
+
+
+def test_state_machine_definition_passes_cfn_lint(tmp_path):
+    """cfn-lint validates a definition against the States Language schema only when it is
+    a plain string; the template's is a Fn::Sub, so it is linted resolved, on its own."""
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+
+    def lint(text):
+        template = {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {
+                "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                            "Principal": {"Service": "states.amazonaws.com"}}]}}},
+                "StateMachine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+                    "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]}, "DefinitionString": text}},
+            },
+        }
+        path = tmp_path / "state-machine.json"
+        path.write_text(json.dumps(template))
+        return subprocess.run([str(cfn_lint), str(path)], capture_output=True, text=True)
+
+    valid = lint(json.dumps(definition()))
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    broken = definition()
+    broken["States"]["Units"]["ItemProcessor"]["States"]["RecordFailure"]["Type"] = "Passs"
+    refused = lint(json.dumps(broken))
+    assert refused.returncode != 0 and "E3601" in refused.stdout, "cfn-lint checks the definition"
+
+
+def test_fan_out_roles_are_scoped_to_the_snapshot_function_and_this_state_machine():
+    resources = render("cdf-prod")["Resources"]
+    machine = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-snapshot"
+    executions = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-snapshot/*"
+    assert substitute(resources["SnapshotStateMachine"]["Properties"]["StateMachineName"],
+                      "cdf-prod") == "cdf-prod-snapshot"
+    role = resources["SnapshotStateMachineRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "states.amazonaws.com"}
+    grants = []
+    for statement in statements(resources["SnapshotStateMachineRole"]):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        grants.append((sorted(actions), statement["Resource"]))
+    assert grants == [
+        (["lambda:InvokeFunction"], {"Fn::GetAtt": ["SnapshotFunction", "Arn"]}),
+        (["states:StartExecution"], {"Fn::Sub": machine}),
+        (["states:DescribeExecution", "states:StopExecution"], {"Fn::Sub": executions}),
+    ]
+    assert resources["SnapshotStateMachine"]["Properties"]["RoleArn"] == {
+        "Fn::GetAtt": ["SnapshotStateMachineRole", "Arn"]}
+    schedule_role = resources["SnapshotFanOutScheduleRole"]["Properties"]
+    assert schedule_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "scheduler.amazonaws.com"}
+    assert [(s["Action"], s["Resource"]) for s in statements(resources["SnapshotFanOutScheduleRole"])] == [
+        ("states:StartExecution", {"Ref": "SnapshotStateMachine"})]
+
+
+def test_fan_out_failures_alarm_on_the_state_machine():
+    alarm = deployed(fan_out=True)["Resources"]["SnapshotFanOutFailedAlarm"]["Properties"]
+    watched = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+    assert {m["MetricName"] for m in watched} == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    for metric in watched:
+        assert metric["Namespace"] == "AWS/States"
+        assert metric["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "SnapshotStateMachine"}}]
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"

@@ -64,12 +64,12 @@ mod tests {
     }
 
     /// A duplicate key reaches the function (the runtime's deserialization accepts every JSON
-    /// document) and is refused there as `Permanent.InvalidPayload`, naming the key.
+    /// document) and is refused there as `Permanent.InvalidRequest`, naming the key.
     #[test]
     fn duplicate_payload_keys_are_an_invalid_payload() {
         let payload = as_runtime_delivers(r#"{"dryRun": true, "dryRun": false}"#);
         let error = FunctionError::from(parse_payload(FunctionKind::Sync, &payload).unwrap_err());
-        assert_eq!(error.error_type(), "Permanent.InvalidPayload");
+        assert_eq!(error.error_type(), "Permanent.InvalidRequest");
         assert!(error.to_string().contains("`dryRun`"), "{error}");
 
         let payload = as_runtime_delivers(include_str!("../../../events/sync-dry-run.json"));

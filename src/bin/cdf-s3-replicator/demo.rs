@@ -14,8 +14,9 @@ use tokio::time::Instant;
 
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
-use cdf_s3_replicator::sync::{RunSummary, SyncOptions};
+use cdf_s3_replicator::sync::{RunSummary, SyncJob, SyncOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -65,12 +66,15 @@ pub async fn run(lake: &Path, pumps: usize) -> Result<DemoReport, DemoError> {
         &MapEnv::new(),
     )
     .await?;
-    let mut context = Context::new(config)?;
-    context.progress = crate::progress::for_stderr();
-    let job = context.sync_job();
-    let options = || SyncOptions::until(Instant::now() + Duration::from_secs(600));
+    let context = Context::new(config)?;
+    let job = SyncJob::from_context(&context);
+    let inputs = || JobInputs {
+        progress: crate::progress::for_stderr(),
+        ..JobInputs::until(Instant::now() + Duration::from_secs(600))
+    };
+    let options = SyncOptions::default();
 
-    let backfill = jobs::sync(&job, &options()).await;
+    let backfill = jobs::sync(&job, &inputs(), &options).await;
     seed(
         "updates",
         control.apply_instances(sample_model::updates(pumps, 1)),
@@ -79,9 +83,10 @@ pub async fn run(lake: &Path, pumps: usize) -> Result<DemoReport, DemoError> {
         "deletes",
         control.delete_instances(sample_model::deletions(pumps)),
     )?;
-    let changes = jobs::sync(&job, &options()).await;
+    let changes = jobs::sync(&job, &inputs(), &options).await;
     let snapshot = jobs::snapshot(
         &context,
+        &inputs(),
         &cdf_s3_replicator::snapshot::SnapshotOptions::default(),
     )
     .await;

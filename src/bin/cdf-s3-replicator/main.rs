@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use cdf_s3_replicator::config::{ConfigError, LogFormat, ProcessEnv};
 use cdf_s3_replicator::context::{ClientCache, Context, LoadError, load_config};
+use cdf_s3_replicator::job::{Deadline, JobInputs, JobOutcome, ViewSelection};
 use cdf_s3_replicator::jobs::{self, PublishOptions};
 use cdf_s3_replicator::status::StatusOptions;
-use cdf_s3_replicator::sync::SyncOptions;
+use cdf_s3_replicator::sync::{SyncJob, SyncOptions};
 use cdf_s3_replicator::telemetry;
 use clap::{Parser, Subcommand};
 
 #[cfg(feature = "demo")]
 mod demo;
+mod fan_out;
 mod progress;
 use tokio::time::Instant;
 
@@ -33,7 +35,8 @@ enum Command {
     Sync {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
-        /// Only these views (externalIds, comma-separated).
+        /// Only these views, comma-separated: externalIds (`Pump`: in every model), or
+        /// model-qualified (`space:Model/1:Pump`: only that model's).
         #[arg(long, value_delimiter = ',')]
         views: Option<Vec<String>>,
         /// Restart these streams (stream keys or view externalIds) with a full backfill.
@@ -51,12 +54,32 @@ enum Command {
     Snapshot {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
-        /// Only these views (externalIds, comma-separated).
+        /// Only these views, comma-separated: externalIds (`Pump`: in every model), or
+        /// model-qualified (`space:Model/1:Pump`: only that model's).
         #[arg(long, value_delimiter = ',')]
         views: Option<Vec<String>>,
         /// Skip compaction, checkpoints and vacuum of the raw tables.
         #[arg(long)]
         no_maintenance: bool,
+        /// Print the units of the run (one per view, most stale first) as JSON and publish
+        /// nothing.
+        #[arg(long, conflicts_with_all = ["unit", "fan_out", "no_maintenance"])]
+        plan_only: bool,
+        /// Publish only this unit of the plan (an `id` that `--plan-only` prints), without
+        /// the catalog and maintenance, and print its report as JSON.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["fan_out", "views", "no_maintenance"])]
+        unit: Option<String>,
+        /// Run the units in this many parallel processes of this program, then register
+        /// the catalog and maintain the raw tables: what the state machine of the
+        /// deployment template does.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        fan_out: Option<u16>,
+        /// Seconds this run may take; defaults to `extractor.time-budget`, else no limit.
+        /// Less `extractor.deadline-margin`, it is the deadline: no file starts that cannot
+        /// finish before it (the rest is reported behind and comes first next time), and
+        /// maintenance gets the time left.
+        #[arg(long)]
+        time_budget: Option<u64>,
     },
     /// Runs until stopped: a sync slice every `extractor.poll-time`, a snapshot every
     /// `extractor.snapshot-interval`.
@@ -80,7 +103,8 @@ enum Command {
     Status {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
-        /// Only these views (externalIds, comma-separated).
+        /// Only these views, comma-separated: externalIds (`Pump`: in every model), or
+        /// model-qualified (`space:Model/1:Pump`: only that model's).
         #[arg(long, value_delimiter = ',')]
         views: Option<Vec<String>>,
         /// Print the report as JSON instead of a table.
@@ -123,8 +147,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let context = start(&config, &ClientCache::default()).await?;
+            let selection = ViewSelection::of_option(views)?;
             let report =
-                cdf_s3_replicator::status::gather(&context, &StatusOptions { views }).await;
+                cdf_s3_replicator::status::gather(&context, &StatusOptions { selection }).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -144,24 +169,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             time_budget,
             dry_run,
         } => {
-            let mut context = start(&config, &ClientCache::default()).await?;
-            context.progress = progress::for_stderr();
+            let context = start(&config, &ClientCache::default()).await?;
             let budget = time_budget
                 .map(Duration::from_secs)
                 .or(context.config.extractor.time_budget);
+            let inputs = JobInputs {
+                deadline: Deadline::within(budget),
+                selection: ViewSelection::of_option(views)?,
+                progress: progress::for_stderr(),
+            };
             let options = SyncOptions {
-                deadline: deadline_after(budget),
-                views,
                 force_resync: resync,
                 dry_run,
             };
-            let summary = jobs::sync(&context.sync_job(), &options).await;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
-            Ok(if summary.is_success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
+            let job = SyncJob::from_context(&context);
+            finish(&jobs::sync(&job, &inputs, &options).await.outcome())
         }
         #[cfg(feature = "demo")]
         Command::Demo { lake, pumps } => {
@@ -183,20 +205,40 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             views,
             no_maintenance,
-        } => {
-            let mut context = start(&config, &ClientCache::default()).await?;
-            context.progress = progress::for_stderr();
-            let options = PublishOptions {
-                views,
-                ..publish_options(no_maintenance)
+            plan_only,
+            unit,
+            fan_out,
+            time_budget,
+        } if plan_only || unit.is_some() || fan_out.is_some() => {
+            let context = start(&config, &ClientCache::default()).await?;
+            let inputs = JobInputs {
+                deadline: snapshot_deadline(&context, time_budget),
+                selection: ViewSelection::of_option(views)?,
+                progress: Default::default(),
             };
-            let report = jobs::publish(&context, &jobs::plan(&context).await, &options).await;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(if report.is_success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
+            let options = publish_options(no_maintenance);
+            snapshot_in_units(
+                &context, &config, &inputs, &options, plan_only, unit, fan_out,
+            )
+            .await
+        }
+        Command::Snapshot {
+            config,
+            views,
+            no_maintenance,
+            time_budget,
+            ..
+        } => {
+            let context = start(&config, &ClientCache::default()).await?;
+            let inputs = JobInputs {
+                deadline: snapshot_deadline(&context, time_budget),
+                selection: ViewSelection::of_option(views)?,
+                progress: progress::for_stderr(),
+            };
+            let plan = jobs::plan(&context).await;
+            let options = publish_options(no_maintenance);
+            let report = jobs::publish(&context, &plan, &inputs, &options).await;
+            finish(&report.outcome())
         }
         Command::Run { config } => {
             // One client for the whole process: a reloaded configuration with the same
@@ -207,19 +249,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             loop {
                 let cycle = Instant::now();
                 let extractor = &context.config.extractor;
-                let sync_options = SyncOptions::until(deadline_after(extractor.time_budget));
+                let sync_inputs = JobInputs::until(Deadline::within(extractor.time_budget));
                 let publish_due =
                     last_snapshot.is_none_or(|t| t.elapsed() >= extractor.snapshot_interval);
-                let publish = publish_due.then(|| publish_options(false));
-                let (summary, published) =
-                    jobs::cycle(&context, &sync_options, publish.as_ref()).await;
-                tracing::info!(summary = %serde_json::to_string(&summary)?, "sync cycle finished");
+                let publish_options = publish_options(false);
+                let publish_inputs = JobInputs::everything();
+                let (synced, published) = jobs::cycle(
+                    &context,
+                    (&sync_inputs, &SyncOptions::default()),
+                    publish_due.then_some((&publish_inputs, &publish_options)),
+                )
+                .await;
+                log_outcome(&synced.outcome());
                 if let Some(report) = published {
-                    tracing::info!(
-                        snapshot = %serde_json::to_string(&report.snapshot)?,
-                        maintenance = %serde_json::to_string(&report.maintenance)?,
-                        "snapshot finished"
-                    );
+                    log_outcome(&report.outcome());
                     last_snapshot = Some(Instant::now());
                 }
                 let poll = context.config.extractor.poll_time;
@@ -245,6 +288,44 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// `snapshot --plan-only`, `--unit` or `--fan-out`: one step of a run split into units, or
+/// all of them, printed as the snapshot job's outcome (the plan: its list of units). Exit 2
+/// when the step (or a unit) failed, as a whole snapshot run does.
+async fn snapshot_in_units(
+    context: &Context,
+    config: &Path,
+    inputs: &JobInputs,
+    options: &PublishOptions,
+    plan_only: bool,
+    unit: Option<String>,
+    workers: Option<u16>,
+) -> anyhow::Result<ExitCode> {
+    if plan_only {
+        let plan = jobs::fan_out::plan_units(context, &inputs.selection).await;
+        return finish(&jobs::fan_out::plan_outcome(&plan));
+    }
+    if let Some(id) = unit {
+        let report = jobs::fan_out::run_unit(context, &id, inputs).await?;
+        return finish(&report.job_outcome());
+    }
+    let workers = usize::from(workers.unwrap_or(1));
+    match fan_out::run(context, config, inputs, options, workers).await? {
+        fan_out::FanOutRun::PlanFailed(plan) => finish(&jobs::fan_out::plan_outcome(&plan)),
+        fan_out::FanOutRun::Finalized(report) => finish(&report.outcome()),
+    }
+}
+
+/// The snapshot's deadline: `--time-budget`, else `extractor.time-budget`, else none. The
+/// snapshot keeps `extractor.deadline-margin` of it: no file starts that cannot finish
+/// before the deadline less the margin.
+fn snapshot_deadline(context: &Context, time_budget: Option<u64>) -> Deadline {
+    Deadline::within(
+        time_budget
+            .map(Duration::from_secs)
+            .or(context.config.extractor.time_budget),
+    )
 }
 
 /// Every view; maintenance with every step unless `--no-maintenance`.
@@ -280,8 +361,26 @@ async fn start(path: &Path, clients: &ClientCache) -> anyhow::Result<Context> {
     Ok(Context::with_clients(config, clients)?)
 }
 
-/// No budget means no deadline in practice: a slice then ends when every stream caught up.
-fn deadline_after(budget: Option<Duration>) -> Instant {
-    let far = Duration::from_secs(100 * 365 * 24 * 3600);
-    Instant::now() + budget.unwrap_or(far)
+/// Prints the job's summary as JSON; exit status 2 when the run did not succeed.
+fn finish(outcome: &JobOutcome) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(&outcome.detail)?);
+    Ok(if outcome.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// One log line per job of a cycle, with its summary as JSON.
+fn log_outcome(outcome: &JobOutcome) {
+    tracing::info!(
+        outcome = if outcome.success { "success" } else { "failed" },
+        succeeded = outcome.succeeded,
+        behind = outcome.behind,
+        failed = outcome.failed,
+        summary = %outcome.detail,
+        "{} finished: {}",
+        outcome.job,
+        outcome.summary
+    );
 }

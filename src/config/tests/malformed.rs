@@ -204,6 +204,18 @@ fn negative_and_zero_batch_sizes() {
 }
 
 #[test]
+fn part_rows_out_of_range() {
+    assert_single_issue(
+        &variant(
+            "parallelism: 2",
+            "parallelism: 2\n  snapshot:\n    part-rows: 0",
+        ),
+        "extractor.snapshot.part-rows",
+        &["0 is out of range; expected a whole number from 1 to 1000000000000"],
+    );
+}
+
+#[test]
 fn parallelism_out_of_range() {
     assert_single_issue(
         &variant("parallelism: 2", "parallelism: 9"),

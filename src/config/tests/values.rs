@@ -31,6 +31,7 @@ fn defaults_apply_when_extractor_keys_are_absent() {
     assert_eq!(ex.deadline_margin, Duration::from_secs(20));
     assert_eq!(ex.snapshot.temp_dir, std::env::temp_dir());
     assert_eq!(ex.snapshot.memory_budget_bytes, 256 * 1024 * 1024);
+    assert_eq!(ex.snapshot.part_rows, 10_000_000);
     assert!(ex.maintenance.enabled);
     assert_eq!(
         ex.maintenance.vacuum_retention,
@@ -48,7 +49,7 @@ fn every_addition_is_read() {
     let yaml = variant(
         "  parallelism: 2\n",
         "  parallelism: 4\n  time-budget: 14m\n  deadline-margin: 30s\n  ingest-batch-bytes: 1048576\n\
-         \x20 snapshot:\n    temp-dir: /var/tmp/snap\n    memory-budget-mb: 512\n\
+         \x20 snapshot:\n    temp-dir: /var/tmp/snap\n    memory-budget-mb: 512\n    part-rows: 2000000\n\
          \x20 maintenance:\n    enabled: false\n    vacuum-retention-hours: 336\n\
          \x20   checkpoint-interval: 50\n    compact-min-files: 4\n",
     )
@@ -78,6 +79,7 @@ fn every_addition_is_read() {
     assert_eq!(ex.ingest_batch_bytes, 1_048_576);
     assert_eq!(ex.snapshot.temp_dir, PathBuf::from("/var/tmp/snap"));
     assert_eq!(ex.snapshot.memory_budget_bytes, 512 * 1024 * 1024);
+    assert_eq!(ex.snapshot.part_rows, 2_000_000);
     assert!(!ex.maintenance.enabled);
     assert_eq!(
         ex.maintenance.vacuum_retention,

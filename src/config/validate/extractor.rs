@@ -215,6 +215,7 @@ fn default_snapshot() -> SnapshotSettings {
     SnapshotSettings {
         temp_dir: std::env::temp_dir(),
         memory_budget_bytes: defaults::SNAPSHOT_MEMORY_BUDGET_MB * 1024 * 1024,
+        part_rows: defaults::SNAPSHOT_PART_ROWS,
     }
 }
 
@@ -239,6 +240,14 @@ fn snapshot(file: Option<&SnapshotFile>, issues: &mut Issues) -> SnapshotSetting
         issues,
     );
     settings.memory_budget_bytes = mb * 1024 * 1024;
+    settings.part_rows = int(
+        file.part_rows,
+        "extractor.snapshot.part-rows",
+        defaults::SNAPSHOT_PART_ROWS,
+        1,
+        1_000_000_000_000,
+        issues,
+    );
     settings
 }
 

@@ -196,6 +196,9 @@ fn alarm_ids(template: &Yaml) -> Vec<String> {
         .expect("resources")
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        // An optional resource's alarm (the fan-out's state machine) exists only with it,
+        // watches its AWS metrics, and cannot be on the dashboard, whose body always is.
+        .filter(|(_, r)| r.get("Condition").is_none())
         .map(|(id, _)| id.as_str().expect("logical id").to_owned())
         .collect()
 }

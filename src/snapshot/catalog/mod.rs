@@ -6,8 +6,9 @@
 //! published file (nodes and edges of each view that published without error) and every
 //! raw Delta table of those views gets a table in that database:
 //!
-//! - published files: a symlink manifest in a folder of its own ([`symlink`]) and a table
-//!   reading it by column position under Athena-safe names ([`table_definition`],
+//! - published files: a symlink manifest in a folder of its own ([`symlink`]), naming the
+//!   file or, for a file published in parts, every part the view's manifest lists, and a
+//!   table reading it by column position under Athena-safe names ([`table_definition`],
 //!   [`naming`], [`athena_types`]);
 //! - raw tables: a native Delta Lake table (`table_type = DELTA`).
 //!
@@ -317,14 +318,17 @@ impl Registration<'_> {
         let (definition, manifest) = match planned.layer {
             Layer::Publish => {
                 let dir = symlink::manifest_dir(&target.model, &target.folder, planned.kind);
-                let schema = file_schema(self.store, &planned.path).await?;
+                let objects = published_objects(self.store, planned).await;
+                let first = objects.first().unwrap_or(&planned.path);
+                let schema = file_schema(self.store, first).await?;
                 let definition = table_definition::publish_table(
                     planned.name.clone(),
                     format!("{}/", self.s3_url(&dir)),
                     &source,
                     &schema,
                 )?;
-                (definition, Some((dir, self.s3_url(&planned.path))))
+                let urls = objects.iter().map(|o| self.s3_url(o)).collect();
+                (definition, Some((dir, urls)))
             }
             Layer::Raw => {
                 let url =
@@ -347,11 +351,11 @@ impl Registration<'_> {
         self.apply(&definition, manifest).await.map(Some)
     }
 
-    /// Creates or updates one table; the manifest (folder, file URL) first.
+    /// Creates or updates one table; the manifest (folder, file URLs) first.
     async fn apply(
         &self,
         definition: &TableDefinition,
-        manifest: Option<(String, String)>,
+        manifest: Option<(String, Vec<String>)>,
     ) -> Result<TableAction, CatalogError> {
         let stored = self.glue.table(&definition.name).await?;
         let comparison = stored.as_ref().map(|s| definition.compare(s));
@@ -371,8 +375,8 @@ impl Registration<'_> {
             }
             _ => {}
         }
-        if let Some((dir, file_url)) = &manifest {
-            symlink::ensure(self.store, dir, file_url).await?;
+        if let Some((dir, file_urls)) = &manifest {
+            symlink::ensure(self.store, dir, file_urls).await?;
         }
         match (stored, comparison) {
             (None, _) => {
@@ -398,6 +402,23 @@ fn source_of(definition: &TableDefinition) -> String {
         .get(table_definition::SOURCE_KEY)
         .cloned()
         .unwrap_or_default()
+}
+
+/// The objects of a published file, relative to the prefix: every part the view's manifest
+/// lists when the file is published in parts, the file itself otherwise. The table keeps
+/// serving the file's own path (`planned.path`) in either form, so a switch of form is a
+/// new symlink manifest, not another table.
+async fn published_objects(store: &ObjectStoreRef, planned: &Planned<'_>) -> Vec<String> {
+    let paths = layout::publish_paths(&planned.target.model, &planned.target.folder);
+    let state = crate::snapshot::manifest::read(store, &paths.manifest).await;
+    match state.entry(planned.kind) {
+        Some(entry) if entry.parts.is_some() => entry
+            .objects(&paths.dir)
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect(),
+        _ => vec![planned.path.clone()],
+    }
 }
 
 /// The Arrow schema of a published file, from its footer: what Athena will read, even if

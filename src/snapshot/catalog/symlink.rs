@@ -4,9 +4,13 @@
 //! both data files and `_manifest.json`, so a table cannot point there. Instead each
 //! published file gets `catalog/athena/<space>/<model>/<version>/<view>/<nodes|edges>/
 //! symlink.txt` holding the file's `s3://` URI (one line), and the table's location is that
-//! folder (`SymlinkTextInputFormat`). The published file is rewritten at the same key, so
-//! the manifest only changes when the destination moves; it is written (when it differs)
-//! before the table is created or updated, so a table never points at a missing manifest.
+//! folder (`SymlinkTextInputFormat`). A file published in parts has one line per part, so
+//! the table reads exactly the parts the view's `_manifest.json` names, never a part of an
+//! old part count still in the folder. The published files are rewritten at the same keys,
+//! so the manifest only changes when the destination moves or the file changes form (one
+//! file, or another part count); it is written (when it differs) before the table is
+//! created or updated, so a table never points at a missing manifest, and the old form's
+//! objects are removed only after it ([`crate::snapshot::retire`]).
 
 use deltalake::Path;
 use deltalake::logstore::ObjectStoreRef;
@@ -30,21 +34,21 @@ pub(crate) fn manifest_dir(model: &ModelRef, view: &ViewFolder, kind: InstanceKi
     )
 }
 
-/// The manifest text: the file URI on one line.
-pub(crate) fn manifest_body(file_url: &str) -> String {
-    format!("{file_url}\n")
+/// The manifest text: each file URI on a line of its own.
+pub(crate) fn manifest_body(file_urls: &[String]) -> String {
+    file_urls.iter().map(|url| format!("{url}\n")).collect()
 }
 
-/// Writes the manifest naming `file_url` into `dir` unless it already says exactly that.
+/// Writes the manifest naming `file_urls` into `dir` unless it already says exactly that.
 /// Returns whether it was written.
 pub(crate) async fn ensure(
     store: &ObjectStoreRef,
     dir: &str,
-    file_url: &str,
+    file_urls: &[String],
 ) -> Result<bool, CatalogError> {
     let path = format!("{dir}/{MANIFEST_FILE}");
     let location = Path::from(path.as_str());
-    let body = manifest_body(file_url);
+    let body = manifest_body(file_urls);
     match store.get(&location).await {
         Ok(found) => {
             let bytes = found
@@ -86,8 +90,15 @@ mod tests {
             "catalog/athena/sp/Model/v1/Pump/edges"
         );
         assert_eq!(
-            manifest_body("s3://b/p/publish/sp/Model/v1/Pump/edges.parquet"),
+            manifest_body(&["s3://b/p/publish/sp/Model/v1/Pump/edges.parquet".into()]),
             "s3://b/p/publish/sp/Model/v1/Pump/edges.parquet\n"
+        );
+        assert_eq!(
+            manifest_body(&[
+                "s3://b/Pump/edges/part-00000-of-00002.parquet".into(),
+                "s3://b/Pump/edges/part-00001-of-00002.parquet".into()
+            ]),
+            "s3://b/Pump/edges/part-00000-of-00002.parquet\ns3://b/Pump/edges/part-00001-of-00002.parquet\n"
         );
     }
 
@@ -98,17 +109,17 @@ mod tests {
             crate::lake::Destination::Local(crate::lake::LocalDestination::new(&dir).unwrap());
         let store = destination.object_store().unwrap();
         assert!(
-            ensure(&store, "catalog/x", "s3://b/a.parquet")
+            ensure(&store, "catalog/x", &["s3://b/a.parquet".to_owned()])
                 .await
                 .unwrap()
         );
         assert!(
-            !ensure(&store, "catalog/x", "s3://b/a.parquet")
+            !ensure(&store, "catalog/x", &["s3://b/a.parquet".to_owned()])
                 .await
                 .unwrap()
         );
         assert!(
-            ensure(&store, "catalog/x", "s3://c/a.parquet")
+            ensure(&store, "catalog/x", &["s3://c/a.parquet".to_owned()])
                 .await
                 .unwrap()
         );

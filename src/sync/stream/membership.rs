@@ -334,7 +334,7 @@ impl StreamRun {
     }
 
     /// The row that records that `key` left the query: its last identity and version.
-    fn exit_instance(&self, key: &InstanceKey, state: &KeyState) -> Instance {
+    pub(super) fn exit_instance(&self, key: &InstanceKey, state: &KeyState) -> Instance {
         let reference = |r: &(String, String)| NodeReference::new(&r.0, &r.1);
         Instance {
             instance_type: self.instance_type(),
@@ -462,7 +462,10 @@ fn key_state(instance: &Instance) -> KeyState {
 }
 
 /// `batch` with the exit column appended: `exited` on every row, or null.
-fn with_exit_column(batch: RecordBatch, exited: Option<i64>) -> Result<RecordBatch, Failure> {
+pub(super) fn with_exit_column(
+    batch: RecordBatch,
+    exited: Option<i64>,
+) -> Result<RecordBatch, Failure> {
     let rows = batch.num_rows();
     let column: ArrayRef = Arc::new(Int64Array::from(vec![exited; rows]));
     let schema = batch.schema();

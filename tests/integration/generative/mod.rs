@@ -7,7 +7,8 @@
 //! re-created empty by a direct relation) applied to the emulator in rounds, while sync runs
 //! with a random page size, parallelism and time budget per run, and the snapshot runs now
 //! and then (so incremental merges are exercised as well as rebuilds), as does compaction of
-//! the raw tables (whose merged files keep the rows' arrival order). Sync runs the
+//! the raw tables (whose merged files keep the rows' arrival order), and now and then a
+//! run resyncs one view (a new generation, whose backfill may span runs). Sync runs the
 //! membership scan on every caught-up turn (a 1 ms interval), and the time budgets stop
 //! passes midway, so passes resume across runs. After the last round, sync runs until every
 //! stream is caught up and no membership pass is pending; a stream that fails or never gets
@@ -17,6 +18,8 @@
 //! compares every row, every value and every column type with the emulator's truth: CDF's
 //! current membership of each view, its filter applied. Columns are mapped back to CDF
 //! properties through their field metadata, never by re-implementing the rename rule.
+//! Last, DuckDB runs the current-state query of `docs/bi-tools.md` as documented over every
+//! raw table (`tests/readers/current_state.py`), which must return the publish file's rows.
 //!
 //! `CDF_S3_GEN_SEED` (a number) replays one case; `CDF_S3_GEN_CASES` sets how many cases
 //! the long variant runs. A failing case prints its seed (and says when its lake was on the
@@ -32,9 +35,11 @@ use std::time::Duration;
 use cdf_emulator::{Emulator, EmulatorConfig, InstanceKind, ViewId};
 use cdf_s3_replicator::config::MapEnv;
 use cdf_s3_replicator::context::{Context, load_config_text};
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::maintenance::MaintenanceOptions;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::{RunSummary, StreamStatus};
 use serde_json::{Value, json};
@@ -67,7 +72,9 @@ struct Figures {
     passes_interrupted: u64,
     exit_rows_latest: u64,
     files_compacted: usize,
+    resyncs: usize,
     rows_compared: u64,
+    sql_rows_compared: u64,
     quarantined: u64,
     mismatches: u64,
     missing_columns: u64,
@@ -95,10 +102,12 @@ impl Figures {
         println!(
             "generative {label}: {} cases, {} views ({} filtered: {}), {} instances ({} writes, \
              {} deletes, {} filter moves, {} re-created in other views, {} re-created by a \
-             relation) in {} rounds, {} sync runs, {} snapshot runs, {} files compacted; \
+             relation) in {} rounds, {} sync runs ({} with a resync), {} snapshot runs, {} files \
+             compacted; \
              membership: {} exits, {} \
              refreshes, {} passes completed, {} stopped midway and resumed, {} keys whose \
-             latest raw row is an exit row; {} rows compared, \
+             latest raw row is an exit row; {} rows compared, {} rows of the documented \
+             current-state query compared with the publish files, \
              {} quarantined rows, {} mismatches, {} missing columns, {} wedged streams",
             self.cases,
             self.views,
@@ -112,6 +121,7 @@ impl Figures {
             self.auto_created,
             self.rounds,
             self.sync_runs,
+            self.resyncs,
             self.snapshot_runs,
             self.files_compacted,
             self.exited,
@@ -120,6 +130,7 @@ impl Figures {
             self.passes_interrupted,
             self.exit_rows_latest,
             self.rows_compared,
+            self.sql_rows_compared,
             self.quarantined,
             self.mismatches,
             self.missing_columns,
@@ -353,23 +364,35 @@ fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 /// Runs `tests/readers/generative_check.py` on a request and returns its JSON report.
 fn run_checker(python: &str, request: &Value, dir: &std::path::Path) -> Value {
+    run_reader(python, "generative_check.py", &["generative"], request, dir)
+}
+
+/// Runs a reader script of `tests/readers` on a request and returns its JSON report.
+fn run_reader(
+    python: &str,
+    script: &str,
+    args: &[&str],
+    request: &Value,
+    dir: &std::path::Path,
+) -> Value {
     let request_file = dir.join("generative-request.json");
-    std::fs::write(&request_file, request.to_string()).expect("checker request");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/generative_check.py");
+    std::fs::write(&request_file, request.to_string()).expect("reader request");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/readers")
+        .join(script);
     let output = std::process::Command::new(python)
-        .arg(script)
-        .arg("generative")
+        .arg(path)
+        .args(args)
         .arg(&request_file)
         .output()
-        .expect("running the generative checker");
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
     assert!(
         output.status.success(),
-        "the generative checker failed: {}\n{}",
+        "{script} failed: {}\n{}",
         String::from_utf8_lossy(&output.stderr),
         String::from_utf8_lossy(&output.stdout)
     );
-    serde_json::from_slice(&output.stdout).expect("the checker prints JSON")
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{script} prints JSON: {e}"))
 }
 
 async fn context(yaml: &str) -> Context {
@@ -409,7 +432,7 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
     let parallelism = g.range(1, 5);
     let yaml = config_yaml(&emulator, &lake, &model, page, parallelism);
     let context = context(&yaml).await;
-    let job = context.sync_job();
+    let job = SyncJob::from_context(&context);
     let mut history = History::default();
     let rounds = g.range(2, 6);
     for round in 0..rounds {
@@ -442,10 +465,23 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
         control.advance_clock(Duration::from_secs(1));
         // A random slice: sometimes too short to finish, so later runs must resume.
         let budget = Duration::from_millis(g.range(50, 3_000) as u64);
-        let summary = jobs::sync(&job, &SyncOptions::until(Instant::now() + budget)).await;
+        let mut options = SyncOptions::default();
+        if g.chance(0.3) {
+            // A new generation of one view's streams: its backfill may span runs, and the
+            // instances it no longer lists must leave the raw current state and the files.
+            let view = &model.views[g.range(0, model.views.len())];
+            options.force_resync = vec![view.id.external_id.clone()];
+            figures.resyncs += 1;
+        }
+        let summary = jobs::sync(&job, &JobInputs::until(Instant::now() + budget), &options).await;
         figures.tally(&summary);
         if g.chance(0.4) {
-            jobs::snapshot(&context, &SnapshotOptions::default()).await;
+            jobs::snapshot(
+                &context,
+                &JobInputs::everything(),
+                &SnapshotOptions::default(),
+            )
+            .await;
             figures.snapshot_runs += 1;
         }
         if g.chance(0.3) {
@@ -455,7 +491,7 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
                 vacuum: false,
                 ..MaintenanceOptions::default()
             };
-            let maintained = jobs::maintenance(&context, &options).await;
+            let maintained = jobs::maintenance(&context, &JobInputs::everything(), &options).await;
             figures.files_compacted += maintained.files_compacted;
             if !maintained.is_success() {
                 figures.failures.push(format!(
@@ -478,7 +514,8 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
     for _ in 0..40 {
         let summary = jobs::sync(
             &job,
-            &SyncOptions::until(Instant::now() + Duration::from_secs(60)),
+            &JobInputs::until(Instant::now() + Duration::from_secs(60)),
+            &SyncOptions::default(),
         )
         .await;
         figures.tally(&summary);
@@ -519,7 +556,12 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
             .push(format!("seed {seed}: wedged stream {w}"));
     }
 
-    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     figures.snapshot_runs += 1;
     if !published.is_success() {
         figures.failures.push(format!(
@@ -540,11 +582,29 @@ async fn run_case_on(seed: u64, case: usize, lake: Lake, figures: &mut Figures) 
             "tables": tables,
         });
         let report = run_checker(&python, &request, dir.path());
+        let tables: Vec<Value> = request["tables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| json!({"label": t["label"], "raw": t["raw"], "publish": t["publish"]}))
+            .collect();
+        let sql_request = json!({"storage_options": request["storage_options"], "tables": tables});
+        let sql = run_reader(&python, "current_state.py", &[], &sql_request, dir.path());
         if case == 0 {
             assert_checker_sees_a_changed_value(&python, request, dir.path());
         }
-        report
+        (report, sql)
     });
+    let (report, sql) = report;
+    figures.sql_rows_compared += sql["rows"].as_u64().unwrap_or(0);
+    let sql_mismatches = sql["mismatch_count"].as_u64().unwrap_or(u64::MAX);
+    if sql_mismatches > 0 {
+        figures.failures.push(format!(
+            "seed {seed}: the documented current-state query differs from the publish files \
+             in {sql_mismatches} places; first: {}",
+            serde_json::to_string(&sql["first"]).unwrap_or_default()
+        ));
+    }
     figures.cases += 1;
     figures.views += model.views.len();
     figures.instances += history.instances();

@@ -336,7 +336,7 @@ async fn snapshot_function_publishes_what_the_sync_function_wrote() {
         .invoke(event("sync-resync.json"), &five_minutes())
         .await
         .unwrap_err();
-    assert_eq!(err.error_type(), "Permanent.InvalidPayload");
+    assert_eq!(err.error_type(), "Permanent.InvalidRequest");
     assert!(err.to_string().contains("`resync`"), "{err}");
 }
 
@@ -553,14 +553,14 @@ async fn failures_say_whether_a_retry_helps() {
         .invoke(json!({"views": ["Pump"], "dry_run": true}), &five_minutes())
         .await
         .unwrap_err();
-    assert_eq!(err.error_type(), "Permanent.InvalidPayload");
+    assert_eq!(err.error_type(), "Permanent.InvalidRequest");
     assert!(err.to_string().contains("`dry_run`"), "{err}");
 
     let err = sync
         .invoke(event("snapshot-manual.json"), &five_minutes())
         .await
         .unwrap_err();
-    assert_eq!(err.error_type(), "Permanent.InvalidPayload");
+    assert_eq!(err.error_type(), "Permanent.InvalidRequest");
     assert!(err.to_string().contains("`maintenance`"), "{err}");
 
     // A view the model does not have: the rest syncs, the invocation reports the view.
@@ -697,7 +697,7 @@ async fn a_panic_is_reported_and_the_function_stays_usable() {
     let (sync, _) = function(FunctionKind::Sync, env, None);
     let err = sync.invoke(json!({}), &five_minutes()).await.unwrap_err();
     assert!(matches!(err, FunctionError::Panic(_)), "{err}");
-    assert_eq!(err.error_type(), "Permanent.InternalError");
+    assert_eq!(err.error_type(), "Permanent.Internal");
     assert!(err.to_string().contains("variable lookup blew up"), "{err}");
 
     let summary = sync

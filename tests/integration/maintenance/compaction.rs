@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use cdf_emulator::sample_model;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::{CompactionInfo, LakeTable};
 use cdf_s3_replicator::maintenance::{MaintenanceOptions, TableStatus};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -166,6 +168,7 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
     // A dry run plans without writing.
     let dry = jobs::maintenance(
         &context,
+        &JobInputs::everything(),
         &MaintenanceOptions {
             dry_run: true,
             ..MaintenanceOptions::default()
@@ -178,10 +181,8 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
     // A run whose deadline has passed defers every table.
     let late = jobs::maintenance(
         &context,
-        &MaintenanceOptions {
-            deadline: Some(Instant::now()),
-            ..MaintenanceOptions::default()
-        },
+        &JobInputs::until(Instant::now()),
+        &MaintenanceOptions::default(),
     )
     .await;
     assert_eq!(late.tables_deferred, TABLES.len(), "{late:#?}");
@@ -194,7 +195,8 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
         );
     }
 
-    let summary = jobs::maintenance(&context, &only(true, true, false)).await;
+    let summary =
+        jobs::maintenance(&context, &JobInputs::everything(), &only(true, true, false)).await;
     assert_success(&summary);
     assert!(
         summary.files_compacted > summary.files_written,
@@ -257,7 +259,8 @@ async fn compaction_keeps_every_version_and_the_arrival_order() {
         .apply_instances(sample_model::updates(PUMPS, 2))
         .unwrap();
     sync_ok(&context).await;
-    let again = jobs::maintenance(&context, &only(true, true, false)).await;
+    let again =
+        jobs::maintenance(&context, &JobInputs::everything(), &only(true, true, false)).await;
     assert_success(&again);
     let mut merged_again = false;
     for (folder, kind, _) in TABLES {
@@ -288,9 +291,9 @@ async fn generations_are_compacted_apart() {
     // rows of generation 1 stay in the table as history.
     let resync = SyncOptions {
         force_resync: vec!["Pump".into()],
-        ..slice()
+        ..SyncOptions::default()
     };
-    let summary = jobs::sync(&context.sync_job(), &resync).await;
+    let summary = jobs::sync(&SyncJob::from_context(&context), &slice(), &resync).await;
     assert!(summary.is_success(), "{summary:#?}");
     assert!(
         summary.streams.iter().any(|s| s.generation == 2),
@@ -302,7 +305,12 @@ async fn generations_are_compacted_apart() {
     let versions: Vec<u64> = (0..=latest).collect();
     let before = version_multisets(&lab, "Pump", "nodes", &versions);
 
-    let compacted = jobs::maintenance(&context, &only(true, false, false)).await;
+    let compacted = jobs::maintenance(
+        &context,
+        &JobInputs::everything(),
+        &only(true, false, false),
+    )
+    .await;
     assert_success(&compacted);
     let table = open_table(&context, "Pump", "nodes").await;
     let infos = check_compaction_commits(&lab, &table, "Pump", "nodes").await;

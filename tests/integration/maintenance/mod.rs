@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use cdf_emulator::sample_model::{MODEL, MODEL_VERSION, SCHEMA_SPACE};
 use cdf_s3_replicator::context::Context;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::{
     CompactionInfo, InstanceKind, LakeTable, ModelRef, VersionChanges, ViewFolder,
 };
 use cdf_s3_replicator::maintenance::{MaintenanceOptions, MaintenanceSummary};
+use cdf_s3_replicator::sync::SyncJob;
 use cdf_s3_replicator::sync::SyncOptions;
 use cdf_s3_replicator::sync::summary::RunSummary;
 use serde_json::{Value, json};
@@ -36,8 +38,8 @@ const TABLES: [(&str, &str, &str); 5] = [
 /// One commit per page of ten: many small files.
 const TINY_BATCHES: &str = "  subscription-batch-size: 10\n  ingest-batch-size: 10\n  parallelism: 2\n  maintenance:\n    compact-min-files: 2\n    checkpoint-interval: 5\n";
 
-fn slice() -> SyncOptions {
-    SyncOptions::until(Instant::now() + Duration::from_secs(300))
+fn slice() -> JobInputs {
+    JobInputs::until(Instant::now() + Duration::from_secs(300))
 }
 
 fn only(compact: bool, checkpoint: bool, vacuum: bool) -> MaintenanceOptions {
@@ -50,7 +52,12 @@ fn only(compact: bool, checkpoint: bool, vacuum: bool) -> MaintenanceOptions {
 }
 
 async fn sync_ok(context: &Context) -> RunSummary {
-    let summary = jobs::sync(&context.sync_job(), &slice()).await;
+    let summary = jobs::sync(
+        &SyncJob::from_context(context),
+        &slice(),
+        &SyncOptions::default(),
+    )
+    .await;
     assert!(summary.is_success(), "{summary:#?}");
     summary
 }
@@ -66,7 +73,7 @@ async fn open_table(context: &Context, folder: &str, kind: &str) -> LakeTable {
         .destination
         .raw_table_url(&model, &ViewFolder::plain(folder).unwrap(), kind)
         .unwrap();
-    let write_options = context.sync_job().streams.write_options;
+    let write_options = SyncJob::from_context(context).streams.write_options;
     LakeTable::open(&context.destination, url, write_options)
         .await
         .unwrap()

@@ -3,8 +3,11 @@
 //! nothing.
 
 use cdf_emulator::sample_model;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::lake::{CompactionOptions, CompactionOutcome, LakeTable};
+use cdf_s3_replicator::sync::SyncJob;
+use cdf_s3_replicator::sync::SyncOptions;
 
 use crate::support::{Lab, Lake, python};
 
@@ -140,12 +143,24 @@ async fn compaction_during_sync(lake: Option<Lake>) {
     let lab = Lab::start(PUMPS, lake).await;
     let context = lab.context(TINY_BATCHES).await;
     let sync_context = context.clone();
-    let syncing = tokio::spawn(async move { jobs::sync(&sync_context.sync_job(), &slice()).await });
+    let syncing = tokio::spawn(async move {
+        jobs::sync(
+            &SyncJob::from_context(&sync_context),
+            &slice(),
+            &SyncOptions::default(),
+        )
+        .await
+    });
     let mut rounds = 0;
     let mut committed = 0;
     let mut maintenance_errors = Vec::new();
     while !syncing.is_finished() {
-        let summary = jobs::maintenance(&context, &only(true, false, false)).await;
+        let summary = jobs::maintenance(
+            &context,
+            &JobInputs::everything(),
+            &only(true, false, false),
+        )
+        .await;
         rounds += 1;
         committed += summary.files_written;
         maintenance_errors.extend(summary.tables.iter().flat_map(|t| t.errors.clone()));
@@ -163,10 +178,15 @@ async fn compaction_during_sync(lake: Option<Lake>) {
         .control()
         .apply_instances(sample_model::updates(PUMPS, 1))
         .unwrap();
-    let (job, sync_options, compact_only) = (context.sync_job(), slice(), only(true, false, false));
+    let (job, sync_inputs, compact_only) = (
+        SyncJob::from_context(&context),
+        slice(),
+        only(true, false, false),
+    );
+    let (sync_options, maintenance_inputs) = (SyncOptions::default(), JobInputs::everything());
     let (second, compaction) = tokio::join!(
-        jobs::sync(&job, &sync_options),
-        jobs::maintenance(&context, &compact_only)
+        jobs::sync(&job, &sync_inputs, &sync_options),
+        jobs::maintenance(&context, &maintenance_inputs, &compact_only)
     );
     assert!(second.is_success(), "{second:#?}");
     assert!(compaction.is_success(), "{compaction:#?}");

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use cdf_emulator::sample_model;
+use cdf_s3_replicator::job::JobInputs;
 use cdf_s3_replicator::jobs;
 use cdf_s3_replicator::maintenance::MaintenanceOptions;
 use cdf_s3_replicator::snapshot::SnapshotOptions;
@@ -37,7 +38,12 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context(TINY_BATCHES).await;
     sync_ok(&context).await;
-    let compacted = jobs::maintenance(&context, &only(true, false, false)).await;
+    let compacted = jobs::maintenance(
+        &context,
+        &JobInputs::everything(),
+        &only(true, false, false),
+    )
+    .await;
     assert_success(&compacted);
     assert!(compacted.files_compacted > 0);
 
@@ -55,7 +61,12 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
     }
 
     // With the configured retention (7 days) nothing is old enough.
-    let kept = jobs::maintenance(&context, &only(false, false, true)).await;
+    let kept = jobs::maintenance(
+        &context,
+        &JobInputs::everything(),
+        &only(false, false, true),
+    )
+    .await;
     assert_success(&kept);
     assert_eq!(kept.files_vacuumed, 0, "{kept:#?}");
 
@@ -65,6 +76,7 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
     };
     let dry = jobs::maintenance(
         &context,
+        &JobInputs::everything(),
         &MaintenanceOptions {
             dry_run: true,
             ..zero.clone()
@@ -81,7 +93,7 @@ async fn vacuum_with_zero_retention_deletes_only_replaced_files() {
             parquet_files(&local_table_dir(&lab, folder, kind)),
         );
     }
-    let vacuumed = jobs::maintenance(&context, &zero).await;
+    let vacuumed = jobs::maintenance(&context, &JobInputs::everything(), &zero).await;
     assert_success(&vacuumed);
     assert_eq!(
         vacuumed.files_vacuumed, compacted.files_compacted,
@@ -145,7 +157,12 @@ async fn log_cleanup_keeps_the_retention_window() {
     let lab = Lab::start(PUMPS, None).await;
     let context = lab.context(TINY_BATCHES).await;
     sync_ok(&context).await;
-    let checkpointed = jobs::maintenance(&context, &only(false, true, false)).await;
+    let checkpointed = jobs::maintenance(
+        &context,
+        &JobInputs::everything(),
+        &only(false, true, false),
+    )
+    .await;
     assert_success(&checkpointed);
     lab.emulator
         .control()
@@ -171,14 +188,19 @@ async fn log_cleanup_keeps_the_retention_window() {
         vacuum_retention: Some(Duration::from_secs(60 * 24 * 3600)),
         ..only(false, false, true)
     };
-    let kept = jobs::maintenance(&context, &long).await;
+    let kept = jobs::maintenance(&context, &JobInputs::everything(), &long).await;
     assert_success(&kept);
     assert_eq!(
         kept.logs_deleted, 0,
         "younger than the configured retention"
     );
 
-    let cleaned = jobs::maintenance(&context, &only(false, false, true)).await;
+    let cleaned = jobs::maintenance(
+        &context,
+        &JobInputs::everything(),
+        &only(false, false, true),
+    )
+    .await;
     assert_success(&cleaned);
     let report = cleaned
         .tables
@@ -201,7 +223,12 @@ async fn log_cleanup_keeps_the_retention_window() {
     assert_eq!(duckdb_latest(&lab, folder, kind), duckdb);
     let idle = sync_ok(&context).await;
     assert_eq!(idle.commits, 0, "{idle:#?}");
-    let compacted = jobs::maintenance(&context, &only(true, false, false)).await;
+    let compacted = jobs::maintenance(
+        &context,
+        &JobInputs::everything(),
+        &only(true, false, false),
+    )
+    .await;
     assert_success(&compacted);
     let table = open_table(&context, folder, kind).await;
     let log = table
@@ -272,7 +299,12 @@ async fn a_stream_whose_commit_left_the_log_starts_a_new_generation() {
         .expect("Pump stream report");
     assert_eq!(pump.cursor_resets, 1, "{pump:#?}");
     assert!(pump.generation > checkpoint, "{pump:#?}");
-    let published = jobs::snapshot(&context, &SnapshotOptions::default()).await;
+    let published = jobs::snapshot(
+        &context,
+        &JobInputs::everything(),
+        &SnapshotOptions::default(),
+    )
+    .await;
     assert!(published.is_success(), "{published:#?}");
     let files = json!({
         "nodes": published_file_spec(&lab, "nodes", Some("Pump"), "Pump", &json!({})),
