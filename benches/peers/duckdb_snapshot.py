@@ -22,6 +22,7 @@ import time
 import duckdb
 
 KEY = ("space", "externalId")
+RAW_ONLY = ("_exitedTime", "_arrival")
 
 
 def active_files(table, since_version=None):
@@ -54,14 +55,15 @@ def active_files(table, since_version=None):
 
 
 def publish_columns(con, files):
-    """The publish form's select list: lists as JSON text, the raw-only exit marker left out
-    (the bench's rows have no exits)."""
+    """The publish form's select list: lists as JSON text, the raw-only columns left out (the
+    exit marker: the bench's rows have no exits; the arrival order, which the query takes
+    from the log instead)."""
     described = con.execute(
         "DESCRIBE SELECT * FROM read_parquet(?)", [files[0][0]]
     ).fetchall()
     columns = []
     for name, kind, *_ in described:
-        if name == "_exitedTime":
+        if name in RAW_ONLY:
             continue
         quoted = '"' + name.replace('"', '""') + '"'
         if kind.endswith("[]"):
