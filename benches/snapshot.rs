@@ -1,7 +1,7 @@
 //! Publish-layer benchmark: full rebuild, incremental merge and a plain copy baseline.
 //!
-//! `cargo bench --bench snapshot -- --rows N [--change-permille P]` (default 10,000,000 rows,
-//! 10 per mille = 1% changed):
+//! `cargo bench --bench snapshot -- --rows N [--change-permille P] [--threads T]
+//! [--vs-duckdb]` (default 10,000,000 rows, 10 per mille = 1% changed, every core):
 //! 1. `build`: a raw Delta table of N node rows with 20 properties (text, numbers, booleans,
 //!    timestamps, a date, a list), in keys of random order, appended in large commits;
 //! 2. `full`: the snapshot rebuilds `nodes.parquet` from it (sort with spilling);
@@ -9,8 +9,15 @@
 //! 4. `append`: P per mille of the rows change (a tenth of them are deletions), one commit;
 //! 5. `incremental`: the snapshot merges that commit into the previous file.
 //!
+//! With `--vs-duckdb`, DuckDB (`tests/.venv/bin/python benches/peers/duckdb_snapshot.py`)
+//! does the same full rebuild and incremental merge on the same raw table right after ours,
+//! on the same cores; each pair of outputs is checked equal (same rows, same order), and the
+//! same-run ratios of time and peak memory are printed.
+//!
 //! Each phase runs in its own child process, which reports its peak resident memory
-//! (`VmHWM`), so phases do not inflate each other's figure. Targets: incremental at most 3×
+//! (`VmHWM`), so phases do not inflate each other's figure. Our phases run with
+//! `MALLOC_ARENA_MAX=2`, as the snapshot function is deployed (`template.yaml`); set
+//! `MALLOC_ARENA_MAX` to measure another value. Targets: incremental at most 3×
 //! the copy, incremental peak ≤ 512 MiB, full rebuild peak ≤ 1 GiB (default 256 MiB sort
 //! budget).
 
@@ -51,6 +58,9 @@ struct Args {
     change_permille: u64,
     phase: Option<String>,
     dir: PathBuf,
+    /// Threads of the snapshot (and of DuckDB); `None` for every core.
+    threads: Option<usize>,
+    vs_duckdb: bool,
 }
 
 fn parse_args() -> Args {
@@ -59,6 +69,8 @@ fn parse_args() -> Args {
         change_permille: 10,
         phase: None,
         dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-snapshot"),
+        threads: None,
+        vs_duckdb: false,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -77,6 +89,15 @@ fn parse_args() -> Args {
                     .unwrap_or_else(|| fail("--change-permille expects 1 to 1000"));
             }
             "--phase" => args.phase = iter.next(),
+            "--threads" => {
+                args.threads = Some(
+                    iter.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&t| t > 0)
+                        .unwrap_or_else(|| fail("--threads expects a positive count")),
+                );
+            }
+            "--vs-duckdb" => args.vs_duckdb = true,
             "--dir" => args.dir = iter.next().map(PathBuf::from).unwrap_or(args.dir),
             // `cargo bench` passes `--bench`; anything else is ignored the same way.
             _ => {}
@@ -95,7 +116,7 @@ fn main() {
     match args.phase.clone() {
         Some(phase) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(args.threads.unwrap_or(2).max(2))
                 .enable_all()
                 .build()
                 .unwrap_or_else(|e| fail(&format!("tokio runtime: {e}")));
@@ -134,42 +155,69 @@ fn orchestrate(args: &Args) {
     }
     std::fs::create_dir_all(args.dir.join("tmp"))
         .unwrap_or_else(|e| fail(&format!("creating {}: {e}", args.dir.display())));
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let arenas = std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into());
     println!(
-        "snapshot bench: {} rows, 20 properties, {:.1}% changed, sort budget {BUDGET_MIB} MiB",
+        "snapshot bench: {} rows, 20 properties, {:.1}% changed, sort budget {BUDGET_MIB} MiB, \
+         {threads} threads, MALLOC_ARENA_MAX={arenas}, load average {}",
         args.rows,
-        args.change_permille as f64 / 10.0
+        args.change_permille as f64 / 10.0,
+        load_average()
     );
     let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("own binary: {e}")));
+    let mut phases = vec!["build", "full"];
+    if args.vs_duckdb {
+        phases.extend(["duckdb-full", "check-full"]);
+    }
+    phases.extend(["copy", "append", "incremental"]);
+    if args.vs_duckdb {
+        phases.extend(["duckdb-incremental", "check-incremental"]);
+    }
     let mut results = Vec::new();
-    for phase in ["build", "full", "copy", "append", "incremental"] {
-        let output = Command::new(&exe)
-            .args(["--phase", phase, "--rows", &args.rows.to_string()])
-            .args([
-                "--change-permille",
-                &args.change_permille.to_string(),
-                "--dir",
-            ])
-            .arg(&args.dir)
+    for phase in phases {
+        let mut command = match phase.strip_prefix("duckdb-") {
+            Some(mode) => duckdb_command(args, mode, threads, &results),
+            None if phase.starts_with("check-") => check_command(args, phase),
+            None => {
+                let mut command = Command::new(&exe);
+                command
+                    .env("MALLOC_ARENA_MAX", &arenas)
+                    .args(["--phase", phase, "--rows", &args.rows.to_string()])
+                    .args(["--change-permille", &args.change_permille.to_string()])
+                    .args(["--threads", &threads.to_string(), "--dir"])
+                    .arg(&args.dir);
+                command
+            }
+        };
+        let output = command
             .output()
             .unwrap_or_else(|e| fail(&format!("running phase {phase}: {e}")));
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let Some(report) = stdout
+        let report = stdout
             .lines()
             .rev()
             .find_map(|l| serde_json::from_str::<Value>(l).ok())
-        else {
+            .filter(|_| output.status.success());
+        let Some(mut report) = report else {
             fail(&format!(
                 "phase {phase} failed ({}):\n{stdout}\n{}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr)
             ));
         };
-        println!(
-            "  {phase:<12} {:>9.2} s   peak RSS {:>8.1} MiB   {}",
-            report["seconds"].as_f64().unwrap_or(f64::NAN),
-            report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-            report["detail"]
-        );
+        report["phase"] = json!(phase);
+        if phase.starts_with("check-") {
+            println!("  {phase:<18} {}", report["detail"]);
+        } else {
+            println!(
+                "  {phase:<18} {:>9.2} s   peak RSS {:>8.1} MiB   {}",
+                report["seconds"].as_f64().unwrap_or(f64::NAN),
+                report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+                report["detail"]
+            );
+        }
         results.push(report);
     }
     let of = |phase: &str, key: &str| {
@@ -195,6 +243,95 @@ fn orchestrate(args: &Args) {
         "full rebuild peak RSS {full_rss:.1} MiB (target <= 1024 MiB: {})",
         verdict(full_rss <= 1024.0)
     );
+    if args.vs_duckdb {
+        for phase in ["full", "incremental"] {
+            let peer = format!("duckdb-{phase}");
+            let time = of(phase, "seconds") / of(&peer, "seconds");
+            let memory = of(phase, "peak_rss_mib") / of(&peer, "peak_rss_mib");
+            println!(
+                "{phase} vs DuckDB: time {time:.2}x (target <= 1: {}), peak RSS {memory:.2}x \
+                 (target <= 0.5: {})",
+                verdict(time <= 1.0),
+                verdict(memory <= 0.5)
+            );
+        }
+    }
+}
+
+/// The 1-minute load average, to tell a quiet machine from a busy one.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The Python of the test environment (it has DuckDB) and the peer script.
+fn peer_python() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("tests/.venv/bin/python");
+    if !python.exists() {
+        fail("--vs-duckdb needs tests/.venv (with duckdb); see tests/run-all.sh");
+    }
+    (python, root.join("benches/peers/duckdb_snapshot.py"))
+}
+
+fn local_paths(args: &Args) -> (PathBuf, PathBuf) {
+    let lake = args.dir.join("lake");
+    let destination = Destination::Local(
+        LocalDestination::new(&lake).unwrap_or_else(|e| fail(&format!("destination: {e}"))),
+    );
+    let table = destination
+        .raw_table_url(&model(), &folder(), InstanceKind::Nodes)
+        .ok()
+        .and_then(|url| url.to_file_path().ok())
+        .unwrap_or_else(|| fail("the raw table is not a local directory"));
+    let publish = lake.join(published(&destination, ""));
+    (table, publish)
+}
+
+/// DuckDB's full rebuild or incremental merge, on the same raw table and cores.
+fn duckdb_command(args: &Args, mode: &str, threads: usize, results: &[Value]) -> Command {
+    let (python, script) = peer_python();
+    let (table, publish) = local_paths(args);
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .arg(mode)
+        .arg("--table")
+        .arg(&table)
+        .args(["--threads", &threads.to_string(), "--temp-dir"])
+        .arg(args.dir.join("tmp"))
+        .arg("--out")
+        .arg(publish.join(format!("duckdb-{mode}.parquet")));
+    if mode == "incremental" {
+        let built = results
+            .iter()
+            .find(|r| r["phase"] == "build")
+            .and_then(|r| r["detail"]["version"].as_u64())
+            .unwrap_or_else(|| fail("the build phase did not report its version"));
+        command
+            .args(["--since-version", &built.to_string(), "--previous"])
+            .arg(publish.join("duckdb-full.parquet"));
+    }
+    command
+}
+
+/// Compares our published file with DuckDB's (untimed).
+fn check_command(args: &Args, phase: &str) -> Command {
+    let (python, script) = peer_python();
+    let (_, publish) = local_paths(args);
+    let mode = phase.trim_start_matches("check-");
+    let ours = publish.join("nodes.parquet");
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .arg("check")
+        .arg("--out")
+        .arg(ours)
+        .arg("--previous")
+        .arg(publish.join(format!("duckdb-{mode}.parquet")));
+    command
 }
 
 async fn run_phase(phase: &str, args: &Args) -> Value {
@@ -486,6 +623,7 @@ async fn publish(destination: &Destination, args: &Args, phase: &str) -> Value {
     let settings = PublishSettings {
         memory_budget_bytes: BUDGET_MIB * 1024 * 1024,
         temp_dir: args.dir.join("tmp"),
+        threads: args.threads,
         // One file, whatever the size: the bench measures the single-file rebuild.
         part_rows: u64::MAX,
     };

@@ -361,8 +361,15 @@ async fn sync_phase(url: &str, destination: &str, page_size: u32, scan_interval:
         panic!("unknown destination {destination}");
     };
     let scan = scan_interval.unwrap_or("0");
+    // One state table per lake: the local and the S3 lake are two deployments, and a lake
+    // refuses state rows another lake wrote.
+    let state_table = if destination.starts_with("local:") {
+        "bench_state_local"
+    } else {
+        "bench_state_s3"
+    };
     let yaml = format!(
-        "logger:\n  console:\n    level: WARNING\ncognite:\n  host: {url}\n  project: emulated-project\n  idp-authentication:\n    token-url: {url}/oauth2/token\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  subscription-batch-size: {page_size}\n  membership-scan-interval: {scan}\ndata_modeling:\n  - space: {SPACE}\n    data_models:\n      - external_id: BenchModel\ndestination:\n{destination_yaml}"
+        "logger:\n  console:\n    level: WARNING\ncognite:\n  host: {url}\n  project: emulated-project\n  idp-authentication:\n    token-url: {url}/oauth2/token\n    client-id: emulator-client\n    secret: emulator-secret\nextractor:\n  subscription-batch-size: {page_size}\n  membership-scan-interval: {scan}\n  state-store:\n    raw:\n      table: {state_table}\ndata_modeling:\n  - space: {SPACE}\n    data_models:\n      - external_id: BenchModel\ndestination:\n{destination_yaml}"
     );
     let config = load_config_text(&yaml, "bench", &MapEnv::new())
         .await

@@ -6,20 +6,18 @@ use std::future::Future;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 
 use super::arrival::StreamStates;
+use super::decode::decode_in_order;
 use super::error::SnapshotResult;
 use super::keys::KeyColumns;
 use super::kway::{Tombstones, merge};
-use super::reader::{self, BatchStream};
+use super::reader::BatchStream;
 use super::sorter::{Runs, SortSettings, Sorter};
 use super::stamp::{FileStamp, STAMP_KEY};
 use super::writer::{ParquetSink, WrittenFile};
 use crate::lake::LakeTable;
-
-/// Raw files whose footers are fetched ahead of the file being read, to hide S3 latency.
-const FILES_OPENED_AHEAD: usize = 2;
 
 /// Where raw rows in the publish form go, in arrival order: a [`Sorter`], or the sorters of
 /// a file's parts ([`super::partitioned`]).
@@ -75,7 +73,8 @@ pub(crate) struct FileTarget<'a> {
 
 impl FileTarget<'_> {
     /// Reads `files` of `table` in order, converts them to the publish form and sorts them
-    /// into runs (spilling past the sort budget).
+    /// into runs (spilling past the sort budget). Row groups are decoded on every core the
+    /// sort may use, and reach the sorter in arrival order.
     pub(crate) async fn sort_files(
         &self,
         table: &LakeTable,
@@ -98,25 +97,51 @@ impl FileTarget<'_> {
         stats: &mut ReadStats,
         sink: &mut S,
     ) -> SnapshotResult<()> {
+        self.read_while(table, files, stats, sink, |_, _| true)
+            .await
+            .map(drop)
+    }
+
+    /// Reads `files` of `table` in order into `sink` like [`FileTarget::read_into`], but
+    /// asks `start` (with the file's index and the stats so far) before handing on the
+    /// first row of each file, and stops before the first file it refuses. Row groups ahead
+    /// are decoded meanwhile on every core the sort may use; those of a refused file are
+    /// dropped unread by the sink. Returns how many files were read.
+    pub(crate) async fn read_while<S, F>(
+        &self,
+        table: &LakeTable,
+        files: &[RawFile],
+        stats: &mut ReadStats,
+        sink: &mut S,
+        mut start: F,
+    ) -> SnapshotResult<usize>
+    where
+        S: RowSink + Send,
+        F: FnMut(usize, &ReadStats) -> bool + Send,
+    {
         let store = table.object_store();
-        let store = &store;
-        let mut opened = futures::stream::iter(files.iter())
-            .map(|file| async move {
-                reader::open(store, &file.path, file.size)
-                    .await
-                    .map(|object| (file, object))
-            })
-            .buffered(FILES_OPENED_AHEAD);
-        while let Some(next) = opened.next().await {
-            let (file, object) = next?;
-            stats.files_read += 1;
-            let mut batches = reader::publish_batches(object, &file.path, self.raw_schema.clone());
-            while let Some(batch) = batches.try_next().await? {
+        let decoded = decode_in_order(&store, files, self.raw_schema.clone(), self.sort.threads);
+        let mut decoded = std::pin::pin!(decoded);
+        // Files started so far; a file without rows is started with the next one that has.
+        let mut started = 0;
+        loop {
+            let group = decoded.try_next().await?;
+            let upto = group.as_ref().map_or(files.len(), |g| g.file + 1);
+            while started < upto {
+                if !start(started, stats) {
+                    return Ok(started);
+                }
+                started += 1;
+                stats.files_read += 1;
+            }
+            let Some(group) = group else {
+                return Ok(started);
+            };
+            for batch in group.batches {
                 stats.rows_read += batch.num_rows() as u64;
                 sink.push(batch).await?;
             }
         }
-        Ok(())
     }
 
     /// Merges `runs` (oldest first) into a new file at the target path, dropping deleted
@@ -128,7 +153,8 @@ impl FileTarget<'_> {
         streams: &StreamStates,
     ) -> SnapshotResult<WrittenFile> {
         let schema = self.publish_schema.clone();
-        let mut sink = ParquetSink::create(self.store, self.path, schema.clone())?;
+        let mut sink =
+            ParquetSink::with_threads(self.store, self.path, schema.clone(), self.sort.threads)?;
         let stamp = FileStamp {
             streams: streams.clone(),
             ..self.stamp.clone()

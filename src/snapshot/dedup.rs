@@ -10,10 +10,11 @@ use std::sync::Arc;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::interleave_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
-use futures::stream;
+use futures::{StreamExt, TryStreamExt, stream};
 
+use super::cores::map_in_parallel;
 use super::error::{SnapshotError, SnapshotResult};
-use super::keys::KeyColumns;
+use super::keys::{BatchKeys, KeyColumns};
 use super::reader::BatchStream;
 
 /// Batches collected in arrival order, with their memory use.
@@ -54,32 +55,50 @@ impl SortBuffer {
         self.rows == 0
     }
 
-    /// Sorts by key and keeps the last arrival of each key.
-    pub(crate) fn finish(self) -> SnapshotResult<SortedBuffer> {
+    /// Sorts by key and keeps the last arrival of each key, on up to `threads` threads.
+    pub(crate) fn finish(self, threads: usize) -> SnapshotResult<SortedBuffer> {
         let views = self
             .batches
             .iter()
             .map(|b| self.keys.view(b))
             .collect::<SnapshotResult<Vec<_>>>()?;
-        let mut order: Vec<(u32, u32)> = Vec::with_capacity(self.rows);
-        for (b, batch) in self.batches.iter().enumerate() {
+        // Each row with its sort key and arrival position. Comparing strings dominates a
+        // sort, so the key leads with integers that decide most comparisons: the rank of
+        // the space among the buffer's spaces, and the 8 bytes of externalId that follow
+        // the prefix every externalId of the buffer shares. Both orders agree with the
+        // strings' byte order (shorter strings pad with zero bytes, which sort first), and
+        // the full externalId decides when they tie.
+        let spaces = SpaceRanks::of(&views);
+        let shared = shared_prefix_len(&views);
+        let mut rows: Vec<SortKey<'_>> = Vec::with_capacity(self.rows);
+        for (b, view) in views.iter().enumerate() {
             // Buffers hold at most a memory budget of rows, far below u32::MAX batches/rows.
             let b = b as u32;
-            order.extend((0..batch.num_rows() as u32).map(|r| (b, r)));
+            let count = self.batches[b as usize].num_rows() as u32;
+            rows.extend((0..count).map(|r| {
+                let (space, external_id) = view.key(r as usize);
+                SortKey {
+                    space: spaces.rank(space),
+                    prefix: prefix_after(external_id, shared),
+                    external_id,
+                    batch: b,
+                    row: r,
+                }
+            }));
         }
-        // Stable: equal keys keep their arrival order.
-        order.sort_by(|&(ba, ra), &(bb, rb)| {
-            views[ba as usize].compare(ra as usize, &views[bb as usize], rb as usize)
-        });
-        let mut latest: Vec<(usize, usize)> = Vec::with_capacity(order.len());
-        for (i, &(b, r)) in order.iter().enumerate() {
-            let superseded = order.get(i + 1).is_some_and(|&(nb, nr)| {
-                views[b as usize].key(r as usize) == views[nb as usize].key(nr as usize)
-            });
+        // Arrival position breaks ties, so the order is total and the last row of a run
+        // of equal keys is the key's latest arrival.
+        sort_in_parallel(&mut rows, threads);
+        let mut latest: Vec<(usize, usize)> = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let superseded = rows
+                .get(i + 1)
+                .is_some_and(|next| next.space == row.space && next.external_id == row.external_id);
             if !superseded {
-                latest.push((b as usize, r as usize));
+                latest.push((row.batch as usize, row.row as usize));
             }
         }
+        drop(rows);
         drop(views);
         Ok(SortedBuffer {
             schema: self.schema,
@@ -87,6 +106,96 @@ impl SortBuffer {
             order: latest,
         })
     }
+}
+
+/// A row's place in key order, then arrival order (field order is comparison order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SortKey<'a> {
+    space: u32,
+    prefix: u64,
+    external_id: &'a str,
+    batch: u32,
+    row: u32,
+}
+
+/// The spaces of a buffer, ranked in byte order (a view's rows rarely span many spaces).
+struct SpaceRanks<'a> {
+    sorted: Vec<&'a str>,
+}
+
+impl<'a> SpaceRanks<'a> {
+    fn of(views: &'a [BatchKeys]) -> Self {
+        let mut sorted: Vec<&str> = Vec::new();
+        for view in views {
+            let mut previous: Option<&str> = None;
+            for row in 0..view.rows() {
+                let space = view.key(row).0;
+                if previous != Some(space) {
+                    sorted.push(space);
+                    previous = Some(space);
+                }
+            }
+        }
+        sorted.sort_unstable();
+        sorted.dedup();
+        Self { sorted }
+    }
+
+    fn rank(&self, space: &str) -> u32 {
+        // Every space of the buffer is in the list; ranks fit u32 like row numbers.
+        self.sorted.binary_search(&space).unwrap_or(0) as u32
+    }
+}
+
+/// Bytes every externalId of the buffer starts with: the common prefix of the smallest
+/// and the largest.
+fn shared_prefix_len(views: &[BatchKeys]) -> usize {
+    let mut ids = views
+        .iter()
+        .flat_map(|view| (0..view.rows()).map(move |row| view.key(row).1));
+    let Some(first) = ids.next() else {
+        return 0;
+    };
+    let (mut min, mut max) = (first, first);
+    for id in ids {
+        if id < min {
+            min = id;
+        } else if id > max {
+            max = id;
+        }
+    }
+    min.bytes()
+        .zip(max.bytes())
+        .take_while(|(a, b)| a == b)
+        .count()
+}
+
+/// The 8 bytes of `id` after its first `skip` bytes, big-endian, zero-padded.
+fn prefix_after(id: &str, skip: usize) -> u64 {
+    let tail = id.as_bytes().get(skip..).unwrap_or_default();
+    let mut bytes = [0u8; 8];
+    let take = tail.len().min(8);
+    bytes[..take].copy_from_slice(&tail[..take]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Rows below which one thread sorts faster than several start.
+const PARALLEL_SORT_MIN_ROWS: usize = 1 << 15;
+
+/// Sorts `rows`: `threads` contiguous parts at once, then one merge of the sorted parts
+/// (the standard stable sort finds and merges them in a single pass each).
+fn sort_in_parallel<T: Ord + Send>(rows: &mut [T], threads: usize) {
+    if threads <= 1 || rows.len() < PARALLEL_SORT_MIN_ROWS {
+        rows.sort_unstable();
+        return;
+    }
+    let part = rows.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for chunk in rows.chunks_mut(part) {
+            scope.spawn(move || chunk.sort_unstable());
+        }
+    });
+    rows.sort();
 }
 
 /// A buffer's rows in key order, one row per key, not yet materialized.
@@ -116,17 +225,32 @@ impl SortedBuffer {
             .map_err(|e| SnapshotError::arrow("gathering sorted rows", e))
     }
 
-    /// The sorted rows as a stream of batches of `chunk_rows`, built one at a time so the
-    /// buffer is never held twice.
-    pub(crate) fn into_stream(self, chunk_rows: usize) -> BatchStream<'static> {
+    /// The sorted rows as a stream of batches of `chunk_rows`. Batches are gathered
+    /// `threads` at a time on blocking threads, one such wave ahead of the consumer, so the
+    /// buffer is never held twice and the merge does not wait for the gathering.
+    pub(crate) fn into_stream(self, chunk_rows: usize, threads: usize) -> BatchStream<'static> {
         let this = Arc::new(self);
-        let total = this.rows();
         let chunk_rows = chunk_rows.max(1);
-        Box::pin(stream::iter(
-            (0..total)
-                .step_by(chunk_rows)
-                .map(move |start| this.chunk(start, chunk_rows)),
-        ))
+        let threads = threads.max(1);
+        let starts: Vec<usize> = (0..this.rows()).step_by(chunk_rows).collect();
+        let waves: Vec<Vec<usize>> = starts.chunks(threads).map(<[usize]>::to_vec).collect();
+        stream::iter(waves)
+            .map(move |wave| {
+                let this = this.clone();
+                tokio::task::spawn_blocking(move || {
+                    map_in_parallel(wave, threads, |start| this.chunk(start, chunk_rows))
+                })
+            })
+            .buffered(2)
+            .map(|gathered| {
+                let batches = gathered.map_err(|source| SnapshotError::Worker {
+                    context: "gathering sorted rows",
+                    source,
+                })?;
+                Ok::<_, SnapshotError>(stream::iter(batches))
+            })
+            .try_flatten()
+            .boxed()
     }
 }
 
@@ -171,8 +295,8 @@ pub(crate) mod tests {
         let mut buffer = SortBuffer::new(schema(), keys);
         buffer.push(batch(&[("b", None, 1), ("a", None, 2), ("b", Some(5), 3)]));
         buffer.push(batch(&[("c", Some(1), 4), ("b", None, 5), ("a", None, 6)]));
-        let sorted = buffer.finish().unwrap();
-        let batches: Vec<RecordBatch> = sorted.into_stream(2).try_collect().await.unwrap();
+        let sorted = buffer.finish(1).unwrap();
+        let batches: Vec<RecordBatch> = sorted.into_stream(2, 2).try_collect().await.unwrap();
         assert_eq!(batches.len(), 2);
         let all = deltalake::arrow::compute::concat_batches(&schema(), &batches).unwrap();
         let ids: Vec<&str> = all.column(1).as_string::<i32>().iter().flatten().collect();
@@ -181,5 +305,84 @@ pub(crate) mod tests {
         assert_eq!(values.values().to_vec(), [6, 5, 4]);
         // The tombstone of c is kept: a later buffer or the merge resolves it.
         assert!(all.column(2).is_valid(2));
+    }
+
+    /// The integer parts of the sort key never disagree with the strings: spaces in any
+    /// order, externalIds sharing long prefixes, shorter than the shared part plus 8 bytes,
+    /// ending in zero bytes or multi-byte characters; many threads or one.
+    #[test]
+    fn sorts_like_the_strings_do() {
+        let spaces = ["sp-b", "sp-a", "sp-a\0", ""];
+        let ids = [
+            "item-000000001",
+            "item-00000000",
+            "item-000000001\0",
+            "item-0000000010",
+            "item-0000000019",
+            "item-000000002",
+            "item-00000000é",
+            "item-00000000",
+            "item-0000000",
+            "item-000000009999999999",
+        ];
+        let mut rows = Vec::new();
+        for round in 0..40_000i64 {
+            let i = (round as usize).wrapping_mul(2_654_435_761);
+            rows.push((spaces[i % spaces.len()], ids[(i / 7) % ids.len()], round));
+        }
+        let batches: Vec<RecordBatch> = rows
+            .chunks(999)
+            .map(|chunk| {
+                RecordBatch::try_new(
+                    schema(),
+                    vec![
+                        Arc::new(StringArray::from(
+                            chunk.iter().map(|r| r.0).collect::<Vec<_>>(),
+                        )),
+                        Arc::new(StringArray::from(
+                            chunk.iter().map(|r| r.1).collect::<Vec<_>>(),
+                        )),
+                        Arc::new(Int64Array::from(vec![None::<i64>; chunk.len()])),
+                        Arc::new(Int64Array::from(
+                            chunk.iter().map(|r| r.2).collect::<Vec<_>>(),
+                        )),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut latest = std::collections::BTreeMap::new();
+        for (space, id, round) in &rows {
+            latest.insert((space.as_bytes(), id.as_bytes()), *round);
+        }
+        let expected: Vec<(String, String, i64)> = latest
+            .into_iter()
+            .map(|((s, i), r)| {
+                (
+                    String::from_utf8(s.to_vec()).unwrap(),
+                    String::from_utf8(i.to_vec()).unwrap(),
+                    r,
+                )
+            })
+            .collect();
+        let keys = KeyColumns::of(&schema(), "t").unwrap();
+        for threads in [1, 4] {
+            let mut buffer = SortBuffer::new(schema(), keys);
+            for batch in &batches {
+                buffer.push(batch.clone());
+            }
+            let sorted = buffer.finish(threads).unwrap();
+            let all = sorted.chunk(0, usize::MAX).unwrap();
+            let got: Vec<(String, String, i64)> = (0..all.num_rows())
+                .map(|i| {
+                    (
+                        all.column(0).as_string::<i32>().value(i).to_owned(),
+                        all.column(1).as_string::<i32>().value(i).to_owned(),
+                        all.column(3).as_primitive::<Int64Type>().value(i),
+                    )
+                })
+                .collect();
+            assert_eq!(got, expected, "{threads} threads");
+        }
     }
 }

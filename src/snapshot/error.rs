@@ -89,6 +89,15 @@ pub enum SnapshotError {
 
     #[error("raw table {table}: column {column:?} is missing or is not a string column")]
     MissingKeyColumn { table: String, column: &'static str },
+
+    /// A task that decoded, sorted or encoded rows on another thread panicked or was
+    /// cancelled.
+    #[error("{context}: the worker task failed: {source}")]
+    Worker {
+        context: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 impl SnapshotError {
@@ -157,7 +166,8 @@ impl SnapshotError {
             SnapshotError::Parquet { .. }
             | SnapshotError::Publish { .. }
             | SnapshotError::Arrow { .. }
-            | SnapshotError::MissingKeyColumn { .. } => Cause::Internal,
+            | SnapshotError::MissingKeyColumn { .. }
+            | SnapshotError::Worker { .. } => Cause::Internal,
         }
     }
 

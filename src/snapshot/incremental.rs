@@ -18,9 +18,10 @@ use deltalake::arrow::datatypes::Schema;
 
 use super::arrival::{CommitOrigin, LogIndex};
 use super::build::{Built, FileTarget, RawFile, ReadStats};
+use super::decode::published_in_order;
 use super::error::SnapshotResult;
 use super::manifest::FileEntry;
-use super::reader::{self, ParquetObject};
+use super::reader::{self, RowGroups};
 use crate::lake::{LakeError, LakeTable};
 use crate::schema::evolution::equivalent_types;
 
@@ -57,10 +58,11 @@ pub(crate) async fn merge_changes(
     };
     let sorted = file.sort_files(table, &changes.files, &mut stats).await?;
     let mut runs = Vec::with_capacity(sorted.streams.len() + 1);
-    runs.push(reader::batches_as(
+    runs.push(published_in_order(
         previous,
-        file.path,
+        file.path.to_owned(),
         file.publish_schema.clone(),
+        file.sort.threads,
     ));
     runs.extend(sorted.streams);
     let written = file.write_merged(runs, &changes.index.streams).await?;
@@ -164,14 +166,14 @@ pub(crate) async fn changes_after(
 pub(crate) async fn open_previous(
     file: &FileTarget<'_>,
     previous: &FileEntry,
-) -> SnapshotResult<Result<ParquetObject, String>> {
+) -> SnapshotResult<Result<RowGroups, String>> {
     let version = reader::ObjectVersion {
         size: previous.bytes,
         e_tag: previous.e_tag.clone(),
     };
     let opened = match version.e_tag {
-        Some(_) => reader::open_version(file.store, file.path, version).await,
-        None => reader::open(file.store, file.path, None).await,
+        Some(_) => reader::row_groups_of(file.store, file.path, version).await,
+        None => reader::row_groups(file.store, file.path, None).await,
     };
     let object = match opened {
         Ok(object) => object,
@@ -179,7 +181,7 @@ pub(crate) async fn open_previous(
         Err(error) if error.is_not_found() => return Ok(Err(format!("{} is missing", file.path))),
         Err(error) => return Ok(Err(format!("the previous file is unreadable: {error}"))),
     };
-    if !same_columns(&object.schema, &file.publish_schema) {
+    if !same_columns(object.schema(), &file.publish_schema) {
         return Ok(Err(format!(
             "the columns of {} differ from the publish schema",
             file.path

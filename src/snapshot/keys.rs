@@ -4,8 +4,6 @@
 //! every reader's plain string sort gives, so the published files are sorted the way a
 //! reader expects and the merge can stream them.
 
-use std::cmp::Ordering;
-
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Schema};
 
@@ -77,15 +75,16 @@ impl BatchKeys {
         (text(&self.space, row), text(&self.external_id, row))
     }
 
+    /// Rows of the batch.
+    pub(crate) fn rows(&self) -> usize {
+        self.external_id.len()
+    }
+
     /// Whether `row` records a deletion.
     pub(crate) fn is_tombstone(&self, row: usize) -> bool {
         self.deleted_time
             .as_ref()
             .is_some_and(|column| column.is_valid(row))
-    }
-
-    pub(crate) fn compare(&self, row: usize, other: &BatchKeys, other_row: usize) -> Ordering {
-        self.key(row).cmp(&other.key(other_row))
     }
 }
 

@@ -5,14 +5,17 @@
 //! The final merge drops keys whose latest row is a tombstone; intermediate merges (more
 //! runs than the fan-in) keep tombstones, which must still delete rows of older runs.
 //!
-//! Rows are copied in slices: the winning run keeps emitting while its keys stay below
-//! every other run's current key, so merging a large previous file with a few changes
-//! costs little more than copying it.
+//! The winning run keeps emitting while its keys stay below every other run's current key,
+//! so merging a large previous file with a few changes costs little more than copying it.
+//! Emitted rows are noted as (batch, row) positions and gathered column by column once an
+//! output batch is full: one copy per row, however finely the runs interleave. Output
+//! batches hold exactly [`SPILL_BATCH_ROWS`] rows (the last one fewer), so what the sink
+//! receives depends on the merged rows only, not on how they were split into runs.
 
 use std::future::Future;
 
 use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::compute::BatchCoalescer;
+use deltalake::arrow::compute::interleave_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
@@ -47,6 +50,9 @@ struct Cursor<'a> {
     stream: BatchStream<'a>,
     batch: Option<(RecordBatch, BatchKeys)>,
     row: usize,
+    /// Where the current batch sits among the output's source batches, once a row of it
+    /// was emitted.
+    slot: Option<usize>,
 }
 
 impl Cursor<'_> {
@@ -54,6 +60,7 @@ impl Cursor<'_> {
     async fn load(&mut self, keys: &KeyColumns) -> SnapshotResult<()> {
         self.row = 0;
         self.batch = None;
+        self.slot = None;
         while let Some(batch) = self.stream.next().await {
             let batch = batch?;
             if batch.num_rows() > 0 {
@@ -96,6 +103,7 @@ pub(crate) async fn merge<S: BatchSink + Send>(
             stream,
             batch: None,
             row: 0,
+            slot: None,
         })
         .collect();
     for cursor in &mut cursors {
@@ -144,55 +152,110 @@ pub(crate) async fn merge<S: BatchSink + Send>(
             .filter(|&(i, _)| i != w)
             .filter_map(|(_, c)| c.key())
             .min();
+        // Never past the end of the output batch.
+        let last = batch.num_rows().min(start + out.room());
         let mut end = start + 1;
-        while end < batch.num_rows()
+        while end < last
             && bound.is_none_or(|bound| view.key(end) < bound)
             && !(tombstones == Tombstones::Drop && view.is_tombstone(end))
         {
             end += 1;
         }
-        let slice = batch.slice(start, end - start);
-        out.push(slice, sink).await?;
+        let slot = match cursors[w].slot {
+            Some(slot) => slot,
+            None => {
+                let slot = out.add_source(batch.clone());
+                cursors[w].slot = Some(slot);
+                slot
+            }
+        };
+        out.rows_of(slot, start..end);
         cursors[w].advance(end - start, &keys).await?;
+        let forget_sources = if out.room() == 0 {
+            out.flush(sink).await?;
+            true
+        } else if out.holds_too_many_sources(cursors.len()) {
+            out.compact()?;
+            true
+        } else {
+            false
+        };
+        if forget_sources {
+            for cursor in &mut cursors {
+                cursor.slot = None;
+            }
+        }
     }
-    out.finish(sink).await
+    out.flush(sink).await?;
+    Ok(out.rows)
 }
 
-/// Gathers slices into batches of a useful size before they reach the sink.
+/// The rows of the next output batch, as positions in the batches they come from.
 struct Output {
-    coalescer: BatchCoalescer,
+    schema: SchemaRef,
+    sources: Vec<RecordBatch>,
+    positions: Vec<(usize, usize)>,
     rows: u64,
 }
 
 impl Output {
     fn new(schema: SchemaRef) -> Self {
         Self {
-            // Large slices pass through without another copy.
-            coalescer: BatchCoalescer::new(schema, SPILL_BATCH_ROWS)
-                .with_biggest_coalesce_batch_size(Some(SPILL_BATCH_ROWS / 2)),
+            schema,
+            sources: Vec::new(),
+            positions: Vec::with_capacity(SPILL_BATCH_ROWS),
             rows: 0,
         }
     }
 
-    async fn push<S: BatchSink>(&mut self, slice: RecordBatch, sink: &mut S) -> SnapshotResult<()> {
-        self.rows += slice.num_rows() as u64;
-        self.coalescer
-            .push_batch(slice)
-            .map_err(|e| SnapshotError::arrow("collecting merged rows", e))?;
-        while let Some(batch) = self.coalescer.next_completed_batch() {
-            sink.write(batch).await?;
-        }
+    fn add_source(&mut self, batch: RecordBatch) -> usize {
+        self.sources.push(batch);
+        self.sources.len() - 1
+    }
+
+    fn rows_of(&mut self, slot: usize, rows: std::ops::Range<usize>) {
+        self.positions.extend(rows.map(|row| (slot, row)));
+    }
+
+    /// Rows the output batch still takes.
+    fn room(&self) -> usize {
+        SPILL_BATCH_ROWS.saturating_sub(self.positions.len())
+    }
+
+    /// Whether the noted rows come from so many batches that holding them costs more than
+    /// copying the rows (runs that mostly skip rows, deleted or superseded, pile them up).
+    fn holds_too_many_sources(&self, runs: usize) -> bool {
+        self.sources.len() > 2 * runs + 4
+    }
+
+    fn gather(&self) -> SnapshotResult<RecordBatch> {
+        let sources: Vec<&RecordBatch> = self.sources.iter().collect();
+        let batch = interleave_record_batch(&sources, &self.positions)
+            .map_err(|e| SnapshotError::arrow("gathering merged rows", e))?;
+        RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+            .map_err(|e| SnapshotError::arrow("gathering merged rows", e))
+    }
+
+    /// Copies the noted rows into one batch, which becomes the only source; the cursors
+    /// register their current batch again when they next emit.
+    fn compact(&mut self) -> SnapshotResult<()> {
+        let batch = self.gather()?;
+        self.positions = (0..batch.num_rows()).map(|row| (0, row)).collect();
+        self.sources = vec![batch];
         Ok(())
     }
 
-    async fn finish<S: BatchSink>(mut self, sink: &mut S) -> SnapshotResult<u64> {
-        self.coalescer
-            .finish_buffered_batch()
-            .map_err(|e| SnapshotError::arrow("collecting merged rows", e))?;
-        while let Some(batch) = self.coalescer.next_completed_batch() {
+    /// Gathers the noted rows into one batch for the sink and forgets the sources.
+    async fn flush<S: BatchSink>(&mut self, sink: &mut S) -> SnapshotResult<()> {
+        if !self.positions.is_empty() {
+            let batch = self.gather()?;
+            self.rows += batch.num_rows() as u64;
+            self.positions.clear();
+            self.sources.clear();
             sink.write(batch).await?;
         }
-        Ok(self.rows)
+        self.sources.clear();
+        Ok(())
     }
 }
 
@@ -266,6 +329,52 @@ pub(crate) mod tests {
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
         assert_eq!(got, expected);
+    }
+
+    /// The sink receives full batches whatever the runs: the same rows split into other
+    /// runs arrive in the same batches.
+    #[tokio::test]
+    async fn output_batches_are_full_whatever_the_runs() {
+        let keys = KeyColumns::of(&schema(), "t").unwrap();
+        let ids: Vec<String> = (0..SPILL_BATCH_ROWS * 2 + 100)
+            .map(|i| format!("k{i:06}"))
+            .collect();
+        let rows = |range: std::ops::Range<usize>, step: usize| -> Vec<RecordBatch> {
+            let picked: Vec<(&str, Option<i64>, i64)> = ids[range]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % step == 0)
+                .map(|(i, id)| (id.as_str(), None, i as i64))
+                .collect();
+            picked.chunks(777).map(batch).collect()
+        };
+        let all = ids.len();
+        let one_run = vec![run(rows(0..all, 1))];
+        // Interleaved runs (odd and even rows), with a newer run repeating a stretch.
+        let mut evens = rows(0..all, 2);
+        evens.insert(0, batch(&[]));
+        let odds: Vec<RecordBatch> = {
+            let picked: Vec<(&str, Option<i64>, i64)> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(i, id)| (id.as_str(), None, i as i64))
+                .collect();
+            picked.chunks(5000).map(batch).collect()
+        };
+        let newer = rows(100..3000, 1);
+        let split = vec![run(evens), run(odds), run(newer)];
+        let mut sizes = Vec::new();
+        for runs in [one_run, split] {
+            let mut sink = Collect::default();
+            merge(runs, schema(), keys, Tombstones::Drop, &mut sink)
+                .await
+                .unwrap();
+            sizes.push(sink.0.iter().map(|b| b.num_rows()).collect::<Vec<_>>());
+            assert_eq!(sink.rows().len(), all);
+        }
+        assert_eq!(sizes[0], [SPILL_BATCH_ROWS, SPILL_BATCH_ROWS, 100]);
+        assert_eq!(sizes[0], sizes[1]);
     }
 
     #[tokio::test]

@@ -33,7 +33,10 @@ pub mod arrival;
 mod budget;
 mod build;
 pub mod catalog;
+mod cores;
+mod decode;
 mod dedup;
+mod encode;
 pub(crate) mod error;
 mod file;
 mod incremental;
@@ -79,14 +82,19 @@ use crate::progress::Progress;
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotOptions {}
 
-/// How files are built: the memory the sort may hold before spilling, and where it spills.
+/// How files are built: the memory the sort may hold before spilling, where it spills, and
+/// how many threads do the work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishSettings {
-    /// Bytes of sorted rows a rebuild holds in memory before it spills a run to `temp_dir`.
+    /// Bytes of sorted rows a rebuild holds in memory before it spills a run to `temp_dir`
+    /// (all threads together).
     pub memory_budget_bytes: u64,
     /// Local directory for spilled runs (`extractor.snapshot.temp-dir`, default the system
     /// temp directory): it must have room for the sorted rows of the table being rebuilt.
     pub temp_dir: PathBuf,
+    /// Threads that decode, sort and encode; `None` for every core the process may use.
+    /// The files written are the same whatever the count.
+    pub threads: Option<usize>,
     /// Rows above which a view's file is published as a folder of parts
     /// (`extractor.snapshot.part-rows`; see [`parts`]).
     pub part_rows: u64,
@@ -117,6 +125,7 @@ impl From<&SnapshotSettings> for PublishSettings {
         Self {
             memory_budget_bytes: settings.memory_budget_bytes,
             temp_dir: settings.temp_dir.clone(),
+            threads: None,
             part_rows: settings.part_rows,
         }
     }
@@ -249,6 +258,7 @@ async fn publish_observed(
             memory_budget_bytes: usize::try_from(settings.memory_budget_bytes)
                 .unwrap_or(usize::MAX),
             temp_dir: settings.temp_dir.clone(),
+            threads: settings.threads.unwrap_or_else(cores::available).max(1),
         },
         table_options: WriteOptions::default(),
         budget,

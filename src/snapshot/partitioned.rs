@@ -33,6 +33,7 @@ use deltalake::arrow::array::RecordBatch;
 use tokio::time::Instant;
 
 use super::build::{Built, FileTarget, ReadStats, RowSink};
+use super::decode::published_in_order;
 use super::error::{SnapshotError, SnapshotResult};
 use super::file::{Previous, PublishContext, Source, describe, find_previous, publish_file};
 use super::incremental::{Changed, changes_after, open_previous};
@@ -42,7 +43,6 @@ use super::manifest::{
 };
 use super::parts::{self, HASH_NAME, choose_count};
 use super::plan::{TableTarget, ViewTarget};
-use super::reader;
 use super::rebuild::rebuild_inputs;
 use super::sorter::{SortSettings, Sorter};
 use super::stamp::PartStamp;
@@ -438,10 +438,11 @@ impl<'c, 'a> Parts<'c, 'a> {
             let runs = sorter.finish().await?;
             self.stats.spilled_runs += runs.spilled_runs;
             let mut streams = Vec::with_capacity(runs.streams.len() + 1);
-            streams.push(reader::batches_as(
+            streams.push(published_in_order(
                 object,
-                &path,
+                path.clone(),
                 source.publish_schema.clone(),
+                file.sort.threads,
             ));
             streams.extend(runs.streams);
             let written = file.write_merged(streams, &changes.index.streams).await?;
@@ -602,6 +603,7 @@ impl PartSorters {
         let settings = SortSettings {
             memory_budget_bytes: share.max(1),
             temp_dir: file.sort.temp_dir.clone(),
+            threads: file.sort.threads,
         };
         let sorters = parts
             .iter()

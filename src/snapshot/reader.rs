@@ -13,7 +13,7 @@ use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::{
     GetOptions, OBJECT_STORE_COALESCE_DEFAULT, ObjectStoreExt as _, coalesce_ranges,
 };
-use deltalake::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use deltalake::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use deltalake::parquet::arrow::async_reader::{
     AsyncFileReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder,
 };
@@ -39,6 +39,7 @@ pub(crate) fn object_path(path: &str) -> Path {
 }
 
 /// Range reads of one object of known size, for the async Parquet reader.
+#[derive(Clone)]
 struct ObjectReader {
     store: ObjectStoreRef,
     path: Path,
@@ -119,10 +120,9 @@ impl AsyncFileReader for ObjectReader {
     }
 }
 
-/// An opened Parquet object.
+/// An opened Parquet object, or one row group of it.
 pub(crate) struct ParquetObject {
     stream: ParquetRecordBatchStream<ObjectReader>,
-    pub(crate) schema: SchemaRef,
 }
 
 /// One version of an object: its size and, when the store gives one, its ETag.
@@ -132,13 +132,59 @@ pub(crate) struct ObjectVersion {
     pub(crate) e_tag: Option<String>,
 }
 
-/// Opens `path` (relative to `store`) for streaming. `size` saves a HEAD request when the
-/// caller knows it.
+/// A Parquet object whose row groups are read independently of each other (so that several
+/// can be decoded at once); the footer is read once.
+#[derive(Clone)]
+pub(crate) struct RowGroups {
+    reader: ObjectReader,
+    metadata: ArrowReaderMetadata,
+}
+
+impl RowGroups {
+    /// The file's columns.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        self.metadata.schema()
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.metadata.metadata().num_row_groups()
+    }
+
+    /// Opens row group `index` for streaming: the batches are those a read of the whole
+    /// file gives for this row group (batches never span row groups).
+    pub(crate) fn open(self, index: usize, path: &str) -> SnapshotResult<ParquetObject> {
+        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader, self.metadata)
+            .with_row_groups(vec![index])
+            .with_batch_size(READ_BATCH_ROWS)
+            .build()
+            .map_err(|e| SnapshotError::parquet(path, "starting to read", e))?;
+        Ok(ParquetObject { stream })
+    }
+}
+
+/// Opens `path` (relative to `store`; of `size` bytes, when known) for streaming all its row
+/// groups one after the other: one batch in memory at a time, for readers that keep many
+/// files open at once (the runs of a resumable rebuild).
 pub(crate) async fn open(
     store: &ObjectStoreRef,
     path: &str,
     size: Option<u64>,
 ) -> SnapshotResult<ParquetObject> {
+    let groups = row_groups(store, path, size).await?;
+    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(groups.reader, groups.metadata)
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()
+        .map_err(|e| SnapshotError::parquet(path, "starting to read", e))?;
+    Ok(ParquetObject { stream })
+}
+
+/// Reads the footer of `path` (relative to `store`; of `size` bytes, when known: that saves
+/// a HEAD request) for reading its row groups.
+pub(crate) async fn row_groups(
+    store: &ObjectStoreRef,
+    path: &str,
+    size: Option<u64>,
+) -> SnapshotResult<RowGroups> {
     let size = match size {
         Some(size) => size,
         None => {
@@ -149,34 +195,30 @@ pub(crate) async fn open(
                 .size
         }
     };
-    open_version(store, path, ObjectVersion { size, e_tag: None }).await
+    row_groups_of(store, path, ObjectVersion { size, e_tag: None }).await
 }
 
-/// Opens one version of `path` for streaming: with an ETag, every read is conditional on
-/// it, and a replaced object fails the read with [`SnapshotError::Conflict`].
-pub(crate) async fn open_version(
+/// Reads the footer of one version of `path` for reading its row groups: with an ETag,
+/// every read is conditional on it, and a replaced object fails the read with
+/// [`SnapshotError::Conflict`].
+pub(crate) async fn row_groups_of(
     store: &ObjectStoreRef,
     path: &str,
     version: ObjectVersion,
-) -> SnapshotResult<ParquetObject> {
-    let reader = ObjectReader {
+) -> SnapshotResult<RowGroups> {
+    let mut reader = ObjectReader {
         store: store.clone(),
         path: object_path(path),
         size: version.size,
         e_tag: version.e_tag,
     };
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+    let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
         .await
         .map_err(|e| SnapshotError::parquet(path, "reading the footer", e))?;
-    let schema = builder.schema().clone();
-    let stream = builder
-        .with_batch_size(READ_BATCH_ROWS)
-        .build()
-        .map_err(|e| SnapshotError::parquet(path, "starting to read", e))?;
-    Ok(ParquetObject { stream, schema })
+    Ok(RowGroups { reader, metadata })
 }
 
-/// The footer of one version of `path` (conditional on its ETag, like [`open_version`]).
+/// The footer of one version of `path` (conditional on its ETag, like [`row_groups_of`]).
 pub(crate) async fn footer(
     store: &ObjectStoreRef,
     path: &str,

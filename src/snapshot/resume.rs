@@ -318,29 +318,33 @@ impl Workspace<'_> {
                 target.sort.clone(),
             );
             let first = progress.consumed;
-            let mut next = first;
+            let files: Vec<RawFile> = progress.files[first..]
+                .iter()
+                .map(|f| RawFile {
+                    path: f.path.clone(),
+                    size: f.size,
+                })
+                .collect();
             let mut segment_bytes = 0u64;
-            while next < progress.files.len() {
-                if bounded && segment_bytes >= self.checkpoint_bytes {
-                    break;
-                }
-                let size = progress.files[next].size.unwrap_or(0);
-                // The file, and writing out the segment with it if the time is up after it.
-                let needs = size + checkpoint_bytes(&progress, segment_bytes + size);
-                if stats.files_read > 0 && self.budget.admit(needs).is_err() {
-                    break;
-                }
-                read_into(
-                    &mut sorter,
-                    table,
-                    target,
-                    &progress.files[next],
-                    &mut stats,
-                )
+            let budget = self.budget;
+            let checkpoint_at = self.checkpoint_bytes;
+            let done = &progress;
+            let read = target
+                .read_while(table, &files, &mut stats, &mut sorter, |index, stats| {
+                    if bounded && segment_bytes >= checkpoint_at {
+                        return false;
+                    }
+                    let size = files[index].size.unwrap_or(0);
+                    // The file, and writing out the segment with it if the time is up after it.
+                    let needs = size + checkpoint_bytes(done, segment_bytes + size);
+                    if stats.files_read > 0 && budget.admit(needs).is_err() {
+                        return false;
+                    }
+                    segment_bytes += size;
+                    true
+                })
                 .await?;
-                segment_bytes += size;
-                next += 1;
-            }
+            let next = first + read;
             let runs = sorter.finish().await?;
             stats.spilled_runs += runs.spilled_runs;
 
@@ -530,24 +534,6 @@ fn checkpoint_bytes(progress: &Progress, segment: u64) -> u64 {
     } else {
         segment
     }
-}
-
-async fn read_into(
-    sorter: &mut Sorter,
-    table: &LakeTable,
-    target: &FileTarget<'_>,
-    file: &ProgressFile,
-    stats: &mut ReadStats,
-) -> SnapshotResult<()> {
-    let store = table.object_store();
-    let object = reader::open(&store, &file.path, file.size).await?;
-    stats.files_read += 1;
-    let mut batches = reader::publish_batches(object, &file.path, target.raw_schema.clone());
-    while let Some(batch) = batches.try_next().await? {
-        stats.rows_read += batch.num_rows() as u64;
-        sorter.push(batch).await?;
-    }
-    Ok(())
 }
 
 /// Whether an error means that an object the build recorded is gone (a raw file vacuumed, a

@@ -20,11 +20,14 @@ use super::spill::{SPILL_BATCH_ROWS, SpillDir, SpillFile};
 /// merged in groups into longer runs.
 pub(crate) const MAX_FAN_IN: usize = 16;
 
-/// Where and how much the sorter may buffer.
+/// Where and how much the sorter may buffer, and how many threads sort.
 #[derive(Debug, Clone)]
 pub(crate) struct SortSettings {
+    /// Rows buffered before a run is sorted and spilled, across all threads.
     pub(crate) memory_budget_bytes: usize,
     pub(crate) temp_dir: PathBuf,
+    /// Threads that decode, sort and encode (at least 1). The output does not depend on it.
+    pub(crate) threads: usize,
 }
 
 /// The sorted runs of a sort, oldest first, and the directory their files live in.
@@ -81,9 +84,10 @@ impl Sorter {
         if buffer.is_empty() {
             return Ok(());
         }
-        let sorted = sort(buffer).await?;
+        let threads = self.settings.threads;
+        let sorted = sort(buffer, threads).await?;
         let dir = self.dir()?;
-        let file = dir.write_sorted(sorted).await?;
+        let file = dir.write_sorted(sorted, threads).await?;
         tracing::debug!(rows = file.rows(), "spilled a sorted run");
         self.files.push(file);
         self.spilled_runs += 1;
@@ -104,7 +108,7 @@ impl Sorter {
     pub(crate) async fn finish(mut self) -> SnapshotResult<Runs> {
         // Leave room for the buffered run (and a run the caller puts in front).
         while self.files.len() + 2 > MAX_FAN_IN {
-            self.merge_level().await?;
+            self.merge_runs(self.files.len() + 2 - MAX_FAN_IN).await?;
         }
         let mut streams: Vec<BatchStream<'static>> = Vec::with_capacity(self.files.len() + 1);
         for file in std::mem::take(&mut self.files) {
@@ -115,7 +119,8 @@ impl Sorter {
             SortBuffer::new(self.schema.clone(), self.keys),
         );
         if !buffer.is_empty() {
-            streams.push(sort(buffer).await?.into_stream(SPILL_BATCH_ROWS));
+            let sorted = sort(buffer, self.settings.threads).await?;
+            streams.push(sorted.into_stream(SPILL_BATCH_ROWS, self.settings.threads));
         }
         Ok(Runs {
             streams,
@@ -124,52 +129,51 @@ impl Sorter {
         })
     }
 
-    /// Merges consecutive groups of runs into longer runs, keeping tombstones (they must
-    /// still meet older runs) and the arrival order of the groups.
-    async fn merge_level(&mut self) -> SnapshotResult<()> {
-        let files = std::mem::take(&mut self.files);
-        let mut merged = Vec::new();
-        let mut group = Vec::with_capacity(MAX_FAN_IN);
-        let mut files = files.into_iter().peekable();
-        while let Some(file) = files.next() {
-            group.push(file);
-            if group.len() == MAX_FAN_IN || files.peek().is_none() {
-                let runs = std::mem::take(&mut group);
-                if runs.len() == 1 {
-                    merged.extend(runs);
-                    continue;
-                }
-                let streams = runs
-                    .into_iter()
-                    .map(SpillFile::into_stream)
-                    .collect::<SnapshotResult<Vec<_>>>()?;
-                let schema = self.schema.clone();
-                let mut writer = self.dir()?.run_writer(&schema)?;
-                merge(
-                    streams,
-                    self.schema.clone(),
-                    self.keys,
-                    Tombstones::Keep,
-                    &mut writer,
-                )
-                .await?;
-                merged.push(writer.finish()?);
-                self.spilled_runs += 1;
-            }
+    /// Merges just enough consecutive runs into one to bring the count down by `excess`:
+    /// the consecutive window with the fewest rows, so that as few rows as possible are
+    /// written twice. Tombstones are kept (they must still meet older runs), and the merged
+    /// run takes the window's place, so the runs stay in arrival order.
+    async fn merge_runs(&mut self, excess: usize) -> SnapshotResult<()> {
+        let width = (excess + 1).min(MAX_FAN_IN).min(self.files.len());
+        if width < 2 {
+            return Ok(());
         }
-        self.files = merged;
+        let start = (0..=self.files.len() - width)
+            .min_by_key(|&s| {
+                self.files[s..s + width]
+                    .iter()
+                    .map(SpillFile::rows)
+                    .sum::<u64>()
+            })
+            .unwrap_or(0);
+        let streams = self
+            .files
+            .drain(start..start + width)
+            .map(SpillFile::into_stream)
+            .collect::<SnapshotResult<Vec<_>>>()?;
+        let schema = self.schema.clone();
+        let mut writer = self.dir()?.run_writer(&schema)?;
+        merge(
+            streams,
+            self.schema.clone(),
+            self.keys,
+            Tombstones::Keep,
+            &mut writer,
+        )
+        .await?;
+        self.files.insert(start, writer.finish()?);
+        self.spilled_runs += 1;
         Ok(())
     }
 }
 
-/// Sorts a buffer on a blocking thread (it is CPU work on up to a budget of rows).
-async fn sort(buffer: SortBuffer) -> SnapshotResult<super::dedup::SortedBuffer> {
-    tokio::task::spawn_blocking(move || buffer.finish())
+/// Sorts a buffer on blocking threads (it is CPU work on up to a budget of rows).
+async fn sort(buffer: SortBuffer, threads: usize) -> SnapshotResult<super::dedup::SortedBuffer> {
+    tokio::task::spawn_blocking(move || buffer.finish(threads))
         .await
-        .map_err(|e| SnapshotError::Spill {
-            path: "<memory>".into(),
+        .map_err(|source| SnapshotError::Worker {
             context: "sorting a buffer",
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?
 }
 
@@ -186,6 +190,7 @@ mod tests {
         let settings = SortSettings {
             memory_budget_bytes: 1,
             temp_dir: temp.path().to_path_buf(),
+            threads: 2,
         };
         let mut sorter = Sorter::new(schema(), keys, settings);
         // 40 batches: enough runs for two levels of intermediate merges.
@@ -198,8 +203,9 @@ mod tests {
                 .unwrap();
         }
         let runs = sorter.finish().await.unwrap();
-        // 40 runs, merged in groups of 16 twice (40 → 3 runs) before the final merge.
-        assert_eq!(runs.spilled_runs, 43);
+        // 40 runs: 16 of them merged into one (25 runs), then 12 more (14 runs, leaving
+        // room for the buffered run and one in front of them).
+        assert_eq!(runs.spilled_runs, 42);
         assert!(runs.streams.len() < MAX_FAN_IN, "{}", runs.streams.len());
         let mut sink = Collect::default();
         merge(runs.streams, schema(), keys, Tombstones::Drop, &mut sink)

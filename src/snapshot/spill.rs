@@ -16,6 +16,7 @@ use deltalake::arrow::ipc::reader::StreamReader;
 use deltalake::arrow::ipc::writer::StreamWriter;
 use futures::stream;
 
+use super::cores::map_in_parallel;
 use super::dedup::SortedBuffer;
 use super::error::{SnapshotError, SnapshotResult};
 use super::reader::BatchStream;
@@ -25,6 +26,9 @@ const DIR_PREFIX: &str = "cdf-s3-replicator-snapshot-";
 
 /// Rows per batch in spill files and in merges.
 pub(crate) const SPILL_BATCH_ROWS: usize = 8192;
+
+/// Batches each thread gathers per wave when a sorted buffer is written.
+const GATHERED_PER_THREAD: usize = 4;
 
 /// A directory for this invocation's spill files; removed on drop.
 #[derive(Debug)]
@@ -56,16 +60,27 @@ impl SpillDir {
         self.path.join(format!("run-{:06}.arrows", self.next))
     }
 
-    /// Writes a sorted buffer as a run file (on a blocking thread: sorting and writing a
-    /// memory budget of rows takes a while).
-    pub(crate) async fn write_sorted(&mut self, sorted: SortedBuffer) -> SnapshotResult<SpillFile> {
+    /// Writes a sorted buffer as a run file (on a blocking thread: gathering and writing a
+    /// memory budget of rows takes a while). Batches are gathered `threads` at a time and
+    /// written in order.
+    pub(crate) async fn write_sorted(
+        &mut self,
+        sorted: SortedBuffer,
+        threads: usize,
+    ) -> SnapshotResult<SpillFile> {
         let path = self.next_path();
         tokio::task::spawn_blocking(move || {
             let schema = sorted.schema().clone();
             let mut writer = RunWriter::create(path, &schema)?;
-            let total = sorted.rows();
-            for start in (0..total).step_by(SPILL_BATCH_ROWS) {
-                writer.write(&sorted.chunk(start, SPILL_BATCH_ROWS)?)?;
+            let starts: Vec<usize> = (0..sorted.rows()).step_by(SPILL_BATCH_ROWS).collect();
+            // A few batches per thread and wave balance the threads and bound the memory.
+            for wave in starts.chunks(threads.max(1) * GATHERED_PER_THREAD) {
+                let batches = map_in_parallel(wave.to_vec(), threads, |start| {
+                    sorted.chunk(start, SPILL_BATCH_ROWS)
+                });
+                for batch in batches {
+                    writer.write(&batch?)?;
+                }
             }
             writer.finish()
         })
@@ -258,7 +273,10 @@ mod tests {
             ("a", None, 2),
         ]));
         let mut dir = SpillDir::create(temp.path()).unwrap();
-        let file = dir.write_sorted(buffer.finish().unwrap()).await.unwrap();
+        let file = dir
+            .write_sorted(buffer.finish(1).unwrap(), 2)
+            .await
+            .unwrap();
         assert_eq!(file.rows(), 2);
         let path = file.path.clone();
         let batches: Vec<RecordBatch> = file.into_stream().unwrap().try_collect().await.unwrap();

@@ -20,18 +20,18 @@ use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::{PutPayloadMut, PutResult, WriteMultipart};
-use deltalake::parquet::arrow::AsyncArrowWriter;
-use deltalake::parquet::arrow::async_writer::AsyncFileWriter;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::file::metadata::KeyValue;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use futures::FutureExt as _;
-use futures::future::BoxFuture;
+use deltalake::parquet::schema::types::ColumnPath;
 
+use super::cores;
+use super::encode::RowGroupEncoder;
 use super::error::{SnapshotError, SnapshotResult};
 use super::kway::BatchSink;
 use super::reader::object_path;
+use crate::schema::system::EXTERNAL_ID;
 
 /// Rows per row group: large enough for good compression and few footer entries, small
 /// enough that BI tools can read row groups in parallel and skip by statistics.
@@ -45,20 +45,24 @@ const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 const UPLOAD_CONCURRENCY: usize = 2;
 
 /// The writer settings of published files: Snappy (which every BI tool's Parquet reader
-/// supports), statistics per page and chunk, sorted by key.
+/// supports), statistics per page and chunk, sorted by key. `externalId` is unique within a
+/// space, so a dictionary for it would only cost time before the writer gave it up.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_created_by(format!("cdf-s3-replicator {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_column_dictionary_enabled(ColumnPath::from(EXTERNAL_ID), false)
         .build()
 }
 
-/// A Parquet file being written to its final key.
+/// A Parquet file being written to its final key. Row groups are encoded on every core
+/// the process may use ([`RowGroupEncoder`]) while the caller produces the next rows.
 pub struct ParquetSink {
     path: String,
-    writer: AsyncArrowWriter<Upload>,
+    encoder: RowGroupEncoder,
+    upload: Upload,
     rows: u64,
 }
 
@@ -77,38 +81,65 @@ impl ParquetSink {
     /// `path` until [`ParquetSink::close`]: an aborted sink leaves the previous object in
     /// place.
     pub fn create(store: &ObjectStoreRef, path: &str, schema: SchemaRef) -> SnapshotResult<Self> {
-        let upload = Upload::new(store.clone(), path);
-        let writer = AsyncArrowWriter::try_new(upload, schema, Some(writer_properties()))
+        Self::with_threads(store, path, schema, cores::available())
+    }
+
+    /// [`ParquetSink::create`], encoding on at most `threads` threads. The bytes written do
+    /// not depend on `threads`.
+    pub fn with_threads(
+        store: &ObjectStoreRef,
+        path: &str,
+        schema: SchemaRef,
+        threads: usize,
+    ) -> SnapshotResult<Self> {
+        let encoder = RowGroupEncoder::new(schema, writer_properties(), threads)
             .map_err(|e| SnapshotError::parquet(path, "starting the file", e))?;
         Ok(Self {
             path: path.to_owned(),
-            writer,
+            encoder,
+            upload: Upload::new(store.clone(), path),
             rows: 0,
         })
     }
 
     /// Adds an entry to the footer's key-value metadata.
     pub fn annotate(&mut self, key: &str, value: String) {
-        self.writer
+        self.encoder
             .append_key_value_metadata(KeyValue::new(key.to_owned(), value));
     }
 
+    /// Hands the encoded bytes to the upload.
+    async fn upload_encoded(&mut self) -> SnapshotResult<()> {
+        let bytes = self.encoder.take_bytes();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.upload
+            .push(Bytes::from(bytes))
+            .await
+            .map_err(|e| SnapshotError::store("writing", &self.path, e))
+    }
+
     /// Completes the upload: from here on the key holds the new file.
-    pub async fn close(self) -> SnapshotResult<WrittenFile> {
-        let rows = self.rows;
-        let mut writer = self.writer;
-        if let Err(error) = writer.finish().await {
+    pub async fn close(mut self) -> SnapshotResult<WrittenFile> {
+        if let Err(error) = self.encoder.finish().await {
             return Err(upload_error(&self.path, "completing the upload", error));
         }
-        let bytes = writer.bytes_written() as u64;
-        let e_tag = writer.into_inner().result.and_then(|r| r.e_tag);
-        Ok(WrittenFile { rows, bytes, e_tag })
+        self.upload_encoded().await?;
+        self.upload
+            .finish()
+            .await
+            .map_err(|e| SnapshotError::store("writing", &self.path, e))?;
+        Ok(WrittenFile {
+            rows: self.rows,
+            bytes: self.encoder.bytes_written() as u64,
+            e_tag: self.upload.result.and_then(|r| r.e_tag),
+        })
     }
 
     /// Abandons the file: the previous object at the key stays as it was.
     pub async fn abort(self) {
-        let upload = self.writer.into_inner();
-        if let Err(error) = upload.abort().await {
+        if let Err(error) = self.upload.abort().await {
             tracing::warn!(path = %self.path, %error, "could not abort an unfinished upload");
         }
     }
@@ -131,10 +162,11 @@ impl BatchSink for ParquetSink {
     fn write(&mut self, batch: RecordBatch) -> impl Future<Output = SnapshotResult<()>> + Send {
         async move {
             self.rows += batch.num_rows() as u64;
-            self.writer
-                .write(&batch)
+            self.encoder
+                .write(batch)
                 .await
-                .map_err(|e| upload_error(&self.path, "writing rows", e))
+                .map_err(|e| upload_error(&self.path, "writing rows", e))?;
+            self.upload_encoded().await
         }
     }
 }
@@ -153,10 +185,6 @@ enum UploadState {
     Buffer(PutPayloadMut),
     Parts(WriteMultipart),
     Done,
-}
-
-fn external(error: ObjectStoreError) -> ParquetError {
-    ParquetError::External(Box::new(error))
 }
 
 impl Upload {
@@ -222,16 +250,6 @@ impl Upload {
             UploadState::Parts(parts) => parts.abort().await,
             UploadState::Buffer(_) | UploadState::Done => Ok(()),
         }
-    }
-}
-
-impl AsyncFileWriter for Upload {
-    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, deltalake::parquet::errors::Result<()>> {
-        async move { self.push(bs).await.map_err(external) }.boxed()
-    }
-
-    fn complete(&mut self) -> BoxFuture<'_, deltalake::parquet::errors::Result<()>> {
-        async move { self.finish().await.map_err(external) }.boxed()
     }
 }
 

@@ -26,6 +26,7 @@ mod maintenance;
 mod membership;
 mod migration;
 mod overlap;
+mod parallel_rebuild;
 mod parts;
 mod rebuild_resume;
 mod remote_config;

@@ -335,6 +335,7 @@ async fn publish_with_budget(context: &Context, budget_bytes: u64) -> Vec<snapsh
     let settings = PublishSettings {
         memory_budget_bytes: budget_bytes,
         temp_dir: context.config.extractor.snapshot.temp_dir.clone(),
+        threads: None,
         part_rows: u64::MAX,
     };
     snapshot::publish_views(&context.destination, &plan_views(plan.streams()), &settings)

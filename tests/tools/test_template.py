@@ -87,6 +87,12 @@ def test_metrics_lines_pass_lambdas_log_filter_at_every_log_level(level):
         assert env["CDF_S3_LOG_LEVEL"] == {"Ref": "LogLevel"}, name
 
 
+def test_the_snapshot_function_caps_malloc_arenas():
+    """The snapshot's worker threads would otherwise each keep an arena of freed buffers."""
+    variables = render()["Resources"]["SnapshotFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["MALLOC_ARENA_MAX"] == "2"
+
+
 def test_samconfig_builds_and_deploys_the_same_architecture():
     config = tomllib.loads((REPO / "samconfig.toml").read_text())["default"]
     overrides = config["global"]["parameters"]["parameter_overrides"]

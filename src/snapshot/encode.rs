@@ -1,0 +1,305 @@
+//! Encoding a published file on every core while the merge goes on.
+//!
+//! Each batch is encoded column by column on up to `threads` threads (on a blocking thread
+//! of the runtime) while the merge produces the next one: at most one batch is encoding at
+//! a time, and rows are never buffered beyond it, so memory holds two batches plus the
+//! encoded pages of the open row group. Row groups hold exactly `row_group_rows` rows (the
+//! last one fewer), batches being split at their boundary.
+//!
+//! The bytes written depend on the batches given (Parquet's page boundaries follow them),
+//! not on the thread count. The merge gives batches of a fixed size ([`super::kway`]), so a
+//! published file depends on its rows only. The file writer, footer and key-value metadata
+//! are Parquet's own ([`ArrowWriter::into_serialized_writer`]), so files read as before.
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::parquet::arrow::ArrowWriter;
+use deltalake::parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use deltalake::parquet::errors::{ParquetError, Result};
+use deltalake::parquet::file::metadata::KeyValue;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::writer::SerializedFileWriter;
+use tokio::task::JoinHandle;
+
+use super::cores::map_in_parallel;
+
+/// Writes a Parquet file into memory, encoding columns in parallel. The caller takes the
+/// finished bytes out with [`RowGroupEncoder::take_bytes`].
+pub(crate) struct RowGroupEncoder {
+    file: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// Leaf (Parquet) columns of each Arrow field, in order.
+    leaves: Arc<Vec<usize>>,
+    row_group_rows: usize,
+    threads: usize,
+    /// The column writers of the open row group, while no batch is encoding.
+    writers: Option<Vec<ArrowColumnWriter>>,
+    /// The batch being encoded; it hands the column writers back.
+    encoding: Option<JoinHandle<Result<Vec<ArrowColumnWriter>>>>,
+    /// Rows given to the open row group.
+    group_rows: usize,
+    row_groups_started: usize,
+}
+
+impl RowGroupEncoder {
+    pub(crate) fn new(
+        schema: SchemaRef,
+        properties: WriterProperties,
+        threads: usize,
+    ) -> Result<Self> {
+        let row_group_rows = properties
+            .max_row_group_row_count()
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let (file, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?
+            .into_serialized_writer()?;
+        let descriptor = file.schema_descr();
+        let mut leaves = vec![0usize; schema.fields().len()];
+        for leaf in 0..descriptor.num_columns() {
+            match leaves.get_mut(descriptor.get_column_root_idx(leaf)) {
+                Some(count) => *count += 1,
+                None => {
+                    return Err(ParquetError::General(
+                        "a Parquet column without its Arrow field".into(),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            file,
+            factory,
+            schema,
+            leaves: Arc::new(leaves),
+            row_group_rows,
+            threads: threads.max(1),
+            writers: None,
+            encoding: None,
+            group_rows: 0,
+            row_groups_started: 0,
+        })
+    }
+
+    pub(crate) fn append_key_value_metadata(&mut self, entry: KeyValue) {
+        self.file.append_key_value_metadata(entry);
+    }
+
+    /// Adds rows (in file order). Waits only for the previous batch to finish encoding.
+    pub(crate) async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let same_types = batch.num_columns() == self.schema.fields().len()
+            && batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(self.schema.fields())
+                .all(|(a, b)| a.data_type() == b.data_type());
+        if !same_types {
+            return Err(ParquetError::General(format!(
+                "a batch of schema {} does not fit the file's schema {}",
+                batch.schema(),
+                self.schema
+            )));
+        }
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (self.row_group_rows - self.group_rows).min(batch.num_rows() - offset);
+            self.encode(batch.slice(offset, take)).await?;
+            self.group_rows += take;
+            offset += take;
+            if self.group_rows == self.row_group_rows {
+                self.close_row_group().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes completed since the last call (whole row groups, then the footer).
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(self.file.inner_mut())
+    }
+
+    /// Bytes of the file so far, taken or not.
+    pub(crate) fn bytes_written(&self) -> usize {
+        self.file.bytes_written()
+    }
+
+    /// Completes the last row group and writes the footer.
+    pub(crate) async fn finish(&mut self) -> Result<()> {
+        self.close_row_group().await?;
+        self.file.finish()?;
+        Ok(())
+    }
+
+    /// Starts encoding `batch` into the open row group (opening one if needed).
+    async fn encode(&mut self, batch: RecordBatch) -> Result<()> {
+        let writers = match self.open_writers().await? {
+            Some(writers) => writers,
+            None => {
+                self.row_groups_started += 1;
+                self.factory
+                    .create_column_writers(self.row_groups_started - 1)?
+            }
+        };
+        let (schema, leaves, threads) = (self.schema.clone(), self.leaves.clone(), self.threads);
+        self.encoding = Some(tokio::task::spawn_blocking(move || {
+            encode_batch(&schema, &leaves, writers, &batch, threads)
+        }));
+        Ok(())
+    }
+
+    /// The column writers of the open row group, once no batch is encoding; `None` when
+    /// no row group is open.
+    async fn open_writers(&mut self) -> Result<Option<Vec<ArrowColumnWriter>>> {
+        if let Some(encoding) = self.encoding.take() {
+            let writers = encoding
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))??;
+            return Ok(Some(writers));
+        }
+        Ok(self.writers.take())
+    }
+
+    /// Closes the open row group (its last pages are compressed in parallel) and appends it
+    /// to the file.
+    async fn close_row_group(&mut self) -> Result<()> {
+        let Some(writers) = self.open_writers().await? else {
+            return Ok(());
+        };
+        self.group_rows = 0;
+        let threads = self.threads;
+        let chunks = tokio::task::spawn_blocking(move || {
+            map_in_parallel(writers, threads, ArrowColumnWriter::close)
+                .into_iter()
+                .collect::<Result<Vec<ArrowColumnChunk>>>()
+        })
+        .await
+        .map_err(|e| ParquetError::External(Box::new(e)))??;
+        let mut row_group = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        Ok(())
+    }
+}
+
+/// Encodes one batch: each field's column by its own writers, fields spread over
+/// `threads`. Hands the writers back in column order.
+fn encode_batch(
+    schema: &SchemaRef,
+    leaves: &[usize],
+    writers: Vec<ArrowColumnWriter>,
+    batch: &RecordBatch,
+    threads: usize,
+) -> Result<Vec<ArrowColumnWriter>> {
+    let mut writers = writers.into_iter();
+    let jobs: Vec<(usize, Vec<ArrowColumnWriter>)> = leaves
+        .iter()
+        .enumerate()
+        .map(|(field, &count)| (field, writers.by_ref().take(count).collect()))
+        .collect();
+    let encoded = map_in_parallel(jobs, threads, |(field, mut writers)| {
+        let leaves = compute_leaves(schema.field(field), batch.column(field))?;
+        for (writer, leaf) in writers.iter_mut().zip(&leaves) {
+            writer.write(leaf)?;
+        }
+        Ok::<_, ParquetError>(writers)
+    });
+    let mut writers = Vec::with_capacity(leaves.iter().sum());
+    for field in encoded {
+        writers.extend(field?);
+    }
+    Ok(writers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::dedup::tests::{batch, schema};
+
+    async fn encode(slices: &[usize], threads: usize) -> Vec<u8> {
+        let rows: Vec<(String, Option<i64>, i64)> = (0..1000)
+            .map(|i| (format!("k{i:05}"), (i % 7 == 0).then_some(1), i * 3))
+            .collect();
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(300))
+            .set_data_page_row_count_limit(64)
+            .set_write_batch_size(16)
+            .build();
+        let mut encoder = RowGroupEncoder::new(schema(), properties, threads).unwrap();
+        encoder.append_key_value_metadata(KeyValue::new("note".into(), "x".to_owned()));
+        let mut start = 0;
+        let mut out = Vec::new();
+        for &len in slices.iter().cycle() {
+            if start >= rows.len() {
+                break;
+            }
+            let end = (start + len).min(rows.len());
+            let part: Vec<(&str, Option<i64>, i64)> = rows[start..end]
+                .iter()
+                .map(|(k, d, v)| (k.as_str(), *d, *v))
+                .collect();
+            encoder.write(batch(&part)).await.unwrap();
+            out.extend(encoder.take_bytes());
+            start = end;
+        }
+        encoder.finish().await.unwrap();
+        out.extend(encoder.take_bytes());
+        assert_eq!(out.len(), encoder.bytes_written());
+        out
+    }
+
+    fn read(bytes: Vec<u8>) -> (Vec<i64>, RecordBatch) {
+        let reader =
+            deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes::Bytes::from(bytes),
+            )
+            .unwrap();
+        let groups = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        let kv = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        assert!(kv.iter().any(|e| e.key == "note"));
+        let batches: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let rows = deltalake::arrow::compute::concat_batches(&schema(), &batches).unwrap();
+        (groups, rows)
+    }
+
+    /// Same batches, same bytes, however many threads encode them. Batches are split at
+    /// row group boundaries, and every column keeps its own values.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bytes_do_not_depend_on_the_thread_count() {
+        let reference = encode(&[128], 1).await;
+        for threads in [2, 3, 8] {
+            assert!(
+                encode(&[128], threads).await == reference,
+                "{threads} threads"
+            );
+        }
+        let (groups, rows) = read(reference);
+        assert_eq!(groups, [300, 300, 300, 100]);
+        let expected: Vec<(String, Option<i64>, i64)> = (0..1000)
+            .map(|i| (format!("k{i:05}"), (i % 7 == 0).then_some(1), i * 3))
+            .collect();
+        let expected: Vec<(&str, Option<i64>, i64)> = expected
+            .iter()
+            .map(|(k, d, v)| (k.as_str(), *d, *v))
+            .collect();
+        assert_eq!(rows, batch(&expected));
+        // Other batches may give other pages, never other rows.
+        let (groups, other) = read(encode(&[7, 300, 1], 4).await);
+        assert_eq!(groups, [300, 300, 300, 100]);
+        assert_eq!(other, rows);
+    }
+}
