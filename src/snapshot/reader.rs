@@ -125,6 +125,13 @@ pub(crate) struct ParquetObject {
     stream: ParquetRecordBatchStream<ObjectReader>,
 }
 
+impl ParquetObject {
+    /// The Arrow schema of its rows.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        self.stream.schema()
+    }
+}
+
 /// One version of an object: its size and, when the store gives one, its ETag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ObjectVersion {

@@ -99,7 +99,7 @@ pub async fn pick_rows(
             .await
             .map_err(|e| e.to_failure())?;
         if picked.schema.is_none() {
-            picked.schema = Some(opened.schema.clone());
+            picked.schema = Some(opened.schema().clone());
         }
         let mut batches = reader::batches(opened, &object.path);
         while let Some(batch) = batches.try_next().await.map_err(|e| e.to_failure())? {
