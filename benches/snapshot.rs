@@ -1,7 +1,8 @@
 //! Publish-layer benchmark: full rebuild, incremental merge and a plain copy baseline.
 //!
 //! `cargo bench --bench snapshot -- --rows N [--change-permille P] [--threads T]
-//! [--vs-duckdb]` (default 10,000,000 rows, 10 per mille = 1% changed, every core):
+//! [--parts K] [--vs-duckdb]` (default 10,000,000 rows, 10 per mille = 1% changed, every
+//! core, one file):
 //! 1. `build`: a raw Delta table of N node rows with 20 properties (text, numbers, booleans,
 //!    timestamps, a date, a list), in keys of random order, appended in large commits;
 //! 2. `full`: the snapshot rebuilds `nodes.parquet` from it (sort with spilling);
@@ -14,8 +15,14 @@
 //! on the same cores; each pair of outputs is checked equal (same rows, same order), and the
 //! same-run ratios of time and peak memory are printed.
 //!
+//! With `--parts K` (a power of two), the view is published as a folder of K parts
+//! (`extractor.snapshot.part-rows` = rows / K) instead of one file; the copy baseline then
+//! copies every part, and the DuckDB check compares the folder's rows with DuckDB's file
+//! and checks that each part is sorted.
+//!
 //! Each phase runs in its own child process, which reports its peak resident memory
-//! (`VmHWM`), so phases do not inflate each other's figure. Our phases run with
+//! (`VmHWM`) and the peak size of its spill directory, so phases do not inflate each
+//! other's figure. Our phases run with
 //! `MALLOC_ARENA_MAX=2`, as the snapshot function is deployed (`template.yaml`); set
 //! `MALLOC_ARENA_MAX` to measure another value. Targets: incremental at most 3×
 //! the copy, incremental peak ≤ 512 MiB, full rebuild peak ≤ 1 GiB (default 256 MiB sort
@@ -60,6 +67,8 @@ struct Args {
     dir: PathBuf,
     /// Threads of the snapshot (and of DuckDB); `None` for every core.
     threads: Option<usize>,
+    /// Publish in this many parts instead of one file.
+    parts: Option<u64>,
     vs_duckdb: bool,
 }
 
@@ -70,6 +79,7 @@ fn parse_args() -> Args {
         phase: None,
         dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-snapshot"),
         threads: None,
+        parts: None,
         vs_duckdb: false,
     };
     let mut iter = std::env::args().skip(1);
@@ -97,6 +107,14 @@ fn parse_args() -> Args {
                         .unwrap_or_else(|| fail("--threads expects a positive count")),
                 );
             }
+            "--parts" => {
+                args.parts = Some(
+                    iter.next()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .filter(|&n| n.is_power_of_two() && n > 1)
+                        .unwrap_or_else(|| fail("--parts expects a power of two above 1")),
+                )
+            }
             "--vs-duckdb" => args.vs_duckdb = true,
             "--dir" => args.dir = iter.next().map(PathBuf::from).unwrap_or(args.dir),
             // `cargo bench` passes `--bench`; anything else is ignored the same way.
@@ -120,18 +138,64 @@ fn main() {
                 .enable_all()
                 .build()
                 .unwrap_or_else(|e| fail(&format!("tokio runtime: {e}")));
+            let spill = SpillWatch::start(args.dir.join("tmp"));
             let started = Instant::now();
             let detail = runtime.block_on(run_phase(&phase, &args));
+            let seconds = started.elapsed().as_secs_f64();
             let report = json!({
                 "phase": phase,
-                "seconds": started.elapsed().as_secs_f64(),
+                "seconds": seconds,
                 "peak_rss_mib": peak_rss_mib(),
+                "peak_spill_mib": spill.stop(),
                 "detail": detail,
             });
             println!("{report}");
         }
         None => orchestrate(&args),
     }
+}
+
+/// Samples the size of the spill directory every 50 ms, for the phase's peak spill.
+struct SpillWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl SpillWatch {
+    fn start(dir: PathBuf) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(dir_bytes(&dir));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            peak
+        });
+        Self { stop, thread }
+    }
+
+    /// The peak, MiB.
+    fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0) as f64 / (1024.0 * 1024.0)
+    }
+}
+
+/// Bytes of the files under `dir` (recursively); files removed while walking count 0.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| match entry.file_type() {
+                    Ok(t) if t.is_dir() => dir_bytes(&entry.path()),
+                    _ => entry.metadata().map_or(0, |m| m.len()),
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Peak resident set size of this process, MiB (`VmHWM` in `/proc/self/status`).
@@ -160,10 +224,12 @@ fn orchestrate(args: &Args) {
     });
     let arenas = std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into());
     println!(
-        "snapshot bench: {} rows, 20 properties, {:.1}% changed, sort budget {BUDGET_MIB} MiB, \
-         {threads} threads, MALLOC_ARENA_MAX={arenas}, load average {}",
+        "snapshot bench: {} rows, 20 properties, {:.1}% changed, {}, sort budget {BUDGET_MIB} \
+         MiB, {threads} threads, MALLOC_ARENA_MAX={arenas}, load average {}",
         args.rows,
         args.change_permille as f64 / 10.0,
+        args.parts
+            .map_or_else(|| "one file".to_owned(), |k| format!("{k} parts")),
         load_average()
     );
     let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("own binary: {e}")));
@@ -188,6 +254,9 @@ fn orchestrate(args: &Args) {
                     .args(["--change-permille", &args.change_permille.to_string()])
                     .args(["--threads", &threads.to_string(), "--dir"])
                     .arg(&args.dir);
+                if let Some(parts) = args.parts {
+                    command.args(["--parts", &parts.to_string()]);
+                }
                 command
             }
         };
@@ -212,9 +281,10 @@ fn orchestrate(args: &Args) {
             println!("  {phase:<18} {}", report["detail"]);
         } else {
             println!(
-                "  {phase:<18} {:>9.2} s   peak RSS {:>8.1} MiB   {}",
+                "  {phase:<18} {:>9.2} s   peak RSS {:>8.1} MiB   spill {:>8.1} MiB   {}",
                 report["seconds"].as_f64().unwrap_or(f64::NAN),
                 report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+                report["peak_spill_mib"].as_f64().unwrap_or(0.0),
                 report["detail"]
             );
         }
@@ -322,7 +392,10 @@ fn check_command(args: &Args, phase: &str) -> Command {
     let (python, script) = peer_python();
     let (_, publish) = local_paths(args);
     let mode = phase.trim_start_matches("check-");
-    let ours = publish.join("nodes.parquet");
+    let ours = match args.parts {
+        Some(_) => publish.join("nodes"),
+        None => publish.join("nodes.parquet"),
+    };
     let mut command = Command::new(python);
     command
         .arg(script)
@@ -343,7 +416,7 @@ async fn run_phase(phase: &str, args: &Args) -> Value {
         "build" => build(&destination, args.rows).await,
         "append" => append_changes(&destination, args.rows, args.change_permille).await,
         "full" | "incremental" => publish(&destination, args, phase).await,
-        "copy" => copy(&destination).await,
+        "copy" => copy(&destination, args).await,
         other => fail(&format!("unknown phase {other}")),
     }
 }
@@ -624,8 +697,10 @@ async fn publish(destination: &Destination, args: &Args, phase: &str) -> Value {
         memory_budget_bytes: BUDGET_MIB * 1024 * 1024,
         temp_dir: args.dir.join("tmp"),
         threads: args.threads,
-        // One file, whatever the size: the bench measures the single-file rebuild.
-        part_rows: u64::MAX,
+        // One file whatever the size, unless parts are asked for.
+        part_rows: args
+            .parts
+            .map_or(u64::MAX, |parts| args.rows.div_ceil(parts)),
     };
     let reports = cdf_s3_replicator::snapshot::publish_views(destination, &[target()], &settings)
         .await
@@ -642,8 +717,15 @@ async fn publish(destination: &Destination, args: &Args, phase: &str) -> Value {
     if nodes.action != expected {
         fail(&format!("{phase}: expected {expected:?}, got {nodes:?}"));
     }
+    if nodes.parts.map_or(1, |p| u64::from(p.count)) != args.parts.unwrap_or(1) {
+        fail(&format!(
+            "{phase}: expected {:?} parts, got {nodes:?}",
+            args.parts
+        ));
+    }
     json!({"action": nodes.action, "rows": nodes.rows, "bytes": nodes.bytes,
-           "rows_read": nodes.rows_read, "spilled_runs": nodes.spilled_runs})
+           "rows_read": nodes.rows_read, "spilled_runs": nodes.spilled_runs,
+           "parts": nodes.parts})
 }
 
 fn published(destination: &Destination, name: &str) -> String {
@@ -651,12 +733,39 @@ fn published(destination: &Destination, name: &str) -> String {
     format!("{}/{name}", paths.dir)
 }
 
-async fn copy(destination: &Destination) -> Value {
+/// Stream-copies the published file, or every part of it (one after the other, as one
+/// process would).
+async fn copy(destination: &Destination, args: &Args) -> Value {
     let Destination::Local(local) = destination else {
         fail("the bench writes to a local directory")
     };
-    let source = local.root().join(published(destination, "nodes.parquet"));
-    let file = tokio::fs::File::open(&source)
+    let sources: Vec<String> = match args.parts {
+        None => vec![published(destination, "nodes.parquet")],
+        Some(_) => {
+            let dir = local.root().join(published(destination, "nodes"));
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())))
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".parquet"))
+                .collect();
+            names.sort();
+            names
+                .iter()
+                .map(|name| published(destination, &format!("nodes/{name}")))
+                .collect()
+        }
+    };
+    let mut rows = 0;
+    for (i, source) in sources.iter().enumerate() {
+        let target = published(destination, &format!("copy-{i:05}.parquet"));
+        rows += copy_file(destination, &local.root().join(source), &target).await;
+    }
+    json!({"rows": rows, "files": sources.len()})
+}
+
+async fn copy_file(destination: &Destination, source: &Path, target: &str) -> u64 {
+    let file = tokio::fs::File::open(source)
         .await
         .unwrap_or_else(|e| fail(&format!("{}: {e}", source.display())));
     let builder = ParquetRecordBatchStreamBuilder::new(file)
@@ -670,11 +779,7 @@ async fn copy(destination: &Destination) -> Value {
     let store = destination
         .object_store()
         .unwrap_or_else(|e| fail(&e.to_string()));
-    let upload = BufWriter::with_capacity(
-        store,
-        deltalake::Path::from(published(destination, "copy.parquet")),
-        8 * 1024 * 1024,
-    );
+    let upload = BufWriter::with_capacity(store, deltalake::Path::from(target), 8 * 1024 * 1024);
     let mut writer = AsyncArrowWriter::try_new(upload, schema, Some(writer_properties()))
         .unwrap_or_else(|e| fail(&e.to_string()));
     let mut rows = 0u64;
@@ -693,5 +798,5 @@ async fn copy(destination: &Destination) -> Value {
         .close()
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
-    json!({"rows": rows})
+    rows
 }

@@ -54,6 +54,7 @@
 #![warn(missing_docs)]
 
 pub mod cdf;
+mod clock;
 pub mod config;
 pub mod context;
 pub mod failpoint;

@@ -7,7 +7,8 @@ per process so that each reports its own peak memory:
                of the file in the commit, row in the file), deletions removed, lists as
                JSON text, sorted by key, written as Snappy Parquet.
   incremental  the same for the commits after --since-version, merged into --previous.
-  check        whether two published files hold the same rows in the same order.
+  check        whether two published files hold the same rows in the same order (or a
+               folder of parts the same rows, each part sorted).
 
 Prints one JSON line: seconds (the query, without interpreter start-up), peak RSS (MiB).
 """
@@ -125,8 +126,14 @@ def incremental(args, con):
 
 
 def check(args, con):
-    """Same rows (every column) and same key order."""
+    """Same rows (every column) and same key order.
+
+    `--out` may be a folder of parts (`part-*.parquet`): then the folder's rows together
+    must equal the peer's file, and each part must be sorted by key on its own.
+    """
     ours, theirs = args.out, args.previous
+    if os.path.isdir(ours):
+        ours = os.path.join(ours, "*.parquet")
     counts = con.execute(
         f"SELECT (SELECT count(*) FROM '{ours}'), (SELECT count(*) FROM '{theirs}')"
     ).fetchone()
@@ -136,17 +143,31 @@ def check(args, con):
               UNION ALL
               (SELECT * FROM '{theirs}' EXCEPT ALL SELECT * FROM '{ours}'))"""
     ).fetchone()[0]
-    misordered = con.execute(
-        f"""SELECT count(*) FROM
-              (SELECT space, externalId, file_row_number
-                 FROM read_parquet('{ours}', file_row_number = true)) a
-              FULL JOIN
-              (SELECT space, externalId, file_row_number
-                 FROM read_parquet('{theirs}', file_row_number = true)) b
-              USING (file_row_number)
-            WHERE a.space IS DISTINCT FROM b.space
-               OR a.externalId IS DISTINCT FROM b.externalId"""
-    ).fetchone()[0]
+    if ours.endswith("*.parquet"):
+        # Within each part, every key follows the previous one.
+        misordered = con.execute(
+            f"""SELECT count(*) FROM (
+                  SELECT space, externalId,
+                         lag(space) OVER w AS prev_space,
+                         lag(externalId) OVER w AS prev_id
+                    FROM read_parquet('{ours}', filename = true, file_row_number = true)
+                  WINDOW w AS (PARTITION BY filename ORDER BY file_row_number))
+                WHERE prev_space IS NOT NULL
+                  AND (space < prev_space
+                       OR (space = prev_space AND externalId <= prev_id))"""
+        ).fetchone()[0]
+    else:
+        misordered = con.execute(
+            f"""SELECT count(*) FROM
+                  (SELECT space, externalId, file_row_number
+                     FROM read_parquet('{ours}', file_row_number = true)) a
+                  FULL JOIN
+                  (SELECT space, externalId, file_row_number
+                     FROM read_parquet('{theirs}', file_row_number = true)) b
+                  USING (file_row_number)
+                WHERE a.space IS DISTINCT FROM b.space
+                   OR a.externalId IS DISTINCT FROM b.externalId"""
+        ).fetchone()[0]
     return {
         "rows": counts[0],
         "peer_rows": counts[1],

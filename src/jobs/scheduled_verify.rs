@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::context::Context;
 use crate::job::{JobInputs, JobOutcome};
@@ -113,8 +114,4 @@ pub(crate) async fn run(
         tracing::warn!(%error, "cannot write the verification record; the next run verifies these files again");
     }
     Some(ScheduledVerifyReport::new(run, &record))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

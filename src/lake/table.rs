@@ -130,6 +130,25 @@ impl LakeTable {
         Self::open_with_storage_options(url, destination.storage_options(), options).await
     }
 
+    /// Opens the table at `url` of `destination` for reading: `None` when it does not exist.
+    /// Unlike [`Self::open`], it never creates anything, so that read-only commands (status,
+    /// verify) leave a lake exactly as they found it.
+    pub async fn open_existing(destination: &Destination, url: Url) -> LakeResult<Option<Self>> {
+        if let Destination::Local(_) = destination {
+            let log = url.to_file_path().map(|p| p.join("_delta_log"));
+            if !log.is_ok_and(|log| log.is_dir()) {
+                return Ok(None);
+            }
+        }
+        let table = Self::open_with_storage_options(
+            url,
+            destination.storage_options(),
+            WriteOptions::default(),
+        )
+        .await?;
+        Ok(table.exists().then_some(table))
+    }
+
     /// Opens a table with explicit delta-rs storage options.
     pub async fn open_with_storage_options(
         url: Url,

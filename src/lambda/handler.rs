@@ -26,6 +26,7 @@ use super::event::{FanOutStep, Payload, PayloadError, Request, Trigger, parse_pa
 use super::logging::{LogControl, panic_message};
 use super::metrics::{MetricSet, MetricsSink};
 use super::secrets::SecretSource;
+use crate::clock::now_ms;
 
 /// What the runtime tells about one invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,13 +452,6 @@ fn enough_time(left: Duration, margin: Duration) -> Result<(), FunctionError> {
         });
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use self::report::{
     Progress, PublishedFileStatus, StatusReport, StreamStatus, VerificationPasses, ViewStatus,
 };
 use crate::cdf::CdfClient;
+use crate::clock::now_ms;
 use crate::context::Context;
 use crate::failure::Failure;
 use crate::job::ViewSelection;
@@ -284,23 +285,11 @@ async fn open_tables(
         .await
 }
 
-/// Opens a table for reading. Unlike [`LakeTable::open`], never creates the directory of a
-/// local table that does not exist.
+/// Opens a table for reading, never creating anything.
 async fn open_table(destination: &Destination, url: Url) -> TableSlot {
-    if let Destination::Local(_) = destination {
-        let log = url.to_file_path().map(|p| p.join("_delta_log"));
-        if !log.is_ok_and(|log| log.is_dir()) {
-            return Ok(None);
-        }
-    }
-    let table = LakeTable::open_with_storage_options(
-        url,
-        destination.storage_options(),
-        WriteOptions::default(),
-    )
-    .await
-    .map_err(|e| format!("opening the raw table: {e}"))?;
-    Ok(table.exists().then_some(table))
+    LakeTable::open_existing(destination, url)
+        .await
+        .map_err(|e| format!("opening the raw table: {e}"))
 }
 
 /// The publish layer's object store, or `None` for a local lake whose directory does not
@@ -696,10 +685,6 @@ async fn data_changed_between(table: &LakeTable, after: u64, upto: u64) -> Resul
 fn rfc3339(ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]

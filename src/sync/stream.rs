@@ -35,6 +35,7 @@ use super::state_store::{Owner, StateRow, StateStore, another_lakes_row};
 use super::summary::{StreamReport, StreamStatus};
 use crate::cdf::dto::Instance;
 use crate::cdf::{CdfClient, CdfError};
+use crate::clock::now_ms;
 use crate::failure::{Cause, Failure};
 use crate::flatten::FlattenError;
 use crate::flatten::Flattener;
@@ -740,13 +741,6 @@ fn checkpoint_from_metadata(metadata: &StreamMetadata, txn_version: i64) -> Stre
     let mut checkpoint = metadata.checkpoint.clone().unwrap_or_default();
     checkpoint.seq = txn_version;
     checkpoint
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use url::Url;
 use super::published::PublishedObject;
 use super::report::{DivergenceClass, Example, FileVerification};
 use crate::failure::Failure;
-use crate::lake::{Destination, InstanceKind, LakeTable, VersionChanges, WriteOptions};
+use crate::lake::{Destination, InstanceKind, LakeTable, VersionChanges};
 use crate::snapshot::ViewTarget;
 use crate::snapshot::stamp::Stamped;
 
@@ -28,20 +28,9 @@ pub(super) async fn open_table(
     let url: Url = destination
         .raw_table_url(&target.model, &target.folder, kind)
         .map_err(|e| Failure::lake("locating the raw table", &e))?;
-    if let Destination::Local(_) = destination {
-        let log = url.to_file_path().map(|p| p.join("_delta_log"));
-        if !log.is_ok_and(|log| log.is_dir()) {
-            return Ok(None);
-        }
-    }
-    let table = LakeTable::open_with_storage_options(
-        url,
-        destination.storage_options(),
-        WriteOptions::default(),
-    )
-    .await
-    .map_err(|e| Failure::lake("opening the raw table", &e))?;
-    Ok(table.exists().then_some(table))
+    LakeTable::open_existing(destination, url)
+        .await
+        .map_err(|e| Failure::lake("opening the raw table", &e))
 }
 
 /// Manifest entry against each object's footer.

@@ -56,6 +56,7 @@ pub use self::report::{
 use self::sample::{Reservoir, SampleRng};
 use self::watermark::RawCheckpoint;
 use crate::cdf::dto::{Filter, InstanceType, SyncTarget};
+use crate::clock::now_ms;
 use crate::context::Context;
 use crate::failure::{Cause, Failure};
 use crate::job::JobInputs;
@@ -599,10 +600,6 @@ fn version_of(row: &RecordBatch) -> Option<i64> {
 
 fn optional<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// FNV-1a, to give each file its own stream of random numbers under one seed, so a file's
