@@ -3,8 +3,9 @@
 //! A user diffs it with their file to see what the defaults filled in and how each value
 //! was read, so it is written as a configuration file is: kebab-case keys (snake_case where
 //! the file has it: `data_modeling`, `data_models`, `external_id`), durations in the
-//! configuration's syntax (`90s`, `15m`, `1d`), every default spelled out. Loading the text
-//! again gives the same configuration. A credential is never printed: it appears as the
+//! configuration's syntax (`90s`, `15m`, `1d`), every default spelled out (except
+//! `s3-ingest-batch-size`, shown only when set). Loading the text again gives the same
+//! configuration. A credential is never printed: it appears as the
 //! `${VAR}` reference that supplied it, else as [`REDACTED`].
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::settings::{
     ClientCredentials, CogniteSettings, Config, ConfigKind, Destination, ExtractorSettings,
     GlueCatalogSettings, LogFormat, LogLevel, LoggerSettings, S3Destination, SpaceSelection,
+    defaults,
 };
 
 /// Stands for a credential written in the file itself.
@@ -200,10 +202,14 @@ fn extractor(extractor: &ExtractorSettings) -> Value {
         "ingest-batch-size".into(),
         size(extractor.ingest_batch_size),
     );
-    out.insert(
-        "s3-ingest-batch-size".into(),
-        size(extractor.s3_ingest_batch_size),
-    );
+    // Shown only when set: the key is warned about as a Python replicator setting whose
+    // meaning changed, and the effective configuration must load without that warning.
+    if extractor.s3_ingest_batch_size != defaults::S3_INGEST_BATCH_SIZE {
+        out.insert(
+            "s3-ingest-batch-size".into(),
+            size(extractor.s3_ingest_batch_size),
+        );
+    }
     out.insert(
         "ingest-batch-bytes".into(),
         number(extractor.ingest_batch_bytes),
