@@ -105,9 +105,7 @@ impl RawConfig {
             findings.refused(rejected.issue);
         }
         let Some(file) = file else {
-            return Err(findings.into_result().err().unwrap_or_else(|| {
-                ConfigError::Invalid(vec![ConfigIssue::new("", "the document cannot be read")])
-            }));
+            return Err(findings.into_result().err().unwrap_or_else(unexplained));
         };
 
         let mut issues = Issues::default();
@@ -125,7 +123,7 @@ impl RawConfig {
                 };
                 findings.into_result()?;
                 let Some(mut config) = config else {
-                    return Err(ConfigError::Invalid(Vec::new()));
+                    return Err(unexplained());
                 };
                 config.secret_sources = SecretSources::from_references(&substitution.references);
                 no_secret_outside_credentials(&document, &config.cognite, Some(&config), env)?;
@@ -142,7 +140,7 @@ impl RawConfig {
                 };
                 findings.into_result()?;
                 let Some(bootstrap) = bootstrap else {
-                    return Err(ConfigError::Invalid(Vec::new()));
+                    return Err(unexplained());
                 };
                 no_secret_outside_credentials(&document, &bootstrap.cognite, None, env)?;
                 Ok(RawConfig::NeedsRemote {
@@ -154,6 +152,15 @@ impl RawConfig {
             }
         }
     }
+}
+
+/// Stands in for the findings of a stage that failed without a problem of its own left to
+/// report; every such failure has an earlier problem that explains it, so this is not seen.
+fn unexplained() -> ConfigError {
+    ConfigError::Invalid(vec![ConfigIssue::new(
+        "",
+        "the configuration could not be read into its sections",
+    )])
 }
 
 #[cfg(test)]

@@ -403,7 +403,7 @@ fn publish_options(no_maintenance: bool) -> PublishOptions {
     options
 }
 
-pub(crate) async fn load(path: &Path) -> anyhow::Result<cdf_s3_replicator::config::Config> {
+async fn load(path: &Path) -> anyhow::Result<cdf_s3_replicator::config::Config> {
     let env = ProcessEnv::for_config_file(path)?;
     // Every loading error's message already holds its causes (a read error also names the
     // file), so it is passed on as one message: as an error chain, each cause would be
