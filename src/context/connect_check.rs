@@ -5,8 +5,8 @@
 //! - the configured data models and views: each resolved in CDF, as a run plans them;
 //! - the lake: an object written, read back and deleted at the destination's root.
 //!
-//! Every check shares one time limit, so an unreachable host costs the limit, not a
-//! connection timeout per request and retry.
+//! Each check has the same time limit, so an unreachable host costs the limit, not a
+//! connection timeout per request and retry, and a slow CDF leaves the lake its own time.
 
 use std::time::Duration;
 
@@ -47,23 +47,23 @@ impl ConnectCheck {
     }
 }
 
-/// Runs every check within `limit` in all. A check that cannot run because an earlier one
+/// Runs every check, each within `limit`. A check that cannot run because an earlier one
 /// failed says so.
 pub async fn check_connection(context: &Context, limit: Duration) -> Vec<ConnectCheck> {
-    let deadline = Instant::now() + limit;
+    let deadline = || Instant::now() + limit;
     let mut checks = Vec::new();
-    let credentials = credentials(context, deadline, limit).await;
+    let credentials = credentials(context, deadline(), limit).await;
     let token = credentials.outcome.is_ok();
     checks.push(credentials);
     if token {
-        checks.extend(models(context, deadline, limit).await);
+        checks.extend(models(context, deadline(), limit).await);
     } else {
         checks.push(ConnectCheck::new(
             "data models and views",
             Err("not checked: no token".to_owned()),
         ));
     }
-    checks.push(lake(context, deadline, limit).await);
+    checks.push(lake(context, deadline(), limit).await);
     checks
 }
 

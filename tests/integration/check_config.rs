@@ -228,3 +228,36 @@ async fn snapshot_before_any_sync_says_to_run_sync_first_and_sync_logs_one_summa
     assert_eq!(summaries.len(), 1, "{stderr}");
     assert!(summaries[0].contains("streams:"), "{}", summaries[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_gives_up_on_a_silent_token_endpoint_and_still_checks_the_lake() {
+    let lab = Lab::start(PUMPS, None).await;
+    // Accepts connections (the backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let silent_url = format!(
+        "http://{}/oauth2/token",
+        silent.local_addr().expect("address")
+    );
+    let yaml = lab
+        .config_yaml("", None)
+        .replace(&lab.emulator.token_url(), &silent_url);
+    let config = write_config(&lab, &yaml);
+    let output = cli(vec![
+        "check-config".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--connect".into(),
+        "--connect-timeout".into(),
+        "2s".into(),
+    ])
+    .await;
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    let credentials = stderr
+        .lines()
+        .find(|l| l.starts_with("FAILED  CDF credentials"))
+        .unwrap_or_else(|| panic!("no credentials line:\n{stderr}"));
+    assert!(credentials.contains(&silent_url), "{credentials}");
+    assert!(stderr.contains("ok      lake "), "{stderr}");
+    drop(silent);
+}

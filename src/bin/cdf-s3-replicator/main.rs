@@ -149,7 +149,7 @@ enum Command {
         /// lake is readable and writable, one line each.
         #[arg(long)]
         connect: bool,
-        /// Time all `--connect` checks may take together (`30s`, `2m`, or seconds).
+        /// Time each `--connect` check may take (`30s`, `2m`, or seconds).
         #[arg(long, value_parser = time_budget::parse, default_value = "30s", requires = "connect")]
         connect_timeout: Duration,
     },
