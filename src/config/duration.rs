@@ -7,7 +7,8 @@ use std::time::Duration;
 /// Parses `"900"`, `"900s"`, `"15m"`, `"1h"`, `"2d"`, `"500ms"` and sums like `"1h 30m"`.
 ///
 /// The error text says what was expected; the caller adds the key path and the value.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+/// The command line's `--time-budget` reads the same syntax.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     const EXPECTED: &str = "expected whole seconds or a number with a unit \
                             (ms, s, m, h, d), e.g. \"900\", \"900s\", \"15m\", \"1h30m\"";
     let text = text.trim();

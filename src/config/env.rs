@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value;
 
-use super::error::{ConfigError, Issues, index, join};
+use super::error::{ConfigError, ConfigIssue, Issues, index, join};
 use super::remote::own_values::{OwnValues, python_variable_names};
 
 /// Where `${VAR}` values come from. Injectable so that tests never mutate the process
@@ -238,29 +238,60 @@ pub(crate) fn substitute(
     env: &dyn EnvSource,
     scope: Scope<'_>,
 ) -> Result<(), ConfigError> {
-    let mut issues = Issues::default();
-    walk(value, "", env, scope, &mut issues);
-    issues.into_result(())
+    let outcome = substitute_collecting(value, env, scope);
+    Issues::from(outcome.issues).into_result(())
 }
 
-fn walk(value: &mut Value, path: &str, env: &dyn EnvSource, scope: Scope<'_>, issues: &mut Issues) {
+/// What substitution found, for a caller that goes on to report every other problem too.
+#[derive(Debug, Default)]
+pub(crate) struct Substitution {
+    /// References that could not be expanded; each such value is replaced by null, so that
+    /// no later stage reports it a second time as a wrong or missing value.
+    pub(crate) issues: Vec<ConfigIssue>,
+    /// `(key path, variable)` of each value that is exactly `${VAR}` of a variable that is
+    /// set but empty: a required key there is reported as the empty variable it is.
+    pub(crate) empty: Vec<(String, String)>,
+    /// `(key path, variable)` of each value that is exactly `${VAR}`: where a credential
+    /// came from, so that it can be shown as its reference instead of its value.
+    pub(crate) references: Vec<(String, String)>,
+}
+
+/// Like [`substitute`], returning every problem instead of failing, with the values that
+/// could not be expanded replaced by null.
+pub(crate) fn substitute_collecting(
+    value: &mut Value,
+    env: &dyn EnvSource,
+    scope: Scope<'_>,
+) -> Substitution {
+    let mut outcome = Substitution::default();
+    walk(value, "", env, scope, &mut outcome);
+    outcome
+}
+
+fn walk(
+    value: &mut Value,
+    path: &str,
+    env: &dyn EnvSource,
+    scope: Scope<'_>,
+    outcome: &mut Substitution,
+) {
     match value {
         Value::String(text) => {
-            if let Some(replacement) = substitute_scalar(text, path, env, scope, issues) {
+            if let Some(replacement) = substitute_scalar(text, path, env, scope, outcome) {
                 *value = replacement;
             }
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                walk(item, &index(path, i), env, scope, issues);
+                walk(item, &index(path, i), env, scope, outcome);
             }
         }
         Value::Mapping(map) => {
             for (key, item) in map.iter_mut() {
-                walk(item, &join(path, &key_text(key)), env, scope, issues);
+                walk(item, &join(path, &key_text(key)), env, scope, outcome);
             }
         }
-        Value::Tagged(tagged) => walk(&mut tagged.value, path, env, scope, issues),
+        Value::Tagged(tagged) => walk(&mut tagged.value, path, env, scope, outcome),
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
@@ -331,13 +362,14 @@ pub(crate) fn key_text(key: &Value) -> String {
     }
 }
 
-/// The substituted value of one string scalar, or `None` when it has no `${`.
+/// The substituted value of one string scalar, or `None` when it has no `${`. A value
+/// with a reference that cannot be expanded becomes null (the problem is in `outcome`).
 fn substitute_scalar(
     text: &str,
     path: &str,
     env: &dyn EnvSource,
     scope: Scope<'_>,
-    issues: &mut Issues,
+    outcome: &mut Substitution,
 ) -> Option<Value> {
     if !text.contains("${") {
         return None;
@@ -345,32 +377,40 @@ fn substitute_scalar(
     let pieces = match split_placeholders(text) {
         Ok(pieces) => pieces,
         Err(message) => {
-            issues.push(path, message);
-            return None;
+            outcome.issues.push(ConfigIssue::new(path, message));
+            return Some(Value::Null);
         }
     };
-    let whole = matches!(pieces.as_slice(), [Piece::Var(_)]);
+    let whole = match pieces.as_slice() {
+        [Piece::Var(name)] => Some(*name),
+        _ => None,
+    };
     let mut out = String::with_capacity(text.len());
     let mut missing = false;
     for piece in &pieces {
         match piece {
             Piece::Literal(literal) => out.push_str(literal),
-            Piece::Var(name) => match resolve(name, path, whole, env, scope) {
+            Piece::Var(name) => match resolve(name, path, whole.is_some(), env, scope) {
                 Ok(value) => out.push_str(&value),
                 Err(why) => {
-                    issues.push(path, why);
+                    outcome.issues.push(ConfigIssue::new(path, why));
                     missing = true;
                 }
             },
         }
     }
     if missing {
-        return None;
+        return Some(Value::Null);
     }
-    if whole {
-        Some(reparse_scalar(out))
-    } else {
-        Some(Value::String(out))
+    match whole {
+        Some(name) => {
+            outcome.references.push((path.to_owned(), name.to_owned()));
+            if out.trim().is_empty() {
+                outcome.empty.push((path.to_owned(), name.to_owned()));
+            }
+            Some(reparse_scalar(out))
+        }
+        None => Some(Value::String(out)),
     }
 }
 

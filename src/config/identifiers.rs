@@ -82,6 +82,26 @@ pub(crate) fn check_bucket(bucket: &str, aws_rules: bool) -> Result<(), String> 
             rest.split('/').next().unwrap_or_default()
         ));
     }
+    if let Some(rest) = bucket.strip_prefix("arn:") {
+        let name = rest.rsplit(':').next().unwrap_or_default();
+        let (name, path) = name.split_once('/').unwrap_or((name, ""));
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" and `prefix: {path}`")
+        };
+        return Err(format!(
+            "expected a bucket name, not an ARN; write `bucket: {name}`{prefix} (a path inside \
+             the bucket goes into `prefix`)"
+        ));
+    }
+    if let Some((name, path)) = bucket.split_once('/') {
+        return Err(format!(
+            "expected a bare bucket name without a path; write `bucket: {name}` and \
+             `prefix: {}`",
+            path.trim_matches('/')
+        ));
+    }
     let b = bucket.as_bytes();
     if !(3..=63).contains(&b.len()) {
         return Err("expected a bucket name of 3-63 characters".to_string());

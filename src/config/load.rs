@@ -6,11 +6,13 @@ use std::path::Path;
 
 use serde_yaml_ng::Value;
 
-use super::env::{EnvSource, Scope, substitute};
-use super::error::{ConfigError, Issues};
+use super::deserialize::{deserialize_all, take_out_all};
+use super::env::{EnvSource, Scope, substitute, substitute_collecting};
+use super::error::{ConfigError, ConfigIssue, Issues};
+use super::findings::Findings;
 use super::guard::{MAX_DOCUMENT_BYTES, secret_values_outside_credentials, too_large};
-use super::parse::{parse_yaml, require_mapping, to_config_file};
-use super::settings::{CogniteSettings, Config, ConfigKind, LoggerSettings};
+use super::parse::{collapse_spellings, parse_yaml, require_mapping, require_text_keys};
+use super::settings::{CogniteSettings, Config, ConfigKind, LoggerSettings, SecretSources};
 use super::validate::{self, config_kind, validate_bootstrap};
 
 /// A loaded configuration file: complete, or a `type: remote` stub that needs the
@@ -61,24 +63,85 @@ impl RawConfig {
     }
 
     /// Like [`RawConfig::load`] for YAML text; `origin` names it in syntax errors.
+    ///
+    /// Every problem of the document is reported at once (see [`Findings`]): all unknown
+    /// keys, all variables that cannot be expanded, all values of the wrong type and all
+    /// semantic problems. Unknown keys are found before substitution, so a misspelled
+    /// section is reported as the misspelling it is and its values are never expanded.
     pub(crate) fn from_yaml(
         text: &str,
         origin: &str,
         env: &dyn EnvSource,
     ) -> Result<Self, ConfigError> {
-        let document = substituted_document(text, origin, env, Scope::Local)?;
-        let (file, notes) = to_config_file(document.clone())?;
+        let mut document = parse_yaml(text, origin)?;
+        require_mapping(&document, &format!("the configuration ({origin})"))?;
+        require_text_keys(&document)?;
+        let mut notes = Vec::new();
+        collapse_spellings(&mut document, "", &mut notes);
+        let mut findings = Findings::default();
+
+        // Unknown keys, in the document as written.
+        let (_, rejected) = deserialize_all(document.clone());
+        let mut unknown = Vec::new();
+        for rejected in rejected.into_iter().filter(|r| r.unknown.is_some()) {
+            if let Some(meant) = rejected.meant_path() {
+                findings.meant(&meant);
+            }
+            unknown.push(rejected.at.clone());
+            findings.refused(rejected.issue);
+        }
+        take_out_all(&mut document, &unknown);
+
+        let substitution = substitute_collecting(&mut document, env, Scope::Local);
+        for (path, variable) in &substitution.empty {
+            findings.empty_variable(path, variable);
+        }
+        for issue in substitution.issues.iter().cloned() {
+            findings.refused(issue);
+        }
+
+        let (file, rejected) = deserialize_all(document.clone());
+        for rejected in rejected {
+            findings.refused(rejected.issue);
+        }
+        let Some(file) = file else {
+            return Err(findings.into_result().err().unwrap_or_else(unexplained));
+        };
+
         let mut issues = Issues::default();
         let kind = config_kind(&file, &mut issues);
-        issues.into_result(())?;
+        findings.later(issues.into_vec());
         match kind {
             ConfigKind::Local => {
-                let config = validate::validate(file, kind, notes)?;
+                let config = match validate::validate(file, kind, notes) {
+                    Ok(config) => Some(config),
+                    Err(ConfigError::Invalid(semantic)) => {
+                        findings.later(semantic);
+                        None
+                    }
+                    Err(other) => return Err(other),
+                };
+                findings.into_result()?;
+                let Some(mut config) = config else {
+                    return Err(unexplained());
+                };
+                config.secret_sources = SecretSources::from_references(&substitution.references);
                 no_secret_outside_credentials(&document, &config.cognite, Some(&config), env)?;
                 Ok(RawConfig::Complete(Box::new(config)))
             }
             ConfigKind::Remote => {
-                let bootstrap = validate_bootstrap(&file)?;
+                let bootstrap = match validate_bootstrap(&file) {
+                    Ok(bootstrap) => Some(bootstrap),
+                    Err(ConfigError::Invalid(semantic)) => {
+                        findings.later(semantic);
+                        None
+                    }
+                    Err(other) => return Err(other),
+                };
+                findings.into_result()?;
+                let Some(bootstrap) = bootstrap else {
+                    return Err(unexplained());
+                };
                 no_secret_outside_credentials(&document, &bootstrap.cognite, None, env)?;
                 Ok(RawConfig::NeedsRemote {
                     local: document,
@@ -89,6 +152,15 @@ impl RawConfig {
             }
         }
     }
+}
+
+/// Stands in for the findings of a stage that failed without a problem of its own left to
+/// report; every such failure has an earlier problem that explains it, so this is not seen.
+fn unexplained() -> ConfigError {
+    ConfigError::Invalid(vec![ConfigIssue::new(
+        "",
+        "the configuration could not be read into its sections",
+    )])
 }
 
 #[cfg(test)]

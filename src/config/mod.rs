@@ -19,9 +19,12 @@
 //! # }
 //! ```
 
+mod deserialize;
 mod duration;
+mod effective;
 mod env;
 mod error;
+mod findings;
 mod guard;
 mod identifiers;
 mod load;
@@ -41,6 +44,9 @@ pub(crate) fn normalize_s3_prefix(raw: &str) -> Result<String, String> {
     validate::destination::normalize_prefix(raw)
 }
 
+pub use duration::parse_duration;
+pub use effective::REDACTED;
+pub(crate) use effective::duration_text;
 pub(crate) use env::Layered;
 pub use env::MapEnv;
 pub use env::{EnvSource, ProcessEnv};

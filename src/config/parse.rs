@@ -3,6 +3,7 @@
 
 use serde_yaml_ng::Value;
 
+use super::deserialize::deserialize_all;
 use super::env::key_text;
 use super::error::{ConfigError, ConfigIssue, Issues, index, join};
 use super::guard::check_bounds;
@@ -43,7 +44,8 @@ pub(crate) fn require_mapping(value: &Value, what: &str) -> Result<(), ConfigErr
     )]))
 }
 
-/// Deserializes the value tree; an error names the key path of the offending value.
+/// Deserializes the value tree; every unknown key and every value of the wrong type is
+/// reported, each naming its key path (see [`deserialize_all`]).
 /// Returns notes about keys given in both spellings (see [`collapse_spellings`]).
 pub(crate) fn to_config_file(
     mut value: Value,
@@ -53,12 +55,20 @@ pub(crate) fn to_config_file(
     non_text_keys(&value, "", &mut issues);
     issues.into_result(())?;
     collapse_spellings(&mut value, "", &mut notes);
-    let file = serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = render_path(err.path());
-        let message = err.inner().to_string();
-        ConfigError::Invalid(vec![describe(path, &message)])
-    })?;
-    Ok((file, notes))
+    let (file, rejected) = deserialize_all(value);
+    match file {
+        Some(file) if rejected.is_empty() => Ok((file, notes)),
+        _ => Err(ConfigError::Invalid(
+            rejected.into_iter().map(|r| r.issue).collect(),
+        )),
+    }
+}
+
+/// Checks that every mapping key of the document is text (see [`non_text_keys`]).
+pub(crate) fn require_text_keys(value: &Value) -> Result<(), ConfigError> {
+    let mut issues = Issues::default();
+    non_text_keys(value, "", &mut issues);
+    issues.into_result(())
 }
 
 /// Reports every mapping key that is not text (`1: x`, `true: x`, `[a]: x`): every key of
@@ -85,7 +95,8 @@ fn non_text_keys(value: &Value, path: &str, issues: &mut Issues) {
                     issues.push(
                         path,
                         format!(
-                            "the key{shown} is {kind}; every key of the configuration is a name                              such as `host` (quote it if it is meant as text)"
+                            "the key{shown} is {kind}; every key of the configuration is a name \
+                             such as `host` (quote it if it is meant as text)"
                         ),
                     );
                 }
@@ -145,7 +156,7 @@ pub(crate) fn same_key(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn render_path(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn render_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     for segment in path.iter() {
@@ -159,15 +170,39 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Rewrites serde's messages into the words of a configuration file.
-fn describe(path: String, message: &str) -> ConfigIssue {
+/// A key that the document has but the configuration does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UnknownKey {
+    /// The key as written.
+    pub(crate) field: String,
+    /// The known key it most likely means, when one is close enough.
+    pub(crate) suggestion: Option<String>,
+}
+
+/// Rewrites serde's messages into the words of a configuration file; for an unknown key,
+/// also says which key it is and which one it most likely means.
+pub(crate) fn describe(path: String, message: &str) -> (ConfigIssue, Option<UnknownKey>) {
     if let Some((field, expected)) = parse_unknown_field(message) {
         let path = if path == field || path.ends_with(&format!(".{field}")) {
             path
         } else {
             join(&path, &field)
         };
-        return ConfigIssue::new(path, unknown_key_message(&field, &expected));
+        let (mut message, suggestion) = unknown_key_message(&field, &expected);
+        if suggestion.is_none()
+            && !message.contains("(views are listed")
+            && let Some(section) = belongs_under(&field)
+            && parent_section(&path) != section
+        {
+            message.push_str(&format!(" (`{field}` belongs under `{section}`)"));
+        }
+        return (
+            ConfigIssue::new(path, message),
+            Some(UnknownKey {
+                field,
+                suggestion: suggestion.map(str::to_owned),
+            }),
+        );
     }
     let mut message = message
         .replace("unit value", "null (empty value)")
@@ -178,7 +213,55 @@ fn describe(path: String, message: &str) -> ConfigIssue {
         message.truncate(at);
         message.push_str("expected a mapping of keys");
     }
-    ConfigIssue::new(path, message)
+    // A list written on one line without brackets reads as one text.
+    if message.starts_with("wrong type: string") && message.ends_with("expected a list") {
+        message.push_str(" (write a list as `[A, B]` or as lines starting with `- `)");
+    }
+    (ConfigIssue::new(path, message), None)
+}
+
+/// Where a key of the configuration belongs, for one written at the wrong level
+/// (`extractor.data_modeling`, `cognite.bucket`).
+fn belongs_under(field: &str) -> Option<&'static str> {
+    let key = field.replace('_', "-");
+    Some(match key.as_str() {
+        "type" | "logger" | "cognite" | "extractor" | "data-modeling" | "destination" => {
+            "the top level of the file"
+        }
+        "host" | "project" | "idp-authentication" | "extraction-pipeline" | "max-retries" => {
+            "cognite"
+        }
+        "token-url" | "client-id" | "secret" | "scopes" | "audience" => {
+            "cognite.idp-authentication"
+        }
+        "state-store"
+        | "poll-time"
+        | "snapshot-interval"
+        | "subscription-batch-size"
+        | "ingest-batch-size"
+        | "s3-ingest-batch-size"
+        | "ingest-batch-bytes"
+        | "parallelism"
+        | "time-budget"
+        | "deadline-margin"
+        | "verify-interval"
+        | "verify-sample"
+        | "maintenance" => "extractor",
+        "space" | "data-models" => "data_modeling[] (each entry: space and data_models)",
+        "external-id" | "version" | "views" => "data_modeling[].data_models[]",
+        "bucket" | "prefix" | "region" | "access-key-id" | "secret-access-key" => "destination.s3",
+        "s3" | "local" | "catalog" => "destination",
+        _ => return None,
+    })
+}
+
+/// The section a key path is in, as [`belongs_under`] names it.
+fn parent_section(path: &str) -> String {
+    let parent = path.rsplit_once('.').map_or("", |(parent, _)| parent);
+    if parent.is_empty() {
+        return "the top level of the file".to_owned();
+    }
+    parent.replace('_', "-")
 }
 
 /// Reads serde's `unknown field `x`, expected one of `a`, `b`` message.
@@ -195,7 +278,7 @@ fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     Some((field, expected))
 }
 
-fn unknown_key_message(field: &str, expected: &[String]) -> String {
+fn unknown_key_message<'a>(field: &str, expected: &'a [String]) -> (String, Option<&'a str>) {
     // Each key is accepted in two spellings (`poll-time`, `poll_time`); show each once, in the
     // spelling the documentation uses.
     let in_data_model = expected.iter().any(|k| k == "views");
@@ -213,7 +296,8 @@ fn unknown_key_message(field: &str, expected: &[String]) -> String {
         }
     }
     let mut message = format!("unknown key `{field}`");
-    if let Some(best) = suggestion(field, &keys) {
+    let best = suggestion(field, &keys);
+    if let Some(best) = best {
         message.push_str(&format!("; did you mean `{best}`?"));
     }
     if field == "views" && keys.contains(&"data_models") {
@@ -225,7 +309,7 @@ fn unknown_key_message(field: &str, expected: &[String]) -> String {
     } else {
         message.push_str(&format!("{sep}expected one of: {}", keys.join(", ")));
     }
-    message
+    (message, best)
 }
 
 fn same_spelling(a: &str, b: &str) -> bool {

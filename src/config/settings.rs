@@ -32,6 +32,36 @@ pub struct Config {
     pub(crate) catalog: Option<GlueCatalogSettings>,
     /// Non-fatal notes for the operator, e.g. a value clamped to a CDF limit. Log them.
     pub warnings: Vec<ConfigIssue>,
+    /// The `${VAR}` references that supplied the credentials, to show them in place of the
+    /// values.
+    pub(crate) secret_sources: SecretSources,
+}
+
+/// Which variable supplied each credential of the file (a value that is exactly `${VAR}`);
+/// `None` for a credential written in the file or absent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct SecretSources {
+    pub(crate) client_secret: Option<String>,
+    pub(crate) s3_secret_access_key: Option<String>,
+    pub(crate) s3_access_key_id: Option<String>,
+}
+
+impl SecretSources {
+    /// The sources among `references` (`(key path, variable)` pairs of whole-value
+    /// references, in either spelling of the keys).
+    pub(crate) fn from_references(references: &[(String, String)]) -> Self {
+        let find = |key: &str| {
+            references
+                .iter()
+                .find(|(path, _)| path.replace('_', "-") == key)
+                .map(|(_, variable)| variable.clone())
+        };
+        Self {
+            client_secret: find("cognite.idp-authentication.secret"),
+            s3_secret_access_key: find("destination.s3.secret-access-key"),
+            s3_access_key_id: find("destination.s3.access-key-id"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,12 +2,16 @@
 //!
 //! - [`load`]: the configuration, with a remote one fetched from CDF;
 //! - [`clients`]: the CDF clients a long-lived process keeps across runs, so a reloaded
-//!   configuration with the same connection settings keeps the token and connection pool.
+//!   configuration with the same connection settings keeps the token and connection pool;
+//! - [`connect_check`]: `check-config --connect`, the configuration tried against CDF and
+//!   the lake.
 
 mod clients;
+mod connect_check;
 mod load;
 
 pub use self::clients::ClientCache;
+pub use self::connect_check::{ConnectCheck, check_connection};
 pub(crate) use self::load::resolve_remote_with;
 pub use self::load::{LoadError, load_config, load_config_text};
 

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use super::streams::{
     StreamSpec, model_label, model_ref, select_views, streams_of_view, view_folders,
 };
-use crate::cdf::dto::{ViewDefinition, ViewReference};
+use crate::cdf::DataModelListQuery;
+use crate::cdf::dto::{DataModel, ViewDefinition, ViewReference};
 use crate::cdf::{CdfClient, CdfError};
 use crate::config::SpaceSelection;
 use crate::failure::{Cause, Failure};
@@ -37,9 +38,17 @@ pub(super) async fn resolve_streams(
             {
                 Ok(Some(model)) => model,
                 Ok(None) => {
+                    let existing = client
+                        .list_data_models(&DataModelListQuery {
+                            space: Some(space.space.clone()),
+                            all_versions: true,
+                            ..DataModelListQuery::default()
+                        })
+                        .await
+                        .ok();
                     errors.push(Failure::new(
                         Cause::ModelNotFound,
-                        format!("data model {label} does not exist"),
+                        missing_model_message(&label, &space.space, existing.as_deref()),
                     ));
                     continue;
                 }
@@ -127,6 +136,26 @@ pub(super) async fn resolve_streams(
         }
     }
     (streams, errors)
+}
+
+/// Why a configured model was not found, with the models its space does have (`existing`:
+/// `None` when they could not be listed), so that a typo or a wrong version shows at once.
+fn missing_model_message(label: &str, space: &str, existing: Option<&[DataModel]>) -> String {
+    let mut message = format!("data model {label} does not exist");
+    match existing {
+        None => {}
+        Some([]) => message.push_str(&format!("; the space {space} has no data models")),
+        Some(models) => {
+            let mut names: Vec<String> = models
+                .iter()
+                .map(|m| format!("{}/{}", m.external_id, m.version))
+                .collect();
+            names.sort();
+            names.dedup();
+            message.push_str(&format!("; the space {space} has: {}", names.join(", ")));
+        }
+    }
+    message
 }
 
 async fn fetch_views(

@@ -21,7 +21,8 @@ pub enum SnapshotError {
     /// every instance was deleted.
     #[error(
         "the raw table {table} does not exist: no sync of its streams ({streams}) has succeeded \
-         yet; see the sync summary for their error. The published file is left as it was"
+         yet. Run sync first (if it ran, see the sync summary for their error). The published \
+         file is left as it was"
     )]
     NoRawTable { table: String, streams: String },
 

@@ -8,6 +8,7 @@ mod arrival;
 mod catalog;
 mod cdf_client;
 mod chaos;
+mod check_config;
 mod column_mapping;
 mod commit_fixture;
 mod data_safety;

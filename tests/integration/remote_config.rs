@@ -466,7 +466,12 @@ async fn cli_check_config_never_prints_a_secret() {
     std::fs::write(&path, &good).expect("config file");
     let out = cli(&["check-config"], &path, &client_secret).await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stdout.contains("***"), "{}", out.stdout);
+    // The secret is shown as the reference that supplied it.
+    assert!(
+        out.stdout.contains("secret: ${COGNITE_CLIENT_SECRET}"),
+        "{}",
+        out.stdout
+    );
     assert_no_secret(
         &format!("{}{}", out.stdout, out.stderr),
         &secrets,

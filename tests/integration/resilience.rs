@@ -241,7 +241,11 @@ async fn a_missing_view_and_an_unknown_model_are_reported_and_the_rest_syncs() {
         summary.plan_errors,
         [Failure::new(
             Cause::ModelNotFound,
-            "data model plant_schema:NoSuchModel (latest version) does not exist"
+            format!(
+                "data model plant_schema:NoSuchModel (latest version) does not exist; the space \
+                 plant_schema has: {}/1",
+                cdf_emulator::sample_model::MODEL
+            )
         )]
     );
     assert_eq!(summary.streams_caught_up, 5, "{summary:#?}");

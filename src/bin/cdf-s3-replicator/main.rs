@@ -14,10 +14,12 @@ use cdf_s3_replicator::telemetry;
 use cdf_s3_replicator::verify::VerifyOptions;
 use clap::{Parser, Subcommand};
 
+mod check_config;
 #[cfg(feature = "demo")]
 mod demo;
 mod fan_out;
 mod progress;
+mod time_budget;
 use tokio::time::Instant;
 
 #[derive(Parser)]
@@ -43,9 +45,10 @@ enum Command {
         /// Restart these streams (stream keys or view externalIds) with a full backfill.
         #[arg(long, value_delimiter = ',')]
         resync: Vec<String>,
-        /// Seconds this slice may take; defaults to `extractor.time-budget`, else no limit.
-        #[arg(long)]
-        time_budget: Option<u64>,
+        /// Time this slice may take (`90s`, `5m`, or seconds); defaults to
+        /// `extractor.time-budget`, else no limit.
+        #[arg(long, value_parser = time_budget::parse)]
+        time_budget: Option<Duration>,
         /// Resolve the models and plan the streams without reading or writing data.
         #[arg(long)]
         dry_run: bool,
@@ -75,12 +78,12 @@ enum Command {
         /// deployment template does.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         fan_out: Option<u16>,
-        /// Seconds this run may take; defaults to `extractor.time-budget`, else no limit.
-        /// Less `extractor.deadline-margin`, it is the deadline: no file starts that cannot
-        /// finish before it (the rest is reported behind and comes first next time), and
-        /// maintenance gets the time left.
-        #[arg(long)]
-        time_budget: Option<u64>,
+        /// Time this run may take (`90s`, `5m`, or seconds); defaults to
+        /// `extractor.time-budget`, else no limit. Less `extractor.deadline-margin`, it is the
+        /// deadline: no file starts that cannot finish before it (the rest is reported behind
+        /// and comes first next time), and maintenance gets the time left.
+        #[arg(long, value_parser = time_budget::parse)]
+        time_budget: Option<Duration>,
     },
     /// Runs until stopped: a sync slice every `extractor.poll-time`, a snapshot every
     /// `extractor.snapshot-interval`.
@@ -128,18 +131,27 @@ enum Command {
         /// The seed of the samples; the report prints the one it used, to repeat a run.
         #[arg(long)]
         seed: Option<u64>,
-        /// Seconds the run may take; defaults to `extractor.time-budget`, else no limit.
-        #[arg(long)]
-        time_budget: Option<u64>,
+        /// Time the run may take (`90s`, `5m`, or seconds); defaults to
+        /// `extractor.time-budget`, else no limit.
+        #[arg(long, value_parser = time_budget::parse)]
+        time_budget: Option<Duration>,
         /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// Loads and validates the configuration (fetching a remote one), then prints it
-    /// without secrets.
+    /// Loads and validates the configuration (fetching a remote one), reports every
+    /// problem, and prints the effective configuration as YAML (defaults filled in,
+    /// credentials shown as their `${VAR}` or `<redacted>`), to diff with the file.
     CheckConfig {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
+        /// Also check the CDF credentials, the configured models and views, and that the
+        /// lake is readable and writable, one line each.
+        #[arg(long)]
+        connect: bool,
+        /// Time each `--connect` check may take (`30s`, `2m`, or seconds).
+        #[arg(long, value_parser = time_budget::parse, default_value = "30s", requires = "connect")]
+        connect_timeout: Duration,
     },
 }
 
@@ -157,13 +169,14 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::CheckConfig { config } => {
-            let config = load(&config).await?;
-            for warning in &config.warnings {
-                eprintln!("warning: {warning}");
-            }
-            println!("{config:#?}");
-            Ok(ExitCode::SUCCESS)
+        Command::CheckConfig {
+            config,
+            connect,
+            connect_timeout,
+        } => {
+            let path = config;
+            let config = load(&path).await?;
+            check_config::run(&path, config, connect.then_some(connect_timeout)).await
         }
         Command::Status {
             config,
@@ -226,9 +239,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             dry_run,
         } => {
             let context = start(&config, &ClientCache::default()).await?;
-            let budget = time_budget
-                .map(Duration::from_secs)
-                .or(context.config.extractor.time_budget);
+            let budget = time_budget.or(context.config.extractor.time_budget);
             let inputs = JobInputs {
                 deadline: Deadline::within(budget),
                 selection: ViewSelection::of_option(views)?,
@@ -239,7 +250,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 dry_run,
             };
             let job = SyncJob::from_context(&context);
-            finish(&jobs::sync(&job, &inputs, &options).await.outcome())
+            let summary = jobs::sync(&job, &inputs, &options).await;
+            tracing::info!(summary = %summary.one_line(), "sync finished");
+            finish(&summary.outcome())
         }
         #[cfg(feature = "demo")]
         Command::Demo { lake, pumps } => {
@@ -377,12 +390,8 @@ async fn snapshot_in_units(
 /// The snapshot's deadline: `--time-budget`, else `extractor.time-budget`, else none. The
 /// snapshot keeps `extractor.deadline-margin` of it: no file starts that cannot finish
 /// before the deadline less the margin.
-fn snapshot_deadline(context: &Context, time_budget: Option<u64>) -> Deadline {
-    Deadline::within(
-        time_budget
-            .map(Duration::from_secs)
-            .or(context.config.extractor.time_budget),
-    )
+fn snapshot_deadline(context: &Context, time_budget: Option<Duration>) -> Deadline {
+    Deadline::within(time_budget.or(context.config.extractor.time_budget))
 }
 
 /// Every view; maintenance with every step unless `--no-maintenance`.

@@ -120,7 +120,10 @@ fn empty_environment_variable_for_required_key() {
     let env = MapEnv::new().with("COGNITE_PROJECT", "");
     let err = load_with(&yaml, &env).unwrap_err();
     assert_eq!(err.issues()[0].path, "cognite.project");
-    assert_eq!(err.issues()[0].message, "required key is missing");
+    assert_eq!(
+        err.issues()[0].message,
+        "environment variable COGNITE_PROJECT is set but empty; this key needs a value"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! documents, remote merging and `.env` handling.
 
 mod catalog;
+mod effective;
 mod env_files;
 mod malformed;
 mod python_remote;
@@ -9,6 +10,7 @@ mod readme;
 mod remote;
 mod robustness;
 mod security;
+mod slips;
 mod values;
 
 use std::path::PathBuf;

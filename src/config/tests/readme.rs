@@ -104,9 +104,17 @@ fn readme_config_yaml_loads_unchanged() {
     assert!(!s3.allow_http);
     assert_eq!(s3.credentials, None);
 
-    assert_eq!(config.warnings.len(), 1, "{:#?}", config.warnings);
+    assert_eq!(config.warnings.len(), 2, "{:#?}", config.warnings);
     assert_eq!(config.warnings[0].path, "extractor.subscription-batch-size");
     assert!(config.warnings[0].message.contains("pages of 2000"));
+    // The Python replicator's "rows per S3 write" means row groups here: said once.
+    assert_eq!(config.warnings[1].path, "extractor.s3-ingest-batch-size");
+    assert!(
+        config.warnings[1]
+            .message
+            .contains("rows per Parquet row group")
+    );
+    assert!(config.warnings[1].message.contains("`ingest-batch-size`"));
 }
 
 #[test]

@@ -146,7 +146,7 @@ fn data_model(
         for (k, Text(view)) in views.iter().enumerate() {
             let view_path = index(&views_path, k);
             if let Err(expected) = check_external_id(view) {
-                issues.push(&view_path, format!("{view:?}: {expected}"));
+                issues.push(&view_path, view_message(view, &expected));
             } else if let Some(first) = first_seen.get(view.as_str()) {
                 issues.push(
                     &view_path,
@@ -163,5 +163,25 @@ fn data_model(
         external_id,
         version,
         views,
+    }
+}
+
+/// Why a listed view is not a view externalId; a qualified name (`space:View`,
+/// `space:View/1`) gets the list's own form.
+fn view_message(view: &str, expected: &str) -> String {
+    let bare = view
+        .rsplit(':')
+        .next()
+        .unwrap_or(view)
+        .split('/')
+        .next()
+        .unwrap_or(view);
+    if bare != view && check_external_id(bare).is_ok() {
+        format!(
+            "{view:?}: list the view by its externalId only (`{bare}`); its space and version \
+             are those of the data model it is listed under"
+        )
+    } else {
+        format!("{view:?}: {expected}")
     }
 }

@@ -106,6 +106,15 @@ pub(super) fn extractor(
         rows_max,
         issues,
     );
+    if file.s3_ingest_batch_size.is_some() {
+        warnings.push(
+            p("s3-ingest-batch-size"),
+            "its meaning changed from the Python replicator's \"rows per S3 write\": here it \
+             is the rows per Parquet row group of the raw tables' files. How many rows go into \
+             one file and commit is `ingest-batch-size` (and `ingest-batch-bytes`); set that \
+             instead, and remove this key unless you mean row groups",
+        );
+    }
     let ingest_batch_bytes = int(
         file.ingest_batch_bytes,
         &p("ingest-batch-bytes"),

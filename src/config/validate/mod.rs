@@ -54,6 +54,7 @@ pub(crate) fn validate(
         destination,
         catalog,
         warnings: warnings.into_vec(),
+        secret_sources: Default::default(),
     })
 }
 
