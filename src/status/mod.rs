@@ -38,8 +38,7 @@ use crate::context::Context;
 use crate::failure::Failure;
 use crate::job::ViewSelection;
 use crate::lake::{
-    DEFAULT_STREAM_COMMIT_SCAN, Destination, InstanceKind, LakeError, LakeTable, WriteOptions,
-    layout,
+    DEFAULT_STREAM_COMMIT_SCAN, Destination, InstanceKind, LakeError, LakeTable, layout,
 };
 use crate::lake::{Phase, StreamCheckpoint};
 use crate::plan::{Plan, StreamSpec, model_label};
