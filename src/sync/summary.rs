@@ -22,7 +22,7 @@ pub enum StreamStatus {
 }
 
 impl StreamStatus {
-    /// The name the summaries use.
+    /// The name in JSON (`caughtUp`): summaries, responses, logs' fields.
     pub fn as_str(self) -> &'static str {
         match self {
             StreamStatus::CaughtUp => "caughtUp",
@@ -30,6 +30,15 @@ impl StreamStatus {
             StreamStatus::Superseded => "superseded",
             StreamStatus::Failed => "failed",
             StreamStatus::Planned => "planned",
+        }
+    }
+
+    /// The name for people (`caught up`): progress lines, tables and one-line summaries,
+    /// spelled as `status` spells a stream's progress.
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamStatus::CaughtUp => "caught up",
+            other => other.as_str(),
         }
     }
 }

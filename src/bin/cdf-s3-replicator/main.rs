@@ -17,7 +17,9 @@ use clap::{Parser, Subcommand};
 #[cfg(feature = "demo")]
 mod demo;
 mod fan_out;
+mod interrupt;
 mod progress;
+mod reach;
 use tokio::time::Instant;
 
 #[derive(Parser)]
@@ -28,6 +30,10 @@ use tokio::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Seconds to wait for CDF and its identity provider to answer at all before giving up
+    /// (naming the host that did not answer); `status` then shows what the lake holds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = reach::DEFAULT_CONNECT_TIMEOUT_SECS)]
+    connect_timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +104,11 @@ enum Command {
         /// Number of sample pumps (each brings two work orders and two edges).
         #[arg(long, default_value_t = 200)]
         pumps: usize,
+        /// Keep the emulator running when the demo is done, with a `config.yaml` next to
+        /// the lake that points at it, to try `status`, `sync`, `snapshot` and `verify`;
+        /// stop with Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
     },
     /// Shows, per stream and per published view, how far replication is: phase, caught up
     /// or behind, generation, rows, last success, lag, last error, file ages. Reads only.
@@ -146,7 +157,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command).await {
+    let connect_timeout = Duration::from_secs(cli.connect_timeout);
+    match run(cli.command, connect_timeout).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -155,7 +167,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn run(command: Command, connect_timeout: Duration) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config } => {
             let config = load(&config).await?;
@@ -172,8 +184,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let context = start(&config, &ClientCache::default()).await?;
             let selection = ViewSelection::of_option(views)?;
-            let report =
-                cdf_s3_replicator::status::gather(&context, &StatusOptions { selection }).await;
+            let cdf_unreachable = reach::cdf(&context, connect_timeout)
+                .await
+                .err()
+                .map(|error| error.to_string());
+            let options = StatusOptions {
+                selection,
+                cdf_unreachable,
+            };
+            let report = cdf_s3_replicator::status::gather(&context, &options).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -195,6 +214,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let context = start(&config, &ClientCache::default()).await?;
+            reach::cdf(&context, connect_timeout).await?;
             let inputs = JobInputs {
                 deadline: snapshot_deadline(&context, time_budget),
                 selection: ViewSelection::of_option(views)?,
@@ -226,11 +246,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             dry_run,
         } => {
             let context = start(&config, &ClientCache::default()).await?;
+            interrupt::listen();
+            reach::cdf(&context, connect_timeout).await?;
             let budget = time_budget
                 .map(Duration::from_secs)
                 .or(context.config.extractor.time_budget);
             let inputs = JobInputs {
-                deadline: Deadline::within(budget),
+                deadline: interrupt::interruptible(Deadline::within(budget)),
                 selection: ViewSelection::of_option(views)?,
                 progress: progress::for_stderr(),
             };
@@ -239,17 +261,23 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 dry_run,
             };
             let job = SyncJob::from_context(&context);
-            finish(&jobs::sync(&job, &inputs, &options).await.outcome())
+            let outcome = jobs::sync(&job, &inputs, &options).await.outcome();
+            // The progress display goes before the summary is printed below it.
+            drop(inputs);
+            finish_or_stopped(&outcome)
         }
         #[cfg(feature = "demo")]
-        Command::Demo { lake, pumps } => {
+        Command::Demo {
+            lake,
+            pumps,
+            keep_running,
+        } => {
             telemetry::init(
                 cdf_s3_replicator::config::LogLevel::Warning,
                 LogFormat::Text,
             );
-            let report = demo::run(&lake, pumps).await?;
-            demo::print(&report);
-            Ok(ExitCode::SUCCESS)
+            interrupt::listen();
+            demo::main(&lake, pumps, keep_running).await
         }
         // The emulator is left out of builds without the feature (the Lambda functions).
         #[cfg(not(feature = "demo"))]
@@ -267,6 +295,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             time_budget,
         } if plan_only || unit.is_some() || fan_out.is_some() => {
             let context = start(&config, &ClientCache::default()).await?;
+            reach::cdf(&context, connect_timeout).await?;
             let inputs = JobInputs {
                 deadline: snapshot_deadline(&context, time_budget),
                 selection: ViewSelection::of_option(views)?,
@@ -286,41 +315,54 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let context = start(&config, &ClientCache::default()).await?;
+            interrupt::listen();
+            reach::cdf(&context, connect_timeout).await?;
             let inputs = JobInputs {
-                deadline: snapshot_deadline(&context, time_budget),
+                deadline: interrupt::interruptible(snapshot_deadline(&context, time_budget)),
                 selection: ViewSelection::of_option(views)?,
                 progress: progress::for_stderr(),
             };
             let plan = jobs::plan(&context).await;
             let options = publish_options(no_maintenance);
             let report = jobs::publish(&context, &plan, &inputs, &options).await;
-            finish(&report.outcome())
+            drop(inputs);
+            finish_or_stopped(&report.outcome())
         }
         Command::Run { config } => {
             // One client for the whole process: a reloaded configuration with the same
             // connection settings keeps its token and connection pool.
             let clients = ClientCache::default();
             let mut context = start(&config, &clients).await?;
+            interrupt::listen();
             let mut last_snapshot: Option<Instant> = None;
             loop {
                 let cycle = Instant::now();
                 let extractor = &context.config.extractor;
-                let sync_inputs = JobInputs::until(Deadline::within(extractor.time_budget));
+                let sync_inputs = JobInputs::until(interrupt::interruptible(Deadline::within(
+                    extractor.time_budget,
+                )));
                 let publish_due =
                     last_snapshot.is_none_or(|t| t.elapsed() >= extractor.snapshot_interval);
                 let mut publish_options = publish_options(false);
                 publish_options.verify = ScheduledVerify::from_config(&context.config);
-                let publish_inputs = JobInputs::everything();
+                let publish_inputs = JobInputs::until(interrupt::interruptible(Deadline::none()));
                 let (synced, published) = jobs::cycle(
                     &context,
                     (&sync_inputs, &SyncOptions::default()),
                     publish_due.then_some((&publish_inputs, &publish_options)),
                 )
                 .await;
-                log_outcome(&synced.outcome());
-                if let Some(report) = published {
-                    log_outcome(&report.outcome());
+                let synced = synced.outcome();
+                log_outcome(&synced);
+                let published = published.map(|report| report.outcome());
+                if let Some(outcome) = &published {
+                    log_outcome(outcome);
                     last_snapshot = Some(Instant::now());
+                }
+                let outcomes: Vec<&JobOutcome> =
+                    std::iter::once(&synced).chain(published.as_ref()).collect();
+                if let Some(code) = interrupt::report(&outcomes) {
+                    return Ok(code);
                 }
                 let poll = context.config.extractor.poll_time;
                 let sleep = poll.saturating_sub(cycle.elapsed());
@@ -330,7 +372,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 );
                 tokio::select! {
                     _ = tokio::time::sleep(sleep) => {}
-                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                    () = interrupt::INTERRUPT.raised() => {
+                        return Ok(interrupt::report(&outcomes).unwrap_or(ExitCode::SUCCESS));
+                    }
                 }
                 // Remote configuration is re-read every cycle, so edits apply without a restart.
                 match load(&config)
@@ -426,6 +470,13 @@ fn finish(outcome: &JobOutcome) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// [`finish`], and for a run stopped by Ctrl-C or SIGTERM what it did and what resumes,
+/// with the signal's exit status (130 or 143).
+fn finish_or_stopped(outcome: &JobOutcome) -> anyhow::Result<ExitCode> {
+    let code = finish(outcome)?;
+    Ok(interrupt::report(&[outcome]).unwrap_or(code))
 }
 
 /// One log line per job of a cycle, with its summary as JSON.
