@@ -29,16 +29,34 @@ struct Typed {
     status: i64,
     interrupted: bool,
     output: String,
+    /// What `before` printed (stdout and stderr), run before Ctrl-C was typed.
+    before: Option<(i64, String)>,
 }
 
 /// Runs the CLI with `args` in a pseudo-terminal and types Ctrl-C once its output matches
 /// `wait_for`.
 async fn ctrl_c(python: &str, args: Vec<String>, wait_for: &str, dir: &Path) -> Typed {
+    ctrl_c_after(python, args, wait_for, None, dir).await
+}
+
+/// [`ctrl_c`], running the shell command `before` first, once the output matched.
+async fn ctrl_c_after(
+    python: &str,
+    args: Vec<String>,
+    wait_for: &str,
+    before: Option<String>,
+    dir: &Path,
+) -> Typed {
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/pty_interrupt.py");
     let mut command = Command::new(python);
     command
         .arg(driver)
-        .args(["--wait-for", wait_for, "--timeout", "600", "--"])
+        .args(["--wait-for", wait_for, "--timeout", "600"]);
+    if let Some(before) = before {
+        command.args(["--before-interrupt", &before]);
+    }
+    command
+        .arg("--")
         .arg(env!("CARGO_BIN_EXE_cdf-s3-replicator"))
         .args(args)
         .current_dir(dir)
@@ -60,6 +78,12 @@ async fn ctrl_c(python: &str, args: Vec<String>, wait_for: &str, dir: &Path) -> 
         status: report["status"].as_i64().expect("status"),
         interrupted: report["interrupted"].as_bool().unwrap_or(false),
         output: report["output"].as_str().unwrap_or_default().to_owned(),
+        before: report["before_interrupt"].as_object().map(|before| {
+            (
+                before["status"].as_i64().unwrap_or(-1),
+                before["output"].as_str().unwrap_or_default().to_owned(),
+            )
+        }),
     }
 }
 
@@ -273,4 +297,58 @@ async fn ctrl_c_in_the_demo_stops_it_and_a_rerun_starts_over() {
         String::from_utf8_lossy(&refused.stderr)
     );
     assert!(other.join("keep.txt").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_can_keep_running_with_a_configuration_to_explore() {
+    let Some(python) = python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lake = dir.path().join("lake");
+    let config = dir.path().join("config.yaml");
+    let bin = env!("CARGO_BIN_EXE_cdf-s3-replicator");
+    // What the demo prints to try next, run while it waits: status reads the emulator's
+    // state rows, and a sync finds nothing new.
+    let explore = format!(
+        "{bin} status --config {config} && {bin} sync --config {config}",
+        config = config.display()
+    );
+    let typed = ctrl_c_after(
+        &python,
+        vec![
+            "demo".into(),
+            "--lake".into(),
+            lake.display().to_string(),
+            "--pumps".into(),
+            "5".into(),
+            "--keep-running".into(),
+        ],
+        "Press Ctrl-C to stop the emulator",
+        Some(explore),
+        dir.path(),
+    )
+    .await;
+    let output = &typed.output;
+    assert!(typed.interrupted, "{output}");
+    assert_eq!(
+        typed.status, 0,
+        "Ctrl-C is how the kept emulator stops: {output}"
+    );
+    for command in ["status", "sync", "snapshot", "verify"] {
+        let line = format!("cdf-s3-replicator {command} --config {}", config.display());
+        assert!(output.contains(&line), "{line} in {output}");
+    }
+    assert!(output.contains("Stopping the emulator."), "{output}");
+    let (status, explored) = typed.before.expect("ran");
+    assert_eq!(status, 0, "{explored}");
+    assert!(
+        explored.contains("plant_schema/PlantModel/1/Pump/nodes")
+            && explored.contains("caught up")
+            && explored.contains("agree"),
+        "status against the kept emulator: {explored}"
+    );
+    assert!(explored.contains("\"streamsCaughtUp\": 5"), "{explored}");
+    let written = std::fs::read_to_string(&config).expect("config.yaml next to the lake");
+    assert!(written.starts_with("# Written by `cdf-s3-replicator demo --keep-running`"));
 }

@@ -132,6 +132,12 @@ async fn status_answers_from_the_lake_when_cdf_does_not() {
     let stderr = String::from_utf8_lossy(&sync.stderr);
     assert!(!sync.status.success());
     assert!(stderr.contains(&host), "{stderr}");
+    // Its log lines (the retries' warnings) went to a pipe: no colour codes.
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI escape in piped logs: {stderr:?}"
+    );
     drop(blackhole);
 
     // An identity provider on a closed port is named as such.

@@ -6,9 +6,14 @@ it the way a keyboard's does: the terminal's line discipline sends SIGINT to its
 process group. Prints one JSON object on stdout:
 
     {"status": <exit code, or -signal>, "interrupted": bool, "timed_out": bool,
-     "output": "<everything the command wrote to its terminal>"}
+     "output": "<everything the command wrote to its terminal>",
+     "before_interrupt": {"status": int, "output": "..."} or null}
 
-usage: pty_interrupt.py --wait-for REGEX [--timeout SECONDS] -- COMMAND [ARG...]
+With --before-interrupt, that shell command runs (outside the terminal) once the pattern
+matched and before Ctrl-C is typed: to use what the command left running.
+
+usage: pty_interrupt.py --wait-for REGEX [--timeout SECONDS] [--before-interrupt SHELL]
+                        -- COMMAND [ARG...]
 """
 
 import argparse
@@ -18,6 +23,7 @@ import pty
 import re
 import select
 import signal
+import subprocess
 import sys
 import time
 
@@ -26,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--wait-for", required=True, help="regex on the output")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--before-interrupt", default=None)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -38,6 +45,7 @@ def main() -> None:
     output = b""
     interrupted = False
     timed_out = False
+    before = None
     deadline = time.monotonic() + args.timeout
     while True:
         left = deadline - time.monotonic()
@@ -56,6 +64,18 @@ def main() -> None:
             break
         output += chunk
         if not interrupted and pattern.search(output.decode("utf-8", "replace")):
+            if args.before_interrupt is not None:
+                ran = subprocess.run(
+                    ["sh", "-c", args.before_interrupt],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    timeout=max(deadline - time.monotonic(), 1.0),
+                )
+                before = {
+                    "status": ran.returncode,
+                    "output": ran.stdout.decode("utf-8", "replace"),
+                }
             os.write(master, b"\x03")
             interrupted = True
     _, wait_status = os.waitpid(pid, 0)
@@ -69,6 +89,7 @@ def main() -> None:
             "interrupted": interrupted,
             "timed_out": timed_out,
             "output": output.decode("utf-8", "replace"),
+            "before_interrupt": before,
         },
         sys.stdout,
     )
