@@ -2,8 +2,13 @@
 //!
 //! Starts the bundled CDF emulator in-process, seeds the sample plant model, syncs it into
 //! a local directory, applies updates and deletes, syncs again, publishes, and prints what
-//! was written, how to query it, and the lake's `status` (which needs the emulator's RAW
-//! state rows, so it is read before the emulator stops).
+//! was written, how to query it (Python commands: pyarrow and deltalake, no DuckDB CLI),
+//! and the lake's `status` (which needs the emulator's RAW state rows, so it is read before
+//! the emulator stops).
+//!
+//! The emulator starts empty each time, so a rerun into the lake of an earlier demo starts
+//! over (and says so). With `--keep-running` the emulator stays up, with a `config.yaml`
+//! next to the lake that points at it, until Ctrl-C.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
