@@ -111,6 +111,11 @@ async fn ctrl_c_in_sync_commits_what_it_read_and_the_next_sync_resumes() {
     let output = &typed.output;
     assert!(typed.interrupted, "{output}");
     assert_eq!(typed.status, 130, "{output}");
+    // The terminal showed rows fetched beside rows committed while the backfill ran.
+    assert!(
+        output.contains("backfill: ") && output.contains(" fetched, "),
+        "{output}"
+    );
     assert!(
         output.contains("Interrupted: stopping at the next safe point"),
         "{output}"

@@ -372,10 +372,12 @@ pub fn published_pumps_command(file: &Path) -> String {
     )
 }
 
-/// A `python3 -c` printing every row of one pump in the raw table, oldest first.
+/// A `python3 -c` printing every row of one pump in the raw table, oldest first. It ends
+/// with `os._exit`: the native threads of `deltalake` can abort the interpreter's shutdown
+/// ("terminate called without an active exception") after the rows are printed.
 pub fn history_command(table: &Path, pump: &str) -> String {
     format!(
-        "python3 -c \"import deltalake, pyarrow.compute as pc; t = deltalake.DeltaTable('{}').to_pyarrow_table(); t = t.filter(pc.equal(t['externalId'], '{pump}')).sort_by('version'); [print(r) for r in t.select(['externalId', 'version', 'ratedKw', 'status', 'deletedTime']).to_pylist()]\"",
+        "python3 -c \"import os, deltalake; rows = deltalake.DeltaTable('{}').to_pyarrow_table(columns=['externalId', 'version', 'ratedKw', 'status', 'deletedTime'], filters=[('externalId', '=', '{pump}')]).to_pylist(); [print(r, flush=True) for r in sorted(rows, key=lambda r: r['version'])]; os._exit(0)\"",
         table.display()
     )
 }
