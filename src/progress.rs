@@ -13,8 +13,14 @@ use crate::lake::Phase;
 pub trait ProgressObserver: Send + Sync {
     /// A stream committed: `rows` is its total for this run so far.
     fn stream_committed(&self, stream: &str, phase: Phase, rows: u64);
-    /// A stream's turn ended for this run, with its final status (`caughtUp`, `behind`,
-    /// `failed`, ...).
+    /// A stream read a page: `fetched` rows so far in this run, of which `committed` are
+    /// committed (the rest wait in memory for the next commit). Between two commits this is
+    /// the only sign of life of a stream in a long backfill.
+    fn stream_fetched(&self, stream: &str, phase: Phase, fetched: u64, committed: u64) {
+        let _ = (stream, phase, fetched, committed);
+    }
+    /// A stream's turn ended for this run, with its final status spelled for people
+    /// ([`crate::sync::StreamStatus::label`]: `caught up`, `behind`, `failed`, ...).
     fn stream_finished(&self, stream: &str, status: &str, rows: u64);
     /// A snapshot started publishing a view (`model` is `space:model/version`).
     fn view_started(&self, model: &str, view: &str);
@@ -40,6 +46,12 @@ impl Progress {
     pub(crate) fn stream_committed(&self, stream: &str, phase: Phase, rows: u64) {
         if let Some(observer) = &self.0 {
             observer.stream_committed(stream, phase, rows);
+        }
+    }
+
+    pub(crate) fn stream_fetched(&self, stream: &str, phase: Phase, fetched: u64, committed: u64) {
+        if let Some(observer) = &self.0 {
+            observer.stream_fetched(stream, phase, fetched, committed);
         }
     }
 

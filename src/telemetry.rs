@@ -3,6 +3,8 @@
 //! The Lambda functions set up their own logging ([`crate::lambda::logging`], which honours
 //! Lambda's log settings); both keep the Delta libraries as quiet as [`QUIET_DEPENDENCIES`].
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogLevel};
@@ -26,6 +28,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
         .unwrap_or_else(|| EnvFilter::new(format!("{},{QUIET_DEPENDENCIES}", level.as_filter())));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_on_stderr())
         .with_writer(std::io::stderr);
     // A second init (tests, warm Lambda containers) keeps the first subscriber.
     let _ = match format {
@@ -36,4 +39,31 @@ pub fn init(level: LogLevel, format: LogFormat) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Colour only for a person at a terminal: never in a pipe, a file or a CI log, and never
+/// when `NO_COLOR` is set (<https://no-color.org>).
+fn colour_on_stderr() -> bool {
+    colour_allowed(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+fn colour_allowed(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour_allowed(true, None));
+        assert!(!colour_allowed(false, None));
+        assert!(!colour_allowed(true, Some(std::ffi::OsStr::new("1"))));
+        // An empty NO_COLOR does not count (no-color.org).
+        assert!(colour_allowed(true, Some(std::ffi::OsStr::new(""))));
+    }
 }

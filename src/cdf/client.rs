@@ -22,6 +22,7 @@ use super::retry::{
 };
 use super::settings::{CDF_API_VERSION, SDK_ID};
 use super::{CdfError, ClientSettings, RetryPolicy};
+use crate::job::Interrupt;
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
 const AUTO_RETRYABLE_HEADER: &str = "cdf-is-auto-retryable";
@@ -33,19 +34,25 @@ const AUTO_RETRYABLE_HEADER: &str = "cdf-is-auto-retryable";
 /// through it waits past that instant, whether for an answer, a token, a backoff or a
 /// server's `Retry-After`. A job hands its CDF calls a handle bound to its run's deadline, so
 /// a throttled or slow CDF ends the run on time instead of holding it (in Lambda, until the
-/// function timeout kills it).
+/// function timeout kills it). A handle may also watch an operator's interrupt
+/// ([`CdfClient::with_interrupt`]): once it is raised, the handle's calls end as if its
+/// deadline had come.
 #[derive(Clone)]
 pub struct CdfClient {
     inner: Arc<ClientInner>,
     /// The instant no call of this handle waits past; `None` leaves calls to the retry policy
     /// and the HTTP timeout alone.
     deadline: Option<Instant>,
+    /// Ends the handle's calls like its deadline, when raised.
+    interrupt: Option<&'static Interrupt>,
 }
 
 struct ClientInner {
     http: reqwest::Client,
     /// `<base>/api/v1/projects/<project>`, without a trailing slash.
     api_base: String,
+    /// The identity provider's token endpoint, as configured.
+    token_url: String,
     #[expect(dead_code, reason = "kept in the Debug output of the value")]
     project: String,
     /// Headers for CDF calls only; the token endpoint never sees them.
@@ -59,6 +66,7 @@ impl std::fmt::Debug for CdfClient {
         f.debug_struct("CdfClient")
             .field("api_base", &self.inner.api_base)
             .field("deadline", &self.deadline)
+            .field("interrupt", &self.interrupt.map(Interrupt::is_raised))
             .finish_non_exhaustive()
     }
 }
@@ -204,6 +212,7 @@ impl CdfClient {
         );
         cdf_headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
 
+        let token_url = settings.credentials.token_url.clone();
         let tokens = TokenCache::new(ClientCredentialsFetcher::new(
             http.clone(),
             settings.credentials,
@@ -212,12 +221,14 @@ impl CdfClient {
             inner: Arc::new(ClientInner {
                 http,
                 api_base,
+                token_url,
                 project: settings.project,
                 cdf_headers,
                 tokens,
                 retry: settings.retry,
             }),
             deadline: None,
+            interrupt: None,
         })
     }
 
@@ -230,7 +241,29 @@ impl CdfClient {
         Self {
             inner: self.inner.clone(),
             deadline: Some(self.deadline.map_or(deadline, |own| own.min(deadline))),
+            interrupt: self.interrupt,
         }
+    }
+
+    /// A handle whose calls end, as at a deadline, once `interrupt` is raised: an attempt
+    /// or backoff in progress is abandoned and no further attempt starts. Shares the
+    /// connection pool and the token cache with `self`.
+    pub fn with_interrupt(&self, interrupt: &'static Interrupt) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            deadline: self.deadline,
+            interrupt: Some(interrupt),
+        }
+    }
+
+    /// The project's API base URL, `<base>/api/v1/projects/<project>`.
+    pub(crate) fn api_base(&self) -> &str {
+        &self.inner.api_base
+    }
+
+    /// The identity provider's token endpoint.
+    pub(crate) fn token_url(&self) -> &str {
+        &self.inner.token_url
     }
 
     /// The instant no call of this handle waits past, if it has one.
@@ -241,15 +274,29 @@ impl CdfClient {
     /// Runs `future` (one attempt, a token refresh) until this handle's deadline. `None`
     /// when the deadline came first: the future is dropped, which abandons its request.
     async fn until_deadline<T>(&self, future: impl Future<Output = T>) -> Option<T> {
+        let interruptible = async {
+            match self.interrupt {
+                Some(interrupt) => tokio::select! {
+                    value = future => Some(value),
+                    () = interrupt.raised() => None,
+                },
+                None => Some(future.await),
+            }
+        };
         match self.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
-            None => Some(future.await),
+            Some(deadline) => tokio::time::timeout_at(deadline, interruptible)
+                .await
+                .ok()
+                .flatten(),
+            None => interruptible.await,
         }
     }
 
     fn past_deadline(&self) -> bool {
-        self.deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
+        self.interrupt.is_some_and(Interrupt::is_raised)
+            || self
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     /// Sends `request` and decodes a JSON success body into `T`.
@@ -365,7 +412,8 @@ impl CdfClient {
                 "CDF call failed; retrying"
             );
             last = Some(failure.error);
-            tokio::time::sleep(delay).await;
+            // An interrupt ends the wait; the loop's first check then ends the call.
+            let _ = self.until_deadline(tokio::time::sleep(delay)).await;
         }
     }
 

@@ -1,6 +1,7 @@
 //! The contract every job keeps: sync, snapshot, maintenance, and the jobs still to come.
 //!
-//! - It takes the same [`JobInputs`]: a [`Deadline`] it obeys, a [`ViewSelection`] of the
+//! - It takes the same [`JobInputs`]: a [`Deadline`] it obeys (which an operator's
+//!   [`Interrupt`] brings forward to now), a [`ViewSelection`] of the
 //!   views it works on, and the [`Progress`] it reports to; and its own options.
 //! - It builds its own settings from the configuration (`SyncJob::from_context`, and the
 //!   snapshot's and maintenance's settings), so no job reads another job's settings.
@@ -12,10 +13,12 @@
 //! This module sits below the jobs: it knows none of them.
 
 mod deadline;
+mod interrupt;
 mod outcome;
 mod selection;
 
 pub use self::deadline::Deadline;
+pub use self::interrupt::Interrupt;
 pub use self::outcome::{JobOutcome, Metric, Metrics, Unit};
 pub use self::selection::{SelectionError, ViewName, ViewSelection};
 use crate::progress::Progress;

@@ -29,8 +29,6 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::manifest::FileEntry;
 use crate::job::Deadline;
 use crate::lake::{LakeResult, LakeTable};
@@ -49,7 +47,7 @@ pub(crate) const CLOCK_SLACK: Duration = Duration::from_secs(300);
 /// the throughput its estimates assume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Budget {
-    deadline: Option<Instant>,
+    deadline: Deadline,
     bytes_per_second: u64,
 }
 
@@ -62,7 +60,7 @@ impl Default for Budget {
 impl Budget {
     pub(crate) fn until(deadline: Deadline) -> Self {
         Self {
-            deadline: deadline.instant(),
+            deadline,
             bytes_per_second: ASSUMED_BYTES_PER_SECOND,
         }
     }
@@ -75,10 +73,10 @@ impl Budget {
         }
     }
 
-    /// Time left before the deadline; `None` without one.
+    /// Time left before the deadline (none once the run is interrupted); `None` without
+    /// a deadline.
     pub(crate) fn time_left(&self) -> Option<Duration> {
-        self.deadline
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+        self.deadline.remaining()
     }
 
     /// Whether the deadline has passed.
@@ -138,6 +136,8 @@ pub(crate) fn merge_bytes(table: &LakeTable, previous: &FileEntry) -> LakeResult
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::Instant;
+
     use super::*;
 
     #[test]

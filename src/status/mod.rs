@@ -17,6 +17,7 @@
 //! created. Nothing that cannot be read fails the report: it shows as missing, or as an
 //! error in its own row.
 
+mod from_lake;
 pub mod render;
 pub mod report;
 
@@ -53,6 +54,9 @@ use crate::verify::record::VerifyRecord;
 pub struct StatusOptions {
     /// Only the streams and publish folders of these views.
     pub selection: ViewSelection,
+    /// Set when CDF cannot be reached, saying why: the report then shows what the lake
+    /// alone holds ([`from_lake`]) and reads nothing from CDF.
+    pub cdf_unreachable: Option<String>,
 }
 
 /// How many tables are opened (and streams read) at once: enough to hide S3 latency, few
@@ -65,6 +69,9 @@ const COMMIT_CHUNK: u64 = 16;
 /// Gathers the status of every configured stream and view. Never fails as a whole: what
 /// could not be read is reported where it belongs.
 pub async fn gather(context: &Context, options: &StatusOptions) -> StatusReport {
+    if let Some(why) = &options.cdf_unreachable {
+        return from_lake::gather(context, options, why).await;
+    }
     let now = now_ms();
     let extractor = &context.config.extractor;
     let plan = Plan::resolve(

@@ -69,6 +69,9 @@ pub enum Progress {
     Failed,
     /// Neither a RAW row nor a Delta commit: the stream never ran.
     NotStarted,
+    /// Streaming, but only RAW says whether its last call found more waiting, and the RAW
+    /// row could not be read (CDF unreachable: see `stateError`).
+    Unknown,
 }
 
 impl Progress {
@@ -78,6 +81,7 @@ impl Progress {
             Progress::Behind => "behind",
             Progress::Failed => "failed",
             Progress::NotStarted => "not started",
+            Progress::Unknown => "unknown",
         }
     }
 }

@@ -128,11 +128,15 @@ impl SyncJob {
     }
 }
 
-/// The client with its calls bound to `deadline`, if there is one.
+/// The client with its calls bound to `deadline`, if there is one, and to its interrupt.
 pub(crate) fn bound(client: &CdfClient, deadline: Deadline) -> CdfClient {
-    match deadline.instant() {
+    let client = match deadline.instant() {
         Some(at) => client.with_deadline(at),
         None => client.clone(),
+    };
+    match deadline.interrupt() {
+        Some(interrupt) => client.with_interrupt(interrupt),
+        None => client,
     }
 }
 
@@ -324,7 +328,7 @@ async fn run_streams(
         Queued::Running(run) => (true, run.last_success().unwrap_or(i64::MIN)),
     });
     let ctx = Arc::new(job.streams.clone());
-    let turn_deadline = job.read_deadline(deadline).instant_or_far();
+    let turn_deadline = job.read_deadline(deadline);
     let deadline = deadline.instant_or_far();
     let (mut reports, unfinished) = run_turns(
         queue,

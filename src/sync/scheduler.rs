@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+
+use crate::job::Deadline;
 
 /// What a turn of one stream ended with.
 #[derive(Debug)]
@@ -24,14 +25,15 @@ pub(crate) struct Unfinished<S> {
 }
 
 /// Runs `turn` over `queue` (already ordered, first = most overdue) with at most
-/// `parallelism` turns at once. No turn starts after `deadline`; running turns are expected
+/// `parallelism` turns at once. No turn starts once `deadline` is reached (or the run is
+/// interrupted); running turns are expected
 /// to watch the deadline themselves. Returns the outcomes of finished streams and the
 /// streams left over. A turn that panics is reported through `on_panic`, never propagated,
 /// so one bad stream cannot take down the others.
 pub(crate) async fn run_turns<S, O, F, Fut>(
     queue: Vec<S>,
     parallelism: usize,
-    deadline: Instant,
+    deadline: Deadline,
     turn: F,
     on_panic: impl Fn(String) -> O,
 ) -> (Vec<O>, Unfinished<S>)
@@ -46,7 +48,7 @@ where
     let mut outcomes = Vec::new();
     let parallelism = parallelism.max(1);
     loop {
-        while running.len() < parallelism && Instant::now() < deadline {
+        while running.len() < parallelism && !deadline.reached() {
             let Some(stream) = queue.pop_front() else {
                 break;
             };
@@ -86,6 +88,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use tokio::time::Instant;
+
     #[tokio::test]
     async fn streams_take_turns_round_robin_and_all_finish() {
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -95,7 +99,7 @@ mod tests {
         let (done, left) = run_turns(
             streams,
             1,
-            Instant::now() + Duration::from_secs(10),
+            Deadline::after(Duration::from_secs(10)),
             move |(name, left): (&'static str, u32)| {
                 let log = log.clone();
                 async move {
@@ -120,7 +124,7 @@ mod tests {
         let (done, left) = run_turns(
             vec![1, 2, 3],
             2,
-            Instant::now(),
+            Deadline::at(Instant::now()),
             |n: i32| async move { Turn::<i32, i32>::Done(n) },
             |_| -1,
         )
@@ -134,7 +138,7 @@ mod tests {
         let (mut done, _) = run_turns(
             vec![1, 2, 3],
             2,
-            Instant::now() + Duration::from_secs(10),
+            Deadline::after(Duration::from_secs(10)),
             |n: i32| async move {
                 if n == 2 {
                     panic!("stream 2 broke");

@@ -290,6 +290,12 @@ impl StreamRun {
             }
             self.pending_cursor = Some(next_cursor);
             self.checkpoint.last_success = Some(now_ms());
+            ctx.progress.stream_fetched(
+                &self.spec.key,
+                self.checkpoint.phase,
+                self.report.rows + self.buffered_rows() as u64,
+                self.report.rows,
+            );
 
             let backfill_done =
                 self.checkpoint.phase == super::state::Phase::Backfill && short_page;
@@ -625,7 +631,7 @@ impl StreamRun {
         self.report.error = error;
         self.report.lag_ms = self.checkpoint.newest_change.map(|t| now_ms() - t);
         ctx.progress
-            .stream_finished(&self.spec.key, status.as_str(), self.report.rows);
+            .stream_finished(&self.spec.key, status.label(), self.report.rows);
         Turn::Done(self.report)
     }
 }

@@ -22,7 +22,7 @@ pub enum StreamStatus {
 }
 
 impl StreamStatus {
-    /// The name the summaries use.
+    /// The name in JSON (`caughtUp`): summaries, responses, logs' fields.
     pub fn as_str(self) -> &'static str {
         match self {
             StreamStatus::CaughtUp => "caughtUp",
@@ -30,6 +30,15 @@ impl StreamStatus {
             StreamStatus::Superseded => "superseded",
             StreamStatus::Failed => "failed",
             StreamStatus::Planned => "planned",
+        }
+    }
+
+    /// The name for people (`caught up`): progress lines, tables and one-line summaries,
+    /// spelled as `status` spells a stream's progress.
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamStatus::CaughtUp => "caught up",
+            other => other.as_str(),
         }
     }
 }
@@ -354,5 +363,35 @@ mod tests {
         let text = serde_json::to_string(&summary).unwrap_or_default();
         assert!(!text.contains(secret.expose()), "{text}");
         assert!(text.contains("***"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod spelling {
+    use super::*;
+    use crate::status::report::Progress;
+
+    #[test]
+    fn one_spelling_per_state_for_json_and_one_for_people() {
+        assert_eq!(StreamStatus::CaughtUp.as_str(), "caughtUp");
+        assert_eq!(
+            serde_json::to_value(StreamStatus::CaughtUp).unwrap(),
+            "caughtUp"
+        );
+        // People read what `status` prints for a stream's progress.
+        assert_eq!(StreamStatus::CaughtUp.label(), "caught up");
+        assert_eq!(StreamStatus::CaughtUp.label(), Progress::CaughtUp.as_str());
+        assert_eq!(StreamStatus::Behind.label(), Progress::Behind.as_str());
+        assert_eq!(StreamStatus::Failed.label(), Progress::Failed.as_str());
+        let summary = RunSummary::from_reports(
+            vec![StreamReport::new("s/M/1/V/nodes", StreamStatus::CaughtUp)],
+            Vec::new(),
+            1,
+        );
+        assert!(
+            summary.one_line().contains("1 caught up"),
+            "{}",
+            summary.one_line()
+        );
     }
 }

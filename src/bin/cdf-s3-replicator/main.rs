@@ -18,7 +18,9 @@ mod check_config;
 #[cfg(feature = "demo")]
 mod demo;
 mod fan_out;
+mod interrupt;
 mod progress;
+mod reach;
 mod time_budget;
 use tokio::time::Instant;
 
@@ -30,6 +32,11 @@ use tokio::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How long to wait for CDF and its identity provider to answer at all before giving up
+    /// (naming the host that did not answer): `15s`, `1m` or seconds. `status` then shows
+    /// what the lake holds; `check-config --connect` gives each of its checks this long.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = time_budget::parse, default_value = reach::DEFAULT_CONNECT_TIMEOUT)]
+    connect_timeout: Duration,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +108,11 @@ enum Command {
         /// Number of sample pumps (each brings two work orders and two edges).
         #[arg(long, default_value_t = 200)]
         pumps: usize,
+        /// Keep the emulator running when the demo is done, with a `config.yaml` next to
+        /// the lake that points at it, to try `status`, `sync`, `snapshot` and `verify`;
+        /// stop with Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
     },
     /// Shows, per stream and per published view, how far replication is: phase, caught up
     /// or behind, generation, rows, last success, lag, last error, file ages. Reads only.
@@ -149,16 +161,13 @@ enum Command {
         /// lake is readable and writable, one line each.
         #[arg(long)]
         connect: bool,
-        /// Time each `--connect` check may take (`30s`, `2m`, or seconds).
-        #[arg(long, value_parser = time_budget::parse, default_value = "30s", requires = "connect")]
-        connect_timeout: Duration,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command).await {
+    match run(cli.command, cli.connect_timeout).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -167,13 +176,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn run(command: Command, connect_timeout: Duration) -> anyhow::Result<ExitCode> {
     match command {
-        Command::CheckConfig {
-            config,
-            connect,
-            connect_timeout,
-        } => {
+        Command::CheckConfig { config, connect } => {
             let path = config;
             let config = load(&path).await?;
             check_config::run(&path, config, connect.then_some(connect_timeout)).await
@@ -185,8 +190,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let context = start(&config, &ClientCache::default()).await?;
             let selection = ViewSelection::of_option(views)?;
-            let report =
-                cdf_s3_replicator::status::gather(&context, &StatusOptions { selection }).await;
+            let cdf_unreachable = reach::cdf(&context, connect_timeout)
+                .await
+                .err()
+                .map(|error| error.to_string());
+            let options = StatusOptions {
+                selection,
+                cdf_unreachable,
+            };
+            let report = cdf_s3_replicator::status::gather(&context, &options).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -208,6 +220,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let context = start(&config, &ClientCache::default()).await?;
+            reach::cdf(&context, connect_timeout).await?;
             let inputs = JobInputs {
                 deadline: snapshot_deadline(&context, time_budget),
                 selection: ViewSelection::of_option(views)?,
@@ -239,9 +252,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             dry_run,
         } => {
             let context = start(&config, &ClientCache::default()).await?;
+            interrupt::listen();
+            reach::cdf(&context, connect_timeout).await?;
             let budget = time_budget.or(context.config.extractor.time_budget);
             let inputs = JobInputs {
-                deadline: Deadline::within(budget),
+                deadline: interrupt::interruptible(Deadline::within(budget)),
                 selection: ViewSelection::of_option(views)?,
                 progress: progress::for_stderr(),
             };
@@ -252,17 +267,22 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let job = SyncJob::from_context(&context);
             let summary = jobs::sync(&job, &inputs, &options).await;
             tracing::info!(summary = %summary.one_line(), "sync finished");
-            finish(&summary.outcome())
+            // The progress display goes before the summary is printed below it.
+            drop(inputs);
+            finish_or_stopped(&summary.outcome())
         }
         #[cfg(feature = "demo")]
-        Command::Demo { lake, pumps } => {
+        Command::Demo {
+            lake,
+            pumps,
+            keep_running,
+        } => {
             telemetry::init(
                 cdf_s3_replicator::config::LogLevel::Warning,
                 LogFormat::Text,
             );
-            let report = demo::run(&lake, pumps).await?;
-            demo::print(&report);
-            Ok(ExitCode::SUCCESS)
+            interrupt::listen();
+            demo::main(&lake, pumps, keep_running).await
         }
         // The emulator is left out of builds without the feature (the Lambda functions).
         #[cfg(not(feature = "demo"))]
@@ -280,6 +300,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             time_budget,
         } if plan_only || unit.is_some() || fan_out.is_some() => {
             let context = start(&config, &ClientCache::default()).await?;
+            reach::cdf(&context, connect_timeout).await?;
             let inputs = JobInputs {
                 deadline: snapshot_deadline(&context, time_budget),
                 selection: ViewSelection::of_option(views)?,
@@ -299,41 +320,54 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let context = start(&config, &ClientCache::default()).await?;
+            interrupt::listen();
+            reach::cdf(&context, connect_timeout).await?;
             let inputs = JobInputs {
-                deadline: snapshot_deadline(&context, time_budget),
+                deadline: interrupt::interruptible(snapshot_deadline(&context, time_budget)),
                 selection: ViewSelection::of_option(views)?,
                 progress: progress::for_stderr(),
             };
             let plan = jobs::plan(&context).await;
             let options = publish_options(no_maintenance);
             let report = jobs::publish(&context, &plan, &inputs, &options).await;
-            finish(&report.outcome())
+            drop(inputs);
+            finish_or_stopped(&report.outcome())
         }
         Command::Run { config } => {
             // One client for the whole process: a reloaded configuration with the same
             // connection settings keeps its token and connection pool.
             let clients = ClientCache::default();
             let mut context = start(&config, &clients).await?;
+            interrupt::listen();
             let mut last_snapshot: Option<Instant> = None;
             loop {
                 let cycle = Instant::now();
                 let extractor = &context.config.extractor;
-                let sync_inputs = JobInputs::until(Deadline::within(extractor.time_budget));
+                let sync_inputs = JobInputs::until(interrupt::interruptible(Deadline::within(
+                    extractor.time_budget,
+                )));
                 let publish_due =
                     last_snapshot.is_none_or(|t| t.elapsed() >= extractor.snapshot_interval);
                 let mut publish_options = publish_options(false);
                 publish_options.verify = ScheduledVerify::from_config(&context.config);
-                let publish_inputs = JobInputs::everything();
+                let publish_inputs = JobInputs::until(interrupt::interruptible(Deadline::none()));
                 let (synced, published) = jobs::cycle(
                     &context,
                     (&sync_inputs, &SyncOptions::default()),
                     publish_due.then_some((&publish_inputs, &publish_options)),
                 )
                 .await;
-                log_outcome(&synced.outcome());
-                if let Some(report) = published {
-                    log_outcome(&report.outcome());
+                let synced = synced.outcome();
+                log_outcome(&synced);
+                let published = published.map(|report| report.outcome());
+                if let Some(outcome) = &published {
+                    log_outcome(outcome);
                     last_snapshot = Some(Instant::now());
+                }
+                let outcomes: Vec<&JobOutcome> =
+                    std::iter::once(&synced).chain(published.as_ref()).collect();
+                if let Some(code) = interrupt::report(&outcomes) {
+                    return Ok(code);
                 }
                 let poll = context.config.extractor.poll_time;
                 let sleep = poll.saturating_sub(cycle.elapsed());
@@ -343,7 +377,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 );
                 tokio::select! {
                     _ = tokio::time::sleep(sleep) => {}
-                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                    () = interrupt::INTERRUPT.raised() => {
+                        return Ok(interrupt::report(&outcomes).unwrap_or(ExitCode::SUCCESS));
+                    }
                 }
                 // Remote configuration is re-read every cycle, so edits apply without a restart.
                 match load(&config)
@@ -435,6 +471,13 @@ fn finish(outcome: &JobOutcome) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// [`finish`], and for a run stopped by Ctrl-C or SIGTERM what it did and what resumes,
+/// with the signal's exit status (130 or 143).
+fn finish_or_stopped(outcome: &JobOutcome) -> anyhow::Result<ExitCode> {
+    let code = finish(outcome)?;
+    Ok(interrupt::report(&[outcome]).unwrap_or(code))
 }
 
 /// One log line per job of a cycle, with its summary as JSON.
