@@ -62,8 +62,9 @@ def main() -> int:
 
     claim = "quoted dotted columns read in both layers (backticks or double quotes)"
     for source in (pump, raw):
-        got = rows(f'SELECT DISTINCT `site.externalId`, "site.externalId" FROM {source} ORDER BY 1')
-        if got != [["site-0", "site-0"], ["site-1", "site-1"]]:
+        got = rows(f'SELECT DISTINCT `site.externalId`, "site.externalId", "type.space" '
+                   f"FROM {source} ORDER BY 1")
+        if got != [["site-0", "site-0", "\\N"], ["site-1", "site-1", "\\N"]]:
             fail(claim, f"{source}: {got}")
     ok(claim)
 
@@ -113,6 +114,14 @@ def main() -> int:
         fail(claim, f"raw {raw_list}, publish {published}")
     ok(claim)
 
+    claim = ("JSONExtract(ifNull(aliases, '[]'), 'Array(String)') turns a published list into "
+             "an array (JSONExtract refuses a Nullable column)")
+    got = rows(f"SELECT toString(JSONExtract(ifNull(aliases, '[]'), 'Array(String)')) FROM {pump} "
+               "WHERE externalId IN ('pump-0000', 'pump-0001') ORDER BY externalId")
+    if got != [["['P0','PUMP-0']"], ["[]"]]:
+        fail(claim, f"{got}")
+    ok(claim)
+
     claim = ("raw timestamps carry no time zone (shown in the session's), published ones are "
              "DateTime64(6, 'UTC')")
     types = rows(f"SELECT toTypeName(commissionedAt) FROM {raw} LIMIT 1")
@@ -122,6 +131,13 @@ def main() -> int:
     if (types != [["Nullable(DateTime64(6))"]] or shown != [["2011-05-01 10:30:00.000000"]]
             or published_type != [["Nullable(DateTime64(6, 'UTC'))"]]):
         fail(claim, f"raw {types} shown {shown}, publish {published_type}")
+    ok(claim)
+
+    claim = "toTimeZone(commissionedAt, 'UTC') shows a raw timestamp in UTC"
+    got = rows(f"SELECT toString(toTimeZone(commissionedAt, 'UTC')) FROM {raw} "
+               "WHERE externalId = 'pump-0001' SETTINGS session_timezone = 'Europe/Oslo'")
+    if got != [["2011-05-01 08:30:00.000000"]]:
+        fail(claim, f"{got}")
     ok(claim)
     return 0
 
