@@ -638,3 +638,48 @@ def test_fan_out_failures_alarm_on_the_state_machine():
         assert metric["Namespace"] == "AWS/States"
         assert metric["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "SnapshotStateMachine"}}]
     assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def _dashboard_renderer():
+    sys.path.insert(0, str(REPO / "tests" / "tools"))
+    import render_dashboard  # noqa: PLC0415  (a script beside this file, not a package)
+
+    return render_dashboard
+
+
+def test_dashboard_picture_in_the_docs_is_the_templates_dashboard():
+    """docs/images/dashboard.svg is drawn from the template: a dashboard change needs a new one."""
+    renderer = _dashboard_renderer()
+    committed = (REPO / "docs" / "images" / "dashboard.svg").read_text(encoding="utf-8")
+    assert committed == renderer.render(), (
+        "docs/images/dashboard.svg differs from the template's dashboard: "
+        "run tests/tools/render_dashboard.py and commit the picture")
+    assert "images/dashboard.svg" in (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+
+
+def test_dashboard_picture_draws_every_widget_title_line_and_timeout_of_the_template():
+    renderer = _dashboard_renderer()
+    template = renderer.load_template()
+    body = renderer.dashboard(template)
+    svg = renderer.render(template)
+    for widget in body["widgets"]:
+        props = widget["properties"]
+        if widget["type"] == "metric":
+            assert renderer.escape(renderer._fit(props["title"], widget["width"] * renderer.COLUMN
+                                                 - renderer.GAP - 20, 12)) in svg, props["title"]
+            for entry in props["metrics"]:
+                options = entry[-1]
+                if options.get("visible", True):
+                    label = options["label"]
+                    assert renderer.escape(label[:20]) in svg, label
+        if widget["type"] == "alarm":
+            for alarm in props["alarms"]:
+                assert alarm in svg, alarm
+    assert svg.count(">Timeout</text>") == 2
+    # The picture follows the template: a retitled widget is drawn with its new title.
+    changed = copy.deepcopy(template)
+    dashboard_body = changed["Resources"]["ReplicationDashboard"]["Properties"]["DashboardBody"]
+    dashboard_body["Fn::Sub"] = dashboard_body["Fn::Sub"].replace(
+        '"title": "Alarms"', '"title": "Alarm states"')
+    assert ">Alarm states</text>" in renderer.render(changed)
+    assert ">Alarm states</text>" not in svg
