@@ -683,3 +683,34 @@ def test_dashboard_picture_draws_every_widget_title_line_and_timeout_of_the_temp
         '"title": "Alarms"', '"title": "Alarm states"')
     assert ">Alarm states</text>" in renderer.render(changed)
     assert ">Alarm states</text>" not in svg
+
+
+def _pins(path):
+    pins = {}
+    for line in (REPO / path).read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)", line.strip())
+        if match:
+            pins[match.group(1)] = match.group(2)
+    return pins
+
+
+def test_deploy_prerequisites_name_the_versions_the_project_builds_with():
+    """The prerequisites of README and deploy.md are the tools `sam build` needs, at the
+    versions the project pins; a bumped pin must bump both lists."""
+    build = _pins("tests/tools/requirements.txt")
+    sam = _pins("tests/tools/requirements-sam.txt")
+    rust = re.search(r'^rust-version = "([^"]+)"', (REPO / "Cargo.toml").read_text(), re.M)
+    assert rust, "Cargo.toml has a workspace rust-version"
+    deploy = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    prerequisites = deploy.split("## Prerequisites", 1)[1].split("\n## ", 1)[0]
+    deploy_section = readme.split("## Deploying to AWS Lambda", 1)[1].split("\n## ", 1)[0]
+    for text in (prerequisites, deploy_section):
+        assert f'"cargo-lambda=={build["cargo-lambda"]}"' in text
+        assert f'"ziglang=={build["ziglang"]}"' in text
+        assert f"SAM CLI {sam['aws-sam-cli']}" in text or f"| {sam['aws-sam-cli']} (" in text
+        assert f"Rust {rust.group(1)}" in text or f"| {rust.group(1)} (" in text
+        assert "rustup target add aarch64-unknown-linux-gnu" in text
+        assert "x86_64-unknown-linux-gnu" in text
+        assert "AWS CLI" in text
+    assert "docs/deploy.md#prerequisites" in deploy_section
