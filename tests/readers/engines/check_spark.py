@@ -93,6 +93,14 @@ def main() -> int:
             fail(claim, f"{path}: {row}")
     ok(claim + " (publish file and raw Parquet files)")
 
+    claim = f"Spark SQL's SET {REBASE} = CORRECTED does the same"
+    spark.conf.set(REBASE, default)
+    spark.sql(f"SET {REBASE} = CORRECTED")
+    row = year_one_row(spark, pump)
+    if row.serviceDate != YEAR_ONE:
+        fail(claim, f"serviceDate read as {row.serviceDate}")
+    ok(claim)
+
     claim = "the per-read option datetimeRebaseMode=CORRECTED does the same"
     spark.conf.set(REBASE, default)
     row = year_one_row(spark, pump, datetimeRebaseMode="CORRECTED")
