@@ -44,7 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Checks the ClickHouse notes of docs/bi-tools.md")
     parser.add_argument("--lake", required=True)
     args = parser.parse_args()
-    # chDB reads files only under its working directory (clickhouse-local: `user_files_path`).
+    # chDB reads files only under the working directory it started in.
     lake = os.path.abspath(args.lake)
     os.chdir(lake)
     pump = f"file('{lake}/{PUMP}', Parquet)"
