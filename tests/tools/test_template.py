@@ -638,3 +638,79 @@ def test_fan_out_failures_alarm_on_the_state_machine():
         assert metric["Namespace"] == "AWS/States"
         assert metric["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "SnapshotStateMachine"}}]
     assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def _dashboard_renderer():
+    sys.path.insert(0, str(REPO / "tests" / "tools"))
+    import render_dashboard  # noqa: PLC0415  (a script beside this file, not a package)
+
+    return render_dashboard
+
+
+def test_dashboard_picture_in_the_docs_is_the_templates_dashboard():
+    """docs/images/dashboard.svg is drawn from the template: a dashboard change needs a new one."""
+    renderer = _dashboard_renderer()
+    committed = (REPO / "docs" / "images" / "dashboard.svg").read_text(encoding="utf-8")
+    assert committed == renderer.render(), (
+        "docs/images/dashboard.svg differs from the template's dashboard: "
+        "run tests/tools/render_dashboard.py and commit the picture")
+    assert "images/dashboard.svg" in (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+
+
+def test_dashboard_picture_draws_every_widget_title_line_and_timeout_of_the_template():
+    renderer = _dashboard_renderer()
+    template = renderer.load_template()
+    body = renderer.dashboard(template)
+    svg = renderer.render(template)
+    for widget in body["widgets"]:
+        props = widget["properties"]
+        if widget["type"] == "metric":
+            assert renderer.escape(renderer._fit(props["title"], widget["width"] * renderer.COLUMN
+                                                 - renderer.GAP - 20, 12)) in svg, props["title"]
+            for entry in props["metrics"]:
+                options = entry[-1]
+                if options.get("visible", True):
+                    label = options["label"]
+                    assert renderer.escape(label[:20]) in svg, label
+        if widget["type"] == "alarm":
+            for alarm in props["alarms"]:
+                assert alarm in svg, alarm
+    assert svg.count(">Timeout</text>") == 2
+    # The picture follows the template: a retitled widget is drawn with its new title.
+    changed = copy.deepcopy(template)
+    dashboard_body = changed["Resources"]["ReplicationDashboard"]["Properties"]["DashboardBody"]
+    dashboard_body["Fn::Sub"] = dashboard_body["Fn::Sub"].replace(
+        '"title": "Alarms"', '"title": "Alarm states"')
+    assert ">Alarm states</text>" in renderer.render(changed)
+    assert ">Alarm states</text>" not in svg
+
+
+def _pins(path):
+    pins = {}
+    for line in (REPO / path).read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)", line.strip())
+        if match:
+            pins[match.group(1)] = match.group(2)
+    return pins
+
+
+def test_deploy_prerequisites_name_the_versions_the_project_builds_with():
+    """The prerequisites of README and deploy.md are the tools `sam build` needs, at the
+    versions the project pins; a bumped pin must bump both lists."""
+    build = _pins("tests/tools/requirements.txt")
+    sam = _pins("tests/tools/requirements-sam.txt")
+    rust = re.search(r'^rust-version = "([^"]+)"', (REPO / "Cargo.toml").read_text(), re.M)
+    assert rust, "Cargo.toml has a workspace rust-version"
+    deploy = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    prerequisites = deploy.split("## Prerequisites", 1)[1].split("\n## ", 1)[0]
+    deploy_section = readme.split("## Deploying to AWS Lambda", 1)[1].split("\n## ", 1)[0]
+    for text in (prerequisites, deploy_section):
+        assert f'"cargo-lambda=={build["cargo-lambda"]}"' in text
+        assert f'"ziglang=={build["ziglang"]}"' in text
+        assert f"SAM CLI {sam['aws-sam-cli']}" in text or f"| {sam['aws-sam-cli']} (" in text
+        assert f"Rust {rust.group(1)}" in text or f"| {rust.group(1)} (" in text
+        assert "rustup target add aarch64-unknown-linux-gnu" in text
+        assert "x86_64-unknown-linux-gnu" in text
+        assert "AWS CLI" in text
+    assert "docs/deploy.md#prerequisites" in deploy_section
