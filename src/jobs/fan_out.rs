@@ -18,7 +18,9 @@ use crate::snapshot::units::{self, UnitNotPlanned, UnitOutcome, UnitPlan, UnitsS
 /// The units of the selected views, most stale first.
 pub async fn plan_units(context: &Context, selection: &ViewSelection) -> UnitPlan {
     let plan = super::plan(context).await.for_views(selection);
-    units::plan_units(&context.destination, &plan).await
+    let part_rows =
+        crate::snapshot::PublishSettings::from(&context.config.extractor.snapshot).part_rows;
+    units::plan_units(&context.destination, &plan, part_rows).await
 }
 
 /// The plan step as an outcome of the snapshot job: its detail is the plan itself (the

@@ -27,6 +27,7 @@ use super::plan::{TableTarget, ViewTarget};
 use super::reader::{self, ObjectVersion, object_path};
 use super::rebuild::rebuild;
 use super::resume::{Outcome, Workspace, work_dir};
+use super::scope::Scope;
 use super::sorter::SortSettings;
 use super::stamp::{FileStamp, PartStamp, Stamped};
 use super::summary::{FileAction, FileReport};
@@ -48,6 +49,8 @@ pub(crate) struct PublishContext<'a> {
     pub(crate) checkpoint_bytes: u64,
     /// Rows above which a file is published in parts (`extractor.snapshot.part-rows`).
     pub(crate) part_rows: u64,
+    /// Which of a view's objects this publish builds.
+    pub(crate) scope: Scope,
 }
 
 /// Publishes one file. Returns the report and the manifest entry that describes the file

@@ -46,11 +46,13 @@ pub(crate) mod manifest;
 mod order;
 mod partitioned;
 pub mod parts;
+mod piece_entry;
 pub(crate) mod plan;
 pub(crate) mod reader;
 mod rebuild;
 mod resume;
 mod retire;
+mod scope;
 mod sorter;
 mod spill;
 pub mod stamp;
@@ -156,6 +158,7 @@ pub(crate) async fn run(
         &SliceSettings::of(&settings),
         Budget::until(deadline),
         &inputs.progress,
+        scope::Scope::Whole,
     )
     .await
     {
@@ -236,6 +239,7 @@ pub async fn publish_sliced(
         slices,
         Budget::until(deadline),
         &Progress::none(),
+        scope::Scope::Whole,
     )
     .await
 }
@@ -249,6 +253,7 @@ async fn publish_observed(
     slices: &SliceSettings,
     budget: Budget,
     progress: &Progress,
+    scope: scope::Scope,
 ) -> SnapshotResult<Vec<ViewReport>> {
     let budget = budget.assuming(slices.assumed_bytes_per_second);
     let ctx = file::PublishContext {
@@ -264,6 +269,7 @@ async fn publish_observed(
         budget,
         part_rows: settings.part_rows,
         checkpoint_bytes: slices.checkpoint_bytes,
+        scope,
     };
     // Without a deadline every view gets done: the plan's order saves a manifest read each.
     let ordered: Vec<&ViewTarget> = if budget.time_left().is_some() {

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use deltalake::arrow::array::RecordBatch;
 use tokio::time::Instant;
 
+use super::budget::{Shortfall, merge_bytes};
 use super::build::{Built, FileTarget, ReadStats, RowSink};
 use super::decode::published_in_order;
 use super::error::{SnapshotError, SnapshotResult};
@@ -42,6 +43,7 @@ use super::manifest::{
     ColumnSpec, FileEntry, PartsEntry, SORT_COLUMNS, column_specs, now_rfc3339, tool_version,
 };
 use super::parts::{self, HASH_NAME, choose_count};
+use super::piece_entry;
 use super::plan::{TableTarget, ViewTarget};
 use super::rebuild::rebuild_inputs;
 use super::sorter::{SortSettings, Sorter};
@@ -66,7 +68,10 @@ pub(crate) async fn publish_kind(
 ) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
     let target = view.table(kind);
     let current = listed.map_or(1, FileEntry::part_count);
-    let (count, rows) = part_count(ctx, view, target, listed).await;
+    let (count, rows) = match ctx.scope.fixed_count(kind) {
+        Some(count) => (count, listed.map(|e| e.rows)),
+        None => part_count(ctx, view, target, listed).await,
+    };
     let rows = rows.map_or_else(|| "?".to_owned(), |r| r.to_string());
     let switch = match listed {
         _ if count == current => None,
@@ -82,6 +87,9 @@ pub(crate) async fn publish_kind(
             ctx.part_rows
         )),
     };
+    if ctx.scope.is_assemble() {
+        return assemble(ctx, view, target, listed, paths, count).await;
+    }
     if count <= 1 {
         let single = listed.filter(|e| e.parts.is_none());
         let (mut report, mut entry) =
@@ -112,6 +120,104 @@ pub(crate) async fn publish_kind(
     };
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok((report, entry))
+}
+
+/// The assembling step of a view published in pieces: describes what the pieces' units
+/// left at the kind's keys, builds nothing. A kind whose objects are not all in place (a
+/// unit failed, or has not run) keeps the form the manifest named, and the kind's report
+/// says which object is missing; the next run builds it.
+async fn assemble(
+    ctx: &PublishContext<'_>,
+    view: &ViewTarget,
+    target: &TableTarget,
+    listed: Option<&FileEntry>,
+    paths: &PublishPaths,
+    count: u32,
+) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
+    let kind = target.kind;
+    let table_path = layout::raw_table_path(&view.model, &view.folder, kind);
+    let kept = |object: &str| {
+        let path = piece_entry::entry_path(&view.model, &view.folder, object);
+        async move { piece_entry::load(&ctx.store, &path).await }
+    };
+    if count <= 1 {
+        let path = paths.data_file(kind);
+        let single = listed.filter(|e| e.parts.is_none());
+        let kept = kept(&format!("{kind}.parquet")).await;
+        let found = find_previous(
+            &ctx.store,
+            path,
+            &table_path,
+            kept.as_ref().or(single),
+            None,
+        )
+        .await?;
+        return Ok(match found.entry {
+            Some(entry) => {
+                let mut report = FileReport::new(kind, FileAction::Skipped);
+                report.rows = entry.rows;
+                report.bytes = entry.bytes;
+                report.source_version = entry.table_version;
+                report.reason = found.note;
+                (report, Some(entry))
+            }
+            None => (
+                FileReport::failed(kind, not_in_place(path, found.note)),
+                listed.cloned(),
+            ),
+        });
+    }
+    let listed_parts = listed.filter(|e| e.part_count() == count);
+    let mut parts = Parts::new(ctx, view, target, paths, count);
+    let mut kept_entries = BTreeMap::new();
+    for index in 0..count {
+        let relative = layout::part_name(kind, index, count);
+        if let Some(entry) = kept(&relative).await {
+            kept_entries.insert(relative, entry);
+        }
+    }
+    parts
+        .find_previous(listed_parts, &table_path, &kept_entries)
+        .await?;
+    if let Some(missing) = parts.states.iter().find(|s| s.entry.is_none()) {
+        let failure = not_in_place(&missing.path, missing.note.clone());
+        let mut report = FileReport::failed(kind, failure);
+        report.parts = Some(parts.report());
+        return Ok((report, parts.in_place(listed)));
+    }
+    // The manifest already names exactly these parts, as they are.
+    let unchanged = listed_parts
+        .and_then(|l| l.parts.as_ref())
+        .is_some_and(|p| {
+            p.files.len() == parts.states.len()
+                && p.files
+                    .iter()
+                    .zip(&parts.states)
+                    .all(|(file, state)| state.entry.as_ref() == Some(file))
+        });
+    let entry = match listed_parts {
+        Some(listed) if unchanged => Some(listed.clone()),
+        _ => parts.in_place(listed),
+    };
+    let mut report = FileReport::new(kind, FileAction::Skipped);
+    report.parts = Some(parts.report());
+    if let Some(entry) = &entry {
+        report.rows = entry.rows;
+        report.bytes = entry.bytes;
+        report.source_version = entry.table_version;
+    }
+    Ok((report, entry))
+}
+
+/// The failure of an object that the assembling step expected and did not find.
+fn not_in_place(path: &str, note: Option<String>) -> crate::failure::Failure {
+    crate::failure::Failure::new(
+        crate::failure::Cause::UnitIncomplete,
+        format!(
+            "{path} is not in place ({}): the unit that publishes it did not finish; the next run publishes it",
+            note.unwrap_or_else(|| "no object".into())
+        ),
+    )
 }
 
 fn form(count: u32) -> String {
@@ -189,6 +295,8 @@ struct Parts<'c, 'a> {
     count: u32,
     states: Vec<PartState>,
     stats: ReadStats,
+    /// The one part this publish builds (a unit of one part), or `None` for all of them.
+    only: Option<u32>,
 }
 
 impl<'c, 'a> Parts<'c, 'a> {
@@ -216,7 +324,48 @@ impl<'c, 'a> Parts<'c, 'a> {
             count,
             states,
             stats: ReadStats::default(),
+            only: ctx.scope.only_part(),
         }
+    }
+
+    /// Whether this publish builds the part.
+    fn builds(&self, index: u32) -> bool {
+        self.only.is_none_or(|only| only == index)
+    }
+
+    /// Finds out what each part built here reflects ([`find_previous`]).
+    async fn find_previous(
+        &mut self,
+        listed: Option<&FileEntry>,
+        table_path: &str,
+        kept: &BTreeMap<String, FileEntry>,
+    ) -> SnapshotResult<()> {
+        let listed_parts: BTreeMap<&str, &FileEntry> = listed
+            .and_then(|e| e.parts.as_ref())
+            .map(|p| p.files.iter().map(|f| (f.path.as_str(), f)).collect())
+            .unwrap_or_default();
+        let only = self.only;
+        for state in &mut self.states {
+            if only.is_some_and(|only| only != state.index) {
+                continue;
+            }
+            let relative = layout::part_name(self.kind, state.index, self.count);
+            let listed = kept
+                .get(&relative)
+                .or_else(|| listed_parts.get(relative.as_str()).copied());
+            let stamp = PartStamp::new(state.index, self.count);
+            let Previous { entry, note } = find_previous(
+                &self.ctx.store,
+                &state.path,
+                table_path,
+                listed,
+                Some(&stamp),
+            )
+            .await?;
+            state.entry = entry.map(|e| relative_to_view(e, &relative));
+            state.note = note;
+        }
+        Ok(())
     }
 
     async fn publish(
@@ -225,25 +374,8 @@ impl<'c, 'a> Parts<'c, 'a> {
         switch: Option<String>,
     ) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
         let table_path = layout::raw_table_path(&self.view.model, &self.view.folder, self.kind);
-        let listed_parts: BTreeMap<&str, &FileEntry> = listed
-            .and_then(|e| e.parts.as_ref())
-            .map(|p| p.files.iter().map(|f| (f.path.as_str(), f)).collect())
-            .unwrap_or_default();
-        for state in &mut self.states {
-            let relative = layout::part_name(self.kind, state.index, self.count);
-            let listed = listed_parts.get(relative.as_str()).copied();
-            let stamp = PartStamp::new(state.index, self.count);
-            let Previous { entry, note } = find_previous(
-                &self.ctx.store,
-                &state.path,
-                &table_path,
-                listed,
-                Some(&stamp),
-            )
+        self.find_previous(listed, &table_path, &BTreeMap::new())
             .await?;
-            state.entry = entry.map(|e| relative_to_view(e, &relative));
-            state.note = note;
-        }
         if let Some(note) = self.states.iter().find_map(|s| s.note.as_ref())
             && listed.is_some()
         {
@@ -263,7 +395,11 @@ impl<'c, 'a> Parts<'c, 'a> {
         let mut rebuild: Vec<u32> = Vec::new();
         let mut rebuild_reason = switch.clone();
         let mut merge: Vec<u32> = Vec::new();
+        let only = self.only;
         for state in &mut self.states {
+            if only.is_some_and(|only| only != state.index) {
+                continue;
+            }
             match &state.entry {
                 Some(e)
                     if e.table_version == source.version
@@ -306,6 +442,14 @@ impl<'c, 'a> Parts<'c, 'a> {
                 }
             }
         }
+        let mut behind: Option<Shortfall> = None;
+        if !merge.is_empty()
+            && let Err(shortfall) = self.ctx.budget.admit(self.merge_bytes(table, &merge)?)
+        {
+            self.leave_behind(&merge);
+            behind = Some(shortfall);
+            merge.clear();
+        }
         if !merge.is_empty() {
             match self.merge(&source, table, &merge).await {
                 Ok(unmerged) => {
@@ -330,6 +474,17 @@ impl<'c, 'a> Parts<'c, 'a> {
         }
         rebuild.sort_unstable();
         rebuild.dedup();
+        // A rebuild of parts is not resumable: it reads every raw file once per
+        // PARTS_PER_PASS parts, and starts only when that fits in the time left.
+        if !rebuild.is_empty() {
+            let passes = rebuild.len().div_ceil(PARTS_PER_PASS) as u64;
+            let raw = active_bytes(table)?.saturating_mul(passes);
+            if let Err(shortfall) = self.ctx.budget.admit(raw) {
+                self.leave_behind(&rebuild);
+                behind.get_or_insert(shortfall);
+                rebuild.clear();
+            }
+        }
         if !rebuild.is_empty() {
             tracing::info!(view = %self.view.folder, kind = %self.kind, parts = rebuild.len(), count = self.count, reason = ?rebuild_reason, "rebuilding parts");
             self.rebuild(&source, table, &rebuild).await?;
@@ -337,9 +492,16 @@ impl<'c, 'a> Parts<'c, 'a> {
 
         let mut report = FileReport::new(self.kind, FileAction::Skipped);
         let summary = self.report();
-        report.action = if summary.rebuilt > 0 {
+        report.action = if behind.is_some() {
+            FileAction::Behind
+        } else if summary.rebuilt > 0 {
             FileAction::Rebuilt
-        } else if summary.merged > 0 || self.states.iter().any(|s| s.action.is_none()) {
+        } else if summary.merged > 0
+            || self
+                .states
+                .iter()
+                .any(|s| self.builds(s.index) && s.action.is_none())
+        {
             FileAction::Incremental
         } else {
             FileAction::Skipped
@@ -351,7 +513,16 @@ impl<'c, 'a> Parts<'c, 'a> {
         report.files_read = self.stats.files_read;
         report.rows_read = self.stats.rows_read;
         report.spilled_runs = self.stats.spilled_runs;
-        report.reason = if summary.rebuilt > 0 {
+        report.reason = if let Some(shortfall) = behind {
+            Some(format!(
+                "{} of {} parts left for the next run: {shortfall}",
+                self.states
+                    .iter()
+                    .filter(|s| s.action == Some(FileAction::Behind))
+                    .count(),
+                self.count
+            ))
+        } else if summary.rebuilt > 0 {
             rebuild_reason.map(|r| {
                 if summary.rebuilt < self.count {
                     format!("{} of {} parts rebuilt: {r}", summary.rebuilt, self.count)
@@ -367,17 +538,46 @@ impl<'c, 'a> Parts<'c, 'a> {
             .states
             .iter()
             .all(|s| s.action == Some(FileAction::Skipped));
-        let entry = match listed {
-            Some(listed) if unchanged && self.states.iter().all(|s| s.note.is_none()) => {
+        let entry = match (self.only, listed) {
+            // One part of many: the manifest is the assembling step's; the part's own
+            // entry says what this publish left.
+            (Some(only), _) => self.states[only as usize].entry.clone(),
+            (None, Some(listed)) if unchanged && self.states.iter().all(|s| s.note.is_none()) => {
                 Some(listed.clone())
             }
-            _ => self.aggregate(column_specs(&source.publish_schema)),
+            // Parts the deadline left without any previous state: the form the manifest
+            // named stays until they are built.
+            (None, _) => self
+                .aggregate(column_specs(&source.publish_schema))
+                .or_else(|| self.in_place(listed)),
         };
         if let Some(entry) = &entry {
             report.rows = entry.rows;
             report.bytes = entry.bytes;
         }
         Ok((report, entry))
+    }
+
+    /// What merging `merge` reads and writes: the raw files added since the oldest of them
+    /// was built, and each part read and written again.
+    fn merge_bytes(&self, table: &LakeTable, merge: &[u32]) -> SnapshotResult<u64> {
+        let entries: Vec<&FileEntry> = merge
+            .iter()
+            .filter_map(|&i| self.states[i as usize].entry.as_ref())
+            .collect();
+        let Some(oldest) = entries.iter().min_by_key(|e| e.table_version) else {
+            return Ok(0);
+        };
+        let parts: u64 = entries.iter().map(|e| e.bytes.saturating_mul(2)).sum();
+        let added = merge_bytes(table, oldest)?.saturating_sub(oldest.bytes.saturating_mul(2));
+        Ok(added.saturating_add(parts))
+    }
+
+    /// Leaves `parts` as they are for the next run.
+    fn leave_behind(&mut self, parts: &[u32]) {
+        for &index in parts {
+            self.states[index as usize].action = Some(FileAction::Behind);
+        }
     }
 
     /// Merges the commits after the oldest of `merge`'s parts into those parts. Returns
@@ -517,11 +717,12 @@ impl<'c, 'a> Parts<'c, 'a> {
         };
         let rebuilt = count(FileAction::Rebuilt);
         let merged = count(FileAction::Incremental);
+        let built = if self.only.is_some() { 1 } else { self.count };
         PartsReport {
             count: self.count,
             rebuilt,
             merged,
-            unchanged: self.count - rebuilt - merged,
+            unchanged: built.saturating_sub(rebuilt + merged),
         }
     }
 
@@ -579,6 +780,15 @@ impl<'c, 'a> Parts<'c, 'a> {
         }
         listed.filter(|e| e.parts.is_none()).cloned()
     }
+}
+
+/// Bytes of the raw table's active files: what a full rebuild reads.
+fn active_bytes(table: &LakeTable) -> SnapshotResult<u64> {
+    Ok(table
+        .active_files()?
+        .iter()
+        .map(|f| u64::try_from(f.size).unwrap_or(0))
+        .sum())
 }
 
 /// An entry of a part names its object relative to the view folder (`nodes/part-…`).

@@ -40,6 +40,7 @@ use super::error::{SnapshotError, SnapshotResult};
 use super::file::PublishContext;
 use super::manifest::{self, FORMAT_VERSION, FileEntry, Manifest, ManifestState};
 use super::partitioned::publish_kind;
+use super::piece_entry;
 use super::plan::ViewTarget;
 use super::reader::{self, ObjectVersion, object_path};
 use super::stamp::{FileStamp, Stamped};
@@ -113,12 +114,22 @@ async fn publish_once(
 
     let mut entries = BTreeMap::new();
     for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
+        if !ctx.scope.includes(kind) {
+            continue;
+        }
         let listed = read.state.entry(kind);
         let (file, entry) = match publish_kind(ctx, target, kind, listed, paths).await {
             Ok(done) => done,
             Err(conflict) => return Err((report, conflict)),
         };
         tracing::info!(view = %target.folder, %kind, action = ?file.action, rows = file.rows, "published file");
+        if !ctx.scope.writes_manifest()
+            && file.action != FileAction::Failed
+            && let Some(entry) = &entry
+        {
+            let path = piece_entry::entry_path(&target.model, &target.folder, &entry.path);
+            piece_entry::save(&ctx.store, &path, entry).await;
+        }
         report.files.push(file);
         if let Some(entry) = entry {
             entries.insert(kind.as_str().to_owned(), entry);
@@ -129,6 +140,10 @@ async fn publish_once(
         });
     }
 
+    if !ctx.scope.writes_manifest() {
+        // One object of a view in pieces: the assembling step writes the manifest.
+        return Ok(report);
+    }
     // A file the deadline left keeps the view's place in line (`pendingSince`); once every
     // file is done, the manifest drops it.
     let behind = report.files.iter().any(|f| f.action == FileAction::Behind);

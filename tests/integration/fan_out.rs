@@ -32,10 +32,15 @@ const MODEL: &str = "plant_schema:PlantModel/1";
 
 /// The configuration of the lab with its lake at `lake` instead.
 fn yaml_for(lab: &Lab, lake: &Path) -> String {
+    yaml_with(lab, lake, "")
+}
+
+/// [`yaml_for`] with `extractor` settings.
+fn yaml_with(lab: &Lab, lake: &Path, extractor: &str) -> String {
     let Lake::Local(own) = &lab.lake else {
         panic!("a local lake")
     };
-    let yaml = lab.config_yaml("", None);
+    let yaml = lab.config_yaml(extractor, None);
     let (from, to) = (
         format!("\"{}\"", own.display()),
         format!("\"{}\"", lake.display()),
@@ -113,18 +118,36 @@ fn published(lake: &Path) -> BTreeMap<String, (Vec<(String, RecordBatch)>, Value
         let view = dir.file_name().unwrap().to_string_lossy().into_owned();
         let mut files = Vec::new();
         for kind in ["nodes", "edges"] {
-            let bytes = std::fs::read(dir.join(format!("{kind}.parquet")))
-                .unwrap_or_else(|e| panic!("{view}/{kind}.parquet: {e}"));
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-                .expect("a Parquet file");
-            let schema = reader.schema().clone();
-            let batches: Vec<RecordBatch> = reader
-                .build()
-                .expect("reader")
-                .collect::<Result<_, _>>()
-                .expect("row groups");
-            let all = concat_batches(&schema, &batches).expect("one batch");
-            files.push((kind.to_owned(), all));
+            // The kind's objects as the manifest names them: one file, or every part.
+            let mut objects: Vec<String> = Vec::new();
+            let folder = dir.join(kind);
+            if folder.is_dir() {
+                for part in std::fs::read_dir(&folder).expect("parts folder") {
+                    let name = part
+                        .expect("part")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned();
+                    objects.push(format!("{kind}/{name}"));
+                }
+                objects.sort();
+            } else {
+                objects.push(format!("{kind}.parquet"));
+            }
+            for object in objects {
+                let bytes = std::fs::read(dir.join(&object))
+                    .unwrap_or_else(|e| panic!("{view}/{object}: {e}"));
+                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+                    .expect("a Parquet file");
+                let schema = reader.schema().clone();
+                let batches: Vec<RecordBatch> = reader
+                    .build()
+                    .expect("reader")
+                    .collect::<Result<_, _>>()
+                    .expect("row groups");
+                let all = concat_batches(&schema, &batches).expect("one batch");
+                files.push((object, all));
+            }
         }
         let mut manifest: Value =
             serde_json::from_slice(&std::fs::read(dir.join("_manifest.json")).expect("a manifest"))
@@ -133,6 +156,16 @@ fn published(lake: &Path) -> BTreeMap<String, (Vec<(String, RecordBatch)>, Value
         for file in manifest["files"].as_object_mut().unwrap().values_mut() {
             for volatile in ["writtenAt", "eTag", "writeId", "bytes"] {
                 file.as_object_mut().unwrap().remove(volatile);
+            }
+            if let Some(parts) = file
+                .pointer_mut("/parts/files")
+                .and_then(Value::as_array_mut)
+            {
+                for part in parts {
+                    for volatile in ["writtenAt", "eTag", "writeId", "bytes"] {
+                        part.as_object_mut().unwrap().remove(volatile);
+                    }
+                }
             }
         }
         views.insert(view, (files, manifest));
@@ -164,6 +197,11 @@ fn assert_same_publish(label: &str, left: &Path, right: &Path) {
     assert_eq!(left.len(), 4, "{label}: every view of the sample model");
     for (view, (files, manifest)) in &left {
         let (other_files, other_manifest) = &right[view];
+        assert_eq!(
+            files.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            other_files.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            "{label}: {view}: the same objects"
+        );
         for ((kind, batch), (_, other)) in files.iter().zip(other_files) {
             assert_eq!(
                 batch.schema().fields(),
@@ -388,4 +426,137 @@ fn fan_out_by_cli(config: &PathBuf, workers: usize) -> Value {
             String::from_utf8_lossy(&output.stdout)
         )
     })
+}
+
+/// A view whose nodes are in parts fans out one unit per part (and one for its single
+/// edges file); finalize writes its manifest from what the units left. The result equals a
+/// whole run's, object for object, as full rebuilds and as incremental merges; a part whose
+/// unit did not run leaves the view unpublished (the run fails as retryable, nothing else
+/// changes), and the next run completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_in_parts_fans_out_one_unit_per_part() {
+    const PART_ROWS: &str = "  snapshot:\n    part-rows: 8\n";
+    let lab = Lab::start(PUMPS, None).await;
+    let Lake::Local(fanned) = lab.lake.clone() else {
+        unreachable!()
+    };
+    let whole = lab.dir.path().join("whole");
+    let (fanned_yaml, whole_yaml) = (
+        yaml_with(&lab, &fanned, PART_ROWS),
+        yaml_with(&lab, &whole, PART_ROWS),
+    );
+    let fanned_context = context_for(&fanned_yaml).await;
+    sync(&fanned_context).await;
+    copy_raw(&fanned, &whole);
+    whole_run(&whole, &whole_yaml).await;
+    let (function, _) = snapshot_function(fanned_yaml);
+
+    let plan = invoke(&function, json!({"plan": true})).await;
+    let units: Vec<Value> = plan["units"].as_array().expect("units").clone();
+    let pump: Vec<&Value> = units.iter().filter(|u| u["view"] == "Pump").collect();
+    let pump_ids: Vec<&str> = pump.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    let count_of = |file: &str| {
+        pump.iter()
+            .filter(|u| u["kind"] == "part" && u["file"] == file)
+            .map(|u| u["part"][1].as_u64().unwrap())
+            .max()
+            .unwrap_or(1)
+    };
+    let count = count_of("nodes");
+    assert_eq!(count, 4, "30 pumps at 8 rows per part: {pump_ids:?}");
+    let edges = count_of("edges");
+    assert!(edges > 1, "the pumps' work order edges: {pump_ids:?}");
+    let mut expected: Vec<String> = (0..count)
+        .map(|i| format!("part:{MODEL}:Pump:nodes:{i}-of-{count}"))
+        .collect();
+    expected.extend((0..edges).map(|i| format!("part:{MODEL}:Pump:edges:{i}-of-{edges}")));
+    assert_eq!(pump_ids, expected, "one unit per part");
+    // A view with nodes in parts and no edge streams: its empty edges file is a unit too.
+    let files: Vec<&str> = units
+        .iter()
+        .filter(|u| u["kind"] == "file")
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert!(files.iter().any(|id| id.ends_with(":edges")), "{units:#?}");
+    for unit in &pump {
+        assert_eq!(unit["staleness"], "unpublished", "{unit}");
+    }
+
+    // Every unit but one part: the view is not published, and the run says so.
+    let skipped = format!("part:{MODEL}:Pump:nodes:2-of-{count}");
+    let ids: Vec<String> = units
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .filter(|id| *id != skipped)
+        .collect();
+    let responses = futures::future::join_all(
+        ids.iter()
+            .map(|id| invoke(&function, json!({ "unit": id }))),
+    )
+    .await;
+    let mut outcomes: Vec<Value> = responses.iter().map(|r| r["outcome"].clone()).collect();
+    for outcome in &outcomes {
+        assert_eq!(outcome["success"], json!(true), "{outcome:#}");
+    }
+    let pump_dir = fanned.join("publish/plant_schema/PlantModel/1/Pump");
+    assert!(
+        !pump_dir.join("_manifest.json").exists(),
+        "a unit of one part writes no manifest"
+    );
+    outcomes.push(json!({"unit": skipped, "success": false,
+        "error": {"errorType": "States.Timeout", "message": "the unit timed out"}}));
+    let error = function
+        .invoke(
+            json!({"finalize": true, "maintenance": false, "outcomes": outcomes}),
+            &invocation(),
+        )
+        .await
+        .expect_err("a part whose unit did not finish");
+    assert_eq!(error.error_type(), "Retryable.RunIncomplete", "{error}");
+    assert!(error.to_string().contains(&skipped), "{error}");
+    // The manifest names what is in place: the edges' parts, not the nodes'.
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(pump_dir.join("_manifest.json")).unwrap()).unwrap();
+    assert!(manifest["files"]["nodes"].is_null(), "{manifest:#}");
+    assert_eq!(
+        manifest["files"]["edges"]["parts"]["count"],
+        json!(edges),
+        "{manifest:#}"
+    );
+
+    // The next run publishes it: the parts already built are current and skipped.
+    let (units, finalize) = fan_out_through_the_function(&function).await;
+    assert_eq!(
+        finalize["units"]["planned"],
+        json!(units.len()),
+        "{finalize:#}"
+    );
+    assert_eq!(
+        finalize["units"]["succeeded"],
+        json!(units.len()),
+        "{finalize:#}"
+    );
+    assert_same_publish("parts, full rebuilds", &fanned, &whole);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(pump_dir.join("_manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["files"]["nodes"]["parts"]["count"],
+        json!(count),
+        "{manifest:#}"
+    );
+
+    // Changes: every part merges its own, and the result still equals a whole run's.
+    lab.update_and_delete_pumps(PUMPS);
+    sync(&fanned_context).await;
+    copy_raw(&fanned, &whole);
+    let second_whole = whole_run(&whole, &whole_yaml).await;
+    assert!(second_whole.files_incremental > 0, "{second_whole:#?}");
+    let plan = invoke(&function, json!({"plan": true})).await;
+    assert_eq!(plan["units"][0]["staleness"], "behind", "{plan:#}");
+    let (_, finalize) = fan_out_through_the_function(&function).await;
+    assert!(
+        finalize["snapshot"]["filesIncremental"].as_u64().unwrap() > 0,
+        "{finalize:#}"
+    );
+    assert_same_publish("parts, incremental merges", &fanned, &whole);
 }

@@ -1,15 +1,24 @@
-//! Unit ids: `<kind>:<space>:<model>/<version>:<view folder>`.
+//! Unit ids: `<kind>:<space>:<model>/<version>:<view folder>[:<nodes|edges>[:<i>-of-<n>]]`.
 //!
 //! An id is opaque to whoever runs the unit (the state machine passes it back unchanged) and
-//! model-qualified, because two models can publish a view of the same name. Today every
-//! unit is one whole view (`view:plant:PlantModel/1:Pump`); kinds that split a view (one
-//! part of a view's file) extend the id after the view, so a state machine that only passes
-//! ids on never changes. CDF identifiers never hold `:`, so the form is unambiguous; the
-//! run that receives an id matches it against the ids of its own plan rather than parsing
-//! it, so an id that names nothing planned is refused, naming it.
+//! model-qualified, because two models can publish a view of the same name:
+//!
+//! - `view:plant:PlantModel/1:Pump`: the whole view, both files and the manifest;
+//! - `part:plant:PlantModel/1:Pump:nodes:3-of-16`: part 3 (from 0) of the view's nodes in
+//!   16 parts;
+//! - `file:plant:PlantModel/1:Pump:edges`: the single edges file of a view whose other kind
+//!   is in parts.
+//!
+//! CDF identifiers never hold `:`, so the form is unambiguous. The run that receives an id
+//! finds the view by matching the id's prefix against the views of its own plan, so an id
+//! that names nothing planned is refused, naming it; the rest (kind and part) is read from
+//! the id, because the plan that gave the id out decided the view's form.
 
 use super::UnitKind;
+use crate::lake::InstanceKind;
 use crate::snapshot::ViewTarget;
+use crate::snapshot::parts::MAX_PARTS;
+use crate::snapshot::scope::{PartOf, Piece};
 
 /// The id of the unit of `kind` that publishes `target`.
 pub(crate) fn unit_id(kind: UnitKind, target: &ViewTarget) -> String {
@@ -19,4 +28,100 @@ pub(crate) fn unit_id(kind: UnitKind, target: &ViewTarget) -> String {
         target.model_label(),
         target.folder.name()
     )
+}
+
+/// The id of the unit that publishes one object of `target`.
+pub(crate) fn piece_id(target: &ViewTarget, piece: &Piece) -> String {
+    match piece.part {
+        Some(part) => format!(
+            "{}:{}:{}-of-{}",
+            unit_id(UnitKind::Part, target),
+            piece.kind,
+            part.index,
+            part.count
+        ),
+        None => format!("{}:{}", unit_id(UnitKind::File, target), piece.kind),
+    }
+}
+
+/// The object of `target` that `id` names, if it names one: a well-formed part (a power of
+/// two of at most [`MAX_PARTS`] parts, the index below the count) or file of the view.
+pub(crate) fn piece_of(id: &str, target: &ViewTarget) -> Option<Piece> {
+    if let Some(rest) = id.strip_prefix(&format!("{}:", unit_id(UnitKind::Part, target))) {
+        let (kind, part) = rest.split_once(':')?;
+        let (index, count) = part.split_once("-of-")?;
+        let (index, count): (u32, u32) = (index.parse().ok()?, count.parse().ok()?);
+        let valid = count > 1 && count <= MAX_PARTS && count.is_power_of_two() && index < count;
+        return valid.then_some(Piece {
+            kind: kind_named(kind)?,
+            part: Some(PartOf { index, count }),
+        });
+    }
+    let kind = id.strip_prefix(&format!("{}:", unit_id(UnitKind::File, target)))?;
+    Some(Piece {
+        kind: kind_named(kind)?,
+        part: None,
+    })
+}
+
+fn kind_named(name: &str) -> Option<InstanceKind> {
+    [InstanceKind::Nodes, InstanceKind::Edges]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::scope::Forms;
+
+    fn target(view: &str) -> ViewTarget {
+        use crate::lake::ModelRef;
+        use crate::lake::layout::ViewFolder;
+        use crate::schema::PropertySource;
+        use crate::snapshot::TableTarget;
+        let source = PropertySource {
+            space: "plant".into(),
+            key: format!("{view}/1"),
+        };
+        ViewTarget {
+            model: ModelRef::new("plant", "PlantModel", "1").unwrap(),
+            folder: ViewFolder::plain(view).unwrap(),
+            nodes: TableTarget::without_streams(InstanceKind::Nodes, source.clone()),
+            edges: TableTarget::without_streams(InstanceKind::Edges, source),
+        }
+    }
+
+    #[test]
+    fn every_piece_id_names_its_piece_and_nothing_else_does() {
+        let target = target("Pump");
+        let other = target("Pumps");
+        let forms = Forms { nodes: 4, edges: 1 };
+        for piece in forms.pieces() {
+            let id = piece_id(&target, &piece);
+            assert_eq!(piece_of(&id, &target), Some(piece), "{id}");
+            assert_eq!(piece_of(&id, &other), None, "{id}");
+        }
+        assert_eq!(
+            piece_id(&target, &forms.pieces()[3]),
+            "part:plant:PlantModel/1:Pump:nodes:3-of-4"
+        );
+        assert_eq!(
+            piece_id(&target, &forms.pieces()[4]),
+            "file:plant:PlantModel/1:Pump:edges"
+        );
+        for wrong in [
+            "view:plant:PlantModel/1:Pump",
+            "part:plant:PlantModel/1:Pump:nodes:4-of-4",
+            "part:plant:PlantModel/1:Pump:nodes:1-of-3",
+            "part:plant:PlantModel/1:Pump:nodes:0-of-1",
+            "part:plant:PlantModel/1:Pump:nodes:0-of-2048",
+            "part:plant:PlantModel/1:Pump:rows:0-of-2",
+            "part:plant:PlantModel/1:Pump:nodes",
+            "file:plant:PlantModel/1:Pump:nodes:0-of-2",
+            "file:plant:PlantModel/1:Pump",
+        ] {
+            assert_eq!(piece_of(wrong, &target), None, "{wrong}");
+        }
+    }
 }

@@ -29,14 +29,17 @@ use tokio::time::Instant;
 
 pub use self::outcome::{UnitError, UnitOutcome, UnitsSummary};
 pub use self::staleness::Staleness;
+use self::staleness::ViewState;
 use self::staleness::view_state;
 use super::{PublishSettings, SnapshotSummary, ViewReport, ViewTarget, catalog, plan_views};
 use crate::context::Context;
 use crate::failure::Failure;
 use crate::job::JobInputs;
 use crate::lake::Destination;
+use crate::lake::InstanceKind;
 use crate::plan::Plan;
 use crate::snapshot::manifest::{self, ManifestState};
+use crate::snapshot::scope::{Forms, Scope};
 
 /// What a unit does. The kind is the first part of the unit id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,6 +47,11 @@ use crate::snapshot::manifest::{self, ManifestState};
 pub enum UnitKind {
     /// Publishes one view: both files and the manifest.
     View,
+    /// Publishes one part of a view's file in parts, without the manifest.
+    Part,
+    /// Publishes the single file of a view whose other kind is in parts, without the
+    /// manifest.
+    File,
 }
 
 impl UnitKind {
@@ -51,6 +59,8 @@ impl UnitKind {
     pub fn as_str(self) -> &'static str {
         match self {
             UnitKind::View => "view",
+            UnitKind::Part => "part",
+            UnitKind::File => "file",
         }
     }
 }
@@ -67,8 +77,15 @@ pub struct WorkUnit {
     pub model: String,
     /// The view folder it publishes.
     pub view: String,
-    /// The estimated work: bytes of the active files of the view's raw tables, which a full
-    /// rebuild reads (an incremental merge reads only its new commits).
+    /// The kind of file a `part` or `file` unit publishes (`nodes`, `edges`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The part a `part` unit publishes: `[index, count]`, from 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<[u32; 2]>,
+    /// The estimated work: bytes of the active files of the raw tables the unit reads (the
+    /// view's, or for a `part` or `file` unit its kind's), which a full rebuild reads (an
+    /// incremental merge reads only its new commits).
     pub cost: u64,
     /// Rows of those files (changes, tombstones included).
     pub raw_rows: u64,
@@ -118,9 +135,10 @@ fn ordering_key(unit: &WorkUnit) -> (Staleness, Option<String>, std::cmp::Revers
     )
 }
 
-/// The units of `plan`'s views, most stale first. Never fails as a whole: a lake that
-/// cannot be opened is a problem of the plan.
-pub(crate) async fn plan_units(destination: &Destination, plan: &Plan) -> UnitPlan {
+/// The units of `plan`'s views, most stale first: one per view, or for a view with a kind
+/// in parts (`part_rows`, as a whole run decides it) one per part and one per single file.
+/// Never fails as a whole: a lake that cannot be opened is a problem of the plan.
+pub(crate) async fn plan_units(destination: &Destination, plan: &Plan, part_rows: u64) -> UnitPlan {
     let mut plan_errors: Vec<Failure> = plan.problems().to_vec();
     let targets = plan_views(plan.streams());
     let store = match destination.object_store() {
@@ -133,26 +151,18 @@ pub(crate) async fn plan_units(destination: &Destination, plan: &Plan) -> UnitPl
             };
         }
     };
-    let mut units: Vec<WorkUnit> = stream::iter(targets.iter())
+    let views: Vec<Vec<WorkUnit>> = stream::iter(targets.iter())
         .map(|target| {
             let store = &store;
             async move {
-                let state = view_state(destination, store, target).await;
-                WorkUnit {
-                    id: id::unit_id(UnitKind::View, target),
-                    kind: UnitKind::View,
-                    model: target.model_label(),
-                    view: target.folder.name().to_owned(),
-                    cost: state.raw_bytes,
-                    raw_rows: state.raw_rows,
-                    staleness: state.staleness,
-                    published_at: state.published_at,
-                }
+                let state = view_state(destination, store, target, part_rows).await;
+                units_of(target, &state)
             }
         })
         .buffered(CONCURRENT_VIEWS)
         .collect()
         .await;
+    let mut units: Vec<WorkUnit> = views.into_iter().flatten().collect();
     // Stable: equals keep the plan's order.
     units.sort_by_key(ordering_key);
     UnitPlan {
@@ -161,9 +171,51 @@ pub(crate) async fn plan_units(destination: &Destination, plan: &Plan) -> UnitPl
     }
 }
 
-/// Publishes the one unit `id` of `plan`: its view's files and manifest, as a whole run
-/// publishes them, without the catalog, without maintenance and without reporting an
-/// extraction-pipeline run (the finalize step does both for the whole run).
+/// The units of one view in `state`: the whole view, or each of its objects when a kind
+/// is in parts.
+fn units_of(target: &ViewTarget, state: &ViewState) -> Vec<WorkUnit> {
+    let unit = |id: String, kind: UnitKind, cost: u64| WorkUnit {
+        id,
+        kind,
+        model: target.model_label(),
+        view: target.folder.name().to_owned(),
+        file: None,
+        part: None,
+        cost,
+        raw_rows: state.raw_rows,
+        staleness: state.staleness,
+        published_at: state.published_at.clone(),
+    };
+    if !state.forms.has_parts() {
+        return vec![unit(
+            id::unit_id(UnitKind::View, target),
+            UnitKind::View,
+            state.raw_bytes,
+        )];
+    }
+    state
+        .forms
+        .pieces()
+        .iter()
+        .map(|piece| {
+            let cost = state.kind_bytes[usize::from(piece.kind == InstanceKind::Edges)];
+            let kind = match piece.part {
+                Some(_) => UnitKind::Part,
+                None => UnitKind::File,
+            };
+            WorkUnit {
+                file: Some(piece.kind.as_str().to_owned()),
+                part: piece.part.map(|p| [p.index, p.count]),
+                ..unit(id::piece_id(target, piece), kind, cost)
+            }
+        })
+        .collect()
+}
+
+/// Publishes the one unit `id` of `plan`: its view's files and manifest (or, for a unit of
+/// one object, that object alone), as a whole run publishes them, without the catalog,
+/// without maintenance and without reporting an extraction-pipeline run (the finalize step
+/// does both for the whole run).
 pub(crate) async fn run_unit(
     context: &Context,
     plan: &Plan,
@@ -172,10 +224,14 @@ pub(crate) async fn run_unit(
 ) -> Result<SnapshotSummary, UnitNotPlanned> {
     let started = Instant::now();
     let targets = plan_views(plan.streams());
-    let Some(target) = targets
-        .iter()
-        .find(|t| id::unit_id(UnitKind::View, t) == id)
-    else {
+    let found = targets.iter().find_map(|t| {
+        if id::unit_id(UnitKind::View, t) == id {
+            Some((t, Scope::Whole))
+        } else {
+            id::piece_of(id, t).map(|piece| (t, Scope::Piece(piece)))
+        }
+    });
+    let Some((target, scope)) = found else {
         let problems: Vec<String> = plan.problems().iter().map(|p| p.to_string()).collect();
         return Err(UnitNotPlanned {
             id: id.to_owned(),
@@ -201,6 +257,7 @@ pub(crate) async fn run_unit(
                 .less(context.config.extractor.deadline_margin),
         ),
         &inputs.progress,
+        scope,
     )
     .await
     {
@@ -216,14 +273,17 @@ pub(crate) async fn run_unit(
     Ok(summary)
 }
 
-/// After the units: registers the catalog tables of the published views and reports one
-/// extraction-pipeline run for the whole run.
+/// After the units: writes the manifests of the views published in pieces, registers the
+/// catalog tables of the published views and reports one extraction-pipeline run for the
+/// whole run.
 ///
 /// With the units' `outcomes`, the summary counts each planned unit once (a planned unit
 /// without an outcome fails it: it did not run, or its result was lost) and the views whose
 /// unit succeeded are registered, as a whole run registers the views it published. Without
 /// them (a finalize run by hand), the views that have a manifest are registered and the
-/// summary holds the catalog and the plan's problems only.
+/// summary holds the catalog and the plan's problems only. Either way a view published in
+/// pieces gets its manifest here, from what its units left at the keys
+/// ([`crate::snapshot::scope`]), and is registered once that manifest names every object.
 pub(crate) async fn finalize(
     context: &Context,
     plan: &Plan,
@@ -231,12 +291,11 @@ pub(crate) async fn finalize(
 ) -> (Option<UnitsSummary>, SnapshotSummary) {
     let started = Instant::now();
     let targets = plan_views(plan.streams());
-    let ids: Vec<String> = targets
-        .iter()
-        .map(|t| id::unit_id(UnitKind::View, t))
-        .collect();
+    let part_rows = PublishSettings::from(&context.config.extractor.snapshot).part_rows;
+    let views = planned_views(&context.destination, &targets, outcomes, part_rows).await;
+    let ids: Vec<String> = views.iter().flat_map(|v| v.ids.iter().cloned()).collect();
     let plan_errors = plan.problems().to_vec();
-    let (units, mut summary, published) = match outcomes {
+    let (units, mut summary) = match outcomes {
         Some(outcomes) => {
             let (units, summary) = outcome::summary_of_outcomes(
                 &ids,
@@ -244,24 +303,42 @@ pub(crate) async fn finalize(
                 plan_errors,
                 started.elapsed().as_millis() as u64,
             );
-            let published: Vec<bool> = ids
-                .iter()
-                .map(|id| outcomes.iter().any(|o| &o.unit == id && o.success))
-                .collect();
-            (Some(units), summary, published)
+            (Some(units), summary)
         }
-        None => {
-            let summary = SnapshotSummary::from_reports(Vec::new(), plan_errors, 0);
-            let published = have_manifests(&context.destination, &targets).await;
-            (None, summary, published)
-        }
+        None => (
+            None,
+            SnapshotSummary::from_reports(Vec::new(), plan_errors, 0),
+        ),
     };
-    let published_views: Vec<ViewReport> = targets
-        .iter()
-        .zip(&published)
-        .filter(|(_, published)| **published)
-        .map(|(target, _)| published_marker(target))
-        .collect();
+    let mut published_views: Vec<ViewReport> = Vec::new();
+    for (target, view) in targets.iter().zip(&views) {
+        if let Some(forms) = view.assemble {
+            let report = assemble(context, target, forms).await;
+            let pieces_succeeded = outcomes.is_some_and(|outcomes| {
+                view.ids
+                    .iter()
+                    .all(|id| outcomes.iter().any(|o| &o.unit == id && o.success))
+            });
+            if report.is_success() {
+                published_views.push(report);
+            } else if pieces_succeeded {
+                // The units did their part; the view still is not published as a whole.
+                summary.views_failed += 1;
+                summary.views.push(report);
+            }
+            continue;
+        }
+        let published = match outcomes {
+            Some(outcomes) => view
+                .ids
+                .iter()
+                .any(|id| outcomes.iter().any(|o| &o.unit == id && o.success)),
+            None => has_manifest(&context.destination, target).await,
+        };
+        if published {
+            published_views.push(published_marker(target));
+        }
+    }
     summary.catalog = catalog::register_configured(
         &context.config,
         &context.destination,
@@ -299,6 +376,102 @@ pub(crate) async fn finalize(
     (units, summary)
 }
 
+/// What the finalize step knows of one view's units.
+struct PlannedView {
+    /// The view's unit ids: those the outcomes name, or without outcomes for the view,
+    /// those a plan gives out now.
+    ids: Vec<String>,
+    /// The forms to assemble the manifest from, when the view was published in pieces.
+    assemble: Option<Forms>,
+}
+
+/// The units of each target. The outcomes say which units the run's plan gave out; a view
+/// they do not mention (a finalize without outcomes, or a unit lost with its map) gets the
+/// units a plan gives out now, read from the lake as the plan step reads it.
+async fn planned_views(
+    destination: &Destination,
+    targets: &[ViewTarget],
+    outcomes: Option<&[UnitOutcome]>,
+    part_rows: u64,
+) -> Vec<PlannedView> {
+    let store = destination.object_store().ok();
+    stream::iter(targets)
+        .map(|target| {
+            let store = store.as_ref();
+            async move {
+                let named: Vec<&str> = outcomes
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|o| o.unit.as_str())
+                    .filter(|id| {
+                        *id == id::unit_id(UnitKind::View, target)
+                            || id::piece_of(id, target).is_some()
+                    })
+                    .collect();
+                if !named.is_empty() {
+                    let pieces: Vec<_> = named
+                        .iter()
+                        .filter_map(|id| id::piece_of(id, target))
+                        .collect();
+                    let assemble = (!pieces.is_empty()).then(|| {
+                        let mut forms = Forms { nodes: 1, edges: 1 };
+                        for piece in &pieces {
+                            let count = piece.part.map_or(1, |p| p.count);
+                            match piece.kind {
+                                InstanceKind::Nodes => forms.nodes = count,
+                                InstanceKind::Edges => forms.edges = count,
+                            }
+                        }
+                        forms
+                    });
+                    let mut ids: Vec<String> = named.iter().map(|id| (*id).to_owned()).collect();
+                    ids.sort();
+                    ids.dedup();
+                    return PlannedView { ids, assemble };
+                }
+                let Some(store) = store else {
+                    return PlannedView {
+                        ids: vec![id::unit_id(UnitKind::View, target)],
+                        assemble: None,
+                    };
+                };
+                let state = view_state(destination, store, target, part_rows).await;
+                PlannedView {
+                    ids: units_of(target, &state).into_iter().map(|u| u.id).collect(),
+                    assemble: state.forms.has_parts().then_some(state.forms),
+                }
+            }
+        })
+        .buffered(CONCURRENT_VIEWS)
+        .collect()
+        .await
+}
+
+/// Writes the manifest of a view published in pieces, describing the objects its units
+/// left (nothing is built). The report fails when an object is not in place.
+async fn assemble(context: &Context, target: &ViewTarget, forms: Forms) -> ViewReport {
+    let settings = PublishSettings::from(&context.config.extractor.snapshot);
+    match super::publish_observed(
+        &context.destination,
+        std::slice::from_ref(target),
+        &settings,
+        &super::SliceSettings::of(&settings),
+        super::budget::Budget::default(),
+        &crate::progress::Progress::none(),
+        Scope::Assemble(forms),
+    )
+    .await
+    {
+        Ok(mut reports) if !reports.is_empty() => reports.remove(0),
+        Ok(_) => ViewReport::behind(target),
+        Err(error) => {
+            let mut report = ViewReport::behind(target);
+            report.error = Some(error.to_failure().context("publish destination"));
+            report
+        }
+    }
+}
+
 /// The catalog registers the views whose report says they published; a finalize step has
 /// no report of the views' files, only whether their unit published them.
 fn published_marker(target: &ViewTarget) -> ViewReport {
@@ -316,25 +489,16 @@ fn published_marker(target: &ViewTarget) -> ViewReport {
     }
 }
 
-/// Whether each view has a usable manifest (so its files are in place).
-async fn have_manifests(destination: &Destination, targets: &[ViewTarget]) -> Vec<bool> {
+/// Whether the view has a usable manifest (so its files are in place).
+async fn has_manifest(destination: &Destination, target: &ViewTarget) -> bool {
     let Ok(store) = destination.object_store() else {
-        return vec![false; targets.len()];
+        return false;
     };
-    stream::iter(targets)
-        .map(|target| {
-            let store = &store;
-            async move {
-                let paths = destination.publish_paths(&target.model, &target.folder);
-                matches!(
-                    manifest::read(store, &paths.manifest).await,
-                    ManifestState::Found(_)
-                )
-            }
-        })
-        .buffered(CONCURRENT_VIEWS)
-        .collect()
-        .await
+    let paths = destination.publish_paths(&target.model, &target.folder);
+    matches!(
+        manifest::read(&store, &paths.manifest).await,
+        ManifestState::Found(_)
+    )
 }
 
 fn redacted(failures: Vec<Failure>) -> Vec<Failure> {

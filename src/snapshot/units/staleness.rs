@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::lake::{Destination, InstanceKind, LakeTable, WriteOptions};
 use crate::snapshot::ViewTarget;
-use crate::snapshot::manifest::{self, ManifestState};
+use crate::snapshot::manifest::{self, FileEntry, ManifestState};
+use crate::snapshot::parts::choose_count;
+use crate::snapshot::scope::Forms;
 
 /// How the published files of a view compare with its raw tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -35,6 +37,12 @@ pub(crate) struct ViewState {
     pub(crate) raw_bytes: u64,
     /// Rows of those files (changes, tombstones included), as their statistics record.
     pub(crate) raw_rows: u64,
+    /// The form each kind gets when it is published: what a publish of the whole view
+    /// decides ([`crate::snapshot::parts::choose_count`] of the published rows, or of the
+    /// raw table's rows before the first publish).
+    pub(crate) forms: Forms,
+    /// Bytes of the active data files of each kind's raw table (nodes, edges).
+    pub(crate) kind_bytes: [u64; 2],
 }
 
 /// The state of `target`'s files. Never fails: what cannot be read makes the view count as
@@ -43,6 +51,7 @@ pub(crate) async fn view_state(
     destination: &Destination,
     store: &ObjectStoreRef,
     target: &ViewTarget,
+    part_rows: u64,
 ) -> ViewState {
     let paths = destination.publish_paths(&target.model, &target.folder);
     let manifest = manifest::read(store, &paths.manifest).await;
@@ -55,21 +64,36 @@ pub(crate) async fn view_state(
         published_at,
         raw_bytes: 0,
         raw_rows: 0,
+        forms: Forms { nodes: 1, edges: 1 },
+        kind_bytes: [0, 0],
     };
-    for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
+    for (slot, kind) in [InstanceKind::Nodes, InstanceKind::Edges]
+        .into_iter()
+        .enumerate()
+    {
         if !target.table(kind).has_streams() {
             continue;
         }
-        let published = manifest.entry(kind).and_then(|entry| entry.table_version);
+        let listed = manifest.entry(kind);
+        let published = listed.and_then(|entry| entry.table_version);
+        let current = listed.map_or(1, FileEntry::part_count);
+        let mut count = current;
         match raw_table(destination, target, kind).await {
             Some((version, bytes, rows)) => {
                 state.raw_bytes += bytes;
                 state.raw_rows += rows;
+                state.kind_bytes[slot] = bytes;
+                let rows = listed.map_or(rows, |entry| entry.rows);
+                count = choose_count(current, rows, part_rows);
                 if version != published {
                     state.staleness = Staleness::Behind;
                 }
             }
             None => state.staleness = Staleness::Behind,
+        }
+        match kind {
+            InstanceKind::Nodes => state.forms.nodes = count,
+            InstanceKind::Edges => state.forms.edges = count,
         }
     }
     if !matches!(manifest, ManifestState::Found(_)) {
