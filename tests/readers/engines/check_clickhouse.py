@@ -61,9 +61,9 @@ def main() -> int:
     ok(claim)
 
     claim = "quoted dotted columns read in both layers (backticks or double quotes)"
-    for source in (pump, raw):
+    for source in (pump, raw):  # without the raw table's tombstone, which has no values
         got = rows(f'SELECT DISTINCT `site.externalId`, "site.externalId", "type.space" '
-                   f"FROM {source} ORDER BY 1")
+                   f"FROM {source} WHERE deletedTime IS NULL ORDER BY 1")
         if got != [["site-0", "site-0", "\\N"], ["site-1", "site-1", "\\N"]]:
             fail(claim, f"{source}: {got}")
     ok(claim)

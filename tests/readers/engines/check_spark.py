@@ -6,30 +6,54 @@ year-0001 pump and the `site` direct relation):
 
     python tests/readers/engines/check_spark.py --lake /tmp/engines/lake
 
-Needs pyspark 3.5 (requirements.txt here) and Java 17; Spark runs in-process (`local[1]`).
-The raw layer is read as the Parquet files of the Delta table: the Delta reader
-(`delta-spark`) loads its jars from Maven at start, which is not a Python package, so it is
-not part of this check.
+The current-state query is read from the Python block of the Spark section of
+docs/bi-tools.md (`current = spark.sql(...).drop(...)` after its marker comment), never
+copied here, and run unchanged over each raw table registered under the name its FROM uses.
+It needs the history make_lake.py writes: an update and a deletion between two syncs.
+
+Needs pyspark 3.5 and deltalake (requirements.txt here) and Java 17; Spark runs in-process
+(`local[1]`). The raw layer is read as the Parquet files of the Delta table's current
+version (from Python `deltalake`): the Delta reader (`delta-spark`) loads its jars from Maven
+at start, which is not a Python package, so it is not part of this check.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import glob
 import os
+import re
 import sys
 
-from pyspark.sql import SparkSession
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import ArrayType, MapType, StringType, StructType
 from pyspark.sql.utils import AnalysisException
 
 PUMP = "publish/plant_schema/PlantModel/1/Pump/nodes.parquet"
-RAW_PUMP = "raw/plant_schema/PlantModel/1/views/Pump/nodes"
+RAW_DIR = "raw/plant_schema/PlantModel/1/views"
+RAW_PUMP = f"{RAW_DIR}/Pump/nodes"
 REBASE = "spark.sql.parquet.datetimeRebaseModeInRead"
 INT96_REBASE = "spark.sql.parquet.int96RebaseModeInRead"
 YEAR_ONE = datetime.date(1, 1, 1)
 # Spark casts timestamps to text in the session time zone, UTC here.
 YEAR_ONE_TIMESTAMP = "0001-01-01 00:00:00"
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "docs", "bi-tools.md")
+MARKER = "<!-- tests/readers/engines/check_spark.py runs the current-state query of this block. -->"
+CURRENT = re.compile(r'current = spark\.sql\("""(.*?)"""\)\.drop\(([^)]*)\)', re.S)
+# (raw table under RAW_DIR, publish file under PUBLISH_DIR)
+PUBLISH_DIR = "publish/plant_schema/PlantModel/1"
+CURRENT_TABLES = [
+    ("Pump/nodes", "Pump/nodes.parquet"),
+    ("Pump/edges", "Pump/edges.parquet"),
+    ("PumpWorkOrder/edges", "PumpWorkOrder/edges.parquet"),
+    ("Site/nodes", "Site/nodes.parquet"),
+    ("WorkOrder/nodes", "WorkOrder/nodes.parquet"),
+]
+# Tables whose history must hold an update and a deletion (make_lake.py writes both).
+HISTORY = {"Pump/nodes", "Pump/edges"}
 
 
 def fail(claim: str, detail: str) -> None:
@@ -147,8 +171,86 @@ def main() -> int:
         fail(claim, f"sql {in_sql}, api {in_api}")
     ok(claim)
 
+    check_current_state(spark, args.lake)
+
     spark.stop()
     return 0
+
+
+def documented_current_state() -> tuple[str, str, list[str]]:
+    """The query text, the table its FROM reads and the columns the doc drops after it."""
+    with open(DOC, encoding="utf-8") as f:
+        text = f.read()
+    after = text.split(MARKER, 1)
+    if len(after) != 2:
+        sys.exit(f"{DOC}: the marker of the Spark current-state query is missing")
+    block = re.match(r"\s*```python\n(.*?)\n```", after[1], re.S)
+    found = CURRENT.findall(block.group(1)) if block else []
+    if len(found) != 1:
+        sys.exit(f"{DOC}: no single `current = spark.sql(...).drop(...)` in the block after the marker")
+    query, drop = found[0]
+    tables = re.findall(r"\bFROM\s+(\w+)", query)
+    if len(tables) != 1:
+        sys.exit(f"the documented query must read exactly one table, it reads {tables}")
+    drops = ast.literal_eval(f"({drop},)")
+    return query, tables[0], list(drops)
+
+
+def comparable(df: DataFrame, types: dict) -> list[tuple]:
+    """Rows as text, sorted by (space, externalId): timestamps and dates cast in Spark (PySpark
+    cannot collect a year-0001 timestamp), a list or struct column as JSON; `types` gives the
+    raw table's type of a column the publish file holds as JSON text."""
+    nested = (ArrayType, MapType, StructType)
+    exprs = []
+    for field in df.schema.fields:
+        name = f"`{field.name}`"
+        raw_type = types.get(field.name, field.dataType)
+        if isinstance(field.dataType, nested):
+            exprs.append(f"to_json({name})")
+        elif isinstance(field.dataType, StringType) and isinstance(raw_type, nested):
+            exprs.append(f"to_json(from_json({name}, '{raw_type.simpleString()}'))")
+        else:
+            exprs.append(f"CAST({name} AS STRING)")
+    rows = [tuple(r) for r in df.selectExpr(*exprs).collect()]
+    names = df.columns
+    key = (names.index("space"), names.index("externalId"))
+    return sorted(rows, key=lambda r: (r[key[0]], r[key[1]]))
+
+
+def check_current_state(spark: SparkSession, lake: str) -> None:
+    query, table, drops = documented_current_state()
+    spark.conf.set(REBASE, "CORRECTED")
+    for raw_path, publish_path in CURRENT_TABLES:
+        label = raw_path.replace("/", " ")
+        claim = (f"the docs' Spark current-state query over the raw {label} table returns "
+                 f"the rows of publish {publish_path}")
+        files = DeltaTable(os.path.join(lake, RAW_DIR, raw_path)).file_uris()
+        raw = spark.read.parquet(*files)
+        rows, keys = raw.count(), raw.select("space", "externalId").distinct().count()
+        deleted = raw.where("deletedTime IS NOT NULL").count()
+        updated = rows - deleted - keys
+        if raw_path in HISTORY and not (updated and deleted):
+            fail(claim, f"the raw table has {updated} updates and {deleted} deletions, the check "
+                        "needs both: write the lake with make_lake.py")
+        raw.createOrReplaceTempView(table)
+        current = spark.sql(query).drop(*drops)
+        publish = spark.read.parquet(os.path.join(lake, PUBLISH_DIR, publish_path))
+        if set(current.columns) != set(publish.columns):
+            fail(claim, f"query columns {sorted(current.columns)}, publish {sorted(publish.columns)}")
+        current = current.select(*[f"`{c}`" for c in publish.columns])
+        types = {f.name: f.dataType for f in raw.schema.fields}
+        other = [(f.name, f.dataType.simpleString(), current.schema[f.name].dataType.simpleString())
+                 for f in publish.schema.fields
+                 if f.dataType != current.schema[f.name].dataType
+                 and not (isinstance(f.dataType, StringType)
+                          and isinstance(types[f.name], (ArrayType, MapType, StructType)))]
+        if other:
+            fail(claim, f"other types than the publish file (column, publish, query): {other}")
+        got, want = comparable(current, types), comparable(publish, types)
+        if got != want:
+            fail(claim, f"query {got}\n  publish {want}")
+        ok(f"{claim} ({len(want)} rows; raw: {rows} rows, {updated} update(s), "
+           f"{deleted} deletion(s))")
 
 
 def _ids(spark: SparkSession, path: str) -> list[str]:

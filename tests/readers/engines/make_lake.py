@@ -4,14 +4,18 @@ the engine notes of docs/bi-tools.md are about.
 It starts the `cdf-emulator` binary on loopback, seeds a cut-down plant model (space
 `plant_schema`, model `PlantModel`, version `1`: views `Site`, `Pump`, `WorkOrder` and the
 edge source `PumpWorkOrder`, so the paths and columns are those of the demo), then runs the
-real `cdf-s3-replicator` twice (`sync`, an update, `sync`) and `snapshot` into `--lake`.
+real `cdf-s3-replicator` twice (`sync`, changes, `sync`) and `snapshot` into `--lake`.
 
 The edge cases:
 - `pump-0000` has the earliest values CDF stores: date `0001-01-01`, timestamp
   `0001-01-01T00:00:00.000Z` (Spark 3.x refuses or shifts dates before 1582);
 - `pump-0001` has no `aliases` (a null list: ClickHouse's Delta reader reads it as `[]`);
 - every pump has a direct relation `site` (dotted columns `site.space`, `site.externalId`);
-- `pump-0002` is updated once, so the raw table has a history.
+- `pump-0002` is updated once, so the raw table has a history;
+- `pump-0004` is deleted, with its edge `pump-0004--wo-0004` (CDF deletes a node's edges),
+  so the raw tables have tombstones and the publish files the four pumps above;
+- the edge `pump-0000--wo-0000` is updated once (`linkedBy`), so the edge tables have a
+  history too.
 
 Usage (from the repository root, after `cargo build --bins`):
     python tests/readers/engines/make_lake.py --lake /tmp/engines/lake
@@ -113,12 +117,14 @@ def pump(p: int) -> dict:
         props["serviceDate"] = "0001-01-01"
     if p == 1:
         del props["aliases"]
+    if p == 4:  # deleted later: in site-1, so the raw rows of site-0 are those of pumps 0 and 2
+        props["site"]["externalId"] = "site-1"
     return node(f"pump-{p:04}", "Pump", props)
 
 
 def instances() -> dict:
     items = [node(f"site-{i}", "Site", {"name": name}) for i, name in enumerate(["Oslo", "Bergen"])]
-    for p in range(4):
+    for p in range(5):
         items.append(pump(p))
         order = f"wo-{p:04}"
         items.append(node(order, "WorkOrder", {"title": f"Service pump-{p:04}"}))
@@ -133,7 +139,18 @@ def instances() -> dict:
 
 
 def update() -> dict:
-    return {"items": [node("pump-0002", "Pump", {"tag": "P-0002", "ratedKw": 99.5})]}
+    return {"items": [
+        node("pump-0002", "Pump", {"tag": "P-0002", "ratedKw": 99.5}),
+        {"instanceType": "edge", "space": DATA_SPACE, "externalId": "pump-0000--wo-0000",
+         "type": {"space": SCHEMA_SPACE, "externalId": "Pump.workOrders"},
+         "startNode": {"space": DATA_SPACE, "externalId": "pump-0000"},
+         "endNode": {"space": DATA_SPACE, "externalId": "wo-0000"},
+         "sources": [{"source": view_ref("PumpWorkOrder"), "properties": {"linkedBy": "supervisor"}}]},
+    ]}
+
+
+def deletion() -> dict:
+    return {"items": [{"instanceType": "node", "space": DATA_SPACE, "externalId": "pump-0004"}]}
 
 
 def post(base: str, path: str, body: dict) -> None:
@@ -207,6 +224,7 @@ def main() -> int:
                 f.write(config(base, fields["token_url"], fields["project"], lake))
             run(args.replicator, "sync", config_path)
             post(base, "/__emulator/instances", update())
+            post(base, "/__emulator/instances/delete", deletion())
             run(args.replicator, "sync", config_path)
             run(args.replicator, "snapshot", config_path)
     finally:
