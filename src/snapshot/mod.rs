@@ -26,8 +26,9 @@
 //!   ([`parts`]); each part is skipped, merged or rebuilt on its own ([`partitioned`]). The
 //!   manifest is the commit point of a change of form; the old form's objects are removed
 //!   after the manifest and the catalog name the new one ([`retire`]).
-//! - A run can be split into units (one view each) that many workers publish at once, with
-//!   the same result: plan, units, finalize ([`units`]).
+//! - A run can be split into units (one view each, or one part each of a view in parts) that
+//!   many workers publish at once, with the same result: plan, units, finalize ([`units`]);
+//!   a unit publishes the objects its [`scope`] names.
 
 pub mod arrival;
 mod budget;

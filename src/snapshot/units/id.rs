@@ -75,7 +75,7 @@ mod tests {
     use super::*;
     use crate::snapshot::scope::Forms;
 
-    fn target(view: &str) -> ViewTarget {
+    fn view_target(view: &str) -> ViewTarget {
         use crate::lake::ModelRef;
         use crate::lake::layout::ViewFolder;
         use crate::schema::PropertySource;
@@ -94,8 +94,7 @@ mod tests {
 
     #[test]
     fn every_piece_id_names_its_piece_and_nothing_else_does() {
-        let target = target("Pump");
-        let other = target("Pumps");
+        let (target, other) = (view_target("Pump"), view_target("Pumps"));
         let forms = Forms { nodes: 4, edges: 1 };
         for piece in forms.pieces() {
             let id = piece_id(&target, &piece);

@@ -7,11 +7,14 @@
 //! 1. **plan** ([`plan_units`]): the units of the run, most stale first, each with an
 //!    estimate of the raw data it reads;
 //! 2. **units** ([`run_unit`]): each unit, anywhere, in any order, at the same time as the
-//!    others: today one unit publishes one view's files and manifest, exactly as a whole run
-//!    publishes that view, without the catalog and without maintenance;
-//! 3. **finalize** ([`finalize`]): the catalog registration of the published views, and one
-//!    summary of the units' outcomes ([`UnitOutcome`]); the job around it maintains the raw
-//!    tables after it.
+//!    others: a unit publishes one view's files and manifest, exactly as a whole run
+//!    publishes that view, without the catalog and without maintenance; a view in parts
+//!    gets one unit per part and one per single file instead, each building only its own
+//!    object and no manifest ([`crate::snapshot::scope`]);
+//! 3. **finalize** ([`finalize`]): the manifests of the views in parts, assembled from what
+//!    their units left, the catalog registration of the published views, and one summary
+//!    of the units' outcomes ([`UnitOutcome`]); the job around it maintains the raw tables
+//!    after it.
 //!
 //! The steps share no state but the lake: each resolves the plan from CDF itself, and a unit
 //! is named by an id ([`id`]) that the step running it matches against its own plan. Units
@@ -515,6 +518,8 @@ mod tests {
             kind: UnitKind::View,
             model: "s:M/1".into(),
             view: id.into(),
+            file: None,
+            part: None,
             cost,
             raw_rows: 0,
             staleness,
