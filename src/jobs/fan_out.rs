@@ -15,12 +15,12 @@ use crate::job::{JobInputs, JobOutcome, Metrics, ViewSelection};
 use crate::snapshot::SnapshotSummary;
 use crate::snapshot::units::{self, UnitNotPlanned, UnitOutcome, UnitPlan, UnitsSummary};
 
-/// The units of the selected views, most stale first.
+/// The units of the selected views, most stale first, and the shards to run before them
+/// (a plan that starts a sharded full rebuild records it in the lake).
 pub async fn plan_units(context: &Context, selection: &ViewSelection) -> UnitPlan {
     let plan = super::plan(context).await.for_views(selection);
-    let part_rows =
-        crate::snapshot::PublishSettings::from(&context.config.extractor.snapshot).part_rows;
-    units::plan_units(&context.destination, &plan, part_rows).await
+    let settings = crate::snapshot::PublishSettings::from(&context.config.extractor.snapshot);
+    units::plan_units(&context.destination, &plan, &settings).await
 }
 
 /// The plan step as an outcome of the snapshot job: its detail is the plan itself (the
@@ -30,8 +30,9 @@ pub async fn plan_units(context: &Context, selection: &ViewSelection) -> UnitPla
 pub fn plan_outcome(plan: &UnitPlan) -> JobOutcome {
     let failed = plan.units.is_empty() && !plan.plan_errors.is_empty();
     let summary = format!(
-        "{} units, {} plan errors{}",
+        "{} units, {} shards, {} plan errors{}",
         plan.units.len(),
+        plan.shards.len(),
         plan.plan_errors.len(),
         plan.plan_errors
             .iter()

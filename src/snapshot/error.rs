@@ -88,6 +88,11 @@ pub enum SnapshotError {
     #[error("{path}: {reason}")]
     Conflict { path: String, reason: String },
 
+    /// A rebuild shard whose build no longer describes the raw table (its schema changed, or
+    /// the build's objects are gone): the next run plans a new build.
+    #[error("rebuild shards under {dir}: {reason}")]
+    ShardBuild { dir: String, reason: String },
+
     #[error("raw table {table}: column {column:?} is missing or is not a string column")]
     MissingKeyColumn { table: String, column: &'static str },
 
@@ -162,6 +167,7 @@ impl SnapshotError {
             SnapshotError::Store { source, .. } => crate::failure::of_object_store(source),
             // Two runs published the view at once; the next run finds one consistent state.
             SnapshotError::Conflict { .. } => Cause::CommitConflict,
+            SnapshotError::ShardBuild { .. } => Cause::UnitIncomplete,
             SnapshotError::Align { .. } | SnapshotError::Manifest { .. } => Cause::LakeInconsistent,
             SnapshotError::Spill { .. } | SnapshotError::SpillFormat { .. } => Cause::LocalStorage,
             SnapshotError::Parquet { .. }

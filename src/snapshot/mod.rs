@@ -54,6 +54,7 @@ mod rebuild;
 mod resume;
 mod retire;
 mod scope;
+mod shards;
 mod sorter;
 mod spill;
 pub mod stamp;
@@ -245,19 +246,15 @@ pub async fn publish_sliced(
     .await
 }
 
-/// [`publish_views`], reporting each view to `progress` as it starts and ends. With a
-/// deadline, views go most stale first and the reports come in that order.
-async fn publish_observed(
-    destination: &Destination,
-    targets: &[ViewTarget],
+/// What every publish step of one view needs: the store, the sort's settings, the time.
+fn publish_context<'a>(
+    destination: &'a Destination,
     settings: &PublishSettings,
     slices: &SliceSettings,
     budget: Budget,
-    progress: &Progress,
     scope: scope::Scope,
-) -> SnapshotResult<Vec<ViewReport>> {
-    let budget = budget.assuming(slices.assumed_bytes_per_second);
-    let ctx = file::PublishContext {
+) -> SnapshotResult<file::PublishContext<'a>> {
+    Ok(file::PublishContext {
         destination,
         store: destination.object_store()?,
         sort: sorter::SortSettings {
@@ -271,7 +268,22 @@ async fn publish_observed(
         part_rows: settings.part_rows,
         checkpoint_bytes: slices.checkpoint_bytes,
         scope,
-    };
+    })
+}
+
+/// [`publish_views`], reporting each view to `progress` as it starts and ends. With a
+/// deadline, views go most stale first and the reports come in that order.
+async fn publish_observed(
+    destination: &Destination,
+    targets: &[ViewTarget],
+    settings: &PublishSettings,
+    slices: &SliceSettings,
+    budget: Budget,
+    progress: &Progress,
+    scope: scope::Scope,
+) -> SnapshotResult<Vec<ViewReport>> {
+    let budget = budget.assuming(slices.assumed_bytes_per_second);
+    let ctx = publish_context(destination, settings, slices, budget, scope)?;
     // Without a deadline every view gets done: the plan's order saves a manifest read each.
     let ordered: Vec<&ViewTarget> = if budget.time_left().is_some() {
         order::most_stale_first(destination, &ctx.store, targets).await

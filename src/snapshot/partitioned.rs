@@ -46,7 +46,9 @@ use super::parts::{self, HASH_NAME, choose_count};
 use super::piece_entry;
 use super::plan::{TableTarget, ViewTarget};
 use super::rebuild::rebuild_inputs;
+use super::shards;
 use super::sorter::{SortSettings, Sorter};
+use super::stamp::FileStamp;
 use super::stamp::PartStamp;
 use super::summary::{FileAction, FileReport, PartsReport};
 use crate::lake::layout::{self, PublishPaths};
@@ -474,20 +476,52 @@ impl<'c, 'a> Parts<'c, 'a> {
         }
         rebuild.sort_unstable();
         rebuild.dedup();
-        // A rebuild of parts is not resumable: it reads every raw file once per
-        // PARTS_PER_PASS parts, and starts only when that fits in the time left.
+        // A rebuild of parts is not resumable: from a complete shard build it reads the
+        // parts' sorted runs, otherwise every raw file once per PARTS_PER_PASS parts; it
+        // starts only when that fits in the time left.
+        let sharded = if rebuild.is_empty() {
+            None
+        } else {
+            shards::complete(&self.ctx.store, self.view, self.kind, self.count, &source).await
+        };
         if !rebuild.is_empty() {
-            let passes = rebuild.len().div_ceil(PARTS_PER_PASS) as u64;
-            let raw = active_bytes(table)?.saturating_mul(passes);
-            if let Err(shortfall) = self.ctx.budget.admit(raw) {
+            let bytes = match &sharded {
+                Some(build) => rebuild
+                    .iter()
+                    .map(|&part| build.bytes_of(part).saturating_mul(2))
+                    .sum(),
+                None => {
+                    let passes = rebuild.len().div_ceil(PARTS_PER_PASS) as u64;
+                    active_bytes(table)?.saturating_mul(passes)
+                }
+            };
+            if let Err(shortfall) = self.ctx.budget.admit(bytes) {
                 self.leave_behind(&rebuild);
                 behind.get_or_insert(shortfall);
                 rebuild.clear();
             }
         }
         if !rebuild.is_empty() {
-            tracing::info!(view = %self.view.folder, kind = %self.kind, parts = rebuild.len(), count = self.count, reason = ?rebuild_reason, "rebuilding parts");
-            self.rebuild(&source, table, &rebuild).await?;
+            tracing::info!(view = %self.view.folder, kind = %self.kind, parts = rebuild.len(), count = self.count, reason = ?rebuild_reason, sharded = sharded.is_some(), "rebuilding parts");
+            match &sharded {
+                Some(build) => match self.rebuild_from_shards(&source, build, &rebuild).await {
+                    Ok(()) => {
+                        rebuild_reason = rebuild_reason
+                            .map(|r| format!("{r} (from {} rebuild shards)", build.build.shards()));
+                    }
+                    Err(error) if error.is_conflict() => return Err(error),
+                    Err(error) => {
+                        tracing::warn!(view = %self.view.folder, kind = %self.kind, %error, "the shard build could not be read; rebuilding from the raw table");
+                        let pending: Vec<u32> = rebuild
+                            .iter()
+                            .copied()
+                            .filter(|&i| self.states[i as usize].action.is_none())
+                            .collect();
+                        self.rebuild(&source, table, &pending).await?;
+                    }
+                },
+                None => self.rebuild(&source, table, &rebuild).await?,
+            }
         }
 
         let mut report = FileReport::new(self.kind, FileAction::Skipped);
@@ -707,6 +741,44 @@ impl<'c, 'a> Parts<'c, 'a> {
         Ok(())
     }
 
+    /// Rebuilds `parts` by merging each one's sorted runs of a complete shard build,
+    /// earliest shard first; the parts reflect the build's table version.
+    async fn rebuild_from_shards(
+        &mut self,
+        source: &Source,
+        sharded: &shards::Complete,
+        parts: &[u32],
+    ) -> SnapshotResult<()> {
+        let build = &sharded.build;
+        for &index in parts {
+            let path = self.states[index as usize].path.clone();
+            let base = source.file_target(self.ctx, &path, Some(PartStamp::new(index, self.count)));
+            let file = FileTarget {
+                stamp: FileStamp {
+                    table_version: build.table_version,
+                    written_at: build.started_at.clone(),
+                    ..base.stamp.clone()
+                },
+                ..base
+            };
+            let runs = sharded.run_paths(index);
+            let streams =
+                shards::open_runs(&self.ctx.store, &runs, source.publish_schema.clone()).await?;
+            let written = file.write_merged(streams, &build.streams).await?;
+            let built = Built {
+                written,
+                streams: build.streams.clone(),
+                stats: ReadStats::default(),
+            };
+            let entry = describe(&built, &file, &source.publish_schema);
+            let relative = layout::part_name(self.kind, index, self.count);
+            let state = &mut self.states[index as usize];
+            state.entry = Some(relative_to_view(entry, &relative));
+            state.action = Some(FileAction::Rebuilt);
+        }
+        Ok(())
+    }
+
     /// What happened to the parts so far.
     fn report(&self) -> PartsReport {
         let count = |action| {
@@ -801,14 +873,14 @@ fn relative_to_view(entry: FileEntry, relative: &str) -> FileEntry {
 
 /// One sorter per part being built, fed by routing each raw row to its part; the parts
 /// share the sort's memory budget.
-struct PartSorters {
+pub(super) struct PartSorters {
     count: u32,
     keys: KeyColumns,
     sorters: BTreeMap<u32, Sorter>,
 }
 
 impl PartSorters {
-    fn new(file: &FileTarget<'_>, count: u32, parts: &[u32]) -> Self {
+    pub(super) fn new(file: &FileTarget<'_>, count: u32, parts: &[u32]) -> Self {
         let share = file.sort.memory_budget_bytes / parts.len().max(1);
         let settings = SortSettings {
             memory_budget_bytes: share.max(1),
@@ -831,7 +903,7 @@ impl PartSorters {
         }
     }
 
-    fn into_sorters(self) -> BTreeMap<u32, Sorter> {
+    pub(super) fn into_sorters(self) -> BTreeMap<u32, Sorter> {
         self.sorters
     }
 }

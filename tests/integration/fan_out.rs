@@ -271,9 +271,11 @@ fn assert_same_figures(finalize: &Value, whole: &SnapshotSummary) {
     assert_eq!(snapshot["filesFailed"], 0, "{finalize:#}");
 }
 
-/// Plan, every unit at once, finalize with the outcomes: what the state machine does.
+/// Plan, every shard at once, then every unit at once, finalize with the units' outcomes:
+/// what the state machine does.
 async fn fan_out_through_the_function(function: &Function) -> (Vec<Value>, Value) {
     let plan = invoke(function, json!({"plan": true})).await;
+    run_shards(function, &plan, None).await;
     let units: Vec<Value> = plan["units"].as_array().expect("units").clone();
     let ids: Vec<String> = units
         .iter()
@@ -289,6 +291,42 @@ async fn fan_out_through_the_function(function: &Function) -> (Vec<Value>, Value
     }
     let finalize = invoke(function, json!({"finalize": true, "outcomes": outcomes})).await;
     (units, finalize)
+}
+
+/// How many files are under `dir` (a local store leaves empty folders behind).
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("file type").is_dir() {
+                files_under(&entry.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// Runs the plan's shards at once (all but `skip`); each succeeds.
+async fn run_shards(function: &Function, plan: &Value, skip: Option<&str>) -> Vec<String> {
+    let ids: Vec<String> = plan["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|u| u["id"].as_str().expect("id").to_owned())
+        .filter(|id| Some(id.as_str()) != skip)
+        .collect();
+    let responses =
+        futures::future::join_all(ids.iter().map(|id| invoke(function, json!({ "unit": id }))))
+            .await;
+    for (id, response) in ids.iter().zip(&responses) {
+        assert_eq!(response["outcome"]["unit"], json!(id), "{response:#}");
+        assert_eq!(response["outcome"]["success"], json!(true), "{response:#}");
+    }
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,22 +448,29 @@ async fn plan_units_and_finalize_publish_what_a_whole_run_publishes() {
 
 /// `snapshot --fan-out <workers>`: its report (the finalize step's).
 fn fan_out_by_cli(config: &PathBuf, workers: usize) -> Value {
+    let (report, stderr) = fan_out_by_cli_with_log(config, workers);
+    assert!(stderr.contains(&format!("[view:{MODEL}:Pump]")), "{stderr}");
+    report
+}
+
+/// `snapshot --fan-out <workers>`: its report and its log (each child's lines marked with
+/// its unit).
+fn fan_out_by_cli_with_log(config: &PathBuf, workers: usize) -> (Value, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_cdf-s3-replicator"))
         .args(["snapshot", "--config"])
         .arg(config)
         .args(["--fan-out", &workers.to_string()])
         .output()
         .expect("the CLI runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{}: {stderr}", output.status);
-    // Each child's log comes back marked with its unit.
-    assert!(stderr.contains(&format!("[view:{MODEL}:Pump]")), "{stderr}");
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "a JSON report ({e}): {}",
             String::from_utf8_lossy(&output.stdout)
         )
-    })
+    });
+    (report, stderr)
 }
 
 /// A view whose nodes are in parts fans out one unit per part (and one for its single
@@ -559,4 +604,155 @@ async fn a_view_in_parts_fans_out_one_unit_per_part() {
         "{finalize:#}"
     );
     assert_same_publish("parts, incremental merges", &fanned, &whole);
+}
+
+/// The first build of a view in parts is sharded: the plan records a build, S shard units
+/// each sort their range of raw files into one run per part, and each part unit merges its
+/// runs instead of reading the whole raw table. The result equals a whole run's, object for
+/// object; finalize removes the build. Without one of the shards, the parts read the raw
+/// table themselves, with the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_build_in_parts_is_sharded_by_raw_file() {
+    const EXTRACTOR: &str =
+        "  subscription-batch-size: 5\n  ingest-batch-size: 5\n  snapshot:\n    part-rows: 8\n";
+    let lab = Lab::start(PUMPS, None).await;
+    let Lake::Local(sharded) = lab.lake.clone() else {
+        unreachable!()
+    };
+    let whole = lab.dir.path().join("whole");
+    let partial = lab.dir.path().join("partial");
+    let (sharded_yaml, whole_yaml, partial_yaml) = (
+        yaml_with(&lab, &sharded, EXTRACTOR),
+        yaml_with(&lab, &whole, EXTRACTOR),
+        yaml_with(&lab, &partial, EXTRACTOR),
+    );
+    sync(&context_for(&sharded_yaml).await).await;
+    copy_raw(&sharded, &whole);
+    copy_raw(&sharded, &partial);
+    whole_run(&whole, &whole_yaml).await;
+
+    let (function, _) = snapshot_function(sharded_yaml);
+    let plan = invoke(&function, json!({"plan": true})).await;
+    let shards: Vec<&Value> = plan["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .filter(|u| u["view"] == "Pump" && u["file"] == "nodes")
+        .collect();
+    assert!(
+        shards.len() >= 2,
+        "the pumps' raw files in several shards: {plan:#}"
+    );
+    for (index, shard) in shards.iter().enumerate() {
+        assert_eq!(shard["kind"], "shard", "{shard}");
+        assert_eq!(shard["shard"], json!([index, shards.len()]), "{shard}");
+        let id = shard["id"].as_str().unwrap();
+        assert!(
+            id.starts_with(&format!("shard:{MODEL}:Pump:nodes:")),
+            "{id}"
+        );
+    }
+    let build_dir = sharded.join("_work/shards/plant_schema/PlantModel/1/Pump/nodes");
+    assert_eq!(files_under(&build_dir), 1, "the plan records the build");
+
+    // The shards, then the units: each part merges its runs.
+    run_shards(&function, &plan, None).await;
+    let units: Vec<String> = plan["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    let responses = futures::future::join_all(
+        units
+            .iter()
+            .map(|id| invoke(&function, json!({ "unit": id }))),
+    )
+    .await;
+    let pump_part = units
+        .iter()
+        .position(|id| id.starts_with(&format!("part:{MODEL}:Pump:nodes:")))
+        .expect("a part unit of the pumps' nodes");
+    let file = &responses[pump_part]["snapshot"]["views"][0]["files"][0];
+    assert_eq!(file["action"], "rebuilt", "{file:#}");
+    assert!(
+        file["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rebuild shards"),
+        "the part was merged from the shards' runs: {file:#}"
+    );
+    assert_eq!(file["rowsRead"], json!(0), "no raw row read: {file:#}");
+    let outcomes: Vec<Value> = responses.iter().map(|r| r["outcome"].clone()).collect();
+    let finalize = invoke(
+        &function,
+        json!({"finalize": true, "maintenance": false, "outcomes": outcomes}),
+    )
+    .await;
+    assert_eq!(
+        finalize["units"]["succeeded"],
+        json!(units.len()),
+        "{finalize:#}"
+    );
+    assert_same_publish("sharded first build", &sharded, &whole);
+    assert_eq!(files_under(&build_dir), 0, "finalize removes the build");
+
+    // One shard never ran: the parts of that kind read the raw table themselves.
+    let (function, _) = snapshot_function(partial_yaml);
+    let plan = invoke(&function, json!({"plan": true})).await;
+    let skipped = plan["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["view"] == "Pump" && u["file"] == "nodes")
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .expect("a shard of the pumps' nodes");
+    run_shards(&function, &plan, Some(&skipped)).await;
+    let units: Vec<String> = plan["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    let responses = futures::future::join_all(
+        units
+            .iter()
+            .map(|id| invoke(&function, json!({ "unit": id }))),
+    )
+    .await;
+    let file = &responses[pump_part]["snapshot"]["views"][0]["files"][0];
+    assert!(
+        !file["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rebuild shards"),
+        "{file:#}"
+    );
+    assert!(file["rowsRead"].as_u64().unwrap() > 0, "{file:#}");
+    let outcomes: Vec<Value> = responses.iter().map(|r| r["outcome"].clone()).collect();
+    invoke(
+        &function,
+        json!({"finalize": true, "maintenance": false, "outcomes": outcomes}),
+    )
+    .await;
+    assert_same_publish("a shard missing", &partial, &whole);
+
+    // The CLI runs the shards first too, in child processes.
+    let by_cli = lab.dir.path().join("cli");
+    copy_raw(&sharded, &by_cli);
+    let config = lab.dir.path().join("cli.yaml");
+    std::fs::write(&config, yaml_with(&lab, &by_cli, EXTRACTOR)).expect("CLI configuration");
+    let (report, stderr) = tokio::task::spawn_blocking(move || fan_out_by_cli_with_log(&config, 2))
+        .await
+        .expect("CLI task");
+    assert!(
+        stderr.contains(&format!("[shard:{MODEL}:Pump:nodes:")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("[part:{MODEL}:Pump:nodes:0-of-4]")),
+        "{stderr}"
+    );
+    assert_eq!(report["units"]["failed"], 0, "{report:#}");
+    assert_same_publish("sharded by the CLI", &by_cli, &whole);
 }

@@ -535,7 +535,7 @@ def all_states(states):
 
 def test_every_task_invokes_only_the_snapshot_function():
     tasks = {n: s for n, s in all_states(definition()["States"]) if s["Type"] == "Task"}
-    assert set(tasks) == {"Plan", "RunUnit", "Finalize", "FinalizeAfterFailedUnits"}
+    assert set(tasks) == {"Plan", "RunShard", "RunUnit", "Finalize", "FinalizeAfterFailedUnits"}
     for name, task in tasks.items():
         assert task["Resource"] == "arn:aws:states:::lambda:invoke", name
         assert task["Parameters"]["FunctionName"] == SNAPSHOT_ARN, name
@@ -543,6 +543,7 @@ def test_every_task_invokes_only_the_snapshot_function():
     payloads = {name: task["Parameters"]["Payload"] for name, task in tasks.items()}
     assert payloads["Plan"] == {"plan": True}
     assert payloads["RunUnit"] == {"unit.$": "$.unit"}
+    assert payloads["RunShard"] == {"unit.$": "$.unit"}
     assert payloads["Finalize"] == {"finalize": True, "outcomes.$": "$.outcomes"}
     assert payloads["FinalizeAfterFailedUnits"] == {"finalize": True}
     for name, payload in payloads.items():
@@ -574,6 +575,23 @@ def test_units_run_in_a_distributed_map_with_retries_and_a_recorded_failure():
     assert record["Type"] == "Pass"
     assert record["Parameters"]["success"] is False
     assert run["OutputPath"] == "$.Payload.outcome"
+
+
+def test_shards_run_before_the_units_and_never_stop_the_run():
+    states = definition()["States"]
+    assert states["Plan"]["Next"] == "Shards"
+    assert states["Plan"]["ResultSelector"] == {"units.$": "$.Payload.units", "shards.$": "$.Payload.shards"}
+    shards = states["Shards"]
+    assert shards["Type"] == "Map" and shards["ItemsPath"] == "$.plan.shards"
+    assert shards["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert shards["ItemSelector"] == {"unit.$": "$$.Map.Item.Value.id"}
+    assert shards["MaxConcurrency"] == 7, "SnapshotFanOutConcurrency"
+    # A failed shard only slows its parts down (they read the raw table): the units run.
+    assert shards["ToleratedFailurePercentage"] == 100
+    assert shards["Next"] == "Units" and shards["Catch"][0]["Next"] == "Units"
+    assert shards["ResultPath"] is None, "the units' input is the plan, unchanged"
+    run = shards["ItemProcessor"]["States"]["RunShard"]
+    assert not any(e.startswith("Permanent.") for r in run["Retry"] for e in r["ErrorEquals"])
 
 
 def test_state_machine_definition_passes_cfn_lint(tmp_path):

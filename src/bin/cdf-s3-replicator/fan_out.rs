@@ -52,6 +52,31 @@ pub async fn run(
     }
     let program = std::env::current_exe().context("finding this program to run the units")?;
     let slots = Arc::new(Semaphore::new(workers.max(1)));
+    // The shards of sharded rebuilds first, as the state machine's first map: their
+    // outcomes are not the run's (a part whose shards failed reads the raw table itself).
+    let mut shards = Vec::with_capacity(plan.shards.len());
+    for shard in &plan.shards {
+        let (slots, program, config, id, deadline) = (
+            slots.clone(),
+            program.clone(),
+            config.to_path_buf(),
+            shard.id.clone(),
+            inputs.deadline,
+        );
+        shards.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            run_with_retries(&program, &config, &id, deadline).await
+        }));
+    }
+    for shard in shards {
+        let outcome = shard.await.context("a shard's task")?;
+        if !outcome.success {
+            eprintln!(
+                "rebuild shard {} failed; its parts read the raw table themselves",
+                outcome.unit
+            );
+        }
+    }
     let mut tasks = Vec::with_capacity(plan.units.len());
     for unit in &plan.units {
         let (slots, program, config, id, deadline) = (

@@ -7,7 +7,9 @@
 //! - `part:plant:PlantModel/1:Pump:nodes:3-of-16`: part 3 (from 0) of the view's nodes in
 //!   16 parts;
 //! - `file:plant:PlantModel/1:Pump:edges`: the single edges file of a view whose other kind
-//!   is in parts.
+//!   is in parts;
+//! - `shard:plant:PlantModel/1:Pump:nodes:<build-id>:1-of-8`: shard 1 of a sharded full
+//!   rebuild of the view's nodes ([`crate::snapshot::shards`]), run before the parts.
 //!
 //! CDF identifiers never hold `:`, so the form is unambiguous. The run that receives an id
 //! finds the view by matching the id's prefix against the views of its own plan, so an id
@@ -42,6 +44,38 @@ pub(crate) fn piece_id(target: &ViewTarget, piece: &Piece) -> String {
         ),
         None => format!("{}:{}", unit_id(UnitKind::File, target), piece.kind),
     }
+}
+
+/// The id of shard `shard` of `shards` of the sharded rebuild `build_id` of `target`'s
+/// `kind`: `shard:<space>:<model>/<version>:<view>:<kind>:<build-id>:<s>-of-<S>`.
+pub(crate) fn shard_id(
+    target: &ViewTarget,
+    kind: InstanceKind,
+    build_id: &str,
+    shard: u32,
+    shards: u32,
+) -> String {
+    format!(
+        "{}:{kind}:{build_id}:{shard}-of-{shards}",
+        unit_id(UnitKind::Shard, target)
+    )
+}
+
+/// The shard of `target` that `id` names, if it names one: its kind, build and index.
+pub(crate) fn shard_of(id: &str, target: &ViewTarget) -> Option<(InstanceKind, String, u32)> {
+    let rest = id.strip_prefix(&format!("{}:", unit_id(UnitKind::Shard, target)))?;
+    let mut fields = rest.split(':');
+    let (kind, build, range) = (fields.next()?, fields.next()?, fields.next()?);
+    if fields.next().is_some() || build.is_empty() || !build.chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    let (index, count) = range.split_once("-of-")?;
+    let (index, count): (u32, u32) = (index.parse().ok()?, count.parse().ok()?);
+    if index >= count {
+        return None;
+    }
+    Some((kind_named(kind)?, build.to_owned(), index))
 }
 
 /// The object of `target` that `id` names, if it names one: a well-formed part (a power of
@@ -109,6 +143,22 @@ mod tests {
             piece_id(&target, &forms.pieces()[4]),
             "file:plant:PlantModel/1:Pump:edges"
         );
+        let shard = shard_id(&target, InstanceKind::Edges, "00ff", 2, 3);
+        assert_eq!(shard, "shard:plant:PlantModel/1:Pump:edges:00ff:2-of-3");
+        assert_eq!(
+            shard_of(&shard, &target),
+            Some((InstanceKind::Edges, "00ff".to_owned(), 2))
+        );
+        assert_eq!(shard_of(&shard, &other), None);
+        assert_eq!(piece_of(&shard, &target), None);
+        for wrong in [
+            "shard:plant:PlantModel/1:Pump:edges:00ff:3-of-3",
+            "shard:plant:PlantModel/1:Pump:rows:00ff:0-of-3",
+            "shard:plant:PlantModel/1:Pump:edges:../x:0-of-3",
+            "shard:plant:PlantModel/1:Pump:edges:00ff:0-of-3:more",
+        ] {
+            assert_eq!(shard_of(wrong, &target), None, "{wrong}");
+        }
         for wrong in [
             "view:plant:PlantModel/1:Pump",
             "part:plant:PlantModel/1:Pump:nodes:4-of-4",

@@ -55,6 +55,9 @@ pub enum UnitKind {
     /// Publishes the single file of a view whose other kind is in parts, without the
     /// manifest.
     File,
+    /// Sorts one shard of the raw files of a sharded full rebuild into one run per part
+    /// ([`crate::snapshot::shards`]); runs before the part units.
+    Shard,
 }
 
 impl UnitKind {
@@ -64,6 +67,7 @@ impl UnitKind {
             UnitKind::View => "view",
             UnitKind::Part => "part",
             UnitKind::File => "file",
+            UnitKind::Shard => "shard",
         }
     }
 }
@@ -86,6 +90,9 @@ pub struct WorkUnit {
     /// The part a `part` unit publishes: `[index, count]`, from 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub part: Option<[u32; 2]>,
+    /// The shard a `shard` unit sorts: `[index, count]`, from 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<[u32; 2]>,
     /// The estimated work: bytes of the active files of the raw tables the unit reads (the
     /// view's, or for a `part` or `file` unit its kind's), which a full rebuild reads (an
     /// incremental merge reads only its new commits).
@@ -106,6 +113,9 @@ pub struct UnitPlan {
     /// Most stale first: unpublished views, then views behind their raw tables (the oldest
     /// manifest first), then current ones; the largest first among equals.
     pub units: Vec<WorkUnit>,
+    /// Shards of sharded full rebuilds, to run (all at once) before `units`: a part unit
+    /// of such a kind then merges its shards' runs instead of reading the whole raw table.
+    pub shards: Vec<WorkUnit>,
     /// Models and views that could not be planned: they have no unit.
     pub plan_errors: Vec<Failure>,
 }
@@ -141,7 +151,12 @@ fn ordering_key(unit: &WorkUnit) -> (Staleness, Option<String>, std::cmp::Revers
 /// The units of `plan`'s views, most stale first: one per view, or for a view with a kind
 /// in parts (`part_rows`, as a whole run decides it) one per part and one per single file.
 /// Never fails as a whole: a lake that cannot be opened is a problem of the plan.
-pub(crate) async fn plan_units(destination: &Destination, plan: &Plan, part_rows: u64) -> UnitPlan {
+pub(crate) async fn plan_units(
+    destination: &Destination,
+    plan: &Plan,
+    settings: &PublishSettings,
+) -> UnitPlan {
+    let part_rows = settings.part_rows;
     let mut plan_errors: Vec<Failure> = plan.problems().to_vec();
     let targets = plan_views(plan.streams());
     let store = match destination.object_store() {
@@ -150,28 +165,132 @@ pub(crate) async fn plan_units(destination: &Destination, plan: &Plan, part_rows
             plan_errors.push(Failure::lake("publish destination", &error));
             return UnitPlan {
                 units: Vec::new(),
+                shards: Vec::new(),
                 plan_errors: redacted(plan_errors),
             };
         }
     };
-    let views: Vec<Vec<WorkUnit>> = stream::iter(targets.iter())
+    let states: Vec<ViewState> = stream::iter(targets.iter())
         .map(|target| {
             let store = &store;
-            async move {
-                let state = view_state(destination, store, target, part_rows).await;
-                units_of(target, &state)
-            }
+            async move { view_state(destination, store, target, part_rows).await }
         })
         .buffered(CONCURRENT_VIEWS)
         .collect()
         .await;
-    let mut units: Vec<WorkUnit> = views.into_iter().flatten().collect();
+    let mut units: Vec<WorkUnit> = Vec::new();
+    let mut shards: Vec<WorkUnit> = Vec::new();
+    for (target, state) in targets.iter().zip(&states) {
+        units.extend(units_of(target, state));
+        shards.extend(shard_units(destination, settings, target, state).await);
+    }
     // Stable: equals keep the plan's order.
     units.sort_by_key(ordering_key);
     UnitPlan {
         units,
+        shards,
         plan_errors: redacted(plan_errors),
     }
+}
+
+/// The shard units of the kinds of one view whose every part needs a full rebuild: starts
+/// a shard build for each ([`crate::snapshot::shards::plan`]). A build that cannot be
+/// started leaves the kind without shards: its part units then read the raw table.
+async fn shard_units(
+    destination: &Destination,
+    settings: &PublishSettings,
+    target: &ViewTarget,
+    state: &ViewState,
+) -> Vec<WorkUnit> {
+    let mut units = Vec::new();
+    for (slot, kind) in [InstanceKind::Nodes, InstanceKind::Edges]
+        .into_iter()
+        .enumerate()
+    {
+        if !state.rebuilds_all_parts[slot] {
+            continue;
+        }
+        let ctx = match super::publish_context(
+            destination,
+            settings,
+            &super::SliceSettings::of(settings),
+            super::budget::Budget::default(),
+            Scope::Whole,
+        ) {
+            Ok(ctx) => ctx,
+            Err(error) => {
+                tracing::warn!(view = %target.folder, %kind, %error, "could not plan rebuild shards; the parts read the raw table");
+                continue;
+            }
+        };
+        let count = state.forms.of(kind);
+        let build = match super::shards::plan(&ctx, target, target.table(kind), count).await {
+            Ok(Some(build)) => build,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(view = %target.folder, %kind, %error, "could not plan rebuild shards; the parts read the raw table");
+                continue;
+            }
+        };
+        let shards = build.shards();
+        let cost = state.kind_bytes[slot] / u64::from(shards.max(1));
+        units.extend((0..shards).map(|shard| WorkUnit {
+            id: id::shard_id(target, kind, &build.build_id, shard, shards),
+            kind: UnitKind::Shard,
+            model: target.model_label(),
+            view: target.folder.name().to_owned(),
+            file: Some(kind.as_str().to_owned()),
+            part: None,
+            shard: Some([shard, shards]),
+            cost,
+            raw_rows: state.raw_rows,
+            staleness: state.staleness,
+            published_at: state.published_at.clone(),
+        }));
+    }
+    units
+}
+
+/// Runs one shard of a sharded rebuild: a summary with one view whose error says why the
+/// shard failed, if it did.
+async fn run_shard(
+    context: &Context,
+    target: &ViewTarget,
+    kind: InstanceKind,
+    build: &str,
+    shard: u32,
+) -> SnapshotSummary {
+    let started = Instant::now();
+    let settings = PublishSettings::from(&context.config.extractor.snapshot);
+    let result = match super::publish_context(
+        &context.destination,
+        &settings,
+        &super::SliceSettings::of(&settings),
+        super::budget::Budget::default(),
+        Scope::Whole,
+    ) {
+        Ok(ctx) => super::shards::run_shard(&ctx, target, target.table(kind), build, shard).await,
+        Err(error) => Err(error),
+    };
+    let mut report = ViewReport {
+        model: target.model_label(),
+        view: target.folder.to_string(),
+        files: Vec::new(),
+        manifest_written: false,
+        attempts: 1,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: None,
+        retire: None,
+    };
+    if let Err(error) = result {
+        tracing::warn!(view = %target.folder, %kind, build, shard, %error, "the rebuild shard failed");
+        report.error = Some(error.to_failure().context(format!("{kind} shard {shard}")));
+    }
+    SnapshotSummary::from_reports(
+        vec![report],
+        Vec::new(),
+        started.elapsed().as_millis() as u64,
+    )
 }
 
 /// The units of one view in `state`: the whole view, or each of its objects when a kind
@@ -184,6 +303,7 @@ fn units_of(target: &ViewTarget, state: &ViewState) -> Vec<WorkUnit> {
         view: target.folder.name().to_owned(),
         file: None,
         part: None,
+        shard: None,
         cost,
         raw_rows: state.raw_rows,
         staleness: state.staleness,
@@ -227,6 +347,14 @@ pub(crate) async fn run_unit(
 ) -> Result<SnapshotSummary, UnitNotPlanned> {
     let started = Instant::now();
     let targets = plan_views(plan.streams());
+    if let Some((target, (kind, build, shard))) = targets
+        .iter()
+        .find_map(|t| id::shard_of(id, t).map(|found| (t, found)))
+    {
+        let summary = run_shard(context, target, kind, &build, shard).await;
+        tracing::info!(unit = id, summary = %summary.one_line(), "snapshot unit finished");
+        return Ok(summary);
+    }
     let found = targets.iter().find_map(|t| {
         if id::unit_id(UnitKind::View, t) == id {
             Some((t, Scope::Whole))
@@ -465,7 +593,13 @@ async fn assemble(context: &Context, target: &ViewTarget, forms: Forms) -> ViewR
     )
     .await
     {
-        Ok(mut reports) if !reports.is_empty() => reports.remove(0),
+        Ok(mut reports) if !reports.is_empty() => {
+            let report = reports.remove(0);
+            if report.is_success() {
+                remove_shard_builds(context, target).await;
+            }
+            report
+        }
         Ok(_) => ViewReport::behind(target),
         Err(error) => {
             let mut report = ViewReport::behind(target);
@@ -489,6 +623,21 @@ fn published_marker(target: &ViewTarget) -> ViewReport {
         // The units may have switched a file's form: the old form goes once the catalog
         // names the new one (the retire step compares with the manifest itself).
         retire: Some(crate::lake::layout::publish_paths(&target.model, &target.folder).dir),
+    }
+}
+
+/// Removes the view's shard builds once its manifest names every part: they served their
+/// purpose, or the parts were built without them. A failure only leaves them for the next
+/// build to remove.
+async fn remove_shard_builds(context: &Context, target: &ViewTarget) {
+    let Ok(store) = context.destination.object_store() else {
+        return;
+    };
+    for kind in [InstanceKind::Nodes, InstanceKind::Edges] {
+        let dir = super::shards::builds_dir(&target.model, &target.folder, kind);
+        if let Err(error) = super::shards::remove(&store, &dir).await {
+            tracing::warn!(view = %target.folder, %kind, %error, "could not remove the rebuild shards");
+        }
     }
 }
 
@@ -520,6 +669,7 @@ mod tests {
             view: id.into(),
             file: None,
             part: None,
+            shard: None,
             cost,
             raw_rows: 0,
             staleness,

@@ -43,6 +43,10 @@ pub(crate) struct ViewState {
     pub(crate) forms: Forms,
     /// Bytes of the active data files of each kind's raw table (nodes, edges).
     pub(crate) kind_bytes: [u64; 2],
+    /// Whether every part of the kind needs a full rebuild (nodes, edges): the kind goes
+    /// into parts for the first time, or changes its part count. Such a kind is rebuilt
+    /// with shards ([`crate::snapshot::shards`]).
+    pub(crate) rebuilds_all_parts: [bool; 2],
 }
 
 /// The state of `target`'s files. Never fails: what cannot be read makes the view count as
@@ -66,6 +70,7 @@ pub(crate) async fn view_state(
         raw_rows: 0,
         forms: Forms { nodes: 1, edges: 1 },
         kind_bytes: [0, 0],
+        rebuilds_all_parts: [false, false],
     };
     for (slot, kind) in [InstanceKind::Nodes, InstanceKind::Edges]
         .into_iter()
@@ -95,6 +100,7 @@ pub(crate) async fn view_state(
             InstanceKind::Nodes => state.forms.nodes = count,
             InstanceKind::Edges => state.forms.edges = count,
         }
+        state.rebuilds_all_parts[slot] = count > 1 && current != count;
     }
     if !matches!(manifest, ManifestState::Found(_)) {
         state.staleness = Staleness::Unpublished;
