@@ -61,6 +61,7 @@ pub mod stamp;
 pub(crate) mod summary;
 pub mod units;
 mod view;
+mod work_store;
 pub mod writer;
 
 use std::path::PathBuf;

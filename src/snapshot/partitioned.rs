@@ -686,11 +686,7 @@ impl<'c, 'a> Parts<'c, 'a> {
                 streams: changes.index.streams.clone(),
                 stats: ReadStats::default(),
             };
-            let entry = describe(&built, &file, &source.publish_schema);
-            let relative = layout::part_name(self.kind, index, self.count);
-            let state = &mut self.states[index as usize];
-            state.entry = Some(relative_to_view(entry, &relative));
-            state.action = Some(FileAction::Incremental);
+            self.record(index, &built, &file, source, FileAction::Incremental);
         }
         Ok((!unmerged.is_empty()).then(|| {
             (
@@ -731,11 +727,7 @@ impl<'c, 'a> Parts<'c, 'a> {
                     streams: inputs.index.streams.clone(),
                     stats: ReadStats::default(),
                 };
-                let entry = describe(&built, &file, &source.publish_schema);
-                let relative = layout::part_name(self.kind, index, self.count);
-                let state = &mut self.states[index as usize];
-                state.entry = Some(relative_to_view(entry, &relative));
-                state.action = Some(FileAction::Rebuilt);
+                self.record(index, &built, &file, source, FileAction::Rebuilt);
             }
         }
         Ok(())
@@ -770,13 +762,25 @@ impl<'c, 'a> Parts<'c, 'a> {
                 streams: build.streams.clone(),
                 stats: ReadStats::default(),
             };
-            let entry = describe(&built, &file, &source.publish_schema);
-            let relative = layout::part_name(self.kind, index, self.count);
-            let state = &mut self.states[index as usize];
-            state.entry = Some(relative_to_view(entry, &relative));
-            state.action = Some(FileAction::Rebuilt);
+            self.record(index, &built, &file, source, FileAction::Rebuilt);
         }
         Ok(())
+    }
+
+    /// Records what this run wrote at part `index`: its entry, named relative to the view.
+    fn record(
+        &mut self,
+        index: u32,
+        built: &Built,
+        file: &FileTarget<'_>,
+        source: &Source,
+        action: FileAction,
+    ) {
+        let entry = describe(built, file, &source.publish_schema);
+        let relative = layout::part_name(self.kind, index, self.count);
+        let state = &mut self.states[index as usize];
+        state.entry = Some(relative_to_view(entry, &relative));
+        state.action = Some(action);
     }
 
     /// What happened to the parts so far.

@@ -9,11 +9,10 @@
 //! as a run takes a manifest's entry, and the object's stamp otherwise. The entries are
 //! overwritten by the next unit of the same object; losing one costs only a re-merge.
 
-use deltalake::Path;
 use deltalake::logstore::ObjectStoreRef;
-use deltalake::logstore::object_store::ObjectStoreExt as _;
 
 use super::manifest::FileEntry;
+use super::work_store;
 use crate::lake::ModelRef;
 use crate::lake::layout::ViewFolder;
 
@@ -32,21 +31,12 @@ pub(crate) fn entry_path(model: &ModelRef, folder: &ViewFolder, object: &str) ->
 /// Keeps `entry` for the assembling step. A failure is logged, not returned: without the
 /// entry the assembling step reads the object's stamp, which is correct, only older.
 pub(crate) async fn save(store: &ObjectStoreRef, path: &str, entry: &FileEntry) {
-    let body = match serde_json::to_vec(entry) {
-        Ok(body) => body,
-        Err(error) => {
-            tracing::warn!(path, %error, "could not serialize the entry of a published object");
-            return;
-        }
-    };
-    if let Err(error) = store.put(&Path::from(path), body.into()).await {
+    if let Err(error) = work_store::put_json(store, path, entry).await {
         tracing::warn!(path, %error, "could not keep the entry of a published object; the assembling step reads its stamp instead");
     }
 }
 
 /// The entry a unit kept at `path`, if there is a readable one.
 pub(crate) async fn load(store: &ObjectStoreRef, path: &str) -> Option<FileEntry> {
-    let result = store.get(&Path::from(path)).await.ok()?;
-    let bytes = result.bytes().await.ok()?;
-    serde_json::from_slice(&bytes).ok()
+    work_store::get_json(store, path).await.ok().flatten()
 }

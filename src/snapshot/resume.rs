@@ -42,14 +42,12 @@ use super::manifest::now_rfc3339;
 use super::reader::{self, BatchStream};
 use super::sorter::{Runs, Sorter};
 use super::stamp::FileStamp;
+use super::work_store;
 use super::writer::{ParquetSink, WrittenFile};
 use crate::lake::layout::ViewFolder;
 use crate::lake::{InstanceKind, LakeTable, ModelRef};
 use deltalake::ObjectStoreError;
-use deltalake::Path;
 use deltalake::logstore::ObjectStoreRef;
-use deltalake::logstore::object_store::ObjectStoreExt as _;
-use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 
 /// Version of the progress document; a document of another version is abandoned.
@@ -239,32 +237,15 @@ impl Workspace<'_> {
     }
 
     async fn list(&self) -> SnapshotResult<Vec<String>> {
-        let prefix = Path::from(self.dir.as_str());
-        self.store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location.to_string())
-            .try_collect()
-            .await
-            .map_err(|e| SnapshotError::store("listing", &self.dir, e))
+        work_store::list(self.store, &self.dir).await
     }
 
     async fn read(&self, path: &str) -> SnapshotResult<Option<Progress>> {
-        let bytes = match self.store.get(&Path::from(path)).await {
-            Ok(result) => result
-                .bytes()
-                .await
-                .map_err(|e| SnapshotError::store("reading", path, e))?,
-            Err(ObjectStoreError::NotFound { .. }) => return Ok(None),
-            Err(error) => return Err(SnapshotError::store("reading", path, error)),
-        };
-        Ok(serde_json::from_slice(&bytes).ok())
+        work_store::get_json(self.store, path).await
     }
 
     async fn delete(&self, path: &str) -> SnapshotResult<()> {
-        match self.store.delete(&Path::from(path)).await {
-            Ok(()) | Err(ObjectStoreError::NotFound { .. }) => Ok(()),
-            Err(error) => Err(SnapshotError::store("deleting", path, error)),
-        }
+        work_store::delete(self.store, path).await
     }
 
     /// Deletes a build's folder (its progress document first, so that a build half
@@ -282,15 +263,7 @@ impl Workspace<'_> {
     async fn save(&self, progress: &mut Progress) -> SnapshotResult<()> {
         progress.updated_at = now_rfc3339();
         let path = self.object(&progress.build_id, PROGRESS);
-        let body = serde_json::to_vec_pretty(progress).map_err(|e| SnapshotError::Manifest {
-            path: path.clone(),
-            reason: format!("serializing the build progress: {e}"),
-        })?;
-        self.store
-            .put(&Path::from(path.as_str()), body.into())
-            .await
-            .map_err(|e| SnapshotError::store("writing", &path, e))?;
-        Ok(())
+        work_store::put_json(self.store, &path, progress).await
     }
 
     /// Continues `progress` (a new build, or one found by [`Workspace::find`]): reads raw

@@ -15,7 +15,9 @@
 //! 1. **plan** ([`plan`]): reads the raw table's log once and records the build: the table
 //!    version, the schema's fingerprint, the streams' generation state, every raw file to
 //!    read in arrival order, the part count, and the split of the files into S shards of
-//!    contiguous arrival ranges of about equal bytes.
+//!    contiguous arrival ranges of about equal bytes. A build an earlier run started that
+//!    still fits the table is continued instead: only its shards without a `done` record
+//!    run again.
 //! 2. **shard units** ([`run_shard`]), before the part units: each reads its range of raw
 //!    files, routes every row to its part, sorts each part's rows (deduplicated, tombstones
 //!    kept: they must still meet the rows of earlier shards), writes one sorted run per part,
@@ -32,11 +34,7 @@
 //! runs can delete each other's build; the parts then read the raw table themselves, so the
 //! worst an overlap costs is time.
 
-use deltalake::ObjectStoreError;
-use deltalake::Path;
 use deltalake::logstore::ObjectStoreRef;
-use deltalake::logstore::object_store::ObjectStoreExt as _;
-use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::arrival::StreamStates;
@@ -49,6 +47,7 @@ use super::partitioned::{PARTS_PER_PASS, PartSorters};
 use super::plan::{TableTarget, ViewTarget};
 use super::reader::{self, BatchStream};
 use super::rebuild::rebuild_inputs;
+use super::work_store::{delete, get_json, list, put_json};
 use super::writer::ParquetSink;
 use crate::lake::layout::ViewFolder;
 use crate::lake::{InstanceKind, ModelRef};
@@ -189,18 +188,25 @@ fn split_by_bytes(sizes: &[u64], wanted: u32) -> Vec<usize> {
     starts
 }
 
-/// Starts a shard build of `target` in `parts` parts, split into at most `parts` shards,
-/// and removes the kind's other builds. `None` when the raw table has no files to read.
+/// The shard build of `target` in `parts` parts and the shards still to run: a build an
+/// earlier run started that still fits the raw table (only its missing shards run again),
+/// or a new one, split into at most `parts` shards (the kind's other builds are removed).
+/// `None` when the raw table has no files to read.
 pub(crate) async fn plan(
     ctx: &PublishContext<'_>,
     view: &ViewTarget,
     target: &TableTarget,
     parts: u32,
-) -> SnapshotResult<Option<ShardBuild>> {
+) -> SnapshotResult<Option<(ShardBuild, Vec<u32>)>> {
     let source = Source::open(ctx, view, target).await?;
     let Some(table) = source.table.as_ref() else {
         return Ok(None);
     };
+    let dir = builds_dir(&view.model, &view.folder, target.kind);
+    if let Some(found) = fitting(&ctx.store, &dir, parts, &source).await {
+        tracing::info!(view = %view.folder, kind = %target.kind, build = %found.build.build_id, left = found.missing.len(), shards = found.build.shards(), "continuing a sharded full rebuild");
+        return Ok(Some((found.build, found.missing)));
+    }
     let inputs = rebuild_inputs(table, &target.streams).await?;
     if inputs.files.is_empty() {
         return Ok(None);
@@ -225,7 +231,6 @@ pub(crate) async fn plan(
         parts,
         started_at: now_rfc3339(),
     };
-    let dir = builds_dir(&view.model, &view.folder, target.kind);
     remove(&ctx.store, &dir).await?;
     put_json(
         &ctx.store,
@@ -234,7 +239,8 @@ pub(crate) async fn plan(
     )
     .await?;
     tracing::info!(view = %view.folder, kind = %target.kind, build = %build.build_id, shards = build.shards(), parts, files = build.files.len(), "planned a sharded full rebuild");
-    Ok(Some(build))
+    let shards = (0..build.shards()).collect();
+    Ok(Some((build, shards)))
 }
 
 /// Sorts the raw files of shard `shard` of build `build_id` into one run per part.
@@ -381,7 +387,35 @@ pub(crate) async fn complete(
     source: &Source,
 ) -> Option<Complete> {
     let dir = builds_dir(&view.model, &view.folder, kind);
-    let objects = list(store, &dir).await.ok()?;
+    let found = fitting(store, &dir, count, source).await?;
+    if found.missing.is_empty() {
+        return Some(Complete {
+            build: found.build,
+            dir,
+            done: found.done,
+        });
+    }
+    tracing::info!(view = %view.folder, %kind, build = %found.build.build_id, left = found.missing.len(), shards = found.build.shards(), "a sharded rebuild is not complete; the parts read the raw table");
+    None
+}
+
+/// A build of the kind that fits the raw table, and where its shards stand.
+struct Fitting {
+    build: ShardBuild,
+    done: Vec<ShardDone>,
+    /// Shards without a `done` record.
+    missing: Vec<u32>,
+}
+
+/// The build under `dir` for `count` parts that fits `source` with the most shards done.
+async fn fitting(
+    store: &ObjectStoreRef,
+    dir: &str,
+    count: u32,
+    source: &Source,
+) -> Option<Fitting> {
+    let objects = list(store, dir).await.ok()?;
+    let mut best: Option<Fitting> = None;
     for path in objects.iter().filter(|p| p.ends_with("/build.json")) {
         let Ok(Some(build)) = get_json::<ShardBuild>(store, path).await else {
             continue;
@@ -390,72 +424,34 @@ pub(crate) async fn complete(
             continue;
         }
         let mut done = Vec::with_capacity(build.starts.len());
+        let mut missing = Vec::new();
         for shard in 0..build.shards() {
-            match get_json::<ShardDone>(store, &object(&dir, &build.build_id, &done_name(shard)))
-                .await
-            {
+            let record = object(dir, &build.build_id, &done_name(shard));
+            match get_json::<ShardDone>(store, &record).await {
                 Ok(Some(record)) if record.shard == shard => done.push(record),
-                _ => break,
+                _ => missing.push(shard),
             }
         }
-        if done.len() == build.starts.len() {
-            return Some(Complete { build, dir, done });
+        if best
+            .as_ref()
+            .is_none_or(|b| missing.len() < b.missing.len())
+        {
+            best = Some(Fitting {
+                build,
+                done,
+                missing,
+            });
         }
-        tracing::info!(view = %view.folder, %kind, build = %build.build_id, done = done.len(), shards = build.shards(), "a sharded rebuild is not complete; the parts read the raw table");
     }
-    None
+    best
 }
 
 /// Deletes every object under `dir` (the kind's builds).
 pub(crate) async fn remove(store: &ObjectStoreRef, dir: &str) -> SnapshotResult<()> {
     for path in list(store, dir).await? {
-        match store.delete(&Path::from(path.as_str())).await {
-            Ok(()) | Err(ObjectStoreError::NotFound { .. }) => {}
-            Err(error) => return Err(SnapshotError::store("deleting", path, error)),
-        }
+        delete(store, &path).await?;
     }
     Ok(())
-}
-
-async fn list(store: &ObjectStoreRef, dir: &str) -> SnapshotResult<Vec<String>> {
-    let prefix = Path::from(dir);
-    store
-        .list(Some(&prefix))
-        .map_ok(|meta| meta.location.to_string())
-        .try_collect()
-        .await
-        .map_err(|e| SnapshotError::store("listing", dir, e))
-}
-
-async fn put_json<T: Serialize>(
-    store: &ObjectStoreRef,
-    path: &str,
-    value: &T,
-) -> SnapshotResult<()> {
-    let body = serde_json::to_vec_pretty(value).map_err(|e| SnapshotError::Manifest {
-        path: path.to_owned(),
-        reason: format!("serializing: {e}"),
-    })?;
-    store
-        .put(&Path::from(path), body.into())
-        .await
-        .map_err(|e| SnapshotError::store("writing", path, e))?;
-    Ok(())
-}
-
-async fn get_json<T: for<'de> Deserialize<'de>>(
-    store: &ObjectStoreRef,
-    path: &str,
-) -> SnapshotResult<Option<T>> {
-    let bytes = match store.get(&Path::from(path)).await {
-        Ok(result) => result
-            .bytes()
-            .await
-            .map_err(|e| SnapshotError::store("reading", path, e))?,
-        Err(ObjectStoreError::NotFound { .. }) => return Ok(None),
-        Err(error) => return Err(SnapshotError::store("reading", path, error)),
-    };
-    Ok(serde_json::from_slice(&bytes).ok())
 }
 
 #[cfg(test)]

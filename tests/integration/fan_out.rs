@@ -281,9 +281,7 @@ async fn fan_out_through_the_function(function: &Function) -> (Vec<Value>, Value
         .iter()
         .map(|u| u["id"].as_str().expect("id").to_owned())
         .collect();
-    let responses =
-        futures::future::join_all(ids.iter().map(|id| invoke(function, json!({ "unit": id }))))
-            .await;
+    let responses = invoke_units(function, &ids).await;
     let outcomes: Vec<Value> = responses.iter().map(|r| r["outcome"].clone()).collect();
     for (id, outcome) in ids.iter().zip(&outcomes) {
         assert_eq!(outcome["unit"], json!(id), "{outcome:#}");
@@ -291,6 +289,26 @@ async fn fan_out_through_the_function(function: &Function) -> (Vec<Value>, Value
     }
     let finalize = invoke(function, json!({"finalize": true, "outcomes": outcomes})).await;
     (units, finalize)
+}
+
+/// A finalize step over `outcomes` that fails as retryable (the next run completes the
+/// run), naming `unit`; its message.
+async fn finalize_incomplete(function: &Function, outcomes: Vec<Value>, unit: &str) -> String {
+    let error = function
+        .invoke(
+            json!({"finalize": true, "maintenance": false, "outcomes": outcomes}),
+            &invocation(),
+        )
+        .await
+        .expect_err("a run with a unit that did not finish");
+    assert_eq!(error.error_type(), "Retryable.RunIncomplete", "{error}");
+    assert!(error.to_string().contains(unit), "{error}");
+    error.to_string()
+}
+
+/// Invokes the function with every unit id at once; their responses, in order.
+async fn invoke_units(function: &Function, ids: &[String]) -> Vec<Value> {
+    futures::future::join_all(ids.iter().map(|id| invoke(function, json!({ "unit": id })))).await
 }
 
 /// How many files are under `dir` (a local store leaves empty folders behind).
@@ -319,9 +337,7 @@ async fn run_shards(function: &Function, plan: &Value, skip: Option<&str>) -> Ve
         .map(|u| u["id"].as_str().expect("id").to_owned())
         .filter(|id| Some(id.as_str()) != skip)
         .collect();
-    let responses =
-        futures::future::join_all(ids.iter().map(|id| invoke(function, json!({ "unit": id }))))
-            .await;
+    let responses = invoke_units(function, &ids).await;
     for (id, response) in ids.iter().zip(&responses) {
         assert_eq!(response["outcome"]["unit"], json!(id), "{response:#}");
         assert_eq!(response["outcome"]["success"], json!(true), "{response:#}");
@@ -401,16 +417,8 @@ async fn plan_units_and_finalize_publish_what_a_whole_run_publishes() {
         .iter()
         .map(|u| json!({"unit": u["id"], "success": true}))
         .collect();
-    let error = function
-        .invoke(
-            json!({"finalize": true, "maintenance": false, "outcomes": kept}),
-            &invocation(),
-        )
-        .await
-        .expect_err("a unit without an outcome");
-    assert_eq!(error.error_type(), "Retryable.RunIncomplete", "{error}");
-    assert!(error.to_string().contains(&lost), "{error}");
-    assert!(error.to_string().contains("3 of 4 units"), "{error}");
+    let error = finalize_incomplete(&function, kept, &lost).await;
+    assert!(error.contains("3 of 4 units"), "{error}");
 
     // The CLI's lake starts where the other two are now.
     copy_dir(&whole.join("publish"), &by_cli.join("publish"));
@@ -534,11 +542,7 @@ async fn a_view_in_parts_fans_out_one_unit_per_part() {
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .filter(|id| *id != skipped)
         .collect();
-    let responses = futures::future::join_all(
-        ids.iter()
-            .map(|id| invoke(&function, json!({ "unit": id }))),
-    )
-    .await;
+    let responses = invoke_units(&function, &ids).await;
     let mut outcomes: Vec<Value> = responses.iter().map(|r| r["outcome"].clone()).collect();
     for outcome in &outcomes {
         assert_eq!(outcome["success"], json!(true), "{outcome:#}");
@@ -550,15 +554,7 @@ async fn a_view_in_parts_fans_out_one_unit_per_part() {
     );
     outcomes.push(json!({"unit": skipped, "success": false,
         "error": {"errorType": "States.Timeout", "message": "the unit timed out"}}));
-    let error = function
-        .invoke(
-            json!({"finalize": true, "maintenance": false, "outcomes": outcomes}),
-            &invocation(),
-        )
-        .await
-        .expect_err("a part whose unit did not finish");
-    assert_eq!(error.error_type(), "Retryable.RunIncomplete", "{error}");
-    assert!(error.to_string().contains(&skipped), "{error}");
+    finalize_incomplete(&function, outcomes, &skipped).await;
     // The manifest names what is in place: the edges' parts, not the nodes'.
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(pump_dir.join("_manifest.json")).unwrap()).unwrap();
@@ -626,7 +622,12 @@ async fn a_first_build_in_parts_is_sharded_by_raw_file() {
         yaml_with(&lab, &whole, EXTRACTOR),
         yaml_with(&lab, &partial, EXTRACTOR),
     );
-    sync(&context_for(&sharded_yaml).await).await;
+    // Updates and deletions in later raw files than the instances they change: a shard
+    // must not resurrect what a later shard deletes.
+    let context = context_for(&sharded_yaml).await;
+    sync(&context).await;
+    lab.update_and_delete_pumps(PUMPS);
+    sync(&context).await;
     copy_raw(&sharded, &whole);
     copy_raw(&sharded, &partial);
     whole_run(&whole, &whole_yaml).await;
@@ -663,12 +664,7 @@ async fn a_first_build_in_parts_is_sharded_by_raw_file() {
         .iter()
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .collect();
-    let responses = futures::future::join_all(
-        units
-            .iter()
-            .map(|id| invoke(&function, json!({ "unit": id }))),
-    )
-    .await;
+    let responses = invoke_units(&function, &units).await;
     let pump_part = units
         .iter()
         .position(|id| id.starts_with(&format!("part:{MODEL}:Pump:nodes:")))
@@ -708,18 +704,23 @@ async fn a_first_build_in_parts_is_sharded_by_raw_file() {
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .expect("a shard of the pumps' nodes");
     run_shards(&function, &plan, Some(&skipped)).await;
+    // A new plan continues the build: only the shard that did not run is listed again.
+    let again = invoke(&function, json!({"plan": true})).await;
+    let left: Vec<&str> = again["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["view"] == "Pump" && u["file"] == "nodes")
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, [skipped.as_str()], "{again:#}");
     let units: Vec<String> = plan["units"]
         .as_array()
         .unwrap()
         .iter()
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .collect();
-    let responses = futures::future::join_all(
-        units
-            .iter()
-            .map(|id| invoke(&function, json!({ "unit": id }))),
-    )
-    .await;
+    let responses = invoke_units(&function, &units).await;
     let file = &responses[pump_part]["snapshot"]["views"][0]["files"][0];
     assert!(
         !file["reason"]

@@ -17,7 +17,7 @@ use cdf_s3_replicator::failure::Retry;
 use cdf_s3_replicator::job::{Deadline, JobInputs};
 use cdf_s3_replicator::jobs::PublishOptions;
 use cdf_s3_replicator::jobs::fan_out::{self, FinalizeReport};
-use cdf_s3_replicator::snapshot::units::{UnitError, UnitOutcome, UnitPlan};
+use cdf_s3_replicator::snapshot::units::{UnitError, UnitOutcome, UnitPlan, WorkUnit};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
@@ -51,25 +51,15 @@ pub async fn run(
         return Ok(FanOutRun::PlanFailed(plan));
     }
     let program = std::env::current_exe().context("finding this program to run the units")?;
-    let slots = Arc::new(Semaphore::new(workers.max(1)));
+    let workers = Workers {
+        slots: Arc::new(Semaphore::new(workers.max(1))),
+        program,
+        config: config.to_path_buf(),
+        deadline: inputs.deadline,
+    };
     // The shards of sharded rebuilds first, as the state machine's first map: their
     // outcomes are not the run's (a part whose shards failed reads the raw table itself).
-    let mut shards = Vec::with_capacity(plan.shards.len());
-    for shard in &plan.shards {
-        let (slots, program, config, id, deadline) = (
-            slots.clone(),
-            program.clone(),
-            config.to_path_buf(),
-            shard.id.clone(),
-            inputs.deadline,
-        );
-        shards.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            run_with_retries(&program, &config, &id, deadline).await
-        }));
-    }
-    for shard in shards {
-        let outcome = shard.await.context("a shard's task")?;
+    for outcome in workers.run_all(&plan.shards).await? {
         if !outcome.success {
             eprintln!(
                 "rebuild shard {} failed; its parts read the raw table themselves",
@@ -77,27 +67,45 @@ pub async fn run(
             );
         }
     }
-    let mut tasks = Vec::with_capacity(plan.units.len());
-    for unit in &plan.units {
-        let (slots, program, config, id, deadline) = (
-            slots.clone(),
-            program.clone(),
-            config.to_path_buf(),
-            unit.id.clone(),
-            inputs.deadline,
-        );
-        tasks.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            run_with_retries(&program, &config, &id, deadline).await
-        }));
-    }
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        outcomes.push(task.await.context("a unit's task")?);
-    }
+    let outcomes = workers.run_all(&plan.units).await?;
     Ok(FanOutRun::Finalized(Box::new(
         fan_out::finalize(context, inputs, options, Some(&outcomes)).await,
     )))
+}
+
+/// Child processes for units, at most as many at once as there are slots.
+struct Workers {
+    slots: Arc<Semaphore>,
+    program: PathBuf,
+    config: PathBuf,
+    deadline: Deadline,
+}
+
+impl Workers {
+    /// Runs every one of `units` in its own child process and collects their outcomes.
+    async fn run_all(&self, units: &[WorkUnit]) -> anyhow::Result<Vec<UnitOutcome>> {
+        let tasks: Vec<_> = units
+            .iter()
+            .map(|unit| {
+                let (slots, program, config, id, deadline) = (
+                    self.slots.clone(),
+                    self.program.clone(),
+                    self.config.clone(),
+                    unit.id.clone(),
+                    self.deadline,
+                );
+                tokio::spawn(async move {
+                    let _slot = slots.acquire_owned().await;
+                    run_with_retries(&program, &config, &id, deadline).await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            outcomes.push(task.await.context("a unit's task")?);
+        }
+        Ok(outcomes)
+    }
 }
 
 /// One unit, again after a failure a retry can fix, up to [`ATTEMPTS`] times, and never

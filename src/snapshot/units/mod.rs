@@ -193,8 +193,8 @@ pub(crate) async fn plan_units(
     }
 }
 
-/// The shard units of the kinds of one view whose every part needs a full rebuild: starts
-/// a shard build for each ([`crate::snapshot::shards::plan`]). A build that cannot be
+/// The shard units of the kinds of one view whose every part needs a full rebuild: the
+/// shards still to run of a build for each ([`crate::snapshot::shards::plan`]). A build that cannot be
 /// started leaves the kind without shards: its part units then read the raw table.
 async fn shard_units(
     destination: &Destination,
@@ -224,8 +224,9 @@ async fn shard_units(
             }
         };
         let count = state.forms.of(kind);
-        let build = match super::shards::plan(&ctx, target, target.table(kind), count).await {
-            Ok(Some(build)) => build,
+        let planned = super::shards::plan(&ctx, target, target.table(kind), count).await;
+        let (build, left) = match planned {
+            Ok(Some(planned)) => planned,
             Ok(None) => continue,
             Err(error) => {
                 tracing::warn!(view = %target.folder, %kind, %error, "could not plan rebuild shards; the parts read the raw table");
@@ -234,7 +235,7 @@ async fn shard_units(
         };
         let shards = build.shards();
         let cost = state.kind_bytes[slot] / u64::from(shards.max(1));
-        units.extend((0..shards).map(|shard| WorkUnit {
+        units.extend(left.into_iter().map(|shard| WorkUnit {
             id: id::shard_id(target, kind, &build.build_id, shard, shards),
             kind: UnitKind::Shard,
             model: target.model_label(),
