@@ -20,6 +20,12 @@
 //! copies every part, and the DuckDB check compares the folder's rows with DuckDB's file
 //! and checks that each part is sorted.
 //!
+//! With `--units` (and `--parts K`), the same parts are then rebuilt again as the units of a
+//! fanned-out run do it, each unit in its own process one after the other: the plan of a
+//! sharded build, S shard units, K part units, and the manifest; the report gives each
+//! step's slowest unit and the critical path (a worker per unit), and checks that the
+//! parts equal those of the one-process build (`benches/snapshot/units.rs`).
+//!
 //! Each phase runs in its own child process, which reports its peak resident memory
 //! (`VmHWM`) and the peak size of its spill directory, so phases do not inflate each
 //! other's figure. Our phases run with
@@ -51,6 +57,9 @@ use deltalake::parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilde
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
+#[path = "snapshot/units.rs"]
+mod units;
+
 const SPACE: &str = "bench";
 const MODEL: &str = "BenchModel";
 const VIEW: &str = "Item";
@@ -70,6 +79,10 @@ struct Args {
     /// Publish in this many parts instead of one file.
     parts: Option<u64>,
     vs_duckdb: bool,
+    /// Also rebuild the parts as units: shards, then one unit per part, then the manifest.
+    units: bool,
+    /// The shard build a `shard-N` phase sorts.
+    build: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -81,6 +94,8 @@ fn parse_args() -> Args {
         threads: None,
         parts: None,
         vs_duckdb: false,
+        units: false,
+        build: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -116,10 +131,15 @@ fn parse_args() -> Args {
                 )
             }
             "--vs-duckdb" => args.vs_duckdb = true,
+            "--units" => args.units = true,
+            "--build" => args.build = iter.next(),
             "--dir" => args.dir = iter.next().map(PathBuf::from).unwrap_or(args.dir),
             // `cargo bench` passes `--bench`; anything else is ignored the same way.
             _ => {}
         }
+    }
+    if args.units && args.parts.is_none() {
+        fail("--units needs --parts K");
     }
     args
 }
@@ -243,51 +263,12 @@ fn orchestrate(args: &Args) {
     }
     let mut results = Vec::new();
     for phase in phases {
-        let mut command = match phase.strip_prefix("duckdb-") {
-            Some(mode) => duckdb_command(args, mode, threads, &results),
-            None if phase.starts_with("check-") => check_command(args, phase),
-            None => {
-                let mut command = Command::new(&exe);
-                command
-                    .env("MALLOC_ARENA_MAX", &arenas)
-                    .args(["--phase", phase, "--rows", &args.rows.to_string()])
-                    .args(["--change-permille", &args.change_permille.to_string()])
-                    .args(["--threads", &threads.to_string(), "--dir"])
-                    .arg(&args.dir);
-                if let Some(parts) = args.parts {
-                    command.args(["--parts", &parts.to_string()]);
-                }
-                command
-            }
+        let report = match phase.strip_prefix("duckdb-") {
+            Some(mode) => run_child(duckdb_command(args, mode, threads, &results), phase),
+            None if phase.starts_with("check-") => run_child(check_command(args, phase), phase),
+            None => run_own_phase(args, &exe, threads, phase, &[]),
         };
-        let output = command
-            .output()
-            .unwrap_or_else(|e| fail(&format!("running phase {phase}: {e}")));
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let report = stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|_| output.status.success());
-        let Some(mut report) = report else {
-            fail(&format!(
-                "phase {phase} failed ({}):\n{stdout}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        };
-        report["phase"] = json!(phase);
-        if phase.starts_with("check-") {
-            println!("  {phase:<18} {}", report["detail"]);
-        } else {
-            println!(
-                "  {phase:<18} {:>9.2} s   peak RSS {:>8.1} MiB   spill {:>8.1} MiB   {}",
-                report["seconds"].as_f64().unwrap_or(f64::NAN),
-                report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-                report["peak_spill_mib"].as_f64().unwrap_or(0.0),
-                report["detail"]
-            );
-        }
+        print_phase(&report);
         results.push(report);
     }
     let of = |phase: &str, key: &str| {
@@ -313,6 +294,9 @@ fn orchestrate(args: &Args) {
         "full rebuild peak RSS {full_rss:.1} MiB (target <= 1024 MiB: {})",
         verdict(full_rss <= 1024.0)
     );
+    if args.units {
+        units::orchestrate(args, &exe, threads, &results);
+    }
     if args.vs_duckdb {
         for phase in ["full", "incremental"] {
             let peer = format!("duckdb-{phase}");
@@ -325,6 +309,60 @@ fn orchestrate(args: &Args) {
                 verdict(memory <= 0.5)
             );
         }
+    }
+}
+
+/// Runs one of our phases in a child process (with `extra` arguments): its report.
+fn run_own_phase(args: &Args, exe: &Path, threads: usize, phase: &str, extra: &[String]) -> Value {
+    let arenas = std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into());
+    let mut command = Command::new(exe);
+    command
+        .env("MALLOC_ARENA_MAX", &arenas)
+        .args(["--phase", phase, "--rows", &args.rows.to_string()])
+        .args(["--change-permille", &args.change_permille.to_string()])
+        .args(["--threads", &threads.to_string(), "--dir"])
+        .arg(&args.dir)
+        .args(extra);
+    if let Some(parts) = args.parts {
+        command.args(["--parts", &parts.to_string()]);
+    }
+    run_child(command, phase)
+}
+
+/// Runs a phase's child process: the JSON report on the last line of its output.
+fn run_child(mut command: Command, phase: &str) -> Value {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| fail(&format!("running phase {phase}: {e}")));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|_| output.status.success());
+    let Some(mut report) = report else {
+        fail(&format!(
+            "phase {phase} failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    };
+    report["phase"] = json!(phase);
+    report
+}
+
+fn print_phase(report: &Value) {
+    let phase = report["phase"].as_str().unwrap_or("?");
+    if phase.starts_with("check-") {
+        println!("  {phase:<18} {}", report["detail"]);
+    } else {
+        println!(
+            "  {phase:<18} {:>9.2} s   peak RSS {:>8.1} MiB   spill {:>8.1} MiB   {}",
+            report["seconds"].as_f64().unwrap_or(f64::NAN),
+            report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            report["peak_spill_mib"].as_f64().unwrap_or(0.0),
+            report["detail"]
+        );
     }
 }
 
@@ -417,7 +455,7 @@ async fn run_phase(phase: &str, args: &Args) -> Value {
         "append" => append_changes(&destination, args.rows, args.change_permille).await,
         "full" | "incremental" => publish(&destination, args, phase).await,
         "copy" => copy(&destination, args).await,
-        other => fail(&format!("unknown phase {other}")),
+        other => units::run_phase(&destination, args, other).await,
     }
 }
 
@@ -692,8 +730,8 @@ fn target() -> ViewTarget {
     }
 }
 
-async fn publish(destination: &Destination, args: &Args, phase: &str) -> Value {
-    let settings = PublishSettings {
+fn settings(args: &Args) -> PublishSettings {
+    PublishSettings {
         memory_budget_bytes: BUDGET_MIB * 1024 * 1024,
         temp_dir: args.dir.join("tmp"),
         threads: args.threads,
@@ -701,7 +739,11 @@ async fn publish(destination: &Destination, args: &Args, phase: &str) -> Value {
         part_rows: args
             .parts
             .map_or(u64::MAX, |parts| args.rows.div_ceil(parts)),
-    };
+    }
+}
+
+async fn publish(destination: &Destination, args: &Args, phase: &str) -> Value {
+    let settings = settings(args);
     let reports = cdf_s3_replicator::snapshot::publish_views(destination, &[target()], &settings)
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));

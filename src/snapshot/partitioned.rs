@@ -70,13 +70,20 @@ pub(crate) async fn publish_kind(
 ) -> SnapshotResult<(FileReport, Option<FileEntry>)> {
     let target = view.table(kind);
     let current = listed.map_or(1, FileEntry::part_count);
-    let (count, rows) = match ctx.scope.fixed_count(kind) {
+    let fixed = ctx.scope.fixed_count(kind);
+    let (count, rows) = match fixed {
         Some(count) => (count, listed.map(|e| e.rows)),
         None => part_count(ctx, view, target, listed).await,
     };
     let rows = rows.map_or_else(|| "?".to_owned(), |r| r.to_string());
     let switch = match listed {
         _ if count == current => None,
+        // A unit of one object: the run's plan chose the form.
+        _ if fixed.is_some() => Some(format!(
+            "{} instead of {}, as the run's plan decided",
+            form(count),
+            form(current)
+        )),
         Some(_) => Some(format!(
             "the file has {rows} rows: {} instead of {} (extractor.snapshot.part-rows is {})",
             form(count),

@@ -22,6 +22,7 @@
 //! for the same reason two overlapping snapshot runs are ([`super::view`]). The result
 //! equals a whole run's: the same files, manifests and catalog tables.
 
+pub mod direct;
 mod id;
 mod outcome;
 mod staleness;
