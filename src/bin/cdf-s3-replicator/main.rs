@@ -72,8 +72,9 @@ enum Command {
         /// Skip compaction, checkpoints and vacuum of the raw tables.
         #[arg(long)]
         no_maintenance: bool,
-        /// Print the units of the run (one per view, most stale first) as JSON and publish
-        /// nothing.
+        /// Print the units of the run (one per view or part, most stale first, and the
+        /// shards to run before them) as JSON and publish nothing. A plan with shards
+        /// records their build under `_work/shards/`, which the next plan continues.
         #[arg(long, conflicts_with_all = ["unit", "fan_out", "no_maintenance"])]
         plan_only: bool,
         /// Publish only this unit of the plan (an `id` that `--plan-only` prints), without
