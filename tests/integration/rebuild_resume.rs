@@ -392,3 +392,39 @@ async fn a_rebuild_killed_mid_build_resumes_on_s3() {
     let Some(lake) = Lake::s3().await else { return };
     killed_mid_rebuild(Lab::start(PUMPS, Some(lake)).await).await;
 }
+
+/// A rebuild of parts is not resumable, so it starts only when it fits in the time left:
+/// with too little time the parts are left `behind` (no part written, the view first in
+/// line next time), and a run with time publishes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_that_do_not_fit_the_time_left_wait_for_the_next_run() {
+    let lab = Lab::start(PUMPS, None).await;
+    let context = lab
+        .context(&format!("{SMALL_COMMITS}  snapshot:\n    part-rows: 8\n"))
+        .await;
+    sync_all(&context).await;
+    let store = context.destination.object_store().expect("store");
+    let slow = SliceSettings {
+        assumed_bytes_per_second: 16,
+        ..SliceSettings::of(&settings(&context))
+    };
+    let first = publish_pump(&context, &slow, Some(Duration::from_secs(60))).await;
+    let nodes = file(&first, InstanceKind::Nodes);
+    assert_eq!(nodes.action, FileAction::Behind, "{nodes:#?}");
+    let reason = nodes.reason.as_deref().unwrap_or("");
+    assert!(reason.contains("parts left for the next run"), "{reason}");
+    assert!(first.is_behind(), "{first:#?}");
+    let parts = objects_under(&store, "publish").await;
+    assert!(
+        parts.iter().all(|p| !p.contains("/nodes/part-")),
+        "no part starts that cannot finish: {parts:?}"
+    );
+
+    let defaults = SliceSettings::of(&settings(&context));
+    let second = publish_pump(&context, &defaults, None).await;
+    let nodes = file(&second, InstanceKind::Nodes);
+    assert_eq!(nodes.action, FileAction::Rebuilt, "{nodes:#?}");
+    let count = nodes.parts.map(|p| p.count).expect("in parts");
+    assert!(count > 1, "{nodes:#?}");
+    assert!(!second.is_behind(), "{second:#?}");
+}
