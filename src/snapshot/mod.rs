@@ -272,6 +272,22 @@ fn publish_context<'a>(
     })
 }
 
+/// [`publish_context`] with the configuration's slice settings: what a unit step needs.
+fn unit_context<'a>(
+    destination: &'a Destination,
+    settings: &PublishSettings,
+    budget: Budget,
+    scope: scope::Scope,
+) -> SnapshotResult<file::PublishContext<'a>> {
+    publish_context(
+        destination,
+        settings,
+        &SliceSettings::of(settings),
+        budget,
+        scope,
+    )
+}
+
 /// [`publish_views`], reporting each view to `progress` as it starts and ends. With a
 /// deadline, views go most stale first and the reports come in that order.
 async fn publish_observed(

@@ -279,11 +279,32 @@ pub(crate) async fn run_shard(
         runs: Vec::new(),
     };
     let parts: Vec<u32> = (0..build.parts).collect();
+    let budget = ctx.budget;
     for group in parts.chunks(PARTS_PER_PASS) {
         let mut sorters = PartSorters::new(&probe, build.parts, group);
-        probe
-            .read_into(table, &files, &mut report.stats, &mut sorters)
-            .await?;
+        // Every file before the deadline, or the shard fails: a half-sorted shard is no
+        // use, and the next run sorts it again.
+        let read = probe
+            .read_while(table, &files, &mut report.stats, &mut sorters, |_, _| {
+                !budget.is_over()
+            })
+            .await;
+        let read = match read {
+            Ok(read) => read,
+            Err(error) if error.is_not_found() => {
+                // A raw file of the build is gone (vacuumed): the build can never complete,
+                // so it goes, and the next plan starts a new one.
+                delete(&ctx.store, &object(&dir, build_id, "build.json")).await?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        if read < files.len() {
+            return Err(gone(format!(
+                "the deadline came after {read} of the shard's {} raw files; the next run sorts it again",
+                files.len()
+            )));
+        }
         for (part, sorter) in sorters.into_sorters() {
             if sorter.is_empty() {
                 continue;

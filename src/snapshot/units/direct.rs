@@ -109,11 +109,5 @@ fn context<'a>(
     settings: &PublishSettings,
     scope: Scope,
 ) -> SnapshotResult<crate::snapshot::file::PublishContext<'a>> {
-    crate::snapshot::publish_context(
-        destination,
-        settings,
-        &SliceSettings::of(settings),
-        Budget::default(),
-        scope,
-    )
+    crate::snapshot::unit_context(destination, settings, Budget::default(), scope)
 }

@@ -203,6 +203,21 @@ async fn shard_units(
     target: &ViewTarget,
     state: &ViewState,
 ) -> Vec<WorkUnit> {
+    if !state.rebuilds_all_parts.contains(&true) {
+        return Vec::new();
+    }
+    let ctx = match super::unit_context(
+        destination,
+        settings,
+        super::budget::Budget::default(),
+        Scope::Whole,
+    ) {
+        Ok(ctx) => ctx,
+        Err(error) => {
+            tracing::warn!(view = %target.folder, %error, "could not plan rebuild shards; the parts read the raw table");
+            return Vec::new();
+        }
+    };
     let mut units = Vec::new();
     for (slot, kind) in [InstanceKind::Nodes, InstanceKind::Edges]
         .into_iter()
@@ -211,19 +226,6 @@ async fn shard_units(
         if !state.rebuilds_all_parts[slot] {
             continue;
         }
-        let ctx = match super::publish_context(
-            destination,
-            settings,
-            &super::SliceSettings::of(settings),
-            super::budget::Budget::default(),
-            Scope::Whole,
-        ) {
-            Ok(ctx) => ctx,
-            Err(error) => {
-                tracing::warn!(view = %target.folder, %kind, %error, "could not plan rebuild shards; the parts read the raw table");
-                continue;
-            }
-        };
         let count = state.forms.of(kind);
         let planned = super::shards::plan(&ctx, target, target.table(kind), count).await;
         let (build, left) = match planned {
@@ -253,24 +255,23 @@ async fn shard_units(
     units
 }
 
-/// Runs one shard of a sharded rebuild: a summary with one view whose error says why the
-/// shard failed, if it did.
+/// Runs one shard of a sharded rebuild, until the `inputs`' deadline: a summary with one
+/// view whose error says why the shard failed, if it did.
 async fn run_shard(
     context: &Context,
     target: &ViewTarget,
-    kind: InstanceKind,
-    build: &str,
-    shard: u32,
+    (kind, build, shard): (InstanceKind, &str, u32),
+    inputs: &JobInputs,
 ) -> SnapshotSummary {
     let started = Instant::now();
     let settings = PublishSettings::from(&context.config.extractor.snapshot);
-    let result = match super::publish_context(
-        &context.destination,
-        &settings,
-        &super::SliceSettings::of(&settings),
-        super::budget::Budget::default(),
-        Scope::Whole,
-    ) {
+    let budget = super::budget::Budget::until(
+        inputs
+            .deadline
+            .less(context.config.extractor.deadline_margin),
+    );
+    let result = match super::unit_context(&context.destination, &settings, budget, Scope::Whole)
+    {
         Ok(ctx) => super::shards::run_shard(&ctx, target, target.table(kind), build, shard).await,
         Err(error) => Err(error),
     };
@@ -353,7 +354,7 @@ pub(crate) async fn run_unit(
         .iter()
         .find_map(|t| id::shard_of(id, t).map(|found| (t, found)))
     {
-        let summary = run_shard(context, target, kind, &build, shard).await;
+        let summary = run_shard(context, target, (kind, &build, shard), inputs).await;
         tracing::info!(unit = id, summary = %summary.one_line(), "snapshot unit finished");
         return Ok(summary);
     }
