@@ -470,12 +470,7 @@ impl<'c, 'a> Parts<'c, 'a> {
                 Err(error) if error.is_conflict() => return Err(error),
                 Err(error) => {
                     tracing::warn!(view = %self.view.folder, kind = %self.kind, %error, "incremental merge of the parts failed; rebuilding them");
-                    let pending: Vec<u32> = merge
-                        .iter()
-                        .copied()
-                        .filter(|&i| self.states[i as usize].action.is_none())
-                        .collect();
-                    rebuild.extend(pending);
+                    rebuild.extend(self.not_done(&merge));
                     rebuild_reason
                         .get_or_insert_with(|| format!("the incremental merge failed: {error}"));
                 }
@@ -519,11 +514,7 @@ impl<'c, 'a> Parts<'c, 'a> {
                     Err(error) if error.is_conflict() => return Err(error),
                     Err(error) => {
                         tracing::warn!(view = %self.view.folder, kind = %self.kind, %error, "the shard build could not be read; rebuilding from the raw table");
-                        let pending: Vec<u32> = rebuild
-                            .iter()
-                            .copied()
-                            .filter(|&i| self.states[i as usize].action.is_none())
-                            .collect();
+                        let pending = self.not_done(&rebuild);
                         self.rebuild(&source, table, &pending).await?;
                     }
                 },
@@ -612,6 +603,15 @@ impl<'c, 'a> Parts<'c, 'a> {
         let parts: u64 = entries.iter().map(|e| e.bytes.saturating_mul(2)).sum();
         let added = merge_bytes(table, oldest)?.saturating_sub(oldest.bytes.saturating_mul(2));
         Ok(added.saturating_add(parts))
+    }
+
+    /// Those of `parts` this run has not written yet (a failed pass may have written some).
+    fn not_done(&self, parts: &[u32]) -> Vec<u32> {
+        parts
+            .iter()
+            .copied()
+            .filter(|&i| self.states[i as usize].action.is_none())
+            .collect()
     }
 
     /// Leaves `parts` as they are for the next run.

@@ -42,7 +42,6 @@ use crate::job::JobInputs;
 use crate::lake::Destination;
 use crate::lake::InstanceKind;
 use crate::plan::Plan;
-use crate::snapshot::manifest::{self, ManifestState};
 use crate::snapshot::scope::{Forms, Scope};
 
 /// What a unit does. The kind is the first part of the unit id.
@@ -270,8 +269,7 @@ async fn run_shard(
             .deadline
             .less(context.config.extractor.deadline_margin),
     );
-    let result = match super::unit_context(&context.destination, &settings, budget, Scope::Whole)
-    {
+    let result = match super::unit_context(&context.destination, &settings, budget, Scope::Whole) {
         Ok(ctx) => super::shards::run_shard(&ctx, target, target.table(kind), build, shard).await,
         Err(error) => Err(error),
     };
@@ -467,7 +465,7 @@ pub(crate) async fn finalize(
                 .ids
                 .iter()
                 .any(|id| outcomes.iter().any(|o| &o.unit == id && o.success)),
-            None => has_manifest(&context.destination, target).await,
+            None => view.has_manifest,
         };
         if published {
             published_views.push(published_marker(target));
@@ -517,6 +515,9 @@ struct PlannedView {
     ids: Vec<String>,
     /// The forms to assemble the manifest from, when the view was published in pieces.
     assemble: Option<Forms>,
+    /// Whether the view had a usable manifest when it was planned here (known only for a
+    /// view the outcomes do not mention, which is all a finalize without outcomes needs).
+    has_manifest: bool,
 }
 
 /// The units of each target. The outcomes say which units the run's plan gave out; a view
@@ -561,18 +562,25 @@ async fn planned_views(
                     let mut ids: Vec<String> = named.iter().map(|id| (*id).to_owned()).collect();
                     ids.sort();
                     ids.dedup();
-                    return PlannedView { ids, assemble };
+                    return PlannedView {
+                        ids,
+                        assemble,
+                        has_manifest: false,
+                    };
                 }
                 let Some(store) = store else {
                     return PlannedView {
                         ids: vec![id::unit_id(UnitKind::View, target)],
                         assemble: None,
+                        has_manifest: false,
                     };
                 };
                 let state = view_state(destination, store, target, part_rows).await;
                 PlannedView {
                     ids: units_of(target, &state).into_iter().map(|u| u.id).collect(),
                     assemble: state.forms.has_parts().then_some(state.forms),
+                    // Only a usable manifest has a time.
+                    has_manifest: state.published_at.is_some(),
                 }
             }
         })
@@ -642,18 +650,6 @@ async fn remove_shard_builds(context: &Context, target: &ViewTarget) {
             tracing::warn!(view = %target.folder, %kind, %error, "could not remove the rebuild shards");
         }
     }
-}
-
-/// Whether the view has a usable manifest (so its files are in place).
-async fn has_manifest(destination: &Destination, target: &ViewTarget) -> bool {
-    let Ok(store) = destination.object_store() else {
-        return false;
-    };
-    let paths = destination.publish_paths(&target.model, &target.folder);
-    matches!(
-        manifest::read(&store, &paths.manifest).await,
-        ManifestState::Found(_)
-    )
 }
 
 fn redacted(failures: Vec<Failure>) -> Vec<Failure> {
