@@ -10,15 +10,17 @@
 //! not on the thread count. The merge gives batches of a fixed size ([`super::kway`]), so a
 //! published file depends on its rows only. The file writer, footer and key-value metadata
 //! are Parquet's own ([`ArrowWriter::into_serialized_writer`]), so files read as before.
+//! The file starts with its first batch, whose rows decide which columns get a dictionary
+//! ([`super::dictionary`]).
 
 use std::sync::Arc;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
+use deltalake::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use deltalake::parquet::errors::{ParquetError, Result};
 use deltalake::parquet::file::metadata::KeyValue;
 use deltalake::parquet::file::properties::WriterProperties;
@@ -26,12 +28,12 @@ use deltalake::parquet::file::writer::SerializedFileWriter;
 use tokio::task::JoinHandle;
 
 use super::cores::map_in_parallel;
+use super::dictionary;
 
 /// Writes a Parquet file into memory, encoding columns in parallel. The caller takes the
 /// finished bytes out with [`RowGroupEncoder::take_bytes`].
 pub(crate) struct RowGroupEncoder {
-    file: SerializedFileWriter<Vec<u8>>,
-    factory: ArrowRowGroupWriterFactory,
+    file: File,
     schema: SchemaRef,
     /// Leaf (Parquet) columns of each Arrow field, in order.
     leaves: Arc<Vec<usize>>,
@@ -46,6 +48,19 @@ pub(crate) struct RowGroupEncoder {
     row_groups_started: usize,
 }
 
+/// The file writer, started by the first batch.
+enum File {
+    /// No rows yet: the settings and footer entries wait for them.
+    Waiting {
+        properties: WriterProperties,
+        metadata: Vec<KeyValue>,
+    },
+    Started {
+        writer: SerializedFileWriter<Vec<u8>>,
+        factory: ArrowRowGroupWriterFactory,
+    },
+}
+
 impl RowGroupEncoder {
     pub(crate) fn new(
         schema: SchemaRef,
@@ -56,9 +71,9 @@ impl RowGroupEncoder {
             .max_row_group_row_count()
             .unwrap_or(usize::MAX)
             .max(1);
-        let (file, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?
-            .into_serialized_writer()?;
-        let descriptor = file.schema_descr();
+        let descriptor = ArrowSchemaConverter::new()
+            .with_coerce_types(properties.coerce_types())
+            .convert(&schema)?;
         let mut leaves = vec![0usize; schema.fields().len()];
         for leaf in 0..descriptor.num_columns() {
             match leaves.get_mut(descriptor.get_column_root_idx(leaf)) {
@@ -71,8 +86,10 @@ impl RowGroupEncoder {
             }
         }
         Ok(Self {
-            file,
-            factory,
+            file: File::Waiting {
+                properties,
+                metadata: Vec::new(),
+            },
             schema,
             leaves: Arc::new(leaves),
             row_group_rows,
@@ -85,7 +102,43 @@ impl RowGroupEncoder {
     }
 
     pub(crate) fn append_key_value_metadata(&mut self, entry: KeyValue) {
-        self.file.append_key_value_metadata(entry);
+        match &mut self.file {
+            File::Waiting { metadata, .. } => metadata.push(entry),
+            File::Started { writer, .. } => writer.append_key_value_metadata(entry),
+        }
+    }
+
+    /// The file writer and its column writer factory, started with settings fitted to
+    /// `first` (the file's first rows) if it was waiting for them.
+    fn started(
+        &mut self,
+        first: Option<&RecordBatch>,
+    ) -> Result<(
+        &mut SerializedFileWriter<Vec<u8>>,
+        &ArrowRowGroupWriterFactory,
+    )> {
+        if let File::Waiting {
+            properties,
+            metadata,
+        } = &mut self.file
+        {
+            let properties = std::mem::take(properties);
+            let properties = match first {
+                Some(batch) => dictionary::fitted(properties, batch, self.row_group_rows),
+                None => properties,
+            };
+            let (mut writer, factory) =
+                ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties))?
+                    .into_serialized_writer()?;
+            for entry in std::mem::take(metadata) {
+                writer.append_key_value_metadata(entry);
+            }
+            self.file = File::Started { writer, factory };
+        }
+        match &mut self.file {
+            File::Started { writer, factory } => Ok((writer, factory)),
+            File::Waiting { .. } => unreachable!("the file was started above"),
+        }
     }
 
     /// Adds rows (in file order). Waits only for the previous batch to finish encoding.
@@ -119,18 +172,24 @@ impl RowGroupEncoder {
 
     /// The bytes completed since the last call (whole row groups, then the footer).
     pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
-        std::mem::take(self.file.inner_mut())
+        match &mut self.file {
+            File::Started { writer, .. } => std::mem::take(writer.inner_mut()),
+            File::Waiting { .. } => Vec::new(),
+        }
     }
 
     /// Bytes of the file so far, taken or not.
     pub(crate) fn bytes_written(&self) -> usize {
-        self.file.bytes_written()
+        match &self.file {
+            File::Started { writer, .. } => writer.bytes_written(),
+            File::Waiting { .. } => 0,
+        }
     }
 
     /// Completes the last row group and writes the footer.
     pub(crate) async fn finish(&mut self) -> Result<()> {
         self.close_row_group().await?;
-        self.file.finish()?;
+        self.started(None)?.0.finish()?;
         Ok(())
     }
 
@@ -140,8 +199,8 @@ impl RowGroupEncoder {
             Some(writers) => writers,
             None => {
                 self.row_groups_started += 1;
-                self.factory
-                    .create_column_writers(self.row_groups_started - 1)?
+                let index = self.row_groups_started - 1;
+                self.started(Some(&batch))?.1.create_column_writers(index)?
             }
         };
         let (schema, leaves, threads) = (self.schema.clone(), self.leaves.clone(), self.threads);
@@ -178,7 +237,7 @@ impl RowGroupEncoder {
         })
         .await
         .map_err(|e| ParquetError::External(Box::new(e)))??;
-        let mut row_group = self.file.next_row_group()?;
+        let mut row_group = self.started(None)?.0.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
         }

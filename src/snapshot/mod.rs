@@ -37,6 +37,7 @@ pub mod catalog;
 mod cores;
 mod decode;
 mod dedup;
+mod dictionary;
 mod encode;
 pub(crate) mod error;
 mod file;
