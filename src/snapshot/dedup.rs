@@ -5,12 +5,10 @@
 //! keys is that key's latest state within the buffer (tombstones included: a later buffer
 //! or the merge decides whether a deletion removes anything).
 
-use std::sync::Arc;
-
-use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::compute::interleave_record_batch;
+use deltalake::arrow::array::{Array, ArrayRef, RecordBatch};
+use deltalake::arrow::compute::interleave;
 use deltalake::arrow::datatypes::SchemaRef;
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 
 use super::cores::map_in_parallel;
 use super::error::{SnapshotError, SnapshotResult};
@@ -206,56 +204,78 @@ pub(crate) struct SortedBuffer {
 }
 
 impl SortedBuffer {
-    pub(crate) fn rows(&self) -> usize {
-        self.order.len()
-    }
-
     pub(crate) fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
-    /// Rows `start..start + len` of the sorted order as one batch.
-    pub(crate) fn chunk(&self, start: usize, len: usize) -> SnapshotResult<RecordBatch> {
-        let end = (start + len).min(self.order.len());
-        let refs: Vec<&RecordBatch> = self.batches.iter().collect();
-        if refs.is_empty() {
-            return Ok(RecordBatch::new_empty(self.schema.clone()));
+    /// The sorted rows as batches of `chunk_rows`, on up to `threads` threads.
+    ///
+    /// Gathered column by column: the rows of a buffer arrive in scattered key order, so
+    /// gathering a batch of whole rows touches every column of the buffer at random, and
+    /// each value is a cache miss. One column at a time, its values stay in the CPU cache
+    /// while all its rows are gathered (a cache line is loaded once, not once per row),
+    /// which makes the gather several times faster. Each column of the buffer is released
+    /// once it is gathered, so memory stays within the buffer plus one column.
+    pub(crate) fn gather(
+        self,
+        chunk_rows: usize,
+        threads: usize,
+    ) -> SnapshotResult<Vec<RecordBatch>> {
+        let chunk_rows = chunk_rows.max(1);
+        let order = self.order;
+        let ranges: Vec<(usize, usize)> = (0..order.len())
+            .step_by(chunk_rows)
+            .map(|start| (start, (start + chunk_rows).min(order.len())))
+            .collect();
+        let mut sources: Vec<Vec<ArrayRef>> = (0..self.schema.fields().len())
+            .map(|c| self.batches.iter().map(|b| b.column(c).clone()).collect())
+            .collect();
+        drop(self.batches);
+        let mut columns: Vec<Vec<ArrayRef>> = Vec::with_capacity(sources.len());
+        for source in &mut sources {
+            let source = std::mem::take(source);
+            let arrays: Vec<&dyn Array> = source.iter().map(AsRef::as_ref).collect();
+            let chunks = map_in_parallel(ranges.clone(), threads, |(start, end)| {
+                interleave(&arrays, &order[start..end])
+            })
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SnapshotError::arrow("gathering sorted rows", e))?;
+            columns.push(chunks);
         }
-        interleave_record_batch(&refs, &self.order[start..end])
-            .map_err(|e| SnapshotError::arrow("gathering sorted rows", e))
+        let mut columns: Vec<std::vec::IntoIter<ArrayRef>> =
+            columns.into_iter().map(Vec::into_iter).collect();
+        ranges
+            .iter()
+            .map(|_| {
+                let arrays: Vec<ArrayRef> = columns.iter_mut().filter_map(Iterator::next).collect();
+                RecordBatch::try_new(self.schema.clone(), arrays)
+                    .map_err(|e| SnapshotError::arrow("gathering sorted rows", e))
+            })
+            .collect()
     }
 
-    /// The sorted rows as a stream of batches of `chunk_rows`. Batches are gathered
-    /// `threads` at a time on blocking threads, one such wave ahead of the consumer, so the
-    /// buffer is never held twice and the merge does not wait for the gathering.
-    pub(crate) fn into_stream(self, chunk_rows: usize, threads: usize) -> BatchStream<'static> {
-        let this = Arc::new(self);
-        let chunk_rows = chunk_rows.max(1);
-        let threads = threads.max(1);
-        let starts: Vec<usize> = (0..this.rows()).step_by(chunk_rows).collect();
-        let waves: Vec<Vec<usize>> = starts.chunks(threads).map(<[usize]>::to_vec).collect();
-        stream::iter(waves)
-            .map(move |wave| {
-                let this = this.clone();
-                tokio::task::spawn_blocking(move || {
-                    map_in_parallel(wave, threads, |start| this.chunk(start, chunk_rows))
-                })
-            })
-            .buffered(2)
-            .map(|gathered| {
-                let batches = gathered.map_err(|source| SnapshotError::Worker {
-                    context: "gathering sorted rows",
-                    source,
-                })?;
-                Ok::<_, SnapshotError>(stream::iter(batches))
-            })
-            .try_flatten()
-            .boxed()
+    /// The sorted rows as a stream of batches of `chunk_rows`, gathered on up to `threads`
+    /// threads first ([`SortedBuffer::gather`]); each batch is released once consumed.
+    pub(crate) async fn into_stream(
+        self,
+        chunk_rows: usize,
+        threads: usize,
+    ) -> SnapshotResult<BatchStream<'static>> {
+        let batches = tokio::task::spawn_blocking(move || self.gather(chunk_rows, threads))
+            .await
+            .map_err(|source| SnapshotError::Worker {
+                context: "gathering sorted rows",
+                source,
+            })??;
+        Ok(stream::iter(batches.into_iter().map(Ok)).boxed())
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use deltalake::arrow::array::{Array, AsArray, Int64Array, StringArray};
     use deltalake::arrow::datatypes::{DataType, Field, Int64Type, Schema};
@@ -296,7 +316,13 @@ pub(crate) mod tests {
         buffer.push(batch(&[("b", None, 1), ("a", None, 2), ("b", Some(5), 3)]));
         buffer.push(batch(&[("c", Some(1), 4), ("b", None, 5), ("a", None, 6)]));
         let sorted = buffer.finish(1).unwrap();
-        let batches: Vec<RecordBatch> = sorted.into_stream(2, 2).try_collect().await.unwrap();
+        let batches: Vec<RecordBatch> = sorted
+            .into_stream(2, 2)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
         assert_eq!(batches.len(), 2);
         let all = deltalake::arrow::compute::concat_batches(&schema(), &batches).unwrap();
         let ids: Vec<&str> = all.column(1).as_string::<i32>().iter().flatten().collect();
@@ -372,7 +398,7 @@ pub(crate) mod tests {
                 buffer.push(batch.clone());
             }
             let sorted = buffer.finish(threads).unwrap();
-            let all = sorted.chunk(0, usize::MAX).unwrap();
+            let all = sorted.gather(usize::MAX, threads).unwrap().remove(0);
             let got: Vec<(String, String, i64)> = (0..all.num_rows())
                 .map(|i| {
                     (

@@ -120,7 +120,11 @@ impl Sorter {
         );
         if !buffer.is_empty() {
             let sorted = sort(buffer, self.settings.threads).await?;
-            streams.push(sorted.into_stream(SPILL_BATCH_ROWS, self.settings.threads));
+            streams.push(
+                sorted
+                    .into_stream(SPILL_BATCH_ROWS, self.settings.threads)
+                    .await?,
+            );
         }
         Ok(Runs {
             streams,

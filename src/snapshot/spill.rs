@@ -16,7 +16,6 @@ use deltalake::arrow::ipc::reader::StreamReader;
 use deltalake::arrow::ipc::writer::StreamWriter;
 use futures::stream;
 
-use super::cores::map_in_parallel;
 use super::dedup::SortedBuffer;
 use super::error::{SnapshotError, SnapshotResult};
 use super::reader::BatchStream;
@@ -26,9 +25,6 @@ const DIR_PREFIX: &str = "cdf-s3-replicator-snapshot-";
 
 /// Rows per batch in spill files and in merges.
 pub(crate) const SPILL_BATCH_ROWS: usize = 8192;
-
-/// Batches each thread gathers per wave when a sorted buffer is written.
-const GATHERED_PER_THREAD: usize = 4;
 
 /// A directory for this invocation's spill files; removed on drop.
 #[derive(Debug)]
@@ -61,8 +57,7 @@ impl SpillDir {
     }
 
     /// Writes a sorted buffer as a run file (on a blocking thread: gathering and writing a
-    /// memory budget of rows takes a while). Batches are gathered `threads` at a time and
-    /// written in order.
+    /// memory budget of rows takes a while), gathered on up to `threads` threads.
     pub(crate) async fn write_sorted(
         &mut self,
         sorted: SortedBuffer,
@@ -72,15 +67,8 @@ impl SpillDir {
         tokio::task::spawn_blocking(move || {
             let schema = sorted.schema().clone();
             let mut writer = RunWriter::create(path, &schema)?;
-            let starts: Vec<usize> = (0..sorted.rows()).step_by(SPILL_BATCH_ROWS).collect();
-            // A few batches per thread and wave balance the threads and bound the memory.
-            for wave in starts.chunks(threads.max(1) * GATHERED_PER_THREAD) {
-                let batches = map_in_parallel(wave.to_vec(), threads, |start| {
-                    sorted.chunk(start, SPILL_BATCH_ROWS)
-                });
-                for batch in batches {
-                    writer.write(&batch?)?;
-                }
+            for batch in sorted.gather(SPILL_BATCH_ROWS, threads)? {
+                writer.write(&batch)?;
             }
             writer.finish()
         })
