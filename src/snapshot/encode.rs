@@ -361,4 +361,43 @@ mod tests {
         assert_eq!(groups, [300, 300, 300, 100]);
         assert_eq!(other, rows);
     }
+
+    /// The file starts with its first batch, which decides the dictionaries: columns whose
+    /// values never repeat are written without one, a repeating column with one, and footer
+    /// entries given before any row are kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn columns_that_never_repeat_are_written_without_a_dictionary() {
+        let ids: Vec<String> = (0..4096).map(|i| format!("k{i:05}")).collect();
+        let rows: Vec<(&str, Option<i64>, i64)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), None, i as i64 * 3))
+            .collect();
+        let properties = WriterProperties::builder().build();
+        let mut encoder = RowGroupEncoder::new(schema(), properties, 2).unwrap();
+        encoder.append_key_value_metadata(KeyValue::new("note".into(), "x".to_owned()));
+        encoder.write(batch(&rows)).await.unwrap();
+        encoder.finish().await.unwrap();
+        let bytes = encoder.take_bytes();
+        let (_, written) = read(bytes.clone());
+        assert_eq!(written, batch(&rows));
+        let reader =
+            deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes::Bytes::from(bytes),
+            )
+            .unwrap();
+        let group = reader.metadata().row_group(0);
+        let dictionary = |name: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap()
+                .dictionary_page_offset()
+                .is_some()
+        };
+        assert!(dictionary("space"));
+        assert!(!dictionary("externalId"));
+        assert!(!dictionary("value"));
+    }
 }
