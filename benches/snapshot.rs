@@ -57,6 +57,8 @@ use deltalake::parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilde
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
+#[path = "snapshot/requests.rs"]
+mod requests;
 #[path = "snapshot/units.rs"]
 mod units;
 
@@ -158,6 +160,7 @@ fn main() {
                 .enable_all()
                 .build()
                 .unwrap_or_else(|e| fail(&format!("tokio runtime: {e}")));
+            requests::count_local_stores();
             let spill = SpillWatch::start(args.dir.join("tmp"));
             let started = Instant::now();
             let detail = runtime.block_on(run_phase(&phase, &args));
@@ -167,6 +170,7 @@ fn main() {
                 "seconds": seconds,
                 "peak_rss_mib": peak_rss_mib(),
                 "peak_spill_mib": spill.stop(),
+                "requests": requests::counted(),
                 "detail": detail,
             });
             println!("{report}");
@@ -357,10 +361,12 @@ fn print_phase(report: &Value) {
         println!("  {phase:<18} {}", report["detail"]);
     } else {
         println!(
-            "  {phase:<18} {:>9.2} s   peak RSS {:>8.1} MiB   spill {:>8.1} MiB   {}",
+            "  {phase:<18} {:>9.2} s   peak RSS {:>8.1} MiB   spill {:>8.1} MiB   S3 requests \
+             {:>6}   {}",
             report["seconds"].as_f64().unwrap_or(f64::NAN),
             report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
             report["peak_spill_mib"].as_f64().unwrap_or(0.0),
+            report["requests"]["total"].as_u64().unwrap_or(0),
             report["detail"]
         );
     }

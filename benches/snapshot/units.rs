@@ -60,14 +60,19 @@ pub(super) fn orchestrate(args: &Args, exe: &Path, threads: usize, results: &[Va
                 .fold(0.0, f64::max)
         };
         let total: f64 = reports.iter().map(seconds).sum();
+        let requests = reports
+            .iter()
+            .filter_map(|r| r["requests"]["total"].as_u64());
         println!(
             "  {label:<18} {:>3} units: slowest {:>7.2} s, all {:>8.2} s; peak RSS {:>7.1} MiB; \
-             peak spill {:>7.1} MiB",
+             peak spill {:>7.1} MiB; S3 requests per unit at most {}, all {}",
             reports.len(),
             max("seconds"),
             total,
             max("peak_rss_mib"),
             max("peak_spill_mib"),
+            requests.clone().max().unwrap_or(0),
+            requests.sum::<u64>(),
         );
         (max("seconds"), total)
     };
