@@ -227,13 +227,13 @@ impl SortedBuffer {
             .step_by(chunk_rows)
             .map(|start| (start, (start + chunk_rows).min(order.len())))
             .collect();
-        let mut sources: Vec<Vec<ArrayRef>> = (0..self.schema.fields().len())
+        let sources: Vec<Vec<ArrayRef>> = (0..self.schema.fields().len())
             .map(|c| self.batches.iter().map(|b| b.column(c).clone()).collect())
             .collect();
         drop(self.batches);
         let mut columns: Vec<Vec<ArrayRef>> = Vec::with_capacity(sources.len());
-        for source in &mut sources {
-            let source = std::mem::take(source);
+        // Each source column is dropped at the end of its iteration, once gathered.
+        for source in sources {
             let arrays: Vec<&dyn Array> = source.iter().map(AsRef::as_ref).collect();
             let chunks = map_in_parallel(ranges.clone(), threads, |(start, end)| {
                 interleave(&arrays, &order[start..end])

@@ -44,12 +44,15 @@ pub(crate) fn fitted(
         .zip(batch.columns())
         .filter_map(|(field, column)| {
             let path = ColumnPath::from(field.name().as_str());
+            if !properties.dictionary_enabled(&path) {
+                return None;
+            }
             let sample = Sample::of(column.as_ref())?;
             let pays = sample.dictionary_pays(
                 row_group_rows,
                 properties.column_dictionary_page_size_limit(&path),
             );
-            (properties.dictionary_enabled(&path) && !pays).then_some(path)
+            (!pays).then_some(path)
         })
         .collect();
     if costly.is_empty() {
